@@ -1,0 +1,104 @@
+// The vhost-user connection state machine: feature and protocol-feature negotiation, the memory
+// table, ring setup and start/stop, config space, status, reset, and the back-end channel.
+// It turns front-end messages into calls on a VirtioDevice and runs one QueueWorker per started
+// queue. Everything here runs on the connection thread.
+#ifndef COMMON_BACKEND_H_
+#define COMMON_BACKEND_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/channel.h"
+#include "common/device.h"
+#include "common/guest_memory.h"
+#include "common/message.h"
+#include "common/queue_worker.h"
+#include "common/virtqueue.h"
+
+namespace vhost {
+
+// Memory slots offered with CONFIGURE_MEM_SLOTS (what QEMU's own back ends offer).
+constexpr uint64_t kMaxMemSlots = 509;
+// virtio device status bit the back end sets when a queue broke.
+constexpr uint8_t kStatusNeedsReset = 0x40;
+
+struct BackendOptions {
+  absl::Duration busy_poll = absl::ZeroDuration();
+};
+
+class Backend {
+ public:
+  Backend(VirtioDevice* device, BackendOptions options);
+  ~Backend();
+
+  // Serves one connected front end until it disconnects, misbehaves, or `stop_fd` becomes
+  // readable. Returns OK on a clean disconnect, CancelledError when stopped, else the reason the
+  // connection was dropped. Either way the device is reset afterwards, ready for the next one.
+  absl::Status Serve(UniqueFd connection, int stop_fd);
+
+  // Handles one validated message; returns the reply to send, if any. Exposed for tests/fuzzing.
+  absl::StatusOr<absl::optional<Message>> Handle(Message& message);
+
+  // Drops all connection state: stops queues, unmaps memory, resets the device.
+  void Reset();
+
+  uint64_t OfferedFeatures() const;
+  uint64_t OfferedProtocolFeatures() const;
+
+ private:
+  struct Vring {
+    VringLayout layout;
+    bool addr_set = false;
+    bool started = false;  // a kick fd (or no-fd flag) arrived and GET_VRING_BASE has not
+    bool enabled = false;
+    UniqueFd kick, call, err;
+    std::unique_ptr<Virtqueue> queue;
+    std::unique_ptr<QueueWorker> worker;
+  };
+
+  absl::StatusOr<Vring*> VringAt(uint32_t index);
+  bool has_protocol(uint32_t bit) const { return acked_protocol_ & Bit(bit); }
+  absl::Status MaybeStartQueue(uint32_t index);
+  void StopWorker(uint32_t index);
+  void StopAllWorkers();
+  void StartAllEligible();
+  absl::Status ReplaceMemory(std::shared_ptr<const GuestMemory> memory);
+  absl::Status NotifyConfigChange();
+
+  absl::Status SetFeatures(uint64_t features);
+  absl::Status SetMemTable(Message& message);
+  absl::Status AddMemReg(Message& message);
+  absl::Status RemMemReg(const Message& message);
+  absl::Status SetVringNum(const VringState& state);
+  absl::Status SetVringAddr(const VringAddr& addr);
+  absl::Status SetVringBase(const VringState& state);
+  absl::StatusOr<uint32_t> GetVringBase(uint32_t index);
+  absl::Status SetVringFd(FrontendRequest request, uint64_t value, Message& message);
+  absl::Status SetVringEnable(const VringState& state);
+  absl::StatusOr<Message> GetConfig(const Message& message);
+  absl::Status SetConfig(const Message& message);
+  void ResetDevice();
+
+  VirtioDevice* const device_;
+  const DeviceInfo info_;
+  const BackendOptions options_;
+
+  bool owner_set_ = false;
+  uint64_t acked_features_ = 0;
+  bool features_set_ = false;
+  uint64_t acked_protocol_ = 0;
+  uint8_t status_ = 0;
+  std::shared_ptr<const GuestMemory> memory_;
+  std::vector<Vring> vrings_;
+
+  absl::Mutex backend_channel_mutex_;
+  std::unique_ptr<Channel> backend_channel_ ABSL_GUARDED_BY(backend_channel_mutex_);
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_BACKEND_H_

@@ -1,0 +1,217 @@
+#include "common/daemon.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/backend.h"
+#include "common/flags.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+
+DEFINE_string(socket_path, "", "Unix socket to listen on for the front end (e.g. QEMU)");
+DEFINE_int32(fd, -1, "An inherited, already listening Unix socket to accept front ends on "
+                     "(instead of --socket-path)");
+DEFINE_bool(print_capabilities, false, "Print the back end's capabilities as JSON and exit");
+DEFINE_string(seccomp, "kill", "Seccomp sandbox: kill (forbidden syscalls kill the daemon), log "
+                               "(they are logged by the kernel), off");
+DEFINE_bool(exit_on_disconnect, false,
+            "Exit when the front end disconnects instead of waiting for the next one");
+DEFINE_int32(poll_us, 0,
+             "Busy-poll each queue this many microseconds after it runs dry before sleeping "
+             "(trades CPU for latency; 0 disables)");
+
+namespace vhost {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+bool HasArg(int argc, char** argv, absl::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == absl::StrCat("--", flag) || arg == absl::StrCat("-", flag)) return true;
+  }
+  return false;
+}
+
+// --help: this program's own flags and the logging ones, not every library's.
+void PrintHelp(const DaemonSpec& spec) {
+  std::printf("Usage: %s --socket-path=PATH [options]\n%s\n\nOptions:\n", spec.program.c_str(),
+              spec.description.c_str());
+  std::vector<gflags::CommandLineFlagInfo> flags;
+  gflags::GetAllFlags(&flags);
+  const char* kLoggingFlags[] = {"v", "minloglevel", "logtostderr", "vmodule"};
+  for (const auto& f : flags) {
+    const bool ours = absl::StrContains(f.filename, "common/") ||
+                      absl::StrContains(f.filename, "vhost-user-");
+    bool logging = false;
+    for (const char* name : kLoggingFlags) logging |= f.name == name;
+    if (!ours && !logging) continue;
+    std::string name = f.name;
+    std::replace(name.begin(), name.end(), '_', '-');
+    std::printf("  --%s (%s, default \"%s\")\n      %s\n", name.c_str(), f.type.c_str(),
+                f.default_value.c_str(), f.description.c_str());
+  }
+  std::printf("  --print-capabilities\n      Print capabilities as JSON and exit\n"
+              "  --version\n      Print the version and exit\n  --help\n      This text\n");
+}
+
+absl::StatusOr<UniqueFd> ListenOn(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("--socket-path is longer than ",
+                                                   sizeof(addr.sun_path) - 1, " bytes"));
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    // A socket left behind by an earlier run is replaced; anything else is not ours to delete.
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat("--socket-path: ", path,
+                                                     " exists and is not a socket"));
+    }
+    unlink(path.c_str());
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return absl::ErrnoToStatus(errno, "socket");
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("--socket-path: bind ", path));
+  }
+  if (listen(fd.get(), 1) != 0) return absl::ErrnoToStatus(errno, "listen");
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> InheritedListener(int fd) {
+  int accepting = 0;
+  socklen_t len = sizeof(accepting);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--fd: ", fd, " is not a listening socket"));
+  }
+  return UniqueFd(fd);
+}
+
+// Blocks the termination signals in every thread and returns a signalfd for them.
+absl::StatusOr<UniqueFd> TerminationSignals() {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return absl::InternalError("sigmask");
+  UniqueFd fd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!fd) return absl::ErrnoToStatus(errno, "signalfd");
+  return fd;
+}
+
+int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int signal_fd) {
+  BackendOptions options;
+  options.busy_poll = absl::Microseconds(FLAGS_poll_us);
+  Backend backend(device, options);
+  LOG(INFO) << spec.program << " " << kVersion << " ready for a front end";
+  for (;;) {
+    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      PLOG(ERROR) << "poll";
+      return 1;
+    }
+    if (fds[1].revents & POLLIN) break;
+    UniqueFd connection(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!connection) {
+      PLOG(WARNING) << "accept";
+      continue;
+    }
+    LOG(INFO) << "front end connected";
+    absl::Status status = backend.Serve(std::move(connection), signal_fd);
+    if (absl::IsCancelled(status)) break;
+    if (status.ok()) {
+      LOG(INFO) << "front end disconnected; device reset";
+    } else {
+      LOG(ERROR) << "connection dropped: " << status << "; device reset";
+    }
+    if (FLAGS_exit_on_disconnect) return 0;
+  }
+  LOG(INFO) << "terminating on signal";
+  return 0;
+}
+
+}  // namespace
+
+std::string CapabilitiesJson(const DaemonSpec& spec) {
+  std::vector<std::string> quoted;
+  for (const std::string& f : spec.capability_features) quoted.push_back(absl::StrCat("\"", f, "\""));
+  return absl::StrCat("{\n  \"type\": \"", spec.backend_type, "\",\n  \"features\": [",
+                      absl::StrJoin(quoted, ", "), "]\n}\n");
+}
+
+int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
+  // The conventions say --print-capabilities ignores every other argument.
+  if (HasArg(argc, argv, "print-capabilities") || HasArg(argc, argv, "print_capabilities")) {
+    std::fputs(CapabilitiesJson(spec).c_str(), stdout);
+    return 0;
+  }
+  if (HasArg(argc, argv, "help") || HasArg(argc, argv, "h")) {
+    PrintHelp(spec);
+    return 0;
+  }
+  if (HasArg(argc, argv, "version")) {
+    std::printf("%s %s\n", spec.program.c_str(), kVersion);
+    return 0;
+  }
+  FLAGS_logtostderr = true;  // daemons log to stderr; the supervisor keeps the log
+  if (absl::Status s = ParseFlags(argc, argv); !s.ok()) {
+    ExitWithUsageError(spec.program, std::string(s.message()));
+  }
+  absl::StatusOr<SeccompMode> seccomp = ParseSeccompMode(FLAGS_seccomp);
+  if (!seccomp.ok()) ExitWithUsageError(spec.program, std::string(seccomp.status().message()));
+  if (FLAGS_socket_path.empty() == (FLAGS_fd < 0)) {
+    ExitWithUsageError(spec.program, "exactly one of --socket-path and --fd is required");
+  }
+  if (FLAGS_poll_us < 0) ExitWithUsageError(spec.program, "--poll-us must not be negative");
+  google::InitGoogleLogging(argv[0]);
+
+  absl::StatusOr<std::unique_ptr<VirtioDevice>> device = spec.create_device();
+  if (!device.ok()) {
+    if (absl::IsInvalidArgument(device.status())) {
+      ExitWithUsageError(spec.program, std::string(device.status().message()));
+    }
+    LOG(ERROR) << "cannot create the device: " << device.status();
+    return 1;
+  }
+  absl::StatusOr<UniqueFd> listener =
+      FLAGS_fd >= 0 ? InheritedListener(FLAGS_fd) : ListenOn(FLAGS_socket_path);
+  if (!listener.ok()) {
+    if (absl::IsInvalidArgument(listener.status())) {
+      ExitWithUsageError(spec.program, std::string(listener.status().message()));
+    }
+    LOG(ERROR) << listener.status();
+    return 1;
+  }
+  absl::StatusOr<UniqueFd> signals = TerminationSignals();
+  if (!signals.ok()) {
+    LOG(ERROR) << signals.status();
+    return 1;
+  }
+  if (absl::Status s = ApplySandbox(*seccomp, spec.sandbox); !s.ok()) {
+    LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
+    return 1;
+  }
+  return Serve(spec, *std::move(listener), device->get(), signals->get());
+}
+
+}  // namespace vhost

@@ -1,0 +1,38 @@
+// The shared main() of every daemon: the back-end program conventions of vhost-user.rst
+// (--socket-path, --fd, --print-capabilities), --help, --version, logging flags, listening and
+// accepting front ends one at a time (a front end that goes away resets the device and the
+// daemon waits for the next one), SIGTERM/SIGINT shutdown, then the seccomp sandbox.
+#ifndef COMMON_DAEMON_H_
+#define COMMON_DAEMON_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/device.h"
+#include "common/sandbox.h"
+
+namespace vhost {
+
+struct DaemonSpec {
+  std::string program;      // e.g. "vhost-user-rng"
+  std::string description;  // one line for --help
+  std::string backend_type;  // the vhost-user.json type, e.g. "rng"
+  std::vector<std::string> capability_features;
+  // Builds the device from its flags. InvalidArgumentError means bad command-line input (one
+  // line naming the flag, exit status 2); other errors exit with status 1.
+  std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>()> create_device;
+  SandboxPolicy sandbox;
+};
+
+// Runs the daemon; returns the process exit status.
+int RunDaemon(int argc, char** argv, const DaemonSpec& spec);
+
+// The JSON that --print-capabilities prints.
+std::string CapabilitiesJson(const DaemonSpec& spec);
+
+}  // namespace vhost
+
+#endif  // COMMON_DAEMON_H_

@@ -1,0 +1,62 @@
+#include "common/descriptor_chain.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace vhost {
+
+absl::Status DescriptorChain::AddBuffer(const GuestMemory& memory, uint64_t gpa, uint32_t len,
+                                        bool is_writable) {
+  if (!is_writable && !writable.empty()) {
+    return absl::InvalidArgumentError("readable descriptor after a writable one");
+  }
+  uint64_t& total = is_writable ? writable_bytes : readable_bytes;
+  if (total + len > kMaxChainBytes) return absl::InvalidArgumentError("chain too long in bytes");
+  if (len == 0) return absl::OkStatus();
+  IovecList& list = is_writable ? writable : readable;
+  const size_t room = kMaxChainSegments - (readable.size() + writable.size()) + list.size();
+  if (!memory.AppendSegments(gpa, len, room, &list)) {
+    return absl::InvalidArgumentError(absl::StrCat("buffer at gpa 0x", absl::Hex(gpa), " len ",
+                                                   len, " is outside guest memory"));
+  }
+  total += len;
+  return absl::OkStatus();
+}
+
+size_t CopyFromSegments(const IovecList& segments, size_t offset, void* dst, size_t len) {
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t copied = 0;
+  for (const iovec& seg : segments) {
+    if (copied == len) break;
+    if (offset >= seg.iov_len) {
+      offset -= seg.iov_len;
+      continue;
+    }
+    const size_t n = std::min(seg.iov_len - offset, len - copied);
+    std::memcpy(out + copied, static_cast<uint8_t*>(seg.iov_base) + offset, n);
+    copied += n;
+    offset = 0;
+  }
+  return copied;
+}
+
+size_t CopyToSegments(const IovecList& segments, size_t offset, const void* src, size_t len) {
+  const auto* in = static_cast<const uint8_t*>(src);
+  size_t copied = 0;
+  for (const iovec& seg : segments) {
+    if (copied == len) break;
+    if (offset >= seg.iov_len) {
+      offset -= seg.iov_len;
+      continue;
+    }
+    const size_t n = std::min(seg.iov_len - offset, len - copied);
+    std::memcpy(static_cast<uint8_t*>(seg.iov_base) + offset, in + copied, n);
+    copied += n;
+    offset = 0;
+  }
+  return copied;
+}
+
+}  // namespace vhost

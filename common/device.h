@@ -1,0 +1,82 @@
+// The interface a device model implements. A device knows its own requests and nothing of
+// sockets, messages or ring memory: the engine hands it queues whose chains are already
+// translated and bounds-checked.
+//
+// Threading: Info() and the config/feature calls come from the connection thread; ProcessQueue
+// for queue N is called on queue N's worker thread only, never concurrently with itself, and
+// never while the connection thread changes that queue (workers are stopped around changes).
+//
+// Example (a device that echoes its readable bytes back):
+//   absl::Duration ProcessQueue(Virtqueue& queue) override {
+//     DescriptorChain chain;
+//     while (queue.Pop(&chain)) {
+//       std::vector<uint8_t> data(chain.readable_bytes);
+//       CopyFromSegments(chain.readable, 0, data.data(), data.size());
+//       queue.Push(chain, CopyToSegments(chain.writable, 0, data.data(), data.size()));
+//     }
+//     return absl::InfiniteDuration();
+//   }
+#ifndef COMMON_DEVICE_H_
+#define COMMON_DEVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/virtqueue.h"
+
+namespace vhost {
+
+struct DeviceInfo {
+  uint32_t virtio_id = 0;
+  uint32_t num_queues = 1;
+  uint32_t max_queue_size = 1024;
+  // Device-specific feature bits (and VERSION_1-level bits the device supports). The engine
+  // adds the ring features it implements (INDIRECT_DESC, EVENT_IDX, RING_PACKED, ...).
+  uint64_t features = 0;
+  // Size of the config space; 0 means the device has none (CONFIG is then not offered).
+  uint32_t config_size = 0;
+};
+
+// Lets a device tell the front end that its config space changed (BACKEND_CONFIG_CHANGE_MSG).
+using ConfigChangeNotifier = std::function<absl::Status()>;
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+
+  virtual DeviceInfo Info() const = 0;
+  // The features the driver accepted (device and generic bits).
+  virtual absl::Status SetFeatures(uint64_t features) { return absl::OkStatus(); }
+  // Reads `data.size()` bytes of config space at `offset` (already bounds-checked against
+  // config_size by the engine).
+  virtual absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
+    return absl::UnimplementedError("device has no config space");
+  }
+  virtual absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
+    return absl::PermissionDeniedError("config space is read-only");
+  }
+  // Called on the queue's worker thread when the guest kicked, when the queue starts, or when
+  // the delay this function last returned has passed. Pops and completes chains. Returns how
+  // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
+  // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
+  virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
+  // A queue stopped (GET_VRING_BASE, disable, disconnect); requests it held are abandoned.
+  virtual void QueueStopped(int index) {}
+  // Back to the initial state (RESET_DEVICE, or the front end went away).
+  virtual void Reset() {}
+
+  void set_config_change_notifier(ConfigChangeNotifier notifier) {
+    notify_config_change_ = std::move(notifier);
+  }
+
+ protected:
+  ConfigChangeNotifier notify_config_change_;
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_DEVICE_H_

@@ -1,0 +1,43 @@
+// Packed virtqueue (virtio 1.2 §2.8): one descriptor ring shared by driver and device, with
+// wrap counters, plus the two event suppression structures.
+#ifndef COMMON_PACKED_RING_H_
+#define COMMON_PACKED_RING_H_
+
+#include "common/virtio_ring_defs.h"
+
+#include "common/virtqueue.h"
+
+namespace vhost {
+
+class PackedRing : public Virtqueue {
+ public:
+  PackedRing(int index, const VringLayout& layout, uint64_t features);
+
+  bool Pop(DescriptorChain* chain) override;
+  void Push(const DescriptorChain& chain, uint32_t written) override;
+  bool HasAvailable() override;
+  bool EnableNotifications() override;
+  uint32_t Base() const override { return next_avail_ | (avail_wrap_ ? 1u << 15 : 0); }
+
+ protected:
+  absl::Status MapRings(const GuestMemory& memory) override;
+  bool ShouldNotify() override;
+
+ private:
+  bool IsAvailable(uint16_t slot, bool wrap) const;
+  absl::Status WalkIndirect(const vring_packed_desc& d, DescriptorChain* chain);
+
+  vring_packed_desc* desc_ = nullptr;
+  vring_packed_desc_event* driver_event_ = nullptr;  // written by the guest
+  vring_packed_desc_event* device_event_ = nullptr;  // written by us
+  uint16_t next_avail_;
+  bool avail_wrap_;
+  uint16_t next_used_;
+  bool used_wrap_;
+  uint16_t signalled_used_;
+  bool signalled_used_valid_ = false;
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_PACKED_RING_H_

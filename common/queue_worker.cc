@@ -1,0 +1,92 @@
+#include "common/queue_worker.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace vhost {
+namespace {
+
+// Without kick eventfds the ring is looked at this often.
+constexpr absl::Duration kNoKickPollInterval = absl::Milliseconds(1);
+
+}  // namespace
+
+absl::Status QueueWorker::Start() {
+  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_fd_.Reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!stop_fd_ || !epoll_fd_) return absl::ErrnoToStatus(errno, "eventfd/epoll_create1");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = stop_fd_.get();
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev) != 0) {
+    return absl::ErrnoToStatus(errno, "epoll_ctl(stop)");
+  }
+  if (kick_fd_ >= 0) {
+    ev.data.fd = kick_fd_;
+    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, kick_fd_, &ev) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("epoll_ctl(kick of queue ", queue_->index(), ")"));
+    }
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void QueueWorker::Stop() {
+  if (!thread_.joinable()) return;
+  eventfd_write(stop_fd_.get(), 1);
+  thread_.join();
+}
+
+absl::Duration QueueWorker::Drain() {
+  for (;;) {
+    const absl::Duration wait = device_->ProcessQueue(*queue_);
+    queue_->NotifyGuestIfNeeded();
+    // A device that left work for later must not be spun on.
+    if (wait != absl::InfiniteDuration()) return wait;
+    if (!queue_->EnableNotifications() && !SpinForWork()) return wait;
+  }
+}
+
+bool QueueWorker::SpinForWork() {
+  if (busy_poll_ <= absl::ZeroDuration()) return false;
+  const absl::Time deadline = absl::Now() + busy_poll_;
+  do {
+    if (queue_->HasAvailable()) return true;
+    __builtin_ia32_pause();
+  } while (absl::Now() < deadline);
+  return false;
+}
+
+void QueueWorker::Run() {
+  // Buffers may already be waiting when the queue starts.
+  absl::Duration wait = Drain();
+  for (;;) {
+    if (kick_fd_ < 0) wait = std::min(wait, kNoKickPollInterval);
+    const int timeout_ms =
+        wait == absl::InfiniteDuration()
+            ? -1
+            : static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
+    epoll_event events[2];
+    const int n = epoll_wait(epoll_fd_.get(), events, 2, timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      PLOG(ERROR) << "epoll_wait on queue " << queue_->index();
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == stop_fd_.get()) return;
+      eventfd_t ignored;
+      eventfd_read(kick_fd_, &ignored);  // epoll said readable, so this does not block
+    }
+    if (queue_->broken()) {
+      wait = absl::InfiniteDuration();
+      continue;
+    }
+    wait = Drain();
+  }
+}
+
+}  // namespace vhost

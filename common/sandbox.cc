@@ -1,0 +1,82 @@
+#include "common/sandbox.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace vhost {
+namespace {
+
+// What every daemon does after setup: socket I/O with fds, guest memory maps, eventfds and
+// epoll, threads, time, signals, logging to stderr.
+constexpr const char* kCommonSyscalls[] = {
+    "accept", "accept4", "brk", "clock_gettime", "clock_nanosleep", "close", "dup", "epoll_create1",
+    "epoll_ctl", "epoll_pwait", "epoll_wait", "eventfd2", "exit", "exit_group", "fcntl", "fstat",
+    "futex", "getpid", "getrandom", "gettid", "gettimeofday", "getuid", "geteuid", "lseek",
+    "madvise", "munmap", "nanosleep", "newfstatat", "poll", "ppoll", "read", "readv", "recvfrom",
+    "recvmsg", "restart_syscall", "rseq", "rt_sigprocmask", "rt_sigreturn", "sched_getaffinity",
+    "sched_yield", "sendmsg", "sendto", "set_robust_list", "setsockopt", "getsockopt",
+    "shutdown", "sigaltstack", "tgkill", "write", "writev", "mremap", "prlimit64", "getcpu",
+    "uname", "statx",
+};
+
+}  // namespace
+
+absl::StatusOr<SeccompMode> ParseSeccompMode(absl::string_view text) {
+  if (text == "kill") return SeccompMode::kKill;
+  if (text == "log") return SeccompMode::kLog;
+  if (text == "off") return SeccompMode::kOff;
+  return absl::InvalidArgumentError(absl::StrCat("--seccomp must be kill, log or off, not '",
+                                                 text, "'"));
+}
+
+absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
+  if (mode == SeccompMode::kOff) return absl::OkStatus();
+  tzset();  // glog's timestamps need the time zone: load it while files can still be opened
+  const uint32_t deny = mode == SeccompMode::kKill ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG;
+  std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(deny), seccomp_release);
+  if (!ctx) return absl::InternalError("seccomp_init failed");
+
+  auto allow = [&](const std::string& name) -> absl::Status {
+    const int nr = seccomp_syscall_resolve_name(name.c_str());
+    if (nr == __NR_SCMP_ERROR) return absl::InvalidArgumentError("unknown syscall " + name);
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
+      return absl::InternalError("seccomp_rule_add failed for " + name);
+    }
+    return absl::OkStatus();
+  };
+  for (const char* name : kCommonSyscalls) {
+    if (absl::Status s = allow(name); !s.ok()) return s;
+  }
+  for (const std::string& name : policy.extra_syscalls) {
+    if (absl::Status s = allow(name); !s.ok()) return s;
+  }
+  // Memory may be mapped (guest RAM, thread stacks) but never made executable.
+  for (int nr : {SCMP_SYS(mmap), SCMP_SYS(mprotect)}) {
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 1,
+                         SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) != 0) {
+      return absl::InternalError("seccomp rule for mmap/mprotect");
+    }
+  }
+  // Threads yes, new processes no. glibc tries clone3 first and falls back to clone on ENOSYS.
+  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
+      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) {
+    return absl::InternalError("seccomp rule for clone");
+  }
+  // Libraries that probe files after setup (time zone data, locale) are told there is none.
+  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 0) != 0 ||
+      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(open), 0) != 0) {
+    return absl::InternalError("seccomp rule for open");
+  }
+  if (seccomp_load(ctx.get()) != 0) return absl::InternalError("seccomp_load failed");
+  return absl::OkStatus();
+}
+
+}  // namespace vhost

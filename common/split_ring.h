@@ -1,0 +1,45 @@
+// Split virtqueue (virtio 1.2 §2.7): descriptor table, available ring, used ring.
+#ifndef COMMON_SPLIT_RING_H_
+#define COMMON_SPLIT_RING_H_
+
+#include "common/virtio_ring_defs.h"
+
+#include "common/virtqueue.h"
+
+namespace vhost {
+
+class SplitRing : public Virtqueue {
+ public:
+  SplitRing(int index, const VringLayout& layout, uint64_t features)
+      : Virtqueue(index, layout, features), last_avail_(layout.base) {}
+
+  bool Pop(DescriptorChain* chain) override;
+  void Push(const DescriptorChain& chain, uint32_t written) override;
+  bool HasAvailable() override;
+  bool EnableNotifications() override;
+  uint32_t Base() const override { return last_avail_; }
+
+ protected:
+  absl::Status MapRings(const GuestMemory& memory) override;
+  bool ShouldNotify() override;
+
+ private:
+  // Follows a chain through `table` (the ring's descriptor table or an indirect table).
+  absl::Status WalkTable(const vring_desc* table, uint32_t count, uint16_t first, bool top_level,
+                         DescriptorChain* chain);
+  uint16_t* used_event() { return &avail_->ring[layout_.size]; }
+  uint16_t* avail_event() { return reinterpret_cast<uint16_t*>(&used_->ring[layout_.size]); }
+
+  vring_desc* desc_ = nullptr;
+  vring_avail* avail_ = nullptr;
+  vring_used* used_ = nullptr;
+  uint16_t last_avail_;
+  uint16_t used_idx_ = 0;
+  uint16_t signalled_used_ = 0;
+  bool signalled_used_valid_ = false;
+  bool mapped_once_ = false;
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_SPLIT_RING_H_

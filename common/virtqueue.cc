@@ -1,0 +1,47 @@
+#include "common/virtqueue.h"
+
+#include <sys/eventfd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/packed_ring.h"
+#include "common/split_ring.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+
+namespace vhost {
+
+absl::StatusOr<std::unique_ptr<Virtqueue>> Virtqueue::Create(
+    int index, const VringLayout& layout, uint64_t features,
+    std::shared_ptr<const GuestMemory> memory) {
+  std::unique_ptr<Virtqueue> queue;
+  if (features & Bit(kFeatureRingPacked)) {
+    queue = std::make_unique<PackedRing>(index, layout, features);
+  } else {
+    queue = std::make_unique<SplitRing>(index, layout, features);
+  }
+  RETURN_IF_ERROR(queue->UpdateMemory(std::move(memory)));
+  return queue;
+}
+
+absl::Status Virtqueue::UpdateMemory(std::shared_ptr<const GuestMemory> memory) {
+  absl::Status status = MapRings(*memory);
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("queue ", index_, ": ", status.message()));
+  }
+  memory_ = std::move(memory);
+  return absl::OkStatus();
+}
+
+void Virtqueue::NotifyGuestIfNeeded() {
+  if (call_fd_ >= 0 && ShouldNotify()) eventfd_write(call_fd_, 1);
+}
+
+void Virtqueue::MarkBroken(const absl::Status& why) {
+  if (broken_) return;
+  broken_ = true;
+  LOG(ERROR) << "queue " << index_ << " is broken and stops until it is set up again: "
+             << why.message();
+  if (err_fd_ >= 0) eventfd_write(err_fd_, 1);
+}
+
+}  // namespace vhost

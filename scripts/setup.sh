@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the guest demo need, idempotently.
+# Adds bookworm-backports (QEMU 10.0, Linux 6.12) derived from the machine's own first
+# Debian source stanza, so no archive host name is written here.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+BACKPORTS_LIST=/etc/apt/sources.list.d/vhost-user-backports.sources
+if [ ! -f "$BACKPORTS_LIST" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  # First stanza only (the security archive has no backports suite).
+  awk 'BEGIN{RS=""; ORS="\n\n"} NR==1{print; exit}' /etc/apt/sources.list.d/debian.sources |
+    sed -E 's/^Suites:.*/Suites: bookworm-backports/' | $SUDO tee "$BACKPORTS_LIST" >/dev/null
+  NEED_UPDATE=1
+fi
+
+BUILD_PACKAGES=(
+  bazel-bootstrap bazel-rules-java g++ clang-format
+  libabsl-dev libgflags-dev libgoogle-glog-dev libgtest-dev libgmock-dev libseccomp-dev
+  libunwind-dev
+)
+TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3)
+BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
+
+missing=()
+for p in "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# QEMU must be 10.x (vhost-user-snd and friends) and the kernel 6.12, both from backports.
+qemu_ok=0
+if command -v qemu-system-x86_64 >/dev/null &&
+   qemu-system-x86_64 --version | grep -qE 'version (9|[1-9][0-9])\.'; then qemu_ok=1; fi
+kernel_ok=0
+ls /boot/vmlinuz-6.1[2-9]* >/dev/null 2>&1 && kernel_ok=1
+
+if [ ${#missing[@]} -gt 0 ] || [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ] || [ -n "${NEED_UPDATE:-}" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  if [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ]; then
+    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS_PACKAGES[@]}"
+  fi
+fi
+echo "setup: all packages present"
