@@ -20,7 +20,7 @@ constexpr const char* kCommonSyscalls[] = {
     "epoll_ctl", "epoll_pwait", "epoll_wait", "eventfd2", "exit", "exit_group", "fcntl", "fstat",
     "futex", "getpid", "getrandom", "gettid", "gettimeofday", "getuid", "geteuid", "lseek",
     "madvise", "munmap", "nanosleep", "newfstatat", "poll", "ppoll", "read", "readv", "recvfrom",
-    "recvmsg", "restart_syscall", "rseq", "rt_sigprocmask", "rt_sigreturn", "sched_getaffinity",
+    "recvmsg", "restart_syscall", "rseq", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sched_getaffinity",
     "sched_yield", "sendmsg", "sendto", "set_robust_list", "setsockopt", "getsockopt",
     "shutdown", "sigaltstack", "tgkill", "write", "writev", "mremap", "prlimit64", "getcpu",
     "uname", "statx",

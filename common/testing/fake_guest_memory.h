@@ -1,0 +1,41 @@
+// Guest memory for unit tests: memfd-backed regions at chosen guest-physical addresses, mapped
+// through the production path (MapGuestRegion), with a host view for the test to write rings
+// and buffers as a driver would.
+#ifndef COMMON_TESTING_FAKE_GUEST_MEMORY_H_
+#define COMMON_TESTING_FAKE_GUEST_MEMORY_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/guest_memory.h"
+#include "common/unique_fd.h"
+
+namespace vhost {
+namespace testing {
+
+class FakeGuestMemory {
+ public:
+  struct RegionSpec {
+    uint64_t gpa;
+    uint64_t size;
+  };
+  // One region of `size` bytes at gpa 0 by default.
+  explicit FakeGuestMemory(uint64_t size = 1 << 20) : FakeGuestMemory({{0, size}}) {}
+  explicit FakeGuestMemory(std::vector<RegionSpec> regions);
+
+  const std::shared_ptr<const GuestMemory>& memory() const { return memory_; }
+  // Host pointer for [gpa, gpa+len) or nullptr.
+  uint8_t* Host(uint64_t gpa, uint64_t len = 1) const { return memory_->TranslateGpa(gpa, len); }
+  // The "front-end virtual address" used for gpa (we use uva = gpa + kUvaOffset).
+  static constexpr uint64_t kUvaOffset = 0x7f0000000000;
+  static uint64_t Uva(uint64_t gpa) { return gpa + kUvaOffset; }
+
+ private:
+  std::shared_ptr<const GuestMemory> memory_;
+};
+
+}  // namespace testing
+}  // namespace vhost
+
+#endif  // COMMON_TESTING_FAKE_GUEST_MEMORY_H_
