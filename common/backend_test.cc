@@ -1,0 +1,186 @@
+// The connection state machine, driven message by message through Backend::Handle.
+#include "common/backend.h"
+
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace vhost {
+namespace {
+
+using ::vhost::testing::StatusIs;
+
+class CountingDevice : public VirtioDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info;
+    info.virtio_id = 42;
+    info.num_queues = 2;
+    info.max_queue_size = 256;
+    info.features = Bit(kFeatureVersion1) | Bit(5);
+    info.config_size = 8;
+    return info;
+  }
+  absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override {
+    for (size_t i = 0; i < data.size(); ++i) data[i] = config_[offset + i];
+    return absl::OkStatus();
+  }
+  absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override {
+    if (offset < 4) return absl::PermissionDeniedError("read-only field");
+    for (size_t i = 0; i < data.size(); ++i) config_[offset + i] = data[i];
+    return absl::OkStatus();
+  }
+  absl::Duration ProcessQueue(Virtqueue& queue) override { return absl::InfiniteDuration(); }
+  void Reset() override { ++resets; }
+  int resets = 0;
+  uint8_t config_[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+};
+
+Message Request(FrontendRequest r) { return MakeRequest(static_cast<uint32_t>(r)); }
+
+template <typename T>
+Message Request(FrontendRequest r, const T& payload) {
+  Message m = Request(r);
+  m.Append(payload);
+  return m;
+}
+
+class BackendTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<absl::optional<Message>> Send(Message m) {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend_.Handle(m);
+  }
+  uint64_t GetU64(FrontendRequest r) {
+    auto reply = Send(Request(r));
+    EXPECT_OK(reply);
+    EXPECT_TRUE(reply->has_value());
+    return *(*reply)->Read<uint64_t>();
+  }
+  Message MemTable(uint64_t gpa, uint64_t size) {
+    Message m = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
+    m.Append(MemoryRegion{gpa, size, 0x7f0000000000 + gpa, 0});
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    EXPECT_EQ(ftruncate(fd.get(), size), 0);
+    m.fds.push_back(std::move(fd));
+    return m;
+  }
+
+  CountingDevice device_;
+  Backend backend_{&device_, BackendOptions{}};
+};
+
+TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
+  const uint64_t features = GetU64(FrontendRequest::kGetFeatures);
+  EXPECT_TRUE(features & Bit(5));
+  EXPECT_TRUE(features & Bit(kFeatureVersion1));
+  EXPECT_TRUE(features & Bit(kFeatureProtocolFeatures));
+  EXPECT_TRUE(features & Bit(kFeatureEventIdx));
+  EXPECT_TRUE(features & Bit(kFeatureIndirectDesc));
+  EXPECT_TRUE(features & Bit(kFeatureRingPacked));
+  const uint64_t protocol = GetU64(FrontendRequest::kGetProtocolFeatures);
+  for (uint32_t bit : {kProtocolMq, kProtocolReplyAck, kProtocolConfig, kProtocolBackendReq,
+                       kProtocolResetDevice, kProtocolConfigureMemSlots, kProtocolStatus}) {
+    EXPECT_TRUE(protocol & Bit(bit)) << bit;
+  }
+  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));  // not implemented, so not offered
+  EXPECT_EQ(GetU64(FrontendRequest::kGetQueueNum), 2u);
+  EXPECT_EQ(GetU64(FrontendRequest::kGetMaxMemSlots), kMaxMemSlots);
+}
+
+TEST_F(BackendTest, RefusesFeaturesNeverOffered) {
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetFeatures, Bit(6))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolLogShmfd))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_OK(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1) | Bit(5))));
+}
+
+TEST_F(BackendTest, ConfigSpaceReadsAndWritesWithinBounds) {
+  Message get = Request(FrontendRequest::kGetConfig, ConfigHeader{2, 4, 0});
+  get.AppendBytes(std::vector<uint8_t>(4));
+  auto reply = Send(std::move(get));
+  ASSERT_OK(reply);
+  ASSERT_TRUE(reply->has_value());
+  ASSERT_EQ((*reply)->payload.size(), sizeof(ConfigHeader) + 4);
+  EXPECT_EQ((*reply)->payload[sizeof(ConfigHeader)], 3);
+
+  Message beyond = Request(FrontendRequest::kGetConfig, ConfigHeader{6, 4, 0});
+  beyond.AppendBytes(std::vector<uint8_t>(4));
+  reply = Send(std::move(beyond));
+  ASSERT_OK(reply);
+  EXPECT_TRUE((*reply)->payload.empty());  // the spec's error reply
+
+  Message write_ro = Request(FrontendRequest::kSetConfig, ConfigHeader{0, 1, 0});
+  write_ro.AppendBytes(std::vector<uint8_t>{9});
+  EXPECT_THAT(Send(std::move(write_ro)), StatusIs(absl::StatusCode::kPermissionDenied));
+  Message write = Request(FrontendRequest::kSetConfig, ConfigHeader{4, 2, 0});
+  write.AppendBytes(std::vector<uint8_t>{9, 9});
+  EXPECT_OK(Send(std::move(write)));
+  EXPECT_EQ(device_.config_[5], 9);
+}
+
+TEST_F(BackendTest, ValidatesQueueSetup) {
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1))));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{2, 64})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // index out of range
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 0})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 100})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // split rings need a power of two
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 512})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // above the device maximum
+  EXPECT_OK(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 256})));
+
+  ASSERT_OK(Send(MemTable(0, 1 << 20)));
+  VringAddr outside{0, 0, 0x7f0000000000 + (2 << 20), 0x7f0000000000, 0x7f0000000000 + 0x2000, 0};
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringAddr, outside)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  VringAddr inside{0, 0, 0x7f0000000000, 0x7f0000000000 + 0x2000, 0x7f0000000000 + 0x1000, 0};
+  EXPECT_OK(Send(Request(FrontendRequest::kSetVringAddr, inside)));
+}
+
+TEST_F(BackendTest, RejectsBadMemoryTables) {
+  Message overlapping = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{2, 0});
+  overlapping.Append(MemoryRegion{0, 0x2000, 0x10000, 0});
+  overlapping.Append(MemoryRegion{0x1000, 0x2000, 0x20000, 0});
+  for (int i = 0; i < 2; ++i) {
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(fd.get(), 0x2000), 0);
+    overlapping.fds.push_back(std::move(fd));
+  }
+  EXPECT_THAT(Send(std::move(overlapping)), StatusIs(absl::StatusCode::kInvalidArgument));
+  Message unmappable = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
+  unmappable.Append(MemoryRegion{0, 0x1000, 0x10000, 0});
+  unmappable.fds.push_back(UniqueFd(eventfd(0, EFD_CLOEXEC)));
+  EXPECT_FALSE(Send(std::move(unmappable)).ok());
+}
+
+TEST_F(BackendTest, StatusReportsWhatWasSet) {
+  EXPECT_OK(Send(Request(FrontendRequest::kSetStatus, uint64_t{0xf})));
+  EXPECT_EQ(GetU64(FrontendRequest::kGetStatus), 0xfu);
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetStatus, uint64_t{0x100})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(BackendTest, ResetDeviceResetsTheModel) {
+  EXPECT_OK(Send(Request(FrontendRequest::kSetStatus, uint64_t{0xf})));
+  EXPECT_OK(Send(Request(FrontendRequest::kResetDevice)));
+  EXPECT_EQ(device_.resets, 1);
+  EXPECT_EQ(GetU64(FrontendRequest::kGetStatus), 0u);
+}
+
+TEST_F(BackendTest, MemSlotsNeedTheProtocolFeature) {
+  Message add = Request(FrontendRequest::kAddMemReg, SingleMemoryRegion{0, {0, 0x1000, 0x1000, 0}});
+  UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(fd.get(), 0x1000), 0);
+  add.fds.push_back(std::move(fd));
+  EXPECT_THAT(Send(std::move(add)), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+}  // namespace
+}  // namespace vhost

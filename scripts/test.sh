@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up the machine (idempotent), builds everything and runs every test: unit, integration
+# through our front end, guest end-to-end under QEMU, then the unit and integration tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Ends with 'N passed, N failed'.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+stamp=$(mktemp)
+trap 'rm -f "$stamp"' EXIT
+sleep 1  # XML written in this second or later counts
+
+targets=$(bazel query 'tests(//...)' 2>/dev/null | sort)
+fast_targets=$(bazel query 'tests(//...) except attr(tags, "e2e", tests(//...))' 2>/dev/null | sort)
+
+status=0
+bazel test //... || status=1
+testlogs=$(bazel info bazel-testlogs 2>/dev/null)
+plain=$(python3 scripts/count_test_results.py "$testlogs" "$stamp" $targets) || status=1
+echo "plain build: $plain"
+
+touch "$stamp"; sleep 1
+bazel test --config=asan $fast_targets || status=1
+asan_testlogs=$(bazel info --config=asan bazel-testlogs 2>/dev/null)
+asan=$(python3 scripts/count_test_results.py "$asan_testlogs" "$stamp" $fast_targets) || status=1
+echo "asan+ubsan build: $asan"
+
+# One closing line for both runs.
+python3 - "$plain" "$asan" <<'PY'
+import re, sys
+totals = [0, 0, 0]
+for line in sys.argv[1:]:
+    for i, word in enumerate(("passed", "failed", "skipped")):
+        m = re.search(r"(\d+) " + word, line)
+        if m:
+            totals[i] += int(m.group(1))
+out = f"{totals[0]} passed, {totals[1]} failed"
+if totals[2]:
+    out += f", {totals[2]} skipped"
+print(out)
+PY
+exit $status
