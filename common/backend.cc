@@ -336,13 +336,13 @@ absl::Status Backend::SetVringBase(const VringState& state) {
 absl::StatusOr<uint32_t> Backend::GetVringBase(uint32_t index) {
   ASSIGN_OR_RETURN(Vring * vring, VringAt(index));
   StopWorker(index);
+  device_->QueueStopped(index, vring->queue.get());
   uint32_t base = vring->layout.base;
   if (vring->queue) base = vring->queue->Base();
   vring->queue.reset();
   vring->layout.base = base;
   vring->started = false;
   vring->kick.Reset();
-  device_->QueueStopped(index);
   return base;
 }
 
@@ -473,7 +473,7 @@ absl::Status Backend::NotifyConfigChange() {
 void Backend::ResetDevice() {
   for (uint32_t i = 0; i < vrings_.size(); ++i) {
     StopWorker(i);
-    if (vrings_[i].queue || vrings_[i].started) device_->QueueStopped(i);
+    if (vrings_[i].queue || vrings_[i].started) device_->QueueStopped(i, vrings_[i].queue.get());
     vrings_[i] = Vring();
   }
   acked_features_ = 0;

@@ -64,8 +64,10 @@ class VirtioDevice {
   // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
   // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
   virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
-  // A queue stopped (GET_VRING_BASE, disable, disconnect); requests it held are abandoned.
-  virtual void QueueStopped(int index) {}
+  // Queue `index` stopped (GET_VRING_BASE, reset, disconnect); its worker is gone. `queue` (null
+  // if it never ran) is still readable: a device holding popped but unfinished chains puts them
+  // back with Unpop so the ring position reported to the front end includes them.
+  virtual void QueueStopped(int index, Virtqueue* queue) {}
   // Back to the initial state (RESET_DEVICE, or the front end went away).
   virtual void Reset() {}
 

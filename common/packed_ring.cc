@@ -126,6 +126,14 @@ absl::Status PackedRing::WalkIndirect(const vring_packed_desc& d, DescriptorChai
   return absl::OkStatus();
 }
 
+void PackedRing::Unpop(const DescriptorChain& chain) {
+  if (next_avail_ < chain.ring_slots) {
+    next_avail_ += layout_.size;
+    avail_wrap_ = !avail_wrap_;
+  }
+  next_avail_ -= chain.ring_slots;
+}
+
 void PackedRing::Push(const DescriptorChain& chain, uint32_t written) {
   if (broken_) return;
   vring_packed_desc* d = &desc_[next_used_];

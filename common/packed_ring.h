@@ -15,6 +15,7 @@ class PackedRing : public Virtqueue {
 
   bool Pop(DescriptorChain* chain) override;
   void Push(const DescriptorChain& chain, uint32_t written) override;
+  void Unpop(const DescriptorChain& chain) override;
   bool HasAvailable() override;
   bool EnableNotifications() override;
   uint32_t Base() const override { return next_avail_ | (avail_wrap_ ? 1u << 15 : 0); }

@@ -49,7 +49,10 @@ bool SplitRing::HasAvailable() {
 
 bool SplitRing::Pop(DescriptorChain* chain) {
   if (broken_) return false;
-  const uint16_t avail_idx = LoadAcquire(&avail_->idx);  // guest-controlled
+  if (shadow_avail_idx_ == last_avail_) {
+    shadow_avail_idx_ = LoadAcquire(&avail_->idx);  // guest-controlled
+  }
+  const uint16_t avail_idx = shadow_avail_idx_;
   const uint16_t pending = avail_idx - last_avail_;
   if (pending == 0) return false;
   if (pending > layout_.size) {

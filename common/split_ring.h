@@ -11,10 +11,13 @@ namespace vhost {
 class SplitRing : public Virtqueue {
  public:
   SplitRing(int index, const VringLayout& layout, uint64_t features)
-      : Virtqueue(index, layout, features), last_avail_(layout.base) {}
+      : Virtqueue(index, layout, features),
+        last_avail_(layout.base),
+        shadow_avail_idx_(layout.base) {}
 
   bool Pop(DescriptorChain* chain) override;
   void Push(const DescriptorChain& chain, uint32_t written) override;
+  void Unpop(const DescriptorChain& chain) override { --last_avail_; }
   bool HasAvailable() override;
   bool EnableNotifications() override;
   uint32_t Base() const override { return last_avail_; }
@@ -34,6 +37,7 @@ class SplitRing : public Virtqueue {
   vring_avail* avail_ = nullptr;
   vring_used* used_ = nullptr;
   uint16_t last_avail_;
+  uint16_t shadow_avail_idx_ = 0;  // last avail index read: saves touching the guest's line
   uint16_t used_idx_ = 0;
   uint16_t signalled_used_ = 0;
   bool signalled_used_valid_ = false;

@@ -26,8 +26,18 @@ DeviceInfo RngDevice::Info() const {
   return info;
 }
 
+void RngDevice::QueueStopped(int index, Virtqueue* queue) {
+  // A request held back (rate limit, slow source) is handed back, to be served after a restart.
+  if (has_pending_ && queue != nullptr) queue->Unpop(pending_);
+  has_pending_ = false;
+}
+
 absl::Duration RngDevice::ProcessQueue(Virtqueue& queue) {
   for (;;) {
+    // Within the rate limit's budget first, so no request is held while waiting for it.
+    if (limiter_ && !has_pending_ && queue.HasAvailable() && limiter_->Available(now_()) == 0) {
+      return limiter_->UntilRefill(now_());
+    }
     if (!has_pending_) {
       if (!queue.Pop(&pending_)) return absl::InfiniteDuration();
       has_pending_ = true;

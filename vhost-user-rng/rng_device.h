@@ -23,7 +23,7 @@ class RngDevice : public VirtioDevice {
 
   DeviceInfo Info() const override;
   absl::Duration ProcessQueue(Virtqueue& queue) override;
-  void QueueStopped(int index) override { has_pending_ = false; }
+  void QueueStopped(int index, Virtqueue* queue) override;
   void Reset() override { has_pending_ = false; }
 
  private:
