@@ -245,7 +245,11 @@ absl::Status Backend::SetFeatures(uint64_t features) {
 
 absl::Status Backend::ReplaceMemory(std::shared_ptr<const GuestMemory> memory) {
   // Tables are swapped whole while no queue runs; running queues are re-pointed and resumed.
+  // Devices hand back chains they hold first: those point into mappings about to go away.
   StopAllWorkers();
+  for (uint32_t i = 0; i < vrings_.size(); ++i) {
+    if (vrings_[i].queue) device_->QueueStopped(i, vrings_[i].queue.get());
+  }
   memory_ = std::move(memory);
   for (Vring& vring : vrings_) {
     if (!vring.queue) continue;

@@ -64,7 +64,8 @@ class VirtioDevice {
   // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
   // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
   virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
-  // Queue `index` stopped (GET_VRING_BASE, reset, disconnect); its worker is gone. `queue` (null
+  // Queue `index` stopped (GET_VRING_BASE, reset, disconnect, or a memory table change, after
+  // which it restarts); its worker is gone. `queue` (null
   // if it never ran) is still readable: a device holding popped but unfinished chains puts them
   // back with Unpop so the ring position reported to the front end includes them.
   virtual void QueueStopped(int index, Virtqueue* queue) {}
