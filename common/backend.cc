@@ -328,8 +328,9 @@ absl::Status Backend::SetVringBase(const VringState& state) {
   ASSIGN_OR_RETURN(Vring * vring, VringAt(state.index));
   if (vring->started) return absl::FailedPreconditionError("SET_VRING_BASE on a started queue");
   const bool packed = acked_features_ & Bit(kFeatureRingPacked);
-  if (state.num > 0xffff || (packed && vring->layout.size != 0 &&
-                             (state.num & 0x7fff) >= vring->layout.size)) {
+  // Split: a 16-bit avail index. Packed: avail and used slots with wrap counters (the ring
+  // checks the slots against its size when it starts).
+  if (!packed && state.num > 0xffff) {
     return absl::InvalidArgumentError(absl::StrCat("queue ", state.index, ": base ", state.num,
                                                    " out of range"));
   }

@@ -18,18 +18,24 @@ PackedRing::PackedRing(int index, const VringLayout& layout, uint64_t features)
     : Virtqueue(index, layout, features),
       next_avail_(layout.base & 0x7fff),
       avail_wrap_(layout.base & 0x8000),
-      // All buffers were returned before the ring was (re)started.
-      next_used_(next_avail_),
-      used_wrap_(avail_wrap_),
-      signalled_used_(next_avail_) {}
+      // Front ends that send only the avail half mean nothing is in flight: used == avail.
+      next_used_((layout.base >> 16) == 0 ? next_avail_ : (layout.base >> 16) & 0x7fff),
+      used_wrap_((layout.base >> 16) == 0 ? avail_wrap_ : (layout.base >> 31) != 0),
+      signalled_used_(next_used_) {}
+
+uint32_t PackedRing::Base() const {
+  const uint32_t avail = next_avail_ | (avail_wrap_ ? 1u << 15 : 0);
+  const uint32_t used = next_used_ | (used_wrap_ ? 1u << 15 : 0);
+  return avail | used << 16;
+}
 
 absl::Status PackedRing::MapRings(const GuestMemory& memory) {
   const uint64_t n = layout_.size;
   if (n == 0 || n > kMaxQueueSize) {
     return absl::InvalidArgumentError(absl::StrCat("packed queue size ", n, " not in 1..32768"));
   }
-  if (next_avail_ >= n) {
-    return absl::InvalidArgumentError(absl::StrCat("packed ring base ", next_avail_,
+  if (next_avail_ >= n || next_used_ >= n) {
+    return absl::InvalidArgumentError(absl::StrCat("packed ring base 0x", absl::Hex(layout_.base),
                                                    " beyond queue size ", n));
   }
   if (layout_.desc_addr % 16 || layout_.avail_addr % 4 || layout_.used_addr % 4) {

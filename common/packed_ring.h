@@ -18,7 +18,9 @@ class PackedRing : public Virtqueue {
   void Unpop(const DescriptorChain& chain) override;
   bool HasAvailable() override;
   bool EnableNotifications() override;
-  uint32_t Base() const override { return next_avail_ | (avail_wrap_ ? 1u << 15 : 0); }
+  // vhost-user.rst: bits 0-14 next avail slot, 15 its wrap counter, 16-30 next used slot, 31
+  // its wrap counter.
+  uint32_t Base() const override;
 
  protected:
   absl::Status MapRings(const GuestMemory& memory) override;
