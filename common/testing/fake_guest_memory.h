@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "common/guest_memory.h"
+#include "common/testing/driver_ring.h"
 #include "common/unique_fd.h"
 
 namespace vhost {
 namespace testing {
 
-class FakeGuestMemory {
+class FakeGuestMemory : public DriverMemory {
  public:
   struct RegionSpec {
     uint64_t gpa;
@@ -27,6 +28,7 @@ class FakeGuestMemory {
   const std::shared_ptr<const GuestMemory>& memory() const { return memory_; }
   // Host pointer for [gpa, gpa+len) or nullptr.
   uint8_t* Host(uint64_t gpa, uint64_t len = 1) const { return memory_->TranslateGpa(gpa, len); }
+  uint8_t* HostAddress(uint64_t gpa, size_t len) override { return Host(gpa, len); }
   // The "front-end virtual address" used for gpa (we use uva = gpa + kUvaOffset).
   static constexpr uint64_t kUvaOffset = 0x7f0000000000;
   static uint64_t Uva(uint64_t gpa) { return gpa + kUvaOffset; }
