@@ -215,15 +215,16 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
       return U64Reply(m, status);
     }
     default:
-      return absl::UnimplementedError(absl::StrCat("unsupported request ", RequestName(m.request())));
+      return absl::UnimplementedError(
+          absl::StrCat("unsupported request ", RequestName(m.request())));
   }
 }
 
 absl::Status Backend::SetFeatures(uint64_t features) {
   if (features & ~OfferedFeatures()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("features 0x", absl::Hex(features), " include some never offered (0x",
-                     absl::Hex(OfferedFeatures()), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("features 0x", absl::Hex(features),
+                                                   " include some never offered (0x",
+                                                   absl::Hex(OfferedFeatures()), ")"));
   }
   for (const Vring& vring : vrings_) {
     if (vring.worker && features != acked_features_) {
@@ -331,8 +332,8 @@ absl::Status Backend::SetVringBase(const VringState& state) {
   // Split: a 16-bit avail index. Packed: avail and used slots with wrap counters (the ring
   // checks the slots against its size when it starts).
   if (!packed && state.num > 0xffff) {
-    return absl::InvalidArgumentError(absl::StrCat("queue ", state.index, ": base ", state.num,
-                                                   " out of range"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue ", state.index, ": base ", state.num, " out of range"));
   }
   vring->layout.base = state.num;
   return absl::OkStatus();

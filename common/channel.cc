@@ -12,9 +12,7 @@
 namespace vhost {
 namespace {
 
-absl::Status ErrnoError(absl::string_view what) {
-  return absl::ErrnoToStatus(errno, what);
-}
+absl::Status ErrnoError(absl::string_view what) { return absl::ErrnoToStatus(errno, what); }
 
 }  // namespace
 
@@ -88,8 +86,8 @@ absl::StatusOr<Message> Channel::Receive() {
   if (!message.payload.empty()) {
     absl::Status status = ReadFully(message.payload.data(), message.payload.size());
     if (!status.ok()) {
-      return absl::DataLossError(absl::StrCat("truncated payload of ", RequestName(message.request()),
-                                              ": ", status.message()));
+      return absl::DataLossError(absl::StrCat(
+          "truncated payload of ", RequestName(message.request()), ": ", status.message()));
     }
   }
   return message;

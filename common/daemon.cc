@@ -1,11 +1,11 @@
 #include "common/daemon.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <poll.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -22,11 +22,13 @@
 #include "glog/logging.h"
 
 DEFINE_string(socket_path, "", "Unix socket to listen on for the front end (e.g. QEMU)");
-DEFINE_int32(fd, -1, "An inherited, already listening Unix socket to accept front ends on "
-                     "(instead of --socket-path)");
+DEFINE_int32(fd, -1,
+             "An inherited, already listening Unix socket to accept front ends on "
+             "(instead of --socket-path)");
 DEFINE_bool(print_capabilities, false, "Print the back end's capabilities as JSON and exit");
-DEFINE_string(seccomp, "kill", "Seccomp sandbox: kill (forbidden syscalls kill the daemon), log "
-                               "(they are logged by the kernel), off");
+DEFINE_string(seccomp, "kill",
+              "Seccomp sandbox: kill (forbidden syscalls kill the daemon), log "
+              "(they are logged by the kernel), off");
 DEFINE_bool(exit_on_disconnect, false,
             "Exit when the front end disconnects instead of waiting for the next one");
 DEFINE_int32(poll_us, 0,
@@ -54,8 +56,8 @@ void PrintHelp(const DaemonSpec& spec) {
   gflags::GetAllFlags(&flags);
   const char* kLoggingFlags[] = {"v", "minloglevel", "logtostderr", "vmodule"};
   for (const auto& f : flags) {
-    const bool ours = absl::StrContains(f.filename, "common/") ||
-                      absl::StrContains(f.filename, "vhost-user-");
+    const bool ours =
+        absl::StrContains(f.filename, "common/") || absl::StrContains(f.filename, "vhost-user-");
     bool logging = false;
     for (const char* name : kLoggingFlags) logging |= f.name == name;
     if (!ours && !logging) continue;
@@ -64,24 +66,25 @@ void PrintHelp(const DaemonSpec& spec) {
     std::printf("  --%s (%s, default \"%s\")\n      %s\n", name.c_str(), f.type.c_str(),
                 f.default_value.c_str(), f.description.c_str());
   }
-  std::printf("  --print-capabilities\n      Print capabilities as JSON and exit\n"
-              "  --version\n      Print the version and exit\n  --help\n      This text\n");
+  std::printf(
+      "  --print-capabilities\n      Print capabilities as JSON and exit\n"
+      "  --version\n      Print the version and exit\n  --help\n      This text\n");
 }
 
 absl::StatusOr<UniqueFd> ListenOn(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("--socket-path is longer than ",
-                                                   sizeof(addr.sun_path) - 1, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--socket-path is longer than ", sizeof(addr.sun_path) - 1, " bytes"));
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   struct stat st;
   if (lstat(path.c_str(), &st) == 0) {
     // A socket left behind by an earlier run is replaced; anything else is not ours to delete.
     if (!S_ISSOCK(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat("--socket-path: ", path,
-                                                     " exists and is not a socket"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--socket-path: ", path, " exists and is not a socket"));
     }
     unlink(path.c_str());
   }
@@ -98,8 +101,7 @@ absl::StatusOr<UniqueFd> InheritedListener(int fd) {
   int accepting = 0;
   socklen_t len = sizeof(accepting);
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--fd: ", fd, " is not a listening socket"));
+    return absl::InvalidArgumentError(absl::StrCat("--fd: ", fd, " is not a listening socket"));
   }
   return UniqueFd(fd);
 }
@@ -154,7 +156,8 @@ int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int s
 
 std::string CapabilitiesJson(const DaemonSpec& spec) {
   std::vector<std::string> quoted;
-  for (const std::string& f : spec.capability_features) quoted.push_back(absl::StrCat("\"", f, "\""));
+  for (const std::string& f : spec.capability_features)
+    quoted.push_back(absl::StrCat("\"", f, "\""));
   return absl::StrCat("{\n  \"type\": \"", spec.backend_type, "\",\n  \"features\": [",
                       absl::StrJoin(quoted, ", "), "]\n}\n");
 }

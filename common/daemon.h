@@ -17,8 +17,8 @@
 namespace vhost {
 
 struct DaemonSpec {
-  std::string program;      // e.g. "vhost-user-rng"
-  std::string description;  // one line for --help
+  std::string program;       // e.g. "vhost-user-rng"
+  std::string description;   // one line for --help
   std::string backend_type;  // the vhost-user.json type, e.g. "rng"
   std::vector<std::string> capability_features;
   // Builds the device from its flags. InvalidArgumentError means bad command-line input (one

@@ -18,8 +18,8 @@ absl::Status DescriptorChain::AddBuffer(const GuestMemory& memory, uint64_t gpa,
   IovecList& list = is_writable ? writable : readable;
   const size_t room = kMaxChainSegments - (readable.size() + writable.size()) + list.size();
   if (!memory.AppendSegments(gpa, len, room, &list)) {
-    return absl::InvalidArgumentError(absl::StrCat("buffer at gpa 0x", absl::Hex(gpa), " len ",
-                                                   len, " is outside guest memory"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("buffer at gpa 0x", absl::Hex(gpa), " len ", len, " is outside guest memory"));
   }
   total += len;
   return absl::OkStatus();

@@ -11,7 +11,7 @@
 namespace vhost {
 
 // Limits on what one chain may hold, whatever the guest writes.
-constexpr size_t kMaxChainSegments = 1024;       // matches IOV_MAX
+constexpr size_t kMaxChainSegments = 1024;        // matches IOV_MAX
 constexpr uint64_t kMaxChainBytes = 0xffffffffu;  // used.len is 32 bits
 
 struct DescriptorChain {

@@ -4,9 +4,9 @@
 #include <cstdlib>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "gflags/gflags.h"
 
 namespace vhost {
@@ -15,7 +15,8 @@ absl::Status ParseFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
-      if (i + 1 < argc) return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", argv[i + 1], "'"));
+      if (i + 1 < argc)
+        return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", argv[i + 1], "'"));
       break;
     }
     if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) {

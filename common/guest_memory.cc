@@ -27,19 +27,19 @@ absl::StatusOr<GuestRegion> MapGuestRegion(const MemoryRegion& region, int fd) {
   const uint64_t end_gpa = region.guest_phys_addr + region.memory_size;
   const uint64_t end_uva = region.user_addr + region.memory_size;
   const uint64_t length = region.mmap_offset + region.memory_size;
-  if (region.memory_size == 0 || end_gpa < region.guest_phys_addr ||
-      end_uva < region.user_addr || length < region.mmap_offset) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "memory region with size 0x", absl::Hex(region.memory_size), " at gpa 0x",
-        absl::Hex(region.guest_phys_addr), " offset 0x", absl::Hex(region.mmap_offset),
-        " is empty or wraps around"));
+  if (region.memory_size == 0 || end_gpa < region.guest_phys_addr || end_uva < region.user_addr ||
+      length < region.mmap_offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("memory region with size 0x", absl::Hex(region.memory_size), " at gpa 0x",
+                     absl::Hex(region.guest_phys_addr), " offset 0x", absl::Hex(region.mmap_offset),
+                     " is empty or wraps around"));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat(memory region fd)");
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < length) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("memory region needs 0x", absl::Hex(length), " bytes of its file, which has 0x",
-                     absl::Hex(st.st_size)));
+    return absl::InvalidArgumentError(absl::StrCat("memory region needs 0x", absl::Hex(length),
+                                                   " bytes of its file, which has 0x",
+                                                   absl::Hex(st.st_size)));
   }
   // Map from offset 0 as the offset need not be page aligned (hugetlbfs needs aligned maps).
   void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
@@ -79,8 +79,9 @@ std::shared_ptr<const GuestMemory> GuestMemory::Empty() {
 
 const GuestRegion* GuestMemory::FindGpa(uint64_t gpa) const {
   // Last region starting at or below gpa.
-  auto it = std::upper_bound(regions_.begin(), regions_.end(), gpa,
-                             [](uint64_t a, const GuestRegion& r) { return a < r.guest_phys_addr; });
+  auto it =
+      std::upper_bound(regions_.begin(), regions_.end(), gpa,
+                       [](uint64_t a, const GuestRegion& r) { return a < r.guest_phys_addr; });
   if (it == regions_.begin()) return nullptr;
   --it;
   return gpa - it->guest_phys_addr < it->size ? &*it : nullptr;

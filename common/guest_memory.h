@@ -55,7 +55,8 @@ using IovecList = absl::InlinedVector<iovec, 8>;
 class GuestMemory {
  public:
   // Builds a table; regions must be non-empty and overlap neither in GPA nor in UVA space.
-  static absl::StatusOr<std::shared_ptr<const GuestMemory>> Create(std::vector<GuestRegion> regions);
+  static absl::StatusOr<std::shared_ptr<const GuestMemory>> Create(
+      std::vector<GuestRegion> regions);
   static std::shared_ptr<const GuestMemory> Empty();
 
   // Host address of [gpa, gpa + len) if it lies within one region, else nullptr.
@@ -68,7 +69,8 @@ class GuestMemory {
 
   // New tables with one region added or removed (CONFIGURE_MEM_SLOTS).
   absl::StatusOr<std::shared_ptr<const GuestMemory>> WithRegion(GuestRegion region) const;
-  absl::StatusOr<std::shared_ptr<const GuestMemory>> WithoutRegion(const MemoryRegion& region) const;
+  absl::StatusOr<std::shared_ptr<const GuestMemory>> WithoutRegion(
+      const MemoryRegion& region) const;
 
   const std::vector<GuestRegion>& regions() const { return regions_; }
 

@@ -28,7 +28,7 @@ TEST(GuestMemoryTest, TranslatesInsideRegionsOnly) {
   EXPECT_EQ(m.TranslateGpa(0x10000, 1), nullptr);  // the hole between regions
   EXPECT_NE(m.TranslateGpa(0x10ffff, 1), nullptr);
   EXPECT_EQ(m.TranslateGpa(0x110000, 1), nullptr);
-  EXPECT_EQ(m.TranslateGpa(~uint64_t{0}, 2), nullptr);       // wraps
+  EXPECT_EQ(m.TranslateGpa(~uint64_t{0}, 2), nullptr);        // wraps
   EXPECT_EQ(m.TranslateGpa(0x8, ~uint64_t{0} - 4), nullptr);  // length overflow
   EXPECT_EQ(m.TranslateUva(FakeGuestMemory::Uva(0x100000), 0x10000),
             m.TranslateGpa(0x100000, 0x10000));

@@ -65,7 +65,7 @@ absl::Status ExpectFds(const Message& m, size_t min, size_t max) {
 
 std::string RequestName(FrontendRequest request) {
   switch (request) {
-#define NAME(x)                \
+#define NAME(x)               \
   case FrontendRequest::k##x: \
     return #x;
     NAME(GetFeatures)
@@ -128,8 +128,8 @@ Message MakeReply(const Message& request) {
 absl::Status ValidateFrontendMessage(const Message& m) {
   const std::string name = RequestName(m.request());
   if ((m.header.flags & kFlagVersionMask) != kFlagVersion) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": unsupported protocol version in flags 0x", absl::Hex(m.header.flags)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": unsupported protocol version in flags 0x", absl::Hex(m.header.flags)));
   }
   if (m.payload.size() != m.header.size) {
     return absl::InternalError("payload size does not match header");
@@ -141,10 +141,9 @@ absl::Status ValidateFrontendMessage(const Message& m) {
   const bool size_ok = shape.variable_length ? m.payload.size() >= shape.payload_size
                                              : m.payload.size() == shape.payload_size;
   if (!size_ok) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": payload of ", m.payload.size(),
-                                                   " bytes, expected ",
-                                                   shape.variable_length ? "at least " : "",
-                                                   shape.payload_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": payload of ", m.payload.size(), " bytes, expected ",
+                     shape.variable_length ? "at least " : "", shape.payload_size));
   }
 
   switch (m.request()) {
@@ -156,17 +155,16 @@ absl::Status ValidateFrontendMessage(const Message& m) {
       }
       const size_t expected = sizeof(MemoryTableHeader) + table.num_regions * sizeof(MemoryRegion);
       if (m.payload.size() != expected) {
-        return absl::InvalidArgumentError(absl::StrCat("SetMemTable: payload of ",
-                                                       m.payload.size(), " bytes for ",
-                                                       table.num_regions, " regions"));
+        return absl::InvalidArgumentError(absl::StrCat("SetMemTable: payload of ", m.payload.size(),
+                                                       " bytes for ", table.num_regions,
+                                                       " regions"));
       }
       return ExpectFds(m, table.num_regions, table.num_regions);
     }
     case FrontendRequest::kGetConfig:
     case FrontendRequest::kSetConfig: {
       const ConfigHeader config = *m.Read<ConfigHeader>();
-      if (config.size > kMaxConfigSize ||
-          m.payload.size() != sizeof(ConfigHeader) + config.size) {
+      if (config.size > kMaxConfigSize || m.payload.size() != sizeof(ConfigHeader) + config.size) {
         return absl::InvalidArgumentError(absl::StrCat(name, ": config size ", config.size,
                                                        " in a payload of ", m.payload.size()));
       }
@@ -177,8 +175,8 @@ absl::Status ValidateFrontendMessage(const Message& m) {
     case FrontendRequest::kSetVringErr: {
       const uint64_t value = *m.Read<uint64_t>();
       if (value & ~(kVringIndexMask | kVringNoFdFlag)) {
-        return absl::InvalidArgumentError(absl::StrCat(name, ": unknown bits in 0x",
-                                                       absl::Hex(value)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": unknown bits in 0x", absl::Hex(value)));
       }
       const size_t fds = (value & kVringNoFdFlag) ? 0 : 1;
       return ExpectFds(m, fds, fds);

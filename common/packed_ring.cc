@@ -35,8 +35,8 @@ absl::Status PackedRing::MapRings(const GuestMemory& memory) {
     return absl::InvalidArgumentError(absl::StrCat("packed queue size ", n, " not in 1..32768"));
   }
   if (next_avail_ >= n || next_used_ >= n) {
-    return absl::InvalidArgumentError(absl::StrCat("packed ring base 0x", absl::Hex(layout_.base),
-                                                   " beyond queue size ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("packed ring base 0x", absl::Hex(layout_.base), " beyond queue size ", n));
   }
   if (layout_.desc_addr % 16 || layout_.avail_addr % 4 || layout_.used_addr % 4) {
     return absl::InvalidArgumentError("misaligned packed ring address");
@@ -47,9 +47,8 @@ absl::Status PackedRing::MapRings(const GuestMemory& memory) {
   device_event_ = reinterpret_cast<vring_packed_desc_event*>(
       memory.TranslateUva(layout_.used_addr, sizeof(vring_packed_desc_event)));
   if (desc_ == nullptr || driver_event_ == nullptr || device_event_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("packed ring (desc 0x",
-                                                   absl::Hex(layout_.desc_addr),
-                                                   ") lies outside guest memory"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "packed ring (desc 0x", absl::Hex(layout_.desc_addr), ") lies outside guest memory"));
   }
   return absl::OkStatus();
 }
@@ -96,8 +95,8 @@ bool PackedRing::Pop(DescriptorChain* chain) {
     if (!status.ok() || !(d.flags & VRING_DESC_F_NEXT)) break;
   }
   if (!status.ok()) {
-    MarkBroken(absl::Status(status.code(), absl::StrCat("chain at slot ", next_avail_, ": ",
-                                                        status.message())));
+    MarkBroken(absl::Status(status.code(),
+                            absl::StrCat("chain at slot ", next_avail_, ": ", status.message())));
     return false;
   }
   chain->ring_slots = hops + 1;

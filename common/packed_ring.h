@@ -4,7 +4,6 @@
 #define COMMON_PACKED_RING_H_
 
 #include "common/virtio_ring_defs.h"
-
 #include "common/virtqueue.h"
 
 namespace vhost {

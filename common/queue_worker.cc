@@ -27,7 +27,8 @@ absl::Status QueueWorker::Start() {
   if (kick_fd_ >= 0) {
     ev.data.fd = kick_fd_;
     if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, kick_fd_, &ev) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("epoll_ctl(kick of queue ", queue_->index(), ")"));
+      return absl::ErrnoToStatus(errno,
+                                 absl::StrCat("epoll_ctl(kick of queue ", queue_->index(), ")"));
     }
   }
   thread_ = std::thread([this] { Run(); });
@@ -68,7 +69,8 @@ void QueueWorker::Run() {
     const int timeout_ms =
         wait == absl::InfiniteDuration()
             ? -1
-            : static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
+            : static_cast<int>(std::max<int64_t>(
+                  1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
     epoll_event events[2];
     const int n = epoll_wait(epoll_fd_.get(), events, 2, timeout_ms);
     if (n < 0) {

@@ -16,14 +16,62 @@ namespace {
 // What every daemon does after setup: socket I/O with fds, guest memory maps, eventfds and
 // epoll, threads, time, signals, logging to stderr.
 constexpr const char* kCommonSyscalls[] = {
-    "accept", "accept4", "brk", "clock_gettime", "clock_nanosleep", "close", "dup", "epoll_create1",
-    "epoll_ctl", "epoll_pwait", "epoll_wait", "eventfd2", "exit", "exit_group", "fcntl", "fstat",
-    "futex", "getpid", "getrandom", "gettid", "gettimeofday", "getuid", "geteuid", "lseek",
-    "madvise", "munmap", "nanosleep", "newfstatat", "poll", "ppoll", "read", "readv", "recvfrom",
-    "recvmsg", "restart_syscall", "rseq", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sched_getaffinity",
-    "sched_yield", "sendmsg", "sendto", "set_robust_list", "setsockopt", "getsockopt",
-    "shutdown", "sigaltstack", "tgkill", "write", "writev", "mremap", "prlimit64", "getcpu",
-    "uname", "statx",
+    "accept",
+    "accept4",
+    "brk",
+    "clock_gettime",
+    "clock_nanosleep",
+    "close",
+    "dup",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_wait",
+    "eventfd2",
+    "exit",
+    "exit_group",
+    "fcntl",
+    "fstat",
+    "futex",
+    "getpid",
+    "getrandom",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "geteuid",
+    "lseek",
+    "madvise",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "poll",
+    "ppoll",
+    "read",
+    "readv",
+    "recvfrom",
+    "recvmsg",
+    "restart_syscall",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sched_getaffinity",
+    "sched_yield",
+    "sendmsg",
+    "sendto",
+    "set_robust_list",
+    "setsockopt",
+    "getsockopt",
+    "shutdown",
+    "sigaltstack",
+    "tgkill",
+    "write",
+    "writev",
+    "mremap",
+    "prlimit64",
+    "getcpu",
+    "uname",
+    "statx",
 };
 
 }  // namespace
@@ -32,8 +80,8 @@ absl::StatusOr<SeccompMode> ParseSeccompMode(absl::string_view text) {
   if (text == "kill") return SeccompMode::kKill;
   if (text == "log") return SeccompMode::kLog;
   if (text == "off") return SeccompMode::kOff;
-  return absl::InvalidArgumentError(absl::StrCat("--seccomp must be kill, log or off, not '",
-                                                 text, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--seccomp must be kill, log or off, not '", text, "'"));
 }
 
 absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {

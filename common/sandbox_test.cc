@@ -49,9 +49,8 @@ TEST(SandboxTest, AllowsWhatTheEngineNeeds) {
 }
 
 TEST(SandboxTest, KillsForbiddenSyscalls) {
-  EXPECT_TRUE(KilledBySigsys(RunSandboxed(SeccompMode::kKill, {}, [] {
-    return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 1;
-  })));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(
+      SeccompMode::kKill, {}, [] { return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 1; })));
   EXPECT_TRUE(KilledBySigsys(RunSandboxed(SeccompMode::kKill, {}, [] {
     return mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ==
                    MAP_FAILED
@@ -77,15 +76,18 @@ TEST(SandboxTest, DeviceAdditionsAreAllowed) {
                                       [] { return socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 0 : 1; }),
                          0));
   policy.extra_syscalls = {"no_such_syscall"};
-  EXPECT_THAT(ApplySandbox(SeccompMode::kKill, policy), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ApplySandbox(SeccompMode::kKill, policy),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(SandboxTest, LogAndOffModesDoNotKill) {
   for (SeccompMode mode : {SeccompMode::kLog, SeccompMode::kOff}) {
-    EXPECT_TRUE(ExitedWith(RunSandboxed(mode, {}, [] {
-      const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-      return fd >= 0 ? 0 : 1;
-    }), 0));
+    EXPECT_TRUE(ExitedWith(RunSandboxed(mode, {},
+                                        [] {
+                                          const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                                          return fd >= 0 ? 0 : 1;
+                                        }),
+                           0));
   }
 }
 

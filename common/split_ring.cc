@@ -15,8 +15,8 @@ bool Aligned(uint64_t addr, uint64_t alignment) { return addr % alignment == 0; 
 absl::Status SplitRing::MapRings(const GuestMemory& memory) {
   const uint64_t n = layout_.size;
   if (n == 0 || (n & (n - 1)) != 0 || n > kMaxQueueSize) {
-    return absl::InvalidArgumentError(absl::StrCat("split queue size ", n,
-                                                   " is not a power of two in 1..32768"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("split queue size ", n, " is not a power of two in 1..32768"));
   }
   if (!Aligned(layout_.desc_addr, 16) || !Aligned(layout_.avail_addr, 2) ||
       !Aligned(layout_.used_addr, 4)) {
@@ -26,13 +26,14 @@ absl::Status SplitRing::MapRings(const GuestMemory& memory) {
   // they will be used.
   const uint64_t event = has_feature(kFeatureEventIdx) ? 2 : 0;
   desc_ = reinterpret_cast<vring_desc*>(memory.TranslateUva(layout_.desc_addr, 16 * n));
-  avail_ = reinterpret_cast<vring_avail*>(memory.TranslateUva(layout_.avail_addr, 4 + 2 * n + event));
+  avail_ =
+      reinterpret_cast<vring_avail*>(memory.TranslateUva(layout_.avail_addr, 4 + 2 * n + event));
   used_ = reinterpret_cast<vring_used*>(memory.TranslateUva(layout_.used_addr, 4 + 8 * n + event));
   if (desc_ == nullptr || avail_ == nullptr || used_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "split ring (desc 0x", absl::Hex(layout_.desc_addr), ", avail 0x",
-        absl::Hex(layout_.avail_addr), ", used 0x", absl::Hex(layout_.used_addr),
-        ") lies outside guest memory"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("split ring (desc 0x", absl::Hex(layout_.desc_addr), ", avail 0x",
+                     absl::Hex(layout_.avail_addr), ", used 0x", absl::Hex(layout_.used_addr),
+                     ") lies outside guest memory"));
   }
   if (!mapped_once_) {
     // The used index in guest memory is the truth after a (re)start.
@@ -43,9 +44,7 @@ absl::Status SplitRing::MapRings(const GuestMemory& memory) {
   return absl::OkStatus();
 }
 
-bool SplitRing::HasAvailable() {
-  return !broken_ && LoadAcquire(&avail_->idx) != last_avail_;
-}
+bool SplitRing::HasAvailable() { return !broken_ && LoadAcquire(&avail_->idx) != last_avail_; }
 
 bool SplitRing::Pop(DescriptorChain* chain) {
   if (broken_) return false;
@@ -56,9 +55,9 @@ bool SplitRing::Pop(DescriptorChain* chain) {
   const uint16_t pending = avail_idx - last_avail_;
   if (pending == 0) return false;
   if (pending > layout_.size) {
-    MarkBroken(absl::InvalidArgumentError(absl::StrCat(
-        "avail index ", avail_idx, " is ", pending, " ahead of ", last_avail_,
-        ", more than the queue size")));
+    MarkBroken(absl::InvalidArgumentError(absl::StrCat("avail index ", avail_idx, " is ", pending,
+                                                       " ahead of ", last_avail_,
+                                                       ", more than the queue size")));
     return false;
   }
   const uint16_t head = LoadRelaxed(&avail_->ring[last_avail_ & (layout_.size - 1)]);
@@ -67,8 +66,8 @@ bool SplitRing::Pop(DescriptorChain* chain) {
   chain->head = head;
   absl::Status status = WalkTable(desc_, layout_.size, head, /*top_level=*/true, chain);
   if (!status.ok()) {
-    MarkBroken(absl::Status(status.code(), absl::StrCat("chain at head ", head, ": ",
-                                                        status.message())));
+    MarkBroken(
+        absl::Status(status.code(), absl::StrCat("chain at head ", head, ": ", status.message())));
     return false;
   }
   return true;
@@ -79,7 +78,8 @@ absl::Status SplitRing::WalkTable(const vring_desc* table, uint32_t count, uint1
   uint32_t i = first;
   // A chain visits each descriptor at most once, so more hops than entries means a loop.
   for (uint32_t hops = 0;; ++hops) {
-    if (i >= count) return absl::InvalidArgumentError(absl::StrCat("descriptor index ", i, " >= ", count));
+    if (i >= count)
+      return absl::InvalidArgumentError(absl::StrCat("descriptor index ", i, " >= ", count));
     if (hops >= count) return absl::InvalidArgumentError("descriptor loop");
     vring_desc d;
     std::memcpy(&d, &table[i], sizeof(d));  // read once: the guest may change it under us
@@ -98,8 +98,8 @@ absl::Status SplitRing::WalkTable(const vring_desc* table, uint32_t count, uint1
       const auto* indirect =
           reinterpret_cast<const vring_desc*>(memory_->TranslateGpa(d.addr, d.len));
       if (indirect == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("indirect table at gpa 0x",
-                                                       absl::Hex(d.addr), " outside guest memory"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("indirect table at gpa 0x", absl::Hex(d.addr), " outside guest memory"));
       }
       return WalkTable(indirect, d.len / sizeof(vring_desc), 0, /*top_level=*/false, chain);
     }

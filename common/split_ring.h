@@ -3,7 +3,6 @@
 #define COMMON_SPLIT_RING_H_
 
 #include "common/virtio_ring_defs.h"
-
 #include "common/virtqueue.h"
 
 namespace vhost {

@@ -9,9 +9,9 @@
 #define VHOST_STATUS_CONCAT(a, b) VHOST_STATUS_CONCAT_INNER(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status vhost_status_ = (expr);     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status vhost_status_ = (expr);         \
     if (!vhost_status_.ok()) return vhost_status_; \
   } while (0)
 

@@ -39,8 +39,8 @@ void Virtqueue::NotifyGuestIfNeeded() {
 void Virtqueue::MarkBroken(const absl::Status& why) {
   if (broken_) return;
   broken_ = true;
-  LOG(ERROR) << "queue " << index_ << " is broken and stops until it is set up again: "
-             << why.message();
+  LOG(ERROR) << "queue " << index_
+             << " is broken and stops until it is set up again: " << why.message();
   if (err_fd_ >= 0) eventfd_write(err_fd_, 1);
 }
 

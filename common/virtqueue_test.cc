@@ -338,14 +338,20 @@ TEST(VirtqueueCreateTest, RejectsBadLayouts) {
   FakeGuestMemory ram(1 << 20);
   const uint64_t base = FakeGuestMemory::Uva(0x1000);
   // Not a power of two, too large, misaligned, outside memory.
-  EXPECT_FALSE(Virtqueue::Create(0, {100, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(Virtqueue::Create(0, {65536, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(Virtqueue::Create(0, {8, base + 8, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(Virtqueue::Create(0, {8, base, base + (1 << 20), base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(Virtqueue::Create(0, {0, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
+  EXPECT_FALSE(
+      Virtqueue::Create(0, {100, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
+  EXPECT_FALSE(
+      Virtqueue::Create(0, {65536, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
+  EXPECT_FALSE(
+      Virtqueue::Create(0, {8, base + 8, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
+  EXPECT_FALSE(
+      Virtqueue::Create(0, {8, base, base + (1 << 20), base + 0x2000, 0}, 0, ram.memory()).ok());
+  EXPECT_FALSE(
+      Virtqueue::Create(0, {0, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
   // Packed: base slot beyond the size.
   EXPECT_FALSE(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 9},
-                                 Bit(kFeatureRingPacked), ram.memory()).ok());
+                                 Bit(kFeatureRingPacked), ram.memory())
+                   .ok());
   EXPECT_OK(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()));
 }
 

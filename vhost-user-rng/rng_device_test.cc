@@ -55,8 +55,8 @@ class RngDeviceTest : public ::testing::Test {
   void MakeDevice(absl::optional<RateLimiter> limiter = absl::nullopt) {
     auto source = std::make_unique<CountingSource>();
     source_ = source.get();
-    device_ = std::make_unique<RngDevice>(std::move(source), std::move(limiter),
-                                          [this] { return now_; });
+    device_ =
+        std::make_unique<RngDevice>(std::move(source), std::move(limiter), [this] { return now_; });
   }
   uint16_t Request(uint64_t gpa, uint32_t len) {
     auto id = driver_->AddChain({}, {{gpa, len}});
@@ -191,7 +191,8 @@ TEST(EntropySourceTest, FileSourceReadsAndReportsExhaustion) {
   unlink(path);
   EXPECT_THAT(MakeFileSource("/nonexistent/rng"),
               ::vhost::testing::StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(MakeFileSource("/tmp"), ::vhost::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(MakeFileSource("/tmp"),
+              ::vhost::testing::StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
