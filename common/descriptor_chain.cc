@@ -25,38 +25,40 @@ absl::Status DescriptorChain::AddBuffer(const GuestMemory& memory, uint64_t gpa,
   return absl::OkStatus();
 }
 
-size_t CopyFromSegments(const IovecList& segments, size_t offset, void* dst, size_t len) {
-  auto* out = static_cast<uint8_t*>(dst);
-  size_t copied = 0;
+namespace {
+
+// Calls fn(segment_pointer, bytes_done, n) for each piece of [offset, offset + len) of the
+// segments, in order; returns the bytes covered (less than len if the segments end first).
+template <typename Fn>
+size_t ForEachPiece(const IovecList& segments, size_t offset, size_t len, Fn fn) {
+  size_t done = 0;
   for (const iovec& seg : segments) {
-    if (copied == len) break;
+    if (done == len) break;
     if (offset >= seg.iov_len) {
       offset -= seg.iov_len;
       continue;
     }
-    const size_t n = std::min(seg.iov_len - offset, len - copied);
-    std::memcpy(out + copied, static_cast<uint8_t*>(seg.iov_base) + offset, n);
-    copied += n;
+    const size_t n = std::min(seg.iov_len - offset, len - done);
+    fn(static_cast<uint8_t*>(seg.iov_base) + offset, done, n);
+    done += n;
     offset = 0;
   }
-  return copied;
+  return done;
+}
+
+}  // namespace
+
+size_t CopyFromSegments(const IovecList& segments, size_t offset, void* dst, size_t len) {
+  auto* out = static_cast<uint8_t*>(dst);
+  return ForEachPiece(segments, offset, len, [&](uint8_t* seg, size_t done, size_t n) {
+    std::memcpy(out + done, seg, n);
+  });
 }
 
 size_t CopyToSegments(const IovecList& segments, size_t offset, const void* src, size_t len) {
   const auto* in = static_cast<const uint8_t*>(src);
-  size_t copied = 0;
-  for (const iovec& seg : segments) {
-    if (copied == len) break;
-    if (offset >= seg.iov_len) {
-      offset -= seg.iov_len;
-      continue;
-    }
-    const size_t n = std::min(seg.iov_len - offset, len - copied);
-    std::memcpy(static_cast<uint8_t*>(seg.iov_base) + offset, in + copied, n);
-    copied += n;
-    offset = 0;
-  }
-  return copied;
+  return ForEachPiece(segments, offset, len,
+                      [&](uint8_t* seg, size_t done, size_t n) { std::memcpy(seg, in + done, n); });
 }
 
 }  // namespace vhost
