@@ -32,6 +32,16 @@ MATCHER_P(StatusIs, code, "has status code " + ::testing::PrintToString(code)) {
 }  // namespace testing
 }  // namespace vhost
 
+// `ASSERT_OK_AND_ASSIGN(auto x, Foo());` asserts Foo() is OK and binds its value.
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL(VHOST_TESTING_CONCAT(statusor_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, expr) \
+  auto statusor = (expr);                              \
+  ASSERT_OK(statusor);                                 \
+  lhs = std::move(statusor).value()
+#define VHOST_TESTING_CONCAT_INNER(a, b) a##b
+#define VHOST_TESTING_CONCAT(a, b) VHOST_TESTING_CONCAT_INNER(a, b)
+
 #define ASSERT_OK(expr) ASSERT_THAT(expr, ::vhost::testing::IsOk())
 #define EXPECT_OK(expr) EXPECT_THAT(expr, ::vhost::testing::IsOk())
 

@@ -1,0 +1,129 @@
+#include "tests/frontend/daemon_process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+
+extern char** environ;
+
+namespace vhost {
+namespace frontend {
+
+absl::StatusOr<std::unique_ptr<TempDir>> TempDir::Create(const std::string& prefix) {
+  std::string templ = absl::StrCat("/tmp/", prefix, "-XXXXXX");
+  if (mkdtemp(templ.data()) == nullptr) return absl::ErrnoToStatus(errno, "mkdtemp");
+  return std::unique_ptr<TempDir>(new TempDir(templ));
+}
+
+TempDir::~TempDir() {
+  if (DIR* dir = opendir(path_.c_str())) {
+    while (dirent* entry = readdir(dir)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") unlink(File(name).c_str());
+    }
+    closedir(dir);
+  }
+  rmdir(path_.c_str());
+}
+
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(const Options& options) {
+  std::vector<std::string> args = {options.binary};
+  args.insert(args.end(), options.args.begin(), options.args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty, all_default;
+  sigemptyset(&empty);
+  sigemptyset(&all_default);
+  sigaddset(&all_default, SIGPIPE);
+  sigaddset(&all_default, SIGTERM);
+  sigaddset(&all_default, SIGINT);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &all_default);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid;
+  const int error =
+      posix_spawnp(&pid, options.binary.c_str(), nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (error != 0) return absl::ErrnoToStatus(error, absl::StrCat("spawn ", options.binary));
+  std::unique_ptr<DaemonProcess> daemon(new DaemonProcess(pid, options.stop_grace));
+
+  if (options.socket_path.empty()) return daemon;
+  const absl::Time deadline = absl::Now() + options.startup_timeout;
+  for (;;) {
+    struct stat st;
+    if (stat(options.socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return daemon;
+    if (!daemon->IsAlive()) {
+      return absl::FailedPreconditionError(absl::StrCat(options.binary, " exited (wait status 0x",
+                                                        absl::Hex(daemon->exit_status()),
+                                                        ") before creating ", options.socket_path));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(options.binary, " did not create ", options.socket_path));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+DaemonProcess::~DaemonProcess() { Stop(grace_).IgnoreError(); }
+
+bool DaemonProcess::IsAlive() {
+  if (reaped_) return false;
+  int status;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    status_ = status;
+    return false;
+  }
+  if (r < 0 && errno == ECHILD) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+absl::StatusOr<int> DaemonProcess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (IsAlive()) {
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("daemon still running");
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return status_;
+}
+
+absl::Status DaemonProcess::Signal(int signal) {
+  if (reaped_) return absl::FailedPreconditionError("daemon already exited");
+  if (kill(-pid_, signal) != 0) return absl::ErrnoToStatus(errno, "kill");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> DaemonProcess::Stop(absl::Duration grace) {
+  if (!reaped_) {
+    kill(-pid_, SIGTERM);
+    absl::StatusOr<int> status = Wait(grace);
+    if (status.ok()) {
+      kill(-pid_, SIGKILL);  // anything the daemon left behind in its group
+      return status;
+    }
+    kill(-pid_, SIGKILL);
+    if (waitpid(pid_, &status_, 0) == pid_) reaped_ = true;
+  }
+  return status_;
+}
+
+}  // namespace frontend
+}  // namespace vhost

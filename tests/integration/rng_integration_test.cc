@@ -1,0 +1,388 @@
+// vhost-user-rng driven over its socket by our front end: negotiation, split and packed rings,
+// concurrent requests, reconnects, the rate limit, and every kind of bad input from the issue.
+// After each bad input the daemon must still be alive and serve the next connection.
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "common/virtio_ring_defs.h"
+#include "gtest/gtest.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/frontend.h"
+#include "tests/frontend/guest_ram.h"
+#include "tests/frontend/queue.h"
+#include "tests/integration/runfiles.h"
+
+namespace vhost {
+namespace {
+
+using frontend::DaemonProcess;
+using frontend::Frontend;
+using frontend::FrontendQueue;
+using frontend::GuestRam;
+using frontend::QueueConfig;
+using frontend::TempDir;
+using testing::Buffer;
+using testing::RawDescriptor;
+using testing::RingLayout;
+using testing::UsedElement;
+
+constexpr absl::Duration kTimeout = absl::Seconds(10);
+constexpr uint64_t kRamSize = 16 << 20;
+
+class RngDaemonTest : public ::testing::Test {
+ protected:
+  void StartDaemon(std::vector<std::string> extra_args = {}) {
+    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("rng"));
+    socket_ = dir_->File("sock");
+    DaemonProcess::Options options;
+    options.binary = RunfilePath("vhost-user-rng/vhost-user-rng");
+    options.args = {"--socket-path=" + socket_};
+    options.args.insert(options.args.end(), extra_args.begin(), extra_args.end());
+    options.socket_path = socket_;
+    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  }
+  void SetUp() override { StartDaemon(); }
+
+  // QEMU's sequence up to a running queue 0.
+  void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true) {
+    ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+    ASSERT_OK(frontend_->Handshake());
+    uint64_t wanted = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
+    if (event_idx) wanted |= Bit(kFeatureEventIdx);
+    if (layout == RingLayout::kPacked) wanted |= Bit(kFeatureRingPacked);
+    ASSERT_OK_AND_ASSIGN(const uint64_t acked, frontend_->NegotiateFeatures(wanted));
+    ASSERT_EQ(acked & wanted, wanted);
+    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(kRamSize));
+    ASSERT_OK(frontend_->SetMemTable(*ram_));
+    QueueConfig config;
+    config.size = 128;
+    config.layout = layout;
+    config.event_idx = event_idx;
+    ASSERT_OK_AND_ASSIGN(queue_, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+  }
+
+  // Queues one request for `len` bytes of entropy; returns where they will land.
+  uint64_t Request(uint32_t len) {
+    absl::StatusOr<uint64_t> gpa = ram_->Allocate(len ? len : 1);
+    EXPECT_OK(gpa);
+    EXPECT_OK(queue_->ring().AddChain({}, {{*gpa, len}}));
+    return *gpa;
+  }
+  std::string Bytes(uint64_t gpa, size_t len) {
+    return std::string(reinterpret_cast<char*>(ram_->HostAddress(gpa, len)), len);
+  }
+
+  // The daemon survived and a new front end gets entropy from it.
+  void ExpectServesNextConnection() {
+    ASSERT_TRUE(daemon_->IsAlive());
+    queue_.reset();
+    frontend_.reset();
+    ram_.reset();
+    Open();
+    const uint64_t gpa = Request(256);
+    ASSERT_OK(queue_->Submit());
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+    EXPECT_EQ(used.len, 256u);
+    EXPECT_NE(Bytes(gpa, 256), std::string(256, '\0'));
+  }
+
+  // Sends a raw message on a fresh connection and expects the daemon to hang up (a truncated
+  // frame is dropped when the daemon's receive timeout expires).
+  void ExpectRawMessageClosesConnection(uint32_t request, uint32_t size_field,
+                                        std::vector<uint8_t> payload, std::vector<int> fds = {}) {
+    ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket_));
+    ASSERT_OK(raw->SendRawMessage(request, kFlagVersion, size_field, payload, fds));
+    EXPECT_TRUE(raw->WaitForClose(kTimeout));
+  }
+
+  // Whether a request that asked for an acknowledgement was refused.
+  void ExpectRefused(absl::Status status) {
+    EXPECT_FALSE(status.ok());
+    EXPECT_TRUE(daemon_->IsAlive());
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string socket_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Frontend> frontend_;
+  std::unique_ptr<GuestRam> ram_;
+  std::unique_ptr<FrontendQueue> queue_;
+};
+
+TEST_F(RngDaemonTest, NegotiatesLikeQemuExpects) {
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ASSERT_OK(frontend_->Handshake());
+  EXPECT_TRUE(frontend_->offered_features() & Bit(kFeatureVersion1));
+  EXPECT_TRUE(frontend_->offered_features() & Bit(kFeatureProtocolFeatures));
+  EXPECT_TRUE(frontend_->has_protocol_feature(kProtocolMq));
+  EXPECT_TRUE(frontend_->has_protocol_feature(kProtocolReplyAck));
+  EXPECT_FALSE(frontend_->offered_protocol_features() & Bit(kProtocolConfig));  // no config space
+  EXPECT_EQ(frontend_->queue_num(), 1u);
+  ASSERT_OK_AND_ASSIGN(const uint64_t slots, frontend_->GetMaxMemSlots());
+  EXPECT_GE(slots, 8u);
+}
+
+TEST_F(RngDaemonTest, ServesConcurrentRequestsOnEveryRingLayout) {
+  for (RingLayout layout : {RingLayout::kSplit, RingLayout::kPacked}) {
+    for (bool event_idx : {false, true}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "packed=" << (layout == RingLayout::kPacked) << " event_idx=" << event_idx);
+      queue_.reset();
+      frontend_.reset();
+      Open(layout, event_idx);
+      std::vector<std::pair<uint64_t, uint32_t>> requests;
+      for (uint32_t len : {64u, 4096u, 1u, 65536u, 64u}) requests.push_back({Request(len), len});
+      ASSERT_OK(queue_->Submit());
+      std::set<std::string> seen;
+      for (size_t i = 0; i < requests.size(); ++i) {
+        ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+        EXPECT_EQ(used.len, requests[i].second);  // rng completes in order
+        seen.insert(Bytes(requests[i].first, requests[i].second));
+      }
+      EXPECT_EQ(seen.size(), requests.size());  // no two requests got the same bytes
+      const std::string big = Bytes(requests[3].first, 65536);
+      EXPECT_GT(std::set<char>(big.begin(), big.end()).size(), 250u);
+    }
+  }
+}
+
+TEST_F(RngDaemonTest, IndirectChainsAndScatteredBuffers) {
+  Open();
+  ASSERT_OK_AND_ASSIGN(const uint64_t a, ram_->Allocate(100));
+  ASSERT_OK_AND_ASSIGN(const uint64_t b, ram_->Allocate(200));
+  ASSERT_OK_AND_ASSIGN(const uint64_t table, ram_->Allocate(64, 16));
+  ASSERT_OK(queue_->ring().AddChain({}, {{a, 100}, {b, 200}}, table));
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+  EXPECT_EQ(used.len, 300u);
+  EXPECT_NE(Bytes(b + 100, 100), std::string(100, '\0'));
+}
+
+TEST_F(RngDaemonTest, ChainWithoutWritableBufferGetsZeroBytes) {
+  Open();
+  ASSERT_OK_AND_ASSIGN(const uint64_t a, ram_->Allocate(16));
+  ASSERT_OK(queue_->ring().AddChain({{a, 16}}, {}));
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+  EXPECT_EQ(used.len, 0u);
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, StopAndRestartKeepsTheRingPosition) {
+  Open();
+  Request(32);
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
+  ASSERT_OK_AND_ASSIGN(const uint32_t base, queue_->Stop(frontend_.get()));
+  EXPECT_EQ(base, 1u);
+}
+
+TEST_F(RngDaemonTest, FrontEndDisconnectResetsAndTheNextOneIsServed) {
+  Open();
+  Request(32);
+  ASSERT_OK(queue_->Submit());
+  frontend_->Close();  // gone without GET_VRING_BASE
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, SigtermExitsPromptlyAndCleanly) {
+  Open();
+  ASSERT_OK(daemon_->Signal(SIGTERM));
+  ASSERT_OK_AND_ASSIGN(const int status, daemon_->Wait(absl::Seconds(5)));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST_F(RngDaemonTest, RateLimitDefersButDeliversEverything) {
+  daemon_.reset();
+  StartDaemon({"--max-bytes=1000", "--period-ms=400"});
+  Open();
+  for (int i = 0; i < 3; ++i) Request(1000);
+  ASSERT_OK(queue_->Submit());
+  const absl::Time start = absl::Now();
+  uint64_t total = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+    total += used.len;
+  }
+  EXPECT_EQ(total, 3000u);
+  // Three budgets of 1000 bytes need at least two period boundaries.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(700));
+}
+
+// ---- Bad input from the front end: each closes the connection or is refused, never a crash.
+
+TEST_F(RngDaemonTest, TruncatedMessage) {
+  // The front end stalls in the middle of a message...
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetFeatures), 8,
+                                   {1, 2, 3, 4});
+  // ...or goes away in the middle of one.
+  ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket_));
+  const uint8_t half_header[6] = {1, 0, 0, 0, 1, 0};
+  ASSERT_OK(raw->SendRawBytes(half_header));
+  raw->Close();
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, WrongPayloadSize) {
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetFeatures), 4,
+                                   {1, 0, 0, 0});
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetVringAddr), 8,
+                                   std::vector<uint8_t>(8));
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, UnknownRequestCode) {
+  ExpectRawMessageClosesConnection(999, 0, {});
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetLogBase), 16,
+                                   std::vector<uint8_t>(16));
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, MoreFdsThanAllowed) {
+  std::vector<int> fds;
+  for (int i = 0; i < 12; ++i) fds.push_back(eventfd(0, EFD_CLOEXEC));
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetOwner), 0, {}, fds);
+  // Fds on a request that takes none.
+  ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetOwner), 0, {},
+                                   {fds[0]});
+  for (int fd : fds) close(fd);
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, OverlappingMemoryRegions) {
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ASSERT_OK(frontend_->Handshake());
+  Message m = MakeRequest(static_cast<uint32_t>(FrontendRequest::kSetMemTable));
+  m.Append(MemoryTableHeader{2, 0});
+  m.Append(MemoryRegion{0, 1 << 20, 0x7f0000000000, 0});
+  m.Append(MemoryRegion{0x80000, 1 << 20, 0x7f1000000000, 0});  // overlaps the first in gpa
+  for (int i = 0; i < 2; ++i) {
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(fd.get(), 1 << 20), 0);
+    m.fds.push_back(std::move(fd));
+  }
+  ExpectRefused(frontend_->Send(std::move(m)));
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, MemoryRegionThatCannotBeMapped) {
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ASSERT_OK(frontend_->Handshake());
+  // A region larger than its file, and one whose fd is not mappable at all.
+  UniqueFd small(memfd_create("small", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(small.get(), 4096), 0);
+  UniqueFd not_memory(eventfd(0, EFD_CLOEXEC));
+  for (int fd : {small.get(), not_memory.get()}) {
+    Message m = MakeRequest(static_cast<uint32_t>(FrontendRequest::kSetMemTable));
+    m.Append(MemoryTableHeader{1, 0});
+    m.Append(MemoryRegion{0, 1 << 20, 0x7f0000000000, 0});
+    m.fds.push_back(UniqueFd(dup(fd)));
+    ExpectRefused(frontend_->Send(std::move(m)));
+  }
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, RingAddressesOutsideGuestMemory) {
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ASSERT_OK(frontend_->Handshake());
+  ASSERT_OK(frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
+  ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(kRamSize));
+  ASSERT_OK(frontend_->SetMemTable(*ram_));
+  ASSERT_OK(frontend_->SetVringNum(0, 64));
+  const uint64_t base = ram_->UserAddress(0);
+  ExpectRefused(frontend_->SetVringAddr({0, 0, base + kRamSize, base, base + 0x1000, 0}));
+  ExpectRefused(frontend_->SetVringAddr({0, 0, base, base + kRamSize - 8, base + 0x1000, 0}));
+  ExpectRefused(frontend_->SetVringAddr({0, 0, base - 0x10000, base, base + 0x1000, 0}));
+  ExpectServesNextConnection();
+}
+
+TEST_F(RngDaemonTest, BadQueueSizesAndIndices) {
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ASSERT_OK(frontend_->Handshake());
+  ASSERT_OK(frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
+  ExpectRefused(frontend_->SetVringNum(0, 0));
+  ExpectRefused(frontend_->SetVringNum(0, 100));   // not a power of two
+  ExpectRefused(frontend_->SetVringNum(0, 4096));  // above the maximum
+  ExpectRefused(frontend_->SetVringNum(1, 64));    // rng has one queue
+  ExpectRefused(frontend_->SetVringNum(255, 64));
+  ExpectRefused(frontend_->SetVringEnable(7, true));
+  ExpectRefused(frontend_->GetVringBase(3).status());
+  ExpectServesNextConnection();
+}
+
+// Hostile chains from the guest: the queue breaks (error eventfd, NEEDS_RESET status), the
+// daemon lives on.
+class RngHostileChainTest : public RngDaemonTest {
+ protected:
+  void ExpectQueueBroken() {
+    ASSERT_OK(queue_->Kick());
+    bool signalled = false;
+    for (int i = 0; i < 100 && !signalled; ++i) {
+      ASSERT_OK_AND_ASSIGN(signalled, queue_->ErrorSignalled());
+      if (!signalled) absl::SleepFor(absl::Milliseconds(20));
+    }
+    EXPECT_TRUE(signalled);
+    ASSERT_OK_AND_ASSIGN(const uint8_t status, frontend_->GetStatus());
+    EXPECT_TRUE(status & 0x40) << "NEEDS_RESET not reported";
+    ExpectServesNextConnection();
+  }
+};
+
+TEST_F(RngHostileChainTest, DescriptorLoop) {
+  Open(RingLayout::kSplit, false);
+  ASSERT_OK_AND_ASSIGN(const uint64_t buf, ram_->Allocate(64));
+  queue_->ring().WriteDescriptor(0, {buf, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1, 0});
+  queue_->ring().WriteDescriptor(1, {buf, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0, 0});
+  queue_->ring().PushAvailHead(0);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+TEST_F(RngHostileChainTest, DescriptorOutsideGuestMemory) {
+  Open(RingLayout::kSplit, false);
+  queue_->ring().WriteDescriptor(0, {kRamSize - 16, 64, VRING_DESC_F_WRITE, 0, 0});
+  queue_->ring().PushAvailHead(0);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+TEST_F(RngHostileChainTest, IndirectTableInsideIndirectTable) {
+  Open(RingLayout::kSplit, false);
+  ASSERT_OK_AND_ASSIGN(const uint64_t inner, ram_->Allocate(16, 16));
+  ASSERT_OK_AND_ASSIGN(const uint64_t outer, ram_->Allocate(16, 16));
+  ASSERT_OK_AND_ASSIGN(const uint64_t buf, ram_->Allocate(64));
+  RawDescriptor inner_table[1] = {{buf, 64, VRING_DESC_F_WRITE, 0, 0}};
+  RawDescriptor outer_table[1] = {{inner, 16, VRING_DESC_F_INDIRECT, 0, 0}};
+  ASSERT_OK(queue_->ring().WriteTable(inner, inner_table));
+  ASSERT_OK(queue_->ring().WriteTable(outer, outer_table));
+  queue_->ring().WriteDescriptor(0, {outer, 16, VRING_DESC_F_INDIRECT, 0, 0});
+  queue_->ring().PushAvailHead(0);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+TEST_F(RngHostileChainTest, HeadIndexOutOfRange) {
+  Open(RingLayout::kSplit, false);
+  queue_->ring().PushAvailHead(5000);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+TEST_F(RngHostileChainTest, PackedChainRunningPastTheRing) {
+  Open(RingLayout::kPacked, false);
+  ASSERT_OK_AND_ASSIGN(const uint64_t buf, ram_->Allocate(64));
+  std::vector<RawDescriptor> chain(128, {buf, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0, 1});
+  queue_->ring().AddRawPackedChain(chain);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+}  // namespace
+}  // namespace vhost
