@@ -15,13 +15,13 @@ targets=$(bazel query 'tests(//...)' 2>/dev/null | sort)
 fast_targets=$(bazel query 'tests(//...) except attr(tags, "(e2e|no-asan)", tests(//...))' 2>/dev/null | sort)
 
 status=0
-bazel test //... || status=1
+bazel test --nocache_test_results //... || status=1
 testlogs=$(bazel info bazel-testlogs 2>/dev/null)
 plain=$(python3 scripts/count_test_results.py "$testlogs" "$stamp" $targets) || status=1
 echo "plain build: $plain"
 
 touch "$stamp"; sleep 1
-bazel test --config=asan $fast_targets || status=1
+bazel test --nocache_test_results --config=asan $fast_targets || status=1
 asan_testlogs=$(bazel info --config=asan bazel-testlogs 2>/dev/null)
 asan=$(python3 scripts/count_test_results.py "$asan_testlogs" "$stamp" $fast_targets) || status=1
 echo "asan+ubsan build: $asan"
