@@ -234,6 +234,9 @@ absl::Status Backend::SetFeatures(uint64_t features) {
   RETURN_IF_ERROR(device_->SetFeatures(features));
   acked_features_ = features;
   features_set_ = true;
+  LOG(INFO) << "features 0x" << std::hex << features
+            << (features & Bit(kFeatureRingPacked) ? " (packed rings)" : "")
+            << (features & Bit(kFeatureEventIdx) ? " (event idx)" : "");
   // Without VHOST_USER_F_PROTOCOL_FEATURES rings are enabled from the start (vhost-user.rst).
   if (!(features & Bit(kFeatureProtocolFeatures))) {
     for (uint32_t i = 0; i < vrings_.size(); ++i) {
