@@ -50,7 +50,11 @@ Backend::Backend(VirtioDevice* device, BackendOptions options)
 
 Backend::~Backend() { Reset(); }
 
-uint64_t Backend::OfferedFeatures() const { return info_.features | kEngineFeatures; }
+uint64_t Backend::OfferedFeatures() const {
+  uint64_t features = info_.features | kEngineFeatures;
+  if (!options_.offer_packed_ring) features &= ~Bit(kFeatureRingPacked);
+  return features;
+}
 
 uint64_t Backend::OfferedProtocolFeatures() const {
   uint64_t features = Bit(kProtocolMq) | Bit(kProtocolReplyAck) | Bit(kProtocolBackendReq) |

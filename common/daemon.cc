@@ -31,6 +31,9 @@ DEFINE_string(seccomp, "kill",
               "(they are logged by the kernel), off");
 DEFINE_bool(exit_on_disconnect, false,
             "Exit when the front end disconnects instead of waiting for the next one");
+DEFINE_bool(packed_ring, true,
+            "Offer packed virtqueues (--packed-ring=false: split rings only; QEMU's generic "
+            "vhost-user devices use packed rings whenever they are offered)");
 DEFINE_int32(poll_us, 0,
              "Busy-poll each queue this many microseconds after it runs dry before sleeping "
              "(trades CPU for latency; 0 disables)");
@@ -130,6 +133,7 @@ absl::StatusOr<UniqueFd> TerminationSignals() {
 int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int signal_fd) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
+  options.offer_packed_ring = FLAGS_packed_ring;
   Backend backend(device, options);
   LOG(INFO) << spec.program << " " << kVersion << " ready for a front end";
   for (;;) {

@@ -1,0 +1,336 @@
+"""Boots a small Linux guest under QEMU against vhost-user daemons, for end-to-end tests.
+
+The guest is Debian's 6.12 kernel from /boot with a busybox initramfs that loads the virtio
+modules a test asks for, runs the test's shell script and powers off. Output comes back over the
+serial console. Guest memory is shared with the daemons (memfd by default, or a file in
+/dev/shm), as vhost-user requires.
+
+The initramfs base (busybox, modules) is cached per kernel, module list and version of this file
+under $VHOST_USER_E2E_CACHE or /var/tmp/vhost-user-e2e-cache; each test's script (and any extra
+files) travels in a small uncompressed cpio appended to it.
+"""
+
+import contextlib
+import glob
+import gzip
+import hashlib
+import itertools
+import lzma
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+
+CACHE_DIR = os.environ.get("VHOST_USER_E2E_CACHE", "/var/tmp/vhost-user-e2e-cache")
+BUSYBOX = "/bin/busybox"
+QEMU = "qemu-system-x86_64"
+SETUP_HINT = "run scripts/setup.sh (installs QEMU 10 and Linux 6.12 from bookworm-backports)"
+
+# busybox applets the guest scripts may use.
+APPLETS = [
+    "sh", "mount", "umount", "insmod", "cat", "echo", "dd", "od", "hexdump", "head", "tail",
+    "sleep", "poweroff", "ls", "awk", "md5sum", "sha256sum", "cmp", "wc", "grep", "sed", "tr",
+    "test", "[", "mkdir", "rm", "cp", "mv", "sync", "stat", "find", "xargs", "uname", "mknod",
+    "mkfs.ext2", "mke2fs", "blockdev", "seq", "sort", "uniq", "cut", "date", "timeout", "true",
+    "false", "printf", "dmesg",
+]
+
+INIT = """#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp && mount -t tmpfs tmp /tmp
+for m in $(cat /modules.order); do
+  insmod /lib/modules/$m || echo "E2E-RESULT insmod_failed=$m"
+done
+echo E2E-BEGIN
+sh /test.sh
+echo "E2E-END status=$?"
+sync
+poweroff -f
+"""
+
+
+class GuestError(Exception):
+    pass
+
+
+def find_kernel():
+    """Returns (image path, version) of the newest installed 6.12+ kernel."""
+    images = sorted(glob.glob("/boot/vmlinuz-6.1[2-9]*") + glob.glob("/boot/vmlinuz-6.[2-9]*"))
+    if not images:
+        raise GuestError(f"no Linux 6.12 kernel in /boot: {SETUP_HINT}")
+    image = images[-1]
+    version = image[len("/boot/vmlinuz-"):]
+    if not os.path.isdir(f"/lib/modules/{version}"):
+        raise GuestError(f"no modules for {version}: {SETUP_HINT}")
+    return image, version
+
+
+def check_qemu():
+    if shutil.which(QEMU) is None:
+        raise GuestError(f"{QEMU} not found: {SETUP_HINT}")
+
+
+# ---- cpio (newc) writer: enough for regular files, directories and symlinks.
+
+_inodes = itertools.count(1)  # unique per entry; nlink 1, so no entry is taken for a hard link
+
+
+def _cpio_entry(name, mode, data=b""):
+    header = "070701" + "".join(
+        f"{v:08x}" for v in (next(_inodes), mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0))
+    out = header.encode() + name.encode() + b"\0"
+    out += b"\0" * (-len(out) % 4)
+    out += data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def cpio_archive(entries):
+    """entries: list of (path, kind, payload) with kind 'dir', 'file' (bytes, mode) or 'link'."""
+    out = bytearray()
+    for path, kind, payload in entries:
+        if kind == "dir":
+            out += _cpio_entry(path, stat.S_IFDIR | 0o755)
+        elif kind == "link":
+            out += _cpio_entry(path, stat.S_IFLNK | 0o777, payload.encode())
+        else:
+            data, mode = payload
+            out += _cpio_entry(path, stat.S_IFREG | mode, data)
+    out += _cpio_entry("TRAILER!!!", 0)
+    out += b"\0" * (-len(out) % 512)
+    return bytes(out)
+
+
+# ---- modules
+
+def module_closure(version, names):
+    """Module files (relative to /lib/modules/VERSION) for `names` and their dependencies, in load
+    order. Built-in modules are skipped."""
+    base = f"/lib/modules/{version}"
+    deps = {}
+    with open(f"{base}/modules.dep") as f:
+        for line in f:
+            target, _, rest = line.partition(":")
+            deps[target] = rest.split()
+    by_name = {}
+    for path in deps:
+        name = os.path.basename(path).split(".ko")[0].replace("-", "_")
+        by_name[name] = path
+    builtin = set()
+    if os.path.exists(f"{base}/modules.builtin"):
+        with open(f"{base}/modules.builtin") as f:
+            builtin = {os.path.basename(l.strip()).split(".ko")[0].replace("-", "_") for l in f}
+    order = []
+
+    def visit(path):
+        if path in order:
+            return
+        for dep in deps.get(path, []):
+            visit(dep)
+        order.append(path)
+
+    for name in names:
+        key = name.replace("-", "_")
+        if key in by_name:
+            visit(by_name[key])
+        elif key not in builtin:
+            raise GuestError(f"module {name} is neither built into {version} nor installed")
+    return order
+
+
+def _read_module(version, rel):
+    path = f"/lib/modules/{version}/{rel}"
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".xz"):
+        data = lzma.decompress(data)  # busybox insmod cannot read compressed modules
+    elif path.endswith(".zst"):
+        raise GuestError(f"zstd modules are not supported: {path}")
+    return data
+
+
+def _loaded_name(rel):
+    return os.path.basename(rel).split(".ko")[0] + ".ko"
+
+
+def base_initramfs(modules):
+    """The cached gzip'd base archive: busybox, /init, the modules. Returns its path."""
+    _, version = find_kernel()
+    with open(__file__, "rb") as f:
+        me = hashlib.sha256(f.read()).hexdigest()[:12]
+    key = hashlib.sha256(f"{version}|{','.join(sorted(modules))}|{me}".encode()).hexdigest()[:16]
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    path = os.path.join(CACHE_DIR, f"base-{version}-{key}.cpio.gz")
+    if os.path.exists(path):
+        return path
+    if not os.path.exists(BUSYBOX):
+        raise GuestError(f"{BUSYBOX} missing: {SETUP_HINT}")
+    with open(BUSYBOX, "rb") as f:
+        busybox = f.read()
+    entries = [(d, "dir", None) for d in
+               ("bin", "proc", "sys", "dev", "tmp", "lib", "lib/modules", "mnt", "usr")]
+    entries.append(("bin/busybox", "file", (busybox, 0o755)))
+    entries += [(f"bin/{a}", "link", "busybox") for a in APPLETS]
+    entries.append(("init", "file", (INIT.encode(), 0o755)))
+    order = module_closure(version, modules)
+    for rel in order:
+        entries.append((f"lib/modules/{_loaded_name(rel)}", "file",
+                        (_read_module(version, rel), 0o644)))
+    entries.append(("modules.order", "file",
+                    (" ".join(_loaded_name(r) for r in order).encode(), 0o644)))
+    data = gzip.compress(cpio_archive(entries), compresslevel=6)
+    data += b"\0" * (-len(data) % 512)  # the appended archive must start aligned
+    tmp = path + f".{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return path
+
+
+def host_binary_entries(path, dest_dir="bin"):
+    """cpio entries for a host binary and the shared libraries ldd lists for it."""
+    entries = []
+    with open(path, "rb") as f:
+        entries.append((f"{dest_dir}/{os.path.basename(path)}", "file", (f.read(), 0o755)))
+    out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    for lib in re.findall(r"(/\S+\.so[\.\d]*)", out):
+        with open(lib, "rb") as f:
+            entries.append((lib.lstrip("/"), "file", (f.read(), 0o755)))
+    dirs = sorted({os.path.dirname(e[0]) for e in entries[1:]})
+    dir_entries = []
+    for d in dirs:
+        parts = d.split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/".join(parts[:i])
+            if (p, "dir", None) not in dir_entries:
+                dir_entries.append((p, "dir", None))
+    return dir_entries + entries
+
+
+# ---- daemons
+
+class Daemon:
+    """A back-end daemon in its own process group, killed (with any helpers) on exit."""
+
+    def __init__(self, argv, socket_path, log_path=None):
+        self.argv = argv
+        self.socket_path = socket_path
+        self.log_path = log_path or socket_path + ".log"
+        self.proc = None
+
+    def __enter__(self):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise GuestError(f"{self.argv[0]} exited with {self.proc.returncode}: "
+                                 f"{self.read_log()}")
+            if os.path.exists(self.socket_path) and stat.S_ISSOCK(os.stat(self.socket_path).st_mode):
+                return self
+            time.sleep(0.05)
+        raise GuestError(f"{self.argv[0]} did not create {self.socket_path}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return False
+
+
+@contextlib.contextmanager
+def work_dir(prefix="e2e"):
+    """A short temporary directory (Unix socket paths are limited to 108 bytes)."""
+    d = tempfile.mkdtemp(prefix=prefix + "-", dir="/tmp")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- the guest
+
+class GuestResult:
+    def __init__(self, output, exit_code, timed_out, wall_seconds):
+        self.output = output
+        self.exit_code = exit_code
+        self.timed_out = timed_out
+        self.wall_seconds = wall_seconds
+        self.results = {}
+        for line in output.splitlines():
+            m = re.search(r"E2E-RESULT (\S+?)=(.*)$", line.strip())
+            if m:
+                self.results[m.group(1)] = m.group(2).strip()
+        m = re.search(r"E2E-END status=(\d+)", output)
+        self.script_status = int(m.group(1)) if m else None
+
+    def __getitem__(self, key):
+        return self.results[key]
+
+
+def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
+              memory_mb=512, work=None):
+    """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
+
+    memory: "memfd" or "file" (memory-backend-file on /dev/shm).
+    Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
+    """
+    check_qemu()
+    kernel, _ = find_kernel()
+    base = base_initramfs(modules)
+    work = work or tempfile.mkdtemp(prefix="guest-", dir="/tmp")
+    initrd = os.path.join(work, "initrd.img")
+    with open(base, "rb") as f:
+        data = f.read()
+    extra = [("test.sh", "file", (script.encode(), 0o755))] + list(extra_entries)
+    with open(initrd, "wb") as f:
+        f.write(data + cpio_archive(extra))
+
+    if memory == "memfd":
+        backend = f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on"
+    else:
+        mem_path = os.path.join("/dev/shm", f"vhost-user-e2e-{os.getpid()}-{time.time_ns()}")
+        backend = f"memory-backend-file,id=mem,size={memory_mb}M,share=on,mem-path={mem_path}"
+    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1",
+            "-m", f"{memory_mb}M", "-object", backend, "-numa", "node,memdev=mem",
+            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
+    start = time.time()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    timed_out = False
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+    finally:
+        if memory != "memfd":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mem_path)
+    return GuestResult(output.decode(errors="replace"), proc.returncode, timed_out,
+                       time.time() - start)
