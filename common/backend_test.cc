@@ -3,8 +3,12 @@
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <thread>
+
+#include "common/channel.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
@@ -35,6 +39,7 @@ class CountingDevice : public VirtioDevice {
   }
   absl::Duration ProcessQueue(Virtqueue& queue) override { return absl::InfiniteDuration(); }
   void Reset() override { ++resets; }
+  absl::Status NotifyConfigChange() { return notify_config_change_(); }
   int resets = 0;
   uint8_t config_[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 };
@@ -180,6 +185,31 @@ TEST_F(BackendTest, MemSlotsNeedTheProtocolFeature) {
   ASSERT_EQ(ftruncate(fd.get(), 0x1000), 0);
   add.fds.push_back(std::move(fd));
   EXPECT_THAT(Send(std::move(add)), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(BackendTest, ConfigChangeGoesOverTheBackendChannel) {
+  EXPECT_THAT(device_.NotifyConfigChange(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(
+      Send(Request(FrontendRequest::kSetProtocolFeatures,
+                   Bit(kProtocolBackendReq) | Bit(kProtocolConfig) | Bit(kProtocolReplyAck))));
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  Channel frontend_side{UniqueFd(fds[0])};
+  Message set_fd = Request(FrontendRequest::kSetBackendReqFd);
+  set_fd.fds.push_back(UniqueFd(fds[1]));
+  ASSERT_OK(Send(std::move(set_fd)));
+
+  std::thread frontend([&] {
+    absl::StatusOr<Message> request = frontend_side.Receive();
+    ASSERT_OK(request);
+    EXPECT_EQ(request->header.request, static_cast<uint32_t>(BackendRequest::kConfigChangeMsg));
+    EXPECT_TRUE(request->need_reply());
+    Message ack = MakeReply(*request);
+    ack.Append(uint64_t{0});
+    EXPECT_OK(frontend_side.Send(ack));
+  });
+  EXPECT_OK(device_.NotifyConfigChange());
+  frontend.join();
 }
 
 }  // namespace

@@ -39,6 +39,32 @@ check "bad seccomp mode" bad_flag "--seccomp" --seccomp=maybe --socket-path=/tmp
 check "stray argument" bad_flag "unexpected" --socket-path=/tmp/x extra
 check "fd not a listening socket" bad_flag "--fd" --fd=0
 
+# --fd: a listening socket inherited from the parent (as libvirt passes it) is served.
+fd_test() {
+  python3 - "$daemon" <<'PY'
+import os, socket, struct, subprocess, sys, tempfile
+d = tempfile.mkdtemp(dir="/tmp")
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(os.path.join(d, "s"))
+listener.listen(1)
+proc = subprocess.Popen([sys.argv[1], f"--fd={listener.fileno()}"], pass_fds=[listener.fileno()],
+                        stderr=subprocess.DEVNULL)
+try:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(os.path.join(d, "s"))
+    c.sendall(struct.pack("<III", 1, 1, 0))  # GET_FEATURES
+    request, flags, size = struct.unpack("<III", c.recv(12))
+    features, = struct.unpack("<Q", c.recv(8))
+    assert request == 1 and flags & 4 and size == 8, (request, flags, size)
+    assert features & (1 << 32), hex(features)  # VERSION_1
+finally:
+    proc.terminate()
+    proc.wait(10)
+PY
+}
+check "serves an inherited listening socket (--fd)" fd_test
+
 # The binary alone in an empty directory, as in a scratch container: no libraries, no /etc.
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

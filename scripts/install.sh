@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the daemons (static binaries) into PREFIX/libexec and, as the vhost-user back-end
+# conventions ask, one vhost-user.json description each into PREFIX/share/qemu/vhost-user, so
+# management tools (libvirt) find them. Usage: scripts/install.sh [PREFIX] (default /usr/local).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=${1:-/usr/local}
+daemons=(vhost-user-rng)
+
+
+bazel build $(for d in "${daemons[@]}"; do echo "//$d:$d"; done) 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+install -d "$prefix/libexec" "$prefix/share/qemu/vhost-user"
+for d in "${daemons[@]}"; do
+  install -m 0755 -s "bazel-bin/$d/$d" "$prefix/libexec/$d"
+  type=$("$prefix/libexec/$d" --print-capabilities | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
+  cat > "$prefix/share/qemu/vhost-user/50-$d.json" <<JSON
+{
+  "description": "$d: vhost-user $type back end",
+  "type": "$type",
+  "binary": "$prefix/libexec/$d"
+}
+JSON
+  echo "installed $prefix/libexec/$d and $prefix/share/qemu/vhost-user/50-$d.json"
+done
