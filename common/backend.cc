@@ -64,21 +64,23 @@ uint64_t Backend::OfferedProtocolFeatures() const {
   return features;
 }
 
-absl::Status Backend::Serve(UniqueFd connection, int stop_fd) {
+absl::Status Backend::Serve(UniqueFd connection, int wake_fd,
+                            const std::function<bool()>& on_wake) {
   RETURN_IF_ERROR(SetReceiveTimeout(connection.get(), kMessageTimeoutMs));
   Channel channel(std::move(connection));
   absl::Status result;
   for (;;) {
-    pollfd fds[2] = {{channel.fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-    if (poll(fds, stop_fd >= 0 ? 2 : 1, -1) < 0) {
+    pollfd fds[2] = {{channel.fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    if (poll(fds, wake_fd >= 0 ? 2 : 1, -1) < 0) {
       if (errno == EINTR) continue;
       result = absl::ErrnoToStatus(errno, "poll");
       break;
     }
-    if (stop_fd >= 0 && (fds[1].revents & POLLIN)) {
+    if (wake_fd >= 0 && (fds[1].revents & POLLIN) && on_wake()) {
       result = absl::CancelledError("stopped");
       break;
     }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     absl::StatusOr<Message> message = channel.Receive();
     if (!message.ok()) {
       if (!absl::IsUnavailable(message.status())) result = message.status();

@@ -5,6 +5,7 @@
 #ifndef COMMON_BACKEND_H_
 #define COMMON_BACKEND_H_
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -38,10 +39,11 @@ class Backend {
   Backend(VirtioDevice* device, BackendOptions options);
   ~Backend();
 
-  // Serves one connected front end until it disconnects, misbehaves, or `stop_fd` becomes
-  // readable. Returns OK on a clean disconnect, CancelledError when stopped, else the reason the
-  // connection was dropped. Either way the device is reset afterwards, ready for the next one.
-  absl::Status Serve(UniqueFd connection, int stop_fd);
+  // Serves one connected front end until it disconnects or misbehaves. When `wake_fd` becomes
+  // readable, `on_wake` runs; if it returns true serving stops. Returns OK on a clean disconnect,
+  // CancelledError when stopped, else the reason the connection was dropped. Either way the
+  // device is reset afterwards, ready for the next front end.
+  absl::Status Serve(UniqueFd connection, int wake_fd, const std::function<bool()>& on_wake);
 
   // Handles one validated message; returns the reply to send, if any. Exposed for tests/fuzzing.
   absl::StatusOr<absl::optional<Message>> Handle(Message& message);

@@ -130,6 +130,18 @@ absl::StatusOr<UniqueFd> TerminationSignals() {
   return fd;
 }
 
+// Reads a pending signal. SIGHUP asks the device to reload host state; the others terminate.
+bool HandleSignal(int signal_fd, VirtioDevice* device) {
+  signalfd_siginfo info;
+  if (read(signal_fd, &info, sizeof(info)) != sizeof(info)) return false;
+  if (info.ssi_signo == SIGHUP) {
+    LOG(INFO) << "SIGHUP: reloading";
+    device->Reload();
+    return false;
+  }
+  return true;
+}
+
 int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int signal_fd) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
@@ -143,14 +155,16 @@ int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int s
       PLOG(ERROR) << "poll";
       return 1;
     }
-    if (fds[1].revents & POLLIN) break;
+    if ((fds[1].revents & POLLIN) && HandleSignal(signal_fd, device)) break;
+    if (!(fds[0].revents & POLLIN)) continue;
     UniqueFd connection(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!connection) {
       PLOG(WARNING) << "accept";
       continue;
     }
     LOG(INFO) << "front end connected";
-    absl::Status status = backend.Serve(std::move(connection), signal_fd);
+    absl::Status status = backend.Serve(std::move(connection), signal_fd,
+                                        [&] { return HandleSignal(signal_fd, device); });
     if (absl::IsCancelled(status)) break;
     if (status.ok()) {
       LOG(INFO) << "front end disconnected; device reset";
@@ -188,7 +202,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     return 0;
   }
   FLAGS_logtostderr = true;  // daemons log to stderr; the supervisor keeps the log
-  if (absl::Status s = ParseFlags(argc, argv); !s.ok()) {
+  if (absl::Status s = ParseFlags(argc, argv, spec.short_names); !s.ok()) {
     ExitWithUsageError(spec.program, std::string(s.message()));
   }
   absl::StatusOr<SeccompMode> seccomp = ParseSeccompMode(FLAGS_seccomp);

@@ -6,6 +6,7 @@
 #define COMMON_DAEMON_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ struct DaemonSpec {
   std::string description;   // one line for --help
   std::string backend_type;  // the vhost-user.json type, e.g. "rng"
   std::vector<std::string> capability_features;
+  // One-letter aliases (-b PATH) for flags, as a peer daemon's users know them.
+  std::map<char, std::string> short_names;
   // Builds the device from its flags. InvalidArgumentError means bad command-line input (one
   // line naming the flag, exit status 2); other errors exit with status 1.
   std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>()> create_device;

@@ -48,6 +48,12 @@ size_t ForEachPiece(const IovecList& segments, size_t offset, size_t len, Fn fn)
 
 }  // namespace
 
+void SliceSegments(const IovecList& segments, size_t offset, size_t len, IovecList* out) {
+  ForEachPiece(segments, offset, len, [&](uint8_t* seg, size_t, size_t n) {
+    out->push_back({seg, n});
+  });
+}
+
 size_t CopyFromSegments(const IovecList& segments, size_t offset, void* dst, size_t len) {
   auto* out = static_cast<uint8_t*>(dst);
   return ForEachPiece(segments, offset, len, [&](uint8_t* seg, size_t done, size_t n) {

@@ -34,6 +34,10 @@ struct DescriptorChain {
   absl::Status AddBuffer(const GuestMemory& memory, uint64_t gpa, uint32_t len, bool writable);
 };
 
+// Appends to `out` the segments covering bytes [offset, offset + len) of `segments` (fewer
+// bytes if the segments end first). No data is copied.
+void SliceSegments(const IovecList& segments, size_t offset, size_t len, IovecList* out);
+
 // Copies out of / into a segment list starting `offset` bytes in. Returns the bytes copied,
 // which is less than `len` when the segments end first.
 size_t CopyFromSegments(const IovecList& segments, size_t offset, void* dst, size_t len);

@@ -41,6 +41,10 @@ struct DeviceInfo {
   uint32_t config_size = 0;
 };
 
+// What ProcessQueue returns when it stopped taking requests until its own event fd (see
+// QueueEventFd) fires, e.g. because all its I/O slots are busy.
+constexpr absl::Duration kUntilDeviceEvent = absl::Hours(24);
+
 // Lets a device tell the front end that its config space changed (BACKEND_CONFIG_CHANGE_MSG).
 using ConfigChangeNotifier = std::function<absl::Status()>;
 
@@ -64,6 +68,11 @@ class VirtioDevice {
   // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
   // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
   virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
+  // An eventfd the worker of queue `index` also waits on (e.g. an io_uring completion eventfd):
+  // when it fires the worker resets it and calls ProcessQueue. -1 for none. Asked each time the
+  // queue's worker starts (a device may set up per-queue state on the first call); the fd must
+  // stay open until QueueStopped.
+  virtual int QueueEventFd(int index) { return -1; }
   // Queue `index` stopped (GET_VRING_BASE, reset, disconnect, or a memory table change, after
   // which it restarts); its worker is gone. `queue` (null
   // if it never ran) is still readable: a device holding popped but unfinished chains puts them
@@ -71,6 +80,9 @@ class VirtioDevice {
   virtual void QueueStopped(int index, Virtqueue* queue) {}
   // Back to the initial state (RESET_DEVICE, or the front end went away).
   virtual void Reset() {}
+  // The daemon got SIGHUP: re-read host state (e.g. the size of a grown backing file) and tell
+  // the front end what changed. Called on the connection thread.
+  virtual void Reload() {}
 
   void set_config_change_notifier(ConfigChangeNotifier notifier) {
     notify_config_change_ = std::move(notifier);

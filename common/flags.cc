@@ -11,7 +11,7 @@
 
 namespace vhost {
 
-absl::Status ParseFlags(int argc, char** argv) {
+absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
@@ -23,6 +23,7 @@ absl::Status ParseFlags(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
     }
     std::string name(arg.substr(0, arg.find('=')));
+    if (name.size() == 1 && short_names.count(name[0])) name = short_names.at(name[0]);
     const bool has_value = arg.find('=') != absl::string_view::npos;
     std::string value = has_value ? std::string(arg.substr(arg.find('=') + 1)) : "";
     gflags::CommandLineFlagInfo info;

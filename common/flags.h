@@ -4,6 +4,7 @@
 #ifndef COMMON_FLAGS_H_
 #define COMMON_FLAGS_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -13,8 +14,9 @@ namespace vhost {
 // Exit status for bad command-line input.
 constexpr int kUsageExitCode = 2;
 
-// Sets every --flag=value in argv. Returns InvalidArgumentError naming the offending flag.
-absl::Status ParseFlags(int argc, char** argv);
+// Sets every --flag=value in argv. `short_names` maps one-letter options (-b PATH) to flag
+// names. Returns InvalidArgumentError naming the offending flag.
+absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names = {});
 
 // Prints "<program>: <message>" and exits with kUsageExitCode.
 [[noreturn]] void ExitWithUsageError(const std::string& program, const std::string& message);

@@ -24,11 +24,11 @@ absl::Status QueueWorker::Start() {
   if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev) != 0) {
     return absl::ErrnoToStatus(errno, "epoll_ctl(stop)");
   }
-  if (kick_fd_ >= 0) {
-    ev.data.fd = kick_fd_;
-    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, kick_fd_, &ev) != 0) {
-      return absl::ErrnoToStatus(errno,
-                                 absl::StrCat("epoll_ctl(kick of queue ", queue_->index(), ")"));
+  for (int fd : {kick_fd_, device_fd_}) {
+    if (fd < 0) continue;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("epoll_ctl(queue ", queue_->index(), ")"));
     }
   }
   thread_ = std::thread([this] { Run(); });
@@ -71,8 +71,8 @@ void QueueWorker::Run() {
             ? -1
             : static_cast<int>(std::max<int64_t>(
                   1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
-    epoll_event events[2];
-    const int n = epoll_wait(epoll_fd_.get(), events, 2, timeout_ms);
+    epoll_event events[3];
+    const int n = epoll_wait(epoll_fd_.get(), events, 3, timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       PLOG(ERROR) << "epoll_wait on queue " << queue_->index();
@@ -81,7 +81,7 @@ void QueueWorker::Run() {
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == stop_fd_.get()) return;
       eventfd_t ignored;
-      eventfd_read(kick_fd_, &ignored);  // epoll said readable, so this does not block
+      eventfd_read(events[i].data.fd, &ignored);  // epoll said readable: this does not block
     }
     if (queue_->broken()) {
       wait = absl::InfiniteDuration();

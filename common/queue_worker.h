@@ -18,7 +18,11 @@ class QueueWorker {
   // `kick_fd` < 0 means the front end sends no kicks: the worker then polls the ring.
   // `busy_poll` > 0 makes the worker spin on the ring that long before sleeping.
   QueueWorker(VirtioDevice* device, Virtqueue* queue, int kick_fd, absl::Duration busy_poll)
-      : device_(device), queue_(queue), kick_fd_(kick_fd), busy_poll_(busy_poll) {}
+      : device_(device),
+        queue_(queue),
+        kick_fd_(kick_fd),
+        device_fd_(device->QueueEventFd(queue->index())),
+        busy_poll_(busy_poll) {}
   ~QueueWorker() { Stop(); }
 
   absl::Status Start();
@@ -34,6 +38,7 @@ class QueueWorker {
   VirtioDevice* const device_;
   Virtqueue* const queue_;
   const int kick_fd_;
+  const int device_fd_;  // the device's own eventfd for this queue, or -1
   const absl::Duration busy_poll_;
   UniqueFd stop_fd_;
   UniqueFd epoll_fd_;

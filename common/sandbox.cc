@@ -77,8 +77,8 @@ constexpr const char* kCommonSyscalls[] = {
 // Sanitizer runtimes make syscalls of their own (e.g. pipe2 to probe whether memory is
 // readable); sanitizer builds allow them so the tests exercise the real policy otherwise.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr const char* kSanitizerSyscalls[] = {"pipe2", "readlink", "getrlimit", "prctl",
-                                              "sched_getaffinity", "munmap", "mincore"};
+constexpr const char* kSanitizerSyscalls[] = {
+    "pipe2", "readlink", "getrlimit", "prctl", "sched_getaffinity", "munmap", "mincore"};
 #else
 constexpr const char* kSanitizerSyscalls[] = {"getpid"};  // nothing extra
 #endif
@@ -116,6 +116,12 @@ absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
   }
   for (const std::string& name : policy.extra_syscalls) {
     if (absl::Status s = allow(name); !s.ok()) return s;
+  }
+  for (unsigned long request : policy.ioctl_requests) {
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                         SCMP_A1(SCMP_CMP_EQ, request)) != 0) {
+      return absl::InternalError("seccomp rule for ioctl");
+    }
   }
   // Memory may be mapped (guest RAM, thread stacks) but never made executable.
   for (int nr : {SCMP_SYS(mmap), SCMP_SYS(mprotect)}) {

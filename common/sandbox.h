@@ -24,6 +24,8 @@ absl::StatusOr<SeccompMode> ParseSeccompMode(absl::string_view text);
 struct SandboxPolicy {
   // Syscall names a device needs beyond the common list (e.g. "getrandom", "pread64").
   std::vector<std::string> extra_syscalls;
+  // ioctl request numbers the device may issue (ioctl is otherwise forbidden).
+  std::vector<unsigned long> ioctl_requests;
 };
 
 // Installs the filter for the whole process (all threads created later inherit it).

@@ -18,9 +18,9 @@ fi
 BUILD_PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ clang-format
   libabsl-dev libgflags-dev libgoogle-glog-dev libgtest-dev libgmock-dev libseccomp-dev
-  libunwind-dev
+  libunwind-dev liburing-dev
 )
-TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3)
+TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
 
 missing=()

@@ -1,0 +1,293 @@
+#include "vhost-user-blk/blk_device.h"
+
+#include <cstddef>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/message.h"
+#include "glog/logging.h"
+
+namespace vhost {
+namespace {
+
+constexpr uint32_t kSerialBytes = VIRTIO_BLK_ID_BYTES;
+// The config space up to write_zeroes_may_unmap and its padding (what Linux 6.12 reads).
+constexpr uint32_t kConfigSize = offsetof(virtio_blk_config, unused1) + 3;
+
+bool HasBit(uint64_t features, uint32_t bit) { return features & Bit(bit); }
+
+uint32_t Log2(uint32_t v) {
+  uint32_t r = 0;
+  while (v > 1) {
+    v >>= 1;
+    ++r;
+  }
+  return r;
+}
+
+}  // namespace
+
+BlkDevice::BlkDevice(std::unique_ptr<Disk> disk, BlkOptions options)
+    : disk_(std::move(disk)),
+      options_(std::move(options)),
+      capacity_sectors_(disk_->size_bytes() / kSectorSize) {
+  queues_.resize(options_.num_queues);
+}
+
+DeviceInfo BlkDevice::Info() const {
+  DeviceInfo info;
+  info.virtio_id = kVirtioIdBlock;
+  info.num_queues = options_.num_queues;
+  info.max_queue_size = options_.max_queue_size;
+  info.config_size = kConfigSize;
+  info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_BLK_F_SIZE_MAX) | Bit(VIRTIO_BLK_F_SEG_MAX) |
+                  Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_TOPOLOGY) |
+                  Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE) | Bit(VIRTIO_BLK_F_MQ) |
+                  Bit(VIRTIO_BLK_F_DISCARD) | Bit(VIRTIO_BLK_F_WRITE_ZEROES);
+  if (options_.read_only) info.features |= Bit(VIRTIO_BLK_F_RO);
+  return info;
+}
+
+absl::Status BlkDevice::SetFeatures(uint64_t features) {
+  features_ = features;
+  return absl::OkStatus();
+}
+
+virtio_blk_config BlkDevice::Config() const {
+  virtio_blk_config c{};
+  c.capacity = capacity_sectors_.load();
+  c.size_max = 1u << 22;
+  // Data segments per request: a 256-entry ring less the header and status descriptors (we take
+  // up to kMaxChainSegments with indirect descriptors).
+  c.seg_max = 254;
+  c.blk_size = options_.logical_block_size;
+  c.physical_block_exp = Log2(options_.physical_block_size / options_.logical_block_size);
+  c.alignment_offset = 0;
+  c.min_io_size = 1;
+  c.opt_io_size = 0;
+  c.wce = writeback_.load() ? 1 : 0;
+  c.num_queues = options_.num_queues;
+  c.max_discard_sectors = options_.max_discard_sectors;
+  c.max_discard_seg = options_.max_discard_segments;
+  c.discard_sector_alignment = options_.logical_block_size / kSectorSize;
+  c.max_write_zeroes_sectors = options_.max_discard_sectors;
+  c.max_write_zeroes_seg = options_.max_discard_segments;
+  c.write_zeroes_may_unmap = 1;
+  return c;
+}
+
+absl::Status BlkDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
+  const virtio_blk_config config = Config();
+  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config) + offset, data.size());
+  return absl::OkStatus();
+}
+
+absl::Status BlkDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
+  // Only the write-back flag is writable, and only with CONFIG_WCE (virtio 1.2 §5.2.5).
+  if (offset != offsetof(virtio_blk_config, wce) || data.size() != 1 ||
+      !HasBit(features_, VIRTIO_BLK_F_CONFIG_WCE)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("config bytes ", offset, "..", offset + data.size(), " are read-only"));
+  }
+  writeback_ = data[0] != 0;
+  LOG(INFO) << "guest switched the cache to " << (writeback_ ? "write-back" : "write-through");
+  return absl::OkStatus();
+}
+
+int BlkDevice::QueueEventFd(int index) {
+  std::unique_ptr<QueueState>& state = queues_[index];
+  if (!state) {
+    absl::StatusOr<std::unique_ptr<DiskQueue>> io = disk_->NewQueue(options_.max_queue_size);
+    if (!io.ok()) {
+      LOG(ERROR) << "queue " << index << ": " << io.status();
+      return -1;
+    }
+    state = std::make_unique<QueueState>();
+    state->io = *std::move(io);
+  }
+  return state->io->event_fd();
+}
+
+absl::Duration BlkDevice::ProcessQueue(Virtqueue& queue) {
+  QueueState* state = queues_[queue.index()].get();
+  if (state == nullptr) {
+    queue.MarkBroken(absl::UnavailableError("the disk could not set up this queue"));
+    return absl::InfiniteDuration();
+  }
+  if (state->slots.size() != queue.size()) {  // first use since the queue started
+    state->slots.resize(queue.size());
+    state->free.clear();
+    for (uint32_t i = queue.size(); i > 0; --i) state->free.push_back(i - 1);
+  }
+  auto done = [&](uint64_t slot, int64_t result) { OnIoDone(*state, queue, slot, result); };
+  state->io->Reap(done);
+  bool submitted = false;
+  while (!state->free.empty()) {
+    const uint32_t slot = state->free.back();
+    if (!queue.Pop(&state->slots[slot].chain)) break;
+    state->free.pop_back();
+    submitted |= Start(*state, queue, slot);
+  }
+  if (submitted) state->io->Commit();
+  state->io->Reap(done);
+  // Every slot busy with I/O: take more requests when some complete.
+  if (state->free.empty() && queue.HasAvailable()) return kUntilDeviceEvent;
+  return absl::InfiniteDuration();
+}
+
+uint8_t BlkDevice::CheckRange(uint64_t sector, uint64_t bytes) const {
+  const uint64_t capacity = capacity_sectors_.load();
+  const uint32_t block_sectors = options_.logical_block_size / kSectorSize;
+  if (bytes % options_.logical_block_size != 0 || sector % block_sectors != 0) {
+    return VIRTIO_BLK_S_IOERR;  // misaligned
+  }
+  if (sector > capacity || bytes / kSectorSize > capacity - sector) return VIRTIO_BLK_S_IOERR;
+  return VIRTIO_BLK_S_OK;
+}
+
+bool BlkDevice::Start(QueueState& state, Virtqueue& queue, uint32_t slot) {
+  Slot& s = state.slots[slot];
+  absl::Status parsed = ParseBlkRequest(s.chain, &s.request);
+  if (!parsed.ok()) {
+    // No status byte to answer in: return the chain untouched.
+    LOG_EVERY_N(WARNING, 1000) << "queue " << queue.index() << ": " << parsed.message();
+    queue.Push(s.chain, 0);
+    state.free.push_back(slot);
+    return false;
+  }
+  const BlkRequest& r = s.request;
+  switch (r.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: {
+      const bool write = r.type == VIRTIO_BLK_T_OUT;
+      const uint8_t status =
+          write && options_.read_only ? VIRTIO_BLK_S_IOERR : CheckRange(r.sector, r.data_bytes);
+      if (status != VIRTIO_BLK_S_OK || r.data_bytes == 0) {
+        Complete(state, queue, slot, status);
+        return false;
+      }
+      s.expected = r.data_bytes;
+      const uint64_t offset = r.sector * kSectorSize;
+      const bool queued = write ? state.io->SubmitWrite(r.data, offset, !writeback_, slot)
+                                : state.io->SubmitRead(r.data, offset, slot);
+      if (queued) return true;
+      Complete(state, queue, slot, VIRTIO_BLK_S_IOERR);
+      return false;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+      s.expected = 0;
+      if (state.io->SubmitFlush(slot)) return true;
+      Complete(state, queue, slot, VIRTIO_BLK_S_IOERR);
+      return false;
+    case VIRTIO_BLK_T_GET_ID: {
+      char id[kSerialBytes] = {};
+      std::memcpy(id, options_.serial.data(), std::min<size_t>(options_.serial.size(), sizeof(id)));
+      CopyToSegments(r.data, 0, id, std::min<uint64_t>(r.data_bytes, sizeof(id)));
+      Complete(state, queue, slot, VIRTIO_BLK_S_OK);
+      return false;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+      Complete(state, queue, slot, DiscardOrWriteZeroes(r));
+      return false;
+    default:
+      Complete(state, queue, slot, VIRTIO_BLK_S_UNSUPP);
+      return false;
+  }
+}
+
+uint8_t BlkDevice::DiscardOrWriteZeroes(const BlkRequest& r) {
+  const bool discard = r.type == VIRTIO_BLK_T_DISCARD;
+  if (!HasBit(features_, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES)) {
+    return VIRTIO_BLK_S_UNSUPP;
+  }
+  if (options_.read_only) return VIRTIO_BLK_S_IOERR;
+  const uint64_t count = r.data_bytes / sizeof(virtio_blk_discard_write_zeroes);
+  if (r.data_bytes % sizeof(virtio_blk_discard_write_zeroes) != 0 || count == 0 ||
+      count > options_.max_discard_segments) {
+    return VIRTIO_BLK_S_UNSUPP;
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    virtio_blk_discard_write_zeroes segment;  // copied once out of guest memory
+    CopyFromSegments(r.data, i * sizeof(segment), &segment, sizeof(segment));
+    const uint32_t allowed_flags = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+    if (segment.flags & ~allowed_flags) return VIRTIO_BLK_S_UNSUPP;
+    if (segment.num_sectors > options_.max_discard_sectors) return VIRTIO_BLK_S_IOERR;
+    const uint64_t bytes = uint64_t{segment.num_sectors} * kSectorSize;
+    if (CheckRange(segment.sector, bytes) != VIRTIO_BLK_S_OK) return VIRTIO_BLK_S_IOERR;
+    const uint64_t offset = segment.sector * kSectorSize;
+    absl::Status s =
+        discard
+            ? disk_->Discard(offset, bytes)
+            : disk_->WriteZeroes(offset, bytes, segment.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+    if (!s.ok()) {
+      LOG_EVERY_N(ERROR, 100) << (discard ? "discard" : "write zeroes") << " failed: " << s;
+      // A backing store that cannot discard still leaves the data intact: not an error.
+      if (discard && absl::IsUnimplemented(s)) continue;
+      return VIRTIO_BLK_S_IOERR;
+    }
+  }
+  return VIRTIO_BLK_S_OK;
+}
+
+void BlkDevice::OnIoDone(QueueState& state, Virtqueue& queue, uint64_t slot, int64_t result) {
+  if (slot >= state.slots.size()) return;
+  const Slot& s = state.slots[slot];
+  uint8_t status = VIRTIO_BLK_S_OK;
+  if (result < 0 || static_cast<uint64_t>(result) != s.expected) {
+    LOG_EVERY_N(ERROR, 1000) << "queue " << queue.index() << ": I/O at sector " << s.request.sector
+                             << " returned " << result << " of " << s.expected << " bytes";
+    status = VIRTIO_BLK_S_IOERR;
+  }
+  Complete(state, queue, slot, status);
+}
+
+void BlkDevice::Complete(QueueState& state, Virtqueue& queue, uint32_t slot, uint8_t status) {
+  Slot& s = state.slots[slot];
+  *s.request.status = status;
+  // Bytes written into the writable part: the data read (or the id) and the status byte.
+  uint64_t written = 1;
+  if (status == VIRTIO_BLK_S_OK) {
+    if (s.request.type == VIRTIO_BLK_T_IN) written += s.request.data_bytes;
+    if (s.request.type == VIRTIO_BLK_T_GET_ID) {
+      written += std::min<uint64_t>(s.request.data_bytes, kSerialBytes);
+    }
+  }
+  queue.Push(s.chain, written);
+  state.free.push_back(slot);
+}
+
+void BlkDevice::QueueStopped(int index, Virtqueue* queue) {
+  std::unique_ptr<QueueState>& state = queues_[index];
+  if (!state) return;
+  // Requests in flight finish before the ring position is reported, so none is lost.
+  if (queue != nullptr && !state->slots.empty()) {
+    state->io->Drain(
+        [&](uint64_t slot, int64_t result) { OnIoDone(*state, *queue, slot, result); });
+  }
+  state.reset();
+}
+
+void BlkDevice::Reset() {
+  for (auto& state : queues_) state.reset();
+  writeback_ = true;
+  features_ = 0;
+}
+
+void BlkDevice::Reload() {
+  absl::StatusOr<uint64_t> size = disk_->Refresh();
+  if (!size.ok()) {
+    LOG(ERROR) << "cannot re-read the disk size: " << size.status();
+    return;
+  }
+  const uint64_t sectors = *size / kSectorSize;
+  if (sectors == capacity_sectors_.load()) return;
+  LOG(INFO) << "disk resized from " << capacity_sectors_.load() << " to " << sectors << " sectors";
+  capacity_sectors_ = sectors;
+  if (notify_config_change_) {
+    absl::Status s = notify_config_change_();
+    if (!s.ok()) LOG(WARNING) << "cannot tell the front end about the new size: " << s;
+  }
+}
+
+}  // namespace vhost

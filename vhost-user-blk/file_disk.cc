@@ -1,0 +1,134 @@
+#include "vhost-user-blk/file_disk.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/unique_fd.h"
+#include "vhost-user-blk/uring_queue.h"
+
+namespace vhost {
+namespace {
+
+absl::StatusOr<uint64_t> SizeOf(int fd, bool block_device) {
+  if (block_device) {
+    uint64_t size = 0;
+    if (ioctl(fd, BLKGETSIZE64, &size) != 0) return absl::ErrnoToStatus(errno, "BLKGETSIZE64");
+    return size;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+class FileDisk : public Disk {
+ public:
+  FileDisk(UniqueFd fd, UniqueFd direct_fd, bool block_device, uint64_t size, uint32_t alignment)
+      : fd_(std::move(fd)),
+        direct_fd_(std::move(direct_fd)),
+        block_device_(block_device),
+        size_(size),
+        alignment_(alignment) {}
+
+  uint64_t size_bytes() const override { return size_; }
+  bool is_block_device() const override { return block_device_; }
+
+  absl::StatusOr<std::unique_ptr<DiskQueue>> NewQueue(uint32_t depth) override {
+    return UringQueue::Create(depth, fd_.get(), direct_fd_.get(), alignment_);
+  }
+
+  absl::Status Discard(uint64_t offset, uint64_t length) override {
+    if (block_device_) {
+      uint64_t range[2] = {offset, length};
+      if (ioctl(fd_.get(), BLKDISCARD, range) != 0) return absl::ErrnoToStatus(errno, "BLKDISCARD");
+      return absl::OkStatus();
+    }
+    if (fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) != 0) {
+      return absl::ErrnoToStatus(errno, "fallocate(PUNCH_HOLE)");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap) override {
+    if (block_device_) {
+      uint64_t range[2] = {offset, length};
+      if (ioctl(fd_.get(), BLKZEROOUT, range) != 0) return absl::ErrnoToStatus(errno, "BLKZEROOUT");
+      return absl::OkStatus();
+    }
+    // Deallocating reads back as zeroes too; otherwise keep the blocks allocated.
+    const int mode = unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE;
+    if (fallocate(fd_.get(), mode, offset, length) == 0) return absl::OkStatus();
+    if (errno != EOPNOTSUPP) return absl::ErrnoToStatus(errno, "fallocate");
+    return WriteZeroBytes(offset, length);  // a file system without that fallocate mode
+  }
+
+  absl::StatusOr<uint64_t> Refresh() override {
+    absl::StatusOr<uint64_t> size = SizeOf(fd_.get(), block_device_);
+    if (size.ok()) size_ = *size;
+    return size;
+  }
+
+ private:
+  absl::Status WriteZeroBytes(uint64_t offset, uint64_t length) {
+    static const std::vector<char> zeroes(1 << 20);
+    while (length > 0) {
+      const size_t n = std::min<uint64_t>(length, zeroes.size());
+      const ssize_t written = pwrite(fd_.get(), zeroes.data(), n, offset);
+      if (written <= 0) return absl::ErrnoToStatus(errno, "pwrite(zeroes)");
+      offset += written;
+      length -= written;
+    }
+    return absl::OkStatus();
+  }
+
+  UniqueFd fd_;
+  UniqueFd direct_fd_;
+  const bool block_device_;
+  uint64_t size_;
+  const uint32_t alignment_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
+                                                   const FileDiskOptions& options) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--blk-file: ", path, ": ", strerror(errno)));
+  }
+  const bool block_device = S_ISBLK(st.st_mode);
+  if (!block_device && !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--blk-file: ", path, " is neither a regular file nor a block device"));
+  }
+  const int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  UniqueFd fd(open(path.c_str(), flags));
+  if (!fd) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--blk-file: cannot open ", path, ": ", strerror(errno)));
+  }
+  UniqueFd direct_fd;
+  const bool want_direct =
+      options.direct == DirectIo::kOn || (options.direct == DirectIo::kAuto && block_device);
+  if (want_direct) {
+    direct_fd.Reset(open(path.c_str(), flags | O_DIRECT));
+    if (!direct_fd && options.direct == DirectIo::kOn) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--direct=on: ", path, " cannot be opened with O_DIRECT: ", strerror(errno)));
+    }
+  }
+  absl::StatusOr<uint64_t> size = SizeOf(fd.get(), block_device);
+  if (!size.ok()) return size.status();
+  return std::unique_ptr<Disk>(
+      new FileDisk(std::move(fd), std::move(direct_fd), block_device, *size, options.alignment));
+}
+
+}  // namespace vhost

@@ -1,0 +1,45 @@
+// A DiskQueue on io_uring: one submission ring per virtqueue, completions signalled on an
+// eventfd that the queue's worker waits on together with the guest's kicks.
+#ifndef VHOST_USER_BLK_URING_QUEUE_H_
+#define VHOST_USER_BLK_URING_QUEUE_H_
+
+#include <liburing.h>
+
+#include "common/unique_fd.h"
+#include "vhost-user-blk/disk.h"
+
+namespace vhost {
+
+class UringQueue : public DiskQueue {
+ public:
+  // `direct_fd` (or -1) is used for requests aligned to `alignment`, `fd` for the others.
+  static absl::StatusOr<std::unique_ptr<DiskQueue>> Create(uint32_t depth, int fd, int direct_fd,
+                                                           uint32_t alignment);
+  ~UringQueue() override;
+
+  int event_fd() const override { return event_fd_.get(); }
+  bool SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) override;
+  bool SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) override;
+  bool SubmitFlush(uint64_t token) override;
+  void Commit() override;
+  void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
+  void Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
+
+ private:
+  UringQueue(int fd, int direct_fd, uint32_t alignment)
+      : fd_(fd), direct_fd_(direct_fd), alignment_(alignment) {}
+  int FdFor(const IovecList& buffers, uint64_t offset) const;
+  io_uring_sqe* NextSqe();
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  UniqueFd event_fd_;
+  const int fd_;
+  const int direct_fd_;
+  const uint32_t alignment_;
+  uint32_t in_flight_ = 0;  // submitted (or queued) and not yet reaped
+};
+
+}  // namespace vhost
+
+#endif  // VHOST_USER_BLK_URING_QUEUE_H_
