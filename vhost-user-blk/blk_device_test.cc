@@ -1,0 +1,310 @@
+// The virtio-blk model on a real ring in fake guest memory, over a null disk and over a temporary
+// file through io_uring.
+#include "vhost-user-blk/blk_device.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "common/testing/driver_ring.h"
+#include "common/testing/fake_guest_memory.h"
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+#include "vhost-user-blk/file_disk.h"
+#include "vhost-user-blk/null_disk.h"
+
+namespace vhost {
+namespace {
+
+using ::vhost::testing::DriverRing;
+using ::vhost::testing::FakeGuestMemory;
+using ::vhost::testing::RingLayout;
+using ::vhost::testing::StatusIs;
+
+constexpr uint64_t kDiskBytes = 4 << 20;
+constexpr uint64_t kHeaderGpa = 0x80000;  // request headers, 16 bytes apart
+constexpr uint64_t kStatusGpa = 0x90000;  // status bytes
+constexpr uint64_t kDataGpa = 0x100000;   // data buffers
+
+class BlkDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char path[] = "/tmp/blk-test-XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kDiskBytes), 0);
+    close(fd);
+    path_ = path;
+    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, 64);
+    DriverRing::Config config;
+    config.size = 64;
+    config.addresses = testing::LayoutRings(*sizes, 0x1000);
+    driver_ = *DriverRing::Create(&ram_, config);
+    VringLayout layout{64, FakeGuestMemory::Uva(config.addresses.desc),
+                       FakeGuestMemory::Uva(config.addresses.driver),
+                       FakeGuestMemory::Uva(config.addresses.device), 0};
+    queue_ = *Virtqueue::Create(0, layout, Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc),
+                                ram_.memory());
+  }
+  void TearDown() override { unlink(path_.c_str()); }
+
+  void MakeDevice(BlkOptions options = {}, bool null_disk = false, bool read_only = false) {
+    std::unique_ptr<Disk> disk;
+    if (null_disk) {
+      disk = MakeNullDisk(kDiskBytes);
+    } else {
+      FileDiskOptions file;
+      file.read_only = read_only;
+      auto opened = OpenFileDisk(path_, file);
+      ASSERT_OK(opened);
+      disk = *std::move(opened);
+    }
+    options.read_only = read_only;
+    device_ = std::make_unique<BlkDevice>(std::move(disk), options);
+    ASSERT_OK(device_->SetFeatures(device_->Info().features));
+    event_fd_ = device_->QueueEventFd(0);
+  }
+
+  // Queues a request; returns its index (which picks its header and status slots).
+  int Add(uint32_t type, uint64_t sector, std::vector<testing::Buffer> data, bool data_writable,
+          bool with_status = true) {
+    const int n = next_++;
+    virtio_blk_outhdr header{type, 0, sector};
+    std::memcpy(ram_.Host(kHeaderGpa + 16 * n, 16), &header, 16);
+    *ram_.Host(kStatusGpa + n) = 0xff;
+    std::vector<testing::Buffer> readable = {{kHeaderGpa + 16 * n, 16}};
+    std::vector<testing::Buffer> writable;
+    (data_writable ? writable : readable)
+        .insert((data_writable ? writable : readable).end(), data.begin(), data.end());
+    if (with_status) writable.push_back({kStatusGpa + n, 1});
+    EXPECT_OK(driver_->AddChain(readable, writable));
+    driver_->Publish();
+    return n;
+  }
+  uint8_t Status(int n) { return *ram_.Host(kStatusGpa + n); }
+
+  // Runs the queue until `count` requests came back; returns their used lengths in order.
+  std::vector<uint32_t> Run(size_t count) {
+    std::vector<uint32_t> lens;
+    for (int round = 0; round < 1000 && lens.size() < count; ++round) {
+      device_->ProcessQueue(*queue_);
+      for (;;) {
+        auto used = driver_->PollUsed();
+        if (!used.ok() || !used->has_value()) break;
+        lens.push_back((*used)->len);
+      }
+      if (lens.size() < count && event_fd_ >= 0) {
+        pollfd p{event_fd_, POLLIN, 0};
+        poll(&p, 1, 100);
+        uint64_t v;
+        (void)read(event_fd_, &v, sizeof(v));
+      }
+    }
+    return lens;
+  }
+
+  std::string FileBytes(uint64_t offset, size_t len) {
+    std::string out(len, '\0');
+    const int fd = open(path_.c_str(), O_RDONLY);
+    EXPECT_EQ(pread(fd, out.data(), len, offset), static_cast<ssize_t>(len));
+    close(fd);
+    return out;
+  }
+
+  FakeGuestMemory ram_{16 << 20};
+  std::unique_ptr<DriverRing> driver_;
+  std::unique_ptr<Virtqueue> queue_;
+  std::unique_ptr<BlkDevice> device_;
+  int event_fd_ = -1;
+  std::string path_;
+  int next_ = 0;
+};
+
+TEST_F(BlkDeviceTest, ConfigSpaceDescribesTheDisk) {
+  BlkOptions options;
+  options.num_queues = 3;
+  options.logical_block_size = 4096;
+  MakeDevice(options);
+  virtio_blk_config config;
+  ASSERT_OK(device_->ReadConfig(
+      0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), device_->Info().config_size)));
+  EXPECT_EQ(config.capacity, kDiskBytes / 512);
+  EXPECT_EQ(config.blk_size, 4096u);
+  EXPECT_EQ(config.num_queues, 3);
+  EXPECT_EQ(config.wce, 1);
+  EXPECT_EQ(config.discard_sector_alignment, 8u);
+  EXPECT_GT(config.max_discard_sectors, 0u);
+  EXPECT_EQ(device_->Info().num_queues, 3u);
+  EXPECT_FALSE(device_->Info().features & Bit(VIRTIO_BLK_F_RO));
+}
+
+TEST_F(BlkDeviceTest, OnlyTheWriteCacheFlagIsWritable) {
+  MakeDevice();
+  const uint8_t zero = 0;
+  ASSERT_OK(device_->WriteConfig(offsetof(virtio_blk_config, wce), absl::MakeConstSpan(&zero, 1)));
+  EXPECT_FALSE(device_->writeback());
+  EXPECT_THAT(device_->WriteConfig(0, absl::MakeConstSpan(&zero, 1)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  ASSERT_OK(device_->SetFeatures(0));  // without CONFIG_WCE the flag is read-only too
+  EXPECT_THAT(device_->WriteConfig(offsetof(virtio_blk_config, wce), absl::MakeConstSpan(&zero, 1)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(BlkDeviceTest, WritesLandInTheFileAndReadBack) {
+  MakeDevice();
+  std::string data(8192, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
+  std::memcpy(ram_.Host(kDataGpa, data.size()), data.data(), data.size());
+  // Scattered over two buffers.
+  const int w = Add(VIRTIO_BLK_T_OUT, 16, {{kDataGpa, 4096}, {kDataGpa + 4096, 4096}}, false);
+  EXPECT_EQ(Run(1), std::vector<uint32_t>{1});
+  EXPECT_EQ(Status(w), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(16 * 512, data.size()), data);
+  const int r = Add(VIRTIO_BLK_T_IN, 16, {{kDataGpa + 0x10000, 8192}}, true);
+  EXPECT_EQ(Run(1), std::vector<uint32_t>{8192 + 1});
+  EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(std::memcmp(ram_.Host(kDataGpa + 0x10000, 8192), data.data(), 8192), 0);
+}
+
+TEST_F(BlkDeviceTest, ManyRequestsInFlight) {
+  MakeDevice();
+  // 20 chains of 3 descriptors nearly fill the 64-entry ring.
+  for (int i = 0; i < 20; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{kDataGpa + i * 4096, 4096}}, true);
+  const std::vector<uint32_t> lens = Run(20);
+  ASSERT_EQ(lens.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Status(i), VIRTIO_BLK_S_OK);
+}
+
+TEST_F(BlkDeviceTest, RequestsOutsideTheDiskOrMisalignedFail) {
+  BlkOptions options;
+  options.logical_block_size = 4096;
+  MakeDevice(options);
+  const int beyond = Add(VIRTIO_BLK_T_IN, kDiskBytes / 512, {{kDataGpa, 4096}}, true);
+  const int straddle = Add(VIRTIO_BLK_T_OUT, kDiskBytes / 512 - 8, {{kDataGpa, 8192}}, false);
+  const int huge_sector = Add(VIRTIO_BLK_T_IN, ~uint64_t{0} - 3, {{kDataGpa, 4096}}, true);
+  const int misaligned = Add(VIRTIO_BLK_T_IN, 1, {{kDataGpa, 4096}}, true);
+  const int odd_length = Add(VIRTIO_BLK_T_IN, 0, {{kDataGpa, 1000}}, true);
+  Run(5);
+  for (int n : {beyond, straddle, huge_sector, misaligned, odd_length}) {
+    EXPECT_EQ(Status(n), VIRTIO_BLK_S_IOERR) << n;
+  }
+  EXPECT_EQ(FileBytes(kDiskBytes - 8192, 8192), std::string(8192, '\0'));  // nothing written
+}
+
+TEST_F(BlkDeviceTest, UnknownTypeIsUnsupportedAndNoStatusByteIsSurvived) {
+  MakeDevice();
+  const int unknown = Add(99, 0, {}, false);
+  Add(VIRTIO_BLK_T_IN, 0, {}, true, /*with_status=*/false);  // nowhere to put a status
+  const std::vector<uint32_t> lens = Run(2);
+  EXPECT_EQ(Status(unknown), VIRTIO_BLK_S_UNSUPP);
+  ASSERT_EQ(lens.size(), 2u);
+  EXPECT_EQ(lens[1], 0u);
+}
+
+TEST_F(BlkDeviceTest, GetIdReturnsTheSerial) {
+  BlkOptions options;
+  options.serial = "disk-42";
+  MakeDevice(options);
+  const int n = Add(VIRTIO_BLK_T_GET_ID, 0, {{kDataGpa, 20}}, true);
+  EXPECT_EQ(Run(1), std::vector<uint32_t>{21});
+  EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(ram_.Host(kDataGpa, 8))), "disk-42");
+}
+
+TEST_F(BlkDeviceTest, ReadOnlyDiskRefusesWrites) {
+  MakeDevice({}, false, /*read_only=*/true);
+  EXPECT_TRUE(device_->Info().features & Bit(VIRTIO_BLK_F_RO));
+  std::memset(ram_.Host(kDataGpa, 512), 0xab, 512);
+  const int w = Add(VIRTIO_BLK_T_OUT, 0, {{kDataGpa, 512}}, false);
+  virtio_blk_discard_write_zeroes seg{0, 8, 0};
+  std::memcpy(ram_.Host(kDataGpa + 4096, 16), &seg, 16);
+  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 4096, 16}}, false);
+  const int r = Add(VIRTIO_BLK_T_IN, 0, {{kDataGpa + 8192, 512}}, true);
+  Run(3);
+  EXPECT_EQ(Status(w), VIRTIO_BLK_S_IOERR);
+  EXPECT_EQ(Status(d), VIRTIO_BLK_S_IOERR);
+  EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(0, 512), std::string(512, '\0'));
+}
+
+TEST_F(BlkDeviceTest, FlushSucceeds) {
+  MakeDevice();
+  const int n = Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
+  EXPECT_EQ(Run(1), std::vector<uint32_t>{1});
+  EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK);
+}
+
+TEST_F(BlkDeviceTest, WriteZeroesAndDiscardClearData) {
+  MakeDevice();
+  std::memset(ram_.Host(kDataGpa, 65536), 0x5a, 65536);
+  Add(VIRTIO_BLK_T_OUT, 0, {{kDataGpa, 65536}}, false);
+  Run(1);
+  ASSERT_EQ(FileBytes(0, 4), "ZZZZ");
+  virtio_blk_discard_write_zeroes segs[2] = {{0, 8, 0},
+                                             {64, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}};
+  std::memcpy(ram_.Host(kDataGpa + 0x20000, sizeof(segs)), segs, sizeof(segs));
+  const int z = Add(VIRTIO_BLK_T_WRITE_ZEROES, 0, {{kDataGpa + 0x20000, sizeof(segs)}}, false);
+  virtio_blk_discard_write_zeroes discard{16, 8, 0};
+  std::memcpy(ram_.Host(kDataGpa + 0x21000, 16), &discard, 16);
+  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 0x21000, 16}}, false);
+  virtio_blk_discard_write_zeroes bad{16, 8, 0x80};  // unknown flag
+  std::memcpy(ram_.Host(kDataGpa + 0x22000, 16), &bad, 16);
+  const int b = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 0x22000, 16}}, false);
+  Run(3);
+  EXPECT_EQ(Status(z), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(Status(d), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(Status(b), VIRTIO_BLK_S_UNSUPP);
+  EXPECT_EQ(FileBytes(0, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(FileBytes(64 * 512, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(FileBytes(16 * 512, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(FileBytes(8 * 512, 4), "ZZZZ");  // between the ranges: untouched
+}
+
+TEST_F(BlkDeviceTest, NullDiskReadsZeroesAndDropsWrites) {
+  MakeDevice({}, /*null_disk=*/true);
+  EXPECT_EQ(device_->QueueEventFd(0), -1);
+  std::memset(ram_.Host(kDataGpa, 4096), 0x77, 4096);
+  const int r = Add(VIRTIO_BLK_T_IN, 8, {{kDataGpa, 4096}}, true);
+  const int w = Add(VIRTIO_BLK_T_OUT, 8, {{kDataGpa, 4096}}, false);
+  EXPECT_EQ(Run(2), (std::vector<uint32_t>{4097, 1}));
+  EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(Status(w), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(*ram_.Host(kDataGpa + 100), 0);
+}
+
+TEST_F(BlkDeviceTest, StoppingTheQueueFinishesRequestsInFlight) {
+  MakeDevice();
+  for (int i = 0; i < 8; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{kDataGpa + i * 4096, 4096}}, true);
+  device_->ProcessQueue(*queue_);  // submitted, not reaped
+  device_->QueueStopped(0, queue_.get());
+  int used = 0;
+  for (;;) {
+    auto u = driver_->PollUsed();
+    if (!u.ok() || !u->has_value()) break;
+    ++used;
+  }
+  EXPECT_EQ(used, 8);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(Status(i), VIRTIO_BLK_S_OK);
+}
+
+TEST_F(BlkDeviceTest, ReloadPicksUpAGrownFileAndTellsTheFrontEnd) {
+  MakeDevice();
+  int notified = 0;
+  device_->set_config_change_notifier([&] {
+    ++notified;
+    return absl::OkStatus();
+  });
+  device_->Reload();
+  EXPECT_EQ(notified, 0);  // same size: nothing to tell
+  ASSERT_EQ(truncate(path_.c_str(), 2 * kDiskBytes), 0);
+  device_->Reload();
+  EXPECT_EQ(notified, 1);
+  EXPECT_EQ(device_->capacity_sectors(), 2 * kDiskBytes / 512);
+}
+
+}  // namespace
+}  // namespace vhost
