@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Command-line conventions of a daemon binary (vhost-user.rst "Backend program conventions"),
 # and that the static binary runs alone in an empty root directory (a minimal container).
-# Usage: daemon_cli_test.sh DAEMON_BINARY EXPECTED_TYPE
+# Usage: daemon_cli_test.sh DAEMON_BINARY EXPECTED_TYPE [ARGS THE DAEMON NEEDS TO START...]
 set -u
 daemon=$1
 type=$2
+shift 2
+needed=("$@")
 failures=0
 check() {  # check NAME CONDITION...
   local name=$1; shift
@@ -31,23 +33,24 @@ bad_flag() {  # bad_flag EXPECTED_WORD ARGS...: exit status 2 and one line namin
   local rc=$?
   [ $rc -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && printf '%s' "$err" | grep -q -- "$word"
 }
-check "unknown flag" bad_flag "--no-such-flag" --no-such-flag --socket-path=/tmp/x
+check "unknown flag" bad_flag "--no-such-flag" --no-such-flag --socket-path=/tmp/x "${needed[@]}"
 check "bad value" bad_flag "--fd" --fd=abc
 check "missing socket" bad_flag "--socket-path" 
 check "both socket and fd" bad_flag "--socket-path" --socket-path=/tmp/x --fd=3
-check "bad seccomp mode" bad_flag "--seccomp" --seccomp=maybe --socket-path=/tmp/x
-check "stray argument" bad_flag "unexpected" --socket-path=/tmp/x extra
-check "fd not a listening socket" bad_flag "--fd" --fd=0
+check "bad seccomp mode" bad_flag "--seccomp" --seccomp=maybe --socket-path=/tmp/x "${needed[@]}"
+check "stray argument" bad_flag "unexpected" --socket-path=/tmp/x extra "${needed[@]}"
+check "fd not a listening socket" bad_flag "--fd" --fd=0 "${needed[@]}"
 
 # --fd: a listening socket inherited from the parent (as libvirt passes it) is served.
 fd_test() {
-  python3 - "$daemon" <<'PY'
+  python3 - "$daemon" "${needed[@]}" <<'PY'
 import os, socket, struct, subprocess, sys, tempfile
 d = tempfile.mkdtemp(dir="/tmp")
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(os.path.join(d, "s"))
 listener.listen(1)
-proc = subprocess.Popen([sys.argv[1], f"--fd={listener.fileno()}"], pass_fds=[listener.fileno()],
+proc = subprocess.Popen([sys.argv[1], f"--fd={listener.fileno()}"] + sys.argv[2:],
+                        pass_fds=[listener.fileno()],
                         stderr=subprocess.DEVNULL)
 try:
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -73,7 +76,7 @@ if [ "$(id -u)" -eq 0 ]; then
   out=$(chroot "$root" /daemon --print-capabilities)
   check "runs in an empty chroot" python3 -c 'import json,sys; json.loads(sys.argv[1])' "$out"
   # And serves: listen inside the chroot until SIGTERM; it must start and stop cleanly.
-  chroot "$root" /daemon --socket-path=/sock 2>"$root/log" &
+  chroot "$root" /daemon --socket-path=/sock "${needed[@]}" 2>"$root/log" &
   pid=$!
   for _ in $(seq 50); do [ -S "$root/sock" ] && break; sleep 0.1; done
   check "listens in an empty chroot" test -S "$root/sock"
