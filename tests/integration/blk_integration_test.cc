@@ -1,0 +1,310 @@
+// vhost-user-blk driven over its socket by our front end: every request type and error status,
+// read-only disks, write-through, several queues at once, durability across a daemon crash,
+// resizing with a config-change notification, reconnects.
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+#include "tests/frontend/blk_request.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/frontend.h"
+#include "tests/frontend/guest_ram.h"
+#include "tests/frontend/queue.h"
+#include "tests/integration/runfiles.h"
+
+namespace vhost {
+namespace {
+
+using frontend::AddBlkRequest;
+using frontend::AllocateBlkRequest;
+using frontend::BlkRequest;
+using frontend::DaemonProcess;
+using frontend::Frontend;
+using frontend::FrontendQueue;
+using frontend::GuestRam;
+using frontend::QueueConfig;
+using frontend::TempDir;
+using testing::RingLayout;
+using testing::UsedElement;
+
+constexpr absl::Duration kTimeout = absl::Seconds(10);
+constexpr uint64_t kDiskBytes = 8 << 20;
+constexpr uint64_t kSectors = kDiskBytes / 512;
+constexpr uint64_t kWanted =
+    Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | Bit(kFeatureIndirectDesc) |
+    Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE) | Bit(VIRTIO_BLK_F_DISCARD) |
+    Bit(VIRTIO_BLK_F_WRITE_ZEROES) | Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_SEG_MAX) |
+    Bit(VIRTIO_BLK_F_MQ) | Bit(VIRTIO_BLK_F_RO) | Bit(VIRTIO_BLK_F_TOPOLOGY);
+
+class BlkDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("blk"));
+    image_ = dir_->File("disk.img");
+    const int fd = open(image_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kDiskBytes), 0);
+    close(fd);
+  }
+
+  void StartDaemon(std::vector<std::string> extra = {}) {
+    socket_ = dir_->File("sock");
+    DaemonProcess::Options options;
+    options.binary = RunfilePath("vhost-user-blk/vhost-user-blk");
+    options.args = {"--socket-path=" + socket_, "--blk-file=" + image_};
+    options.args.insert(options.args.end(), extra.begin(), extra.end());
+    options.socket_path = socket_;
+    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  }
+
+  void Open(uint32_t queues = 1, RingLayout layout = RingLayout::kSplit) {
+    ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+    ASSERT_OK(frontend_->Handshake());
+    const uint64_t wanted = kWanted | (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
+    ASSERT_OK_AND_ASSIGN(acked_, frontend_->NegotiateFeatures(wanted));
+    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(32 << 20));
+    ASSERT_OK(frontend_->SetMemTable(*ram_));
+    queues_.clear();
+    for (uint32_t i = 0; i < queues; ++i) {
+      QueueConfig config;
+      config.index = i;
+      config.size = 128;
+      config.layout = layout;
+      config.event_idx = true;
+      ASSERT_OK_AND_ASSIGN(auto q, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+      queues_.push_back(std::move(q));
+    }
+  }
+
+  // Sends one request on `queue` and waits for it; returns the status byte.
+  uint8_t Do(const BlkRequest& r, int queue = 0, bool indirect = false) {
+    EXPECT_OK(AddBlkRequest(&queues_[queue]->ring(), r, indirect));
+    EXPECT_OK(queues_[queue]->Submit());
+    absl::StatusOr<UsedElement> used = queues_[queue]->WaitForUsed(kTimeout);
+    EXPECT_OK(used);
+    return *r.status;
+  }
+  BlkRequest Make(uint32_t type, uint64_t sector, uint32_t len) {
+    absl::StatusOr<BlkRequest> r = AllocateBlkRequest(ram_.get(), type, sector, len);
+    EXPECT_OK(r);
+    return *r;
+  }
+  std::string FileBytes(uint64_t offset, size_t len) {
+    std::string out(len, '\0');
+    const int fd = open(image_.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_EQ(pread(fd, out.data(), len, offset), static_cast<ssize_t>(len));
+    close(fd);
+    return out;
+  }
+  virtio_blk_config Config() {
+    virtio_blk_config config{};
+    absl::StatusOr<std::vector<uint8_t>> bytes = frontend_->GetConfig(0, 60);
+    EXPECT_OK(bytes);
+    if (bytes.ok()) std::memcpy(&config, bytes->data(), std::min<size_t>(bytes->size(), 60));
+    return config;
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string image_, socket_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Frontend> frontend_;
+  std::unique_ptr<GuestRam> ram_;
+  std::vector<std::unique_ptr<FrontendQueue>> queues_;
+  uint64_t acked_ = 0;
+};
+
+TEST_F(BlkDaemonTest, ConfigSpaceAndFeatures) {
+  StartDaemon({"--num-queues=2", "--logical-block-size=4096"});
+  Open();
+  const virtio_blk_config config = Config();
+  EXPECT_EQ(config.capacity, kSectors);
+  EXPECT_EQ(config.blk_size, 4096u);
+  EXPECT_EQ(config.num_queues, 2);
+  EXPECT_EQ(config.wce, 1);
+  EXPECT_EQ(frontend_->queue_num(), 2u);
+  for (uint32_t bit : {VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES,
+                       VIRTIO_BLK_F_CONFIG_WCE, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_BLK_SIZE}) {
+    EXPECT_TRUE(acked_ & Bit(bit)) << bit;
+  }
+  EXPECT_FALSE(acked_ & Bit(VIRTIO_BLK_F_RO));
+}
+
+TEST_F(BlkDaemonTest, WritesReachTheImageAndReadBackOnEveryLayout) {
+  StartDaemon();
+  for (RingLayout layout : {RingLayout::kSplit, RingLayout::kPacked}) {
+    for (bool indirect : {false, true}) {
+      Open(1, layout);
+      const uint64_t sector = layout == RingLayout::kPacked ? 2048 : 1024 + (indirect ? 64 : 0);
+      BlkRequest w = Make(VIRTIO_BLK_T_OUT, sector, 16384);
+      for (uint32_t i = 0; i < 16384; ++i) w.data[i] = static_cast<uint8_t>(i * 31 + sector);
+      ASSERT_EQ(Do(w, 0, indirect), VIRTIO_BLK_S_OK);
+      EXPECT_EQ(FileBytes(sector * 512, 16384),
+                std::string(reinterpret_cast<char*>(w.data), 16384));
+      BlkRequest r = Make(VIRTIO_BLK_T_IN, sector, 16384);
+      ASSERT_EQ(Do(r, 0, indirect), VIRTIO_BLK_S_OK);
+      EXPECT_EQ(std::memcmp(r.data, w.data, 16384), 0);
+    }
+  }
+}
+
+TEST_F(BlkDaemonTest, FlushGetIdDiscardWriteZeroesAndUnknownTypes) {
+  StartDaemon({"--serial=SERIAL-0042"});
+  Open();
+  BlkRequest fill = Make(VIRTIO_BLK_T_OUT, 0, 65536);
+  std::memset(fill.data, 0x5a, 65536);
+  ASSERT_EQ(Do(fill), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(Do(Make(VIRTIO_BLK_T_FLUSH, 0, 0)), VIRTIO_BLK_S_OK);
+
+  BlkRequest id = Make(VIRTIO_BLK_T_GET_ID, 0, 20);
+  ASSERT_EQ(Do(id), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(id.data), 11), "SERIAL-0042");
+
+  BlkRequest zeroes = Make(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16);
+  virtio_blk_discard_write_zeroes segment{0, 16, 0};
+  std::memcpy(zeroes.data, &segment, sizeof(segment));
+  ASSERT_EQ(Do(zeroes), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(0, 8192), std::string(8192, '\0'));
+  BlkRequest discard = Make(VIRTIO_BLK_T_DISCARD, 0, 16);
+  segment = {64, 16, 0};
+  std::memcpy(discard.data, &segment, sizeof(segment));
+  ASSERT_EQ(Do(discard), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(64 * 512, 8192), std::string(8192, '\0'));
+  EXPECT_EQ(FileBytes(16 * 512, 4), "ZZZZ");  // between the two ranges
+
+  EXPECT_EQ(Do(Make(0x77, 0, 512)), VIRTIO_BLK_S_UNSUPP);
+}
+
+TEST_F(BlkDaemonTest, ErrorStatusesAndNoIoOutsideTheImage) {
+  StartDaemon();
+  Open();
+  EXPECT_EQ(Do(Make(VIRTIO_BLK_T_IN, kSectors, 512)), VIRTIO_BLK_S_IOERR);
+  BlkRequest straddle = Make(VIRTIO_BLK_T_OUT, kSectors - 1, 1024);
+  std::memset(straddle.data, 0x11, 1024);
+  EXPECT_EQ(Do(straddle), VIRTIO_BLK_S_IOERR);
+  EXPECT_EQ(Do(Make(VIRTIO_BLK_T_IN, 0, 100)), VIRTIO_BLK_S_IOERR);  // not whole sectors
+  BlkRequest bad_discard = Make(VIRTIO_BLK_T_DISCARD, 0, 16);
+  virtio_blk_discard_write_zeroes segment{kSectors - 1, 16, 0};
+  std::memcpy(bad_discard.data, &segment, sizeof(segment));
+  EXPECT_EQ(Do(bad_discard), VIRTIO_BLK_S_IOERR);
+  struct stat st;
+  ASSERT_EQ(stat(image_.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kDiskBytes);  // the image did not grow
+  EXPECT_EQ(FileBytes(kDiskBytes - 512, 512), std::string(512, '\0'));
+  EXPECT_TRUE(daemon_->IsAlive());
+}
+
+TEST_F(BlkDaemonTest, ReadOnlyDisk) {
+  StartDaemon({"--read-only"});
+  Open();
+  EXPECT_TRUE(acked_ & Bit(VIRTIO_BLK_F_RO));
+  BlkRequest w = Make(VIRTIO_BLK_T_OUT, 0, 512);
+  std::memset(w.data, 0x33, 512);
+  EXPECT_EQ(Do(w), VIRTIO_BLK_S_IOERR);
+  EXPECT_EQ(Do(Make(VIRTIO_BLK_T_IN, 0, 512)), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(0, 512), std::string(512, '\0'));
+}
+
+TEST_F(BlkDaemonTest, GuestCanSwitchToWriteThrough) {
+  StartDaemon();
+  Open();
+  const uint8_t off = 0;
+  ASSERT_OK(frontend_->SetConfig(offsetof(virtio_blk_config, wce), absl::MakeConstSpan(&off, 1)));
+  EXPECT_EQ(Config().wce, 0);
+  BlkRequest w = Make(VIRTIO_BLK_T_OUT, 8, 4096);
+  std::memset(w.data, 0x44, 4096);
+  EXPECT_EQ(Do(w), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(8 * 512, 4), "DDDD");
+  // Everything else in config space is read-only.
+  const uint8_t byte = 1;
+  EXPECT_FALSE(frontend_->SetConfig(0, absl::MakeConstSpan(&byte, 1)).ok());
+}
+
+TEST_F(BlkDaemonTest, QueuesWorkInParallel) {
+  StartDaemon({"--num-queues=2"});
+  Open(2);
+  std::vector<std::thread> threads;
+  for (int q = 0; q < 2; ++q) {
+    threads.emplace_back([this, q] {
+      for (int i = 0; i < 50; ++i) {
+        const uint64_t sector = q * 8192 + i * 8;
+        BlkRequest w = Make(VIRTIO_BLK_T_OUT, sector, 4096);
+        std::memset(w.data, 'a' + q, 4096);
+        EXPECT_EQ(Do(w, q), VIRTIO_BLK_S_OK);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(FileBytes(49 * 8 * 512, 4096), std::string(4096, 'a'));
+  EXPECT_EQ(FileBytes((8192 + 49 * 8) * 512, 4096), std::string(4096, 'b'));
+}
+
+TEST_F(BlkDaemonTest, CompletedWritesSurviveADaemonCrash) {
+  StartDaemon();
+  Open();
+  BlkRequest w = Make(VIRTIO_BLK_T_OUT, 4096, 8192);
+  std::memset(w.data, 0x66, 8192);
+  ASSERT_EQ(Do(w), VIRTIO_BLK_S_OK);
+  ASSERT_EQ(Do(Make(VIRTIO_BLK_T_FLUSH, 0, 0)), VIRTIO_BLK_S_OK);
+  ASSERT_OK(daemon_->Signal(SIGKILL));
+  ASSERT_OK(daemon_->Wait(kTimeout).status());
+  EXPECT_EQ(FileBytes(4096 * 512, 8192), std::string(8192, 'f'));
+}
+
+TEST_F(BlkDaemonTest, GrowingTheImageNotifiesTheFrontEnd) {
+  StartDaemon();
+  Open();
+  ASSERT_EQ(truncate(image_.c_str(), 2 * kDiskBytes), 0);
+  ASSERT_OK(daemon_->Signal(SIGHUP));
+  ASSERT_NE(frontend_->backend_channel(), nullptr);
+  ASSERT_OK(frontend_->backend_channel()
+                ->ReceiveAndAck(BackendRequest::kConfigChangeMsg, kTimeout)
+                .status());
+  EXPECT_EQ(Config().capacity, 2 * kSectors);
+  EXPECT_EQ(Do(Make(VIRTIO_BLK_T_IN, 2 * kSectors - 8, 4096)), VIRTIO_BLK_S_OK);
+}
+
+TEST_F(BlkDaemonTest, NextFrontEndSeesWhatThePreviousWrote) {
+  StartDaemon();
+  Open();
+  BlkRequest w = Make(VIRTIO_BLK_T_OUT, 200, 4096);
+  std::memset(w.data, 0x77, 4096);
+  ASSERT_EQ(Do(w), VIRTIO_BLK_S_OK);
+  // Leave with reads still queued.
+  for (int i = 0; i < 8; ++i)
+    ASSERT_OK(AddBlkRequest(&queues_[0]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+  ASSERT_OK(queues_[0]->Submit());
+  frontend_->Close();
+  queues_.clear();
+  Open();
+  BlkRequest r = Make(VIRTIO_BLK_T_IN, 200, 4096);
+  ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(r.data[100], 0x77);
+}
+
+TEST_F(BlkDaemonTest, NullDiskServesZeroes) {
+  socket_ = dir_->File("null.sock");
+  DaemonProcess::Options options;
+  options.binary = RunfilePath("vhost-user-blk/vhost-user-blk");
+  options.args = {"--socket-path=" + socket_, "--null-size=1073741824"};
+  options.socket_path = socket_;
+  ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  Open();
+  EXPECT_EQ(Config().capacity, (1u << 30) / 512);
+  BlkRequest r = Make(VIRTIO_BLK_T_IN, 12345, 4096);
+  std::memset(r.data, 0xee, 4096);
+  ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(r.data[4000], 0);
+}
+
+}  // namespace
+}  // namespace vhost
