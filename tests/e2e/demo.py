@@ -1,14 +1,17 @@
-"""The README's first command: a Linux guest reads entropy from our vhost-user-rng via QEMU.
+"""The README's first command: a Linux guest under QEMU uses our daemons: it reads entropy from
+vhost-user-rng and makes a file system on a disk served by vhost-user-blk.
 
-Usage: demo.py PATH_TO_vhost-user-rng
+Usage: demo.py BIN_DIR (holding vhost-user-rng/vhost-user-rng and vhost-user-blk/vhost-user-blk)
 """
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemu_guest  # noqa: E402
 
 SCRIPT = r"""
+set -e
 echo
 echo "guest: kernel $(uname -r); hardware RNG: $(cat /sys/class/misc/hw_random/rng_current)"
 echo "guest: 64 bytes from /dev/hwrng:"
@@ -18,26 +21,49 @@ echo "guest: read $(wc -c < /tmp/sample) bytes; byte histogram chi-square (255 d
 od -An -v -tu1 /tmp/sample | awk '{ for (i = 1; i <= NF; i++) { c[$i]++; n++ } }
   END { e = n / 256; x = 0; for (v = 0; v < 256; v++) x += (c[v] - e) * (c[v] - e) / e; printf "  %.1f\n", x }'
 echo
+echo "guest: disk /dev/vda: $(($(cat /sys/block/vda/size) / 2048)) MiB, serial $(cat /sys/block/vda/serial), cache $(cat /sys/block/vda/queue/write_cache)"
+mke2fs -q /dev/vda >/dev/null && mkdir -p /mnt && mount -t ext2 /dev/vda /mnt
+cp /tmp/sample /mnt/sample && sync && umount /mnt
+mount -t ext2 /dev/vda /mnt
+echo "guest: wrote and re-read a 256 KiB file on ext2: $(sha1sum < /mnt/sample | cut -c1-16) vs $(sha1sum < /tmp/sample | cut -c1-16)"
+df -h /mnt | tail -1
+umount /mnt
+echo
 """
 
 
 def main():
-    daemon = os.path.abspath(sys.argv[1])
+    bin_dir = os.path.abspath(sys.argv[1])
+    rng = os.path.join(bin_dir, "vhost-user-rng/vhost-user-rng")
+    blk = os.path.join(bin_dir, "vhost-user-blk/vhost-user-blk")
     with qemu_guest.work_dir("demo") as work:
-        sock = os.path.join(work, "rng.sock")
-        print(f"host: starting {daemon} --socket-path={sock}")
-        with qemu_guest.Daemon([daemon, f"--socket-path={sock}"], sock) as d:
-            print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci")
+        rng_sock = os.path.join(work, "rng.sock")
+        blk_sock = os.path.join(work, "blk.sock")
+        image = os.path.join(work, "disk.img")
+        with open(image, "wb") as f:
+            f.truncate(64 << 20)
+        print(f"host: {rng} --socket-path={rng_sock}")
+        print(f"host: {blk} --socket-path={blk_sock} --blk-file={image} --serial=demo-disk")
+        with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
+                qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
+                                   "--serial=demo-disk"], blk_sock) as b:
+            print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci "
+                  "and -device vhost-user-blk-pci")
             result = qemu_guest.run_guest(
-                SCRIPT, ["-chardev", f"socket,id=rng0,path={sock}",
-                         "-device", "vhost-user-rng-pci,chardev=rng0"],
-                modules=["virtio_rng"], work=work)
-            log = d.read_log()
+                SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
+                         "-device", "vhost-user-rng-pci,chardev=rng0",
+                         "-chardev", f"socket,id=blk0,path={blk_sock}",
+                         "-device", "vhost-user-blk-pci,chardev=blk0"],
+                modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4"], work=work)
+            logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
-    print("host: daemon log:")
-    print("  " + "\n  ".join(log.strip().splitlines()))
-    ok = result.script_status == 0 and "virtio_rng" in body
+    for name, log in logs.items():
+        print(f"host: {name} log:")
+        print("  " + "\n  ".join(log.strip().splitlines()))
+    sums = re.search(r"ext2: (\w+) vs (\w+)", body)
+    ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
+          sums is not None and sums.group(1) == sums.group(2))
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 

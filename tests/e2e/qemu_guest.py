@@ -37,7 +37,7 @@ APPLETS = [
     "sleep", "poweroff", "ls", "awk", "md5sum", "sha256sum", "cmp", "wc", "grep", "sed", "tr",
     "test", "[", "mkdir", "rm", "cp", "mv", "sync", "stat", "find", "xargs", "uname", "mknod",
     "mkfs.ext2", "mke2fs", "blockdev", "seq", "sort", "uniq", "cut", "date", "timeout", "true",
-    "false", "printf", "dmesg",
+    "false", "printf", "dmesg", "blkdiscard", "fstrim", "df", "du", "sha1sum", "chmod",
 ]
 
 INIT = """#!/bin/sh
