@@ -52,13 +52,15 @@ class BlkDeviceTest : public ::testing::Test {
   }
   void TearDown() override { unlink(path_.c_str()); }
 
-  void MakeDevice(BlkOptions options = {}, bool null_disk = false, bool read_only = false) {
+  void MakeDevice(BlkOptions options = {}, bool null_disk = false, bool read_only = false,
+                  bool io_uring = true) {
     std::unique_ptr<Disk> disk;
     if (null_disk) {
       disk = MakeNullDisk(kDiskBytes);
     } else {
       FileDiskOptions file;
       file.read_only = read_only;
+      file.io_uring = io_uring;
       auto opened = OpenFileDisk(path_, file);
       ASSERT_OK(opened);
       disk = *std::move(opened);
@@ -168,6 +170,19 @@ TEST_F(BlkDeviceTest, WritesLandInTheFileAndReadBack) {
   EXPECT_EQ(Run(1), std::vector<uint32_t>{8192 + 1});
   EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
   EXPECT_EQ(std::memcmp(ram_.Host(kDataGpa + 0x10000, 8192), data.data(), 8192), 0);
+}
+
+TEST_F(BlkDeviceTest, SynchronousEngineWhereIoUringIsUnavailable) {
+  MakeDevice({}, false, false, /*io_uring=*/false);
+  EXPECT_EQ(event_fd_, -1);  // everything completes on the worker thread
+  std::memset(ram_.Host(kDataGpa, 4096), 0x42, 4096);
+  const int w = Add(VIRTIO_BLK_T_OUT, 40, {{kDataGpa, 1024}, {kDataGpa + 1024, 3072}}, false);
+  const int f = Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
+  const int r = Add(VIRTIO_BLK_T_IN, 40, {{kDataGpa + 0x8000, 4096}}, true);
+  EXPECT_EQ(Run(3), (std::vector<uint32_t>{1, 1, 4097}));
+  for (int n : {w, f, r}) EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(40 * 512, 4), "BBBB");
+  EXPECT_EQ(*ram_.Host(kDataGpa + 0x8000 + 4095), 0x42);
 }
 
 TEST_F(BlkDeviceTest, ManyRequestsInFlight) {

@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/unique_fd.h"
+#include "glog/logging.h"
+#include "vhost-user-blk/sync_queue.h"
 #include "vhost-user-blk/uring_queue.h"
 
 namespace vhost {
@@ -31,18 +33,29 @@ absl::StatusOr<uint64_t> SizeOf(int fd, bool block_device) {
 
 class FileDisk : public Disk {
  public:
-  FileDisk(UniqueFd fd, UniqueFd direct_fd, bool block_device, uint64_t size, uint32_t alignment)
+  FileDisk(UniqueFd fd, UniqueFd direct_fd, bool block_device, uint64_t size, uint32_t alignment,
+           bool io_uring)
       : fd_(std::move(fd)),
         direct_fd_(std::move(direct_fd)),
         block_device_(block_device),
         size_(size),
-        alignment_(alignment) {}
+        alignment_(alignment),
+        io_uring_(io_uring) {}
 
   uint64_t size_bytes() const override { return size_; }
   bool is_block_device() const override { return block_device_; }
 
   absl::StatusOr<std::unique_ptr<DiskQueue>> NewQueue(uint32_t depth) override {
-    return UringQueue::Create(depth, fd_.get(), direct_fd_.get(), alignment_);
+    if (io_uring_) {
+      absl::StatusOr<std::unique_ptr<DiskQueue>> queue =
+          UringQueue::Create(depth, fd_.get(), direct_fd_.get(), alignment_);
+      if (queue.ok()) return queue;
+      LOG(WARNING) << "io_uring unavailable (" << queue.status().message()
+                   << "); using synchronous I/O";
+      io_uring_ = false;
+    }
+    return std::unique_ptr<DiskQueue>(
+        new SyncQueue(depth, fd_.get(), direct_fd_.get(), alignment_));
   }
 
   absl::Status Discard(uint64_t offset, uint64_t length) override {
@@ -94,6 +107,7 @@ class FileDisk : public Disk {
   const bool block_device_;
   uint64_t size_;
   const uint32_t alignment_;
+  bool io_uring_;
 };
 
 }  // namespace
@@ -127,8 +141,8 @@ absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
   }
   absl::StatusOr<uint64_t> size = SizeOf(fd.get(), block_device);
   if (!size.ok()) return size.status();
-  return std::unique_ptr<Disk>(
-      new FileDisk(std::move(fd), std::move(direct_fd), block_device, *size, options.alignment));
+  return std::unique_ptr<Disk>(new FileDisk(std::move(fd), std::move(direct_fd), block_device,
+                                            *size, options.alignment, options.io_uring));
 }
 
 }  // namespace vhost

@@ -17,6 +17,9 @@ struct FileDiskOptions {
   // whose buffers are not aligned for O_DIRECT go through a buffered descriptor instead.
   DirectIo direct = DirectIo::kAuto;
   uint32_t alignment = 512;  // O_DIRECT alignment of offsets, lengths and buffers
+  // io_uring queues, falling back to synchronous I/O on the worker threads where the kernel (or
+  // a container's seccomp profile) refuses io_uring; or always synchronous.
+  bool io_uring = true;
 };
 
 // Opens the backing store. InvalidArgumentError (naming --blk-file) when it cannot be used.

@@ -17,6 +17,9 @@ DEFINE_string(serial, "", "Serial number the guest reads with GET_ID (at most 20
 DEFINE_uint32(num_queues, 1, "Request queues (VIRTIO_BLK_F_MQ), each served by its own thread");
 DEFINE_string(direct, "auto",
               "O_DIRECT I/O: on, off, or auto (on for block devices, off for files)");
+DEFINE_string(io_engine, "auto",
+              "io_uring, sync (preadv/pwritev on the queue threads), or auto (io_uring where the "
+              "kernel allows it)");
 DEFINE_uint32(logical_block_size, 512, "Logical block size in bytes (512, 1024, 2048 or 4096)");
 DEFINE_uint32(physical_block_size, 4096, "Physical block size in bytes (>= logical)");
 
@@ -52,6 +55,11 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   } else if (FLAGS_direct != "auto") {
     return InvalidArgumentError("--direct must be on, off or auto");
   }
+  if (FLAGS_io_engine == "sync") {
+    file.io_uring = false;
+  } else if (FLAGS_io_engine != "auto" && FLAGS_io_engine != "io_uring") {
+    return InvalidArgumentError("--io-engine must be io_uring, sync or auto");
+  }
   std::unique_ptr<vhost::Disk> disk;
   if (FLAGS_null_size > 0) {
     if (FLAGS_null_size % FLAGS_logical_block_size != 0) {
@@ -86,8 +94,8 @@ int main(int argc, char** argv) {
   spec.short_names = {{'b', "blk_file"}, {'s', "socket_path"}, {'f', "fd"}, {'r', "read_only"}};
   spec.create_device = CreateDevice;
   spec.sandbox.extra_syscalls = {"io_uring_setup", "io_uring_enter", "io_uring_register",
-                                 "fallocate",      "pwrite64",       "fdatasync",
-                                 "fsync"};
+                                 "fallocate",      "pwrite64",       "preadv",
+                                 "pwritev",        "fdatasync",      "fsync"};
   spec.sandbox.ioctl_requests = {BLKDISCARD, BLKZEROOUT, BLKGETSIZE64};
   return vhost::RunDaemon(argc, argv, spec);
 }

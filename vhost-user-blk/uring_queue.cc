@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "vhost-user-blk/sync_queue.h"
 
 namespace vhost {
 
@@ -25,13 +26,7 @@ UringQueue::~UringQueue() {
 }
 
 int UringQueue::FdFor(const IovecList& buffers, uint64_t offset) const {
-  if (direct_fd_ < 0 || offset % alignment_ != 0) return fd_;
-  for (const iovec& b : buffers) {
-    if (reinterpret_cast<uintptr_t>(b.iov_base) % alignment_ != 0 || b.iov_len % alignment_ != 0) {
-      return fd_;
-    }
-  }
-  return direct_fd_;
+  return direct_fd_ >= 0 && AlignedForDirectIo(buffers, offset, alignment_) ? direct_fd_ : fd_;
 }
 
 io_uring_sqe* UringQueue::NextSqe() {

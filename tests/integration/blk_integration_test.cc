@@ -157,6 +157,18 @@ TEST_F(BlkDaemonTest, WritesReachTheImageAndReadBackOnEveryLayout) {
   }
 }
 
+TEST_F(BlkDaemonTest, SynchronousIoEngine) {
+  StartDaemon({"--io-engine=sync"});
+  Open();
+  BlkRequest w = Make(VIRTIO_BLK_T_OUT, 300, 8192);
+  std::memset(w.data, 0x21, 8192);
+  ASSERT_EQ(Do(w), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(300 * 512, 8192), std::string(8192, '!'));
+  BlkRequest r = Make(VIRTIO_BLK_T_IN, 300, 8192);
+  ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(r.data[8191], 0x21);
+}
+
 TEST_F(BlkDaemonTest, FlushGetIdDiscardWriteZeroesAndUnknownTypes) {
   StartDaemon({"--serial=SERIAL-0042"});
   Open();
