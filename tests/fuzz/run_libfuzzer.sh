@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of one target with libFuzzer (clang 14), ASan and UBSan.
+# Usage: tests/fuzz/run_libfuzzer.sh message_fuzz|virtqueue_fuzz [SECONDS]
+# New inputs that reach new code land in a scratch corpus under /tmp; crashes in the current
+# directory (crash-*), to be copied into tests/fuzz/corpus/TARGET as regressions once fixed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target=${1:?target}
+seconds=${2:-60}
+out=$(mktemp -d /tmp/fuzz-$target-XXXXXX)
+common=(common/message.cc common/channel.cc common/guest_memory.cc common/descriptor_chain.cc
+        common/virtqueue.cc common/split_ring.cc common/packed_ring.cc common/backend.cc
+        common/queue_worker.cc common/testing/fake_guest_memory.cc)
+absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.so | sed 's|.*/lib\(absl_[a-z0-9_]*\)\.so|-l\1|' | tr '\n' ' ')
+clang++-14 -std=c++17 -O1 -g -I. -fsanitize=fuzzer,address,undefined \
+  "tests/fuzz/$target.cc" "${common[@]}" -o "$out/$target" \
+  -Wl,--start-group $absl_libs -Wl,--end-group -lglog -lgflags -pthread
+mkdir -p "$out/corpus"
+cp "tests/fuzz/corpus/$target"/* "$out/corpus/"
+"$out/$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 "$out/corpus"
+echo "corpus grown to $(ls "$out/corpus" | wc -l) inputs in $out/corpus"
