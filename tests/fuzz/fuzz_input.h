@@ -15,13 +15,14 @@ class FuzzInput {
   T Take() {
     T value{};
     const size_t n = remaining() < sizeof(T) ? remaining() : sizeof(T);
-    std::memcpy(&value, data_ + pos_, n);
+    if (n > 0) std::memcpy(&value, data_ + pos_, n);
     pos_ += n;
     return value;
   }
   // Up to `n` bytes; returns how many were copied.
   size_t TakeBytes(void* out, size_t n) {
     if (n > remaining()) n = remaining();
+    if (n == 0) return 0;  // memcpy wants valid pointers even for no bytes
     std::memcpy(out, data_ + pos_, n);
     pos_ += n;
     return n;
