@@ -50,6 +50,11 @@ absl::Status PackedRing::MapRings(const GuestMemory& memory) {
     return absl::InvalidArgumentError(absl::StrCat(
         "packed ring (desc 0x", absl::Hex(layout_.desc_addr), ") lies outside guest memory"));
   }
+  // The front end chooses how its addresses map onto the file: check where they really land.
+  if (reinterpret_cast<uintptr_t>(desc_) % 16 || reinterpret_cast<uintptr_t>(driver_event_) % 4 ||
+      reinterpret_cast<uintptr_t>(device_event_) % 4) {
+    return absl::InvalidArgumentError("packed ring misaligned in host memory");
+  }
   return absl::OkStatus();
 }
 
@@ -113,8 +118,8 @@ absl::Status PackedRing::WalkIndirect(const vring_packed_desc& d, DescriptorChai
       d.len / sizeof(vring_packed_desc) > kMaxQueueSize) {
     return absl::InvalidArgumentError(absl::StrCat("indirect table of ", d.len, " bytes"));
   }
-  const auto* table =
-      reinterpret_cast<const vring_packed_desc*>(memory_->TranslateGpa(d.addr, d.len));
+  // Indirect tables need not be aligned: entries are copied out bytewise.
+  const uint8_t* table = memory_->TranslateGpa(d.addr, d.len);
   if (table == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("indirect table at gpa 0x", absl::Hex(d.addr), " outside guest memory"));
@@ -122,7 +127,7 @@ absl::Status PackedRing::WalkIndirect(const vring_packed_desc& d, DescriptorChai
   // Entries of an indirect table are used in order; their NEXT flags carry no meaning.
   for (uint32_t i = 0; i < d.len / sizeof(vring_packed_desc); ++i) {
     vring_packed_desc e;
-    std::memcpy(&e, &table[i], sizeof(e));
+    std::memcpy(&e, table + i * sizeof(e), sizeof(e));
     if (e.flags & VRING_DESC_F_INDIRECT) {
       return absl::InvalidArgumentError("indirect table inside an indirect table");
     }

@@ -35,6 +35,12 @@ absl::Status SplitRing::MapRings(const GuestMemory& memory) {
                      absl::Hex(layout_.avail_addr), ", used 0x", absl::Hex(layout_.used_addr),
                      ") lies outside guest memory"));
   }
+  // The front end chooses how its addresses map onto the file: check where they really land.
+  if (!Aligned(reinterpret_cast<uintptr_t>(desc_), 16) ||
+      !Aligned(reinterpret_cast<uintptr_t>(avail_), 2) ||
+      !Aligned(reinterpret_cast<uintptr_t>(used_), 4)) {
+    return absl::InvalidArgumentError("split ring misaligned in host memory");
+  }
   if (!mapped_once_) {
     // The used index in guest memory is the truth after a (re)start.
     used_idx_ = LoadAcquire(&used_->idx);
@@ -64,7 +70,8 @@ bool SplitRing::Pop(DescriptorChain* chain) {
   ++last_avail_;
   chain->Clear();
   chain->head = head;
-  absl::Status status = WalkTable(desc_, layout_.size, head, /*top_level=*/true, chain);
+  absl::Status status = WalkTable(reinterpret_cast<const uint8_t*>(desc_), layout_.size, head,
+                                  /*top_level=*/true, chain);
   if (!status.ok()) {
     MarkBroken(
         absl::Status(status.code(), absl::StrCat("chain at head ", head, ": ", status.message())));
@@ -73,7 +80,7 @@ bool SplitRing::Pop(DescriptorChain* chain) {
   return true;
 }
 
-absl::Status SplitRing::WalkTable(const vring_desc* table, uint32_t count, uint16_t first,
+absl::Status SplitRing::WalkTable(const uint8_t* table, uint32_t count, uint16_t first,
                                   bool top_level, DescriptorChain* chain) {
   uint32_t i = first;
   // A chain visits each descriptor at most once, so more hops than entries means a loop.
@@ -82,7 +89,7 @@ absl::Status SplitRing::WalkTable(const vring_desc* table, uint32_t count, uint1
       return absl::InvalidArgumentError(absl::StrCat("descriptor index ", i, " >= ", count));
     if (hops >= count) return absl::InvalidArgumentError("descriptor loop");
     vring_desc d;
-    std::memcpy(&d, &table[i], sizeof(d));  // read once: the guest may change it under us
+    std::memcpy(&d, table + i * sizeof(d), sizeof(d));  // read once: the guest may change it
     if (d.flags & VRING_DESC_F_INDIRECT) {
       if (!top_level) return absl::InvalidArgumentError("indirect table inside an indirect table");
       if (!has_feature(kFeatureIndirectDesc)) {
@@ -95,8 +102,7 @@ absl::Status SplitRing::WalkTable(const vring_desc* table, uint32_t count, uint1
           d.len / sizeof(vring_desc) > kMaxQueueSize) {
         return absl::InvalidArgumentError(absl::StrCat("indirect table of ", d.len, " bytes"));
       }
-      const auto* indirect =
-          reinterpret_cast<const vring_desc*>(memory_->TranslateGpa(d.addr, d.len));
+      const uint8_t* indirect = memory_->TranslateGpa(d.addr, d.len);
       if (indirect == nullptr) {
         return absl::InvalidArgumentError(
             absl::StrCat("indirect table at gpa 0x", absl::Hex(d.addr), " outside guest memory"));

@@ -27,7 +27,8 @@ class SplitRing : public Virtqueue {
 
  private:
   // Follows a chain through `table` (the ring's descriptor table or an indirect table).
-  absl::Status WalkTable(const vring_desc* table, uint32_t count, uint16_t first, bool top_level,
+  // `table` may be unaligned (indirect tables need not be), so entries are copied out bytewise.
+  absl::Status WalkTable(const uint8_t* table, uint32_t count, uint16_t first, bool top_level,
                          DescriptorChain* chain);
   uint16_t* used_event() { return &avail_->ring[layout_.size]; }
   uint16_t* avail_event() { return reinterpret_cast<uint16_t*>(&used_->ring[layout_.size]); }

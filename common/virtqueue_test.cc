@@ -3,6 +3,8 @@
 #include "common/virtqueue.h"
 
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -353,6 +355,19 @@ TEST(VirtqueueCreateTest, RejectsBadLayouts) {
                                  Bit(kFeatureRingPacked), ram.memory())
                    .ok());
   EXPECT_OK(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()));
+}
+
+TEST(VirtqueueCreateTest, RejectsRingsThatLandMisalignedInHostMemory) {
+  // The front end picks mmap_offset: an aligned address can land on an odd host address.
+  UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(fd.get(), 0x20000), 0);
+  auto region = MapGuestRegion({0, 0x10000, 0x100000, 1}, fd.get());
+  ASSERT_OK(region);
+  auto memory = GuestMemory::Create({*region});
+  ASSERT_OK(memory);
+  for (uint64_t packed : {uint64_t{0}, Bit(kFeatureRingPacked)}) {
+    EXPECT_FALSE(Virtqueue::Create(0, {8, 0x100000, 0x101000, 0x102000, 0}, packed, *memory).ok());
+  }
 }
 
 }  // namespace
