@@ -73,6 +73,9 @@ class VirtioDevice {
   // queue's worker starts (a device may set up per-queue state on the first call); the fd must
   // stay open until QueueStopped.
   virtual int QueueEventFd(int index) { return -1; }
+  // Whether the device has finished work to hand back on queue `index` (e.g. I/O completions),
+  // asked by a busy-polling worker on that queue's thread instead of sleeping on QueueEventFd.
+  virtual bool QueueHasCompletions(int index) { return false; }
   // Queue `index` stopped (GET_VRING_BASE, reset, disconnect, or a memory table change, after
   // which it restarts); its worker is gone. `queue` (null
   // if it never ran) is still readable: a device holding popped but unfinished chains puts them

@@ -55,7 +55,7 @@ bool QueueWorker::SpinForWork() {
   if (busy_poll_ <= absl::ZeroDuration()) return false;
   const absl::Time deadline = absl::Now() + busy_poll_;
   do {
-    if (queue_->HasAvailable()) return true;
+    if (queue_->HasAvailable() || device_->QueueHasCompletions(queue_->index())) return true;
     __builtin_ia32_pause();
   } while (absl::Now() < deadline);
   return false;

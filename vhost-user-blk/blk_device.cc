@@ -135,6 +135,10 @@ absl::Duration BlkDevice::ProcessQueue(Virtqueue& queue) {
   return absl::InfiniteDuration();
 }
 
+bool BlkDevice::QueueHasCompletions(int index) {
+  return queues_[index] && queues_[index]->io->HasCompletions();
+}
+
 uint8_t BlkDevice::CheckRange(uint64_t sector, uint64_t bytes) const {
   const uint64_t capacity = capacity_sectors_.load();
   const uint32_t block_sectors = options_.logical_block_size / kSectorSize;

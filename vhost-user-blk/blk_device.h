@@ -41,6 +41,7 @@ class BlkDevice : public VirtioDevice {
   absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override;
   int QueueEventFd(int index) override;
   absl::Duration ProcessQueue(Virtqueue& queue) override;
+  bool QueueHasCompletions(int index) override;
   void QueueStopped(int index, Virtqueue* queue) override;
   void Reset() override;
   void Reload() override;

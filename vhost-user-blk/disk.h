@@ -27,6 +27,8 @@ class DiskQueue {
                            uint64_t token) = 0;
   virtual bool SubmitFlush(uint64_t token) = 0;
   virtual void Commit() = 0;
+  // Whether Reap would report something now (no syscall).
+  virtual bool HasCompletions() const = 0;
   virtual void Reap(absl::FunctionRef<void(uint64_t token, int64_t result)> done) = 0;
   // Blocks until every submitted operation has completed, reporting them like Reap.
   virtual void Drain(absl::FunctionRef<void(uint64_t token, int64_t result)> done) = 0;

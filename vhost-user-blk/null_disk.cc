@@ -32,6 +32,7 @@ class NullQueue : public DiskQueue {
     return true;
   }
   void Commit() override {}
+  bool HasCompletions() const override { return !done_.empty(); }
   void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override {
     for (const auto& [token, result] : done_) done(token, result);
     done_.clear();

@@ -20,6 +20,7 @@ class SyncQueue : public DiskQueue {
   bool SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) override;
   bool SubmitFlush(uint64_t token) override;
   void Commit() override {}
+  bool HasCompletions() const override { return !done_.empty(); }
   void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
   void Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) override { Reap(done); }
 

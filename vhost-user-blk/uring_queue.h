@@ -22,6 +22,9 @@ class UringQueue : public DiskQueue {
   bool SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) override;
   bool SubmitFlush(uint64_t token) override;
   void Commit() override;
+  bool HasCompletions() const override {
+    return io_uring_cq_ready(const_cast<io_uring*>(&ring_)) > 0;
+  }
   void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
   void Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
 
