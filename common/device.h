@@ -68,8 +68,9 @@ class VirtioDevice {
   // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
   // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
   virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
-  // An eventfd the worker of queue `index` also waits on (e.g. an io_uring completion eventfd):
-  // when it fires the worker resets it and calls ProcessQueue. -1 for none. Asked each time the
+  // An fd the worker of queue `index` also waits on (e.g. an io_uring completion eventfd): when
+  // it is readable the worker calls ProcessQueue, which must consume what made it readable (the
+  // worker does not read it). -1 for none. Asked each time the
   // queue's worker starts (a device may set up per-queue state on the first call); the fd must
   // stay open until QueueStopped.
   virtual int QueueEventFd(int index) { return -1; }

@@ -80,8 +80,10 @@ void QueueWorker::Run() {
     }
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == stop_fd_.get()) return;
-      eventfd_t ignored;
-      eventfd_read(events[i].data.fd, &ignored);  // epoll said readable: this does not block
+      if (events[i].data.fd == kick_fd_) {
+        eventfd_t ignored;
+        eventfd_read(kick_fd_, &ignored);  // epoll said readable: this does not block
+      }
     }
     if (queue_->broken()) {
       wait = absl::InfiniteDuration();

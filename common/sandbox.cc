@@ -141,6 +141,10 @@ absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
       seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(open), 0) != 0) {
     return absl::InternalError("seccomp rule for open");
   }
+  // Every thread, including any a device started during setup, gets the filter.
+  if (seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1) != 0) {
+    return absl::InternalError("seccomp TSYNC");
+  }
   if (seccomp_load(ctx.get()) != 0) return absl::InternalError("seccomp_load failed");
   return absl::OkStatus();
 }

@@ -68,6 +68,8 @@ void UringQueue::Commit() {
 }
 
 void UringQueue::Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) {
+  eventfd_t ignored;
+  eventfd_read(event_fd_.get(), &ignored);  // non-blocking: clears the wake-up, if any
   io_uring_cqe* cqe;
   unsigned head;
   unsigned count = 0;
