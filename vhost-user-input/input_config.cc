@@ -70,13 +70,18 @@ void InputConfigSpace::Read(uint32_t offset, absl::Span<uint8_t> out) const {
 }
 
 absl::Status InputConfigSpace::Write(uint32_t offset, absl::Span<const uint8_t> data) {
-  if (offset + data.size() > 2) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("config bytes ", offset, "..", offset + data.size(),
-                     " are read-only (only select and subsel are writable)"));
+  // QEMU writes the whole structure back with new select/subsel bytes and stale bytes after
+  // them (its copy of an earlier selection): only select and subsel take effect. A write that
+  // reaches neither is refused.
+  if (offset >= 2) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "config bytes ", offset, "..", offset + data.size(),
+        " are read-only (only select and subsel are writable)"));
   }
   absl::MutexLock lock(&mutex_);
-  for (size_t i = 0; i < data.size(); ++i) (offset + i == 0 ? select_ : subsel_) = data[i];
+  for (size_t i = 0; i < data.size() && offset + i < 2; ++i) {
+    (offset + i == 0 ? select_ : subsel_) = data[i];
+  }
   return absl::OkStatus();
 }
 

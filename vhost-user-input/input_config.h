@@ -16,7 +16,9 @@ class InputConfigSpace {
 
   // Offsets and sizes are already checked against sizeof(virtio_input_config).
   void Read(uint32_t offset, absl::Span<uint8_t> out) const;
-  // Only select (offset 0) and subsel (offset 1) are writable; anything else is refused.
+  // Only select (offset 0) and subsel (offset 1) are writable. A write starting there may run
+  // on over the rest (QEMU writes the whole structure), which is left as it is; a write to the
+  // read-only bytes alone is refused.
   absl::Status Write(uint32_t offset, absl::Span<const uint8_t> data);
   // The config the driver sees for the current selection.
   virtio_input_config Current() const;
