@@ -34,7 +34,7 @@ constexpr absl::Duration kTimeout = absl::Seconds(10);
 
 class InputDaemonTest : public ::testing::Test {
  protected:
-  void StartDaemon(const std::string& kind) {
+  void StartDaemon(const std::string& kind, bool packed = false) {
     ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("input"));
     socket_ = dir_->File("sock");
     control_ = dir_->File("ctl");
@@ -46,7 +46,10 @@ class InputDaemonTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
     ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
     ASSERT_OK(frontend_->Handshake());
-    ASSERT_OK(frontend_->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx)).status());
+    ASSERT_OK(frontend_
+                  ->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
+                                      (packed ? Bit(kFeatureRingPacked) : 0))
+                  .status());
     ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(4 << 20));
     ASSERT_OK(frontend_->SetMemTable(*ram_));
     for (uint32_t i = 0; i < 2; ++i) {
@@ -54,6 +57,7 @@ class InputDaemonTest : public ::testing::Test {
       config.index = i;
       config.size = 64;
       config.event_idx = true;
+      config.layout = packed ? testing::RingLayout::kPacked : testing::RingLayout::kSplit;
       ASSERT_OK_AND_ASSIGN(queues_[i], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
     }
   }
@@ -151,23 +155,26 @@ TEST_F(InputDaemonTest, TabletAxes) {
 }
 
 TEST_F(InputDaemonTest, KeyPressArrivesAsAReport) {
-  StartDaemon("keyboard");
-  const std::vector<uint64_t> gpas = GiveEventBuffers(8);
-  EXPECT_EQ(Command("press KEY_A\n"), "ok\n");
-  std::vector<virtio_input_event> events;
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
-    virtio_input_event e;
-    std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
-    events.push_back(e);
+  for (bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "packed" : "split");
+    StartDaemon("keyboard", packed);
+    const std::vector<uint64_t> gpas = GiveEventBuffers(64);
+    EXPECT_EQ(Command("press KEY_A\n"), "ok\n");
+    std::vector<virtio_input_event> events;
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
+      virtio_input_event e;
+      std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
+      events.push_back(e);
+    }
+    EXPECT_EQ(events[0].type, EV_KEY);
+    EXPECT_EQ(events[0].code, KEY_A);
+    EXPECT_EQ(events[0].value, 1u);
+    EXPECT_EQ(events[1].type, EV_SYN);
+    EXPECT_EQ(events[2].code, KEY_A);
+    EXPECT_EQ(events[2].value, 0u);
+    EXPECT_EQ(events[3].type, EV_SYN);
   }
-  EXPECT_EQ(events[0].type, EV_KEY);
-  EXPECT_EQ(events[0].code, KEY_A);
-  EXPECT_EQ(events[0].value, 1u);
-  EXPECT_EQ(events[1].type, EV_SYN);
-  EXPECT_EQ(events[2].code, KEY_A);
-  EXPECT_EQ(events[2].value, 0u);
-  EXPECT_EQ(events[3].type, EV_SYN);
 }
 
 TEST_F(InputDaemonTest, EventsWaitForBuffersInOrder) {
