@@ -29,9 +29,8 @@ constexpr uint8_t kStatusNeedsReset = 0x40;
 
 struct BackendOptions {
   absl::Duration busy_poll = absl::ZeroDuration();
-  // Offer VIRTIO_F_RING_PACKED. QEMU's generic vhost-user devices (rng, gpio, i2c, ...) accept
-  // every ring feature the back end offers, whatever their own packed= property says.
-  bool offer_packed_ring = true;
+  // Offer VIRTIO_F_RING_PACKED (see --packed-ring for why it is off by default).
+  bool offer_packed_ring = false;
 };
 
 class Backend {

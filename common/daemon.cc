@@ -31,9 +31,10 @@ DEFINE_string(seccomp, "kill",
               "(they are logged by the kernel), off");
 DEFINE_bool(exit_on_disconnect, false,
             "Exit when the front end disconnects instead of waiting for the next one");
-DEFINE_bool(packed_ring, true,
-            "Offer packed virtqueues (--packed-ring=false: split rings only; QEMU's generic "
-            "vhost-user devices use packed rings whenever they are offered)");
+DEFINE_bool(packed_ring, false,
+            "Offer packed virtqueues. Off by default: some QEMU front ends pass the bit on to "
+            "the back end without offering it to the guest (vhost-user-input), others force it "
+            "on the guest whatever their packed= property says (vhost-user-rng)");
 DEFINE_int32(poll_us, 0,
              "Busy-poll each queue this many microseconds after it runs dry before sleeping "
              "(trades CPU for latency; 0 disables)");
