@@ -86,7 +86,7 @@ TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
   EXPECT_TRUE(features & Bit(kFeatureProtocolFeatures));
   EXPECT_TRUE(features & Bit(kFeatureEventIdx));
   EXPECT_TRUE(features & Bit(kFeatureIndirectDesc));
-  EXPECT_TRUE(features & Bit(kFeatureRingPacked));
+  EXPECT_FALSE(features & Bit(kFeatureRingPacked));  // only on request
   const uint64_t protocol = GetU64(FrontendRequest::kGetProtocolFeatures);
   for (uint32_t bit : {kProtocolMq, kProtocolReplyAck, kProtocolConfig, kProtocolBackendReq,
                        kProtocolResetDevice, kProtocolConfigureMemSlots, kProtocolStatus}) {
@@ -95,6 +95,14 @@ TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
   EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));  // not implemented, so not offered
   EXPECT_EQ(GetU64(FrontendRequest::kGetQueueNum), 2u);
   EXPECT_EQ(GetU64(FrontendRequest::kGetMaxMemSlots), kMaxMemSlots);
+}
+
+TEST(BackendOptionsTest, PackedRingsOnRequest) {
+  CountingDevice device;
+  BackendOptions options;
+  options.offer_packed_ring = true;
+  Backend backend(&device, options);
+  EXPECT_TRUE(backend.OfferedFeatures() & Bit(kFeatureRingPacked));
 }
 
 TEST_F(BackendTest, RefusesFeaturesNeverOffered) {

@@ -140,7 +140,7 @@ TEST_F(BlkDaemonTest, ConfigSpaceAndFeatures) {
 }
 
 TEST_F(BlkDaemonTest, WritesReachTheImageAndReadBackOnEveryLayout) {
-  StartDaemon();
+  StartDaemon({"--packed-ring"});
   for (RingLayout layout : {RingLayout::kSplit, RingLayout::kPacked}) {
     for (bool indirect : {false, true}) {
       Open(1, layout);

@@ -42,6 +42,7 @@ class InputDaemonTest : public ::testing::Test {
     options.binary = RunfilePath("vhost-user-input/vhost-user-input");
     options.args = {"--socket-path=" + socket_, "--virtual-device=" + kind,
                     "--control-socket=" + control_};
+    if (packed) options.args.push_back("--packed-ring");
     options.socket_path = socket_;
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
     ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));

@@ -48,7 +48,7 @@ class RngDaemonTest : public ::testing::Test {
     options.socket_path = socket_;
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
   }
-  void SetUp() override { StartDaemon(); }
+  void SetUp() override { StartDaemon({"--packed-ring"}); }
 
   // QEMU's sequence up to a running queue 0.
   void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true) {
