@@ -1,0 +1,209 @@
+// The virtio-input model on real rings in fake guest memory, with a fake event source.
+#include "vhost-user-input/input_device.h"
+
+#include <cstring>
+#include <vector>
+
+#include "common/testing/driver_ring.h"
+#include "common/testing/fake_guest_memory.h"
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace vhost {
+namespace {
+
+using ::vhost::testing::DriverRing;
+using ::vhost::testing::FakeGuestMemory;
+using ::vhost::testing::StatusIs;
+
+class FakeSource : public EventSource {
+ public:
+  FakeSource() {
+    description_.name = "fake pad";
+    description_.serial = "SN1";
+    description_.ids = {BUS_USB, 0x1234, 0x5678, 0x0100};
+    description_.properties = {1u << INPUT_PROP_DIRECT};
+    description_.SetCode(EV_KEY, BTN_TOUCH);
+    description_.SetCode(EV_ABS, ABS_X);
+    description_.axes[ABS_X] = {0, 1023, 1, 2, 3};
+    description_.SetCode(EV_LED, LED_CAPSL);
+  }
+  const InputDescription& description() const override { return description_; }
+  void WriteStatus(const virtio_input_event& event) override { status.push_back(event); }
+  std::vector<virtio_input_event> status;
+
+ private:
+  InputDescription description_;
+};
+
+class InputDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto source = std::make_unique<FakeSource>();
+    source_ = source.get();
+    device_ = std::make_unique<InputDevice>(std::move(source));
+    for (int i = 0; i < 2; ++i) {
+      auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
+      DriverRing::Config config;
+      config.size = 16;
+      config.addresses = testing::LayoutRings(*sizes, 0x1000 + i * 0x2000);
+      drivers_[i] = *DriverRing::Create(&ram_, config);
+      VringLayout layout{16, FakeGuestMemory::Uva(config.addresses.desc),
+                         FakeGuestMemory::Uva(config.addresses.driver),
+                         FakeGuestMemory::Uva(config.addresses.device), 0};
+      queues_[i] = *Virtqueue::Create(i, layout, Bit(kFeatureVersion1), ram_.memory());
+    }
+  }
+  virtio_input_config Select(uint8_t select, uint8_t subsel) {
+    const uint8_t sel[2] = {select, subsel};
+    EXPECT_OK(device_->WriteConfig(0, sel));
+    virtio_input_config c;
+    EXPECT_OK(device_->ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&c), sizeof(c))));
+    return c;
+  }
+  void GiveEventBuffers(int count, uint32_t len = 8) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_OK(drivers_[0]->AddChain({}, {{0x10000 + 8 * next_buffer_, len}}));
+      ++next_buffer_;
+    }
+    drivers_[0]->Publish();
+  }
+  virtio_input_event EventAt(int buffer) {
+    virtio_input_event e;
+    std::memcpy(&e, ram_.Host(0x10000 + 8 * buffer, 8), 8);
+    return e;
+  }
+  int UsedCount(int q) {
+    int n = 0;
+    for (;;) {
+      auto used = drivers_[q]->PollUsed();
+      if (!used.ok() || !used->has_value()) return n;
+      ++n;
+    }
+  }
+
+  FakeGuestMemory ram_{1 << 20};
+  std::unique_ptr<DriverRing> drivers_[2];
+  std::unique_ptr<Virtqueue> queues_[2];
+  std::unique_ptr<InputDevice> device_;
+  FakeSource* source_ = nullptr;
+  int next_buffer_ = 0;
+};
+
+TEST_F(InputDeviceTest, ConfigSelectorsDescribeTheSource) {
+  EXPECT_EQ(device_->Info().virtio_id, 18u);
+  EXPECT_EQ(device_->Info().num_queues, 2u);
+  virtio_input_config c = Select(VIRTIO_INPUT_CFG_ID_NAME, 0);
+  EXPECT_EQ(std::string(c.u.string, c.size), "fake pad");
+  c = Select(VIRTIO_INPUT_CFG_ID_SERIAL, 0);
+  EXPECT_EQ(std::string(c.u.string, c.size), "SN1");
+  c = Select(VIRTIO_INPUT_CFG_ID_DEVIDS, 0);
+  EXPECT_EQ(c.u.ids.vendor, 0x1234);
+  c = Select(VIRTIO_INPUT_CFG_PROP_BITS, 0);
+  EXPECT_EQ(c.size, 1);
+  EXPECT_EQ(c.u.bitmap[0], 1u << INPUT_PROP_DIRECT);
+  c = Select(VIRTIO_INPUT_CFG_EV_BITS, EV_KEY);
+  EXPECT_EQ(c.size, BTN_TOUCH / 8 + 1);
+  c = Select(VIRTIO_INPUT_CFG_ABS_INFO, ABS_X);
+  EXPECT_EQ(c.u.abs.max, 1023u);
+  EXPECT_EQ(c.u.abs.res, 3u);
+  EXPECT_EQ(Select(VIRTIO_INPUT_CFG_ABS_INFO, ABS_Y).size, 0);
+  EXPECT_EQ(Select(VIRTIO_INPUT_CFG_EV_BITS, EV_REL).size, 0);
+  EXPECT_EQ(Select(0x42, 0).size, 0);                      // unknown selector
+  EXPECT_EQ(Select(VIRTIO_INPUT_CFG_ID_NAME, 1).size, 0);  // unknown subselector
+}
+
+TEST_F(InputDeviceTest, OnlySelectAndSubselAreWritable) {
+  const uint8_t byte = 7;
+  EXPECT_THAT(device_->WriteConfig(2, absl::MakeConstSpan(&byte, 1)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(device_->WriteConfig(8, absl::MakeConstSpan(&byte, 1)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // A whole-structure write (as QEMU does) changes select only.
+  std::vector<uint8_t> whole(sizeof(virtio_input_config), 0xee);
+  whole[0] = VIRTIO_INPUT_CFG_ID_NAME;
+  whole[1] = 0;
+  ASSERT_OK(device_->WriteConfig(0, whole));
+  virtio_input_config c;
+  ASSERT_OK(device_->ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&c), sizeof(c))));
+  EXPECT_EQ(std::string(c.u.string, c.size), "fake pad");
+}
+
+TEST_F(InputDeviceTest, EventsWaitForGuestBuffersAndKeepTheirOrder) {
+  device_->QueueEventFd(kEventQueue);
+  for (int i = 0; i < 3; ++i) {
+    source_->buffer().Add(EV_ABS, ABS_X, 100 + i);
+    source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
+  }
+  device_->ProcessQueue(*queues_[0]);  // no buffers yet: nothing lost
+  EXPECT_EQ(source_->buffer().ready(), 6u);
+  GiveEventBuffers(4);
+  device_->ProcessQueue(*queues_[0]);
+  EXPECT_EQ(UsedCount(0), 4);
+  EXPECT_EQ(source_->buffer().ready(), 2u);
+  EXPECT_EQ(EventAt(0).value, 100u);
+  EXPECT_EQ(EventAt(2).value, 101u);
+  GiveEventBuffers(4);
+  device_->ProcessQueue(*queues_[0]);
+  EXPECT_EQ(UsedCount(0), 2);
+  EXPECT_EQ(EventAt(4).value, 102u);
+  EXPECT_EQ(EventAt(5).type, EV_SYN);
+}
+
+TEST_F(InputDeviceTest, ShortEventBufferIsReturnedEmptyAndTheEventKept) {
+  source_->buffer().Add(EV_KEY, BTN_TOUCH, 1);
+  source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
+  GiveEventBuffers(1, /*len=*/4);
+  GiveEventBuffers(2);
+  device_->ProcessQueue(*queues_[0]);
+  EXPECT_EQ(UsedCount(0), 3);
+  EXPECT_EQ(EventAt(1).code, BTN_TOUCH);
+  EXPECT_EQ(EventAt(2).type, EV_SYN);
+}
+
+TEST_F(InputDeviceTest, BufferIsBoundedAndDropsWholeReports) {
+  EventBuffer buffer(4);
+  buffer.Add(EV_KEY, BTN_TOUCH, 1);
+  buffer.Add(EV_SYN, SYN_REPORT, 0);
+  buffer.Add(EV_KEY, BTN_TOUCH, 0);
+  buffer.Add(EV_SYN, SYN_REPORT, 0);
+  buffer.Add(EV_ABS, ABS_X, 5);  // a third report does not fit
+  buffer.Add(EV_SYN, SYN_REPORT, 0);
+  EXPECT_EQ(buffer.ready(), 4u);
+  EXPECT_EQ(buffer.dropped_reports(), 1u);
+  buffer.Add(EV_ABS, ABS_X, 6);  // an unfinished report is not visible
+  EXPECT_EQ(buffer.ready(), 4u);
+}
+
+TEST_F(InputDeviceTest, StatusEventsReachTheSourceOnlyForCodesItHas) {
+  const virtio_input_event events[] = {
+      {EV_LED, LED_CAPSL, 1}, {EV_LED, LED_NUML, 1}, {EV_SND, SND_BELL, 1}, {0xffff, 0, 0}};
+  for (int i = 0; i < 4; ++i) {
+    std::memcpy(ram_.Host(0x20000 + 8 * i, 8), &events[i], 8);
+    ASSERT_OK(drivers_[1]->AddChain({{0x20000 + 8u * i, 8}}, {}));
+  }
+  ASSERT_OK(drivers_[1]->AddChain({{0x20000, 3}}, {}));  // too short
+  drivers_[1]->Publish();
+  device_->ProcessQueue(*queues_[1]);
+  EXPECT_EQ(UsedCount(1), 5);
+  ASSERT_EQ(source_->status.size(), 1u);
+  EXPECT_EQ(source_->status[0].code, LED_CAPSL);
+}
+
+TEST(EvdevSourceTest, RefusesWhatIsNotAnEvdevDevice) {
+  EXPECT_THAT(OpenEvdevSource("/nonexistent/event0", true),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenEvdevSource("/dev/null", true), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(VirtualSourceTest, CommandsBecomeReports) {
+  auto source = MakeVirtualSource(VirtualKind::kTablet, "", "");
+  ASSERT_OK(source);
+  EXPECT_TRUE((*source)->description().HasCode(EV_ABS, ABS_Y));
+  EXPECT_FALSE((*source)->description().HasCode(EV_REL, REL_X));
+  EXPECT_THAT(MakeVirtualSource(VirtualKind::kMouse, "", "/nonexistent/script"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace vhost
