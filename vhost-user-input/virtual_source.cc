@@ -30,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "vhost-user-input/event_codes.h"
@@ -247,7 +248,7 @@ class VirtualSource : public EventSource {
     } else if (op == "sleep") {
       int32_t ms;
       if (!(s = number(0, &ms)).ok()) return s;
-      usleep(static_cast<useconds_t>(std::max(0, std::min(ms, 60000))) * 1000);
+      absl::SleepFor(absl::Milliseconds(std::max(0, std::min(ms, 60000))));
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown command '", op, "'"));
     }

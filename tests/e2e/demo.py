@@ -1,7 +1,8 @@
 """The README's first command: a Linux guest under QEMU uses our daemons: it reads entropy from
-vhost-user-rng and makes a file system on a disk served by vhost-user-blk.
+vhost-user-rng, makes a file system on a disk served by vhost-user-blk, and reads what the host
+types on a virtual keyboard served by vhost-user-input.
 
-Usage: demo.py BIN_DIR (holding vhost-user-rng/vhost-user-rng and vhost-user-blk/vhost-user-blk)
+Usage: demo.py BIN_DIR (holding vhost-user-{rng,blk,input}/vhost-user-{rng,blk,input})
 """
 import os
 import re
@@ -12,6 +13,12 @@ import qemu_guest  # noqa: E402
 
 SCRIPT = r"""
 set -e
+# Listen to the keyboard first: evdev passes on only what arrives after it is opened.
+for e in /sys/class/input/event*; do
+  [ "$(cat $e/device/name)" = "vhost-user virtual keyboard" ] && kbd=/dev/input/$(basename $e)
+done
+timeout 60 dd if=$kbd of=/tmp/keys bs=24 count=76 2>/dev/null &
+reader=$!
 echo
 echo "guest: kernel $(uname -r); hardware RNG: $(cat /sys/class/misc/hw_random/rng_current)"
 echo "guest: 64 bytes from /dev/hwrng:"
@@ -29,6 +36,16 @@ echo "guest: wrote and re-read a 256 KiB file on ext2: $(sha1sum < /mnt/sample |
 df -h /mnt | tail -1
 umount /mnt
 echo
+echo "guest: keyboard $kbd ($(cat /sys/class/input/$(basename $kbd)/device/name)); what the host typed:"
+wait $reader
+od -An -v -tu2 -w24 /tmp/keys | awk '
+  BEGIN { split("q w e r t y u i o p", a, " "); for (i = 1; i <= 10; i++) key[15 + i] = a[i]
+          split("a s d f g h j k l", b, " "); for (i = 1; i <= 9; i++) key[29 + i] = b[i]
+          split("z x c v b n m", c, " "); for (i = 1; i <= 7; i++) key[43 + i] = c[i]
+          key[57] = " " }
+  $9 == 1 && $11 == 1 { printf "%s", ($10 in key) ? key[$10] : "?" }
+  END { print "" }' | sed 's/^/  typed: /'
+echo
 """
 
 
@@ -36,26 +53,39 @@ def main():
     bin_dir = os.path.abspath(sys.argv[1])
     rng = os.path.join(bin_dir, "vhost-user-rng/vhost-user-rng")
     blk = os.path.join(bin_dir, "vhost-user-blk/vhost-user-blk")
+    inp = os.path.join(bin_dir, "vhost-user-input/vhost-user-input")
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
         blk_sock = os.path.join(work, "blk.sock")
         image = os.path.join(work, "disk.img")
+        input_sock = os.path.join(work, "input.sock")
+        script = os.path.join(work, "keys.txt")
+        with open(script, "w") as f:
+            # Typed once the guest's driver is up; the guest reads 19 key presses.
+            f.write("sleep 2500\ntype hello from the host\n")
         with open(image, "wb") as f:
             f.truncate(64 << 20)
         print(f"host: {rng} --socket-path={rng_sock}")
         print(f"host: {blk} --socket-path={blk_sock} --blk-file={image} --serial=demo-disk")
+        print(f"host: {inp} --socket-path={input_sock} --virtual-device=keyboard --script={script}")
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
-                                   "--serial=demo-disk"], blk_sock) as b:
-            print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci "
-                  "and -device vhost-user-blk-pci")
+                                   "--serial=demo-disk"], blk_sock) as b, \
+                qemu_guest.Daemon([inp, f"--socket-path={input_sock}", "--virtual-device=keyboard",
+                                   f"--script={script}"], input_sock) as i:
+            print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
+                  "vhost-user-blk-pci and vhost-user-input-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
                          "-chardev", f"socket,id=blk0,path={blk_sock}",
-                         "-device", "vhost-user-blk-pci,chardev=blk0"],
-                modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4"], work=work)
-            logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log()}
+                         "-device", "vhost-user-blk-pci,chardev=blk0",
+                         "-chardev", f"socket,id=in0,path={input_sock}",
+                         "-device", "vhost-user-input-pci,chardev=in0"],
+                modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
+                         "evdev"], work=work, timeout=120)
+            logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
+                    "vhost-user-input": i.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
     for name, log in logs.items():
@@ -63,7 +93,8 @@ def main():
         print("  " + "\n  ".join(log.strip().splitlines()))
     sums = re.search(r"ext2: (\w+) vs (\w+)", body)
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
-          sums is not None and sums.group(1) == sums.group(2))
+          sums is not None and sums.group(1) == sums.group(2) and
+          "typed: hello from the host" in body)
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 

@@ -34,7 +34,7 @@ constexpr absl::Duration kTimeout = absl::Seconds(10);
 
 class InputDaemonTest : public ::testing::Test {
  protected:
-  void StartDaemon(const std::string& kind, bool packed = false) {
+  void StartDaemon(const std::string& kind, bool packed = false, const std::string& script = "") {
     ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("input"));
     socket_ = dir_->File("sock");
     control_ = dir_->File("ctl");
@@ -43,6 +43,13 @@ class InputDaemonTest : public ::testing::Test {
     options.args = {"--socket-path=" + socket_, "--virtual-device=" + kind,
                     "--control-socket=" + control_};
     if (packed) options.args.push_back("--packed-ring");
+    if (!script.empty()) {
+      const std::string path = dir_->File("script");
+      FILE* f = fopen(path.c_str(), "w");
+      fputs(script.c_str(), f);
+      fclose(f);
+      options.args.push_back("--script=" + path);
+    }
     options.socket_path = socket_;
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
     ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
@@ -176,6 +183,19 @@ TEST_F(InputDaemonTest, KeyPressArrivesAsAReport) {
     EXPECT_EQ(events[2].value, 0u);
     EXPECT_EQ(events[3].type, EV_SYN);
   }
+}
+
+TEST_F(InputDaemonTest, ScriptReplaysOnceTheDriverIsReady) {
+  StartDaemon("keyboard", false, "# two keys\nsleep 100\ntype aB\n");
+  const std::vector<uint64_t> gpas = GiveEventBuffers(12);  // a: 4 events, B: shift + 6
+  std::vector<uint16_t> presses;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
+    virtio_input_event e;
+    std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
+    if (e.type == EV_KEY && e.value == 1) presses.push_back(e.code);
+  }
+  EXPECT_EQ(presses, (std::vector<uint16_t>{KEY_A, KEY_LEFTSHIFT, KEY_B}));
 }
 
 TEST_F(InputDaemonTest, EventsWaitForBuffersInOrder) {
