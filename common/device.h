@@ -42,7 +42,8 @@ struct DeviceInfo {
 };
 
 // What ProcessQueue returns when it stopped taking requests until its own event fd (see
-// QueueEventFd) fires, e.g. because all its I/O slots are busy.
+// QueueEventFd) fires or the guest kicks: all its I/O slots are busy, or (an event queue) the
+// guest's buffers wait for events that have not happened yet.
 constexpr absl::Duration kUntilDeviceEvent = absl::Hours(24);
 
 // Lets a device tell the front end that its config space changed (BACKEND_CONFIG_CHANGE_MSG).

@@ -45,8 +45,12 @@ absl::Duration QueueWorker::Drain() {
   for (;;) {
     const absl::Duration wait = device_->ProcessQueue(*queue_);
     queue_->NotifyGuestIfNeeded();
-    // A device that left work for later must not be spun on.
-    if (wait != absl::InfiniteDuration()) return wait;
+    // A device that left work for later must not be spun on; the guest may still kick when it
+    // adds buffers (it needs to for event queues).
+    if (wait != absl::InfiniteDuration()) {
+      queue_->EnableNotifications();
+      return wait;
+    }
     if (!queue_->EnableNotifications() && !SpinForWork()) return wait;
   }
 }

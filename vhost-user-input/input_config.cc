@@ -74,9 +74,9 @@ absl::Status InputConfigSpace::Write(uint32_t offset, absl::Span<const uint8_t> 
   // them (its copy of an earlier selection): only select and subsel take effect. A write that
   // reaches neither is refused.
   if (offset >= 2) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "config bytes ", offset, "..", offset + data.size(),
-        " are read-only (only select and subsel are writable)"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("config bytes ", offset, "..", offset + data.size(),
+                     " are read-only (only select and subsel are writable)"));
   }
   absl::MutexLock lock(&mutex_);
   for (size_t i = 0; i < data.size() && offset + i < 2; ++i) {

@@ -35,20 +35,21 @@ int InputDevice::QueueEventFd(int index) {
 
 absl::Duration InputDevice::ProcessQueue(Virtqueue& queue) {
   if (queue.index() == kEventQueue) {
-    DeliverEvents(queue);
-  } else {
-    TakeStatus(queue);
+    // Events left over wait for the guest's next buffers (its kick). Otherwise the buffers it
+    // keeps queued for events to come are not work to spin on: wait for the next event.
+    return DeliverEvents(queue) ? absl::InfiniteDuration() : kUntilDeviceEvent;
   }
+  TakeStatus(queue);
   return absl::InfiniteDuration();
 }
 
-void InputDevice::DeliverEvents(Virtqueue& queue) {
+bool InputDevice::DeliverEvents(Virtqueue& queue) {
   EventBuffer& buffer = source_->buffer();
   buffer.ClearWakeup();
   virtio_input_event events[64];
   for (;;) {
     const size_t n = buffer.Peek(events, 64);
-    if (n == 0) return;
+    if (n == 0) return false;
     size_t delivered = 0;
     DescriptorChain chain;
     // One event per buffer; events wait in the buffer while the guest has none queued.
@@ -65,7 +66,7 @@ void InputDevice::DeliverEvents(Virtqueue& queue) {
       ++delivered;
     }
     buffer.Consume(delivered);
-    if (delivered < n) return;  // out of guest buffers: the next kick resumes
+    if (delivered < n) return true;  // out of guest buffers: the next kick resumes
   }
 }
 

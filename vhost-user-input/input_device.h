@@ -29,7 +29,8 @@ class InputDevice : public VirtioDevice {
   EventSource& source() { return *source_; }
 
  private:
-  void DeliverEvents(Virtqueue& queue);
+  // Returns whether events are still waiting (the guest ran out of buffers).
+  bool DeliverEvents(Virtqueue& queue);
   void TakeStatus(Virtqueue& queue);
 
   std::unique_ptr<EventSource> source_;

@@ -150,6 +150,13 @@ TEST_F(InputDeviceTest, EventsWaitForGuestBuffersAndKeepTheirOrder) {
   EXPECT_EQ(EventAt(5).type, EV_SYN);
 }
 
+TEST_F(InputDeviceTest, QueuedBuffersWithoutEventsAreNotBusyWork) {
+  GiveEventBuffers(4);
+  // The worker must sleep until an event comes rather than spin on the guest's buffers.
+  EXPECT_EQ(device_->ProcessQueue(*queues_[0]), kUntilDeviceEvent);
+  EXPECT_EQ(UsedCount(0), 0);
+}
+
 TEST_F(InputDeviceTest, ShortEventBufferIsReturnedEmptyAndTheEventKept) {
   source_->buffer().Add(EV_KEY, BTN_TOUCH, 1);
   source_->buffer().Add(EV_SYN, SYN_REPORT, 0);

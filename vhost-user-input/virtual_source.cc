@@ -4,7 +4,7 @@
 //                      2 repeat), then SYN_REPORT
 //   press CODE         down, SYN, up, SYN
 //   type TEXT          presses for each character (letters, digits, space and common punctuation;
-//                      capitals with shift; \n is Enter)
+//                      capitals with shift; \n is Enter), 20 ms apart
 //   move DX DY         relative motion (mouse)      wheel N     wheel clicks (mouse)
 //   abs X Y            absolute position 0..32767 (tablet)
 //   event TYPE CODE VALUE   one raw event (no SYN)  syn         SYN_REPORT
@@ -40,6 +40,7 @@ namespace vhost {
 namespace {
 
 constexpr int32_t kAbsMax = 32767;
+constexpr absl::Duration kTypingInterval = absl::Milliseconds(20);
 
 InputDescription Describe(VirtualKind kind) {
   InputDescription d;
@@ -213,6 +214,9 @@ class VirtualSource : public EventSource {
         (void)emit(EV_KEY, key, 0);
         if (shift) (void)emit(EV_KEY, KEY_LEFTSHIFT, 0);
         syn();
+        // Type like a fast human: a guest reading its event device in small reads would
+        // otherwise overflow the kernel's per-reader buffer and lose keys.
+        absl::SleepFor(kTypingInterval);
       }
     } else if (op == "move") {
       int32_t dx, dy;

@@ -6,6 +6,7 @@ Usage: demo.py BIN_DIR (holding vhost-user-{rng,blk,input}/vhost-user-{rng,blk,i
 """
 import os
 import re
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,8 @@ for e in /sys/class/input/event*; do
 done
 timeout 60 dd if=$kbd of=/tmp/keys bs=24 count=76 2>/dev/null &
 reader=$!
+until ls -l /proc/$reader/fd 2>/dev/null | grep -q /dev/input; do sleep 0.1; done
+echo E2E-KEYBOARD-OPEN
 echo
 echo "guest: kernel $(uname -r); hardware RNG: $(cat /sys/class/misc/hw_random/rng_current)"
 echo "guest: 64 bytes from /dev/hwrng:"
@@ -37,7 +40,7 @@ df -h /mnt | tail -1
 umount /mnt
 echo
 echo "guest: keyboard $kbd ($(cat /sys/class/input/$(basename $kbd)/device/name)); what the host typed:"
-wait $reader
+wait $reader || echo "  (the keyboard went quiet before all 19 keys arrived)"
 od -An -v -tu2 -w24 /tmp/keys | awk '
   BEGIN { split("q w e r t y u i o p", a, " "); for (i = 1; i <= 10; i++) key[15 + i] = a[i]
           split("a s d f g h j k l", b, " "); for (i = 1; i <= 9; i++) key[29 + i] = b[i]
@@ -47,6 +50,17 @@ od -An -v -tu2 -w24 /tmp/keys | awk '
   END { print "" }' | sed 's/^/  typed: /'
 echo
 """
+
+
+def type_when_ready(line, control):
+    """Types on the virtual keyboard once the guest listens to it (evdev passes on only what
+    arrives after it is opened)."""
+    if "E2E-KEYBOARD-OPEN" not in line:
+        return
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(control)
+        s.sendall(b"type hello from the host\n")
+        s.recv(100)
 
 
 def main():
@@ -59,20 +73,18 @@ def main():
         blk_sock = os.path.join(work, "blk.sock")
         image = os.path.join(work, "disk.img")
         input_sock = os.path.join(work, "input.sock")
-        script = os.path.join(work, "keys.txt")
-        with open(script, "w") as f:
-            # Typed once the guest's driver is up; the guest reads 19 key presses.
-            f.write("sleep 2500\ntype hello from the host\n")
+        control = os.path.join(work, "keyboard.sock")
         with open(image, "wb") as f:
             f.truncate(64 << 20)
         print(f"host: {rng} --socket-path={rng_sock}")
         print(f"host: {blk} --socket-path={blk_sock} --blk-file={image} --serial=demo-disk")
-        print(f"host: {inp} --socket-path={input_sock} --virtual-device=keyboard --script={script}")
+        print(f"host: {inp} --socket-path={input_sock} --virtual-device=keyboard "
+              f"--control-socket={control}")
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
                 qemu_guest.Daemon([inp, f"--socket-path={input_sock}", "--virtual-device=keyboard",
-                                   f"--script={script}"], input_sock) as i:
+                                   f"--control-socket={control}"], input_sock) as i:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
                   "vhost-user-blk-pci and vhost-user-input-pci")
             result = qemu_guest.run_guest(
@@ -83,7 +95,8 @@ def main():
                          "-chardev", f"socket,id=in0,path={input_sock}",
                          "-device", "vhost-user-input-pci,chardev=in0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
-                         "evdev"], work=work, timeout=120)
+                         "evdev"], work=work, timeout=120,
+                on_line=lambda line: type_when_ready(line, control))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
@@ -95,6 +108,8 @@ def main():
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body)
+    if not ok:
+        print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 

@@ -24,6 +24,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 
 CACHE_DIR = os.environ.get("VHOST_USER_E2E_CACHE", "/var/tmp/vhost-user-e2e-cache")
@@ -291,10 +292,12 @@ class GuestResult:
 
 
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
-              memory_mb=512, work=None):
+              memory_mb=512, work=None, on_line=None):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
+    on_line: called with each line of console output as it arrives (from another thread), so a
+    test can act on the host when the guest says it is ready.
     Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
     """
     check_qemu()
@@ -322,15 +325,26 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     timed_out = False
+    lines = []
+
+    def read_console():
+        for line in iter(proc.stdout.readline, b""):
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.decode(errors="replace"))
+
+    reader = threading.Thread(target=read_console)
+    reader.start()
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+        proc.wait()
     finally:
+        reader.join()
         if memory != "memfd":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(mem_path)
-    return GuestResult(output.decode(errors="replace"), proc.returncode, timed_out,
+    return GuestResult(b"".join(lines).decode(errors="replace"), proc.returncode, timed_out,
                        time.time() - start)
