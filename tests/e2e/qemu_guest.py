@@ -343,6 +343,7 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
         proc.wait()
     finally:
         reader.join()
+        proc.stdout.close()
         if memory != "memfd":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(mem_path)
