@@ -35,9 +35,9 @@ DEFINE_bool(packed_ring, false,
             "Offer packed virtqueues. Off by default: some QEMU front ends pass the bit on to "
             "the back end without offering it to the guest (vhost-user-input), others force it "
             "on the guest whatever their packed= property says (vhost-user-rng)");
-DEFINE_int32(poll_us, 0,
+DEFINE_int32(poll_us, 32,
              "Busy-poll each queue this many microseconds after it runs dry before sleeping "
-             "(trades CPU for latency; 0 disables)");
+             "(trades CPU for latency, as QEMU's 32 us default does; 0 disables)");
 
 #if defined(__SANITIZE_ADDRESS__)
 // LeakSanitizer's exit-time check forks a tracer (clone without CLONE_THREAD, ptrace), which the

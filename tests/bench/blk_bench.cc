@@ -1,0 +1,299 @@
+// Block back ends driven the same way through our own front end: vhost-user-blk (ours) and
+// qemu-storage-daemon's vhost-user-blk export, each on a null backing and on the same file in
+// /tmp (page-cached, buffered I/O for both). 4 KiB random reads at queue depth 1 and 32 with one
+// and two queues, 1 MiB sequential reads and writes; IOPS or MB/s, the daemon's CPU time per
+// request, and the ratio ours/theirs. Same CPU budget: each daemon is pinned to CPU 0, the front
+// end (one busy-polling thread per queue) to CPU 1. Prints a table; asserts nothing.
+//
+//   bazel build //tests/bench:blk_bench && bazel-bin/tests/bench/blk_bench --seconds=3 --repeat=3
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "gflags/gflags.h"
+#include "tests/frontend/blk_request.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/frontend.h"
+#include "tests/frontend/guest_ram.h"
+#include "tests/frontend/queue.h"
+#include "tests/integration/runfiles.h"
+
+DEFINE_double(seconds, 2.0, "Measured time per case and run");
+DEFINE_int32(repeat, 1, "Runs per case; the median is reported");
+DEFINE_string(file, "/tmp/vhost-user-blk-bench.img", "Backing file (created, 512 MiB)");
+DEFINE_string(qsd, "/usr/bin/qemu-storage-daemon", "qemu-storage-daemon binary");
+
+namespace vhost {
+namespace {
+
+using frontend::AddBlkRequest;
+using frontend::AllocateBlkRequest;
+using frontend::BlkRequest;
+using frontend::DaemonProcess;
+using frontend::Frontend;
+using frontend::FrontendQueue;
+using frontend::GuestRam;
+using frontend::QueueConfig;
+using frontend::TempDir;
+using testing::UsedElement;
+
+constexpr uint64_t kFileBytes = 512 << 20;
+constexpr uint64_t kNullBytes = 1ull << 30;
+
+absl::Duration ProcessCpuTime(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;
+  long utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
+}
+
+void PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+struct Case {
+  const char* name;
+  bool write;
+  bool random;
+  uint32_t block;
+  int depth;
+  int queues;
+};
+
+struct Result {
+  double ops_per_second = 0;
+  double megabytes_per_second = 0;
+  double cpu_us_per_op = 0;
+};
+
+class Session {
+ public:
+  // `ours`: our daemon, else qemu-storage-daemon; `null`: null backing, else the file.
+  absl::Status Start(bool ours, bool null, int queues) {
+    ASSIGN_OR_RETURN(dir_, TempDir::Create("blkbench"));
+    const std::string sock = dir_->File("sock");
+    DaemonProcess::Options options;
+    options.binary = "taskset";
+    options.socket_path = sock;
+    if (ours) {
+      options.args = {"-c",
+                      "0",
+                      RunfilePath("vhost-user-blk/vhost-user-blk"),
+                      "--socket-path=" + sock,
+                      absl::StrCat("--num-queues=", queues),
+                      "--minloglevel=1"};
+      options.args.push_back(null ? absl::StrCat("--null-size=", kNullBytes)
+                                  : "--blk-file=" + FLAGS_file);
+    } else {
+      const std::string blockdev =
+          null
+              ? absl::StrCat("driver=null-co,node-name=n,size=", kNullBytes, ",read-zeroes=on")
+              : "driver=file,node-name=n,filename=" + FLAGS_file + ",cache.direct=off,aio=io_uring";
+      options.args = {"-c",
+                      "0",
+                      FLAGS_qsd,
+                      "--blockdev",
+                      blockdev,
+                      "--export",
+                      absl::StrCat("type=vhost-user-blk,id=e,node-name=n,addr.type=unix,addr.path=",
+                                   sock, ",writable=on,num-queues=", queues)};
+    }
+    ASSIGN_OR_RETURN(daemon_, DaemonProcess::Start(options));
+    ASSIGN_OR_RETURN(frontend_, Frontend::Connect(sock));
+    RETURN_IF_ERROR(frontend_->Handshake());
+    RETURN_IF_ERROR(frontend_
+                        ->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
+                                            Bit(kFeatureIndirectDesc) | Bit(VIRTIO_BLK_F_MQ) |
+                                            Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_SEG_MAX))
+                        .status());
+    ASSIGN_OR_RETURN(ram_, GuestRam::Create(256 << 20));
+    RETURN_IF_ERROR(frontend_->SetMemTable(*ram_));
+    for (int q = 0; q < queues; ++q) {
+      QueueConfig config;
+      config.index = q;
+      config.size = 128;
+      config.event_idx = true;
+      ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+      queues_.push_back(std::move(queue));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Result> Run(const Case& c, uint64_t disk_bytes, absl::Duration duration) {
+    // Requests allocated once per case.
+    std::vector<std::vector<BlkRequest>> requests(c.queues);
+    for (int q = 0; q < c.queues; ++q) {
+      for (int i = 0; i < c.depth; ++i) {
+        ASSIGN_OR_RETURN(BlkRequest r,
+                         AllocateBlkRequest(
+                             ram_.get(), c.write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 0, c.block));
+        requests[q].push_back(r);
+      }
+    }
+    std::vector<uint64_t> done(c.queues, 0);
+    std::vector<absl::Status> status(c.queues);
+    const absl::Duration cpu_before = ProcessCpuTime(daemon_->pid());
+    const absl::Time start = absl::Now();
+    std::vector<std::thread> threads;
+    for (int q = 0; q < c.queues; ++q) {
+      threads.emplace_back([&, q] {
+        status[q] = Drive(*queues_[q], requests[q], c, disk_bytes, start + duration, q, &done[q]);
+      });
+    }
+    for (auto& t : threads) t.join();
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    const absl::Duration cpu = ProcessCpuTime(daemon_->pid()) - cpu_before;
+    for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+    uint64_t total = 0;
+    for (uint64_t d : done) total += d;
+    Result r;
+    r.ops_per_second = total / seconds;
+    r.megabytes_per_second = total * static_cast<double>(c.block) / seconds / 1e6;
+    r.cpu_us_per_op = absl::ToDoubleMicroseconds(cpu) / std::max<uint64_t>(total, 1);
+    return r;
+  }
+
+ private:
+  static absl::Status Drive(FrontendQueue& queue, std::vector<BlkRequest>& requests, const Case& c,
+                            uint64_t disk_bytes, absl::Time end, int seed, uint64_t* done) {
+    std::mt19937_64 rng(seed + 1);
+    const uint64_t blocks = disk_bytes / c.block;
+    uint64_t next_block = (disk_bytes / 2 / c.block) * seed;  // sequential streams apart
+    std::vector<int> index_of(queue.config().size, -1);
+    auto submit = [&](int i) -> absl::Status {
+      const uint64_t block = c.random ? rng() % blocks : next_block++ % blocks;
+      frontend::RewriteBlkRequest(&requests[i], c.write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+                                  block * (c.block / 512));
+      ASSIGN_OR_RETURN(const uint16_t id, AddBlkRequest(&queue.ring(), requests[i]));
+      index_of[id] = i;
+      return absl::OkStatus();
+    };
+    for (size_t i = 0; i < requests.size(); ++i) RETURN_IF_ERROR(submit(i));
+    RETURN_IF_ERROR(queue.Submit().status());
+    while (absl::Now() < end) {
+      ASSIGN_OR_RETURN(UsedElement used, queue.WaitForUsed(absl::Seconds(10), /*busy_poll=*/true));
+      for (;;) {
+        const int i = index_of[used.id];
+        if (*requests[i].status != VIRTIO_BLK_S_OK) return absl::InternalError("request failed");
+        ++*done;
+        RETURN_IF_ERROR(submit(i));
+        ASSIGN_OR_RETURN(absl::optional<UsedElement> more, queue.PollUsed());
+        if (!more) break;
+        used = *more;
+      }
+      RETURN_IF_ERROR(queue.Submit().status());
+    }
+    while (queue.ring().in_flight() > 0) {
+      RETURN_IF_ERROR(queue.WaitForUsed(absl::Seconds(10), true).status());
+    }
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Frontend> frontend_;
+  std::unique_ptr<GuestRam> ram_;
+  std::vector<std::unique_ptr<FrontendQueue>> queues_;
+};
+
+absl::Status MakeFile() {
+  const int fd = open(FLAGS_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "open " + FLAGS_file);
+  std::vector<char> chunk(1 << 20, 0x5a);
+  for (uint64_t off = 0; off < kFileBytes; off += chunk.size()) {
+    if (pwrite(fd, chunk.data(), chunk.size(), off) != static_cast<ssize_t>(chunk.size())) {
+      close(fd);
+      return absl::ErrnoToStatus(errno, "write " + FLAGS_file);
+    }
+  }
+  fsync(fd);
+  close(fd);
+  return absl::OkStatus();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int Main() {
+  if (absl::Status s = MakeFile(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  PinTo(1);
+  const Case cases[] = {
+      {"4k randread qd1 1q", false, true, 4096, 1, 1},
+      {"4k randread qd32 1q", false, true, 4096, 32, 1},
+      {"4k randread qd32 2q", false, true, 4096, 16, 2},
+      {"1M seqread qd8", false, false, 1 << 20, 8, 1},
+      {"1M seqwrite qd8", true, false, 1 << 20, 8, 1},
+  };
+  std::printf(
+      "block back ends through our front end; daemon on CPU 0, front end on CPU 1; "
+      "%.1f s x %d runs (median)\n",
+      FLAGS_seconds, FLAGS_repeat);
+  std::printf("%-6s %-22s %12s %10s %10s %12s %10s %10s %8s\n", "disk", "case", "ours IOPS", "MB/s",
+              "CPU/op", "qsd IOPS", "MB/s", "CPU/op", "ratio");
+  for (bool null : {true, false}) {
+    for (const Case& c : cases) {
+      Result results[2];
+      for (bool ours : {true, false}) {
+        std::vector<double> ops, mbps, cpu;
+        for (int run = 0; run < FLAGS_repeat; ++run) {
+          Session session;
+          absl::Status s = session.Start(ours, null, c.queues);
+          absl::StatusOr<Result> r =
+              s.ok() ? session.Run(c, null ? kNullBytes : kFileBytes, absl::Seconds(FLAGS_seconds))
+                     : absl::StatusOr<Result>(s);
+          if (!r.ok()) {
+            std::fprintf(stderr, "%s %s: %s\n", ours ? "ours" : "qsd", c.name,
+                         r.status().ToString().c_str());
+            return 1;
+          }
+          ops.push_back(r->ops_per_second);
+          mbps.push_back(r->megabytes_per_second);
+          cpu.push_back(r->cpu_us_per_op);
+        }
+        results[ours ? 0 : 1] = {Median(ops), Median(mbps), Median(cpu)};
+      }
+      std::printf("%-6s %-22s %12.0f %10.1f %8.2fus %12.0f %10.1f %8.2fus %7.2fx\n",
+                  null ? "null" : "file", c.name, results[0].ops_per_second,
+                  results[0].megabytes_per_second, results[0].cpu_us_per_op,
+                  results[1].ops_per_second, results[1].megabytes_per_second,
+                  results[1].cpu_us_per_op, results[0].ops_per_second / results[1].ops_per_second);
+      std::fflush(stdout);
+    }
+  }
+  unlink(FLAGS_file.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace vhost
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return vhost::Main();
+}
