@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
+#include "tests/bench/bench_util.h"
 #include "tests/frontend/blk_request.h"
 #include "tests/frontend/daemon_process.h"
 #include "tests/frontend/frontend.h"
@@ -52,18 +53,6 @@ using testing::UsedElement;
 
 constexpr uint64_t kFileBytes = 512 << 20;
 constexpr uint64_t kNullBytes = 1ull << 30;
-
-absl::Duration ProcessCpuTime(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string skip;
-  for (int i = 3; i < 14; ++i) fields >> skip;
-  long utime = 0, stime = 0;
-  fields >> utime >> stime;
-  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
-}
 
 void PinTo(int cpu) {
   cpu_set_t set;
@@ -230,11 +219,6 @@ absl::Status MakeFile() {
   fsync(fd);
   close(fd);
   return absl::OkStatus();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 int Main() {

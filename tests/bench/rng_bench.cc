@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
+#include "tests/bench/bench_util.h"
 #include "tests/frontend/daemon_process.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
@@ -43,19 +44,6 @@ using frontend::GuestRam;
 using frontend::QueueConfig;
 using frontend::TempDir;
 using testing::UsedElement;
-
-// User + system CPU time of the whole process (all threads).
-absl::Duration ProcessCpuTime(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string skip;
-  for (int i = 3; i < 14; ++i) fields >> skip;  // fields 3..13
-  long utime = 0, stime = 0;
-  fields >> utime >> stime;
-  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
-}
 
 long ResidentKiB(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
@@ -171,11 +159,6 @@ double RawGetrandomPerSecond(uint32_t size, absl::Duration duration) {
     if (getrandom(buffer.data(), size, 0) == static_cast<ssize_t>(size)) ++calls;
   }
   return calls / absl::ToDoubleSeconds(absl::Now() - start);
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 int Main() {
