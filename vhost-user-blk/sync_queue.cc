@@ -35,6 +35,16 @@ int64_t Transfer(Op op, const IovecList& buffers, uint64_t offset) {
 
 }  // namespace
 
+int64_t ReadAll(int fd, const IovecList& buffers, uint64_t offset) {
+  return Transfer([fd](const iovec* v, int n, uint64_t off) { return preadv(fd, v, n, off); },
+                  buffers, offset);
+}
+
+int64_t WriteAll(int fd, const IovecList& buffers, uint64_t offset) {
+  return Transfer([fd](const iovec* v, int n, uint64_t off) { return pwritev(fd, v, n, off); },
+                  buffers, offset);
+}
+
 bool AlignedForDirectIo(const IovecList& buffers, uint64_t offset, uint32_t alignment) {
   if (offset % alignment != 0) return false;
   for (const iovec& b : buffers) {
@@ -55,18 +65,13 @@ int SyncQueue::FdFor(const IovecList& buffers, uint64_t offset) const {
 }
 
 bool SyncQueue::SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) {
-  const int fd = FdFor(buffers, offset);
-  done_.push_back(
-      {token, Transfer([fd](const iovec* v, int n, uint64_t off) { return preadv(fd, v, n, off); },
-                       buffers, offset)});
+  done_.push_back({token, ReadAll(FdFor(buffers, offset), buffers, offset)});
   return true;
 }
 
 bool SyncQueue::SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) {
   const int fd = FdFor(buffers, offset);
-  int64_t result =
-      Transfer([fd](const iovec* v, int n, uint64_t off) { return pwritev(fd, v, n, off); },
-               buffers, offset);
+  int64_t result = WriteAll(fd, buffers, offset);
   if (result >= 0 && sync && fdatasync(fd) != 0) result = -errno;
   done_.push_back({token, result});
   return true;

@@ -33,6 +33,10 @@ class SyncQueue : public DiskQueue {
   std::vector<std::pair<uint64_t, int64_t>> done_;
 };
 
+// preadv/pwritev until the whole transfer is done (or fails: -errno; short at end of file).
+int64_t ReadAll(int fd, const IovecList& buffers, uint64_t offset);
+int64_t WriteAll(int fd, const IovecList& buffers, uint64_t offset);
+
 // Whether buffers and offset suit O_DIRECT at `alignment`.
 bool AlignedForDirectIo(const IovecList& buffers, uint64_t offset, uint32_t alignment);
 

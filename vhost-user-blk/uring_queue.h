@@ -5,6 +5,9 @@
 
 #include <liburing.h>
 
+#include <utility>
+#include <vector>
+
 #include "common/unique_fd.h"
 #include "vhost-user-blk/disk.h"
 
@@ -23,7 +26,7 @@ class UringQueue : public DiskQueue {
   bool SubmitFlush(uint64_t token) override;
   void Commit() override;
   bool HasCompletions() const override {
-    return io_uring_cq_ready(const_cast<io_uring*>(&ring_)) > 0;
+    return !inline_done_.empty() || io_uring_cq_ready(const_cast<io_uring*>(&ring_)) > 0;
   }
   void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
   void Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) override;
@@ -41,6 +44,8 @@ class UringQueue : public DiskQueue {
   const int direct_fd_;
   const uint32_t alignment_;
   uint32_t in_flight_ = 0;  // submitted (or queued) and not yet reaped
+  // Writes done inline (see SubmitWrite), reported by the next Reap.
+  std::vector<std::pair<uint64_t, int64_t>> inline_done_;
 };
 
 }  // namespace vhost

@@ -20,7 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
@@ -36,6 +38,8 @@ DEFINE_double(seconds, 2.0, "Measured time per case and run");
 DEFINE_int32(repeat, 1, "Runs per case; the median is reported");
 DEFINE_string(file, "/tmp/vhost-user-blk-bench.img", "Backing file (created, 512 MiB)");
 DEFINE_string(qsd, "/usr/bin/qemu-storage-daemon", "qemu-storage-daemon binary");
+DEFINE_string(ours_extra, "", "Extra flags for our daemon, comma-separated (experiments)");
+DEFINE_string(only, "", "Run only the cases whose name contains this");
 
 namespace vhost {
 namespace {
@@ -94,6 +98,9 @@ class Session {
                       "--minloglevel=1"};
       options.args.push_back(null ? absl::StrCat("--null-size=", kNullBytes)
                                   : "--blk-file=" + FLAGS_file);
+      for (absl::string_view flag : absl::StrSplit(FLAGS_ours_extra, ',', absl::SkipEmpty())) {
+        options.args.emplace_back(flag);
+      }
     } else {
       const std::string blockdev =
           null
@@ -242,6 +249,7 @@ int Main() {
               "CPU/op", "qsd IOPS", "MB/s", "CPU/op", "ratio");
   for (bool null : {true, false}) {
     for (const Case& c : cases) {
+      if (!absl::StrContains(c.name, FLAGS_only)) continue;
       Result results[2];
       for (bool ours : {true, false}) {
         std::vector<double> ops, mbps, cpu;
