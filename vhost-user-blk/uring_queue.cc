@@ -77,8 +77,10 @@ void UringQueue::Commit() {
 void UringQueue::Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) {
   for (const auto& [token, result] : inline_done_) done(token, result);
   inline_done_.clear();
+  if (io_uring_cq_ready(&ring_) == 0) return;  // no syscall on an idle ring
+  // Clear the wake-up before taking completions: one posted after this signals again.
   eventfd_t ignored;
-  eventfd_read(event_fd_.get(), &ignored);  // non-blocking: clears the wake-up, if any
+  eventfd_read(event_fd_.get(), &ignored);
   io_uring_cqe* cqe;
   unsigned head;
   unsigned count = 0;
