@@ -2,14 +2,17 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,6 +21,7 @@
 #include "common/flags.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "common/unix_listener.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -35,6 +39,9 @@ DEFINE_bool(packed_ring, false,
             "Offer packed virtqueues. Off by default: some QEMU front ends pass the bit on to "
             "the back end without offering it to the guest (vhost-user-input), others force it "
             "on the guest whatever their packed= property says (vhost-user-rng)");
+DEFINE_int32(socket_count, 1,
+             "Daemons that serve several guests: how many sockets, each its own device; "
+             "--socket-path then gets 0, 1, ... appended");
 DEFINE_int32(poll_us, 32,
              "Busy-poll each queue this many microseconds after it runs dry before sleeping "
              "(trades CPU for latency, as QEMU's 32 us default does; 0 disables)");
@@ -82,32 +89,6 @@ void PrintHelp(const DaemonSpec& spec) {
       "  --version\n      Print the version and exit\n  --help\n      This text\n");
 }
 
-absl::StatusOr<UniqueFd> ListenOn(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--socket-path is longer than ", sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    // A socket left behind by an earlier run is replaced; anything else is not ours to delete.
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--socket-path: ", path, " exists and is not a socket"));
-    }
-    unlink(path.c_str());
-  }
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return absl::ErrnoToStatus(errno, "socket");
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("--socket-path: bind ", path));
-  }
-  if (listen(fd.get(), 1) != 0) return absl::ErrnoToStatus(errno, "listen");
-  return fd;
-}
-
 absl::StatusOr<UniqueFd> InheritedListener(int fd) {
   int accepting = 0;
   socklen_t len = sizeof(accepting);
@@ -143,39 +124,75 @@ bool HandleSignal(int signal_fd, VirtioDevice* device) {
   return true;
 }
 
-int Serve(const DaemonSpec& spec, UniqueFd listener, VirtioDevice* device, int signal_fd) {
+// Accepts front ends on `listener` one at a time until `wake_fd` fires and `on_wake` says stop.
+int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener,
+          VirtioDevice* device, int wake_fd, const std::function<bool()>& on_wake) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
   options.offer_packed_ring = FLAGS_packed_ring;
   Backend backend(device, options);
-  LOG(INFO) << spec.program << " " << kVersion << " ready for a front end";
+  LOG(INFO) << spec.program << " " << kVersion << " ready for a front end" << name;
   for (;;) {
-    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       PLOG(ERROR) << "poll";
       return 1;
     }
-    if ((fds[1].revents & POLLIN) && HandleSignal(signal_fd, device)) break;
+    if ((fds[1].revents & POLLIN) && on_wake()) break;
     if (!(fds[0].revents & POLLIN)) continue;
     UniqueFd connection(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!connection) {
       PLOG(WARNING) << "accept";
       continue;
     }
-    LOG(INFO) << "front end connected";
-    absl::Status status = backend.Serve(std::move(connection), signal_fd,
-                                        [&] { return HandleSignal(signal_fd, device); });
+    LOG(INFO) << "front end connected" << name;
+    absl::Status status = backend.Serve(std::move(connection), wake_fd, on_wake);
     if (absl::IsCancelled(status)) break;
     if (status.ok()) {
-      LOG(INFO) << "front end disconnected; device reset";
+      LOG(INFO) << "front end disconnected" << name << "; device reset";
     } else {
-      LOG(ERROR) << "connection dropped: " << status << "; device reset";
+      LOG(ERROR) << "connection dropped" << name << ": " << status << "; device reset";
     }
     if (FLAGS_exit_on_disconnect) return 0;
   }
-  LOG(INFO) << "terminating on signal";
   return 0;
+}
+
+// --socket-count=N: instance i listens on --socket-path with i appended, on a thread of its own.
+// The main thread turns termination signals into a stop eventfd every instance watches.
+int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
+                   std::vector<std::unique_ptr<VirtioDevice>>& devices, int signal_fd) {
+  UniqueFd stop(eventfd(0, EFD_CLOEXEC));
+  if (!stop) {
+    PLOG(ERROR) << "eventfd";
+    return 1;
+  }
+  std::atomic<int> running{static_cast<int>(devices.size())};
+  std::atomic<int> status{0};
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const int s = Serve(spec, absl::StrCat(" on socket ", i), std::move(listeners[i]),
+                          devices[i].get(), stop.get(), [] { return true; });
+      if (s != 0) status = s;
+      if (--running == 0) eventfd_write(stop.get(), 1);  // all gone (--exit-on-disconnect)
+    });
+  }
+  for (;;) {
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {stop.get(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents) break;
+    signalfd_siginfo info;
+    if ((fds[0].revents & POLLIN) && read(signal_fd, &info, sizeof(info)) == sizeof(info) &&
+        info.ssi_signo != SIGHUP) {
+      LOG(INFO) << "terminating on signal";
+      break;
+    }
+  }
+  eventfd_write(stop.get(), 1);
+  for (std::thread& t : threads) t.join();
+  return status;
 }
 
 }  // namespace
@@ -214,22 +231,42 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   if (FLAGS_poll_us < 0) ExitWithUsageError(spec.program, "--poll-us must not be negative");
   google::InitGoogleLogging(argv[0]);
 
-  absl::StatusOr<std::unique_ptr<VirtioDevice>> device = spec.create_device();
-  if (!device.ok()) {
-    if (absl::IsInvalidArgument(device.status())) {
-      ExitWithUsageError(spec.program, std::string(device.status().message()));
-    }
-    LOG(ERROR) << "cannot create the device: " << device.status();
-    return 1;
+  const int count = FLAGS_socket_count;
+  if (count < 1 || count > 64) ExitWithUsageError(spec.program, "--socket-count must be 1 to 64");
+  if (count > 1 && !spec.create_instance) {
+    ExitWithUsageError(spec.program, "--socket-count: this daemon serves one front end");
   }
-  absl::StatusOr<UniqueFd> listener =
-      FLAGS_fd >= 0 ? InheritedListener(FLAGS_fd) : ListenOn(FLAGS_socket_path);
-  if (!listener.ok()) {
-    if (absl::IsInvalidArgument(listener.status())) {
-      ExitWithUsageError(spec.program, std::string(listener.status().message()));
+  if (count > 1 && FLAGS_fd >= 0) {
+    ExitWithUsageError(spec.program, "--socket-count needs --socket-path, not --fd");
+  }
+  std::vector<std::unique_ptr<VirtioDevice>> devices;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<std::unique_ptr<VirtioDevice>> device =
+        spec.create_instance ? spec.create_instance(i, count) : spec.create_device();
+    if (!device.ok()) {
+      if (absl::IsInvalidArgument(device.status())) {
+        ExitWithUsageError(spec.program, std::string(device.status().message()));
+      }
+      LOG(ERROR) << "cannot create the device: " << device.status();
+      return 1;
     }
-    LOG(ERROR) << listener.status();
-    return 1;
+    devices.push_back(*std::move(device));
+  }
+  std::vector<UniqueFd> listeners;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<UniqueFd> listener =
+        FLAGS_fd >= 0 ? InheritedListener(FLAGS_fd)
+                      : ListenOnUnixSocket(count == 1 ? FLAGS_socket_path
+                                                      : absl::StrCat(FLAGS_socket_path, i),
+                                           "--socket-path");
+    if (!listener.ok()) {
+      if (absl::IsInvalidArgument(listener.status())) {
+        ExitWithUsageError(spec.program, std::string(listener.status().message()));
+      }
+      LOG(ERROR) << listener.status();
+      return 1;
+    }
+    listeners.push_back(*std::move(listener));
   }
   absl::StatusOr<UniqueFd> signals = TerminationSignals();
   if (!signals.ok()) {
@@ -240,7 +277,13 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
     return 1;
   }
-  return Serve(spec, *std::move(listener), device->get(), signals->get());
+  if (count > 1) return ServeInstances(spec, std::move(listeners), devices, signals->get());
+  VirtioDevice* device = devices[0].get();
+  const int signal_fd = signals->get();
+  const int status = Serve(spec, "", std::move(listeners[0]), device, signal_fd,
+                           [&] { return HandleSignal(signal_fd, device); });
+  if (status == 0) LOG(INFO) << "terminating";
+  return status;
 }
 
 }  // namespace vhost

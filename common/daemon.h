@@ -27,6 +27,10 @@ struct DaemonSpec {
   // Builds the device from its flags. InvalidArgumentError means bad command-line input (one
   // line naming the flag, exit status 2); other errors exit with status 1.
   std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>()> create_device;
+  // Instead of create_device, for daemons serving several guests (--socket-count=COUNT): builds
+  // the device of socket `index`.
+  std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>(int index, int count)>
+      create_instance;
   SandboxPolicy sandbox;
 };
 

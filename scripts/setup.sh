@@ -44,4 +44,20 @@ if [ ${#missing[@]} -gt 0 ] || [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ] || [ -
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS_PACKAGES[@]}"
   fi
 fi
+# The guest tests build drivers Debian's kernel lacks (gpio-virtio, i2c-virtio) out of tree:
+# the kernel source and headers must be exactly the guest kernel's version.
+guest_image=$(ls /boot/vmlinuz-6.1[2-9]* 2>/dev/null | sort | tail -1)
+if [ -n "$guest_image" ]; then
+  kver=${guest_image#/boot/vmlinuz-}
+  kpkg_version=$(dpkg-query -W -f='${Version}' "linux-image-$kver" 2>/dev/null || true)
+  src_version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || true)
+  if [ -n "$kpkg_version" ] && { [ "$src_version" != "$kpkg_version" ] ||
+       [ ! -d "/usr/src/linux-headers-$kver" ]; }; then
+    export DEBIAN_FRONTEND=noninteractive
+    ksrc=("linux-source-6.12=$kpkg_version" "linux-headers-$kver=$kpkg_version" make gcc bc)
+    $SUDO apt-get install -y -q --no-install-recommends --allow-downgrades "${ksrc[@]}" ||
+      { $SUDO apt-get update -q &&
+        $SUDO apt-get install -y -q --no-install-recommends --allow-downgrades "${ksrc[@]}"; }
+  fi
+fi
 echo "setup: all packages present"

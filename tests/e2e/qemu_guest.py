@@ -161,12 +161,55 @@ def _loaded_name(rel):
     return os.path.basename(rel).split(".ko")[0] + ".ko"
 
 
-def base_initramfs(modules):
-    """The cached gzip'd base archive: busybox, /init, the modules. Returns its path."""
+# ---- drivers Debian's kernel lacks, built out of tree from linux-source (same version)
+
+KERNEL_SOURCE_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+
+
+def out_of_tree_module(source_rel):
+    """Builds drivers/.../NAME.c of the guest kernel's own source as NAME.ko against its
+    headers, once (cached). Returns the module's path."""
+    _, version = find_kernel()
+    name = os.path.basename(source_rel)[:-2]
+    cached = os.path.join(CACHE_DIR, f"{name}-{version}.ko")
+    if os.path.exists(cached):
+        return cached
+    headers = f"/usr/src/linux-headers-{version}"
+    if not os.path.isdir(headers) or not os.path.exists(KERNEL_SOURCE_TARBALL):
+        raise GuestError(f"{name}.ko needs {headers} and {KERNEL_SOURCE_TARBALL}: {SETUP_HINT}")
+    source_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"],
+                                    capture_output=True, text=True).stdout
+    image_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", f"linux-image-{version}"],
+                                   capture_output=True, text=True).stdout
+    if source_version != image_version:
+        raise GuestError(f"linux-source-6.12 is {source_version!r} but the guest kernel is "
+                         f"{image_version!r}: {SETUP_HINT}")
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kmod-") as build:
+        member = f"linux-source-6.12/{source_rel}"
+        subprocess.run(["tar", "-xJf", KERNEL_SOURCE_TARBALL, "-C", build, member], check=True)
+        shutil.move(os.path.join(build, member), os.path.join(build, f"{name}.c"))
+        with open(os.path.join(build, "Kbuild"), "w") as f:
+            f.write(f"obj-m := {name}.o\n")
+        made = subprocess.run(["make", "-C", headers, f"M={build}", "modules"],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            raise GuestError(f"building {name}.ko failed:\n{made.stdout}\n{made.stderr}")
+        tmp = cached + f".{os.getpid()}.tmp"
+        shutil.copy(os.path.join(build, f"{name}.ko"), tmp)
+        os.replace(tmp, cached)
+    return cached
+
+
+def base_initramfs(modules, built_modules=()):
+    """The cached gzip'd base archive: busybox, /init, the modules (names from /lib/modules,
+    then paths of built .ko files, loaded in that order). Returns its path."""
     _, version = find_kernel()
     with open(__file__, "rb") as f:
         me = hashlib.sha256(f.read()).hexdigest()[:12]
-    key = hashlib.sha256(f"{version}|{','.join(sorted(modules))}|{me}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{version}|{','.join(sorted(modules))}|{','.join(built_modules)}|{me}".encode()
+    ).hexdigest()[:16]
     os.makedirs(CACHE_DIR, exist_ok=True)
     path = os.path.join(CACHE_DIR, f"base-{version}-{key}.cpio.gz")
     if os.path.exists(path):
@@ -184,8 +227,12 @@ def base_initramfs(modules):
     for rel in order:
         entries.append((f"lib/modules/{_loaded_name(rel)}", "file",
                         (_read_module(version, rel), 0o644)))
-    entries.append(("modules.order", "file",
-                    (" ".join(_loaded_name(r) for r in order).encode(), 0o644)))
+    loaded = [_loaded_name(r) for r in order]
+    for path in built_modules:
+        with open(path, "rb") as f:
+            entries.append((f"lib/modules/{_loaded_name(path)}", "file", (f.read(), 0o644)))
+        loaded.append(_loaded_name(path))
+    entries.append(("modules.order", "file", (" ".join(loaded).encode(), 0o644)))
     data = gzip.compress(cpio_archive(entries), compresslevel=6)
     data += b"\0" * (-len(data) % 512)  # the appended archive must start aligned
     tmp = path + f".{os.getpid()}.tmp"
@@ -292,17 +339,18 @@ class GuestResult:
 
 
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
-              memory_mb=512, work=None, on_line=None):
+              memory_mb=512, work=None, on_line=None, built_modules=()):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
     on_line: called with each line of console output as it arrives (from another thread), so a
     test can act on the host when the guest says it is ready.
+    built_modules: .ko paths (see out_of_tree_module) loaded after `modules`.
     Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
     """
     check_qemu()
     kernel, _ = find_kernel()
-    base = base_initramfs(modules)
+    base = base_initramfs(modules, built_modules)
     work = work or tempfile.mkdtemp(prefix="guest-", dir="/tmp")
     initrd = os.path.join(work, "initrd.img")
     with open(base, "rb") as f:
