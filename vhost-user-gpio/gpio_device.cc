@@ -175,7 +175,7 @@ absl::StatusOr<uint8_t> GpioDevice::Execute(uint16_t type, uint16_t line, uint32
         // The spec: all state of a line set to NONE is discarded.
         if (absl::Status s = SetIrqType(line, VIRTIO_GPIO_IRQ_TYPE_NONE); !s.ok()) return s;
         std::lock_guard<std::mutex> lock(mu_);
-        lines_[line] = LineIrq();
+        lines_[line].value = false;  // (SetIrqType cleared the rest)
       }
       if (absl::Status s = chip_->SetDirection(line, direction, initial); !s.ok()) return s;
       return 0;
@@ -224,6 +224,7 @@ absl::Status GpioDevice::SetIrqType(uint16_t line, uint32_t type) {
     std::lock_guard<std::mutex> lock(mu_);
     lines_[line].type = static_cast<uint8_t>(type);
     lines_[line].latched = false;  // a new trigger type starts afresh; NONE discards
+    if (type == VIRTIO_GPIO_IRQ_TYPE_NONE) ++lines_[line].disables;
   }
   WakeEventQueue();  // a level may already be active; a disabled line's buffer goes back
   return absl::OkStatus();
@@ -264,9 +265,11 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
     CopyFromSegments(chain.readable, 0, &request, sizeof(request));
     const uint16_t line = request.gpio;
     bool enabled = false;
+    uint32_t disables = 0;
     if (line < lines_.size()) {
       std::lock_guard<std::mutex> lock(mu_);
       enabled = lines_[line].type != VIRTIO_GPIO_IRQ_TYPE_NONE;
+      disables = lines_[line].disables;
     }
     bool duplicate = false;
     for (const HeldBuffer& held : held_) duplicate |= held.line == line;
@@ -279,7 +282,7 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
       ReturnBuffer(queue, chain, VIRTIO_GPIO_IRQ_STATUS_INVALID);
       continue;
     }
-    held_.push_back({line, chain});
+    held_.push_back({line, disables, chain});
   }
 }
 
@@ -294,14 +297,16 @@ void GpioDevice::CompleteHeldBuffers(Virtqueue& queue) {
     const uint16_t line = held_[i].line;
     uint8_t type;
     bool latched;
+    bool disabled;
     {
       std::lock_guard<std::mutex> lock(mu_);
       type = lines_[line].type;
-      latched = lines_[line].latched;
+      disabled = type == VIRTIO_GPIO_IRQ_TYPE_NONE || lines_[line].disables != held_[i].disables;
+      latched = !disabled && lines_[line].latched;
       if (latched) lines_[line].latched = false;
     }
     int status = -1;
-    if (type == VIRTIO_GPIO_IRQ_TYPE_NONE) {
+    if (disabled) {
       status = VIRTIO_GPIO_IRQ_STATUS_INVALID;
     } else if (IsLevel(type) ? LevelActive(line, type) : latched) {
       status = VIRTIO_GPIO_IRQ_STATUS_VALID;

@@ -45,10 +45,12 @@ class GpioDevice : public VirtioDevice {
     uint8_t type = 0;      // VIRTIO_GPIO_IRQ_TYPE_*
     bool latched = false;  // an edge arrived while masked
     bool value = false;    // SET_VALUE before the line became an output
+    uint32_t disables = 0;  // times disabled: a buffer held across one goes back INVALID
   };
   // A guest buffer unmasking a line (event queue thread only).
   struct HeldBuffer {
     uint16_t line;
+    uint32_t disables;  // LineIrq::disables when the buffer came
     DescriptorChain chain;
   };
 
