@@ -241,13 +241,17 @@ void GpioDevice::TakeChipEvents(Virtqueue& queue) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       LineIrq& irq = lines_[event.line];
-      fires = irq.type != VIRTIO_GPIO_IRQ_TYPE_NONE && !IsLevel(irq.type) &&
-              EdgeFires(irq.type, event.level);
-      if (fires) irq.latched = true;
+      if (irq.type == VIRTIO_GPIO_IRQ_TYPE_NONE) continue;
+      if (IsLevel(irq.type)) {
+        fires = event.level == ((irq.type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH) != 0);
+      } else {
+        fires = EdgeFires(irq.type, event.level);
+        if (fires) irq.latched = true;
+      }
     }
     // Delivered in the order the edges came, to the lines that are unmasked; the others keep
-    // the latch until their buffer arrives. Level lines are looked at in CompleteHeldBuffers.
-    if (fires) CompleteHeldBuffers(queue);
+    // the latch until their buffer arrives.
+    if (fires) CompleteHeldBuffers(queue, event.line);
   }
 }
 
@@ -292,9 +296,13 @@ bool GpioDevice::LevelActive(uint16_t line, uint8_t type) {
   return *level ? (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH) : (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW);
 }
 
-void GpioDevice::CompleteHeldBuffers(Virtqueue& queue) {
+void GpioDevice::CompleteHeldBuffers(Virtqueue& queue, int only_line) {
   for (size_t i = 0; i < held_.size();) {
     const uint16_t line = held_[i].line;
+    if (only_line >= 0 && line != only_line) {
+      ++i;
+      continue;
+    }
     uint8_t type;
     bool latched;
     bool disabled;

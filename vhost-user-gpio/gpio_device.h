@@ -64,8 +64,9 @@ class GpioDevice : public VirtioDevice {
   // Event queue.
   void TakeChipEvents(Virtqueue& queue);
   void TakeNewBuffers(Virtqueue& queue);
-  // Returns held buffers whose interrupt fired (VALID) or was disabled (INVALID).
-  void CompleteHeldBuffers(Virtqueue& queue);
+  // Returns held buffers whose interrupt fired (VALID) or was disabled (INVALID); all lines, or
+  // only `only_line`.
+  void CompleteHeldBuffers(Virtqueue& queue, int only_line = -1);
   void ReturnBuffer(Virtqueue& queue, const DescriptorChain& chain, uint8_t status);
   bool LevelActive(uint16_t line, uint8_t type);
 

@@ -15,7 +15,8 @@ DEFINE_string(device_list, "",
               "chip with N lines (e.g. \"0:s8\" with --socket-count=2)");
 DEFINE_string(sim_lines, "",
               "Simulated chips: names of their first lines, comma-separated, each optionally "
-              "fixed as an input or output by the host: \"button@in,led@out,spare\"");
+              "fixed as an input or output by the host: \"button@in,led@out,spare\"; with "
+              "--socket-count, one such group per socket, separated by ':'");
 DEFINE_string(control_socket, "",
               "Simulated chips: a Unix socket taking commands that drive the lines (see "
               "README.md); gets the socket's number appended with --socket-count > 1");
@@ -41,8 +42,14 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateInstance(int index, i
       return InvalidArgumentError(
           absl::StrCat("--device-list: '", entry, "': a simulated chip has 1 to 256 lines"));
     }
+    // One group of names per socket, or one group for every simulated chip.
+    const std::vector<std::string> groups = absl::StrSplit(FLAGS_sim_lines, ':');
+    if (groups.size() != 1 && static_cast<int>(groups.size()) != count) {
+      return InvalidArgumentError(absl::StrCat("--sim-lines has ", groups.size(),
+                                               " groups for --socket-count=", count));
+    }
     absl::StatusOr<std::vector<vhost::SimulatedLine>> named =
-        vhost::ParseSimulatedLines(FLAGS_sim_lines);
+        vhost::ParseSimulatedLines(groups.size() == 1 ? groups[0] : groups[index]);
     if (!named.ok()) return named.status();
     if (named->size() > number) {
       return InvalidArgumentError(absl::StrCat("--sim-lines names ", named->size(),

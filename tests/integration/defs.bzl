@@ -25,6 +25,7 @@ def daemon_integration_test(name, device, extra_deps = []):
         deps = [
             ":runfiles",
             "//common:message",
+            "//common:status",
             "//common/testing",
             "//tests/frontend",
             "@system//:gtest_main",

@@ -13,6 +13,7 @@
 
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
+#include "tests/frontend/control_client.h"
 #include "tests/frontend/daemon_process.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
@@ -72,18 +73,9 @@ class InputDaemonTest : public ::testing::Test {
 
   // Sends command lines to the control socket; returns the replies.
   std::string Command(const std::string& lines) {
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, control_.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(write(fd, lines.data(), lines.size()), static_cast<ssize_t>(lines.size()));
-    shutdown(fd, SHUT_WR);
-    std::string replies;
-    char buf[256];
-    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) replies.append(buf, n);
-    close(fd);
-    return replies;
+    absl::StatusOr<std::string> replies = frontend::SendControlCommands(control_, lines);
+    EXPECT_OK(replies);
+    return replies.ok() ? *replies : "";
   }
 
   // Gives the event queue `count` 8-byte buffers; returns their addresses.
