@@ -12,11 +12,10 @@ _STATIC_LINKOPTS = [
     "-llzma",
 ]
 
-def vhost_user_daemon(name, srcs, deps, **kwargs):
+def static_binary(name, **kwargs):
+    """A cc_binary linked fully statically (dynamically in sanitizer builds)."""
     native.cc_binary(
         name = name,
-        srcs = srcs,
-        deps = deps + ["//common"],
         # Sanitizer runtimes cannot be linked statically: sanitizer builds link dynamically.
         features = select({
             "//common:sanitizer_build": [],
@@ -26,5 +25,13 @@ def vhost_user_daemon(name, srcs, deps, **kwargs):
             "//common:sanitizer_build": [],
             "//conditions:default": _STATIC_LINKOPTS,
         }),
+        **kwargs
+    )
+
+def vhost_user_daemon(name, srcs, deps, **kwargs):
+    static_binary(
+        name = name,
+        srcs = srcs,
+        deps = deps + ["//common"],
         **kwargs
     )

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${1:-/usr/local}
-daemons=(vhost-user-rng)
-
+# Every daemon in the tree (one vhost-user-<device>/ folder each).
+daemons=()
+for dir in vhost-user-*/; do daemons+=("${dir%/}"); done
 
 bazel build $(for d in "${daemons[@]}"; do echo "//$d:$d"; done) 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
 install -d "$prefix/libexec" "$prefix/share/qemu/vhost-user"
