@@ -1,8 +1,9 @@
 """The README's first command: a Linux guest under QEMU uses our daemons: it reads entropy from
-vhost-user-rng, makes a file system on a disk served by vhost-user-blk, and reads what the host
-types on a virtual keyboard served by vhost-user-input.
+vhost-user-rng, makes a file system on a disk served by vhost-user-blk, reads what the host
+types on a virtual keyboard served by vhost-user-input, and uses a gpiochip served by
+vhost-user-gpio (sets an LED line, waits for a button interrupt from the host).
 
-Usage: demo.py BIN_DIR (holding vhost-user-{rng,blk,input}/vhost-user-{rng,blk,input})
+Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and tests/e2e/gpio_guest_tool)
 """
 import os
 import re
@@ -49,6 +50,14 @@ od -An -v -tu2 -w24 /tmp/keys | awk '
   $9 == 1 && $11 == 1 { printf "%s", ($10 in key) ? key[$10] : "?" }
   END { print "" }' | sed 's/^/  typed: /'
 echo
+for c in /dev/gpiochip*; do
+  case "$(gpio_guest_tool $c info)" in *button*) chip=$c;; esac
+done
+echo "guest: $chip: $(gpio_guest_tool $chip info)"
+gpio_guest_tool $chip set 1 1 1
+echo "guest: waiting for an interrupt on line 0 (button)..."
+gpio_guest_tool $chip wait 0 30 | sed -n 's/E2E-RESULT edge=/guest: interrupt: line:level = /p'
+echo
 """
 
 
@@ -63,51 +72,82 @@ def type_when_ready(line, control):
         s.recv(100)
 
 
+def gpio_host_side(line, control, seen):
+    """Reads the LED the guest set, then presses the button the guest waits on."""
+    if "E2E-READY set" in line:
+        seen["led"] = control_command(control, "get led")
+    elif "E2E-READY wait" in line:
+        control_command(control, "set button 1")
+
+
+def control_command(path, command):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        return s.recv(100).decode().strip()
+
+
 def main():
     bin_dir = os.path.abspath(sys.argv[1])
     rng = os.path.join(bin_dir, "vhost-user-rng/vhost-user-rng")
     blk = os.path.join(bin_dir, "vhost-user-blk/vhost-user-blk")
     inp = os.path.join(bin_dir, "vhost-user-input/vhost-user-input")
+    gpio = os.path.join(bin_dir, "vhost-user-gpio/vhost-user-gpio")
+    gpio_tool = os.path.join(bin_dir, "tests/e2e/gpio_guest_tool")
+    gpio_ko = qemu_guest.out_of_tree_module("drivers/gpio/gpio-virtio.c")
+    seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
         blk_sock = os.path.join(work, "blk.sock")
         image = os.path.join(work, "disk.img")
         input_sock = os.path.join(work, "input.sock")
         control = os.path.join(work, "keyboard.sock")
+        gpio_sock = os.path.join(work, "gpio.sock")
+        gpio_control = os.path.join(work, "gpio.ctl")
+        gpio_argv = [gpio, f"--socket-path={gpio_sock}", "--device-list=s8",
+                     "--sim-lines=button@in,led@out", f"--control-socket={gpio_control}"]
         with open(image, "wb") as f:
             f.truncate(64 << 20)
         print(f"host: {rng} --socket-path={rng_sock}")
         print(f"host: {blk} --socket-path={blk_sock} --blk-file={image} --serial=demo-disk")
         print(f"host: {inp} --socket-path={input_sock} --virtual-device=keyboard "
               f"--control-socket={control}")
+        print("host: " + " ".join(gpio_argv))
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
                 qemu_guest.Daemon([inp, f"--socket-path={input_sock}", "--virtual-device=keyboard",
-                                   f"--control-socket={control}"], input_sock) as i:
+                                   f"--control-socket={control}"], input_sock) as i, \
+                qemu_guest.Daemon(gpio_argv, gpio_sock) as g:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
-                  "vhost-user-blk-pci and vhost-user-input-pci")
+                  "vhost-user-blk-pci, vhost-user-input-pci and vhost-user-gpio-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
                          "-chardev", f"socket,id=blk0,path={blk_sock}",
                          "-device", "vhost-user-blk-pci,chardev=blk0",
                          "-chardev", f"socket,id=in0,path={input_sock}",
-                         "-device", "vhost-user-input-pci,chardev=in0"],
+                         "-device", "vhost-user-input-pci,chardev=in0",
+                         "-chardev", f"socket,id=gpio0,path={gpio_sock}",
+                         "-device", "vhost-user-gpio-pci,chardev=gpio0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
-                         "evdev"], work=work, timeout=120,
-                on_line=lambda line: type_when_ready(line, control))
+                         "evdev"], built_modules=[gpio_ko], work=work, timeout=120,
+                extra_entries=qemu_guest.host_binary_entries(gpio_tool),
+                on_line=lambda line: (type_when_ready(line, control),
+                                      gpio_host_side(line, gpio_control, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
-                    "vhost-user-input": i.read_log()}
+                    "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
+    print(f"host: the simulated LED line while the guest held it: {seen.get('led')}")
     for name, log in logs.items():
         print(f"host: {name} log:")
         print("  " + "\n  ".join(log.strip().splitlines()))
     sums = re.search(r"ext2: (\w+) vs (\w+)", body)
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
-          "typed: hello from the host" in body)
+          "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
+          "interrupt: line:level = 0:1" in body)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")

@@ -5,6 +5,7 @@
 //   gpio_guest_tool CHIP info                 label=.. lines=N names=a,b,..
 //   gpio_guest_tool CHIP set LINE VALUE SECS  drives an output, says READY, holds it SECS
 //   gpio_guest_tool CHIP wait LINE SECS       watches edges, says READY, prints the first edge
+// READY goes to stderr, so that the host sees it on the console even when stdout is piped.
 #include <poll.h>
 #include <unistd.h>
 
@@ -43,8 +44,7 @@ int main(int argc, char** argv) {
     const uint16_t line = std::atoi(argv[3]);
     absl::Status s = (*chip)->SetDirection(line, vhost::Direction::kOut, std::atoi(argv[4]) != 0);
     if (!s.ok()) return Fail(s);
-    std::printf("E2E-READY set\n");
-    std::fflush(stdout);
+    std::fprintf(stderr, "E2E-READY set\n");  // stderr: reaches the console even if piped
     sleep(std::atoi(argv[5]));
     return 0;
   }
@@ -53,8 +53,7 @@ int main(int argc, char** argv) {
     absl::Status s = (*chip)->SetDirection(line, vhost::Direction::kIn, false);
     if (s.ok()) s = (*chip)->WatchEdges(line, true);
     if (!s.ok()) return Fail(s);
-    std::printf("E2E-READY wait\n");
-    std::fflush(stdout);
+    std::fprintf(stderr, "E2E-READY wait\n");
     pollfd fd = {(*chip)->event_fd(), POLLIN, 0};
     if (poll(&fd, 1, std::atoi(argv[4]) * 1000) != 1) {
       std::printf("E2E-RESULT edge=none\n");

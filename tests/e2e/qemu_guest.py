@@ -228,10 +228,10 @@ def base_initramfs(modules, built_modules=()):
         entries.append((f"lib/modules/{_loaded_name(rel)}", "file",
                         (_read_module(version, rel), 0o644)))
     loaded = [_loaded_name(r) for r in order]
-    for path in built_modules:
-        with open(path, "rb") as f:
-            entries.append((f"lib/modules/{_loaded_name(path)}", "file", (f.read(), 0o644)))
-        loaded.append(_loaded_name(path))
+    for module in built_modules:
+        with open(module, "rb") as f:
+            entries.append((f"lib/modules/{_loaded_name(module)}", "file", (f.read(), 0o644)))
+        loaded.append(_loaded_name(module))
     entries.append(("modules.order", "file", (" ".join(loaded).encode(), 0o644)))
     data = gzip.compress(cpio_archive(entries), compresslevel=6)
     data += b"\0" * (-len(data) % 512)  # the appended archive must start aligned
