@@ -43,6 +43,8 @@ I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
   Request r;
   r.chain = chain;
   virtio_i2c_out_hdr header{};
+  // The status is the last writable byte, whatever else is wrong with the chain.
+  if (chain.writable_bytes > 0) r.status_offset = chain.writable_bytes - 1;
   if (chain.readable_bytes < sizeof(header) || chain.writable_bytes < 1) {
     LOG_EVERY_N(WARNING, 100) << "i2c request of " << chain.readable_bytes << "+"
                               << chain.writable_bytes << " bytes has no header or status";
@@ -52,7 +54,6 @@ I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
   r.fail_next = header.flags & VIRTIO_I2C_FLAGS_FAIL_NEXT;
   r.message.addr = header.addr >> 1;
   r.message.read = header.flags & VIRTIO_I2C_FLAGS_M_RD;
-  r.status_offset = chain.writable_bytes - 1;
   uint64_t length;
   if (r.message.read) {
     length = chain.writable_bytes - 1;

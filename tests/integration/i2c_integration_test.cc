@@ -1,0 +1,176 @@
+// vhost-user-i2c driven over its socket by our front end, on simulated EEPROM buses: write and
+// random read, whole-transaction failure for unlisted addresses, length limits, malformed
+// chains, several guests from one process each with their own EEPROMs.
+#include <linux/virtio_i2c.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/message.h"
+#include "common/status_macros.h"
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/frontend.h"
+#include "tests/frontend/guest_ram.h"
+#include "tests/frontend/queue.h"
+#include "tests/integration/runfiles.h"
+
+namespace vhost {
+namespace {
+
+using frontend::DaemonProcess;
+using frontend::Frontend;
+using frontend::FrontendQueue;
+using frontend::GuestRam;
+using frontend::QueueConfig;
+using frontend::TempDir;
+using testing::UsedElement;
+
+constexpr absl::Duration kTimeout = absl::Seconds(10);
+constexpr uint8_t kOk = VIRTIO_I2C_MSG_OK;
+constexpr uint8_t kErr = VIRTIO_I2C_MSG_ERR;
+
+struct Msg {
+  uint16_t addr;
+  bool read;
+  std::vector<uint8_t> data;
+};
+
+struct Guest {
+  std::unique_ptr<Frontend> frontend;
+  std::unique_ptr<GuestRam> ram;
+  std::unique_ptr<FrontendQueue> queue;
+
+  absl::Status Connect(const std::string& socket) {
+    ASSIGN_OR_RETURN(frontend, Frontend::Connect(socket));
+    RETURN_IF_ERROR(frontend->Handshake());
+    ASSIGN_OR_RETURN(uint64_t features,
+                     frontend->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
+                                                 Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST)));
+    if (!(features & Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST))) {
+      return absl::InternalError("ZERO_LENGTH_REQUEST not offered");
+    }
+    ASSIGN_OR_RETURN(ram, GuestRam::Create(2 << 20));
+    RETURN_IF_ERROR(frontend->SetMemTable(*ram));
+    QueueConfig config;
+    config.size = 64;
+    config.event_idx = true;
+    ASSIGN_OR_RETURN(queue, FrontendQueue::Start(frontend.get(), ram.get(), config));
+    return absl::OkStatus();
+  }
+
+  // One transaction (FAIL_NEXT linking the messages); returns the statuses, reads land in msgs.
+  std::vector<uint8_t> Transfer(std::vector<Msg>& msgs, uint32_t header_len = 8) {
+    std::vector<uint8_t*> status, data;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      uint8_t *h, *d, *s;
+      const uint32_t n = static_cast<uint32_t>(msgs[i].data.size());
+      absl::StatusOr<uint64_t> hg = ram->Allocate(8, 8, &h);
+      absl::StatusOr<uint64_t> dg = ram->Allocate(n + 1, 8, &d);
+      absl::StatusOr<uint64_t> sg = ram->Allocate(1, 8, &s);
+      EXPECT_TRUE(hg.ok() && dg.ok() && sg.ok());
+      virtio_i2c_out_hdr header{};
+      header.addr = msgs[i].addr << 1;
+      header.flags = (msgs[i].read ? VIRTIO_I2C_FLAGS_M_RD : 0) |
+                     (i + 1 < msgs.size() ? VIRTIO_I2C_FLAGS_FAIL_NEXT : 0);
+      std::memcpy(h, &header, sizeof(header));
+      if (n) std::memcpy(d, msgs[i].data.data(), n);
+      *s = 0xee;
+      std::vector<testing::Buffer> readable{{*hg, header_len}}, writable;
+      if (n) (msgs[i].read ? writable : readable).push_back({*dg, n});
+      writable.push_back({*sg, 1});
+      EXPECT_OK(queue->ring().AddChain(readable, writable));
+      status.push_back(s);
+      data.push_back(d);
+    }
+    EXPECT_OK(queue->Submit());
+    std::vector<uint8_t> statuses;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      EXPECT_OK(queue->WaitForUsed(kTimeout));
+    }
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      statuses.push_back(*status[i]);
+      if (msgs[i].read) std::memcpy(msgs[i].data.data(), data[i], msgs[i].data.size());
+    }
+    return statuses;
+  }
+};
+
+class I2cDaemonTest : public ::testing::Test {
+ protected:
+  void StartDaemon(std::vector<std::string> args) {
+    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("i2c"));
+    socket_ = dir_->File("sock");
+    DaemonProcess::Options options;
+    options.binary = RunfilePath("vhost-user-i2c/vhost-user-i2c");
+    options.args = {"--socket-path=" + socket_};
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    bool several = false;
+    for (const std::string& a : args) several |= a.rfind("--socket-count", 0) == 0;
+    options.socket_path = several ? socket_ + "1" : socket_;
+    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string socket_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(I2cDaemonTest, EepromRoundTripAndErrors) {
+  StartDaemon({"--device-list=sim:0x50:0x51"});
+  Guest guest;
+  ASSERT_OK(guest.Connect(socket_));
+  std::vector<Msg> write{{0x50, false, {0x20, 'v', 'h', 'o', 's', 't'}}};
+  EXPECT_EQ(guest.Transfer(write), std::vector<uint8_t>{kOk});
+  std::vector<Msg> read{{0x50, false, {0x20}}, {0x50, true, std::vector<uint8_t>(5)}};
+  EXPECT_EQ(guest.Transfer(read), (std::vector<uint8_t>{kOk, kOk}));
+  EXPECT_EQ(std::string(read[1].data.begin(), read[1].data.end()), "vhost");
+  // A transaction that also touches an unlisted address fails whole: the write did not happen.
+  std::vector<Msg> mixed{{0x50, false, {0x20, 'X'}}, {0x33, true, std::vector<uint8_t>(1)}};
+  EXPECT_EQ(guest.Transfer(mixed), (std::vector<uint8_t>{kErr, kErr}));
+  std::vector<Msg> again{{0x50, false, {0x20}}, {0x50, true, std::vector<uint8_t>(1)}};
+  EXPECT_EQ(guest.Transfer(again), (std::vector<uint8_t>{kOk, kOk}));
+  EXPECT_EQ(again[1].data[0], 'v');
+  // Longer than i2c-dev allows.
+  std::vector<Msg> huge{{0x51, true, std::vector<uint8_t>(8193)}};
+  EXPECT_EQ(guest.Transfer(huge), std::vector<uint8_t>{kErr});
+  // Zero-length (SMBus quick, what i2cdetect uses) to a listed and an unlisted address.
+  std::vector<Msg> quick{{0x51, false, {}}};
+  EXPECT_EQ(guest.Transfer(quick), std::vector<uint8_t>{kOk});
+  std::vector<Msg> absent{{0x52, false, {}}};
+  EXPECT_EQ(guest.Transfer(absent), std::vector<uint8_t>{kErr});
+  // A header cut short (a read: nothing else is readable to make up the 8 bytes).
+  std::vector<Msg> shorty{{0x50, true, std::vector<uint8_t>(1)}};
+  EXPECT_EQ(guest.Transfer(shorty, 6), std::vector<uint8_t>{kErr});
+  EXPECT_TRUE(daemon_->IsAlive());
+}
+
+TEST_F(I2cDaemonTest, SeveralGuestsHaveTheirOwnSimulatedBus) {
+  StartDaemon({"--socket-count=2", "--device-list=sim:0x50"});
+  Guest first, second;
+  ASSERT_OK(first.Connect(socket_ + "0"));
+  ASSERT_OK(second.Connect(socket_ + "1"));
+  std::vector<Msg> write{{0x50, false, {0x00, 0xaa}}};
+  EXPECT_EQ(first.Transfer(write), std::vector<uint8_t>{kOk});
+  std::vector<Msg> read{{0x50, false, {0x00}}, {0x50, true, std::vector<uint8_t>(1)}};
+  EXPECT_EQ(second.Transfer(read), (std::vector<uint8_t>{kOk, kOk}));
+  EXPECT_EQ(read[1].data[0], 0);
+  EXPECT_EQ(first.Transfer(read), (std::vector<uint8_t>{kOk, kOk}));
+  EXPECT_EQ(read[1].data[0], 0xaa);
+}
+
+TEST_F(I2cDaemonTest, UnknownHostAdapterIsAUsageError) {
+  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("i2c"));
+  DaemonProcess::Options options;
+  options.binary = RunfilePath("vhost-user-i2c/vhost-user-i2c");
+  options.args = {"--socket-path=" + dir_->File("sock"), "--device-list=250:0x50"};
+  options.socket_path = dir_->File("sock");
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_NE(daemon.status().ToString().find("0x200"), std::string::npos) << daemon.status();
+}
+
+}  // namespace
+}  // namespace vhost
