@@ -56,7 +56,13 @@ absl::Status HostAdapter::TransferI2c(absl::Span<I2cMessage> messages) {
     msgs[i].buf = messages[i].data.data();
   }
   i2c_rdwr_ioctl_data data{msgs, static_cast<uint32_t>(messages.size())};
-  if (ioctl(fd_.get(), I2C_RDWR, &data) < 0) return Errno(absl::StrCat(path_, ": I2C_RDWR"));
+  const int done = ioctl(fd_.get(), I2C_RDWR, &data);
+  if (done < 0) return Errno(absl::StrCat(path_, ": I2C_RDWR"));
+  // Some adapters (virtio-i2c among them) report a failed message by counting fewer.
+  if (done != static_cast<int>(messages.size())) {
+    return absl::UnavailableError(
+        absl::StrCat(path_, ": ", done, " of ", messages.size(), " messages transferred"));
+  }
   return absl::OkStatus();
 }
 

@@ -157,6 +157,15 @@ def _read_module(version, rel):
     return data
 
 
+def module_file_entries(name, dest_dir):
+    """cpio entries putting module `name` (decompressed, without its dependencies) at
+    DEST_DIR/NAME.ko, for a script that loads it itself (e.g. with parameters)."""
+    _, version = find_kernel()
+    rel = module_closure(version, [name])[-1]
+    return [(dest_dir, "dir", None),
+            (f"{dest_dir}/{_loaded_name(rel)}", "file", (_read_module(version, rel), 0o644))]
+
+
 def _loaded_name(rel):
     return os.path.basename(rel).split(".ko")[0] + ".ko"
 
