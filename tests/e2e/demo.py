@@ -1,7 +1,8 @@
 """The README's first command: a Linux guest under QEMU uses our daemons: it reads entropy from
 vhost-user-rng, makes a file system on a disk served by vhost-user-blk, reads what the host
 types on a virtual keyboard served by vhost-user-input, and uses a gpiochip served by
-vhost-user-gpio (sets an LED line, waits for a button interrupt from the host).
+vhost-user-gpio (sets an LED line, waits for a button interrupt from the host), and writes and
+reads back an EEPROM on an I2C bus served by vhost-user-i2c.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and tests/e2e/gpio_guest_tool)
 """
@@ -58,6 +59,13 @@ gpio_guest_tool $chip set 1 1 1
 echo "guest: waiting for an interrupt on line 0 (button)..."
 gpio_guest_tool $chip wait 0 30 | sed -n 's/E2E-RESULT edge=/guest: interrupt: line:level = /p'
 echo
+for d in /sys/class/i2c-dev/i2c-*; do
+  case "$(cat $d/name)" in *virtio*) i2c=/dev/$(basename $d); name="$(cat $d/name)";; esac
+done
+echo "guest: I2C adapter $i2c ($name)"
+i2c_guest_tool $i2c roundtrip 0x50 eeprom |
+  sed 's/E2E-RESULT eeprom=/guest: wrote "vhost-user" into the EEPROM at 0x50, read back: /'
+echo
 """
 
 
@@ -95,6 +103,9 @@ def main():
     gpio = os.path.join(bin_dir, "vhost-user-gpio/vhost-user-gpio")
     gpio_tool = os.path.join(bin_dir, "tests/e2e/gpio_guest_tool")
     gpio_ko = qemu_guest.out_of_tree_module("drivers/gpio/gpio-virtio.c")
+    i2c = os.path.join(bin_dir, "vhost-user-i2c/vhost-user-i2c")
+    i2c_tool = os.path.join(bin_dir, "tests/e2e/i2c_guest_tool")
+    i2c_ko = qemu_guest.out_of_tree_module("drivers/i2c/busses/i2c-virtio.c")
     seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
@@ -113,14 +124,19 @@ def main():
         print(f"host: {inp} --socket-path={input_sock} --virtual-device=keyboard "
               f"--control-socket={control}")
         print("host: " + " ".join(gpio_argv))
+        i2c_sock = os.path.join(work, "i2c.sock")
+        i2c_argv = [i2c, f"--socket-path={i2c_sock}", "--device-list=sim:0x50"]
+        print("host: " + " ".join(i2c_argv))
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
                 qemu_guest.Daemon([inp, f"--socket-path={input_sock}", "--virtual-device=keyboard",
                                    f"--control-socket={control}"], input_sock) as i, \
-                qemu_guest.Daemon(gpio_argv, gpio_sock) as g:
+                qemu_guest.Daemon(gpio_argv, gpio_sock) as g, \
+                qemu_guest.Daemon(i2c_argv, i2c_sock) as c:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
-                  "vhost-user-blk-pci, vhost-user-input-pci and vhost-user-gpio-pci")
+                  "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci and "
+                  "vhost-user-i2c-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
@@ -129,14 +145,19 @@ def main():
                          "-chardev", f"socket,id=in0,path={input_sock}",
                          "-device", "vhost-user-input-pci,chardev=in0",
                          "-chardev", f"socket,id=gpio0,path={gpio_sock}",
-                         "-device", "vhost-user-gpio-pci,chardev=gpio0"],
+                         "-device", "vhost-user-gpio-pci,chardev=gpio0",
+                         "-chardev", f"socket,id=i2c0,path={i2c_sock}",
+                         "-device", "vhost-user-i2c-pci,chardev=i2c0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
-                         "evdev"], built_modules=[gpio_ko], work=work, timeout=120,
-                extra_entries=qemu_guest.host_binary_entries(gpio_tool),
+                         "evdev", "i2c-dev"], built_modules=[gpio_ko, i2c_ko], work=work,
+                timeout=120,
+                extra_entries=qemu_guest.host_binary_entries(gpio_tool) +
+                qemu_guest.host_binary_entries(i2c_tool),
                 on_line=lambda line: (type_when_ready(line, control),
                                       gpio_host_side(line, gpio_control, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
-                    "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log()}
+                    "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
+                    "vhost-user-i2c": c.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
     print(f"host: the simulated LED line while the guest held it: {seen.get('led')}")
@@ -147,7 +168,7 @@ def main():
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
-          "interrupt: line:level = 0:1" in body)
+          "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
