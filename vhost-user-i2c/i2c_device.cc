@@ -80,7 +80,7 @@ I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
     return r;
   }
   r.message.data.resize(length);
-  if (!r.message.read) {
+  if (!r.message.read && length > 0) {
     CopyFromSegments(chain.readable, sizeof(header), r.message.data.data(), length);
   }
   r.valid = true;
@@ -129,7 +129,7 @@ void I2cDevice::Execute(Virtqueue& queue) {
       queue.Push(r.chain, 0);
       continue;
     }
-    if (status.ok() && r.message.read) {
+    if (status.ok() && r.message.read && !r.message.data.empty()) {
       CopyToSegments(r.chain.writable, 0, r.message.data.data(), r.message.data.size());
     }
     CopyToSegments(r.chain.writable, r.status_offset, &result, 1);

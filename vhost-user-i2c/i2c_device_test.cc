@@ -62,8 +62,9 @@ class I2cDeviceTest : public ::testing::Test {
       const uint64_t h = gpa, d = gpa + 16, s = gpa + 16 + 4096;
       gpa += 8192;
       std::memcpy(ram_.Host(h, 8), &header, 8);
-      std::memcpy(ram_.Host(d, msgs[i].data.size() + 1), msgs[i].data.data(),
-                  msgs[i].data.size());
+      if (!msgs[i].data.empty()) {
+        std::memcpy(ram_.Host(d, msgs[i].data.size()), msgs[i].data.data(), msgs[i].data.size());
+      }
       *ram_.Host(s) = 0xee;
       std::vector<testing::Buffer> readable{{h, 8}}, writable;
       const uint32_t n = static_cast<uint32_t>(msgs[i].data.size());
@@ -80,7 +81,7 @@ class I2cDeviceTest : public ::testing::Test {
       auto used = driver_->PollUsed();
       EXPECT_TRUE(used.ok() && used->has_value());
       statuses.push_back(*ram_.Host(status_gpa[i]));
-      if (msgs[i].read) {
+      if (msgs[i].read && !msgs[i].data.empty()) {
         std::memcpy(msgs[i].data.data(), ram_.Host(data_gpa[i], 1), msgs[i].data.size());
       }
     }

@@ -92,7 +92,9 @@ struct Guest {
     }
     for (size_t i = 0; i < msgs.size(); ++i) {
       statuses.push_back(*status[i]);
-      if (msgs[i].read) std::memcpy(msgs[i].data.data(), data[i], msgs[i].data.size());
+      if (msgs[i].read && !msgs[i].data.empty()) {
+        std::memcpy(msgs[i].data.data(), data[i], msgs[i].data.size());
+      }
     }
     return statuses;
   }
