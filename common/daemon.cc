@@ -195,6 +195,42 @@ int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
   return status;
 }
 
+// The devices to serve and their sockets: --socket-path (or --fd), or with --socket-count
+// several numbered sockets, or what the daemon's create_instances says.
+absl::StatusOr<std::vector<DaemonInstance>> CreateInstances(const DaemonSpec& spec) {
+  std::vector<DaemonInstance> instances;
+  if (spec.create_instances) {
+    absl::StatusOr<std::vector<DaemonInstance>> made = spec.create_instances();
+    if (made.ok() && made->empty()) return absl::InvalidArgumentError("no device to serve");
+    return made;
+  }
+  if (FLAGS_socket_path.empty() == (FLAGS_fd < 0)) {
+    return absl::InvalidArgumentError("exactly one of --socket-path and --fd is required");
+  }
+  const int count = FLAGS_socket_count;
+  if (count < 1 || count > 64) {
+    return absl::InvalidArgumentError("--socket-count must be 1 to 64");
+  }
+  if (count > 1 && !spec.create_instance) {
+    return absl::InvalidArgumentError("--socket-count: this daemon serves one front end");
+  }
+  if (count > 1 && FLAGS_fd >= 0) {
+    return absl::InvalidArgumentError("--socket-count needs --socket-path, not --fd");
+  }
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<std::unique_ptr<VirtioDevice>> device =
+        spec.create_instance ? spec.create_instance(i, count) : spec.create_device();
+    if (!device.ok()) return device.status();
+    DaemonInstance instance;
+    instance.socket_path = FLAGS_fd >= 0 ? ""
+                           : count == 1  ? FLAGS_socket_path
+                                         : absl::StrCat(FLAGS_socket_path, i);
+    instance.device = *std::move(device);
+    instances.push_back(std::move(instance));
+  }
+  return instances;
+}
+
 }  // namespace
 
 std::string CapabilitiesJson(const DaemonSpec& spec) {
@@ -225,40 +261,23 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   }
   absl::StatusOr<SeccompMode> seccomp = ParseSeccompMode(FLAGS_seccomp);
   if (!seccomp.ok()) ExitWithUsageError(spec.program, std::string(seccomp.status().message()));
-  if (FLAGS_socket_path.empty() == (FLAGS_fd < 0)) {
-    ExitWithUsageError(spec.program, "exactly one of --socket-path and --fd is required");
-  }
   if (FLAGS_poll_us < 0) ExitWithUsageError(spec.program, "--poll-us must not be negative");
   google::InitGoogleLogging(argv[0]);
 
-  const int count = FLAGS_socket_count;
-  if (count < 1 || count > 64) ExitWithUsageError(spec.program, "--socket-count must be 1 to 64");
-  if (count > 1 && !spec.create_instance) {
-    ExitWithUsageError(spec.program, "--socket-count: this daemon serves one front end");
-  }
-  if (count > 1 && FLAGS_fd >= 0) {
-    ExitWithUsageError(spec.program, "--socket-count needs --socket-path, not --fd");
-  }
-  std::vector<std::unique_ptr<VirtioDevice>> devices;
-  for (int i = 0; i < count; ++i) {
-    absl::StatusOr<std::unique_ptr<VirtioDevice>> device =
-        spec.create_instance ? spec.create_instance(i, count) : spec.create_device();
-    if (!device.ok()) {
-      if (absl::IsInvalidArgument(device.status())) {
-        ExitWithUsageError(spec.program, std::string(device.status().message()));
-      }
-      LOG(ERROR) << "cannot create the device: " << device.status();
-      return 1;
+  absl::StatusOr<std::vector<DaemonInstance>> instances = CreateInstances(spec);
+  if (!instances.ok()) {
+    if (absl::IsInvalidArgument(instances.status())) {
+      ExitWithUsageError(spec.program, std::string(instances.status().message()));
     }
-    devices.push_back(*std::move(device));
+    LOG(ERROR) << "cannot create the device: " << instances.status();
+    return 1;
   }
   std::vector<UniqueFd> listeners;
-  for (int i = 0; i < count; ++i) {
+  std::vector<std::unique_ptr<VirtioDevice>> devices;
+  for (DaemonInstance& instance : *instances) {
     absl::StatusOr<UniqueFd> listener =
-        FLAGS_fd >= 0 ? InheritedListener(FLAGS_fd)
-                      : ListenOnUnixSocket(count == 1 ? FLAGS_socket_path
-                                                      : absl::StrCat(FLAGS_socket_path, i),
-                                           "--socket-path");
+        instance.socket_path.empty() ? InheritedListener(FLAGS_fd)
+                                     : ListenOnUnixSocket(instance.socket_path, "--socket-path");
     if (!listener.ok()) {
       if (absl::IsInvalidArgument(listener.status())) {
         ExitWithUsageError(spec.program, std::string(listener.status().message()));
@@ -267,6 +286,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
       return 1;
     }
     listeners.push_back(*std::move(listener));
+    devices.push_back(std::move(instance.device));
   }
   absl::StatusOr<UniqueFd> signals = TerminationSignals();
   if (!signals.ok()) {
@@ -277,7 +297,9 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
     return 1;
   }
-  if (count > 1) return ServeInstances(spec, std::move(listeners), devices, signals->get());
+  if (devices.size() > 1) {
+    return ServeInstances(spec, std::move(listeners), devices, signals->get());
+  }
   VirtioDevice* device = devices[0].get();
   const int signal_fd = signals->get();
   const int status = Serve(spec, "", std::move(listeners[0]), device, signal_fd,

@@ -17,6 +17,11 @@
 
 namespace vhost {
 
+struct DaemonInstance {
+  std::string socket_path;
+  std::unique_ptr<VirtioDevice> device;
+};
+
 struct DaemonSpec {
   std::string program;       // e.g. "vhost-user-rng"
   std::string description;   // one line for --help
@@ -31,6 +36,9 @@ struct DaemonSpec {
   // the device of socket `index`.
   std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>(int index, int count)>
       create_instance;
+  // Instead of both, for daemons whose instances name their own sockets (vsock's --vm): the
+  // devices and their socket paths ("" for the listener of --fd). It checks its own flags.
+  std::function<absl::StatusOr<std::vector<DaemonInstance>>()> create_instances;
   SandboxPolicy sandbox;
 };
 

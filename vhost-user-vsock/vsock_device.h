@@ -1,0 +1,128 @@
+// virtio-vsock (virtio 1.2 §5.10) over vhost-user, with the guest's sockets mapped to host Unix
+// sockets in the "hybrid vsock" convention of Firecracker and Cloud Hypervisor:
+//   - a guest connecting to the host (CID 2) port P reaches the listener at UDS_PATH_P;
+//   - a host program connects to UDS_PATH and writes "CONNECT P\n" to reach guest port P; it
+//     reads "OK <host port>\n" once the guest accepted (the socket is closed if it refused).
+// Guests of sibling VMs in one process reach each other by CID (VsockHub).
+//
+// Threads: the rx queue's worker does all host socket I/O (it waits on an epoll set of the host
+// sockets, edge-triggered, and the device's wake eventfd) and fills the guest's rx buffers; the
+// tx queue's worker parses the guest's packets, writes to host sockets and queues replies for
+// the rx worker. Both work under mu_.
+#ifndef VHOST_USER_VSOCK_VSOCK_DEVICE_H_
+#define VHOST_USER_VSOCK_VSOCK_DEVICE_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/device.h"
+#include "common/unique_fd.h"
+#include "vhost-user-vsock/credit.h"
+#include "vhost-user-vsock/vsock_packet.h"
+
+namespace vhost {
+
+constexpr uint32_t kVirtioIdVsock = 19;
+constexpr int kVsockRxQueue = 0;
+constexpr int kVsockTxQueue = 1;
+constexpr int kVsockEventQueue = 2;
+
+class VsockHub;
+
+class VsockDevice : public VirtioDevice {
+ public:
+  struct Options {
+    uint64_t guest_cid = 3;
+    std::string uds_path;  // host side: the listener here, guest-initiated targets UDS_PATH_P
+    std::set<std::string> groups = {"default"};  // sibling VMs reachable through the hub
+  };
+  // Limits that keep a hostile guest or host program from growing the daemon without bound.
+  static constexpr size_t kMaxConnections = 4096;
+  static constexpr size_t kMaxQueuedPackets = 4096;  // replies and sibling packets
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;  // sibling payload waiting for rx buffers
+  static constexpr uint32_t kFirstHostPort = 1u << 30;  // ports given to host-initiated sockets
+
+  // Binds the listener at options.uds_path (InvalidArgument naming --uds-path on failure).
+  static absl::StatusOr<std::unique_ptr<VsockDevice>> Create(Options options,
+                                                             VsockHub* hub = nullptr);
+  ~VsockDevice() override;
+
+  DeviceInfo Info() const override;
+  absl::Status SetFeatures(uint64_t features) override;
+  absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
+  int QueueEventFd(int index) override;
+  absl::Duration ProcessQueue(Virtqueue& queue) override;
+  void Reset() override;
+
+  uint64_t guest_cid() const { return options_.guest_cid; }
+  const std::set<std::string>& groups() const { return options_.groups; }
+  // A packet from a sibling VM's guest for ours; false if too much is queued already.
+  bool DeliverFromSibling(VsockPacket packet);
+  // Open connections (for tests).
+  size_t connection_count();
+
+ private:
+  struct Connection;
+  using Key = std::tuple<uint32_t, uint64_t, uint32_t>;  // guest port, peer cid, peer port
+  // A host program that connected to uds_path and has not finished its CONNECT line.
+  struct Greeting {
+    UniqueFd fd;
+    std::string line;
+  };
+
+  VsockDevice(Options options, VsockHub* hub, UniqueFd listener);
+
+  // tx worker
+  void HandleGuestPacket(const DescriptorChain& chain);
+  void HandleHostBound(const virtio_vsock_hdr& h, const DescriptorChain& chain);
+  void ConnectToHost(const virtio_vsock_hdr& h);
+  void TakePayload(Connection& c, const DescriptorChain& chain, uint32_t len, uint32_t flags);
+  void ForwardToSibling(const virtio_vsock_hdr& h, const DescriptorChain& chain);
+
+  // rx worker
+  void PollHost();
+  void AcceptHostConnections();
+  void ReadGreeting(uint64_t id);
+  bool SendQueued(Virtqueue& rx);
+  bool SendHostData(Virtqueue& rx);
+  // Fills one rx buffer from the host socket of `c`; returns false when it cannot (no data,
+  // no credit, no buffer).
+  bool SendFromHost(Virtqueue& rx, Connection& c);
+  void DeliverEvents(Virtqueue& event);
+
+  // Either worker, under mu_.
+  void Queue(const virtio_vsock_hdr& h);
+  void QueueFor(Connection& c, uint16_t op, uint32_t flags = 0);
+  void Flush(Connection& c);  // pending guest data to the host socket
+  void Close(Connection& c, bool rst);
+  Connection* Find(const virtio_vsock_hdr& h);
+  void Wake();
+  uint32_t AllocateHostPort();
+
+  const Options options_;
+  VsockHub* const hub_;
+  UniqueFd listener_;
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  bool seqpacket_ = false;
+
+  std::mutex mu_;
+  std::map<Key, std::unique_ptr<Connection>> connections_;
+  std::map<uint64_t, Connection*> by_id_;  // epoll data -> connection
+  std::map<uint64_t, Greeting> greetings_;
+  std::deque<VsockPacket> queued_;  // replies, and packets from siblings, for the guest
+  size_t queued_bytes_ = 0;
+  uint64_t next_id_ = 1;
+  uint32_t next_host_port_ = kFirstHostPort;
+  bool reset_event_sent_ = false;
+};
+
+}  // namespace vhost
+
+#endif  // VHOST_USER_VSOCK_VSOCK_DEVICE_H_
