@@ -216,7 +216,13 @@ VsockDevice::Connection* VsockDevice::Find(const virtio_vsock_hdr& h) {
 void VsockDevice::HandleHostBound(const virtio_vsock_hdr& h, const DescriptorChain& chain) {
   Connection* c = Find(h);
   if (c != nullptr && c->type != h.type) c = nullptr;  // not this connection: treated as unknown
-  if (c != nullptr) c->credit.PeerAdvertised(h.buf_alloc, h.fwd_cnt);
+  if (c != nullptr) {
+    // Any packet may carry the guest's new fwd_cnt: if it opens credit that was exhausted,
+    // the rx worker has data to send again.
+    const bool was_blocked = c->credit.PeerCredit() == 0;
+    c->credit.PeerAdvertised(h.buf_alloc, h.fwd_cnt);
+    if (was_blocked && c->credit.PeerCredit() > 0) Wake();
+  }
   auto reset_unknown = [&] {
     if (h.op != VIRTIO_VSOCK_OP_RST) Queue(ReplyHeader(h, VIRTIO_VSOCK_OP_RST));
   };
@@ -470,7 +476,9 @@ void VsockDevice::AcceptHostConnections() {
       continue;
     }
     const uint64_t id = next_id_++;
-    if (!AddToEpoll(epoll_.get(), fd.get(), EPOLLIN | EPOLLRDHUP | EPOLLET, id)) continue;
+    if (!AddToEpoll(epoll_.get(), fd.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, id)) {
+      continue;
+    }
     greetings_[id].fd = std::move(fd);
     ReadGreeting(id);  // the line may be there already
   }

@@ -118,7 +118,7 @@ class VsockDevice : public VirtioDevice {
   std::map<uint64_t, Greeting> greetings_;
   std::deque<VsockPacket> queued_;  // replies, and packets from siblings, for the guest
   size_t queued_bytes_ = 0;
-  uint64_t next_id_ = 1;
+  uint64_t next_id_ = 2;  // 0 and 1 are the wake eventfd and the listener
   uint32_t next_host_port_ = kFirstHostPort;
   bool reset_event_sent_ = false;
 };

@@ -1,0 +1,315 @@
+#include "tests/frontend/vsock_driver.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace vhost::frontend {
+namespace {
+constexpr uint32_t kHeader = sizeof(virtio_vsock_hdr);
+constexpr uint32_t kTxSlot = kHeader + 65536;
+constexpr uint32_t kCreditUpdateEvery = 64 * 1024;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VsockDriver>> VsockDriver::Start(const std::string& socket,
+                                                                const Options& options) {
+  std::unique_ptr<VsockDriver> d(new VsockDriver(options));
+  ASSIGN_OR_RETURN(d->frontend_, Frontend::Connect(socket));
+  RETURN_IF_ERROR(d->frontend_->Handshake());
+  uint64_t wanted = Bit(kFeatureVersion1);
+  if (options.event_idx) wanted |= Bit(kFeatureEventIdx);
+  if (options.seqpacket) wanted |= Bit(VIRTIO_VSOCK_F_SEQPACKET);
+  ASSIGN_OR_RETURN(uint64_t acked, d->frontend_->NegotiateFeatures(wanted));
+  (void)acked;
+  ASSIGN_OR_RETURN(d->ram_, GuestRam::Create(64 << 20));
+  RETURN_IF_ERROR(d->frontend_->SetMemTable(*d->ram_));
+  for (uint32_t i = 0; i < 3; ++i) {
+    QueueConfig config;
+    config.index = i;
+    config.size = i == 2 ? 16 : 256;
+    config.event_idx = options.event_idx;
+    ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(d->frontend_.get(), d->ram_.get(), config));
+    (i == 0 ? d->rx_ : i == 1 ? d->tx_ : d->event_) = std::move(queue);
+  }
+  for (uint32_t i = 0; i < options.rx_buffers; ++i) {
+    uint8_t* host;
+    ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(kHeader + kRxBufferSize, 64, &host));
+    d->free_rx_.push_back({gpa, host});
+  }
+  RETURN_IF_ERROR(d->RefillRx());
+  for (int i = 0; i < 4; ++i) {
+    uint8_t* host;
+    ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(4, 8, &host));
+    RETURN_IF_ERROR(d->event_->ring().AddChain({}, {{gpa, 4}}).status());
+  }
+  RETURN_IF_ERROR(d->event_->Submit().status());
+  for (int i = 0; i < 256; ++i) {
+    uint8_t* host;
+    ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(kTxSlot, 64, &host));
+    d->tx_slots_.push_back({gpa, host});
+  }
+  return d;
+}
+
+absl::Status VsockDriver::RefillRx() {
+  for (const auto& [gpa, host] : free_rx_) {
+    ASSIGN_OR_RETURN(uint16_t id, rx_->ring().AddChain({}, {{gpa, kHeader + kRxBufferSize}}));
+    rx_buffers_[id] = host;
+    rx_gpa_[id] = gpa;
+  }
+  free_rx_.clear();
+  return rx_->Submit().status();
+}
+
+absl::Status VsockDriver::PollEvents() {
+  for (;;) {
+    ASSIGN_OR_RETURN(absl::optional<UsedElement> used, event_->PollUsed());
+    if (!used) return absl::OkStatus();
+    ++reset_events_;
+  }
+}
+
+absl::Status VsockDriver::Send(const virtio_vsock_hdr& header, const void* payload, size_t len,
+                               uint32_t header_len) {
+  if (len > kTxSlot - kHeader) return absl::InvalidArgumentError("payload too large");
+  for (;;) {  // reclaim what the device is done with
+    ASSIGN_OR_RETURN(absl::optional<UsedElement> used, tx_->PollUsed());
+    if (!used) break;
+  }
+  auto [gpa, host] = tx_slots_[next_tx_++ % tx_slots_.size()];
+  std::memcpy(host, &header, kHeader);
+  if (len) std::memcpy(host + kHeader, payload, len);
+  std::vector<Buffer> readable;
+  if (header_len >= kHeader) {
+    readable.push_back({gpa, header_len});
+    if (len) readable.push_back({gpa + kHeader, static_cast<uint32_t>(len)});
+  } else {  // the header split across two descriptors, the second carrying the payload too
+    readable.push_back({gpa, header_len});
+    readable.push_back({gpa + header_len, static_cast<uint32_t>(kHeader - header_len + len)});
+  }
+  for (;;) {
+    absl::StatusOr<uint16_t> id = tx_->ring().AddChain(readable, {});
+    if (id.ok()) break;
+    if (!absl::IsResourceExhausted(id.status())) return id.status();
+    RETURN_IF_ERROR(tx_->WaitForUsed(absl::Seconds(10)).status());
+  }
+  return tx_->Submit().status();
+}
+
+absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::Receive(
+    absl::Duration timeout) {
+  ASSIGN_OR_RETURN(UsedElement used, rx_->WaitForUsed(timeout));
+  auto it = rx_buffers_.find(used.id);
+  if (it == rx_buffers_.end()) return absl::InternalError("unknown rx buffer");
+  uint8_t* buffer = it->second;
+  const uint64_t gpa = rx_gpa_[used.id];
+  rx_buffers_.erase(it);
+  if (used.len < kHeader) return absl::DataLossError(absl::StrCat("rx packet of ", used.len));
+  virtio_vsock_hdr h;
+  std::memcpy(&h, buffer, kHeader);
+  if (h.len > used.len - kHeader) return absl::DataLossError("rx packet shorter than its len");
+  std::string payload(reinterpret_cast<char*>(buffer) + kHeader, h.len);
+  free_rx_.push_back({gpa, buffer});
+  if (refill_) RETURN_IF_ERROR(RefillRx());
+  return std::make_pair(h, std::move(payload));
+}
+
+bool VsockDriver::Pump(absl::Duration timeout) {
+  absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> packet = Receive(timeout);
+  if (!packet.ok()) return false;
+  Dispatch(packet->first, packet->second);
+  return true;
+}
+
+virtio_vsock_hdr VsockDriver::HeaderFor(VsockStream* s, uint16_t op) {
+  virtio_vsock_hdr h{};
+  h.src_cid = options_.guest_cid;
+  h.src_port = s->local_port;
+  h.dst_cid = s->peer_cid;
+  h.dst_port = s->peer_port;
+  h.type = s->type;
+  h.op = op;
+  h.buf_alloc = kBufAlloc;
+  h.fwd_cnt = s->fwd_cnt;
+  s->reported_fwd_cnt = s->fwd_cnt;
+  return h;
+}
+
+absl::Status VsockDriver::MaybeCreditUpdate(VsockStream* s) {
+  if (s->fwd_cnt - s->reported_fwd_cnt < kCreditUpdateEvery) return absl::OkStatus();
+  return Send(HeaderFor(s, VIRTIO_VSOCK_OP_CREDIT_UPDATE));
+}
+
+void VsockDriver::Dispatch(const virtio_vsock_hdr& h, const std::string& payload) {
+
+  const Key key{h.dst_port, h.src_cid, h.src_port};
+  auto it = streams_.find(key);
+  VsockStream* s = it == streams_.end() ? nullptr : it->second.get();
+  if (s != nullptr) {
+    s->peer_buf_alloc = h.buf_alloc;
+    s->peer_fwd_cnt = h.fwd_cnt;
+  }
+  switch (h.op) {
+    case VIRTIO_VSOCK_OP_REQUEST: {
+      if (s != nullptr || !listening_.count(h.dst_port)) {
+        virtio_vsock_hdr rst{};
+        rst.src_cid = h.dst_cid;
+        rst.src_port = h.dst_port;
+        rst.dst_cid = h.src_cid;
+        rst.dst_port = h.src_port;
+        rst.type = h.type;
+        rst.op = VIRTIO_VSOCK_OP_RST;
+        (void)Send(rst);
+        return;
+      }
+      auto stream = std::make_unique<VsockStream>();
+      stream->local_port = h.dst_port;
+      stream->peer_cid = h.src_cid;
+      stream->peer_port = h.src_port;
+      stream->type = h.type;
+      stream->connected = true;
+      stream->peer_buf_alloc = h.buf_alloc;
+      stream->peer_fwd_cnt = h.fwd_cnt;
+      VsockStream* raw = stream.get();
+      streams_[key] = std::move(stream);
+      accepted_.push_back(raw);
+      (void)Send(HeaderFor(raw, VIRTIO_VSOCK_OP_RESPONSE));
+      return;
+    }
+    case VIRTIO_VSOCK_OP_RESPONSE:
+      if (s) s->connected = true;
+      return;
+    case VIRTIO_VSOCK_OP_RST:
+      if (s) s->reset = true;
+      return;
+    case VIRTIO_VSOCK_OP_SHUTDOWN:
+      if (!s) return;
+      if (h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND) s->peer_shut_send = true;
+      if ((h.flags & 3) == 3) {  // both ways: the receiver resets, as Linux does
+        (void)Send(HeaderFor(s, VIRTIO_VSOCK_OP_RST));
+        s->reset = true;
+      }
+      return;
+    case VIRTIO_VSOCK_OP_RW:
+      if (!s) return;
+      s->fwd_cnt += h.len;
+      if (s->type == VIRTIO_VSOCK_TYPE_SEQPACKET) {
+        s->partial += payload;
+        if (h.flags & VIRTIO_VSOCK_SEQ_EOM) {
+          s->messages.push_back(std::move(s->partial));
+          s->partial.clear();
+        }
+      } else {
+        s->data += payload;
+      }
+      (void)MaybeCreditUpdate(s);
+      return;
+    case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+      if (s) (void)Send(HeaderFor(s, VIRTIO_VSOCK_OP_CREDIT_UPDATE));
+      return;
+    default:
+      return;
+  }
+}
+
+absl::StatusOr<VsockStream*> VsockDriver::Connect(uint64_t cid, uint32_t port, uint16_t type,
+                                                  absl::Duration timeout) {
+  auto stream = std::make_unique<VsockStream>();
+  stream->local_port = next_port_++;
+  stream->peer_cid = cid;
+  stream->peer_port = port;
+  stream->type = type;
+  VsockStream* s = stream.get();
+  streams_[Key{s->local_port, cid, port}] = std::move(stream);
+  RETURN_IF_ERROR(Send(HeaderFor(s, VIRTIO_VSOCK_OP_REQUEST)));
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!s->connected && !s->reset) {
+    if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("no response");
+  }
+  if (s->reset) return absl::UnavailableError("connection refused (RST)");
+  return s;
+}
+
+absl::StatusOr<VsockStream*> VsockDriver::Accept(uint32_t port, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    for (auto it = accepted_.begin(); it != accepted_.end(); ++it) {
+      if ((*it)->local_port == port) {
+        VsockStream* s = *it;
+        accepted_.erase(it);
+        return s;
+      }
+    }
+    if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("nothing to accept");
+  }
+}
+
+absl::Status VsockDriver::Write(VsockStream* s, const std::string& data, absl::Duration timeout,
+                                size_t packet) {
+  const absl::Time deadline = absl::Now() + timeout;
+  size_t offset = 0;
+  while (offset < data.size() || (data.empty() && offset == 0)) {
+    if (s->reset) return absl::UnavailableError("connection reset");
+    const uint32_t in_flight = s->tx_cnt - s->peer_fwd_cnt;
+    const uint32_t credit = in_flight >= s->peer_buf_alloc ? 0 : s->peer_buf_alloc - in_flight;
+    if (credit == 0 && !data.empty()) {
+      if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("no credit");
+      continue;
+    }
+    const size_t chunk = std::min<size_t>({packet, credit, data.size() - offset});
+    virtio_vsock_hdr h = HeaderFor(s, VIRTIO_VSOCK_OP_RW);
+    h.len = static_cast<uint32_t>(chunk);
+    if (s->type == VIRTIO_VSOCK_TYPE_SEQPACKET && offset + chunk == data.size()) {
+      h.flags = VIRTIO_VSOCK_SEQ_EOM;
+    }
+    RETURN_IF_ERROR(Send(h, data.data() + offset, chunk));
+    s->tx_cnt += chunk;
+    offset += chunk;
+    if (data.empty()) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> VsockDriver::Read(VsockStream* s, size_t n, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (s->data.size() < n && !s->peer_shut_send && !s->reset) {
+    if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("read timed out");
+  }
+  const size_t take = std::min(n, s->data.size());
+  std::string out = s->data.substr(0, take);
+  s->data.erase(0, take);
+  return out;
+}
+
+absl::StatusOr<std::string> VsockDriver::ReadMessage(VsockStream* s, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (s->messages.empty() && !s->reset) {
+    if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("no message");
+  }
+  if (s->messages.empty()) return absl::UnavailableError("connection reset");
+  std::string m = std::move(s->messages.front());
+  s->messages.erase(s->messages.begin());
+  return m;
+}
+
+absl::Status VsockDriver::Shutdown(VsockStream* s, uint32_t flags) {
+  virtio_vsock_hdr h = HeaderFor(s, VIRTIO_VSOCK_OP_SHUTDOWN);
+  h.flags = flags;
+  return Send(h);
+}
+
+absl::Status VsockDriver::Reset(VsockStream* s) {
+  s->reset = true;
+  return Send(HeaderFor(s, VIRTIO_VSOCK_OP_RST));
+}
+
+bool VsockDriver::WaitForPeerClose(VsockStream* s, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!s->peer_shut_send && !s->reset) {
+    if (!Pump(deadline - absl::Now())) return false;
+  }
+  return true;
+}
+
+}  // namespace vhost::frontend
