@@ -2,11 +2,14 @@
 # Command-line conventions of a daemon binary (vhost-user.rst "Backend program conventions"),
 # and that the static binary runs alone in an empty root directory (a minimal container).
 # Usage: daemon_cli_test.sh DAEMON_BINARY EXPECTED_TYPE [ARGS THE DAEMON NEEDS TO START...]
+# In those ARGS, @DIR@ stands for a scratch directory (the root directory inside the chroot).
 set -u
 daemon=$1
 type=$2
 shift 2
-needed=("$@")
+scratch=$(mktemp -d)
+needed=("${@//@DIR@/$scratch}")
+in_chroot=("${@//@DIR@/}")
 failures=0
 check() {  # check NAME CONDITION...
   local name=$1; shift
@@ -70,13 +73,13 @@ check "serves an inherited listening socket (--fd)" fd_test
 
 # The binary alone in an empty directory, as in a scratch container: no libraries, no /etc.
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$scratch"' EXIT
 cp "$daemon" "$root/daemon"
 if [ "$(id -u)" -eq 0 ]; then
   out=$(chroot "$root" /daemon --print-capabilities)
   check "runs in an empty chroot" python3 -c 'import json,sys; json.loads(sys.argv[1])' "$out"
   # And serves: listen inside the chroot until SIGTERM; it must start and stop cleanly.
-  chroot "$root" /daemon --socket-path=/sock "${needed[@]}" 2>"$root/log" &
+  chroot "$root" /daemon --socket-path=/sock "${in_chroot[@]}" 2>"$root/log" &
   pid=$!
   for _ in $(seq 50); do [ -S "$root/sock" ] && break; sleep 0.1; done
   check "listens in an empty chroot" test -S "$root/sock"
