@@ -1,0 +1,122 @@
+"""A Linux guest's virtio-vsock driver against vhost-user-vsock: a guest program connects to the
+host (CID 2) and its data comes back through a host echo server at <uds-path>_PORT, checked byte
+by byte; seqpacket keeps message boundaries; and a host program connects into the guest with
+"CONNECT PORT\\n", is answered "OK <port>\\n" and gets its data echoed by a guest server.
+
+Usage: vsock_e2e_test.py PATH_TO_vhost-user-vsock PATH_TO_vsock_guest_tool (Bazel passes them).
+"""
+import hashlib
+import os
+import socket
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu_guest  # noqa: E402
+
+DAEMON = None
+TOOL = None
+
+GUEST_SCRIPT = r"""
+vsock_guest_tool client 5000 8388608
+vsock_guest_tool seqpacket 5001
+vsock_guest_tool server 6000
+"""
+
+
+class EchoServer:
+    """Echoes every connection on a listener at `path` (stream or seqpacket)."""
+
+    def __init__(self, path, kind=socket.SOCK_STREAM):
+        self.listener = socket.socket(socket.AF_UNIX, kind)
+        self.listener.bind(path)
+        self.listener.listen(8)
+        self.kind = kind
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.echo, args=(conn,), daemon=True).start()
+
+    def echo(self, conn):
+        with conn:
+            while True:
+                data = conn.recv(1 << 20)
+                if not data:
+                    return
+                conn.sendall(data)
+
+
+def host_client(uds, port, data, results):
+    """Connects into the guest through the daemon's socket, sends `data`, reads the echo."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(uds)
+        s.sendall(f"CONNECT {port}\n".encode())
+        line = b""
+        while not line.endswith(b"\n"):
+            line += s.recv(1)
+        results["ok_line"] = line.decode().strip()
+        sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+        sender.start()
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        sender.join()
+        results["echo_sha"] = hashlib.sha256(got).hexdigest()
+
+
+class VsockGuestTest(unittest.TestCase):
+
+    def test_guest_and_host_talk_both_ways(self):
+        data = os.urandom(4 << 20)
+        results = {}
+        with qemu_guest.work_dir("vsock") as work:
+            sock = os.path.join(work, "vhost.sock")
+            uds = os.path.join(work, "v.sock")
+            EchoServer(uds + "_5000")
+            EchoServer(uds + "_5001", socket.SOCK_SEQPACKET)
+            client = None
+
+            def on_line(line):
+                nonlocal client
+                if "E2E-READY server" in line and client is None:
+                    client = threading.Thread(target=host_client,
+                                              args=(uds, 6000, data, results))
+                    client.start()
+
+            argv = [DAEMON, f"--socket-path={sock}", f"--uds-path={uds}", "--guest-cid=7"]
+            with qemu_guest.Daemon(argv, sock) as daemon:
+                result = qemu_guest.run_guest(
+                    GUEST_SCRIPT,
+                    ["-chardev", f"socket,id=vs0,path={sock}",
+                     "-device", "vhost-user-vsock-pci,chardev=vs0"],
+                    modules=["vmw_vsock_virtio_transport"], work=work, timeout=180,
+                    extra_entries=qemu_guest.host_binary_entries(TOOL), on_line=on_line)
+                if client is not None:
+                    client.join(30)
+                self.assertTrue(daemon.alive(), daemon.read_log())
+        self.assertFalse(result.timed_out, result.output[-3000:])
+        r = result.results
+        self.assertNotIn("insmod_failed", r, result.output[-3000:])
+        self.assertEqual(r.get("client_echoed"), str(8 << 20), result.output[-3000:])
+        self.assertEqual(r.get("client_mismatches"), "0")
+        self.assertEqual(r.get("seqpacket"), "1ok,3000ok,70000ok,", result.output[-3000:])
+        self.assertTrue(results.get("ok_line", "").startswith("OK "), results)
+        self.assertEqual(r.get("server_echoed"), str(len(data)), result.output[-3000:])
+        self.assertEqual(results.get("echo_sha"), hashlib.sha256(data).hexdigest())
+
+
+if __name__ == "__main__":
+    DAEMON = os.path.abspath(sys.argv.pop(1))
+    TOOL = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
