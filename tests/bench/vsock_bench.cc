@@ -1,0 +1,247 @@
+// vhost-user-vsock stream throughput and connection setup, with our front end playing the guest
+// (tests/frontend/vsock_driver) and host programs on the Unix socket side, against the limit: the
+// same bytes through a plain AF_UNIX socket pair on this machine. 64 KiB writes. Prints MB/s,
+// connections/s and the ratio to the socket pair; asserts nothing.
+//
+//   bazel build //tests/bench:vsock_bench && bazel-bin/tests/bench/vsock_bench --seconds=2 --repeat=3
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/unique_fd.h"
+#include "gflags/gflags.h"
+#include "tests/bench/bench_util.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/vsock_driver.h"
+#include "tests/integration/runfiles.h"
+
+DEFINE_double(seconds, 2.0, "Measured time per case and run");
+DEFINE_int32(repeat, 1, "Runs per case; the median is reported");
+
+namespace vhost {
+namespace {
+
+using frontend::DaemonProcess;
+using frontend::TempDir;
+using frontend::VsockDriver;
+using frontend::VsockStream;
+
+constexpr size_t kWrite = 64 * 1024;
+
+UniqueFd UnixSocket() { return UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)); }
+
+sockaddr_un Address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return addr;
+}
+
+UniqueFd Listen(const std::string& path) {
+  UniqueFd fd = UnixSocket();
+  sockaddr_un addr = Address(path);
+  unlink(path.c_str());
+  bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  listen(fd.get(), 128);
+  return fd;
+}
+
+// Reads and discards until EOF; counts.
+void Sink(int fd, std::atomic<uint64_t>* bytes) {
+  std::vector<char> buf(1 << 20);
+  for (ssize_t n; (n = read(fd, buf.data(), buf.size())) > 0;) *bytes += n;
+}
+
+double Mbps(uint64_t bytes, absl::Duration d) { return bytes / absl::ToDoubleSeconds(d) / 1e6; }
+
+// The limit: 64 KiB writes through a socket pair, one thread each side.
+double SocketPairMbps() {
+  int sv[2];
+  socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  std::atomic<uint64_t> received{0};
+  std::thread reader(Sink, sv[1], &received);
+  const std::string block(kWrite, 'x');
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + absl::Seconds(FLAGS_seconds);
+  while (absl::Now() < end) write(sv[0], block.data(), block.size());
+  close(sv[0]);
+  reader.join();
+  close(sv[1]);
+  return Mbps(received, absl::Now() - start);
+}
+
+double SocketPairConnectRate(const std::string& path) {
+  UniqueFd listener = Listen(path);
+  std::atomic<bool> stop{false};
+  std::thread acceptor([&] {
+    while (!stop) {
+      UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    }
+  });
+  int count = 0;
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + absl::Seconds(FLAGS_seconds);
+  sockaddr_un addr = Address(path);
+  while (absl::Now() < end) {
+    UniqueFd fd = UnixSocket();
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) ++count;
+  }
+  stop = true;
+  UniqueFd wake = UnixSocket();
+  connect(wake.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  acceptor.join();
+  return count / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+class Bench {
+ public:
+  bool Start() {
+    dir_ = *TempDir::Create("vsock-bench");
+    socket_ = dir_->File("vhost.sock");
+    uds_ = dir_->File("v.sock");
+    DaemonProcess::Options options;
+    options.binary = RunfilePath("vhost-user-vsock/vhost-user-vsock");
+    options.args = {"--socket-path=" + socket_, "--uds-path=" + uds_};
+    options.socket_path = socket_;
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    if (!daemon.ok()) {
+      std::fprintf(stderr, "%s\n", daemon.status().ToString().c_str());
+      return false;
+    }
+    daemon_ = *std::move(daemon);
+    VsockDriver::Options driver_options;
+    driver_options.rx_buffers = 256;
+    absl::StatusOr<std::unique_ptr<VsockDriver>> guest = VsockDriver::Start(socket_, driver_options);
+    if (!guest.ok()) return false;
+    guest_ = *std::move(guest);
+    return true;
+  }
+
+  double GuestToHost(uint32_t port) {
+    UniqueFd listener = Listen(absl::StrCat(uds_, "_", port));
+    std::atomic<uint64_t> received{0};
+    std::thread host([&] {
+      UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      Sink(c.get(), &received);
+    });
+    absl::StatusOr<VsockStream*> s = guest_->Connect(2, port);
+    if (!s.ok()) return 0;
+    const std::string block(kWrite, 'x');
+    const absl::Time start = absl::Now();
+    const absl::Time end = start + absl::Seconds(FLAGS_seconds);
+    while (absl::Now() < end && guest_->Write(*s, block).ok()) {
+    }
+    guest_->Shutdown(*s, VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
+    host.join();
+    return Mbps(received, absl::Now() - start);
+  }
+
+  double HostToGuest(uint32_t port) {
+    guest_->Listen(port);
+    UniqueFd host = UnixSocket();
+    sockaddr_un addr = Address(uds_);
+    connect(host.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    const std::string line = absl::StrCat("CONNECT ", port, "\n");
+    write(host.get(), line.data(), line.size());
+    absl::StatusOr<VsockStream*> s = guest_->Accept(port);
+    if (!s.ok()) return 0;
+    char ok[64];
+    read(host.get(), ok, sizeof(ok));  // "OK <port>\n"
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      const std::string block(kWrite, 'x');
+      while (!stop) {
+        if (write(host.get(), block.data(), block.size()) <= 0) return;
+      }
+    });
+    uint64_t received = 0;
+    const absl::Time start = absl::Now();
+    const absl::Time end = start + absl::Seconds(FLAGS_seconds);
+    while (absl::Now() < end && guest_->Pump(absl::Seconds(1))) {
+      received += (*s)->data.size();
+      (*s)->data.clear();
+    }
+    const absl::Duration took = absl::Now() - start;
+    stop = true;
+    shutdown(host.get(), SHUT_RDWR);
+    writer.join();
+    guest_->Reset(*s);
+    return Mbps(received, took);
+  }
+
+  double ConnectRate(uint32_t port) {
+    UniqueFd listener = Listen(absl::StrCat(uds_, "_", port));
+    std::atomic<bool> stop{false};
+    std::thread acceptor([&] {
+      while (!stop) {
+        UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      }
+    });
+    int count = 0;
+    const absl::Time start = absl::Now();
+    const absl::Time end = start + absl::Seconds(FLAGS_seconds);
+    while (absl::Now() < end) {
+      absl::StatusOr<VsockStream*> s = guest_->Connect(2, port);
+      if (!s.ok()) break;
+      guest_->Reset(*s);
+      ++count;
+    }
+    const absl::Duration took = absl::Now() - start;
+    stop = true;
+    UniqueFd wake = UnixSocket();
+    sockaddr_un addr = Address(absl::StrCat(uds_, "_", port));
+    connect(wake.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    acceptor.join();
+    return count / absl::ToDoubleSeconds(took);
+  }
+
+  std::string uds() const { return uds_; }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  std::string socket_, uds_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<VsockDriver> guest_;
+};
+
+int Main() {
+  Bench bench;
+  if (!bench.Start()) return 1;
+  std::vector<double> g2h, h2g, pair, conn, pair_conn;
+  for (int i = 0; i < FLAGS_repeat; ++i) {
+    g2h.push_back(bench.GuestToHost(1000 + i));
+    h2g.push_back(bench.HostToGuest(2000 + i));
+    pair.push_back(SocketPairMbps());
+    conn.push_back(bench.ConnectRate(3000 + i));
+    pair_conn.push_back(SocketPairConnectRate(bench.uds() + "_pair"));
+  }
+  const double limit = Median(pair);
+  std::printf("%-34s %12s %10s\n", "case (64 KiB writes)", "figure", "vs limit");
+  std::printf("%-34s %9.0f MB/s %9.2fx\n", "guest -> host stream", Median(g2h),
+              Median(g2h) / limit);
+  std::printf("%-34s %9.0f MB/s %9.2fx\n", "host -> guest stream", Median(h2g),
+              Median(h2g) / limit);
+  std::printf("%-34s %9.0f MB/s %9.2fx\n", "limit: AF_UNIX socket pair", limit, 1.0);
+  std::printf("%-34s %10.0f /s %9.2fx\n", "guest connect + reset", Median(conn),
+              Median(conn) / Median(pair_conn));
+  std::printf("%-34s %10.0f /s %9.2fx\n", "limit: AF_UNIX connect + accept", Median(pair_conn),
+              1.0);
+  return 0;
+}
+
+}  // namespace
+}  // namespace vhost
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return vhost::Main();
+}
