@@ -41,6 +41,8 @@ class Virtqueue {
   // Takes the next available chain. Returns false when there is none or the queue is broken.
   virtual bool Pop(DescriptorChain* chain) = 0;
   // Puts back the chain popped last, untouched: it will be popped again (e.g. after a restart).
+  // Repeatable for the chains popped before it, in reverse order, as long as none of them was
+  // pushed.
   virtual void Unpop(const DescriptorChain& chain) = 0;
   // Returns a chain to the guest with `written` bytes written into its writable part.
   virtual void Push(const DescriptorChain& chain, uint32_t written) = 0;

@@ -94,6 +94,8 @@ class VsockDevice : public VirtioDevice {
   // Fills one rx buffer from the host socket of `c`; returns false when it cannot (no data,
   // no credit, no buffer).
   bool SendFromHost(Virtqueue& rx, Connection& c);
+  // The same for a stream socket, filling up to 16 rx buffers with one readv.
+  bool SendStreamBatch(Virtqueue& rx, Connection& c);
   void DeliverEvents(Virtqueue& event);
 
   // Either worker, under mu_.
