@@ -2,7 +2,8 @@
 vhost-user-rng, makes a file system on a disk served by vhost-user-blk, reads what the host
 types on a virtual keyboard served by vhost-user-input, and uses a gpiochip served by
 vhost-user-gpio (sets an LED line, waits for a button interrupt from the host), and writes and
-reads back an EEPROM on an I2C bus served by vhost-user-i2c.
+reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program talks to a guest
+program over vsock through vhost-user-vsock.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and tests/e2e/gpio_guest_tool)
 """
@@ -66,6 +67,9 @@ echo "guest: I2C adapter $i2c ($name)"
 i2c_guest_tool $i2c roundtrip 0x50 eeprom |
   sed 's/E2E-RESULT eeprom=/guest: wrote "vhost-user" into the EEPROM at 0x50, read back: /'
 echo
+echo "guest: vsock listening on port 6000 for a host program..."
+vsock_guest_tool server 6000 | sed 's/E2E-RESULT server_echoed=/guest: echoed bytes back to the host: /'
+echo
 """
 
 
@@ -88,6 +92,30 @@ def gpio_host_side(line, control, seen):
         control_command(control, "set button 1")
 
 
+def vsock_host_side(line, uds, seen):
+    """A host program reaching into the guest: CONNECT 6000 on the daemon's Unix socket."""
+    if "E2E-READY server" not in line:
+        return
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(uds)
+        s.sendall(b"CONNECT 6000\n")
+        ok = b""
+        while not ok.endswith(b"\n"):
+            ok += s.recv(1)
+        message = b"hello from a host program over vsock"
+        s.sendall(message)
+        s.shutdown(socket.SHUT_WR)
+        echo = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            echo += chunk
+    seen["vsock"] = f"{ok.decode().strip()}; sent {message.decode()!r}, got back {echo.decode()!r}"
+    seen["vsock_ok"] = echo == message
+
+
 def control_command(path, command):
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
@@ -106,6 +134,8 @@ def main():
     i2c = os.path.join(bin_dir, "vhost-user-i2c/vhost-user-i2c")
     i2c_tool = os.path.join(bin_dir, "tests/e2e/i2c_guest_tool")
     i2c_ko = qemu_guest.out_of_tree_module("drivers/i2c/busses/i2c-virtio.c")
+    vsock = os.path.join(bin_dir, "vhost-user-vsock/vhost-user-vsock")
+    vsock_tool = os.path.join(bin_dir, "tests/e2e/vsock_guest_tool")
     seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
@@ -127,16 +157,21 @@ def main():
         i2c_sock = os.path.join(work, "i2c.sock")
         i2c_argv = [i2c, f"--socket-path={i2c_sock}", "--device-list=sim:0x50"]
         print("host: " + " ".join(i2c_argv))
+        vsock_sock = os.path.join(work, "vsock.sock")
+        uds = os.path.join(work, "vm.vsock")
+        vsock_argv = [vsock, f"--socket-path={vsock_sock}", f"--uds-path={uds}", "--guest-cid=3"]
+        print("host: " + " ".join(vsock_argv))
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
                 qemu_guest.Daemon([inp, f"--socket-path={input_sock}", "--virtual-device=keyboard",
                                    f"--control-socket={control}"], input_sock) as i, \
                 qemu_guest.Daemon(gpio_argv, gpio_sock) as g, \
-                qemu_guest.Daemon(i2c_argv, i2c_sock) as c:
+                qemu_guest.Daemon(i2c_argv, i2c_sock) as c, \
+                qemu_guest.Daemon(vsock_argv, vsock_sock) as v:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
-                  "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci and "
-                  "vhost-user-i2c-pci")
+                  "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci, "
+                  "vhost-user-i2c-pci and vhost-user-vsock-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
@@ -147,20 +182,25 @@ def main():
                          "-chardev", f"socket,id=gpio0,path={gpio_sock}",
                          "-device", "vhost-user-gpio-pci,chardev=gpio0",
                          "-chardev", f"socket,id=i2c0,path={i2c_sock}",
-                         "-device", "vhost-user-i2c-pci,chardev=i2c0"],
+                         "-device", "vhost-user-i2c-pci,chardev=i2c0",
+                         "-chardev", f"socket,id=vs0,path={vsock_sock}",
+                         "-device", "vhost-user-vsock-pci,chardev=vs0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
-                         "evdev", "i2c-dev"], built_modules=[gpio_ko, i2c_ko], work=work,
+                         "evdev", "i2c-dev", "vmw_vsock_virtio_transport"], built_modules=[gpio_ko, i2c_ko], work=work,
                 timeout=120,
                 extra_entries=qemu_guest.host_binary_entries(gpio_tool) +
-                qemu_guest.host_binary_entries(i2c_tool),
+                qemu_guest.host_binary_entries(i2c_tool) +
+                qemu_guest.host_binary_entries(vsock_tool),
                 on_line=lambda line: (type_when_ready(line, control),
-                                      gpio_host_side(line, gpio_control, seen)))
+                                      gpio_host_side(line, gpio_control, seen),
+                                      vsock_host_side(line, uds, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
-                    "vhost-user-i2c": c.read_log()}
+                    "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log()}
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
     print(f"host: the simulated LED line while the guest held it: {seen.get('led')}")
+    print(f"host: vsock: {seen.get('vsock')}")
     for name, log in logs.items():
         print(f"host: {name} log:")
         print("  " + "\n  ".join(log.strip().splitlines()))
@@ -168,7 +208,8 @@ def main():
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
-          "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body)
+          "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body and
+          seen.get("vsock_ok", False))
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
