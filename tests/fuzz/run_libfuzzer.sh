@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of one target with libFuzzer (clang 14), ASan and UBSan.
-# Usage: tests/fuzz/run_libfuzzer.sh message_fuzz|virtqueue_fuzz [SECONDS]
+# Usage: tests/fuzz/run_libfuzzer.sh message_fuzz|virtqueue_fuzz|device_fuzz [SECONDS]
 # New inputs that reach new code land in a scratch corpus under /tmp; crashes in the current
 # directory (crash-*), to be copied into tests/fuzz/corpus/TARGET as regressions once fixed.
 set -euo pipefail
@@ -11,6 +11,12 @@ out=$(mktemp -d /tmp/fuzz-$target-XXXXXX)
 common=(common/message.cc common/channel.cc common/guest_memory.cc common/descriptor_chain.cc
         common/virtqueue.cc common/split_ring.cc common/packed_ring.cc common/backend.cc
         common/queue_worker.cc common/testing/fake_guest_memory.cc)
+if [ "$target" = device_fuzz ]; then
+  common+=(common/testing/driver_ring.cc common/unix_listener.cc common/control_socket.cc)
+  for d in vhost-user-gpio vhost-user-i2c vhost-user-vsock; do
+    common+=($(ls $d/*.cc | grep -v -e main.cc -e _test.cc))
+  done
+fi
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.so | sed 's|.*/lib\(absl_[a-z0-9_]*\)\.so|-l\1|' | tr '\n' ' ')
 clang++-14 -std=c++17 -O1 -g -I. -fsanitize=fuzzer,address,undefined \
   "tests/fuzz/$target.cc" "${common[@]}" -o "$out/$target" \
