@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -136,10 +137,15 @@ absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
       seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) {
     return absl::InternalError("seccomp rule for clone");
   }
-  // Libraries that probe files after setup (time zone data, locale) are told there is none.
-  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 0) != 0 ||
-      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(open), 0) != 0) {
-    return absl::InternalError("seccomp rule for open");
+  // Libraries that probe files after setup (time zone data, locale) are told there is none,
+  // unless the device opens files itself (vhost-user-fs, relative to its shared directory).
+  const auto& extra = policy.extra_syscalls;
+  for (const char* name : {"openat", "open"}) {
+    if (std::find(extra.begin(), extra.end(), name) != extra.end()) continue;
+    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), seccomp_syscall_resolve_name(name),
+                         0) != 0) {
+      return absl::InternalError("seccomp rule for open");
+    }
   }
   // Every thread, including any a device started during setup, gets the filter.
   if (seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1) != 0) {

@@ -39,6 +39,7 @@ APPLETS = [
     "test", "[", "mkdir", "rm", "cp", "mv", "sync", "stat", "find", "xargs", "uname", "mknod",
     "mkfs.ext2", "mke2fs", "blockdev", "seq", "sort", "uniq", "cut", "date", "timeout", "true",
     "false", "printf", "dmesg", "blkdiscard", "fstrim", "df", "du", "sha1sum", "chmod",
+    "ln", "touch", "readlink", "truncate", "chown", "wait",
 ]
 
 INIT = """#!/bin/sh

@@ -1,0 +1,34 @@
+// virtio-fs (virtio 1.2 §5.11): a high-priority queue (FORGET, INTERRUPT) and request queues,
+// every request served by the FUSE server of the shared directory.
+#ifndef VHOST_USER_FS_FS_DEVICE_H_
+#define VHOST_USER_FS_FS_DEVICE_H_
+
+#include <memory>
+#include <string>
+
+#include "common/device.h"
+#include "vhost-user-fs/fuse_server.h"
+
+namespace vhost {
+
+constexpr uint32_t kVirtioIdFs = 26;
+
+class FsDevice : public VirtioDevice {
+ public:
+  FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues);
+
+  DeviceInfo Info() const override;
+  absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
+  absl::Duration ProcessQueue(Virtqueue& queue) override;
+
+  FuseServer& server() { return *server_; }
+
+ private:
+  const std::unique_ptr<FuseServer> server_;
+  const std::string tag_;
+  const uint32_t request_queues_;
+};
+
+}  // namespace vhost
+
+#endif  // VHOST_USER_FS_FS_DEVICE_H_

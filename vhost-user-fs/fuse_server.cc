@@ -1,0 +1,782 @@
+#include "vhost-user-fs/fuse_server.h"
+
+#include <fcntl.h>
+#include <sys/fsuid.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace vhost {
+namespace {
+
+constexpr size_t kInHeader = sizeof(fuse_in_header);
+constexpr size_t kOutHeader = sizeof(fuse_out_header);
+// Arguments are copied out of guest memory once; no request but WRITE (whose data is not
+// copied) and SETXATTR has more than names and fixed structures.
+constexpr size_t kMaxArgs = 64 * 1024 + 2 * 256;
+
+// The caller's fsuid/fsgid for the duration of a request, when we run as root: files are created
+// as the guest's user and permissions are checked as the host would check them for that user.
+class ScopedCredentials {
+ public:
+  ScopedCredentials(uid_t uid, gid_t gid) : active_(geteuid() == 0) {
+    if (!active_) return;
+    setfsgid(gid);
+    setfsuid(uid);
+  }
+  ~ScopedCredentials() {
+    if (!active_) return;
+    setfsuid(0);
+    setfsgid(0);
+  }
+
+ private:
+  const bool active_;
+};
+
+// A single path component: not empty, no '/', not "." (".." is the caller's business).
+bool ValidName(const char* name) {
+  return name != nullptr && name[0] != '\0' && std::strchr(name, '/') == nullptr &&
+         std::strcmp(name, ".") != 0;
+}
+
+}  // namespace
+
+class FuseServer::Request {
+ public:
+  explicit Request(const DescriptorChain& chain) : chain(chain) {}
+
+  bool Parse() {
+    if (chain.readable_bytes < kInHeader) return false;
+    CopyFromSegments(chain.readable, 0, &in, kInHeader);
+    size_t want = chain.readable_bytes - kInHeader;
+    if (in.opcode == FUSE_WRITE) want = std::min(want, sizeof(fuse_write_in));
+    if (want > kMaxArgs) want = kMaxArgs;
+    args.resize(want);
+    if (want) CopyFromSegments(chain.readable, kInHeader, args.data(), want);
+    return true;
+  }
+  template <typename T>
+  const T* Arg(size_t offset = 0) const {
+    return offset + sizeof(T) <= args.size() ? reinterpret_cast<const T*>(&args[offset]) : nullptr;
+  }
+  // The NUL-terminated string at `offset` of the arguments, or nullptr.
+  const char* Name(size_t offset) const {
+    if (offset >= args.size()) return nullptr;
+    const void* end = std::memchr(&args[offset], '\0', args.size() - offset);
+    return end == nullptr ? nullptr : &args[offset];
+  }
+  template <typename T>
+  void Reply(const T& value) {
+    payload.assign(reinterpret_cast<const char*>(&value), sizeof(value));
+  }
+  // Room for reply bytes after the header.
+  uint64_t room() const {
+    return chain.writable_bytes > kOutHeader ? chain.writable_bytes - kOutHeader : 0;
+  }
+
+  const DescriptorChain& chain;
+  fuse_in_header in{};
+  std::vector<char> args;
+  std::string payload;  // reply after the header
+  uint32_t direct = 0;  // READ: bytes already placed after the header
+  bool no_reply = false;
+};
+
+absl::StatusOr<std::unique_ptr<FuseServer>> FuseServer::Create(const FsOptions& options) {
+  UniqueFd root(open(options.shared_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shared-dir: ", options.shared_dir, ": ", strerror(errno)));
+  }
+  UniqueFd proc(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!proc) return absl::ErrnoToStatus(errno, "/proc/self/fd (is /proc mounted?)");
+  return std::unique_ptr<FuseServer>(new FuseServer(options, std::move(root), std::move(proc)));
+}
+
+FuseServer::FuseServer(const FsOptions& options, UniqueFd root, UniqueFd proc_fds)
+    : options_(options),
+      proc_fds_(std::move(proc_fds)),
+      inodes_(std::make_unique<InodeTable>(std::move(root))) {}
+
+uint32_t FuseServer::Handle(const DescriptorChain& chain) {
+  Request r(chain);
+  int err;
+  if (!r.Parse()) {
+    LOG_EVERY_N(WARNING, 100) << "FUSE request of " << chain.readable_bytes << " bytes";
+    err = EINVAL;
+  } else if (r.in.len != chain.readable_bytes && r.in.opcode != FUSE_WRITE &&
+             r.in.len > chain.readable_bytes) {
+    LOG_EVERY_N(WARNING, 100) << "FUSE request claims " << r.in.len << " bytes, has "
+                              << chain.readable_bytes;
+    err = EINVAL;
+  } else {
+    ScopedCredentials as_caller(r.in.uid, r.in.gid);
+    err = Dispatch(r);
+  }
+  if (r.no_reply || chain.writable_bytes < kOutHeader) {
+    if (!r.no_reply) {
+      LOG_EVERY_N(WARNING, 100) << "FUSE request without room for a reply";
+    }
+    return 0;
+  }
+  if (err == 0 && r.payload.size() > r.room()) err = ERANGE;  // the guest's buffer is too small
+  fuse_out_header out{};
+  out.unique = r.in.unique;
+  out.error = -err;
+  out.len = static_cast<uint32_t>(kOutHeader + (err ? 0 : r.payload.size() + r.direct));
+  CopyToSegments(chain.writable, 0, &out, sizeof(out));
+  if (err == 0 && !r.payload.empty()) {
+    CopyToSegments(chain.writable, kOutHeader, r.payload.data(), r.payload.size());
+  }
+  return out.len;
+}
+
+int FuseServer::Dispatch(Request& r) {
+  switch (r.in.opcode) {
+    case FUSE_INIT:
+      return Init(r);
+    case FUSE_DESTROY:
+      return 0;
+    case FUSE_LOOKUP:
+      return Lookup(r);
+    case FUSE_FORGET:
+      return Forget(r);
+    case FUSE_BATCH_FORGET:
+      return BatchForget(r);
+    case FUSE_GETATTR:
+      return GetAttr(r);
+    case FUSE_SETATTR:
+      return SetAttr(r);
+    case FUSE_READLINK:
+      return ReadLink(r);
+    case FUSE_MKNOD:
+    case FUSE_MKDIR:
+    case FUSE_SYMLINK:
+      return MakeNode(r);
+    case FUSE_LINK:
+      return Link(r);
+    case FUSE_UNLINK:
+    case FUSE_RMDIR:
+      return Remove(r);
+    case FUSE_RENAME:
+    case FUSE_RENAME2:
+      return Rename(r);
+    case FUSE_OPEN:
+    case FUSE_OPENDIR:
+      return Open(r);
+    case FUSE_CREATE:
+      return Create(r);
+    case FUSE_READ:
+      return Read(r);
+    case FUSE_WRITE:
+      return Write(r);
+    case FUSE_RELEASE:
+    case FUSE_RELEASEDIR:
+      return Release(r);
+    case FUSE_FLUSH:
+      return Flush(r);
+    case FUSE_FSYNC:
+    case FUSE_FSYNCDIR:
+      return Fsync(r);
+    case FUSE_READDIR:
+    case FUSE_READDIRPLUS:
+      return ReadDir(r);
+    case FUSE_STATFS:
+      return StatFs(r);
+    case FUSE_ACCESS:
+      return Access(r);
+    case FUSE_GETXATTR:
+    case FUSE_SETXATTR:
+    case FUSE_LISTXATTR:
+    case FUSE_REMOVEXATTR:
+      return Xattr(r);
+    case FUSE_FALLOCATE:
+      return Fallocate(r);
+    case FUSE_LSEEK:
+      return Lseek(r);
+    case FUSE_COPY_FILE_RANGE:
+      return CopyFileRange(r);
+    case FUSE_SYNCFS:
+      return SyncFs(r);
+    case FUSE_INTERRUPT:
+      r.no_reply = true;  // requests finish quickly; nothing to interrupt
+      return 0;
+    default:
+      // STATX, locks, TMPFILE, DAX mappings...: the client falls back or does without.
+      return ENOSYS;
+  }
+}
+
+// ---- helpers
+
+uint64_t FuseServer::Timeout() const {
+  switch (options_.cache) {
+    case CacheMode::kNever:
+      return 0;
+    case CacheMode::kAuto:
+      return 1;
+    case CacheMode::kAlways:
+      return 86400;
+  }
+  return 1;
+}
+
+void FuseServer::FillAttr(const struct stat& st, fuse_attr* a) const {
+  *a = fuse_attr{};
+  a->ino = st.st_ino;
+  a->size = st.st_size;
+  a->blocks = st.st_blocks;
+  a->atime = st.st_atim.tv_sec;
+  a->mtime = st.st_mtim.tv_sec;
+  a->ctime = st.st_ctim.tv_sec;
+  a->atimensec = st.st_atim.tv_nsec;
+  a->mtimensec = st.st_mtim.tv_nsec;
+  a->ctimensec = st.st_ctim.tv_nsec;
+  a->mode = st.st_mode;
+  a->nlink = st.st_nlink;
+  a->uid = st.st_uid;
+  a->gid = st.st_gid;
+  a->rdev = st.st_rdev;
+  a->blksize = st.st_blksize;
+}
+
+void FuseServer::FillEntry(uint64_t nodeid, const struct stat& st, fuse_entry_out* out) const {
+  *out = fuse_entry_out{};
+  out->nodeid = nodeid;
+  out->entry_valid = out->attr_valid = Timeout();
+  FillAttr(st, &out->attr);
+}
+
+int FuseServer::StatInode(const Inode& inode, struct stat* st) {
+  return fstatat(inode.fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+}
+
+int FuseServer::Reopen(const Inode& inode, int flags) {
+  if (inode.type == S_IFLNK) {
+    errno = ELOOP;  // never follow: the target may lie anywhere
+    return -1;
+  }
+  const std::string name = std::to_string(inode.fd.get());
+  return openat(proc_fds_.get(), name.c_str(), (flags & ~(O_NOFOLLOW | O_CREAT)) | O_CLOEXEC);
+}
+
+int FuseServer::LookupEntry(const Inode& parent, const char* name, fuse_entry_out* out) {
+  UniqueFd fd;
+  if (std::strcmp(name, "..") == 0 && parent.nodeid == kRootNodeId) {
+    fd = UniqueFd(openat(parent.fd.get(), ".", O_PATH | O_CLOEXEC));  // the root's parent is itself
+  } else {
+    fd = UniqueFd(openat(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  }
+  if (!fd) return errno;
+  struct stat st;
+  if (fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  std::shared_ptr<Inode> inode = inodes_->Ref(std::move(fd), st);
+  FillEntry(inode->nodeid, st, out);
+  return 0;
+}
+
+// ---- operations
+
+int FuseServer::Init(Request& r) {
+  const fuse_init_in* in = r.Arg<fuse_init_in>();
+  if (in == nullptr || in->major != FUSE_KERNEL_VERSION) return EPROTO;
+  fuse_init_out out{};
+  out.major = FUSE_KERNEL_VERSION;
+  out.minor = std::min<uint32_t>(in->minor, FUSE_KERNEL_MINOR_VERSION);
+  out.max_readahead = in->max_readahead;
+  uint32_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
+                    FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
+                    FUSE_HANDLE_KILLPRIV;
+  out.flags = in->flags & wanted;
+  out.max_background = 64;
+  out.congestion_threshold = 48;
+  out.max_write = kMaxWrite;
+  out.time_gran = 1;
+  out.max_pages = kMaxWrite / 4096;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Lookup(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  const char* name = r.Name(0);
+  if (parent == nullptr) return ESTALE;
+  if (!ValidName(name)) return EINVAL;
+  fuse_entry_out out;
+  if (int err = LookupEntry(*parent, name, &out)) return err;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Forget(Request& r) {
+  r.no_reply = true;
+  if (const fuse_forget_in* in = r.Arg<fuse_forget_in>()) inodes_->Forget(r.in.nodeid, in->nlookup);
+  return 0;
+}
+
+int FuseServer::BatchForget(Request& r) {
+  r.no_reply = true;
+  const fuse_batch_forget_in* in = r.Arg<fuse_batch_forget_in>();
+  if (in == nullptr) return 0;
+  for (uint32_t i = 0; i < in->count; ++i) {
+    const fuse_forget_one* one =
+        r.Arg<fuse_forget_one>(sizeof(fuse_batch_forget_in) + i * sizeof(fuse_forget_one));
+    if (one == nullptr) break;  // count beyond the arguments: take what is there
+    inodes_->Forget(one->nodeid, one->nlookup);
+  }
+  return 0;
+}
+
+int FuseServer::GetAttr(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  if (inode == nullptr) return ESTALE;
+  struct stat st;
+  if (int err = StatInode(*inode, &st)) return err;
+  fuse_attr_out out{};
+  out.attr_valid = Timeout();
+  FillAttr(st, &out.attr);
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::SetAttr(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  const fuse_setattr_in* in = r.Arg<fuse_setattr_in>();
+  if (inode == nullptr) return ESTALE;
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = (in->valid & FATTR_FH) ? inodes_->GetHandle(in->fh) : nullptr;
+  if ((in->valid & FATTR_FH) && handle == nullptr) return EBADF;
+  const std::string proc_name = std::to_string(inode->fd.get());
+  if (in->valid & FATTR_MODE) {
+    if (inode->type == S_IFLNK) return EOPNOTSUPP;
+    if (fchmodat(proc_fds_.get(), proc_name.c_str(), in->mode & 07777, 0) != 0) return errno;
+  }
+  if (in->valid & (FATTR_UID | FATTR_GID)) {
+    const uid_t uid = (in->valid & FATTR_UID) ? in->uid : static_cast<uid_t>(-1);
+    const gid_t gid = (in->valid & FATTR_GID) ? in->gid : static_cast<gid_t>(-1);
+    if (fchownat(inode->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return errno;
+    }
+  }
+  if (in->valid & FATTR_SIZE) {
+    int rc;
+    if (handle != nullptr) {
+      rc = ftruncate(handle->fd.get(), in->size);
+    } else {
+      UniqueFd fd(Reopen(*inode, O_WRONLY));
+      if (!fd) return errno;
+      rc = ftruncate(fd.get(), in->size);
+    }
+    if (rc != 0) return errno;
+  }
+  if (in->valid & (FATTR_ATIME | FATTR_MTIME)) {
+    timespec times[2];
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_nsec = UTIME_OMIT;
+    if (in->valid & FATTR_ATIME_NOW) {
+      times[0].tv_nsec = UTIME_NOW;
+    } else if (in->valid & FATTR_ATIME) {
+      times[0] = {static_cast<time_t>(in->atime), static_cast<long>(in->atimensec)};
+    }
+    if (in->valid & FATTR_MTIME_NOW) {
+      times[1].tv_nsec = UTIME_NOW;
+    } else if (in->valid & FATTR_MTIME) {
+      times[1] = {static_cast<time_t>(in->mtime), static_cast<long>(in->mtimensec)};
+    }
+    if (inode->type == S_IFLNK) return EOPNOTSUPP;
+    if (utimensat(proc_fds_.get(), proc_name.c_str(), times, 0) != 0) return errno;
+  }
+  return GetAttr(r);
+}
+
+int FuseServer::ReadLink(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  if (inode == nullptr) return ESTALE;
+  char target[PATH_MAX];
+  const ssize_t n = readlinkat(inode->fd.get(), "", target, sizeof(target));
+  if (n < 0) return errno;
+  r.payload.assign(target, n);
+  return 0;
+}
+
+int FuseServer::MakeNode(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  if (parent == nullptr) return ESTALE;
+  const char* name = nullptr;
+  int rc;
+  if (r.in.opcode == FUSE_MKDIR) {
+    const fuse_mkdir_in* in = r.Arg<fuse_mkdir_in>();
+    name = r.Name(sizeof(fuse_mkdir_in));
+    if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+    rc = mkdirat(parent->fd.get(), name, in->mode & ~in->umask & 07777);
+  } else if (r.in.opcode == FUSE_MKNOD) {
+    const fuse_mknod_in* in = r.Arg<fuse_mknod_in>();
+    name = r.Name(sizeof(fuse_mknod_in));
+    if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+    rc = mknodat(parent->fd.get(), name, in->mode & ~(in->umask & 07777), in->rdev);
+  } else {  // SYMLINK: name, then target
+    name = r.Name(0);
+    const char* target = name ? r.Name(std::strlen(name) + 1) : nullptr;
+    if (!ValidName(name) || !std::strcmp(name, "..") || target == nullptr) return EINVAL;
+    rc = symlinkat(target, parent->fd.get(), name);
+  }
+  if (rc != 0) return errno;
+  fuse_entry_out out;
+  if (int err = LookupEntry(*parent, name, &out)) return err;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Link(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  const fuse_link_in* in = r.Arg<fuse_link_in>();
+  const char* name = r.Name(sizeof(fuse_link_in));
+  if (parent == nullptr) return ESTALE;
+  if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+  std::shared_ptr<Inode> old = inodes_->Get(in->oldnodeid);
+  if (old == nullptr) return ESTALE;
+  // Through /proc/self/fd: linking an O_PATH descriptor itself needs CAP_DAC_READ_SEARCH.
+  const std::string proc_name = std::to_string(old->fd.get());
+  if (linkat(proc_fds_.get(), proc_name.c_str(), parent->fd.get(), name, AT_SYMLINK_FOLLOW) != 0) {
+    if (errno != ENOENT || old->type != S_IFLNK ||
+        linkat(old->fd.get(), "", parent->fd.get(), name, AT_EMPTY_PATH) != 0) {
+      return errno;
+    }
+  }
+  fuse_entry_out out;
+  if (int err = LookupEntry(*parent, name, &out)) return err;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Remove(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  const char* name = r.Name(0);
+  if (parent == nullptr) return ESTALE;
+  if (!ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+  const int flags = r.in.opcode == FUSE_RMDIR ? AT_REMOVEDIR : 0;
+  return unlinkat(parent->fd.get(), name, flags) == 0 ? 0 : errno;
+}
+
+int FuseServer::Rename(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  uint64_t newdir;
+  uint32_t flags = 0;
+  size_t names;
+  if (r.in.opcode == FUSE_RENAME2) {
+    const fuse_rename2_in* in = r.Arg<fuse_rename2_in>();
+    if (in == nullptr) return EINVAL;
+    newdir = in->newdir;
+    flags = in->flags;
+    names = sizeof(fuse_rename2_in);
+  } else {
+    const fuse_rename_in* in = r.Arg<fuse_rename_in>();
+    if (in == nullptr) return EINVAL;
+    newdir = in->newdir;
+    names = sizeof(fuse_rename_in);
+  }
+  const char* old_name = r.Name(names);
+  const char* new_name = old_name ? r.Name(names + std::strlen(old_name) + 1) : nullptr;
+  std::shared_ptr<Inode> new_parent = inodes_->Get(newdir);
+  if (parent == nullptr || new_parent == nullptr) return ESTALE;
+  if (!ValidName(old_name) || !ValidName(new_name) || !std::strcmp(old_name, "..") ||
+      !std::strcmp(new_name, "..")) {
+    return EINVAL;
+  }
+  if (renameat2(parent->fd.get(), old_name, new_parent->fd.get(), new_name, flags) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+int FuseServer::Open(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  const fuse_open_in* in = r.Arg<fuse_open_in>();
+  if (inode == nullptr) return ESTALE;
+  if (in == nullptr) return EINVAL;
+  const bool dir = r.in.opcode == FUSE_OPENDIR;
+  int flags = dir ? (O_RDONLY | O_DIRECTORY) : static_cast<int>(in->flags);
+  auto handle = std::make_shared<OpenFile>();
+  handle->fd = UniqueFd(Reopen(*inode, flags & ~O_EXCL));
+  if (!handle->fd) return errno;
+  if (dir) {
+    handle->dir = fdopendir(dup(handle->fd.get()));
+    if (handle->dir == nullptr) return errno;
+  }
+  fuse_open_out out{};
+  out.fh = inodes_->AddHandle(std::move(handle));
+  if (!dir && options_.cache == CacheMode::kNever) out.open_flags |= FOPEN_DIRECT_IO;
+  if (!dir && options_.cache == CacheMode::kAlways) out.open_flags |= FOPEN_KEEP_CACHE;
+  if (dir && options_.cache == CacheMode::kAlways) out.open_flags |= FOPEN_CACHE_DIR;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Create(Request& r) {
+  std::shared_ptr<Inode> parent = inodes_->Get(r.in.nodeid);
+  const fuse_create_in* in = r.Arg<fuse_create_in>();
+  const char* name = r.Name(sizeof(fuse_create_in));
+  if (parent == nullptr) return ESTALE;
+  if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+  auto handle = std::make_shared<OpenFile>();
+  handle->fd = UniqueFd(openat(parent->fd.get(), name,
+                               static_cast<int>(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                               in->mode & ~in->umask & 07777));
+  if (!handle->fd) return errno;
+  struct {
+    fuse_entry_out entry;
+    fuse_open_out open;
+  } out{};
+  if (int err = LookupEntry(*parent, name, &out.entry)) return err;
+  out.open.fh = inodes_->AddHandle(std::move(handle));
+  if (options_.cache == CacheMode::kNever) out.open.open_flags |= FOPEN_DIRECT_IO;
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Read(Request& r) {
+  const fuse_read_in* in = r.Arg<fuse_read_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  const uint64_t size = std::min<uint64_t>(in->size, r.room());
+  IovecList iov;
+  SliceSegments(r.chain.writable, kOutHeader, size, &iov);
+  const ssize_t n = preadv(handle->fd.get(), iov.data(), static_cast<int>(iov.size()),
+                           static_cast<off_t>(in->offset));
+  if (n < 0) return errno;
+  r.direct = static_cast<uint32_t>(n);
+  return 0;
+}
+
+int FuseServer::Write(Request& r) {
+  const fuse_write_in* in = r.Arg<fuse_write_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  const uint64_t data_offset = kInHeader + sizeof(fuse_write_in);
+  if (in->size > kMaxWrite || data_offset + in->size > r.chain.readable_bytes) return EINVAL;
+  IovecList iov;
+  SliceSegments(r.chain.readable, data_offset, in->size, &iov);
+  const ssize_t n = pwritev(handle->fd.get(), iov.data(), static_cast<int>(iov.size()),
+                            static_cast<off_t>(in->offset));
+  if (n < 0) return errno;
+  fuse_write_out out{};
+  out.size = static_cast<uint32_t>(n);
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Release(Request& r) {
+  const fuse_release_in* in = r.Arg<fuse_release_in>();
+  if (in == nullptr) return EINVAL;
+  if (inodes_->GetHandle(in->fh) == nullptr) return EBADF;
+  inodes_->ReleaseHandle(in->fh);
+  return 0;
+}
+
+int FuseServer::Flush(Request& r) {
+  const fuse_flush_in* in = r.Arg<fuse_flush_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  // What close() would do for this descriptor's POSIX locks, without closing it.
+  const int copy = dup(handle->fd.get());
+  if (copy < 0) return errno;
+  return close(copy) == 0 ? 0 : errno;
+}
+
+int FuseServer::Fsync(Request& r) {
+  const fuse_fsync_in* in = r.Arg<fuse_fsync_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  const int rc = (in->fsync_flags & 1) ? fdatasync(handle->fd.get()) : fsync(handle->fd.get());
+  return rc == 0 ? 0 : errno;
+}
+
+int FuseServer::ReadDir(Request& r) {
+  const fuse_read_in* in = r.Arg<fuse_read_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  std::shared_ptr<Inode> dir_inode = inodes_->Get(r.in.nodeid);
+  if (handle == nullptr || handle->dir == nullptr) return EBADF;
+  if (dir_inode == nullptr) return ESTALE;
+  const bool plus = r.in.opcode == FUSE_READDIRPLUS;
+  const size_t limit = std::min<uint64_t>(in->size, r.room());
+  std::lock_guard<std::mutex> lock(handle->mu);
+  if (in->offset == 0) {
+    rewinddir(handle->dir);
+  } else {
+    seekdir(handle->dir, static_cast<long>(in->offset));
+  }
+  for (;;) {
+    const long before = telldir(handle->dir);
+    errno = 0;
+    dirent* d = readdir(handle->dir);
+    if (d == nullptr) {
+      if (errno != 0 && r.payload.empty()) return errno;
+      break;
+    }
+    const size_t namelen = std::strlen(d->d_name);
+    const size_t entry_size =
+        FUSE_DIRENT_ALIGN((plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET) + namelen);
+    if (r.payload.size() + entry_size > limit) {
+      seekdir(handle->dir, before);  // the next READDIR starts here
+      break;
+    }
+    std::string entry(entry_size, '\0');
+    fuse_dirent* dirent_out;
+    if (plus) {
+      auto* p = reinterpret_cast<fuse_direntplus*>(entry.data());
+      const bool dots = !std::strcmp(d->d_name, ".") || !std::strcmp(d->d_name, "..");
+      // "." and ".." get no entry (node id 0): the client does not instantiate them.
+      if (!dots && LookupEntry(*dir_inode, d->d_name, &p->entry_out) != 0) continue;
+      dirent_out = &p->dirent;
+    } else {
+      dirent_out = reinterpret_cast<fuse_dirent*>(entry.data());
+    }
+    dirent_out->ino = d->d_ino;
+    dirent_out->off = static_cast<uint64_t>(telldir(handle->dir));
+    dirent_out->namelen = static_cast<uint32_t>(namelen);
+    dirent_out->type = d->d_type;
+    std::memcpy(dirent_out->name, d->d_name, namelen);
+    r.payload += entry;
+  }
+  return 0;
+}
+
+int FuseServer::StatFs(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  if (inode == nullptr) return ESTALE;
+  struct statvfs st;
+  if (fstatvfs(inode->fd.get(), &st) != 0) return errno;
+  fuse_statfs_out out{};
+  out.st.blocks = st.f_blocks;
+  out.st.bfree = st.f_bfree;
+  out.st.bavail = st.f_bavail;
+  out.st.files = st.f_files;
+  out.st.ffree = st.f_ffree;
+  out.st.bsize = static_cast<uint32_t>(st.f_bsize);
+  out.st.namelen = static_cast<uint32_t>(st.f_namemax);
+  out.st.frsize = static_cast<uint32_t>(st.f_frsize);
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::Access(Request& r) {
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  const fuse_access_in* in = r.Arg<fuse_access_in>();
+  if (inode == nullptr) return ESTALE;
+  if (in == nullptr) return EINVAL;
+  if (inode->type == S_IFLNK) return 0;  // symlinks have no permissions of their own
+  const std::string proc_name = std::to_string(inode->fd.get());
+  return faccessat(proc_fds_.get(), proc_name.c_str(), in->mask, 0) == 0 ? 0 : errno;
+}
+
+int FuseServer::Xattr(Request& r) {
+  if (!options_.xattr) return ENOSYS;  // the client stops asking
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  if (inode == nullptr) return ESTALE;
+  if (inode->type == S_IFLNK) return ENOTSUP;
+  UniqueFd fd(Reopen(*inode, inode->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY));
+  if (!fd) return errno;
+  switch (r.in.opcode) {
+    case FUSE_GETXATTR:
+    case FUSE_LISTXATTR: {
+      const fuse_getxattr_in* in = r.Arg<fuse_getxattr_in>();
+      const char* name = r.Name(sizeof(fuse_getxattr_in));
+      if (in == nullptr || (r.in.opcode == FUSE_GETXATTR && name == nullptr)) return EINVAL;
+      const size_t size = std::min<size_t>(in->size, 64 * 1024);
+      std::string value(size, '\0');
+      const ssize_t n = r.in.opcode == FUSE_GETXATTR
+                            ? fgetxattr(fd.get(), name, size ? value.data() : nullptr, size)
+                            : flistxattr(fd.get(), size ? value.data() : nullptr, size);
+      if (n < 0) return errno;
+      if (size == 0) {
+        fuse_getxattr_out out{};
+        out.size = static_cast<uint32_t>(n);
+        r.Reply(out);
+      } else {
+        r.payload = value.substr(0, n);
+      }
+      return 0;
+    }
+    case FUSE_SETXATTR: {
+      const fuse_setxattr_in* in = r.Arg<fuse_setxattr_in>();
+      // Clients without FUSE_SETXATTR_EXT send the short structure (size, flags).
+      const size_t header = FUSE_COMPAT_SETXATTR_IN_SIZE;
+      const char* name = r.Name(header);
+      if (in == nullptr || name == nullptr) return EINVAL;
+      const size_t value_at = header + std::strlen(name) + 1;
+      if (value_at + in->size > r.args.size()) return EINVAL;
+      return fsetxattr(fd.get(), name, &r.args[value_at], in->size, in->flags) == 0 ? 0 : errno;
+    }
+    default: {
+      const char* name = r.Name(0);
+      if (name == nullptr) return EINVAL;
+      return fremovexattr(fd.get(), name) == 0 ? 0 : errno;
+    }
+  }
+}
+
+int FuseServer::Fallocate(Request& r) {
+  const fuse_fallocate_in* in = r.Arg<fuse_fallocate_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  return fallocate(handle->fd.get(), static_cast<int>(in->mode), static_cast<off_t>(in->offset),
+                   static_cast<off_t>(in->length)) == 0
+             ? 0
+             : errno;
+}
+
+int FuseServer::Lseek(Request& r) {
+  const fuse_lseek_in* in = r.Arg<fuse_lseek_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
+  if (handle == nullptr) return EBADF;
+  const off_t pos = lseek(handle->fd.get(), static_cast<off_t>(in->offset), in->whence);
+  if (pos < 0) return errno;
+  fuse_lseek_out out{};
+  out.offset = static_cast<uint64_t>(pos);
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::CopyFileRange(Request& r) {
+  const fuse_copy_file_range_in* in = r.Arg<fuse_copy_file_range_in>();
+  if (in == nullptr) return EINVAL;
+  std::shared_ptr<OpenFile> from = inodes_->GetHandle(in->fh_in);
+  std::shared_ptr<OpenFile> to = inodes_->GetHandle(in->fh_out);
+  if (from == nullptr || to == nullptr) return EBADF;
+  loff_t off_in = static_cast<loff_t>(in->off_in), off_out = static_cast<loff_t>(in->off_out);
+  const ssize_t n =
+      copy_file_range(from->fd.get(), &off_in, to->fd.get(), &off_out,
+                      std::min<uint64_t>(in->len, 1u << 30), static_cast<unsigned>(in->flags));
+  if (n < 0) return errno;
+  fuse_write_out out{};
+  out.size = static_cast<uint32_t>(n);
+  r.Reply(out);
+  return 0;
+}
+
+int FuseServer::SyncFs(Request& r) {
+  std::shared_ptr<Inode> root = inodes_->Get(kRootNodeId);
+  UniqueFd fd(Reopen(*root, O_RDONLY | O_DIRECTORY));
+  if (!fd) return errno;
+  return syncfs(fd.get()) == 0 ? 0 : errno;
+}
+
+}  // namespace vhost

@@ -1,0 +1,96 @@
+// A passthrough FUSE file system over a shared directory, as the Linux virtiofs client speaks it
+// (linux/fuse.h): each request is one descriptor chain, fuse_in_header and arguments readable,
+// fuse_out_header and results writable; READ and WRITE data move between guest buffers and files
+// with preadv/pwritev, no copy in between.
+//
+// Nothing outside the shared directory is reachable: every inode is an O_PATH descriptor, every
+// operation takes one path component relative to its parent's descriptor with *at() calls and
+// O_NOFOLLOW, names with '/' are refused, ".." of the root is the root, and files are (re)opened
+// through /proc/self/fd, held open from start-up, so a symlink is never followed.
+#ifndef VHOST_USER_FS_FUSE_SERVER_H_
+#define VHOST_USER_FS_FUSE_SERVER_H_
+
+#include <linux/fuse.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/descriptor_chain.h"
+#include "vhost-user-fs/inode_table.h"
+
+namespace vhost {
+
+enum class CacheMode { kNever, kAuto, kAlways };
+
+struct FsOptions {
+  std::string shared_dir;
+  CacheMode cache = CacheMode::kAuto;
+  bool xattr = false;
+};
+
+class FuseServer {
+ public:
+  static constexpr uint32_t kMaxWrite = 1 << 20;
+
+  // Opens the shared directory and /proc/self/fd (before any sandbox hides them).
+  static absl::StatusOr<std::unique_ptr<FuseServer>> Create(const FsOptions& options);
+
+  // Serves one request; returns how many bytes it wrote into the chain's writable part (0 when
+  // the request has no reply: FORGET, BATCH_FORGET, INTERRUPT, or no room for a header).
+  uint32_t Handle(const DescriptorChain& chain);
+
+  InodeTable& inodes() { return *inodes_; }
+
+ private:
+  FuseServer(const FsOptions& options, UniqueFd root, UniqueFd proc_fds);
+  class Request;
+
+  int Dispatch(Request& r);
+  // The operations: each returns 0 (reply written into r) or a positive errno.
+  int Init(Request& r);
+  int Lookup(Request& r);
+  int Forget(Request& r);
+  int BatchForget(Request& r);
+  int GetAttr(Request& r);
+  int SetAttr(Request& r);
+  int ReadLink(Request& r);
+  int MakeNode(Request& r);  // MKNOD, MKDIR, SYMLINK
+  int Link(Request& r);
+  int Remove(Request& r);  // UNLINK, RMDIR
+  int Rename(Request& r);  // RENAME, RENAME2
+  int Open(Request& r);    // OPEN, OPENDIR
+  int Create(Request& r);
+  int Read(Request& r);
+  int Write(Request& r);
+  int Release(Request& r);  // RELEASE, RELEASEDIR
+  int Flush(Request& r);
+  int Fsync(Request& r);    // FSYNC, FSYNCDIR
+  int ReadDir(Request& r);  // READDIR, READDIRPLUS
+  int StatFs(Request& r);
+  int Access(Request& r);
+  int Xattr(Request& r);  // GET/SET/LIST/REMOVEXATTR
+  int Fallocate(Request& r);
+  int Lseek(Request& r);
+  int CopyFileRange(Request& r);
+  int SyncFs(Request& r);
+
+  // Entry for `name` in `parent`: looked up, counted, written as fuse_entry_out.
+  int LookupEntry(const Inode& parent, const char* name, fuse_entry_out* out);
+  int StatInode(const Inode& inode, struct stat* st);
+  // A real descriptor for the inode, opened with `flags` through /proc/self/fd.
+  int Reopen(const Inode& inode, int flags);
+  void FillEntry(uint64_t nodeid, const struct stat& st, fuse_entry_out* out) const;
+  void FillAttr(const struct stat& st, fuse_attr* attr) const;
+  uint64_t Timeout() const;
+
+  const FsOptions options_;
+  UniqueFd proc_fds_;  // /proc/self/fd
+  std::unique_ptr<InodeTable> inodes_;
+};
+
+}  // namespace vhost
+
+#endif  // VHOST_USER_FS_FUSE_SERVER_H_

@@ -1,0 +1,82 @@
+#include "vhost-user-fs/inode_table.h"
+
+namespace vhost {
+
+InodeTable::InodeTable(UniqueFd root) {
+  struct stat st {};
+  fstat(root.get(), &st);
+  auto inode = std::make_shared<Inode>();
+  inode->nodeid = kRootNodeId;
+  inode->fd = std::move(root);
+  inode->dev = st.st_dev;
+  inode->ino = st.st_ino;
+  inode->type = st.st_mode & S_IFMT;
+  by_file_[{st.st_dev, st.st_ino}] = kRootNodeId;
+  by_id_[kRootNodeId] = {std::move(inode), 1};
+}
+
+std::shared_ptr<Inode> InodeTable::Get(uint64_t nodeid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_id_.find(nodeid);
+  return it == by_id_.end() ? nullptr : it->second.inode;
+}
+
+std::shared_ptr<Inode> InodeTable::Ref(UniqueFd fd, const struct stat& st) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto known = by_file_.find({st.st_dev, st.st_ino});
+  if (known != by_file_.end()) {
+    Entry& e = by_id_[known->second];
+    ++e.nlookup;
+    return e.inode;
+  }
+  auto inode = std::make_shared<Inode>();
+  inode->nodeid = next_id_++;
+  inode->fd = std::move(fd);
+  inode->dev = st.st_dev;
+  inode->ino = st.st_ino;
+  inode->type = st.st_mode & S_IFMT;
+  by_file_[{st.st_dev, st.st_ino}] = inode->nodeid;
+  by_id_[inode->nodeid] = {inode, 1};
+  return inode;
+}
+
+void InodeTable::Forget(uint64_t nodeid, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_id_.find(nodeid);
+  if (it == by_id_.end() || nodeid == kRootNodeId) return;
+  Entry& e = it->second;
+  e.nlookup = n >= e.nlookup ? 0 : e.nlookup - n;
+  if (e.nlookup > 0) return;
+  by_file_.erase({e.inode->dev, e.inode->ino});
+  by_id_.erase(it);  // the descriptor closes when the last request using it is done
+}
+
+size_t InodeTable::size() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_id_.size();
+}
+
+uint64_t InodeTable::AddHandle(std::shared_ptr<OpenFile> handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t fh = next_fh_++;
+  handles_[fh] = std::move(handle);
+  return fh;
+}
+
+std::shared_ptr<OpenFile> InodeTable::GetHandle(uint64_t fh) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = handles_.find(fh);
+  return it == handles_.end() ? nullptr : it->second;
+}
+
+void InodeTable::ReleaseHandle(uint64_t fh) {
+  std::lock_guard<std::mutex> lock(mu_);
+  handles_.erase(fh);
+}
+
+size_t InodeTable::handle_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return handles_.size();
+}
+
+}  // namespace vhost

@@ -1,0 +1,65 @@
+// vhost-user-fs: a host directory shared with the guest (virtio-fs).
+#include "absl/strings/str_cat.h"
+#include "common/daemon.h"
+#include "gflags/gflags.h"
+#include "vhost-user-fs/fs_device.h"
+
+DEFINE_string(shared_dir, "", "The host directory the guest mounts");
+DEFINE_string(tag, "myfs",
+              "The mount tag in config space (QEMU's vhost-user-fs-pci sets its own tag= and "
+              "ignores this)");
+DEFINE_string(cache, "auto",
+              "never: no client caching (direct I/O, attributes always fresh); auto: caches "
+              "trusted for 1 s; always: for a day (the host does not change the directory)");
+DEFINE_bool(xattr, false, "Pass extended attributes through");
+DEFINE_int32(num_request_queues, 8, "Request queues offered (the front end uses up to this)");
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
+  using absl::InvalidArgumentError;
+  vhost::FsOptions options;
+  if (FLAGS_shared_dir.empty()) return InvalidArgumentError("--shared-dir is required");
+  options.shared_dir = FLAGS_shared_dir;
+  if (FLAGS_cache == "never" || FLAGS_cache == "none") {
+    options.cache = vhost::CacheMode::kNever;
+  } else if (FLAGS_cache == "auto") {
+    options.cache = vhost::CacheMode::kAuto;
+  } else if (FLAGS_cache == "always") {
+    options.cache = vhost::CacheMode::kAlways;
+  } else {
+    return InvalidArgumentError("--cache must be never, auto or always");
+  }
+  options.xattr = FLAGS_xattr;
+  if (FLAGS_tag.empty() || FLAGS_tag.size() > 36) {
+    return InvalidArgumentError("--tag must be 1 to 36 bytes");
+  }
+  if (FLAGS_num_request_queues < 1 || FLAGS_num_request_queues > 64) {
+    return InvalidArgumentError("--num-request-queues must be 1 to 64");
+  }
+  absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server = vhost::FuseServer::Create(options);
+  if (!server.ok()) return server.status();
+  return std::make_unique<vhost::FsDevice>(*std::move(server), FLAGS_tag, FLAGS_num_request_queues);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vhost::DaemonSpec spec;
+  spec.program = "vhost-user-fs";
+  spec.description =
+      "Shares a host directory with a guest over vhost-user (virtio-fs): a passthrough FUSE "
+      "file system confined to --shared-dir.";
+  spec.backend_type = "fs";
+  spec.short_names = {{'s', "socket_path"}};
+  spec.create_device = CreateDevice;
+  spec.sandbox.extra_syscalls = {
+      "openat",     "newfstatat",   "fstatfs",   "statfs",          "mkdirat",   "mknodat",
+      "symlinkat",  "linkat",       "unlinkat",  "renameat2",       "renameat",  "readlinkat",
+      "fchmodat",   "fchownat",     "utimensat", "ftruncate",       "fallocate", "fsync",
+      "fdatasync",  "getdents64",   "lseek",     "copy_file_range", "faccessat", "faccessat2",
+      "pread64",    "pwrite64",     "preadv",    "pwritev",         "fgetxattr", "fsetxattr",
+      "flistxattr", "fremovexattr", "syncfs",    "setfsuid",        "setfsgid",  "fcntl",
+      "dup",        "statx",        "geteuid"};
+  return vhost::RunDaemon(argc, argv, spec);
+}
