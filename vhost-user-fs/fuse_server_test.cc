@@ -1,0 +1,325 @@
+// The FUSE server against a temporary directory, with requests built in memory as the Linux
+// client lays them out: the operations, and hostile requests (malformed headers, lengths beyond
+// the buffers, names with '/', ".." at the root, symlinks pointing out, unknown handles).
+#include "vhost-user-fs/fuse_server.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace vhost {
+namespace {
+
+class FuseServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fuse-test-XXXXXX";
+    base_ = mkdtemp(tmpl);
+    shared_ = base_ + "/shared";
+    mkdir(shared_.c_str(), 0755);
+    std::ofstream(base_ + "/outside.txt") << "secret";
+    std::ofstream(shared_ + "/hello.txt") << "hello world";
+    symlink("../outside.txt", (shared_ + "/escape").c_str());
+    FsOptions options;
+    options.shared_dir = shared_;
+    options.xattr = true;
+    ASSERT_OK_AND_ASSIGN(server_, FuseServer::Create(options));
+    Init();
+  }
+  void TearDown() override { system(("rm -rf " + base_).c_str()); }
+
+  struct Reply {
+    int error = 1;
+    uint32_t len = 0;
+    std::string body;
+  };
+
+  // Sends opcode on nodeid with `args`; the reply buffer holds `room` bytes after the header.
+  Reply Send(uint32_t opcode, uint64_t nodeid, const std::string& args, uint32_t room = 65536,
+             const std::string& data = "", int64_t claimed_len = -1) {
+    fuse_in_header in{};
+    in.opcode = opcode;
+    in.unique = ++unique_;
+    in.nodeid = nodeid;
+    in.uid = getuid();
+    in.gid = getgid();
+    std::string request(reinterpret_cast<char*>(&in), sizeof(in));
+    request += args;
+    request += data;
+    fuse_in_header* h = reinterpret_cast<fuse_in_header*>(request.data());
+    h->len = claimed_len >= 0 ? static_cast<uint32_t>(claimed_len) : request.size();
+    std::vector<char> out(sizeof(fuse_out_header) + room, '\xee');
+    DescriptorChain chain;
+    chain.readable.push_back({request.data(), request.size()});
+    chain.readable_bytes = request.size();
+    chain.writable.push_back({out.data(), out.size()});
+    chain.writable_bytes = out.size();
+    Reply r;
+    r.len = server_->Handle(chain);
+    if (r.len >= sizeof(fuse_out_header)) {
+      fuse_out_header o;
+      std::memcpy(&o, out.data(), sizeof(o));
+      EXPECT_EQ(o.unique, in.unique);
+      EXPECT_EQ(o.len, r.len);
+      r.error = -o.error;
+      r.body.assign(out.data() + sizeof(o), r.len - sizeof(o));
+    }
+    return r;
+  }
+  template <typename T>
+  static std::string Bytes(const T& v) {
+    return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+  }
+  static std::string Name(const std::string& n) { return n + std::string(1, '\0'); }
+  template <typename T>
+  static T As(const std::string& body) {
+    T v{};
+    std::memcpy(&v, body.data(), std::min(sizeof(T), body.size()));
+    return v;
+  }
+
+  void Init() {
+    fuse_init_in in{};
+    in.major = FUSE_KERNEL_VERSION;
+    in.minor = FUSE_KERNEL_MINOR_VERSION;
+    in.max_readahead = 1 << 17;
+    in.flags = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_BIG_WRITES;
+    Reply r = Send(FUSE_INIT, 0, Bytes(in));
+    ASSERT_EQ(r.error, 0);
+    auto out = As<fuse_init_out>(r.body);
+    EXPECT_EQ(out.major, 7u);
+    EXPECT_EQ(out.max_write, FuseServer::kMaxWrite);
+    EXPECT_TRUE(out.flags & FUSE_DO_READDIRPLUS);
+  }
+  uint64_t Lookup(uint64_t parent, const std::string& name, int* error = nullptr) {
+    Reply r = Send(FUSE_LOOKUP, parent, Name(name));
+    if (error) *error = r.error;
+    return r.error ? 0 : As<fuse_entry_out>(r.body).nodeid;
+  }
+  uint64_t OpenFile(uint64_t nodeid, int flags) {
+    fuse_open_in in{};
+    in.flags = flags;
+    Reply r = Send(FUSE_OPEN, nodeid, Bytes(in));
+    EXPECT_EQ(r.error, 0);
+    return As<fuse_open_out>(r.body).fh;
+  }
+
+  std::string base_, shared_;
+  std::unique_ptr<FuseServer> server_;
+  uint64_t unique_ = 0;
+};
+
+TEST_F(FuseServerTest, LookupGetattrOpenRead) {
+  const uint64_t node = Lookup(kRootNodeId, "hello.txt");
+  ASSERT_NE(node, 0u);
+  Reply attr = Send(FUSE_GETATTR, node, Bytes(fuse_getattr_in{}));
+  ASSERT_EQ(attr.error, 0);
+  EXPECT_EQ(As<fuse_attr_out>(attr.body).attr.size, 11u);
+  const uint64_t fh = OpenFile(node, O_RDONLY);
+  fuse_read_in read{};
+  read.fh = fh;
+  read.offset = 6;
+  read.size = 100;
+  Reply data = Send(FUSE_READ, node, Bytes(read));
+  EXPECT_EQ(data.error, 0);
+  EXPECT_EQ(data.body, "world");
+  fuse_release_in release{};
+  release.fh = fh;
+  EXPECT_EQ(Send(FUSE_RELEASE, node, Bytes(release)).error, 0);
+  EXPECT_EQ(Send(FUSE_READ, node, Bytes(read)).error, EBADF);  // released
+  EXPECT_EQ(Send(FUSE_RELEASE, node, Bytes(release)).error, EBADF);
+  EXPECT_EQ(server_->inodes().handle_count(), 0u);
+}
+
+TEST_F(FuseServerTest, CreateWriteRenameLinkSymlinkUnlink) {
+  fuse_create_in create{};
+  create.flags = O_RDWR;
+  create.mode = S_IFREG | 0644;
+  Reply c = Send(FUSE_CREATE, kRootNodeId, Bytes(create) + Name("new.txt"));
+  ASSERT_EQ(c.error, 0);
+  const auto entry = As<fuse_entry_out>(c.body);
+  const auto open = As<fuse_open_out>(c.body.substr(sizeof(fuse_entry_out)));
+  fuse_write_in write{};
+  write.fh = open.fh;
+  write.size = 5;
+  Reply w = Send(FUSE_WRITE, entry.nodeid, Bytes(write), 100, "abcde");
+  ASSERT_EQ(w.error, 0);
+  EXPECT_EQ(As<fuse_write_out>(w.body).size, 5u);
+  // A write claiming more data than the request carries.
+  write.size = 500;
+  EXPECT_EQ(Send(FUSE_WRITE, entry.nodeid, Bytes(write), 100, "abc").error, EINVAL);
+  fuse_rename_in rename{};
+  rename.newdir = kRootNodeId;
+  EXPECT_EQ(Send(FUSE_RENAME, kRootNodeId, Bytes(rename) + Name("new.txt") + Name("moved")).error,
+            0);
+  std::ifstream moved(shared_ + "/moved");
+  std::string content((std::istreambuf_iterator<char>(moved)), {});
+  EXPECT_EQ(content, "abcde");
+  fuse_link_in link{};
+  link.oldnodeid = entry.nodeid;
+  Reply l = Send(FUSE_LINK, kRootNodeId, Bytes(link) + Name("hard"));
+  ASSERT_EQ(l.error, 0);
+  EXPECT_EQ(As<fuse_entry_out>(l.body).nodeid, entry.nodeid);  // hard links share the inode
+  EXPECT_EQ(As<fuse_entry_out>(l.body).attr.nlink, 2u);
+  Reply s = Send(FUSE_SYMLINK, kRootNodeId, Name("sym") + Name("moved"));
+  ASSERT_EQ(s.error, 0);
+  Reply target = Send(FUSE_READLINK, As<fuse_entry_out>(s.body).nodeid, "");
+  EXPECT_EQ(target.body, "moved");
+  EXPECT_EQ(Send(FUSE_UNLINK, kRootNodeId, Name("hard")).error, 0);
+  EXPECT_EQ(Send(FUSE_UNLINK, kRootNodeId, Name("hard")).error, ENOENT);
+  fuse_mkdir_in mkdir_in{};
+  mkdir_in.mode = 0755;
+  EXPECT_EQ(Send(FUSE_MKDIR, kRootNodeId, Bytes(mkdir_in) + Name("d")).error, 0);
+  EXPECT_EQ(Send(FUSE_RMDIR, kRootNodeId, Name("d")).error, 0);
+}
+
+TEST_F(FuseServerTest, ReadDirPlusListsEverythingAcrossCalls) {
+  for (int i = 0; i < 300; ++i) std::ofstream(shared_ + "/f" + std::to_string(i)) << i;
+  fuse_open_in open_in{};
+  Reply o = Send(FUSE_OPENDIR, kRootNodeId, Bytes(open_in));
+  ASSERT_EQ(o.error, 0);
+  fuse_read_in read{};
+  read.fh = As<fuse_open_out>(o.body).fh;
+  read.size = 4096;
+  std::vector<std::string> names;
+  for (int calls = 0; calls < 100; ++calls) {
+    Reply r = Send(FUSE_READDIRPLUS, kRootNodeId, Bytes(read));
+    ASSERT_EQ(r.error, 0);
+    if (r.body.empty()) break;
+    for (size_t off = 0; off < r.body.size();) {
+      const auto* e = reinterpret_cast<const fuse_direntplus*>(r.body.data() + off);
+      names.emplace_back(e->dirent.name, e->dirent.namelen);
+      const std::string name(e->dirent.name, e->dirent.namelen);
+      if (name != "." && name != "..") EXPECT_NE(e->entry_out.nodeid, 0u) << name;
+      read.offset = e->dirent.off;
+      off += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + e->dirent.namelen);
+    }
+  }
+  EXPECT_EQ(names.size(), 300u + 4u);  // f0..f299, hello.txt, escape, ., ..
+}
+
+TEST_F(FuseServerTest, NothingOutsideTheSharedDirectory) {
+  // ".." of the root is the root.
+  EXPECT_EQ(Lookup(kRootNodeId, ".."), kRootNodeId);
+  // Names with '/' are refused, whatever they point at.
+  int error;
+  Lookup(kRootNodeId, "../outside.txt", &error);
+  EXPECT_EQ(error, EINVAL);
+  Lookup(kRootNodeId, "a/b", &error);
+  EXPECT_EQ(error, EINVAL);
+  Lookup(kRootNodeId, "", &error);
+  EXPECT_EQ(error, EINVAL);
+  // A symlink to the outside is a symlink: its target is text, never followed.
+  const uint64_t link = Lookup(kRootNodeId, "escape");
+  ASSERT_NE(link, 0u);
+  EXPECT_EQ(Send(FUSE_READLINK, link, "").body, "../outside.txt");
+  fuse_open_in open_in{};
+  open_in.flags = O_RDONLY;
+  EXPECT_EQ(Send(FUSE_OPEN, link, Bytes(open_in)).error, ELOOP);
+  fuse_create_in create{};
+  create.flags = O_RDWR | O_TRUNC;
+  create.mode = 0644;
+  EXPECT_NE(Send(FUSE_CREATE, kRootNodeId, Bytes(create) + Name("escape")).error, 0);
+  std::ifstream outside(base_ + "/outside.txt");
+  std::string content((std::istreambuf_iterator<char>(outside)), {});
+  EXPECT_EQ(content, "secret");
+  // Renaming or linking ".." is refused.
+  fuse_rename_in rename{};
+  rename.newdir = kRootNodeId;
+  EXPECT_EQ(Send(FUSE_RENAME, kRootNodeId, Bytes(rename) + Name("..") + Name("x")).error, EINVAL);
+}
+
+TEST_F(FuseServerTest, MalformedRequests) {
+  // Shorter than a header: an error reply without a known unique.
+  DescriptorChain chain;
+  char tiny[10] = {};
+  char out[64];
+  chain.readable.push_back({tiny, sizeof(tiny)});
+  chain.readable_bytes = sizeof(tiny);
+  chain.writable.push_back({out, sizeof(out)});
+  chain.writable_bytes = sizeof(out);
+  EXPECT_EQ(server_->Handle(chain), sizeof(fuse_out_header));
+  EXPECT_EQ(reinterpret_cast<fuse_out_header*>(out)->error, -EINVAL);
+  // No room for a reply: nothing written.
+  chain.writable_bytes = 8;
+  chain.writable[0].iov_len = 8;
+  EXPECT_EQ(server_->Handle(chain), 0u);
+  // A header claiming more bytes than the request has.
+  EXPECT_EQ(Send(FUSE_GETATTR, kRootNodeId, Bytes(fuse_getattr_in{}), 4096, "", 5000).error,
+            EINVAL);
+  // Arguments missing, names without their NUL, unknown nodes and opcodes.
+  EXPECT_EQ(Send(FUSE_SETATTR, kRootNodeId, "").error, EINVAL);
+  EXPECT_EQ(Send(FUSE_LOOKUP, kRootNodeId, "hello.txt").error, EINVAL);
+  EXPECT_EQ(Send(FUSE_GETATTR, 999999, Bytes(fuse_getattr_in{})).error, ESTALE);
+  EXPECT_EQ(Send(9999, kRootNodeId, "").error, ENOSYS);
+  fuse_read_in read{};
+  read.fh = 12345;
+  read.size = 10;
+  EXPECT_EQ(Send(FUSE_READ, kRootNodeId, Bytes(read)).error, EBADF);
+  // A reply that does not fit the guest's buffer.
+  EXPECT_EQ(Send(FUSE_LOOKUP, kRootNodeId, Name("hello.txt"), 8).error, ERANGE);
+  // Forgetting more than was looked up, or an unknown node, is harmless.
+  fuse_forget_in forget{};
+  forget.nlookup = 1000;
+  EXPECT_EQ(Send(FUSE_FORGET, 424242, Bytes(forget)).len, 0u);
+  fuse_batch_forget_in batch{};
+  batch.count = 1000000;  // far more than follow
+  EXPECT_EQ(Send(FUSE_BATCH_FORGET, 0, Bytes(batch)).len, 0u);
+}
+
+TEST_F(FuseServerTest, ForgetDropsInodes) {
+  const uint64_t node = Lookup(kRootNodeId, "hello.txt");
+  EXPECT_EQ(Lookup(kRootNodeId, "hello.txt"), node);  // looked up twice
+  EXPECT_EQ(server_->inodes().size(), 2u);
+  fuse_forget_in forget{};
+  forget.nlookup = 1;
+  Send(FUSE_FORGET, node, Bytes(forget));
+  EXPECT_EQ(server_->inodes().size(), 2u);
+  Send(FUSE_FORGET, node, Bytes(forget));
+  EXPECT_EQ(server_->inodes().size(), 1u);  // only the root
+  EXPECT_EQ(Send(FUSE_GETATTR, node, Bytes(fuse_getattr_in{})).error, ESTALE);
+}
+
+TEST_F(FuseServerTest, SetattrStatfsXattrSeek) {
+  const uint64_t node = Lookup(kRootNodeId, "hello.txt");
+  fuse_setattr_in set{};
+  set.valid = FATTR_SIZE | FATTR_MODE;
+  set.size = 5;
+  set.mode = 0600;
+  Reply r = Send(FUSE_SETATTR, node, Bytes(set));
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(As<fuse_attr_out>(r.body).attr.size, 5u);
+  EXPECT_EQ(As<fuse_attr_out>(r.body).attr.mode & 07777, 0600u);
+  Reply fs = Send(FUSE_STATFS, kRootNodeId, "");
+  EXPECT_EQ(fs.error, 0);
+  EXPECT_GT(As<fuse_statfs_out>(fs.body).st.bsize, 0u);
+  const std::string value = "v1";
+  fuse_setxattr_in sx{};
+  sx.size = value.size();
+  Reply x = Send(FUSE_SETXATTR, node,
+                 Bytes(sx).substr(0, FUSE_COMPAT_SETXATTR_IN_SIZE) + Name("user.test") + value);
+  if (x.error == 0) {
+    fuse_getxattr_in gx{};
+    gx.size = 64;
+    EXPECT_EQ(Send(FUSE_GETXATTR, node, Bytes(gx) + Name("user.test")).body, "v1");
+  } else {
+    EXPECT_EQ(x.error, EOPNOTSUPP);  // a file system without user xattrs
+  }
+  const uint64_t fh = OpenFile(node, O_RDONLY);
+  fuse_lseek_in seek{};
+  seek.fh = fh;
+  seek.offset = 0;
+  seek.whence = SEEK_END;
+  EXPECT_EQ(As<fuse_lseek_out>(Send(FUSE_LSEEK, node, Bytes(seek)).body).offset, 5u);
+}
+
+}  // namespace
+}  // namespace vhost
