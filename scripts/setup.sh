@@ -60,4 +60,18 @@ if [ -n "$guest_image" ]; then
         $SUDO apt-get install -y -q --no-install-recommends --allow-downgrades "${ksrc[@]}"; }
   fi
 fi
+# The peer for the vhost-user-fs benchmark: QEMU 7.2's C virtiofsd (QEMU 10 no longer ships it),
+# unpacked from bookworm's qemu-system-common without installing that package.
+VIRTIOFSD=/var/cache/vhost-user-peers/virtiofsd
+if [ ! -x "$VIRTIOFSD" ]; then
+  version=$(apt-cache policy qemu-system-common | awk '/ 1:7\.2/ {print $1 == "***" ? $2 : $1; exit}')
+  if [ -n "$version" ]; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download -q "qemu-system-common=$version" >/dev/null 2>&1); then
+      dpkg -x "$tmp"/qemu-system-common_*.deb "$tmp/x"
+      $SUDO install -D -m 0755 "$tmp/x/usr/lib/qemu/virtiofsd" "$VIRTIOFSD"
+    fi
+    rm -rf "$tmp"
+  fi
+fi
 echo "setup: all packages present"

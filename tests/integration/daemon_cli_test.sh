@@ -3,6 +3,8 @@
 # and that the static binary runs alone in an empty root directory (a minimal container).
 # Usage: daemon_cli_test.sh DAEMON_BINARY EXPECTED_TYPE [ARGS THE DAEMON NEEDS TO START...]
 # In those ARGS, @DIR@ stands for a scratch directory (the root directory inside the chroot).
+# NEEDS_PROC=1 in the environment: the daemon needs /proc (vhost-user-fs reopens files through
+# /proc/self/fd), so the chroot gets one, as a container would have.
 set -u
 daemon=$1
 type=$2
@@ -79,6 +81,10 @@ if [ "$(id -u)" -eq 0 ]; then
   out=$(chroot "$root" /daemon --print-capabilities)
   check "runs in an empty chroot" python3 -c 'import json,sys; json.loads(sys.argv[1])' "$out"
   # And serves: listen inside the chroot until SIGTERM; it must start and stop cleanly.
+  if [ "${NEEDS_PROC:-0}" = 1 ]; then
+    mkdir -p "$root/proc" && mount -t proc proc "$root/proc"
+    trap 'umount "$root/proc"; rm -rf "$root" "$scratch"' EXIT
+  fi
   chroot "$root" /daemon --socket-path=/sock "${in_chroot[@]}" 2>"$root/log" &
   pid=$!
   for _ in $(seq 50); do [ -S "$root/sock" ] && break; sleep 0.1; done

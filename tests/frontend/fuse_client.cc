@@ -1,0 +1,164 @@
+#include "tests/frontend/fuse_client.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace vhost::frontend {
+namespace {
+
+template <typename T>
+std::string Bytes(const T& v) {
+  return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+std::string Name(const std::string& n) { return n + std::string(1, '\0'); }
+template <typename T>
+T As(const std::string& body) {
+  T v{};
+  std::memcpy(&v, body.data(), std::min(sizeof(T), body.size()));
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string& socket,
+                                                              bool busy_poll) {
+  std::unique_ptr<FuseClient> c(new FuseClient());
+  c->busy_poll_ = busy_poll;
+  ASSIGN_OR_RETURN(c->frontend_, Frontend::Connect(socket));
+  RETURN_IF_ERROR(c->frontend_->Handshake());
+  RETURN_IF_ERROR(c->frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
+  ASSIGN_OR_RETURN(c->ram_, GuestRam::Create(16 << 20));
+  RETURN_IF_ERROR(c->frontend_->SetMemTable(*c->ram_));
+  for (uint32_t i = 0; i < 2; ++i) {
+    QueueConfig config;
+    config.index = i;
+    config.size = 128;
+    ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(c->frontend_.get(), c->ram_.get(), config));
+    (i == 0 ? c->hiprio_ : c->requests_) = std::move(queue);
+  }
+  ASSIGN_OR_RETURN(c->in_gpa_, c->ram_->Allocate(kMaxData + 64 * 1024, 4096, &c->in_));
+  ASSIGN_OR_RETURN(c->out_gpa_, c->ram_->Allocate(kMaxData + 64 * 1024, 4096, &c->out_));
+  fuse_init_in init{};
+  init.major = FUSE_KERNEL_VERSION;
+  init.minor = 31;
+  init.max_readahead = 1 << 17;
+  init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES;
+  ASSIGN_OR_RETURN(std::string reply, c->Call(FUSE_INIT, 0, Bytes(init)));
+  c->init_ = As<fuse_init_out>(reply);
+  return c;
+}
+
+absl::StatusOr<std::string> FuseClient::Submit(FrontendQueue& queue, const std::string& request,
+                                               uint32_t room, bool reply) {
+  if (request.size() > kMaxData + 64 * 1024 || room > kMaxData + 64 * 1024) {
+    return absl::InvalidArgumentError("request too large");
+  }
+  std::memcpy(in_, request.data(), request.size());
+  std::vector<Buffer> writable;
+  if (reply) writable.push_back({out_gpa_, static_cast<uint32_t>(sizeof(fuse_out_header) + room)});
+  RETURN_IF_ERROR(
+      queue.ring().AddChain({{in_gpa_, static_cast<uint32_t>(request.size())}}, writable).status());
+  RETURN_IF_ERROR(queue.Submit().status());
+  ASSIGN_OR_RETURN(UsedElement used, queue.WaitForUsed(absl::Seconds(30), busy_poll_));
+  return std::string(reinterpret_cast<char*>(out_), std::min<uint32_t>(used.len, sizeof(fuse_out_header) + room));
+}
+
+absl::StatusOr<fuse_out_header> FuseClient::CallRaw(const std::string& request, uint32_t room) {
+  ASSIGN_OR_RETURN(std::string out, Submit(*requests_, request, room, true));
+  if (out.size() < sizeof(fuse_out_header)) return absl::DataLossError("no reply header");
+  return As<fuse_out_header>(out);
+}
+
+absl::StatusOr<std::string> FuseClient::Call(uint32_t opcode, uint64_t nodeid,
+                                             const std::string& args, const std::string& data,
+                                             uint32_t room) {
+  fuse_in_header in{};
+  in.opcode = opcode;
+  in.unique = ++unique_;
+  in.nodeid = nodeid;
+  in.uid = getuid();
+  in.gid = getgid();
+  in.pid = 1;
+  in.len = static_cast<uint32_t>(sizeof(in) + args.size() + data.size());
+  std::string request = Bytes(in) + args + data;
+  ASSIGN_OR_RETURN(std::string out, Submit(*requests_, request, room, true));
+  if (out.size() < sizeof(fuse_out_header)) return absl::DataLossError("no reply header");
+  const auto header = As<fuse_out_header>(out);
+  if (header.unique != in.unique) return absl::DataLossError("reply for another request");
+  if (header.error != 0) {
+    return absl::ErrnoToStatus(-header.error, absl::StrCat("FUSE opcode ", opcode));
+  }
+  return out.substr(sizeof(fuse_out_header), header.len - sizeof(fuse_out_header));
+}
+
+absl::StatusOr<fuse_entry_out> FuseClient::Lookup(uint64_t parent, const std::string& name) {
+  ASSIGN_OR_RETURN(std::string body, Call(FUSE_LOOKUP, parent, Name(name)));
+  return As<fuse_entry_out>(body);
+}
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> FuseClient::Create(uint64_t parent,
+                                                                 const std::string& name,
+                                                                 int flags) {
+  fuse_create_in in{};
+  in.flags = flags;
+  in.mode = 0100644;
+  ASSIGN_OR_RETURN(std::string body, Call(FUSE_CREATE, parent, Bytes(in) + Name(name)));
+  const auto entry = As<fuse_entry_out>(body);
+  const auto open = As<fuse_open_out>(body.substr(std::min(body.size(), sizeof(fuse_entry_out))));
+  return std::make_pair(entry.nodeid, open.fh);
+}
+
+absl::StatusOr<uint64_t> FuseClient::Open(uint64_t nodeid, int flags) {
+  fuse_open_in in{};
+  in.flags = flags;
+  ASSIGN_OR_RETURN(std::string body, Call(FUSE_OPEN, nodeid, Bytes(in)));
+  return As<fuse_open_out>(body).fh;
+}
+
+absl::Status FuseClient::Release(uint64_t nodeid, uint64_t fh) {
+  fuse_release_in in{};
+  in.fh = fh;
+  return Call(FUSE_RELEASE, nodeid, Bytes(in)).status();
+}
+
+absl::StatusOr<uint32_t> FuseClient::Write(uint64_t nodeid, uint64_t fh, uint64_t offset,
+                                           const std::string& data) {
+  fuse_write_in in{};
+  in.fh = fh;
+  in.offset = offset;
+  in.size = static_cast<uint32_t>(data.size());
+  ASSIGN_OR_RETURN(std::string body, Call(FUSE_WRITE, nodeid, Bytes(in), data));
+  return As<fuse_write_out>(body).size;
+}
+
+absl::StatusOr<std::string> FuseClient::Read(uint64_t nodeid, uint64_t fh, uint64_t offset,
+                                             uint32_t size) {
+  fuse_read_in in{};
+  in.fh = fh;
+  in.offset = offset;
+  in.size = size;
+  return Call(FUSE_READ, nodeid, Bytes(in), "", size);
+}
+
+absl::StatusOr<fuse_attr> FuseClient::GetAttr(uint64_t nodeid) {
+  ASSIGN_OR_RETURN(std::string body, Call(FUSE_GETATTR, nodeid, Bytes(fuse_getattr_in{})));
+  return As<fuse_attr_out>(body).attr;
+}
+
+absl::Status FuseClient::Forget(uint64_t nodeid, uint64_t nlookup) {
+  fuse_in_header in{};
+  in.opcode = FUSE_FORGET;
+  in.unique = ++unique_;
+  in.nodeid = nodeid;
+  fuse_forget_in forget{};
+  forget.nlookup = nlookup;
+  in.len = sizeof(in) + sizeof(forget);
+  return Submit(*hiprio_, Bytes(in) + Bytes(forget), 0, false).status();
+}
+
+}  // namespace vhost::frontend

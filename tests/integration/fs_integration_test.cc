@@ -1,0 +1,137 @@
+// vhost-user-fs driven over its socket by our front end speaking FUSE (FuseClient): data through
+// guest memory with checksums, host-side changes seen by the guest, FORGET on the high-priority
+// queue, and hostile requests.
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "common/testing/status_matchers.h"
+#include "gtest/gtest.h"
+#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/fuse_client.h"
+#include "tests/integration/runfiles.h"
+
+namespace vhost {
+namespace {
+
+using frontend::DaemonProcess;
+using frontend::FuseClient;
+using frontend::TempDir;
+using testing::StatusIs;
+
+constexpr uint64_t kRoot = 1;
+
+class FsDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("fs"));
+    shared_ = dir_->File("shared");
+    mkdir(shared_.c_str(), 0755);
+    std::ofstream(shared_ + "/host.txt") << "from the host";
+    DaemonProcess::Options options;
+    options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
+    options.args = {"--socket-path=" + dir_->File("sock"), "--shared-dir=" + shared_};
+    options.socket_path = dir_->File("sock");
+    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    ASSERT_OK_AND_ASSIGN(fs_, FuseClient::Start(dir_->File("sock")));
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string shared_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<FuseClient> fs_;
+};
+
+TEST_F(FsDaemonTest, LargeFileRoundTripWithChecksums) {
+  EXPECT_EQ(fs_->init().max_write, 1u << 20);
+  ASSERT_OK_AND_ASSIGN(auto created, fs_->Create(kRoot, "big"));
+  std::mt19937 gen(1);
+  std::string data(4 << 20, '\0');
+  for (char& c : data) c = static_cast<char>(gen());
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    ASSERT_OK_AND_ASSIGN(uint32_t n, fs_->Write(created.first, created.second, off,
+                                                data.substr(off, 1 << 20)));
+    EXPECT_EQ(n, 1u << 20);
+  }
+  ASSERT_OK(fs_->Release(created.first, created.second));
+  std::ifstream host(shared_ + "/big", std::ios::binary);
+  std::string on_host((std::istreambuf_iterator<char>(host)), {});
+  EXPECT_TRUE(on_host == data);
+  ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->Open(created.first, O_RDONLY));
+  std::string back;
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    ASSERT_OK_AND_ASSIGN(std::string chunk, fs_->Read(created.first, fh, off, 1 << 20));
+    back += chunk;
+  }
+  EXPECT_TRUE(back == data);
+  ASSERT_OK_AND_ASSIGN(fuse_attr attr, fs_->GetAttr(created.first));
+  EXPECT_EQ(attr.size, data.size());
+}
+
+TEST_F(FsDaemonTest, HostChangesAreSeenAndRenamesKeepTheInode) {
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out host_file, fs_->Lookup(kRoot, "host.txt"));
+  ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->Open(host_file.nodeid, O_RDONLY));
+  ASSERT_OK_AND_ASSIGN(std::string content, fs_->Read(host_file.nodeid, fh, 0, 100));
+  EXPECT_EQ(content, "from the host");
+  // Renamed on the host under the guest's feet: the node still is the file.
+  mkdir((shared_ + "/sub").c_str(), 0755);
+  ASSERT_EQ(rename((shared_ + "/host.txt").c_str(), (shared_ + "/sub/moved.txt").c_str()), 0);
+  std::ofstream(shared_ + "/sub/moved.txt", std::ios::app) << " and more";
+  ASSERT_OK_AND_ASSIGN(fuse_attr attr, fs_->GetAttr(host_file.nodeid));
+  EXPECT_EQ(attr.size, std::strlen("from the host and more"));
+  EXPECT_THAT(fs_->Lookup(kRoot, "host.txt").status(), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out sub, fs_->Lookup(kRoot, "sub"));
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out moved, fs_->Lookup(sub.nodeid, "moved.txt"));
+  EXPECT_EQ(moved.nodeid, host_file.nodeid);
+}
+
+TEST_F(FsDaemonTest, ForgetOnTheHighPriorityQueue) {
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out e, fs_->Lookup(kRoot, "host.txt"));
+  ASSERT_OK(fs_->Forget(e.nodeid, 1));
+  // The forget and the next request travel on different queues: give it a moment.
+  absl::Status status;
+  for (int i = 0; i < 100; ++i) {
+    status = fs_->GetAttr(e.nodeid).status();
+    if (!status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_FALSE(status.ok());
+}
+
+TEST_F(FsDaemonTest, HostileRequests) {
+  // Shorter than a FUSE header.
+  ASSERT_OK_AND_ASSIGN(fuse_out_header out, fs_->CallRaw(std::string(10, 'x'), 100));
+  EXPECT_EQ(out.error, -EINVAL);
+  // A header claiming more than was sent.
+  fuse_in_header in{};
+  in.opcode = FUSE_GETATTR;
+  in.unique = 77;
+  in.nodeid = kRoot;
+  in.len = 100000;
+  ASSERT_OK_AND_ASSIGN(out, fs_->CallRaw(std::string(reinterpret_cast<char*>(&in), sizeof(in)) +
+                                             std::string(16, '\0'),
+                                         200));
+  EXPECT_EQ(out.error, -EINVAL);
+  EXPECT_EQ(out.unique, 77u);
+  // Unknown opcode, unknown node, escapes, a name with '/'.
+  EXPECT_THAT(fs_->Call(4321, kRoot, "").status(), StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_FALSE(fs_->GetAttr(987654).ok());
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out up, fs_->Lookup(kRoot, ".."));
+  EXPECT_EQ(up.nodeid, kRoot);
+  EXPECT_THAT(fs_->Lookup(kRoot, "../etc").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A handle never opened.
+  EXPECT_FALSE(fs_->Read(kRoot, 999, 0, 10).ok());
+  EXPECT_TRUE(daemon_->IsAlive());
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out still, fs_->Lookup(kRoot, "host.txt"));
+  EXPECT_NE(still.nodeid, 0u);
+}
+
+}  // namespace
+}  // namespace vhost
