@@ -25,11 +25,18 @@ constexpr size_t kOutHeader = sizeof(fuse_out_header);
 // copied) and SETXATTR has more than names and fixed structures.
 constexpr size_t kMaxArgs = 64 * 1024 + 2 * 256;
 
-// The caller's fsuid/fsgid for the duration of a request, when we run as root: files are created
-// as the guest's user and permissions are checked as the host would check them for that user.
+// The caller's fsuid/fsgid while a request creates a file, when we run as root, so the file
+// belongs to the guest's user. (Permission checks are the guest kernel's: virtiofs mounts with
+// default_permissions.) Switching costs two credential commits each way, so only when needed.
+bool CreatesFiles(uint32_t opcode) {
+  return opcode == FUSE_CREATE || opcode == FUSE_MKNOD || opcode == FUSE_MKDIR ||
+         opcode == FUSE_SYMLINK || opcode == FUSE_LINK;
+}
+
 class ScopedCredentials {
  public:
-  ScopedCredentials(uid_t uid, gid_t gid) : active_(geteuid() == 0) {
+  ScopedCredentials(uint32_t opcode, uid_t uid, gid_t gid)
+      : active_(CreatesFiles(opcode) && (uid != 0 || gid != 0) && geteuid() == 0) {
     if (!active_) return;
     setfsgid(gid);
     setfsuid(uid);
@@ -121,7 +128,7 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
                               << chain.readable_bytes;
     err = EINVAL;
   } else {
-    ScopedCredentials as_caller(r.in.uid, r.in.gid);
+    ScopedCredentials as_caller(r.in.opcode, r.in.uid, r.in.gid);
     err = Dispatch(r);
   }
   if (r.no_reply || chain.writable_bytes < kOutHeader) {

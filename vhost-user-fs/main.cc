@@ -1,4 +1,6 @@
 // vhost-user-fs: a host directory shared with the guest (virtio-fs).
+#include <sys/resource.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
 #include "gflags/gflags.h"
@@ -16,8 +18,19 @@ DEFINE_int32(num_request_queues, 8, "Request queues offered (the front end uses 
 
 namespace {
 
+// Every inode the guest holds is an open O_PATH descriptor: take all the descriptors the hard
+// limit allows, as virtiofsd does.
+void RaiseDescriptorLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   using absl::InvalidArgumentError;
+  RaiseDescriptorLimit();
   vhost::FsOptions options;
   if (FLAGS_shared_dir.empty()) return InvalidArgumentError("--shared-dir is required");
   options.shared_dir = FLAGS_shared_dir;
