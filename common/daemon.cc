@@ -293,6 +293,12 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     LOG(ERROR) << signals.status();
     return 1;
   }
+  if (spec.before_seccomp) {
+    if (absl::Status s = spec.before_seccomp(); !s.ok()) {
+      LOG(ERROR) << "cannot confine the daemon: " << s;
+      return 1;
+    }
+  }
   if (absl::Status s = ApplySandbox(*seccomp, spec.sandbox); !s.ok()) {
     LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
     return 1;

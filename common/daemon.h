@@ -40,6 +40,9 @@ struct DaemonSpec {
   // devices and their socket paths ("" for the listener of --fd). It checks its own flags.
   std::function<absl::StatusOr<std::vector<DaemonInstance>>()> create_instances;
   SandboxPolicy sandbox;
+  // Runs after the sockets listen and before the seccomp filter, single-threaded: a daemon's own
+  // confinement (vhost-user-fs's namespaces). An error exits with status 1.
+  std::function<absl::Status()> before_seccomp;
 };
 
 // Runs the daemon; returns the process exit status.

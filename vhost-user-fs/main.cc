@@ -5,6 +5,7 @@
 #include "common/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-fs/fs_device.h"
+#include "vhost-user-fs/fs_sandbox.h"
 
 DEFINE_string(shared_dir, "", "The host directory the guest mounts");
 DEFINE_string(tag, "myfs",
@@ -14,6 +15,10 @@ DEFINE_string(cache, "auto",
               "never: no client caching (direct I/O, attributes always fresh); auto: caches "
               "trusted for 1 s; always: for a day (the host does not change the directory)");
 DEFINE_bool(xattr, false, "Pass extended attributes through");
+DEFINE_string(sandbox, "namespace",
+              "Confinement to --shared-dir on top of seccomp: namespace (mount/network/IPC "
+              "namespaces and pivot_root into it; a user namespace when not root), chroot "
+              "(root only), none");
 DEFINE_int32(num_request_queues, 8, "Request queues offered (the front end uses up to this)");
 
 namespace {
@@ -50,6 +55,9 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   if (FLAGS_num_request_queues < 1 || FLAGS_num_request_queues > 64) {
     return InvalidArgumentError("--num-request-queues must be 1 to 64");
   }
+  if (!vhost::ParseFsSandbox(FLAGS_sandbox).ok()) {
+    return InvalidArgumentError("--sandbox must be namespace, chroot or none");
+  }
   absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server = vhost::FuseServer::Create(options);
   if (!server.ok()) return server.status();
   return std::make_unique<vhost::FsDevice>(*std::move(server), FLAGS_tag, FLAGS_num_request_queues);
@@ -66,6 +74,9 @@ int main(int argc, char** argv) {
   spec.backend_type = "fs";
   spec.short_names = {{'s', "socket_path"}};
   spec.create_device = CreateDevice;
+  spec.before_seccomp = [] {
+    return vhost::EnterFsSandbox(*vhost::ParseFsSandbox(FLAGS_sandbox), FLAGS_shared_dir);
+  };
   spec.sandbox.extra_syscalls = {
       "openat",     "newfstatat",   "fstatfs",   "statfs",          "mkdirat",   "mknodat",
       "symlinkat",  "linkat",       "unlinkat",  "renameat2",       "renameat",  "readlinkat",

@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
@@ -131,6 +132,45 @@ TEST_F(FsDaemonTest, HostileRequests) {
   EXPECT_TRUE(daemon_->IsAlive());
   ASSERT_OK_AND_ASSIGN(fuse_entry_out still, fs_->Lookup(kRoot, "host.txt"));
   EXPECT_NE(still.nodeid, 0u);
+}
+
+TEST_F(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
+  // The default --sandbox=namespace: the daemon's root directory is the shared one.
+  const std::string root = absl::StrCat("/proc/", daemon_->pid(), "/root/host.txt");
+  std::ifstream f(root);
+  std::string content((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(content, "from the host");
+  EXPECT_FALSE(std::ifstream(absl::StrCat("/proc/", daemon_->pid(), "/root/etc/passwd")).good());
+}
+
+TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
+  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-nobody"));
+  chmod(dir->path().c_str(), 0777);
+  const std::string shared = dir->File("shared");
+  mkdir(shared.c_str(), 0755);
+  ASSERT_EQ(chown(shared.c_str(), 65534, 65534), 0);
+  // The runfiles tree may not be readable by nobody: a copy of the binary is.
+  const std::string binary = dir->File("vhost-user-fs");
+  {
+    std::ifstream in(RunfilePath("vhost-user-fs/vhost-user-fs"), std::ios::binary);
+    std::ofstream out(binary, std::ios::binary);
+    out << in.rdbuf();
+  }
+  chmod(binary.c_str(), 0755);
+  DaemonProcess::Options options;
+  options.binary = "setpriv";
+  options.args = {"--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                  "--socket-path=" + dir->File("sock"), "--shared-dir=" + shared};
+  options.socket_path = dir->File("sock");
+  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK_AND_ASSIGN(auto created, fs->Create(kRoot, "made-by-guest"));
+  ASSERT_OK_AND_ASSIGN(uint32_t n, fs->Write(created.first, created.second, 0, "data"));
+  EXPECT_EQ(n, 4u);
+  struct stat st;
+  ASSERT_EQ(stat((shared + "/made-by-guest").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);  // the guest's root is nobody on the host
+  EXPECT_EQ(st.st_size, 4);
 }
 
 }  // namespace
