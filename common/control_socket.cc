@@ -61,10 +61,10 @@ void ControlSocket::ServeClient(int client) {
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       absl::StatusOr<std::string> answer = handler_(line);
       pending.erase(0, end + 1);
-      const std::string reply =
-          !answer.ok()       ? absl::StrCat("error: ", answer.status().message(), "\n")
-          : answer->empty() ? std::string("ok\n")
-                             : absl::StrCat("ok ", *answer, "\n");
+      const std::string reply = !answer.ok()
+                                    ? absl::StrCat("error: ", answer.status().message(), "\n")
+                                : answer->empty() ? std::string("ok\n")
+                                                  : absl::StrCat("ok ", *answer, "\n");
       (void)send(client, reply.data(), reply.size(), MSG_NOSIGNAL);
     }
     if (pending.size() > kMaxLine) return;

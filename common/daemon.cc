@@ -125,8 +125,8 @@ bool HandleSignal(int signal_fd, VirtioDevice* device) {
 }
 
 // Accepts front ends on `listener` one at a time until `wake_fd` fires and `on_wake` says stop.
-int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener,
-          VirtioDevice* device, int wake_fd, const std::function<bool()>& on_wake) {
+int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, VirtioDevice* device,
+          int wake_fd, const std::function<bool()>& on_wake) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
   options.offer_packed_ring = FLAGS_packed_ring;

@@ -1,7 +1,7 @@
 #include "common/queue_worker.h"
 
-#include <sys/epoll.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 
 #include "absl/strings/str_cat.h"

@@ -29,8 +29,8 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 
 // What serving files as the guest's users needs; everything else goes, bounding set included.
 absl::Status DropCapabilities() {
-  const int keep[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID,
-                      CAP_SETUID, CAP_SETGID, CAP_MKNOD};
+  const int keep[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID,
+                      CAP_SETUID, CAP_SETGID,       CAP_MKNOD};
   uint64_t mask = 0;
   for (int cap : keep) mask |= uint64_t{1} << cap;
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {

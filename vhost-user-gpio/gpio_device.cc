@@ -136,8 +136,8 @@ void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
       status = VIRTIO_GPIO_STATUS_OK;
       value = *result;
     } else {
-      LOG_EVERY_N(WARNING, 100) << "gpio request " << request.type << " on line "
-                                << request.gpio << ": " << result.status().message();
+      LOG_EVERY_N(WARNING, 100) << "gpio request " << request.type << " on line " << request.gpio
+                                << ": " << result.status().message();
     }
   }
   const uint8_t response[2] = {status, value};
@@ -200,7 +200,8 @@ absl::StatusOr<uint8_t> GpioDevice::Execute(uint16_t type, uint16_t line, uint32
       return 0;
     }
     case VIRTIO_GPIO_MSG_IRQ_TYPE: {
-      if (!irq_negotiated_) return absl::FailedPreconditionError("VIRTIO_GPIO_F_IRQ not negotiated");
+      if (!irq_negotiated_)
+        return absl::FailedPreconditionError("VIRTIO_GPIO_F_IRQ not negotiated");
       if (absl::Status s = SetIrqType(line, value); !s.ok()) return s;
       return 0;
     }
@@ -280,8 +281,8 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
     if (line >= lines_.size() || !enabled || duplicate) {
       LOG_EVERY_N(WARNING, 100) << "gpio event buffer for line " << line
                                 << (line >= lines_.size() ? ", which does not exist"
-                                    : !enabled          ? ", whose interrupt is disabled"
-                                                        : ", which already has one")
+                                    : !enabled            ? ", whose interrupt is disabled"
+                                                          : ", which already has one")
                                 << ": returned INVALID";
       ReturnBuffer(queue, chain, VIRTIO_GPIO_IRQ_STATUS_INVALID);
       continue;
@@ -293,7 +294,8 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
 bool GpioDevice::LevelActive(uint16_t line, uint8_t type) {
   absl::StatusOr<bool> level = chip_->GetValue(line);
   if (!level.ok()) return false;
-  return *level ? (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH) : (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW);
+  return *level ? (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH)
+                : (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW);
 }
 
 void GpioDevice::CompleteHeldBuffers(Virtqueue& queue, int only_line) {

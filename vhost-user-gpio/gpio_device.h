@@ -42,9 +42,9 @@ class GpioDevice : public VirtioDevice {
  private:
   // What both queue threads share about a line (under mu_).
   struct LineIrq {
-    uint8_t type = 0;      // VIRTIO_GPIO_IRQ_TYPE_*
-    bool latched = false;  // an edge arrived while masked
-    bool value = false;    // SET_VALUE before the line became an output
+    uint8_t type = 0;       // VIRTIO_GPIO_IRQ_TYPE_*
+    bool latched = false;   // an edge arrived while masked
+    bool value = false;     // SET_VALUE before the line became an output
     uint32_t disables = 0;  // times disabled: a buffer held across one goes back INVALID
   };
   // A guest buffer unmasking a line (event queue thread only).
@@ -77,9 +77,9 @@ class GpioDevice : public VirtioDevice {
   std::mutex mu_;
   std::vector<LineIrq> lines_;
 
-  std::vector<HeldBuffer> held_;   // event queue thread only
-  UniqueFd wake_;                  // request thread -> event queue thread
-  UniqueFd event_epoll_;           // wake_ and the chip's event fd
+  std::vector<HeldBuffer> held_;  // event queue thread only
+  UniqueFd wake_;                 // request thread -> event queue thread
+  UniqueFd event_epoll_;          // wake_ and the chip's event fd
 };
 
 }  // namespace vhost

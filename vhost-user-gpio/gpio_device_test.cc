@@ -123,8 +123,8 @@ TEST_F(GpioDeviceTest, ConfigAndNames) {
   EXPECT_EQ(device_->Info().num_queues, 2u);
   EXPECT_TRUE(device_->Info().features & Bit(VIRTIO_GPIO_F_IRQ));
   virtio_gpio_config config;
-  ASSERT_OK(device_->ReadConfig(
-      0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), sizeof(config))));
+  ASSERT_OK(
+      device_->ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), sizeof(config))));
   EXPECT_EQ(config.ngpio, 5);
   const std::string names("button\0led\0free\0line3\0line4\0", 28);
   EXPECT_EQ(config.gpio_names_size, names.size());
@@ -167,13 +167,13 @@ TEST_F(GpioDeviceTest, ValuesReachTheChipAndComeBack) {
 }
 
 TEST_F(GpioDeviceTest, BadRequestsGetErr) {
-  EXPECT_EQ(Status(VIRTIO_GPIO_MSG_GET_VALUE, 5, 0), kErr);      // no such line
+  EXPECT_EQ(Status(VIRTIO_GPIO_MSG_GET_VALUE, 5, 0), kErr);  // no such line
   EXPECT_EQ(Status(VIRTIO_GPIO_MSG_GET_VALUE, 0xffff, 0), kErr);
-  EXPECT_EQ(Status(0x77, 0, 0), kErr);                           // unknown type
+  EXPECT_EQ(Status(0x77, 0, 0), kErr);  // unknown type
   EXPECT_EQ(Status(0, 0, 0), kErr);
   EXPECT_EQ(Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 2, 6).status, kErr);   // short request
   EXPECT_EQ(Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 2, 12).status, kErr);  // long request
-  Response r = Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 1);  // response too short
+  Response r = Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 1);                 // response too short
   EXPECT_EQ(r.status, kErr);
   EXPECT_EQ(r.len, 1u);
   EXPECT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, 7), kErr);  // not a trigger type

@@ -85,9 +85,9 @@ absl::Status HostChip::Configure(uint16_t index, Direction direction, bool watch
     request.config = config;
     if (ioctl(chip_.get(), GPIO_V2_GET_LINE_IOCTL, &request) != 0) {
       // EBUSY: the host uses the line (another consumer): the host forbids it.
-      return errno == EBUSY
-                 ? absl::PermissionDeniedError(absl::StrCat("line ", index, " is in use on the host"))
-                 : absl::ErrnoToStatus(errno, absl::StrCat("requesting line ", index));
+      return errno == EBUSY ? absl::PermissionDeniedError(
+                                  absl::StrCat("line ", index, " is in use on the host"))
+                            : absl::ErrnoToStatus(errno, absl::StrCat("requesting line ", index));
     }
     line.request = UniqueFd(request.fd);
     fcntl(line.request.get(), F_SETFL, O_NONBLOCK);
@@ -171,8 +171,7 @@ std::vector<LineEvent> HostChip::TakeEvents() {
     gpio_v2_line_event events[16];
     const ssize_t got = read(lines_[index].request.get(), events, sizeof(events));
     for (ssize_t j = 0; got > 0 && j < got / static_cast<ssize_t>(sizeof(events[0])); ++j) {
-      out.push_back({static_cast<uint16_t>(index),
-                     events[j].id == GPIO_V2_LINE_EVENT_RISING_EDGE});
+      out.push_back({static_cast<uint16_t>(index), events[j].id == GPIO_V2_LINE_EVENT_RISING_EDGE});
     }
   }
   return out;

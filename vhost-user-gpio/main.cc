@@ -32,8 +32,8 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateInstance(int index, i
         "--device-list is required: N for /dev/gpiochipN, sN for a simulated chip of N lines");
   }
   if (static_cast<int>(entries.size()) != count) {
-    return InvalidArgumentError(absl::StrCat("--device-list has ", entries.size(),
-                                             " chips for --socket-count=", count));
+    return InvalidArgumentError(
+        absl::StrCat("--device-list has ", entries.size(), " chips for --socket-count=", count));
   }
   const std::string& entry = entries[index];
   uint32_t number;
@@ -45,15 +45,15 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateInstance(int index, i
     // One group of names per socket, or one group for every simulated chip.
     const std::vector<std::string> groups = absl::StrSplit(FLAGS_sim_lines, ':');
     if (groups.size() != 1 && static_cast<int>(groups.size()) != count) {
-      return InvalidArgumentError(absl::StrCat("--sim-lines has ", groups.size(),
-                                               " groups for --socket-count=", count));
+      return InvalidArgumentError(
+          absl::StrCat("--sim-lines has ", groups.size(), " groups for --socket-count=", count));
     }
     absl::StatusOr<std::vector<vhost::SimulatedLine>> named =
         vhost::ParseSimulatedLines(groups.size() == 1 ? groups[0] : groups[index]);
     if (!named.ok()) return named.status();
     if (named->size() > number) {
-      return InvalidArgumentError(absl::StrCat("--sim-lines names ", named->size(),
-                                               " lines of a chip with ", number));
+      return InvalidArgumentError(
+          absl::StrCat("--sim-lines names ", named->size(), " lines of a chip with ", number));
     }
     auto chip = std::make_unique<vhost::SimulatedChip>(number, *std::move(named));
     if (!FLAGS_control_socket.empty()) {

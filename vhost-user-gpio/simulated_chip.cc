@@ -172,8 +172,7 @@ absl::StatusOr<uint16_t> SimulatedChip::FindLine(absl::string_view token) const 
 }
 
 absl::StatusOr<std::string> SimulatedChip::Execute(absl::string_view command) {
-  std::vector<absl::string_view> words =
-      absl::StrSplit(command, ' ', absl::SkipWhitespace());
+  std::vector<absl::string_view> words = absl::StrSplit(command, ' ', absl::SkipWhitespace());
   if (words.empty()) return absl::InvalidArgumentError("empty command");
   const absl::string_view op = words[0];
   if (op == "lines" && words.size() == 1) {
@@ -182,8 +181,8 @@ absl::StatusOr<std::string> SimulatedChip::Execute(absl::string_view command) {
     return absl::StrCat(lines_.size(), " ", absl::StrJoin(names, ","));
   }
   if (op != "get" && op != "set" && op != "pulse") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", op, "' (lines | get LINE | set LINE 0|1 | pulse LINE)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", op, "' (lines | get LINE | set LINE 0|1 | pulse LINE)"));
   }
   if (words.size() < 2) return absl::InvalidArgumentError(absl::StrCat("usage: ", op, " LINE ..."));
   absl::StatusOr<uint16_t> line = FindLine(words[1]);
@@ -208,8 +207,8 @@ absl::StatusOr<std::string> SimulatedChip::Execute(absl::string_view command) {
 }
 
 absl::Status SimulatedChip::ServeControlSocket(const std::string& path, const std::string& flag) {
-  absl::StatusOr<std::unique_ptr<ControlSocket>> control = ControlSocket::Start(
-      path, flag, [this](absl::string_view line) { return Execute(line); });
+  absl::StatusOr<std::unique_ptr<ControlSocket>> control =
+      ControlSocket::Start(path, flag, [this](absl::string_view line) { return Execute(line); });
   if (!control.ok()) return control.status();
   control_ = *std::move(control);
   return absl::OkStatus();

@@ -30,8 +30,8 @@ absl::StatusOr<std::unique_ptr<HostAdapter>> HostAdapter::Open(const std::string
   if (ioctl(fd.get(), I2C_FUNCS, &funcs) != 0) {
     return Errno(absl::StrCat(path, " is not an I2C adapter"));
   }
-  if (!(funcs & (I2C_FUNC_I2C | I2C_FUNC_SMBUS_QUICK | I2C_FUNC_SMBUS_BYTE |
-                 I2C_FUNC_SMBUS_BYTE_DATA))) {
+  if (!(funcs &
+        (I2C_FUNC_I2C | I2C_FUNC_SMBUS_QUICK | I2C_FUNC_SMBUS_BYTE | I2C_FUNC_SMBUS_BYTE_DATA))) {
     return absl::FailedPreconditionError(absl::StrCat(path, " offers neither I2C nor SMBus"));
   }
   return std::unique_ptr<HostAdapter>(new HostAdapter(std::move(fd), path, funcs));

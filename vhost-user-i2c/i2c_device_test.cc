@@ -166,7 +166,7 @@ TEST_F(I2cDeviceTest, MessagesOverTheLimitFail) {
 TEST_F(I2cDeviceTest, MalformedChains) {
   EXPECT_EQ(Raw(4, 1, false), std::make_pair(kErr, 1u));  // short header
   EXPECT_EQ(Raw(4, 3, true), std::make_pair(kErr, 3u));   // short header, status at the end
-  EXPECT_EQ(Raw(8, 0, false).second, 0u);                // no status byte: returned empty
+  EXPECT_EQ(Raw(8, 0, false).second, 0u);                 // no status byte: returned empty
   EXPECT_EQ(Raw(8, 3, false), std::make_pair(kErr, 3u));  // a write with writable data
   // A read with 3 bytes of data: fine.
   EXPECT_EQ(Raw(8, 4, true), std::make_pair(kOk, 4u));

@@ -13,7 +13,8 @@ absl::Status SimulatedBus::Transfer(absl::Span<I2cMessage> messages) {
   for (I2cMessage& message : messages) {
     auto it = eeproms_.find(message.addr);
     if (it == eeproms_.end()) {
-      return absl::UnavailableError(absl::StrCat("no acknowledge from 0x", absl::Hex(message.addr)));
+      return absl::UnavailableError(
+          absl::StrCat("no acknowledge from 0x", absl::Hex(message.addr)));
     }
     Eeprom& eeprom = it->second;
     if (message.read) {

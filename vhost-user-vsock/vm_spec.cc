@@ -31,8 +31,8 @@ absl::StatusOr<std::vector<VmSpec>> ParseVmSpecs(absl::string_view text) {
           vm.groups.insert(std::string(g));
         }
       } else {
-        return Bad(absl::StrCat("unknown key '", kv.first,
-                                "' (guest-cid, socket, uds-path, groups)"));
+        return Bad(
+            absl::StrCat("unknown key '", kv.first, "' (guest-cid, socket, uds-path, groups)"));
       }
     }
     vms.push_back(std::move(vm));

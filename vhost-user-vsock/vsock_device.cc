@@ -27,7 +27,7 @@ namespace {
 // epoll data of the device's own fds; connections and greetings use ids from 2 on.
 constexpr uint64_t kWakeId = 0;
 constexpr uint64_t kListenerId = 1;
-constexpr size_t kMaxGreeting = 64;  // "CONNECT 4294967295\n" and then some
+constexpr size_t kMaxGreeting = 64;                    // "CONNECT 4294967295\n" and then some
 constexpr size_t kMaxHostMessage = Credit::kBufAlloc;  // seqpacket messages from the host
 
 bool AddToEpoll(int epoll, int fd, uint32_t events, uint64_t id) {
@@ -49,13 +49,13 @@ struct VsockDevice::Connection {
   UniqueFd fd;
   Credit credit;
   // Guest -> host.
-  std::string pending;                      // stream bytes the host socket has not taken
-  std::string message;                      // seqpacket: the message being assembled
+  std::string pending;                       // stream bytes the host socket has not taken
+  std::string message;                       // seqpacket: the message being assembled
   std::deque<std::string> pending_messages;  // seqpacket: complete, not yet sent
   bool guest_shut_send = false;
   bool guest_shut_rcv = false;
   // Host -> guest.
-  std::string prefix;                // bytes a host program sent right after its CONNECT line
+  std::string prefix;                 // bytes a host program sent right after its CONNECT line
   std::vector<uint8_t> host_message;  // seqpacket: a message read, being sent in fragments
   size_t host_message_sent = 0;
   bool host_readable = false;  // edge-triggered readiness not yet consumed
@@ -63,8 +63,7 @@ struct VsockDevice::Connection {
   bool host_hup = false;
 };
 
-absl::StatusOr<std::unique_ptr<VsockDevice>> VsockDevice::Create(Options options,
-                                                                 VsockHub* hub) {
+absl::StatusOr<std::unique_ptr<VsockDevice>> VsockDevice::Create(Options options, VsockHub* hub) {
   absl::StatusOr<UniqueFd> listener = ListenOnUnixSocket(options.uds_path, "--uds-path", 64);
   if (!listener.ok()) return listener.status();
   const int flags = fcntl(listener->get(), F_GETFL);
@@ -180,8 +179,8 @@ void VsockDevice::HandleGuestPacket(const DescriptorChain& chain) {
     if (Connection* c = Find(h)) Close(*c, /*rst=*/true);
     return;
   }
-  const bool type_ok = h.type == VIRTIO_VSOCK_TYPE_STREAM ||
-                       (h.type == VIRTIO_VSOCK_TYPE_SEQPACKET && seqpacket_);
+  const bool type_ok =
+      h.type == VIRTIO_VSOCK_TYPE_STREAM || (h.type == VIRTIO_VSOCK_TYPE_SEQPACKET && seqpacket_);
   if (!type_ok || h.dst_cid != kHostCid) {
     LOG_EVERY_N(WARNING, 100) << "vsock packet nobody here takes: " << DescribeHeader(h);
     if (h.op != VIRTIO_VSOCK_OP_RST) Queue(ReplyHeader(h, VIRTIO_VSOCK_OP_RST));
@@ -386,8 +385,7 @@ void VsockDevice::Close(Connection& c, bool rst) {
 
 void VsockDevice::Queue(const virtio_vsock_hdr& h) {
   if (queued_.size() >= kMaxQueuedPackets) {
-    LOG_EVERY_N(WARNING, 100) << "the guest takes no packets: " << DescribeHeader(h)
-                              << " dropped";
+    LOG_EVERY_N(WARNING, 100) << "the guest takes no packets: " << DescribeHeader(h) << " dropped";
     return;
   }
   VsockPacket packet;
@@ -397,8 +395,8 @@ void VsockDevice::Queue(const virtio_vsock_hdr& h) {
 }
 
 void VsockDevice::QueueFor(Connection& c, uint16_t op, uint32_t flags) {
-  virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port,
-                                  c.type, op);
+  virtio_vsock_hdr h =
+      MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port, c.type, op);
   h.flags = flags;
   h.buf_alloc = Credit::kBufAlloc;
   h.fwd_cnt = c.credit.fwd_cnt();
@@ -591,8 +589,8 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
   uint32_t flags = 0;
   ssize_t n = 0;
   if (!c.prefix.empty()) {
-    n = static_cast<ssize_t>(CopyToSegments(iov, 0, c.prefix.data(),
-                                            std::min<size_t>(room, c.prefix.size())));
+    n = static_cast<ssize_t>(
+        CopyToSegments(iov, 0, c.prefix.data(), std::min<size_t>(room, c.prefix.size())));
     c.prefix.erase(0, n);
   } else if (c.type == VIRTIO_VSOCK_TYPE_STREAM) {
     rx.Unpop(chain);
@@ -606,8 +604,8 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
       msg.msg_iovlen = 1;
       n = recvmsg(c.fd.get(), &msg, MSG_DONTWAIT);
       if (n > 0 && (msg.msg_flags & MSG_TRUNC)) {
-        LOG(WARNING) << "host seqpacket message over " << kMaxHostMessage
-                     << " bytes on port " << c.host_port << ": connection reset";
+        LOG(WARNING) << "host seqpacket message over " << kMaxHostMessage << " bytes on port "
+                     << c.host_port << ": connection reset";
         rx.Unpop(chain);
         Close(c, /*rst=*/true);
         return false;
@@ -638,8 +636,8 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
              VIRTIO_VSOCK_SHUTDOWN_SEND | (c.host_hup ? VIRTIO_VSOCK_SHUTDOWN_RCV : 0));
     return false;
   }
-  virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port,
-                                  c.type, VIRTIO_VSOCK_OP_RW);
+  virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port, c.type,
+                                  VIRTIO_VSOCK_OP_RW);
   h.len = static_cast<uint32_t>(n);
   h.flags = flags;
   h.buf_alloc = Credit::kBufAlloc;
@@ -668,14 +666,15 @@ bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
       if (count > 0) break;  // keep the popped ones contiguous for Unpop
       continue;
     }
-    rooms[count] = static_cast<uint32_t>(
-        std::min<uint64_t>(chain.writable_bytes - kVsockHeaderSize, budget));
+    rooms[count] =
+        static_cast<uint32_t>(std::min<uint64_t>(chain.writable_bytes - kVsockHeaderSize, budget));
     SliceSegments(chain.writable, kVsockHeaderSize, rooms[count], &iov);
     budget -= rooms[count];
     ++count;
   }
   if (count == 0) return false;
-  const ssize_t n = readv(c.fd.get(), iov.data(), static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX)));
+  const ssize_t n =
+      readv(c.fd.get(), iov.data(), static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX)));
   int used = 0;
   if (n > 0) {
     size_t remaining = static_cast<size_t>(n);

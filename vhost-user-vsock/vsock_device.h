@@ -44,8 +44,8 @@ class VsockDevice : public VirtioDevice {
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
   static constexpr size_t kMaxConnections = 4096;
-  static constexpr size_t kMaxQueuedPackets = 4096;  // replies and sibling packets
-  static constexpr size_t kMaxQueuedBytes = 8 << 20;  // sibling payload waiting for rx buffers
+  static constexpr size_t kMaxQueuedPackets = 4096;     // replies and sibling packets
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;    // sibling payload waiting for rx buffers
   static constexpr uint32_t kFirstHostPort = 1u << 30;  // ports given to host-initiated sockets
 
   // Binds the listener at options.uds_path (InvalidArgument naming --uds-path on failure).

@@ -13,7 +13,7 @@ TEST(CreditTest, GuestToHostBufferIsBoundedByWhatWeAdvertise) {
   Credit c;
   EXPECT_TRUE(c.Received(Credit::kBufAlloc));  // exactly the buffer: allowed
   EXPECT_EQ(c.Buffered(), Credit::kBufAlloc);
-  EXPECT_FALSE(c.Received(1));                 // one byte past it: an overrun
+  EXPECT_FALSE(c.Received(1));  // one byte past it: an overrun
   c.Forwarded(Credit::kBufAlloc);
   EXPECT_EQ(c.Buffered(), 1u);
 }

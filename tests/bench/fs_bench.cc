@@ -57,12 +57,17 @@ absl::StatusOr<Figures> Measure(bool ours, int run) {
   DaemonProcess::Options options;
   options.binary = "taskset";
   if (ours) {
-    options.args = {"-c", "0", RunfilePath("vhost-user-fs/vhost-user-fs"),
-                    "--socket-path=" + socket, "--shared-dir=" + shared, "--cache=auto"};
+    options.args = {"-c",
+                    "0",
+                    RunfilePath("vhost-user-fs/vhost-user-fs"),
+                    "--socket-path=" + socket,
+                    "--shared-dir=" + shared,
+                    "--cache=auto"};
     if (!FLAGS_ours_extra.empty()) options.args.push_back(FLAGS_ours_extra);
   } else {
-    options.args = {"-c", "0", FLAGS_virtiofsd, "--socket-path=" + socket, "-o",
-                    "source=" + shared, "-o", "cache=auto"};
+    options.args = {
+        "-c", "0",         FLAGS_virtiofsd, "--socket-path=" + socket, "-o", "source=" + shared,
+        "-o", "cache=auto"};
   }
   options.socket_path = socket;
   ASSIGN_OR_RETURN(auto daemon, DaemonProcess::Start(options));
@@ -129,8 +134,7 @@ int Main() {
       v[3].push_back(f->read_mbps);
     }
   }
-  const char* names[4] = {"create /s", "getattr /s", "seq write 1 MiB MB/s",
-                          "seq read 1 MiB MB/s"};
+  const char* names[4] = {"create /s", "getattr /s", "seq write 1 MiB MB/s", "seq read 1 MiB MB/s"};
   std::printf("%-24s %14s %14s %8s\n", "case", "vhost-user-fs", "virtiofsd 7.2", "ratio");
   for (int c = 0; c < 4; ++c) {
     const double a = Median(ours[c]), b = Median(theirs[c]);

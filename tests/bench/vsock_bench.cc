@@ -3,7 +3,8 @@
 // same bytes through a plain AF_UNIX socket pair on this machine. 64 KiB writes. Prints MB/s,
 // connections/s and the ratio to the socket pair; asserts nothing.
 //
-//   bazel build //tests/bench:vsock_bench && bazel-bin/tests/bench/vsock_bench --seconds=2 --repeat=3
+//   bazel build //tests/bench:vsock_bench && bazel-bin/tests/bench/vsock_bench --seconds=2
+//   --repeat=3
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -120,7 +121,8 @@ class Bench {
     daemon_ = *std::move(daemon);
     VsockDriver::Options driver_options;
     driver_options.rx_buffers = 256;
-    absl::StatusOr<std::unique_ptr<VsockDriver>> guest = VsockDriver::Start(socket_, driver_options);
+    absl::StatusOr<std::unique_ptr<VsockDriver>> guest =
+        VsockDriver::Start(socket_, driver_options);
     if (!guest.ok()) return false;
     guest_ = *std::move(guest);
     return true;

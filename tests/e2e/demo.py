@@ -3,7 +3,8 @@ vhost-user-rng, makes a file system on a disk served by vhost-user-blk, reads wh
 types on a virtual keyboard served by vhost-user-input, and uses a gpiochip served by
 vhost-user-gpio (sets an LED line, waits for a button interrupt from the host), and writes and
 reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program talks to a guest
-program over vsock through vhost-user-vsock.
+program over vsock through vhost-user-vsock, and the guest mounts a host directory served by
+vhost-user-fs.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and tests/e2e/gpio_guest_tool)
 """
@@ -69,6 +70,12 @@ i2c_guest_tool $i2c roundtrip 0x50 eeprom |
 echo
 echo "guest: vsock listening on port 6000 for a host program..."
 vsock_guest_tool server 6000 | sed 's/E2E-RESULT server_echoed=/guest: echoed bytes back to the host: /'
+echo
+mkdir -p /share && mount -t virtiofs share /share
+echo "guest: virtiofs share mounted on /share: $(ls /share | tr '\n' ' ')"
+echo "guest: /share/hello.txt says: $(cat /share/hello.txt)"
+echo "written by the guest at $(date -u +%T)" > /share/from-guest.txt
+sync && umount /share
 echo
 """
 
@@ -136,6 +143,7 @@ def main():
     i2c_ko = qemu_guest.out_of_tree_module("drivers/i2c/busses/i2c-virtio.c")
     vsock = os.path.join(bin_dir, "vhost-user-vsock/vhost-user-vsock")
     vsock_tool = os.path.join(bin_dir, "tests/e2e/vsock_guest_tool")
+    fs = os.path.join(bin_dir, "vhost-user-fs/vhost-user-fs")
     seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
@@ -161,6 +169,13 @@ def main():
         uds = os.path.join(work, "vm.vsock")
         vsock_argv = [vsock, f"--socket-path={vsock_sock}", f"--uds-path={uds}", "--guest-cid=3"]
         print("host: " + " ".join(vsock_argv))
+        fs_sock = os.path.join(work, "fs.sock")
+        shared = os.path.join(work, "shared")
+        os.makedirs(shared)
+        with open(os.path.join(shared, "hello.txt"), "w") as f:
+            f.write("hello from the host's shared directory")
+        fs_argv = [fs, f"--socket-path={fs_sock}", f"--shared-dir={shared}"]
+        print("host: " + " ".join(fs_argv))
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
@@ -168,10 +183,11 @@ def main():
                                    f"--control-socket={control}"], input_sock) as i, \
                 qemu_guest.Daemon(gpio_argv, gpio_sock) as g, \
                 qemu_guest.Daemon(i2c_argv, i2c_sock) as c, \
-                qemu_guest.Daemon(vsock_argv, vsock_sock) as v:
+                qemu_guest.Daemon(vsock_argv, vsock_sock) as v, \
+                qemu_guest.Daemon(fs_argv, fs_sock) as fsd:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
                   "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci, "
-                  "vhost-user-i2c-pci and vhost-user-vsock-pci")
+                  "vhost-user-i2c-pci, vhost-user-vsock-pci and vhost-user-fs-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
@@ -184,7 +200,9 @@ def main():
                          "-chardev", f"socket,id=i2c0,path={i2c_sock}",
                          "-device", "vhost-user-i2c-pci,chardev=i2c0",
                          "-chardev", f"socket,id=vs0,path={vsock_sock}",
-                         "-device", "vhost-user-vsock-pci,chardev=vs0"],
+                         "-device", "vhost-user-vsock-pci,chardev=vs0",
+                         "-chardev", f"socket,id=fs0,path={fs_sock}",
+                         "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
                          "evdev", "i2c-dev", "vmw_vsock_virtio_transport"], built_modules=[gpio_ko, i2c_ko], work=work,
                 timeout=120,
@@ -196,11 +214,19 @@ def main():
                                       vsock_host_side(line, uds, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
-                    "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log()}
+                    "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log(),
+                    "vhost-user-fs": fsd.read_log()}
+            from_guest = None
+            if os.path.exists(os.path.join(shared, "from-guest.txt")):
+                with open(os.path.join(shared, "from-guest.txt")) as f:
+                    from_guest = f.read().strip()
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
     print(f"host: the simulated LED line while the guest held it: {seen.get('led')}")
     print(f"host: vsock: {seen.get('vsock')}")
+    fs_ok = from_guest is not None
+    if fs_ok:
+        print(f"host: the shared directory now has from-guest.txt: {from_guest}")
     for name, log in logs.items():
         print(f"host: {name} log:")
         print("  " + "\n  ".join(log.strip().splitlines()))
@@ -209,7 +235,7 @@ def main():
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
           "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body and
-          seen.get("vsock_ok", False))
+          seen.get("vsock_ok", False) and fs_ok)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")

@@ -69,8 +69,8 @@ int Seqpacket(uint32_t port) {
     for (size_t i = 0; i < size; ++i) m[i] = Pattern(i + size);
     if (send(fd, m.data(), size, 0) != static_cast<ssize_t>(size)) break;
     const ssize_t n = recv(fd, back.data(), back.size(), 0);
-    const bool same = n == static_cast<ssize_t>(size) &&
-                      std::equal(m.begin(), m.end(), back.begin());
+    const bool same =
+        n == static_cast<ssize_t>(size) && std::equal(m.begin(), m.end(), back.begin());
     result += std::to_string(n) + (same ? "ok," : "BAD,");
   }
   std::printf("E2E-RESULT seqpacket=%s\n", result.c_str());

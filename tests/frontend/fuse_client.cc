@@ -65,7 +65,8 @@ absl::StatusOr<std::string> FuseClient::Submit(FrontendQueue& queue, const std::
       queue.ring().AddChain({{in_gpa_, static_cast<uint32_t>(request.size())}}, writable).status());
   RETURN_IF_ERROR(queue.Submit().status());
   ASSIGN_OR_RETURN(UsedElement used, queue.WaitForUsed(absl::Seconds(30), busy_poll_));
-  return std::string(reinterpret_cast<char*>(out_), std::min<uint32_t>(used.len, sizeof(fuse_out_header) + room));
+  return std::string(reinterpret_cast<char*>(out_),
+                     std::min<uint32_t>(used.len, sizeof(fuse_out_header) + room));
 }
 
 absl::StatusOr<fuse_out_header> FuseClient::CallRaw(const std::string& request, uint32_t room) {

@@ -142,7 +142,6 @@ absl::Status VsockDriver::MaybeCreditUpdate(VsockStream* s) {
 }
 
 void VsockDriver::Dispatch(const virtio_vsock_hdr& h, const std::string& payload) {
-
   const Key key{h.dst_port, h.src_cid, h.src_port};
   auto it = streams_.find(key);
   VsockStream* s = it == streams_.end() ? nullptr : it->second.get();

@@ -30,11 +30,11 @@ struct VsockStream {
   uint32_t peer_port = 0;
   uint16_t type = VIRTIO_VSOCK_TYPE_STREAM;
   bool connected = false;
-  bool reset = false;        // RST received
-  bool peer_shut_send = false;  // the peer will send no more
-  std::string data;          // received, not yet read
+  bool reset = false;                 // RST received
+  bool peer_shut_send = false;        // the peer will send no more
+  std::string data;                   // received, not yet read
   std::vector<std::string> messages;  // seqpacket: complete messages received
-  std::string partial;       // seqpacket: message being received
+  std::string partial;                // seqpacket: message being received
   // Credit: what we sent, and what the peer told us.
   uint32_t tx_cnt = 0, peer_buf_alloc = 0, peer_fwd_cnt = 0;
   // What we received (consumed at once: fwd_cnt), and what we last told the peer.
@@ -56,8 +56,8 @@ class VsockDriver {
                                                             const Options& options);
 
   // ---- packets
-  absl::Status Send(const virtio_vsock_hdr& header, const void* payload = nullptr,
-                    size_t len = 0, uint32_t header_len = sizeof(virtio_vsock_hdr));
+  absl::Status Send(const virtio_vsock_hdr& header, const void* payload = nullptr, size_t len = 0,
+                    uint32_t header_len = sizeof(virtio_vsock_hdr));
   // The next packet from the device (its buffer goes back to the ring).
   absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> Receive(absl::Duration timeout);
   // Handles one incoming packet for the socket layer; false on timeout.
@@ -104,9 +104,9 @@ class VsockDriver {
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<GuestRam> ram_;
   std::unique_ptr<FrontendQueue> rx_, tx_, event_;
-  std::map<uint16_t, uint8_t*> rx_buffers_;  // descriptor id -> buffer
-  std::map<uint16_t, uint64_t> rx_gpa_;      // descriptor id -> its guest address
-  std::vector<std::pair<uint64_t, uint8_t*>> free_rx_;  // gpa, host pointer
+  std::map<uint16_t, uint8_t*> rx_buffers_;              // descriptor id -> buffer
+  std::map<uint16_t, uint64_t> rx_gpa_;                  // descriptor id -> its guest address
+  std::vector<std::pair<uint64_t, uint8_t*>> free_rx_;   // gpa, host pointer
   std::vector<std::pair<uint64_t, uint8_t*>> tx_slots_;  // header+payload areas
   size_t next_tx_ = 0;
   bool refill_ = true;

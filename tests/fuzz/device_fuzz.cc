@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "common/message.h"
-#include "common/unique_fd.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "vhost-user-gpio/gpio_device.h"

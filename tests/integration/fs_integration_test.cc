@@ -56,8 +56,8 @@ TEST_F(FsDaemonTest, LargeFileRoundTripWithChecksums) {
   std::string data(4 << 20, '\0');
   for (char& c : data) c = static_cast<char>(gen());
   for (size_t off = 0; off < data.size(); off += 1 << 20) {
-    ASSERT_OK_AND_ASSIGN(uint32_t n, fs_->Write(created.first, created.second, off,
-                                                data.substr(off, 1 << 20)));
+    ASSERT_OK_AND_ASSIGN(uint32_t n,
+                         fs_->Write(created.first, created.second, off, data.substr(off, 1 << 20)));
     EXPECT_EQ(n, 1u << 20);
   }
   ASSERT_OK(fs_->Release(created.first, created.second));
@@ -115,9 +115,9 @@ TEST_F(FsDaemonTest, HostileRequests) {
   in.unique = 77;
   in.nodeid = kRoot;
   in.len = 100000;
-  ASSERT_OK_AND_ASSIGN(out, fs_->CallRaw(std::string(reinterpret_cast<char*>(&in), sizeof(in)) +
-                                             std::string(16, '\0'),
-                                         200));
+  ASSERT_OK_AND_ASSIGN(
+      out, fs_->CallRaw(
+               std::string(reinterpret_cast<char*>(&in), sizeof(in)) + std::string(16, '\0'), 200));
   EXPECT_EQ(out.error, -EINVAL);
   EXPECT_EQ(out.unique, 77u);
   // Unknown opcode, unknown node, escapes, a name with '/'.
@@ -125,8 +125,7 @@ TEST_F(FsDaemonTest, HostileRequests) {
   EXPECT_FALSE(fs_->GetAttr(987654).ok());
   ASSERT_OK_AND_ASSIGN(fuse_entry_out up, fs_->Lookup(kRoot, ".."));
   EXPECT_EQ(up.nodeid, kRoot);
-  EXPECT_THAT(fs_->Lookup(kRoot, "../etc").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(fs_->Lookup(kRoot, "../etc").status(), StatusIs(absl::StatusCode::kInvalidArgument));
   // A handle never opened.
   EXPECT_FALSE(fs_->Read(kRoot, 999, 0, 10).ok());
   EXPECT_TRUE(daemon_->IsAlive());
@@ -159,8 +158,12 @@ TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
   chmod(binary.c_str(), 0755);
   DaemonProcess::Options options;
   options.binary = "setpriv";
-  options.args = {"--reuid=65534", "--regid=65534", "--clear-groups", binary,
-                  "--socket-path=" + dir->File("sock"), "--shared-dir=" + shared};
+  options.args = {"--reuid=65534",
+                  "--regid=65534",
+                  "--clear-groups",
+                  binary,
+                  "--socket-path=" + dir->File("sock"),
+                  "--shared-dir=" + shared};
   options.socket_path = dir->File("sock");
   ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
   ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));

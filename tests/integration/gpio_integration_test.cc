@@ -104,7 +104,8 @@ struct Guest {
     ASSERT_OK(resp_gpa);
     std::memcpy(req, &line, 2);
     *resp = 0xee;
-    ASSERT_OK_AND_ASSIGN(uint16_t id, queues[1]->ring().AddChain({{*req_gpa, 2}}, {{*resp_gpa, 1}}));
+    ASSERT_OK_AND_ASSIGN(uint16_t id,
+                         queues[1]->ring().AddChain({{*req_gpa, 2}}, {{*resp_gpa, 1}}));
     irq_buffers[id] = {line, resp};
     ASSERT_OK(queues[1]->Submit());
   }
@@ -172,8 +173,7 @@ TEST_F(GpioDaemonTest, EveryRequestTypeAndStatus) {
   StartDaemon();
   ConnectGuest();
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 0, 0).value, VIRTIO_GPIO_DIRECTION_IN);
-  EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 1, 0).value,
-            VIRTIO_GPIO_DIRECTION_OUT);
+  EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 1, 0).value, VIRTIO_GPIO_DIRECTION_OUT);
   // Output: the value set in the guest reaches the simulated line.
   EXPECT_EQ(guest_.Status(VIRTIO_GPIO_MSG_SET_VALUE, 1, 1), kOk);
   EXPECT_EQ(Command("get led\n"), "ok out 1\n");
@@ -196,8 +196,7 @@ TEST_F(GpioDaemonTest, EveryRequestTypeAndStatus) {
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 2, 4).status, kErr);
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 1).status, kErr);
   EXPECT_EQ(guest_.Status(VIRTIO_GPIO_MSG_SET_DIRECTION, 2, VIRTIO_GPIO_DIRECTION_NONE), kOk);
-  EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 2, 0).value,
-            VIRTIO_GPIO_DIRECTION_NONE);
+  EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 2, 0).value, VIRTIO_GPIO_DIRECTION_NONE);
   EXPECT_TRUE(daemon_->IsAlive());
 }
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
 #include "common/unique_fd.h"
@@ -225,8 +225,8 @@ TEST_F(VsockDaemonTest, RefusedBothWays) {
   EXPECT_FALSE(guest_->Connect(2, 4321).ok());  // no listener at uds_4321: RST
   UniqueFd host = ConnectUnix(uds_);
   ASSERT_TRUE(WriteAll(host.get(), "CONNECT 6000\n"));  // the guest does not listen
-  EXPECT_TRUE(guest_->Pump(absl::Seconds(5)));           // its REQUEST, answered RST
-  EXPECT_EQ(ReadUpTo(host.get(), 100), "");              // closed without OK
+  EXPECT_TRUE(guest_->Pump(absl::Seconds(5)));          // its REQUEST, answered RST
+  EXPECT_EQ(ReadUpTo(host.get(), 100), "");             // closed without OK
   UniqueFd bad = ConnectUnix(uds_);
   ASSERT_TRUE(WriteAll(bad.get(), "HELLO 6000\n"));
   EXPECT_EQ(ReadUpTo(bad.get(), 100), "");
@@ -256,8 +256,7 @@ TEST_F(VsockDaemonTest, SeqpacketKeepsMessageBoundaries) {
   StartDaemon();
   UniqueFd listener = Listen(uds_ + "_88", SOCK_SEQPACKET);
   StartGuest();
-  ASSERT_OK_AND_ASSIGN(VsockStream * s,
-                       guest_->Connect(2, 88, VIRTIO_VSOCK_TYPE_SEQPACKET));
+  ASSERT_OK_AND_ASSIGN(VsockStream * s, guest_->Connect(2, 88, VIRTIO_VSOCK_TYPE_SEQPACKET));
   UniqueFd host(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(host);
   const std::vector<std::string> up = {"a", RandomBytes(10000, 1), RandomBytes(100000, 2), "z"};
@@ -390,10 +389,10 @@ TEST_F(VsockDaemonTest, GuestWithoutRxBuffersKeepsTheDaemonBounded) {
 TEST_F(VsockDaemonTest, SiblingVmsInOneGroupReachEachOther) {
   ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
   const std::string a = dir_->File("a.sock"), b = dir_->File("b.sock"), c = dir_->File("c.sock");
-  const std::string vms = absl::StrCat(
-      "guest-cid=3,socket=", a, ",uds-path=", dir_->File("a.vsock"), ",groups=g1;",
-      "guest-cid=4,socket=", b, ",uds-path=", dir_->File("b.vsock"), ",groups=g1+g2;",
-      "guest-cid=5,socket=", c, ",uds-path=", dir_->File("c.vsock"), ",groups=g2");
+  const std::string vms =
+      absl::StrCat("guest-cid=3,socket=", a, ",uds-path=", dir_->File("a.vsock"), ",groups=g1;",
+                   "guest-cid=4,socket=", b, ",uds-path=", dir_->File("b.vsock"), ",groups=g1+g2;",
+                   "guest-cid=5,socket=", c, ",uds-path=", dir_->File("c.vsock"), ",groups=g2");
   DaemonProcess::Options options;
   options.binary = RunfilePath("vhost-user-vsock/vhost-user-vsock");
   options.args = {"--vm=" + vms};
