@@ -8,8 +8,12 @@
 
 namespace vhost {
 
-FsDevice::FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues)
-    : server_(std::move(server)), tag_(std::move(tag)), request_queues_(request_queues) {}
+FsDevice::FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues,
+                   int thread_pool_size)
+    : server_(std::move(server)),
+      tag_(std::move(tag)),
+      request_queues_(request_queues),
+      thread_pool_size_(thread_pool_size) {}
 
 DeviceInfo FsDevice::Info() const {
   DeviceInfo info;
@@ -29,10 +33,42 @@ absl::Status FsDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   return absl::OkStatus();
 }
 
+int FsDevice::QueueEventFd(int index) {
+  if (thread_pool_size_ == 0) return -1;
+  // Threads are started here, once the daemon is sandboxed (a user namespace needs a
+  // single-threaded process).
+  std::call_once(pool_started_, [this] {
+    pool_ = std::make_unique<RequestPool>(
+        thread_pool_size_, 1 + request_queues_,
+        [this](const DescriptorChain& chain) { return server_->Handle(chain); });
+  });
+  return pool_->event_fd(index);
+}
+
+bool FsDevice::QueueHasCompletions(int index) {
+  return pool_ != nullptr && pool_->HasCompletions(index);
+}
+
 absl::Duration FsDevice::ProcessQueue(Virtqueue& queue) {
   DescriptorChain chain;
-  while (queue.Pop(&chain)) queue.Push(chain, server_->Handle(chain));
-  return absl::InfiniteDuration();
+  if (pool_ == nullptr) {
+    while (queue.Pop(&chain)) queue.Push(chain, server_->Handle(chain));
+    return absl::InfiniteDuration();
+  }
+  for (auto& [done, written] : pool_->TakeCompletions(queue.index())) queue.Push(done, written);
+  while (queue.Pop(&chain)) pool_->Submit(queue.index(), chain);
+  // Requests in the pool come back through the queue's eventfd.
+  return kUntilDeviceEvent;
+}
+
+void FsDevice::QueueStopped(int index, Virtqueue* queue) {
+  if (pool_ == nullptr) return;
+  // Requests in flight finish and are answered before the ring position is reported.
+  pool_->WaitIdle(index);
+  for (auto& [done, written] : pool_->TakeCompletions(index)) {
+    if (queue != nullptr) queue->Push(done, written);
+  }
+  if (queue != nullptr) queue->NotifyGuestIfNeeded();
 }
 
 }  // namespace vhost

@@ -4,10 +4,12 @@
 #define VHOST_USER_FS_FS_DEVICE_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/device.h"
 #include "vhost-user-fs/fuse_server.h"
+#include "vhost-user-fs/request_pool.h"
 
 namespace vhost {
 
@@ -15,11 +17,16 @@ constexpr uint32_t kVirtioIdFs = 26;
 
 class FsDevice : public VirtioDevice {
  public:
-  FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues);
+  // thread_pool_size 0: each queue's worker serves its requests itself, one at a time.
+  FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues,
+           int thread_pool_size = 0);
 
   DeviceInfo Info() const override;
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
   absl::Duration ProcessQueue(Virtqueue& queue) override;
+  int QueueEventFd(int index) override;
+  bool QueueHasCompletions(int index) override;
+  void QueueStopped(int index, Virtqueue* queue) override;
 
   FuseServer& server() { return *server_; }
 
@@ -27,6 +34,9 @@ class FsDevice : public VirtioDevice {
   const std::unique_ptr<FuseServer> server_;
   const std::string tag_;
   const uint32_t request_queues_;
+  const int thread_pool_size_;
+  std::once_flag pool_started_;
+  std::unique_ptr<RequestPool> pool_;  // started by the first queue (after the sandbox)
 };
 
 }  // namespace vhost

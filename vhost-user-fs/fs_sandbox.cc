@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -67,8 +69,12 @@ absl::Status EnterNamespaces(const std::string& shared_dir) {
   }
   // Our mounts stay ours; the shared directory becomes a mount point, then the root.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    return Errno("making mounts private");
+    // E.g. inside a plain chroot, whose root is no mount point.
+    return Errno("making mounts private (use --sandbox=chroot or none where / is no mount point)");
   }
+  char resolved[PATH_MAX];
+  if (realpath(shared_dir.c_str(), resolved) == nullptr) return Errno("realpath");
+  if (std::strcmp(resolved, "/") == 0) return absl::OkStatus();  // already the root
   if (mount(shared_dir.c_str(), shared_dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     return Errno("bind-mounting the shared directory");
   }

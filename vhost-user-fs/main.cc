@@ -19,6 +19,9 @@ DEFINE_string(sandbox, "namespace",
               "Confinement to --shared-dir on top of seccomp: namespace (mount/network/IPC "
               "namespaces and pivot_root into it; a user namespace when not root), chroot "
               "(root only), none");
+DEFINE_int32(thread_pool_size, 0,
+             "Threads serving requests of all queues in parallel (0: each queue's own thread "
+             "serves its requests in order, the lowest latency for one request at a time)");
 DEFINE_int32(num_request_queues, 8, "Request queues offered (the front end uses up to this)");
 
 namespace {
@@ -57,6 +60,9 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   }
   if (!vhost::ParseFsSandbox(FLAGS_sandbox).ok()) {
     return InvalidArgumentError("--sandbox must be namespace, chroot or none");
+  }
+  if (FLAGS_thread_pool_size < 0 || FLAGS_thread_pool_size > 1024) {
+    return InvalidArgumentError("--thread-pool-size must be 0 to 1024");
   }
   absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server = vhost::FuseServer::Create(options);
   if (!server.ok()) return server.status();

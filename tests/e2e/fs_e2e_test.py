@@ -53,6 +53,12 @@ echo "E2E-RESULT unmounted=yes"
 class FsGuestTest(unittest.TestCase):
 
     def test_guest_file_workload_on_the_shared_directory(self):
+        self.run_workload([])
+
+    def test_guest_file_workload_with_a_thread_pool(self):
+        self.run_workload(["--thread-pool-size=4"])
+
+    def run_workload(self, extra_flags):
         with qemu_guest.work_dir("fs") as work:
             shared = os.path.join(work, "shared")
             os.makedirs(os.path.join(shared, "host_dir"))
@@ -61,7 +67,7 @@ class FsGuestTest(unittest.TestCase):
             for i in range(5):
                 open(os.path.join(shared, "host_dir", f"h{i}"), "w").close()
             sock = os.path.join(work, "fs.sock")
-            argv = [DAEMON, f"--socket-path={sock}", f"--shared-dir={shared}"]
+            argv = [DAEMON, f"--socket-path={sock}", f"--shared-dir={shared}"] + extra_flags
             with qemu_guest.Daemon(argv, sock) as daemon:
                 result = qemu_guest.run_guest(
                     GUEST_SCRIPT,

@@ -28,7 +28,7 @@ using testing::StatusIs;
 
 constexpr uint64_t kRoot = 1;
 
-class FsDaemonTest : public ::testing::Test {
+class FsDaemonTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("fs"));
@@ -37,7 +37,8 @@ class FsDaemonTest : public ::testing::Test {
     std::ofstream(shared_ + "/host.txt") << "from the host";
     DaemonProcess::Options options;
     options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
-    options.args = {"--socket-path=" + dir_->File("sock"), "--shared-dir=" + shared_};
+    options.args = {"--socket-path=" + dir_->File("sock"), "--shared-dir=" + shared_,
+                    absl::StrCat("--thread-pool-size=", GetParam())};
     options.socket_path = dir_->File("sock");
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
     ASSERT_OK_AND_ASSIGN(fs_, FuseClient::Start(dir_->File("sock")));
@@ -49,7 +50,7 @@ class FsDaemonTest : public ::testing::Test {
   std::unique_ptr<FuseClient> fs_;
 };
 
-TEST_F(FsDaemonTest, LargeFileRoundTripWithChecksums) {
+TEST_P(FsDaemonTest, LargeFileRoundTripWithChecksums) {
   EXPECT_EQ(fs_->init().max_write, 1u << 20);
   ASSERT_OK_AND_ASSIGN(auto created, fs_->Create(kRoot, "big"));
   std::mt19937 gen(1);
@@ -75,7 +76,7 @@ TEST_F(FsDaemonTest, LargeFileRoundTripWithChecksums) {
   EXPECT_EQ(attr.size, data.size());
 }
 
-TEST_F(FsDaemonTest, HostChangesAreSeenAndRenamesKeepTheInode) {
+TEST_P(FsDaemonTest, HostChangesAreSeenAndRenamesKeepTheInode) {
   ASSERT_OK_AND_ASSIGN(fuse_entry_out host_file, fs_->Lookup(kRoot, "host.txt"));
   ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->Open(host_file.nodeid, O_RDONLY));
   ASSERT_OK_AND_ASSIGN(std::string content, fs_->Read(host_file.nodeid, fh, 0, 100));
@@ -92,7 +93,7 @@ TEST_F(FsDaemonTest, HostChangesAreSeenAndRenamesKeepTheInode) {
   EXPECT_EQ(moved.nodeid, host_file.nodeid);
 }
 
-TEST_F(FsDaemonTest, ForgetOnTheHighPriorityQueue) {
+TEST_P(FsDaemonTest, ForgetOnTheHighPriorityQueue) {
   ASSERT_OK_AND_ASSIGN(fuse_entry_out e, fs_->Lookup(kRoot, "host.txt"));
   ASSERT_OK(fs_->Forget(e.nodeid, 1));
   // The forget and the next request travel on different queues: give it a moment.
@@ -105,7 +106,7 @@ TEST_F(FsDaemonTest, ForgetOnTheHighPriorityQueue) {
   EXPECT_FALSE(status.ok());
 }
 
-TEST_F(FsDaemonTest, HostileRequests) {
+TEST_P(FsDaemonTest, HostileRequests) {
   // Shorter than a FUSE header.
   ASSERT_OK_AND_ASSIGN(fuse_out_header out, fs_->CallRaw(std::string(10, 'x'), 100));
   EXPECT_EQ(out.error, -EINVAL);
@@ -133,7 +134,7 @@ TEST_F(FsDaemonTest, HostileRequests) {
   EXPECT_NE(still.nodeid, 0u);
 }
 
-TEST_F(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
+TEST_P(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
   // The default --sandbox=namespace: the daemon's root directory is the shared one.
   const std::string root = absl::StrCat("/proc/", daemon_->pid(), "/root/host.txt");
   std::ifstream f(root);
@@ -141,6 +142,9 @@ TEST_F(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
   EXPECT_EQ(content, "from the host");
   EXPECT_FALSE(std::ifstream(absl::StrCat("/proc/", daemon_->pid(), "/root/etc/passwd")).good());
 }
+
+// Each queue's own thread, and a pool of 4 threads.
+INSTANTIATE_TEST_SUITE_P(ThreadPool, FsDaemonTest, ::testing::Values(0, 4));
 
 TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
   ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-nobody"));
