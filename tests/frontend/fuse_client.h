@@ -43,6 +43,13 @@ class FuseClient {
                                  const std::string& data);
   absl::StatusOr<std::string> Read(uint64_t nodeid, uint64_t fh, uint64_t offset, uint32_t size);
   absl::StatusOr<fuse_attr> GetAttr(uint64_t nodeid);
+  // For benchmarks: the data stays in guest memory (a guest's page cache would hold it), so the
+  // client copies nothing. Write sends `size` bytes of whatever the buffer holds; Read returns
+  // how many bytes the reply carries.
+  absl::StatusOr<uint32_t> WriteInPlace(uint64_t nodeid, uint64_t fh, uint64_t offset,
+                                        uint32_t size);
+  absl::StatusOr<uint32_t> ReadInPlace(uint64_t nodeid, uint64_t fh, uint64_t offset,
+                                       uint32_t size);
   absl::Status Forget(uint64_t nodeid, uint64_t nlookup);
 
   const fuse_init_out& init() const { return init_; }
@@ -51,6 +58,9 @@ class FuseClient {
   FuseClient() = default;
   absl::StatusOr<std::string> Submit(FrontendQueue& queue, const std::string& request,
                                      uint32_t room, bool reply);
+  // Sends the request already in in_ (`len` bytes) and waits; returns the used length.
+  absl::StatusOr<uint32_t> SubmitInPlace(uint32_t len, uint32_t room);
+  fuse_in_header Header(uint32_t opcode, uint64_t nodeid, uint32_t len);
 
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<GuestRam> ram_;
