@@ -263,6 +263,12 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   if (!seccomp.ok()) ExitWithUsageError(spec.program, std::string(seccomp.status().message()));
   if (FLAGS_poll_us < 0) ExitWithUsageError(spec.program, "--poll-us must not be negative");
   google::InitGoogleLogging(argv[0]);
+  // Blocked before the socket appears: a supervisor that sees it may signal at once.
+  absl::StatusOr<UniqueFd> signals = TerminationSignals();
+  if (!signals.ok()) {
+    LOG(ERROR) << signals.status();
+    return 1;
+  }
 
   absl::StatusOr<std::vector<DaemonInstance>> instances = CreateInstances(spec);
   if (!instances.ok()) {
@@ -287,11 +293,6 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     }
     listeners.push_back(*std::move(listener));
     devices.push_back(std::move(instance.device));
-  }
-  absl::StatusOr<UniqueFd> signals = TerminationSignals();
-  if (!signals.ok()) {
-    LOG(ERROR) << signals.status();
-    return 1;
   }
   if (spec.before_seccomp) {
     if (absl::Status s = spec.before_seccomp(); !s.ok()) {

@@ -45,6 +45,12 @@ struct DeviceInfo {
 // QueueEventFd) fires or the guest kicks: all its I/O slots are busy, or (an event queue) the
 // guest's buffers wait for events that have not happened yet.
 constexpr absl::Duration kUntilDeviceEvent = absl::Hours(24);
+// The same, from a device that pops every chain the guest makes available and holds it until its
+// event (gpio's interrupt buffers, requests handed to a thread pool): a chain that arrives while
+// notifications were off is popped at once instead of waiting for a kick the guest may have
+// suppressed. (kUntilDeviceEvent leaves such chains for the kick: devices that keep buffers in
+// the ring, like input's event queue, would otherwise be spun on.)
+constexpr absl::Duration kHoldingUntilDeviceEvent = absl::Seconds(24 * 3600 + 1);
 
 // Lets a device tell the front end that its config space changed (BACKEND_CONFIG_CHANGE_MSG).
 using ConfigChangeNotifier = std::function<absl::Status()>;

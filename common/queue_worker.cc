@@ -48,6 +48,10 @@ absl::Duration QueueWorker::Drain() {
     queue_->NotifyGuestIfNeeded();
     // A device that left work for later must not be spun on; the guest may still kick when it
     // adds buffers (it needs to for event queues).
+    if (wait == kHoldingUntilDeviceEvent) {
+      if (queue_->EnableNotifications()) continue;  // new chains came meanwhile: pop them
+      return wait;
+    }
     if (wait != absl::InfiniteDuration()) {
       queue_->EnableNotifications();
       return wait;

@@ -58,7 +58,7 @@ absl::Duration FsDevice::ProcessQueue(Virtqueue& queue) {
   for (auto& [done, written] : pool_->TakeCompletions(queue.index())) queue.Push(done, written);
   while (queue.Pop(&chain)) pool_->Submit(queue.index(), chain);
   // Requests in the pool come back through the queue's eventfd.
-  return kUntilDeviceEvent;
+  return kHoldingUntilDeviceEvent;
 }
 
 void FsDevice::QueueStopped(int index, Virtqueue* queue) {

@@ -35,20 +35,26 @@ bool CreatesFiles(uint32_t opcode) {
 
 class ScopedCredentials {
  public:
-  ScopedCredentials(uint32_t opcode, uid_t uid, gid_t gid)
+  ScopedCredentials(uint32_t opcode, uid_t uid, gid_t gid)  // host ids
       : active_(CreatesFiles(opcode) && (uid != 0 || gid != 0) && geteuid() == 0) {
     if (!active_) return;
     setfsgid(gid);
     setfsuid(uid);
+    // setfsuid reports no errors: read the values back (an id our user namespace does not map
+    // cannot be taken, and the file must then not be created as root).
+    ok_ = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1))) == uid &&
+          static_cast<gid_t>(setfsgid(static_cast<gid_t>(-1))) == gid;
   }
   ~ScopedCredentials() {
     if (!active_) return;
     setfsuid(0);
     setfsgid(0);
   }
+  bool ok() const { return ok_; }
 
  private:
   const bool active_;
+  bool ok_ = true;
 };
 
 // A single path component: not empty, no '/', not "." (".." is the caller's business).
@@ -128,8 +134,9 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
                               << chain.readable_bytes;
     err = EINVAL;
   } else {
-    ScopedCredentials as_caller(r.in.opcode, r.in.uid, r.in.gid);
-    err = Dispatch(r);
+    ScopedCredentials as_caller(r.in.opcode, options_.uids.GuestToHost(r.in.uid),
+                                options_.gids.GuestToHost(r.in.gid));
+    err = as_caller.ok() ? Dispatch(r) : EPERM;
   }
   if (r.no_reply || chain.writable_bytes < kOutHeader) {
     if (!r.no_reply) {
@@ -252,8 +259,8 @@ void FuseServer::FillAttr(const struct stat& st, fuse_attr* a) const {
   a->ctimensec = st.st_ctim.tv_nsec;
   a->mode = st.st_mode;
   a->nlink = st.st_nlink;
-  a->uid = st.st_uid;
-  a->gid = st.st_gid;
+  a->uid = options_.uids.HostToGuest(st.st_uid);
+  a->gid = options_.gids.HostToGuest(st.st_gid);
   a->rdev = st.st_rdev;
   a->blksize = st.st_blksize;
 }
@@ -370,8 +377,10 @@ int FuseServer::SetAttr(Request& r) {
     if (fchmodat(proc_fds_.get(), proc_name.c_str(), in->mode & 07777, 0) != 0) return errno;
   }
   if (in->valid & (FATTR_UID | FATTR_GID)) {
-    const uid_t uid = (in->valid & FATTR_UID) ? in->uid : static_cast<uid_t>(-1);
-    const gid_t gid = (in->valid & FATTR_GID) ? in->gid : static_cast<gid_t>(-1);
+    const uid_t uid =
+        (in->valid & FATTR_UID) ? options_.uids.GuestToHost(in->uid) : static_cast<uid_t>(-1);
+    const gid_t gid =
+        (in->valid & FATTR_GID) ? options_.gids.GuestToHost(in->gid) : static_cast<gid_t>(-1);
     if (fchownat(inode->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
       return errno;
     }

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/descriptor_chain.h"
+#include "vhost-user-fs/id_map.h"
 #include "vhost-user-fs/inode_table.h"
 
 namespace vhost {
@@ -29,6 +30,7 @@ struct FsOptions {
   std::string shared_dir;
   CacheMode cache = CacheMode::kAuto;
   bool xattr = false;
+  IdMap uids, gids;  // guest ids shown as other host ids
 };
 
 class FuseServer {

@@ -323,3 +323,61 @@ TEST_F(FuseServerTest, SetattrStatfsXattrSeek) {
 
 }  // namespace
 }  // namespace vhost
+
+namespace vhost {
+namespace {
+
+TEST(IdMapTest, ParsesAndTranslatesBothWays) {
+  ASSERT_OK_AND_ASSIGN(IdMap map, IdMap::Parse("0:100000:1000,5000:5000:1", "--translate-uid"));
+  EXPECT_EQ(map.GuestToHost(0), 100000u);
+  EXPECT_EQ(map.GuestToHost(999), 100999u);
+  EXPECT_EQ(map.GuestToHost(1000), 1000u);  // outside every range: unchanged
+  EXPECT_EQ(map.HostToGuest(100005), 5u);
+  EXPECT_EQ(map.HostToGuest(5000), 5000u);
+  for (const char* bad : {"1:2", "a:b:c", "0:0:0", "0:10:5,3:20:1", "4294967295:0:2"}) {
+    EXPECT_FALSE(IdMap::Parse(bad, "--translate-uid").ok()) << bad;
+  }
+}
+
+TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
+  char tmpl[] = "/tmp/fuse-ids-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  FsOptions options;
+  options.shared_dir = dir;
+  ASSERT_OK_AND_ASSIGN(options.uids, IdMap::Parse("0:65534:1", "--translate-uid"));
+  ASSERT_OK_AND_ASSIGN(options.gids, IdMap::Parse("0:65534:1", "--translate-gid"));
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  // CREATE as the guest's root.
+  fuse_in_header in{};
+  in.opcode = FUSE_CREATE;
+  in.unique = 1;
+  in.nodeid = kRootNodeId;
+  fuse_create_in create{};
+  create.flags = O_RDWR;
+  create.mode = 0644;
+  std::string request(reinterpret_cast<char*>(&in), sizeof(in));
+  request += std::string(reinterpret_cast<char*>(&create), sizeof(create)) + "f" + '\0';
+  reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
+  std::vector<char> out(4096);
+  DescriptorChain chain;
+  chain.readable.push_back({request.data(), request.size()});
+  chain.readable_bytes = request.size();
+  chain.writable.push_back({out.data(), out.size()});
+  chain.writable_bytes = out.size();
+  ASSERT_GT(server->Handle(chain), sizeof(fuse_out_header));
+  ASSERT_EQ(reinterpret_cast<fuse_out_header*>(out.data())->error, 0);
+  fuse_entry_out entry;
+  std::memcpy(&entry, out.data() + sizeof(fuse_out_header), sizeof(entry));
+  struct stat st;
+  ASSERT_EQ(stat((dir + "/f").c_str(), &st), 0);
+  if (geteuid() == 0) {
+    EXPECT_EQ(st.st_uid, 65534u);  // on the host: nobody
+    EXPECT_EQ(entry.attr.uid, 0u);  // to the guest: its root
+  } else {
+    EXPECT_EQ(entry.attr.uid, st.st_uid == 65534 ? 0u : st.st_uid);
+  }
+  system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace vhost

@@ -19,6 +19,10 @@ DEFINE_string(sandbox, "namespace",
               "Confinement to --shared-dir on top of seccomp: namespace (mount/network/IPC "
               "namespaces and pivot_root into it; a user namespace when not root), chroot "
               "(root only), none");
+DEFINE_string(translate_uid, "",
+              "Guest user ids shown as other host ids: GUEST:HOST:COUNT[,...] (e.g. 0:1000:1 "
+              "makes the guest's root the host's user 1000); others pass unchanged");
+DEFINE_string(translate_gid, "", "The same for group ids");
 DEFINE_int32(thread_pool_size, 0,
              "Threads serving requests of all queues in parallel (0: each queue's own thread "
              "serves its requests in order, the lowest latency for one request at a time)");
@@ -52,6 +56,12 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
     return InvalidArgumentError("--cache must be never, auto or always");
   }
   options.xattr = FLAGS_xattr;
+  absl::StatusOr<vhost::IdMap> uids = vhost::IdMap::Parse(FLAGS_translate_uid, "--translate-uid");
+  if (!uids.ok()) return uids.status();
+  absl::StatusOr<vhost::IdMap> gids = vhost::IdMap::Parse(FLAGS_translate_gid, "--translate-gid");
+  if (!gids.ok()) return gids.status();
+  options.uids = *uids;
+  options.gids = *gids;
   if (FLAGS_tag.empty() || FLAGS_tag.size() > 36) {
     return InvalidArgumentError("--tag must be 1 to 36 bytes");
   }

@@ -103,7 +103,7 @@ absl::Duration GpioDevice::ProcessQueue(Virtqueue& queue) {
   TakeNewBuffers(queue);
   CompleteHeldBuffers(queue);
   // Held buffers wait for interrupts, not for the worker to spin on them.
-  return kUntilDeviceEvent;
+  return kHoldingUntilDeviceEvent;
 }
 
 // ---- request queue
