@@ -342,6 +342,7 @@ TEST(IdMapTest, ParsesAndTranslatesBothWays) {
 TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
   char tmpl[] = "/tmp/fuse-ids-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
+  chmod(dir.c_str(), 0777);  // the mapped user creates the file
   FsOptions options;
   options.shared_dir = dir;
   ASSERT_OK_AND_ASSIGN(options.uids, IdMap::Parse("0:65534:1", "--translate-uid"));
