@@ -297,6 +297,9 @@ int FuseServer::LookupEntry(const Inode& parent, const char* name, fuse_entry_ou
   if (fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
   std::shared_ptr<Inode> inode = inodes_->Ref(std::move(fd), st);
   FillEntry(inode->nodeid, st, out);
+  if (options_.announce_submounts && S_ISDIR(st.st_mode) && st.st_dev != parent.dev) {
+    out->attr.flags |= FUSE_ATTR_SUBMOUNT;
+  }
   return 0;
 }
 
@@ -312,6 +315,7 @@ int FuseServer::Init(Request& r) {
   uint32_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
                     FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
                     FUSE_HANDLE_KILLPRIV;
+  if (options_.announce_submounts) wanted |= FUSE_SUBMOUNTS;
   out.flags = in->flags & wanted;
   out.max_background = 64;
   out.congestion_threshold = 48;

@@ -30,6 +30,9 @@ struct FsOptions {
   std::string shared_dir;
   CacheMode cache = CacheMode::kAuto;
   bool xattr = false;
+  // Directories on another file system than their parent are marked as submounts, so the guest
+  // mounts them separately (their own st_dev, no inode number clashes).
+  bool announce_submounts = false;
   IdMap uids, gids;  // guest ids shown as other host ids
 };
 

@@ -4,6 +4,7 @@
 #include "vhost-user-fs/fuse_server.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -326,6 +327,41 @@ TEST_F(FuseServerTest, SetattrStatfsXattrSeek) {
 
 namespace vhost {
 namespace {
+
+TEST(FuseServerSubmountTest, MountPointsAreAnnounced) {
+  char tmpl[] = "/tmp/fuse-submount-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  mkdir((dir + "/inner").c_str(), 0755);
+  mkdir((dir + "/plain").c_str(), 0755);
+  ASSERT_EQ(mount("tmpfs", (dir + "/inner").c_str(), "tmpfs", 0, nullptr), 0) << strerror(errno);
+  FsOptions options;
+  options.shared_dir = dir;
+  options.announce_submounts = true;
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  auto lookup_flags = [&](const std::string& name) {
+    fuse_in_header in{};
+    in.opcode = FUSE_LOOKUP;
+    in.unique = 1;
+    in.nodeid = kRootNodeId;
+    std::string request(reinterpret_cast<char*>(&in), sizeof(in));
+    request += name + '\0';
+    reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
+    std::vector<char> out(4096);
+    DescriptorChain chain;
+    chain.readable.push_back({request.data(), request.size()});
+    chain.readable_bytes = request.size();
+    chain.writable.push_back({out.data(), out.size()});
+    chain.writable_bytes = out.size();
+    EXPECT_GT(server->Handle(chain), sizeof(fuse_out_header));
+    fuse_entry_out entry;
+    std::memcpy(&entry, out.data() + sizeof(fuse_out_header), sizeof(entry));
+    return entry.attr.flags;
+  };
+  EXPECT_TRUE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
+  EXPECT_FALSE(lookup_flags("plain") & FUSE_ATTR_SUBMOUNT);
+  umount((dir + "/inner").c_str());
+  system(("rm -rf " + dir).c_str());
+}
 
 TEST(IdMapTest, ParsesAndTranslatesBothWays) {
   ASSERT_OK_AND_ASSIGN(IdMap map, IdMap::Parse("0:100000:1000,5000:5000:1", "--translate-uid"));

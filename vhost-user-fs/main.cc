@@ -15,6 +15,9 @@ DEFINE_string(cache, "auto",
               "never: no client caching (direct I/O, attributes always fresh); auto: caches "
               "trusted for 1 s; always: for a day (the host does not change the directory)");
 DEFINE_bool(xattr, false, "Pass extended attributes through");
+DEFINE_bool(announce_submounts, false,
+            "Tell the guest which directories are mount points of other file systems, so it "
+            "mounts them separately (distinct devices, no inode number clashes)");
 DEFINE_string(sandbox, "namespace",
               "Confinement to --shared-dir on top of seccomp: namespace (mount/network/IPC "
               "namespaces and pivot_root into it; a user namespace when not root), chroot "
@@ -56,6 +59,7 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
     return InvalidArgumentError("--cache must be never, auto or always");
   }
   options.xattr = FLAGS_xattr;
+  options.announce_submounts = FLAGS_announce_submounts;
   absl::StatusOr<vhost::IdMap> uids = vhost::IdMap::Parse(FLAGS_translate_uid, "--translate-uid");
   if (!uids.ok()) return uids.status();
   absl::StatusOr<vhost::IdMap> gids = vhost::IdMap::Parse(FLAGS_translate_gid, "--translate-gid");

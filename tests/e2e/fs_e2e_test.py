@@ -7,6 +7,7 @@ Usage: fs_e2e_test.py PATH_TO_vhost-user-fs (Bazel passes it).
 """
 import hashlib
 import os
+import subprocess
 import sys
 import unittest
 
@@ -42,6 +43,8 @@ mkdir gone && rmdir gone
 touch t && truncate -s 12345 t && echo "E2E-RESULT truncated=$(stat -c %s t)"
 chmod 640 t && echo "E2E-RESULT mode=$(stat -c %a t)"
 echo "E2E-RESULT escape=$(ls /share/.. | wc -l)-$(cat /share/../share/from_host.txt)"
+[ -d inner ] && ls inner > /dev/null  # walking into a submount mounts it
+echo "E2E-RESULT submounts=$(grep -c ' /share/inner ' /proc/mounts || true)"
 echo "written in the guest" > from_guest.txt
 sync
 cd /
@@ -55,10 +58,10 @@ class FsGuestTest(unittest.TestCase):
     def test_guest_file_workload_on_the_shared_directory(self):
         self.run_workload([])
 
-    def test_guest_file_workload_with_a_thread_pool(self):
-        self.run_workload(["--thread-pool-size=4"])
+    def test_guest_file_workload_with_a_thread_pool_and_submounts(self):
+        self.run_workload(["--thread-pool-size=4", "--announce-submounts"], submount=True)
 
-    def run_workload(self, extra_flags):
+    def run_workload(self, extra_flags, submount=False):
         with qemu_guest.work_dir("fs") as work:
             shared = os.path.join(work, "shared")
             os.makedirs(os.path.join(shared, "host_dir"))
@@ -66,6 +69,11 @@ class FsGuestTest(unittest.TestCase):
                 f.write("written on the host")
             for i in range(5):
                 open(os.path.join(shared, "host_dir", f"h{i}"), "w").close()
+            inner = os.path.join(shared, "inner")
+            if submount:  # another file system inside the share
+                os.makedirs(inner)
+                subprocess.run(["mount", "-t", "tmpfs", "tmpfs", inner], check=True)
+                self.addCleanup(subprocess.run, ["umount", "-l", inner])
             sock = os.path.join(work, "fs.sock")
             argv = [DAEMON, f"--socket-path={sock}", f"--shared-dir={shared}"] + extra_flags
             with qemu_guest.Daemon(argv, sock) as daemon:
@@ -96,6 +104,7 @@ class FsGuestTest(unittest.TestCase):
             self.assertEqual(r["writers"], str(4 * 64 * 65536))
             self.assertEqual(r["truncated"], "12345")
             self.assertEqual(r["mode"], "640")
+            self.assertEqual(r["submounts"], "1" if submount else "0")
             with open(os.path.join(shared, "from_guest.txt")) as f:
                 self.assertEqual(f.read(), "written in the guest\n")
             self.assertFalse(os.path.exists(os.path.join(shared, "gone")))
