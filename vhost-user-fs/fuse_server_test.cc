@@ -408,7 +408,7 @@ TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
   struct stat st;
   ASSERT_EQ(stat((dir + "/f").c_str(), &st), 0);
   if (geteuid() == 0) {
-    EXPECT_EQ(st.st_uid, 65534u);  // on the host: nobody
+    EXPECT_EQ(st.st_uid, 65534u);   // on the host: nobody
     EXPECT_EQ(entry.attr.uid, 0u);  // to the guest: its root
   } else {
     EXPECT_EQ(entry.attr.uid, st.st_uid == 65534 ? 0u : st.st_uid);
