@@ -128,8 +128,7 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
   if (!r.Parse()) {
     LOG_EVERY_N(WARNING, 100) << "FUSE request of " << chain.readable_bytes << " bytes";
     err = EINVAL;
-  } else if (r.in.len != chain.readable_bytes && r.in.opcode != FUSE_WRITE &&
-             r.in.len > chain.readable_bytes) {
+  } else if (r.in.len > chain.readable_bytes) {
     LOG_EVERY_N(WARNING, 100) << "FUSE request claims " << r.in.len << " bytes, has "
                               << chain.readable_bytes;
     err = EINVAL;
@@ -531,8 +530,14 @@ int FuseServer::Open(Request& r) {
   handle->fd = UniqueFd(Reopen(*inode, flags & ~O_EXCL));
   if (!handle->fd) return errno;
   if (dir) {
-    handle->dir = fdopendir(dup(handle->fd.get()));
-    if (handle->dir == nullptr) return errno;
+    const int copy = dup(handle->fd.get());  // the DIR stream owns (and closes) its own copy
+    if (copy < 0) return errno;
+    handle->dir = fdopendir(copy);
+    if (handle->dir == nullptr) {
+      const int err = errno;
+      close(copy);
+      return err;
+    }
   }
   fuse_open_out out{};
   out.fh = inodes_->AddHandle(std::move(handle));
