@@ -26,12 +26,16 @@ class Credit {
   void Forwarded(uint32_t bytes) { fwd_cnt_ += bytes; }
   uint32_t Buffered() const { return received_ - fwd_cnt_; }
   uint32_t fwd_cnt() const { return fwd_cnt_; }
-  // Whether to tell the guest about freed buffer: once a quarter of it has been freed since the
-  // last report, or when everything is forwarded and something is unreported (a sender waiting
-  // for credit must not wait for the quarter).
+  // Whether to tell the guest about freed buffer: when its view of our free space (from the last
+  // fwd_cnt it was told) is under half the buffer and a quarter has been freed since, or when
+  // everything is forwarded and its view is below half (a sender waiting for credit must not
+  // wait for the quarter). Not after every packet: the guest would get one update per write.
   bool UpdateDue() const {
     const uint32_t unreported = fwd_cnt_ - reported_fwd_cnt_;
-    return unreported >= kBufAlloc / 4 || (unreported > 0 && Buffered() == 0);
+    if (unreported == 0) return false;
+    const uint32_t guest_view_free = kBufAlloc - (received_ - reported_fwd_cnt_);
+    if (guest_view_free >= kBufAlloc / 2) return false;
+    return unreported >= kBufAlloc / 4 || Buffered() == 0;
   }
   void Reported() { reported_fwd_cnt_ = fwd_cnt_; }
 

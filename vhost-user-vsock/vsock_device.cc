@@ -61,6 +61,7 @@ struct VsockDevice::Connection {
   bool host_readable = false;  // edge-triggered readiness not yet consumed
   bool host_eof = false;
   bool host_hup = false;
+  bool credit_update_due = false;  // a CREDIT_UPDATE to send when an rx buffer is free
 };
 
 absl::StatusOr<std::unique_ptr<VsockDevice>> VsockDevice::Create(Options options, VsockHub* hub) {
@@ -128,7 +129,7 @@ absl::Duration VsockDevice::ProcessQueue(Virtqueue& queue) {
     case kVsockRxQueue: {
       std::lock_guard<std::mutex> lock(mu_);
       PollHost();
-      if (SendQueued(queue)) SendHostData(queue);
+      if (SendQueued(queue) && SendCreditUpdates(queue)) SendHostData(queue);
       // Out of buffers: the guest's kick resumes; out of credit: its CREDIT_UPDATE wakes us;
       // out of host data: the epoll set does.
       return kUntilDeviceEvent;
@@ -176,7 +177,7 @@ void VsockDevice::HandleGuestPacket(const DescriptorChain& chain) {
     LOG_EVERY_N(WARNING, 100) << "vsock packet claims " << h.len << " bytes and carries "
                               << chain.readable_bytes - kVsockHeaderSize << ": "
                               << DescribeHeader(h);
-    if (Connection* c = Find(h)) Close(*c, /*rst=*/true);
+    if (Connection* c = Find(h)) Close(*c, /*rst=*/true, "bad length");
     return;
   }
   const bool type_ok =
@@ -239,7 +240,7 @@ void VsockDevice::HandleHostBound(const virtio_vsock_hdr& h, const DescriptorCha
       c->connected = true;
       const std::string ok = absl::StrCat("OK ", c->host_port, "\n");
       if (write(c->fd.get(), ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) {
-        return Close(*c, /*rst=*/true);
+        return Close(*c, /*rst=*/true, "OK line not written");
       }
       c->host_readable = true;  // the host program may have written already
       Wake();
@@ -254,14 +255,16 @@ void VsockDevice::HandleHostBound(const virtio_vsock_hdr& h, const DescriptorCha
       return;
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
       if (c == nullptr) return reset_unknown();
-      return QueueFor(*c, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+      c->credit_update_due = true;
+      Wake();
+      return;
     case VIRTIO_VSOCK_OP_SHUTDOWN:
       if (c == nullptr) return reset_unknown();
       c->guest_shut_send |= h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND;
       c->guest_shut_rcv |= h.flags & VIRTIO_VSOCK_SHUTDOWN_RCV;
       return Flush(*c);  // closes or half-closes the host socket once it has everything
     case VIRTIO_VSOCK_OP_RST:
-      if (c != nullptr) Close(*c, /*rst=*/false);
+      if (c != nullptr) Close(*c, /*rst=*/false, "guest reset");
       return;
     default:
       LOG_EVERY_N(WARNING, 100) << "vsock packet with unknown op: " << DescribeHeader(h);
@@ -310,11 +313,11 @@ void VsockDevice::TakePayload(Connection& c, const DescriptorChain& chain, uint3
                               uint32_t flags) {
   if (!c.credit.Received(len)) {
     LOG_EVERY_N(WARNING, 100) << "guest sent past the credit it was given; connection reset";
-    return Close(c, /*rst=*/true);
+    return Close(c, /*rst=*/true, "credit overrun");
   }
   if (c.guest_shut_send) {
     LOG_EVERY_N(WARNING, 100) << "guest sent after shutting down sending; connection reset";
-    return Close(c, /*rst=*/true);
+    return Close(c, /*rst=*/true, "data after shutdown");
   }
   if (c.type == VIRTIO_VSOCK_TYPE_SEQPACKET) {
     const size_t old = c.message.size();
@@ -334,7 +337,7 @@ void VsockDevice::TakePayload(Connection& c, const DescriptorChain& chain, uint3
     const ssize_t n = writev(c.fd.get(), iov.data(), static_cast<int>(iov.size()));
     if (n < 0 && errno != EAGAIN) {
       VLOG(1) << "host socket of port " << c.host_port << ": " << strerror(errno);
-      return Close(c, /*rst=*/true);  // the host program went away
+      return Close(c, /*rst=*/true, "host write failed");  // the host program went away
     }
     written = n > 0 ? static_cast<uint32_t>(n) : 0;
     c.credit.Forwarded(written);
@@ -354,7 +357,7 @@ void VsockDevice::Flush(Connection& c) {
     const ssize_t n = write(c.fd.get(), c.pending.data(), c.pending.size());
     if (n < 0) {
       if (errno == EAGAIN) break;  // EPOLLOUT brings us back
-      return Close(c, /*rst=*/true);
+      return Close(c, /*rst=*/true, "host write failed");
     }
     c.pending.erase(0, n);
     c.credit.Forwarded(static_cast<uint32_t>(n));
@@ -364,27 +367,35 @@ void VsockDevice::Flush(Connection& c) {
     const ssize_t n = send(c.fd.get(), m.data(), m.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN) break;
-      return Close(c, /*rst=*/true);
+      return Close(c, /*rst=*/true, "host send failed");
     }
     c.credit.Forwarded(static_cast<uint32_t>(m.size()));
     c.pending_messages.pop_front();
   }
   const bool drained = c.pending.empty() && c.pending_messages.empty();
   if (drained && c.guest_shut_send && c.guest_shut_rcv) {
-    return Close(c, /*rst=*/true);  // both ways done: the receiver of the shutdown resets
+    return Close(c, /*rst=*/true,
+                 "closed both ways");  // both ways done: the receiver of the shutdown resets
   }
   if (drained && c.guest_shut_send) shutdown(c.fd.get(), SHUT_WR);
-  if (c.credit.UpdateDue()) QueueFor(c, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+  if (c.credit.UpdateDue()) {
+    // One pending update per connection, sent with the counters of the moment it goes out: a
+    // queue of updates would grow while the guest is slow to return rx buffers.
+    c.credit_update_due = true;
+    Wake();
+  }
 }
 
-void VsockDevice::Close(Connection& c, bool rst) {
+void VsockDevice::Close(Connection& c, bool rst, const char* why) {
+  VLOG(1) << "connection guest port " << c.guest_port << " <-> host port " << c.host_port
+          << " closed: " << why << (errno ? absl::StrCat(" (", strerror(errno), ")") : "");
   if (rst) QueueFor(c, VIRTIO_VSOCK_OP_RST);
   by_id_.erase(c.id);
   connections_.erase(c.key);  // closes the host socket, which leaves the epoll set
 }
 
-void VsockDevice::Queue(const virtio_vsock_hdr& h) {
-  if (queued_.size() >= kMaxQueuedPackets) {
+void VsockDevice::Queue(const virtio_vsock_hdr& h, bool droppable) {
+  if (droppable && queued_.size() >= kMaxQueuedPackets) {
     LOG_EVERY_N(WARNING, 100) << "the guest takes no packets: " << DescribeHeader(h) << " dropped";
     return;
   }
@@ -401,7 +412,9 @@ void VsockDevice::QueueFor(Connection& c, uint16_t op, uint32_t flags) {
   h.buf_alloc = Credit::kBufAlloc;
   h.fwd_cnt = c.credit.fwd_cnt();
   c.credit.Reported();
-  Queue(h);
+  // Not dropped: at most a few per connection (REQUEST, RESPONSE, SHUTDOWN, RST), and the
+  // connections are bounded.
+  Queue(h, /*droppable=*/false);
 }
 
 bool VsockDevice::DeliverFromSibling(VsockPacket packet) {
@@ -556,6 +569,28 @@ bool VsockDevice::SendQueued(Virtqueue& rx) {
   return true;
 }
 
+bool VsockDevice::SendCreditUpdates(Virtqueue& rx) {
+  for (auto& entry : connections_) {
+    Connection& c = *entry.second;
+    if (!c.credit_update_due) continue;
+    DescriptorChain chain;
+    if (!rx.Pop(&chain)) return false;
+    if (chain.writable_bytes < kVsockHeaderSize) {
+      rx.Push(chain, 0);
+      return true;  // logged where other packets meet such buffers; try again next time
+    }
+    virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port, c.type,
+                                    VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+    h.buf_alloc = Credit::kBufAlloc;
+    h.fwd_cnt = c.credit.fwd_cnt();
+    c.credit.Reported();
+    c.credit_update_due = false;
+    CopyToSegments(chain.writable, 0, &h, sizeof(h));
+    rx.Push(chain, kVsockHeaderSize);
+  }
+  return true;
+}
+
 bool VsockDevice::SendHostData(Virtqueue& rx) {
   // Round robin: a packet per connection per pass, so one busy socket cannot starve others.
   for (bool progress = true; progress;) {
@@ -607,7 +642,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
         LOG(WARNING) << "host seqpacket message over " << kMaxHostMessage << " bytes on port "
                      << c.host_port << ": connection reset";
         rx.Unpop(chain);
-        Close(c, /*rst=*/true);
+        Close(c, /*rst=*/true, "host message too large");
         return false;
       }
       c.host_message.resize(n > 0 ? n : 0);
@@ -627,7 +662,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
       return false;
     }
     if (n < 0) {
-      Close(c, /*rst=*/true);
+      Close(c, /*rst=*/true, "host read failed");
       return false;
     }
     // End of stream: the host will send no more (and, if it hung up, take no more).
@@ -643,6 +678,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
   h.buf_alloc = Credit::kBufAlloc;
   h.fwd_cnt = c.credit.fwd_cnt();
   c.credit.Reported();
+  c.credit_update_due = false;  // this header carries the update
   c.credit.Sent(static_cast<uint32_t>(n));
   CopyToSegments(chain.writable, 0, &h, sizeof(h));
   rx.Push(chain, static_cast<uint32_t>(kVsockHeaderSize + n));
@@ -685,6 +721,7 @@ bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
       h.len = take;
       h.buf_alloc = Credit::kBufAlloc;
       h.fwd_cnt = c.credit.fwd_cnt();
+      c.credit_update_due = false;  // this header carries the update
       CopyToSegments(chains[used].writable, 0, &h, sizeof(h));
       rx.Push(chains[used], kVsockHeaderSize + take);
       c.credit.Sent(take);
@@ -700,7 +737,7 @@ bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
     return false;
   }
   if (n < 0) {
-    Close(c, /*rst=*/true);
+    Close(c, /*rst=*/true, "host read failed");
     return false;
   }
   c.host_eof = true;  // the host will send no more (and, if it hung up, take no more)

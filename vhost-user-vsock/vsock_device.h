@@ -90,6 +90,7 @@ class VsockDevice : public VirtioDevice {
   void AcceptHostConnections();
   void ReadGreeting(uint64_t id);
   bool SendQueued(Virtqueue& rx);
+  bool SendCreditUpdates(Virtqueue& rx);
   bool SendHostData(Virtqueue& rx);
   // Fills one rx buffer from the host socket of `c`; returns false when it cannot (no data,
   // no credit, no buffer).
@@ -99,10 +100,13 @@ class VsockDevice : public VirtioDevice {
   void DeliverEvents(Virtqueue& event);
 
   // Either worker, under mu_.
-  void Queue(const virtio_vsock_hdr& h);
+  // Replies to packets of no connection are dropped when too many wait (a guest flooding us);
+  // a connection's own are not.
+  void Queue(const virtio_vsock_hdr& h, bool droppable = true);
   void QueueFor(Connection& c, uint16_t op, uint32_t flags = 0);
   void Flush(Connection& c);  // pending guest data to the host socket
-  void Close(Connection& c, bool rst);
+  // `why` goes to the log (-v=1).
+  void Close(Connection& c, bool rst, const char* why);
   Connection* Find(const virtio_vsock_hdr& h);
   void Wake();
   uint32_t AllocateHostPort();

@@ -94,7 +94,7 @@ class VsockGuestTest(unittest.TestCase):
                                               args=(uds, 6000, data, results))
                     client.start()
 
-            argv = [DAEMON, f"--socket-path={sock}", f"--uds-path={uds}", "--guest-cid=7"]
+            argv = [DAEMON, f"--socket-path={sock}", f"--uds-path={uds}", "--guest-cid=7", "-v=1"]
             with qemu_guest.Daemon(argv, sock) as daemon:
                 result = qemu_guest.run_guest(
                     GUEST_SCRIPT,
@@ -105,7 +105,8 @@ class VsockGuestTest(unittest.TestCase):
                 if client is not None:
                     client.join(30)
                 self.assertTrue(daemon.alive(), daemon.read_log())
-        self.assertFalse(result.timed_out, result.output[-3000:])
+                log = daemon.read_log()
+        self.assertFalse(result.timed_out, result.output[-3000:] + log[-3000:])
         r = result.results
         self.assertNotIn("insmod_failed", r, result.output[-3000:])
         self.assertEqual(r.get("client_echoed"), str(8 << 20), result.output[-3000:])
