@@ -3,14 +3,17 @@
 // the buffers, names with '/', ".." at the root, symlinks pointing out, unknown handles).
 #include "vhost-user-fs/fuse_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/testing/status_matchers.h"
@@ -414,6 +417,78 @@ TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
     EXPECT_EQ(entry.attr.uid, st.st_uid == 65534 ? 0u : st.st_uid);
   }
   system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace vhost
+
+namespace vhost {
+namespace {
+
+// A host process swaps a directory the guest uses for a symlink to the outside, over and over,
+// while the guest creates files in it: every file lands inside the shared directory (in the
+// directory, which the node keeps even when renamed away), none outside.
+TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
+  char tmpl[] = "/tmp/fuse-race-XXXXXX";
+  const std::string base = mkdtemp(tmpl);
+  const std::string shared = base + "/shared", outside = base + "/outside";
+  mkdir(shared.c_str(), 0755);
+  mkdir(outside.c_str(), 0755);
+  mkdir((shared + "/d").c_str(), 0755);
+  FsOptions options;
+  options.shared_dir = shared;
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  auto request = [&](uint32_t opcode, uint64_t nodeid, const std::string& args, std::string* body) {
+    fuse_in_header in{};
+    in.opcode = opcode;
+    in.unique = 1;
+    in.nodeid = nodeid;
+    std::string r(reinterpret_cast<char*>(&in), sizeof(in));
+    r += args;
+    reinterpret_cast<fuse_in_header*>(r.data())->len = r.size();
+    std::vector<char> out(4096);
+    DescriptorChain chain;
+    chain.readable.push_back({r.data(), r.size()});
+    chain.readable_bytes = r.size();
+    chain.writable.push_back({out.data(), out.size()});
+    chain.writable_bytes = out.size();
+    const uint32_t len = server->Handle(chain);
+    fuse_out_header o;
+    std::memcpy(&o, out.data(), sizeof(o));
+    if (body) body->assign(out.data() + sizeof(o), len - sizeof(o));
+    return o.error;
+  };
+  std::atomic<bool> stop{false};
+  std::thread swapper([&] {
+    while (!stop) {
+      rename((shared + "/d").c_str(), (shared + "/d.away").c_str());
+      symlink(outside.c_str(), (shared + "/d").c_str());
+      unlink((shared + "/d").c_str());
+      rename((shared + "/d.away").c_str(), (shared + "/d").c_str());
+    }
+  });
+  int created = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string body;
+    if (request(FUSE_LOOKUP, kRootNodeId, std::string("d") + '\0', &body) != 0) continue;
+    fuse_entry_out entry;
+    std::memcpy(&entry, body.data(), sizeof(entry));
+    fuse_create_in create{};
+    create.flags = O_RDWR;
+    create.mode = 0644;
+    std::string args(reinterpret_cast<char*>(&create), sizeof(create));
+    args += "f" + std::to_string(i) + '\0';
+    if (request(FUSE_CREATE, entry.nodeid, args, nullptr) == 0) ++created;
+  }
+  stop = true;
+  swapper.join();
+  EXPECT_GT(created, 0);
+  DIR* d = opendir(outside.c_str());
+  int outside_entries = 0;
+  while (dirent* e = readdir(d)) outside_entries += e->d_name[0] != '.';
+  closedir(d);
+  EXPECT_EQ(outside_entries, 0) << "a file was created outside the shared directory";
+  system(("rm -rf " + base).c_str());
 }
 
 }  // namespace
