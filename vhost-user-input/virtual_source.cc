@@ -10,14 +10,6 @@
 //   event TYPE CODE VALUE   one raw event (no SYN)  syn         SYN_REPORT
 //   sleep MS           pause (scripts)              # ...       comment
 // Socket clients get "ok" or "error: why" for each line.
-#include <errno.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cctype>
 #include <cstring>
@@ -31,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/control_socket.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "vhost-user-input/event_codes.h"
@@ -114,17 +107,23 @@ bool KeyFor(char c, uint16_t* key, bool* shift) {
 
 class VirtualSource : public EventSource {
  public:
-  VirtualSource(VirtualKind kind, UniqueFd listener, std::vector<std::string> script)
-      : description_(Describe(kind)),
-        listener_(std::move(listener)),
-        script_(std::move(script)),
-        stop_(eventfd(0, EFD_CLOEXEC)) {
-    if (listener_) control_ = std::thread([this] { Serve(); });
-  }
+  VirtualSource(VirtualKind kind, std::vector<std::string> script)
+      : description_(Describe(kind)), script_(std::move(script)) {}
   ~VirtualSource() override {
-    eventfd_write(stop_.get(), 1);
-    if (control_.joinable()) control_.join();
+    control_.reset();  // no command runs once the rest starts going away
     if (replay_.joinable()) replay_.join();
+  }
+
+  // Serves Execute on a control socket at `path` (see README.md).
+  absl::Status ServeControlSocket(const std::string& path) {
+    absl::StatusOr<std::unique_ptr<ControlSocket>> control =
+        ControlSocket::Start(path, "--control-socket", [this](absl::string_view line) {
+          absl::Status s = Execute(line);
+          return s.ok() ? absl::StatusOr<std::string>(std::string()) : s;
+        });
+    if (!control.ok()) return control.status();
+    control_ = *std::move(control);
+    return absl::OkStatus();
   }
 
   const InputDescription& description() const override { return description_; }
@@ -260,87 +259,29 @@ class VirtualSource : public EventSource {
   }
 
  private:
-  // One control client at a time; each line gets an answer.
-  void Serve() {
-    for (;;) {
-      pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
-      if (fds[1].revents) return;
-      if (!(fds[0].revents & POLLIN)) continue;
-      UniqueFd client(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!client) continue;
-      std::string pending;
-      char chunk[512];
-      for (;;) {
-        pollfd cfds[2] = {{client.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-        if (poll(cfds, 2, -1) < 0 && errno != EINTR) break;
-        if (cfds[1].revents) return;
-        const ssize_t n = read(client.get(), chunk, sizeof(chunk));
-        if (n <= 0) break;
-        pending.append(chunk, n);
-        for (size_t end; (end = pending.find('\n')) != std::string::npos;) {
-          absl::Status s = Execute(pending.substr(0, end));
-          pending.erase(0, end + 1);
-          const std::string reply = s.ok() ? "ok\n" : absl::StrCat("error: ", s.message(), "\n");
-          (void)send(client.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
-        }
-        if (pending.size() > 4096) break;  // no line that long: not our protocol
-      }
-    }
-  }
-
   const InputDescription description_;
-  UniqueFd listener_;
   const std::vector<std::string> script_;
-  UniqueFd stop_;
-  std::thread control_;
   std::thread replay_;
+  std::unique_ptr<ControlSocket> control_;
   std::atomic<bool> replay_started_{false};
 };
-
-absl::StatusOr<UniqueFd> Listen(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError("--control-socket path is too long");
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--control-socket: ", path, " exists and is not a socket"));
-    }
-    unlink(path.c_str());
-  }
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(fd.get(), 4) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--control-socket: cannot listen on ", path, ": ", strerror(errno)));
-  }
-  return fd;
-}
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EventSource>> MakeVirtualSource(VirtualKind kind,
                                                                const std::string& control_socket,
                                                                const std::string& script) {
-  UniqueFd listener;
-  if (!control_socket.empty()) {
-    absl::StatusOr<UniqueFd> fd = Listen(control_socket);
-    if (!fd.ok()) return fd.status();
-    listener = *std::move(fd);
-  }
   std::vector<std::string> lines;
   if (!script.empty()) {
     std::ifstream in(script);
     if (!in) return absl::InvalidArgumentError(absl::StrCat("--script: cannot read ", script));
     for (std::string line; std::getline(in, line);) lines.push_back(line);
   }
-  return std::unique_ptr<EventSource>(
-      new VirtualSource(kind, std::move(listener), std::move(lines)));
+  auto source = std::make_unique<VirtualSource>(kind, std::move(lines));
+  if (!control_socket.empty()) {
+    if (absl::Status s = source->ServeControlSocket(control_socket); !s.ok()) return s;
+  }
+  return std::unique_ptr<EventSource>(std::move(source));
 }
 
 }  // namespace vhost
