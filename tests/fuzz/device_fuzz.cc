@@ -1,5 +1,5 @@
 // Fuzzes the device models with what a hostile guest controls: the input picks a device (gpio,
-// i2c, vsock) and becomes a stream of descriptor chains (which queue, readable bytes, writable
+// i2c, vsock, fs) and becomes a stream of descriptor chains (which queue, readable bytes, writable
 // size), interleaved with host-side events (GPIO edges); each device processes them on real
 // split rings in fake guest memory. It must not crash, read or write outside the chains, or use
 // more than a chain's writable size.
@@ -25,6 +25,7 @@
 #include "vhost-user-gpio/simulated_chip.h"
 #include "vhost-user-i2c/i2c_device.h"
 #include "vhost-user-i2c/simulated_bus.h"
+#include "vhost-user-fs/fuse_server.h"
 #include "vhost-user-vsock/vsock_device.h"
 
 namespace vhost {
@@ -183,6 +184,69 @@ void FuzzVsock(FuzzInput& in) {
   (*device)->Reset();
 }
 
+// FUSE requests against a fresh directory: opcodes the client uses (and others), node ids and
+// handles from earlier replies or made up, fuzzed arguments, any reply room.
+void FuzzFs(FuzzInput& in) {
+  static const std::string base = [] {
+    char tmpl[] = "/tmp/fs-fuzz-XXXXXX";
+    return std::string(mkdtemp(tmpl));
+  }();
+  const std::string dir = base + "/share";
+  system(("rm -rf " + dir + " && mkdir -p " + dir + "/sub && echo data > " + dir + "/file")
+             .c_str());
+  FsOptions options;
+  options.shared_dir = dir;
+  options.xattr = true;
+  absl::StatusOr<std::unique_ptr<FuseServer>> server = FuseServer::Create(options);
+  if (!server.ok()) std::abort();
+  static const uint32_t kOpcodes[] = {
+      FUSE_INIT,    FUSE_LOOKUP,   FUSE_FORGET,    FUSE_GETATTR,     FUSE_SETATTR,
+      FUSE_READLINK, FUSE_SYMLINK, FUSE_MKNOD,     FUSE_MKDIR,       FUSE_UNLINK,
+      FUSE_RMDIR,   FUSE_RENAME,   FUSE_LINK,      FUSE_OPEN,        FUSE_READ,
+      FUSE_WRITE,   FUSE_STATFS,   FUSE_RELEASE,   FUSE_FSYNC,       FUSE_SETXATTR,
+      FUSE_GETXATTR, FUSE_LISTXATTR, FUSE_REMOVEXATTR, FUSE_FLUSH,     FUSE_OPENDIR,
+      FUSE_READDIR, FUSE_RELEASEDIR, FUSE_ACCESS,  FUSE_CREATE,      FUSE_BATCH_FORGET,
+      FUSE_FALLOCATE, FUSE_READDIRPLUS, FUSE_RENAME2, FUSE_LSEEK,    FUSE_COPY_FILE_RANGE,
+      FUSE_SYNCFS};
+  std::vector<uint64_t> ids = {1};
+  std::vector<char> out;
+  while (in.remaining() > 0) {
+    fuse_in_header h{};
+    const uint8_t op = in.Take<uint8_t>();
+    h.opcode = op < 200 ? kOpcodes[op % (sizeof(kOpcodes) / sizeof(kOpcodes[0]))] : op;
+    const uint8_t node = in.Take<uint8_t>();
+    h.nodeid = node < 128 ? ids[node % ids.size()] : node;
+    h.unique = 1;
+    std::string request(reinterpret_cast<char*>(&h), sizeof(h));
+    std::string args(in.Take<uint8_t>() % 128, '\0');
+    args.resize(in.TakeBytes(args.data(), args.size()));
+    if (args.size() >= 8 && (op & 1)) {  // plausible handles and node ids inside the arguments
+      uint64_t id = ids[in.Take<uint8_t>() % ids.size()];
+      std::memcpy(args.data(), &id, 8);
+    }
+    request += args;
+    const bool honest = in.Take<uint8_t>() & 1;
+    reinterpret_cast<fuse_in_header*>(request.data())->len =
+        honest ? request.size() : in.Take<uint32_t>();
+    out.assign(in.Take<uint16_t>() % 9000, '\0');
+    DescriptorChain chain;
+    chain.readable.push_back({request.data(), request.size()});
+    chain.readable_bytes = request.size();
+    if (!out.empty()) {
+      chain.writable.push_back({out.data(), out.size()});
+      chain.writable_bytes = out.size();
+    }
+    const uint32_t written = (*server)->Handle(chain);
+    if (written > out.size()) std::abort();
+    // Node ids and handles from replies feed later requests.
+    if (written >= sizeof(fuse_out_header) + 8) {
+      uint64_t id;
+      std::memcpy(&id, out.data() + sizeof(fuse_out_header), 8);
+      if (id != 0 && id < (1u << 20) && ids.size() < 64) ids.push_back(id);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vhost
 
@@ -193,15 +257,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   (void)quiet;
   vhost::FuzzInput in(data, size);
-  switch (in.Take<uint8_t>() % 3) {
+  switch (in.Take<uint8_t>() % 4) {
     case 0:
       vhost::FuzzGpio(in);
       break;
     case 1:
       vhost::FuzzI2c(in);
       break;
-    default:
+    case 2:
       vhost::FuzzVsock(in);
+      break;
+    default:
+      vhost::FuzzFs(in);
       break;
   }
   return 0;

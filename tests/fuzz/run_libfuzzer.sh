@@ -13,7 +13,7 @@ common=(common/message.cc common/channel.cc common/guest_memory.cc common/descri
         common/queue_worker.cc common/testing/fake_guest_memory.cc)
 if [ "$target" = device_fuzz ]; then
   common+=(common/testing/driver_ring.cc common/unix_listener.cc common/control_socket.cc)
-  for d in vhost-user-gpio vhost-user-i2c vhost-user-vsock; do
+  for d in vhost-user-gpio vhost-user-i2c vhost-user-vsock vhost-user-fs; do
     common+=($(ls $d/*.cc | grep -v -e main.cc -e _test.cc))
   done
 fi
