@@ -222,6 +222,10 @@ int FuseServer::Dispatch(Request& r) {
       return CopyFileRange(r);
     case FUSE_SYNCFS:
       return SyncFs(r);
+    case FUSE_GETLK:
+    case FUSE_SETLK:
+    case FUSE_SETLKW:
+      return options_.posix_lock ? Lock(r) : ENOSYS;
     case FUSE_INTERRUPT:
       r.no_reply = true;  // requests finish quickly; nothing to interrupt
       return 0;
@@ -315,6 +319,7 @@ int FuseServer::Init(Request& r) {
                     FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
                     FUSE_HANDLE_KILLPRIV;
   if (options_.announce_submounts) wanted |= FUSE_SUBMOUNTS;
+  if (options_.posix_lock) wanted |= FUSE_POSIX_LOCKS;
   out.flags = in->flags & wanted;
   out.max_background = 64;
   out.congestion_threshold = 48;
@@ -614,6 +619,10 @@ int FuseServer::Release(Request& r) {
 int FuseServer::Flush(Request& r) {
   const fuse_flush_in* in = r.Arg<fuse_flush_in>();
   if (in == nullptr) return EINVAL;
+  if (options_.posix_lock) {  // the owner closes the file: its locks go
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    lock_files_.erase({r.in.nodeid, in->lock_owner});
+  }
   std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
   if (handle == nullptr) return EBADF;
   // What close() would do for this descriptor's POSIX locks, without closing it.
@@ -795,6 +804,54 @@ int FuseServer::CopyFileRange(Request& r) {
   out.size = static_cast<uint32_t>(n);
   r.Reply(out);
   return 0;
+}
+
+int FuseServer::Lock(Request& r) {
+  const fuse_lk_in* in = r.Arg<fuse_lk_in>();
+  if (in == nullptr) return EINVAL;
+  if (in->lk_flags & FUSE_LK_FLOCK) return ENOSYS;  // flock() stays in the guest
+  std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
+  if (inode == nullptr) return ESTALE;
+  if (in->lk.start > static_cast<uint64_t>(INT64_MAX) ||
+      (in->lk.end != static_cast<uint64_t>(INT64_MAX) && in->lk.end < in->lk.start) ||
+      (in->lk.type != F_RDLCK && in->lk.type != F_WRLCK && in->lk.type != F_UNLCK)) {
+    return EINVAL;
+  }
+  std::shared_ptr<OpenFile> file;
+  {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    std::shared_ptr<OpenFile>& slot = lock_files_[{r.in.nodeid, in->owner}];
+    if (slot == nullptr) {
+      auto opened = std::make_shared<OpenFile>();
+      opened->fd = UniqueFd(Reopen(*inode, O_RDWR));
+      if (!opened->fd) opened->fd = UniqueFd(Reopen(*inode, O_RDONLY));
+      if (!opened->fd) {
+        lock_files_.erase({r.in.nodeid, in->owner});
+        return errno;
+      }
+      slot = std::move(opened);
+    }
+    file = slot;
+  }
+  struct flock fl {};
+  fl.l_type = static_cast<short>(in->lk.type);
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(in->lk.start);
+  fl.l_len = in->lk.end == static_cast<uint64_t>(INT64_MAX)
+                 ? 0
+                 : static_cast<off_t>(in->lk.end - in->lk.start + 1);
+  if (r.in.opcode == FUSE_GETLK) {
+    if (fcntl(file->fd.get(), F_OFD_GETLK, &fl) != 0) return errno;
+    fuse_lk_out out{};
+    out.lk.type = static_cast<uint32_t>(fl.l_type);
+    out.lk.start = static_cast<uint64_t>(fl.l_start);
+    out.lk.end = fl.l_len == 0 ? static_cast<uint64_t>(INT64_MAX)
+                               : static_cast<uint64_t>(fl.l_start + fl.l_len - 1);
+    r.Reply(out);
+    return 0;
+  }
+  const int cmd = r.in.opcode == FUSE_SETLKW ? F_OFD_SETLKW : F_OFD_SETLK;
+  return fcntl(file->fd.get(), cmd, &fl) == 0 ? 0 : errno;
 }
 
 int FuseServer::SyncFs(Request& r) {

@@ -13,8 +13,11 @@
 #include <linux/fuse.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -33,6 +36,9 @@ struct FsOptions {
   // Directories on another file system than their parent are marked as submounts, so the guest
   // mounts them separately (their own st_dev, no inode number clashes).
   bool announce_submounts = false;
+  // POSIX record locks held on the host (OFD locks, one open file per lock owner), so they
+  // hold against host processes and other guests. SETLKW blocks the thread serving it.
+  bool posix_lock = false;
   IdMap uids, gids;  // guest ids shown as other host ids
 };
 
@@ -81,6 +87,7 @@ class FuseServer {
   int Lseek(Request& r);
   int CopyFileRange(Request& r);
   int SyncFs(Request& r);
+  int Lock(Request& r);  // GETLK, SETLK, SETLKW
 
   // Entry for `name` in `parent`: looked up, counted, written as fuse_entry_out.
   int LookupEntry(const Inode& parent, const char* name, fuse_entry_out* out);
@@ -94,6 +101,10 @@ class FuseServer {
   const FsOptions options_;
   UniqueFd proc_fds_;  // /proc/self/fd
   std::unique_ptr<InodeTable> inodes_;
+  // --posix-lock: the open file carrying each (node, lock owner)'s locks; closing it (FLUSH of
+  // that owner) releases them, as close() does for a process.
+  std::mutex locks_mu_;
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OpenFile>> lock_files_;
 };
 
 }  // namespace vhost

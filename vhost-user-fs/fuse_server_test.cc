@@ -493,3 +493,82 @@ TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
 
 }  // namespace
 }  // namespace vhost
+
+namespace vhost {
+namespace {
+
+// --posix-lock: two lock owners on one file conflict on the host; a FLUSH of the holder (its
+// close) releases its locks; a host process sees the guest's lock too.
+TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
+  char tmpl[] = "/tmp/fuse-lock-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  std::ofstream(dir + "/file") << std::string(1000, 'x');
+  FsOptions options;
+  options.shared_dir = dir;
+  options.posix_lock = true;
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  auto send = [&](uint32_t opcode, uint64_t nodeid, const std::string& args, std::string* body) {
+    fuse_in_header in{};
+    in.opcode = opcode;
+    in.unique = 1;
+    in.nodeid = nodeid;
+    std::string r(reinterpret_cast<char*>(&in), sizeof(in));
+    r += args;
+    reinterpret_cast<fuse_in_header*>(r.data())->len = r.size();
+    std::vector<char> out(4096);
+    DescriptorChain chain;
+    chain.readable.push_back({r.data(), r.size()});
+    chain.readable_bytes = r.size();
+    chain.writable.push_back({out.data(), out.size()});
+    chain.writable_bytes = out.size();
+    const uint32_t len = server->Handle(chain);
+    fuse_out_header o;
+    std::memcpy(&o, out.data(), sizeof(o));
+    if (body) body->assign(out.data() + sizeof(o), len - sizeof(o));
+    return -o.error;
+  };
+  std::string body;
+  ASSERT_EQ(send(FUSE_LOOKUP, kRootNodeId, std::string("file") + '\0', &body), 0);
+  fuse_entry_out entry;
+  std::memcpy(&entry, body.data(), sizeof(entry));
+  auto lock = [&](uint32_t opcode, uint64_t owner, uint32_t type, uint64_t start, uint64_t end,
+                  std::string* out) {
+    fuse_lk_in in{};
+    in.owner = owner;
+    in.lk = {start, end, type, 0};
+    return send(opcode, entry.nodeid, std::string(reinterpret_cast<char*>(&in), sizeof(in)), out);
+  };
+  EXPECT_EQ(lock(FUSE_SETLK, 1, F_WRLCK, 0, 99, nullptr), 0);
+  EXPECT_EQ(lock(FUSE_SETLK, 2, F_WRLCK, 50, 60, nullptr), EAGAIN);  // owner 1 holds it
+  EXPECT_EQ(lock(FUSE_SETLK, 1, F_WRLCK, 50, 60, nullptr), 0);       // the same owner may
+  ASSERT_EQ(lock(FUSE_GETLK, 2, F_WRLCK, 0, INT64_MAX, &body), 0);
+  fuse_lk_out held;
+  std::memcpy(&held, body.data(), sizeof(held));
+  EXPECT_EQ(held.lk.type, static_cast<uint32_t>(F_WRLCK));
+  EXPECT_EQ(held.lk.start, 0u);
+  EXPECT_EQ(held.lk.end, 99u);
+  // A host process sees the guest's lock.
+  const int host_fd = open((dir + "/file").c_str(), O_RDWR);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 10;
+  fl.l_len = 1;
+  EXPECT_EQ(fcntl(host_fd, F_OFD_SETLK, &fl), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  // Owner 1 closes the file: its locks go.
+  fuse_flush_in flush{};
+  flush.lock_owner = 1;
+  EXPECT_EQ(send(FUSE_FLUSH, entry.nodeid,
+                 std::string(reinterpret_cast<char*>(&flush), sizeof(flush)), nullptr),
+            EBADF);  // no such handle: but the lock owner's file is closed all the same
+  EXPECT_EQ(lock(FUSE_SETLK, 2, F_WRLCK, 50, 60, nullptr), 0);
+  // Bad ranges and types.
+  EXPECT_EQ(lock(FUSE_SETLK, 3, F_WRLCK, 10, 5, nullptr), EINVAL);
+  EXPECT_EQ(lock(FUSE_SETLK, 3, 77, 0, 1, nullptr), EINVAL);
+  close(host_fd);
+  system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace vhost

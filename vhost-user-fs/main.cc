@@ -26,6 +26,9 @@ DEFINE_string(translate_uid, "",
               "Guest user ids shown as other host ids: GUEST:HOST:COUNT[,...] (e.g. 0:1000:1 "
               "makes the guest's root the host's user 1000); others pass unchanged");
 DEFINE_string(translate_gid, "", "The same for group ids");
+DEFINE_bool(posix_lock, false,
+            "Hold the guest's POSIX record locks on the host (against host processes and other "
+            "guests); needs --thread-pool-size of 2 or more, as a waiting lock holds a thread");
 DEFINE_int32(thread_pool_size, 0,
              "Threads serving requests of all queues in parallel (0: each queue's own thread "
              "serves its requests in order, the lowest latency for one request at a time)");
@@ -78,6 +81,10 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   if (FLAGS_thread_pool_size < 0 || FLAGS_thread_pool_size > 1024) {
     return InvalidArgumentError("--thread-pool-size must be 0 to 1024");
   }
+  if (FLAGS_posix_lock && FLAGS_thread_pool_size < 2) {
+    return InvalidArgumentError("--posix-lock needs --thread-pool-size of 2 or more");
+  }
+  options.posix_lock = FLAGS_posix_lock;
   absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server = vhost::FuseServer::Create(options);
   if (!server.ok()) return server.status();
   return std::make_unique<vhost::FsDevice>(*std::move(server), FLAGS_tag, FLAGS_num_request_queues);

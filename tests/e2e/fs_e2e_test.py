@@ -59,7 +59,8 @@ class FsGuestTest(unittest.TestCase):
         self.run_workload([])
 
     def test_guest_file_workload_with_a_thread_pool_and_submounts(self):
-        self.run_workload(["--thread-pool-size=4", "--announce-submounts"], submount=True)
+        self.run_workload(["--thread-pool-size=4", "--announce-submounts", "--posix-lock"],
+                          submount=True)
 
     def run_workload(self, extra_flags, submount=False):
         with qemu_guest.work_dir("fs") as work:
