@@ -7,8 +7,8 @@
 //                                         SOCK_SEQPACKET and checks the echoed boundaries
 //   vsock_guest_tool server PORT          says READY, accepts one connection, echoes it to EOF
 // Results are "E2E-RESULT name=value" lines.
-#include <linux/vm_sockets.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -21,11 +21,11 @@
 #include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "vhost-user-fs/fuse_server.h"
 #include "vhost-user-gpio/gpio_device.h"
 #include "vhost-user-gpio/simulated_chip.h"
 #include "vhost-user-i2c/i2c_device.h"
 #include "vhost-user-i2c/simulated_bus.h"
-#include "vhost-user-fs/fuse_server.h"
 #include "vhost-user-vsock/vsock_device.h"
 
 namespace vhost {
@@ -192,21 +192,21 @@ void FuzzFs(FuzzInput& in) {
     return std::string(mkdtemp(tmpl));
   }();
   const std::string dir = base + "/share";
-  system(("rm -rf " + dir + " && mkdir -p " + dir + "/sub && echo data > " + dir + "/file")
-             .c_str());
+  system(
+      ("rm -rf " + dir + " && mkdir -p " + dir + "/sub && echo data > " + dir + "/file").c_str());
   FsOptions options;
   options.shared_dir = dir;
   options.xattr = true;
   absl::StatusOr<std::unique_ptr<FuseServer>> server = FuseServer::Create(options);
   if (!server.ok()) std::abort();
   static const uint32_t kOpcodes[] = {
-      FUSE_INIT,    FUSE_LOOKUP,   FUSE_FORGET,    FUSE_GETATTR,     FUSE_SETATTR,
-      FUSE_READLINK, FUSE_SYMLINK, FUSE_MKNOD,     FUSE_MKDIR,       FUSE_UNLINK,
-      FUSE_RMDIR,   FUSE_RENAME,   FUSE_LINK,      FUSE_OPEN,        FUSE_READ,
-      FUSE_WRITE,   FUSE_STATFS,   FUSE_RELEASE,   FUSE_FSYNC,       FUSE_SETXATTR,
-      FUSE_GETXATTR, FUSE_LISTXATTR, FUSE_REMOVEXATTR, FUSE_FLUSH,     FUSE_OPENDIR,
-      FUSE_READDIR, FUSE_RELEASEDIR, FUSE_ACCESS,  FUSE_CREATE,      FUSE_BATCH_FORGET,
-      FUSE_FALLOCATE, FUSE_READDIRPLUS, FUSE_RENAME2, FUSE_LSEEK,    FUSE_COPY_FILE_RANGE,
+      FUSE_INIT,      FUSE_LOOKUP,      FUSE_FORGET,      FUSE_GETATTR, FUSE_SETATTR,
+      FUSE_READLINK,  FUSE_SYMLINK,     FUSE_MKNOD,       FUSE_MKDIR,   FUSE_UNLINK,
+      FUSE_RMDIR,     FUSE_RENAME,      FUSE_LINK,        FUSE_OPEN,    FUSE_READ,
+      FUSE_WRITE,     FUSE_STATFS,      FUSE_RELEASE,     FUSE_FSYNC,   FUSE_SETXATTR,
+      FUSE_GETXATTR,  FUSE_LISTXATTR,   FUSE_REMOVEXATTR, FUSE_FLUSH,   FUSE_OPENDIR,
+      FUSE_READDIR,   FUSE_RELEASEDIR,  FUSE_ACCESS,      FUSE_CREATE,  FUSE_BATCH_FORGET,
+      FUSE_FALLOCATE, FUSE_READDIRPLUS, FUSE_RENAME2,     FUSE_LSEEK,   FUSE_COPY_FILE_RANGE,
       FUSE_SYNCFS};
   std::vector<uint64_t> ids = {1};
   std::vector<char> out;
