@@ -22,6 +22,31 @@
 namespace vhost {
 namespace {
 
+// Sends one request (header, then `args`) with a 4 KiB reply buffer; returns the reply's errno
+// (0 for success) and its body in `body` if given.
+int SendRequest(FuseServer& server, uint32_t opcode, uint64_t nodeid, const std::string& args,
+                std::string* body = nullptr) {
+  fuse_in_header in{};
+  in.opcode = opcode;
+  in.unique = 1;
+  in.nodeid = nodeid;
+  std::string request(reinterpret_cast<char*>(&in), sizeof(in));
+  request += args;
+  reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
+  std::vector<char> out(4096);
+  DescriptorChain chain;
+  chain.readable.push_back({request.data(), request.size()});
+  chain.readable_bytes = request.size();
+  chain.writable.push_back({out.data(), out.size()});
+  chain.writable_bytes = out.size();
+  const uint32_t len = server.Handle(chain);
+  if (len < sizeof(fuse_out_header)) return -1;
+  fuse_out_header o;
+  std::memcpy(&o, out.data(), sizeof(o));
+  if (body) body->assign(out.data() + sizeof(o), len - sizeof(o));
+  return -o.error;
+}
+
 class FuseServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -342,22 +367,10 @@ TEST(FuseServerSubmountTest, MountPointsAreAnnounced) {
   options.announce_submounts = true;
   ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
   auto lookup_flags = [&](const std::string& name) {
-    fuse_in_header in{};
-    in.opcode = FUSE_LOOKUP;
-    in.unique = 1;
-    in.nodeid = kRootNodeId;
-    std::string request(reinterpret_cast<char*>(&in), sizeof(in));
-    request += name + '\0';
-    reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
-    std::vector<char> out(4096);
-    DescriptorChain chain;
-    chain.readable.push_back({request.data(), request.size()});
-    chain.readable_bytes = request.size();
-    chain.writable.push_back({out.data(), out.size()});
-    chain.writable_bytes = out.size();
-    EXPECT_GT(server->Handle(chain), sizeof(fuse_out_header));
-    fuse_entry_out entry;
-    std::memcpy(&entry, out.data() + sizeof(fuse_out_header), sizeof(entry));
+    std::string body;
+    EXPECT_EQ(SendRequest(*server, FUSE_LOOKUP, kRootNodeId, name + '\0', &body), 0);
+    fuse_entry_out entry{};
+    std::memcpy(&entry, body.data(), std::min(sizeof(entry), body.size()));
     return entry.attr.flags;
   };
   EXPECT_TRUE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
@@ -388,26 +401,16 @@ TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
   ASSERT_OK_AND_ASSIGN(options.gids, IdMap::Parse("0:65534:1", "--translate-gid"));
   ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
   // CREATE as the guest's root.
-  fuse_in_header in{};
-  in.opcode = FUSE_CREATE;
-  in.unique = 1;
-  in.nodeid = kRootNodeId;
   fuse_create_in create{};
   create.flags = O_RDWR;
   create.mode = 0644;
-  std::string request(reinterpret_cast<char*>(&in), sizeof(in));
-  request += std::string(reinterpret_cast<char*>(&create), sizeof(create)) + "f" + '\0';
-  reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
-  std::vector<char> out(4096);
-  DescriptorChain chain;
-  chain.readable.push_back({request.data(), request.size()});
-  chain.readable_bytes = request.size();
-  chain.writable.push_back({out.data(), out.size()});
-  chain.writable_bytes = out.size();
-  ASSERT_GT(server->Handle(chain), sizeof(fuse_out_header));
-  ASSERT_EQ(reinterpret_cast<fuse_out_header*>(out.data())->error, 0);
+  std::string body;
+  ASSERT_EQ(SendRequest(*server, FUSE_CREATE, kRootNodeId,
+                        std::string(reinterpret_cast<char*>(&create), sizeof(create)) + "f" + '\0',
+                        &body),
+            0);
   fuse_entry_out entry;
-  std::memcpy(&entry, out.data() + sizeof(fuse_out_header), sizeof(entry));
+  std::memcpy(&entry, body.data(), sizeof(entry));
   struct stat st;
   ASSERT_EQ(stat((dir + "/f").c_str(), &st), 0);
   if (geteuid() == 0) {
@@ -438,26 +441,6 @@ TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
   FsOptions options;
   options.shared_dir = shared;
   ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
-  auto request = [&](uint32_t opcode, uint64_t nodeid, const std::string& args, std::string* body) {
-    fuse_in_header in{};
-    in.opcode = opcode;
-    in.unique = 1;
-    in.nodeid = nodeid;
-    std::string r(reinterpret_cast<char*>(&in), sizeof(in));
-    r += args;
-    reinterpret_cast<fuse_in_header*>(r.data())->len = r.size();
-    std::vector<char> out(4096);
-    DescriptorChain chain;
-    chain.readable.push_back({r.data(), r.size()});
-    chain.readable_bytes = r.size();
-    chain.writable.push_back({out.data(), out.size()});
-    chain.writable_bytes = out.size();
-    const uint32_t len = server->Handle(chain);
-    fuse_out_header o;
-    std::memcpy(&o, out.data(), sizeof(o));
-    if (body) body->assign(out.data() + sizeof(o), len - sizeof(o));
-    return o.error;
-  };
   std::atomic<bool> stop{false};
   std::thread swapper([&] {
     while (!stop) {
@@ -470,7 +453,8 @@ TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
   int created = 0;
   for (int i = 0; i < 2000; ++i) {
     std::string body;
-    if (request(FUSE_LOOKUP, kRootNodeId, std::string("d") + '\0', &body) != 0) continue;
+    if (SendRequest(*server, FUSE_LOOKUP, kRootNodeId, std::string("d") + '\0', &body) != 0)
+      continue;
     fuse_entry_out entry;
     std::memcpy(&entry, body.data(), sizeof(entry));
     fuse_create_in create{};
@@ -478,7 +462,7 @@ TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
     create.mode = 0644;
     std::string args(reinterpret_cast<char*>(&create), sizeof(create));
     args += "f" + std::to_string(i) + '\0';
-    if (request(FUSE_CREATE, entry.nodeid, args, nullptr) == 0) ++created;
+    if (SendRequest(*server, FUSE_CREATE, entry.nodeid, args, nullptr) == 0) ++created;
   }
   stop = true;
   swapper.join();
@@ -507,28 +491,8 @@ TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
   options.shared_dir = dir;
   options.posix_lock = true;
   ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
-  auto send = [&](uint32_t opcode, uint64_t nodeid, const std::string& args, std::string* body) {
-    fuse_in_header in{};
-    in.opcode = opcode;
-    in.unique = 1;
-    in.nodeid = nodeid;
-    std::string r(reinterpret_cast<char*>(&in), sizeof(in));
-    r += args;
-    reinterpret_cast<fuse_in_header*>(r.data())->len = r.size();
-    std::vector<char> out(4096);
-    DescriptorChain chain;
-    chain.readable.push_back({r.data(), r.size()});
-    chain.readable_bytes = r.size();
-    chain.writable.push_back({out.data(), out.size()});
-    chain.writable_bytes = out.size();
-    const uint32_t len = server->Handle(chain);
-    fuse_out_header o;
-    std::memcpy(&o, out.data(), sizeof(o));
-    if (body) body->assign(out.data() + sizeof(o), len - sizeof(o));
-    return -o.error;
-  };
   std::string body;
-  ASSERT_EQ(send(FUSE_LOOKUP, kRootNodeId, std::string("file") + '\0', &body), 0);
+  ASSERT_EQ(SendRequest(*server, FUSE_LOOKUP, kRootNodeId, std::string("file") + '\0', &body), 0);
   fuse_entry_out entry;
   std::memcpy(&entry, body.data(), sizeof(entry));
   auto lock = [&](uint32_t opcode, uint64_t owner, uint32_t type, uint64_t start, uint64_t end,
@@ -536,7 +500,8 @@ TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
     fuse_lk_in in{};
     in.owner = owner;
     in.lk = {start, end, type, 0};
-    return send(opcode, entry.nodeid, std::string(reinterpret_cast<char*>(&in), sizeof(in)), out);
+    return SendRequest(*server, opcode, entry.nodeid,
+                       std::string(reinterpret_cast<char*>(&in), sizeof(in)), out);
   };
   EXPECT_EQ(lock(FUSE_SETLK, 1, F_WRLCK, 0, 99, nullptr), 0);
   EXPECT_EQ(lock(FUSE_SETLK, 2, F_WRLCK, 50, 60, nullptr), EAGAIN);  // owner 1 holds it
@@ -559,8 +524,8 @@ TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
   // Owner 1 closes the file: its locks go.
   fuse_flush_in flush{};
   flush.lock_owner = 1;
-  EXPECT_EQ(send(FUSE_FLUSH, entry.nodeid,
-                 std::string(reinterpret_cast<char*>(&flush), sizeof(flush)), nullptr),
+  EXPECT_EQ(SendRequest(*server, FUSE_FLUSH, entry.nodeid,
+                        std::string(reinterpret_cast<char*>(&flush), sizeof(flush)), nullptr),
             EBADF);  // no such handle: but the lock owner's file is closed all the same
   EXPECT_EQ(lock(FUSE_SETLK, 2, F_WRLCK, 50, 60, nullptr), 0);
   // Bad ranges and types.
