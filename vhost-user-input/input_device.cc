@@ -70,6 +70,28 @@ bool InputDevice::DeliverEvents(Virtqueue& queue) {
   }
 }
 
+namespace {
+
+// The status queue carries what Linux's input core passes back to a device: feedback (LEDs,
+// sounds, key repeat settings, force feedback). Anything else (EV_KEY, EV_REL, EV_MSC, EV_SW,
+// EV_PWR...) would be input injected into the host device, which with --no-grab reaches the
+// host's session: never passed on.
+bool IsFeedback(const InputDescription& description, const virtio_input_event& event) {
+  switch (event.type) {
+    case EV_LED:
+    case EV_SND:
+    case EV_FF:  // codes are the effects and controls (FF_GAIN) the device lists
+      return description.HasCode(event.type, event.code);
+    case EV_REP:
+      // evdev has no code bitmap for EV_REP (EVIOCGBIT refuses it): the type is what says.
+      return description.events.count(EV_REP) > 0 && event.code <= REP_MAX;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void InputDevice::TakeStatus(Virtqueue& queue) {
   DescriptorChain chain;
   while (queue.Pop(&chain)) {
@@ -77,9 +99,9 @@ void InputDevice::TakeStatus(Virtqueue& queue) {
     if (CopyFromSegments(chain.readable, 0, &event, sizeof(event)) != sizeof(event)) {
       LOG_EVERY_N(WARNING, 100) << "status buffer of " << chain.readable_bytes
                                 << " bytes is too short; ignored";
-    } else if (event.type > EV_MAX || !source_->description().HasCode(event.type, event.code)) {
-      LOG_EVERY_N(WARNING, 100) << "status event for type " << event.type << " code " << event.code
-                                << ", which the device lacks; ignored";
+    } else if (!IsFeedback(source_->description(), event)) {
+      LOG_EVERY_N(WARNING, 100) << "status event of type " << event.type << " code " << event.code
+                                << " is not feedback the device takes; dropped";
     } else {
       source_->WriteStatus(event);
     }

@@ -29,6 +29,7 @@ class FakeSource : public EventSource {
     description_.SetCode(EV_LED, LED_CAPSL);
   }
   const InputDescription& description() const override { return description_; }
+  InputDescription& description() { return description_; }
   void WriteStatus(const virtio_input_event& event) override { status.push_back(event); }
   std::vector<virtio_input_event> status;
 
@@ -195,6 +196,46 @@ TEST_F(InputDeviceTest, StatusEventsReachTheSourceOnlyForCodesItHas) {
   EXPECT_EQ(UsedCount(1), 5);
   ASSERT_EQ(source_->status.size(), 1u);
   EXPECT_EQ(source_->status[0].code, LED_CAPSL);
+}
+
+// The status queue is for feedback (LEDs, sound, repeat settings, force feedback), never for
+// input: with --no-grab an EV_KEY written to the host device would type into the host session.
+TEST_F(InputDeviceTest, StatusQueueCarriesOnlyFeedbackEventsToTheHost) {
+  source_->description().SetCode(EV_REP, REP_DELAY);
+  source_->description().SetCode(EV_SND, SND_BELL);
+  source_->description().SetCode(EV_FF, FF_GAIN);
+  source_->description().SetCode(EV_MSC, MSC_SCAN);
+  source_->description().SetCode(EV_SW, SW_LID);
+  const virtio_input_event events[] = {
+      {EV_KEY, BTN_TOUCH, 1},
+      {EV_ABS, ABS_X, 7},
+      {EV_SYN, SYN_REPORT, 0},
+      {EV_MSC, MSC_SCAN, 30},
+      {EV_SW, SW_LID, 1},
+      {EV_LED, LED_CAPSL, 1},
+      {EV_SND, SND_BELL, 1},
+      {EV_REP, REP_DELAY, 250},
+      {EV_REP, REP_PERIOD, 33},
+      {EV_FF, FF_GAIN, 0x8000},
+      {EV_FF, 0, 1},
+  };
+  const int n = sizeof(events) / sizeof(events[0]);
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(ram_.Host(0x20000 + 8 * i, 8), &events[i], 8);
+    ASSERT_OK(drivers_[1]->AddChain({{0x20000 + 8u * i, 8}}, {}));
+  }
+  drivers_[1]->Publish();
+  device_->ProcessQueue(*queues_[1]);
+  EXPECT_EQ(UsedCount(1), n);  // every buffer is returned, dropped or not
+  std::vector<std::pair<uint16_t, uint16_t>> passed;
+  for (const virtio_input_event& e : source_->status) passed.push_back({e.type, e.code});
+  // REP_PERIOD passes with REP_DELAY: an evdev device reports EV_REP without code bits.
+  const std::vector<std::pair<uint16_t, uint16_t>> expected = {{EV_LED, LED_CAPSL},
+                                                               {EV_SND, SND_BELL},
+                                                               {EV_REP, REP_DELAY},
+                                                               {EV_REP, REP_PERIOD},
+                                                               {EV_FF, FF_GAIN}};
+  EXPECT_EQ(passed, expected);
 }
 
 TEST(EvdevSourceTest, RefusesWhatIsNotAnEvdevDevice) {
