@@ -13,6 +13,11 @@
 
 namespace vhost {
 
+// Sets up `ring` (`depth` entries) as UringQueue uses it: completions signal `event_fd`, and
+// the kernel runs only readv, writev and fsync on it, without SQE flags (IORING_REGISTER_
+// RESTRICTIONS). An error (e.g. a kernel before 5.10) means the caller does without io_uring.
+absl::Status InitBlkRing(uint32_t depth, int event_fd, io_uring* ring);
+
 class UringQueue : public DiskQueue {
  public:
   // `direct_fd` (or -1) is used for requests aligned to `alignment`, `fd` for the others.
