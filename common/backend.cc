@@ -453,6 +453,8 @@ absl::StatusOr<Message> Backend::GetConfig(const Message& m) {
   }
   Message reply = MakeReply(m);
   reply.Append(header);
+  // Nothing to read: the device never sees an empty (null) buffer.
+  if (header.size == 0) return reply;
   std::vector<uint8_t> data(header.size);
   RETURN_IF_ERROR(device_->ReadConfig(header.offset, absl::MakeSpan(data)));
   reply.AppendBytes(data);
@@ -466,6 +468,7 @@ absl::Status Backend::SetConfig(const Message& m) {
     return absl::OutOfRangeError(absl::StrCat("config write of ", header.size, " bytes at ",
                                               header.offset, " beyond ", info_.config_size));
   }
+  if (header.size == 0) return absl::OkStatus();  // nothing to write; the device never sees it
   return device_->WriteConfig(
       header.offset, absl::MakeConstSpan(m.payload).subspan(sizeof(ConfigHeader), header.size));
 }

@@ -29,10 +29,12 @@ class CountingDevice : public VirtioDevice {
     return info;
   }
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override {
+    ++config_reads;
     for (size_t i = 0; i < data.size(); ++i) data[i] = config_[offset + i];
     return absl::OkStatus();
   }
   absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override {
+    ++config_writes;
     if (offset < 4) return absl::PermissionDeniedError("read-only field");
     for (size_t i = 0; i < data.size(); ++i) config_[offset + i] = data[i];
     return absl::OkStatus();
@@ -41,6 +43,8 @@ class CountingDevice : public VirtioDevice {
   void Reset() override { ++resets; }
   absl::Status NotifyConfigChange() { return notify_config_change_(); }
   int resets = 0;
+  int config_reads = 0;
+  int config_writes = 0;
   uint8_t config_[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 };
 
@@ -135,6 +139,25 @@ TEST_F(BackendTest, ConfigSpaceReadsAndWritesWithinBounds) {
   write.AppendBytes(std::vector<uint8_t>{9, 9});
   EXPECT_OK(Send(std::move(write)));
   EXPECT_EQ(device_.config_[5], 9);
+}
+
+// Zero-length config accesses never reach the device: its buffer would be empty (a null data
+// pointer, undefined behaviour in the memcpy devices do). GET_CONFIG answers with the header and
+// no bytes, SET_CONFIG with success.
+TEST_F(BackendTest, ZeroLengthConfigAccessesStayInTheEngine) {
+  for (uint32_t offset : {0u, 4u, 8u}) {
+    auto reply = Send(Request(FrontendRequest::kGetConfig, ConfigHeader{offset, 0, 0}));
+    ASSERT_OK(reply);
+    ASSERT_TRUE(reply->has_value());
+    EXPECT_EQ((*reply)->payload.size(), sizeof(ConfigHeader)) << offset;
+    EXPECT_OK(Send(Request(FrontendRequest::kSetConfig, ConfigHeader{offset, 0, 0})));
+  }
+  EXPECT_EQ(device_.config_reads, 0);
+  EXPECT_EQ(device_.config_writes, 0);
+  // Beyond the end it is still an error (empty reply).
+  auto beyond = Send(Request(FrontendRequest::kGetConfig, ConfigHeader{9, 0, 0}));
+  ASSERT_OK(beyond);
+  EXPECT_TRUE((*beyond)->payload.empty());
 }
 
 TEST_F(BackendTest, ValidatesQueueSetup) {
