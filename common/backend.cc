@@ -263,6 +263,8 @@ absl::Status Backend::ReplaceMemory(std::shared_ptr<const GuestMemory> memory) {
   memory_ = std::move(memory);
   for (Vring& vring : vrings_) {
     if (!vring.queue) continue;
+    // A ring the new table no longer covers: the queue keeps its old rings and table whole (so
+    // nothing dangles) and breaks; GET_STATUS then reports NEEDS_RESET.
     absl::Status status = vring.queue->UpdateMemory(memory_);
     if (!status.ok()) vring.queue->MarkBroken(status);
   }

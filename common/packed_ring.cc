@@ -41,20 +41,25 @@ absl::Status PackedRing::MapRings(const GuestMemory& memory) {
   if (layout_.desc_addr % 16 || layout_.avail_addr % 4 || layout_.used_addr % 4) {
     return absl::InvalidArgumentError("misaligned packed ring address");
   }
-  desc_ = reinterpret_cast<vring_packed_desc*>(memory.TranslateUva(layout_.desc_addr, 16 * n));
-  driver_event_ = reinterpret_cast<vring_packed_desc_event*>(
+  // Translate all three areas first and commit them together: a failed re-map (a memory table
+  // change that dropped the ring's region) must leave the old pointers whole, never half new.
+  auto* desc = reinterpret_cast<vring_packed_desc*>(memory.TranslateUva(layout_.desc_addr, 16 * n));
+  auto* driver_event = reinterpret_cast<vring_packed_desc_event*>(
       memory.TranslateUva(layout_.avail_addr, sizeof(vring_packed_desc_event)));
-  device_event_ = reinterpret_cast<vring_packed_desc_event*>(
+  auto* device_event = reinterpret_cast<vring_packed_desc_event*>(
       memory.TranslateUva(layout_.used_addr, sizeof(vring_packed_desc_event)));
-  if (desc_ == nullptr || driver_event_ == nullptr || device_event_ == nullptr) {
+  if (desc == nullptr || driver_event == nullptr || device_event == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "packed ring (desc 0x", absl::Hex(layout_.desc_addr), ") lies outside guest memory"));
   }
   // The front end chooses how its addresses map onto the file: check where they really land.
-  if (reinterpret_cast<uintptr_t>(desc_) % 16 || reinterpret_cast<uintptr_t>(driver_event_) % 4 ||
-      reinterpret_cast<uintptr_t>(device_event_) % 4) {
+  if (reinterpret_cast<uintptr_t>(desc) % 16 || reinterpret_cast<uintptr_t>(driver_event) % 4 ||
+      reinterpret_cast<uintptr_t>(device_event) % 4) {
     return absl::InvalidArgumentError("packed ring misaligned in host memory");
   }
+  desc_ = desc;
+  driver_event_ = driver_event;
+  device_event_ = device_event;
   return absl::OkStatus();
 }
 
@@ -63,7 +68,7 @@ bool PackedRing::IsAvailable(uint16_t slot, bool wrap) const {
   return static_cast<bool>(flags & kAvail) == wrap && static_cast<bool>(flags & kUsed) != wrap;
 }
 
-bool PackedRing::HasAvailable() { return !broken_ && IsAvailable(next_avail_, avail_wrap_); }
+bool PackedRing::HasAvailable() { return !broken() && IsAvailable(next_avail_, avail_wrap_); }
 
 bool PackedRing::Pop(DescriptorChain* chain) {
   if (!HasAvailable()) return false;
@@ -145,7 +150,7 @@ void PackedRing::Unpop(const DescriptorChain& chain) {
 }
 
 void PackedRing::Push(const DescriptorChain& chain, uint32_t written) {
-  if (broken_) return;
+  if (broken()) return;
   vring_packed_desc* d = &desc_[next_used_];
   StoreRelaxed(&d->id, chain.head);
   StoreRelaxed(&d->len, written);
@@ -176,7 +181,7 @@ bool PackedRing::ShouldNotify() {
 }
 
 bool PackedRing::EnableNotifications() {
-  if (broken_) return false;
+  if (broken()) return false;
   if (has_feature(kFeatureEventIdx)) {
     StoreRelaxed(&device_event_->off_wrap, Base());
     StoreRelease(&device_event_->flags, VRING_PACKED_EVENT_FLAG_DESC);

@@ -25,22 +25,28 @@ absl::Status SplitRing::MapRings(const GuestMemory& memory) {
   // The event index fields exist whether or not EVENT_IDX is negotiated; require them only if
   // they will be used.
   const uint64_t event = has_feature(kFeatureEventIdx) ? 2 : 0;
-  desc_ = reinterpret_cast<vring_desc*>(memory.TranslateUva(layout_.desc_addr, 16 * n));
-  avail_ =
+  // Translate all three areas first and commit them together: a failed re-map (a memory table
+  // change that dropped the ring's region) must leave the old pointers whole, never half new.
+  auto* desc = reinterpret_cast<vring_desc*>(memory.TranslateUva(layout_.desc_addr, 16 * n));
+  auto* avail =
       reinterpret_cast<vring_avail*>(memory.TranslateUva(layout_.avail_addr, 4 + 2 * n + event));
-  used_ = reinterpret_cast<vring_used*>(memory.TranslateUva(layout_.used_addr, 4 + 8 * n + event));
-  if (desc_ == nullptr || avail_ == nullptr || used_ == nullptr) {
+  auto* used =
+      reinterpret_cast<vring_used*>(memory.TranslateUva(layout_.used_addr, 4 + 8 * n + event));
+  if (desc == nullptr || avail == nullptr || used == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("split ring (desc 0x", absl::Hex(layout_.desc_addr), ", avail 0x",
                      absl::Hex(layout_.avail_addr), ", used 0x", absl::Hex(layout_.used_addr),
                      ") lies outside guest memory"));
   }
   // The front end chooses how its addresses map onto the file: check where they really land.
-  if (!Aligned(reinterpret_cast<uintptr_t>(desc_), 16) ||
-      !Aligned(reinterpret_cast<uintptr_t>(avail_), 2) ||
-      !Aligned(reinterpret_cast<uintptr_t>(used_), 4)) {
+  if (!Aligned(reinterpret_cast<uintptr_t>(desc), 16) ||
+      !Aligned(reinterpret_cast<uintptr_t>(avail), 2) ||
+      !Aligned(reinterpret_cast<uintptr_t>(used), 4)) {
     return absl::InvalidArgumentError("split ring misaligned in host memory");
   }
+  desc_ = desc;
+  avail_ = avail;
+  used_ = used;
   if (!mapped_once_) {
     // The used index in guest memory is the truth after a (re)start.
     used_idx_ = LoadAcquire(&used_->idx);
@@ -50,10 +56,10 @@ absl::Status SplitRing::MapRings(const GuestMemory& memory) {
   return absl::OkStatus();
 }
 
-bool SplitRing::HasAvailable() { return !broken_ && LoadAcquire(&avail_->idx) != last_avail_; }
+bool SplitRing::HasAvailable() { return !broken() && LoadAcquire(&avail_->idx) != last_avail_; }
 
 bool SplitRing::Pop(DescriptorChain* chain) {
-  if (broken_) return false;
+  if (broken()) return false;
   if (shadow_avail_idx_ == last_avail_) {
     shadow_avail_idx_ = LoadAcquire(&avail_->idx);  // guest-controlled
   }
@@ -117,7 +123,7 @@ absl::Status SplitRing::WalkTable(const uint8_t* table, uint32_t count, uint16_t
 }
 
 void SplitRing::Push(const DescriptorChain& chain, uint32_t written) {
-  if (broken_) return;
+  if (broken()) return;
   vring_used_elem* elem = &used_->ring[used_idx_ & (layout_.size - 1)];
   StoreRelaxed(&elem->id, chain.head);
   StoreRelaxed(&elem->len, written);
@@ -144,7 +150,7 @@ bool SplitRing::ShouldNotify() {
 }
 
 bool SplitRing::EnableNotifications() {
-  if (broken_) return false;
+  if (broken()) return false;
   if (has_feature(kFeatureEventIdx)) StoreRelease(avail_event(), last_avail_);
   FullFence();  // the guest must see avail_event before we look at its avail index again
   return HasAvailable();

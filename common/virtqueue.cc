@@ -33,12 +33,13 @@ absl::Status Virtqueue::UpdateMemory(std::shared_ptr<const GuestMemory> memory) 
 }
 
 void Virtqueue::NotifyGuestIfNeeded() {
+  if (broken()) return;
+  // A failed write (EAGAIN on a full non-eventfd) only loses this call: the front end's problem.
   if (call_fd_ >= 0 && ShouldNotify()) eventfd_write(call_fd_, 1);
 }
 
 void Virtqueue::MarkBroken(const absl::Status& why) {
-  if (broken_) return;
-  broken_ = true;
+  if (broken_.exchange(true, std::memory_order_relaxed)) return;
   LOG(ERROR) << "queue " << index_
              << " is broken and stops until it is set up again: " << why.message();
   if (err_fd_ >= 0) eventfd_write(err_fd_, 1);

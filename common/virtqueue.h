@@ -9,6 +9,7 @@
 #ifndef COMMON_VIRTQUEUE_H_
 #define COMMON_VIRTQUEUE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -56,18 +57,22 @@ class Virtqueue {
   void NotifyGuestIfNeeded();
   // The ring position for GET_VRING_BASE (same encoding as VringLayout::base).
   virtual uint32_t Base() const = 0;
-  // Re-points the rings at a new memory table (same layout); the queue keeps its position.
+  // Re-points the rings at a new memory table (same layout); the queue keeps its position. On
+  // failure nothing changed: the rings still point into the old table, which the queue keeps.
   absl::Status UpdateMemory(std::shared_ptr<const GuestMemory> memory);
 
   void set_call_fd(int fd) { call_fd_ = fd; }
   void set_err_fd(int fd) { err_fd_ = fd; }
-  bool broken() const { return broken_; }
+  // Once broken, Pop/Push/HasAvailable/EnableNotifications/NotifyGuestIfNeeded touch no ring
+  // memory. Read by the connection thread (GET_STATUS) while the worker runs: atomic, relaxed.
+  bool broken() const { return broken_.load(std::memory_order_relaxed); }
   int index() const { return index_; }
   uint32_t size() const { return layout_.size; }
   uint64_t features() const { return features_; }
   const GuestMemory& memory() const { return *memory_; }
 
-  // Marks the queue broken (logged once, error eventfd signalled).
+  // Marks the queue broken (logged once, error eventfd signalled). Call and error fds are
+  // non-blocking (the backend sets O_NONBLOCK): a full one is skipped, never waited on.
   void MarkBroken(const absl::Status& why);
 
  protected:
@@ -83,7 +88,7 @@ class Virtqueue {
   std::shared_ptr<const GuestMemory> memory_;
   int call_fd_ = -1;
   int err_fd_ = -1;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};
 };
 
 }  // namespace vhost

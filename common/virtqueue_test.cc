@@ -264,6 +264,37 @@ TEST_P(VirtqueueTest, BuffersMayStraddleAdjacentRegions) {
   EXPECT_EQ(chain.writable_bytes, 0x200u);
 }
 
+// A memory table change that leaves part of the ring outside the new table: the queue keeps all
+// three ring pointers of the old table (nothing half re-pointed) and the caller can mark it broken.
+TEST_P(VirtqueueTest, FailedRemapLeavesTheRingsAsTheyWere) {
+  Build(16);
+  // Covers the descriptor area at kRingGpa but not the rest of the ring.
+  FakeGuestMemory too_small({{0, kRingGpa + 16 * 16}});
+  EXPECT_FALSE(queue_->UpdateMemory(too_small.memory()).ok());
+  EXPECT_FALSE(queue_->broken());
+  // Still served from the old table, as one piece.
+  EXPECT_EQ(RoundTrip("still", "here").len, 4u);
+}
+
+// Once broken, a queue touches no ring memory: no pop, no push, no notification (which would
+// read the guest's event index or flags through pointers that may be stale).
+TEST_P(VirtqueueTest, BrokenQueueTouchesNoRing) {
+  Build(16);
+  ASSERT_OK(driver_->AddChain({}, {{kBufferGpa, 8}}).status());
+  ASSERT_OK(driver_->AddChain({}, {{kBufferGpa + 8, 8}}).status());
+  driver_->Publish();
+  DescriptorChain chain;
+  ASSERT_TRUE(queue_->Pop(&chain));
+  queue_->Push(chain, 8);  // pushed, not yet notified
+  queue_->MarkBroken(absl::InternalError("test"));
+  EXPECT_TRUE(Signalled(err_));
+  queue_->NotifyGuestIfNeeded();
+  EXPECT_FALSE(Signalled(call_));
+  EXPECT_FALSE(queue_->HasAvailable());
+  EXPECT_FALSE(queue_->EnableNotifications());
+  EXPECT_FALSE(queue_->Pop(&chain));
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, VirtqueueTest,
                          ::testing::Values(Param{RingLayout::kSplit, false},
                                            Param{RingLayout::kSplit, true},
