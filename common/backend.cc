@@ -1,5 +1,6 @@
 #include "common/backend.h"
 
+#include <fcntl.h>
 #include <poll.h>
 
 #include "absl/strings/str_cat.h"
@@ -367,6 +368,16 @@ absl::Status Backend::SetVringFd(FrontendRequest request, uint64_t value, Messag
   const uint32_t index = value & kVringIndexMask;
   ASSIGN_OR_RETURN(Vring * vring, VringAt(index));
   UniqueFd fd = (value & kVringNoFdFlag) ? UniqueFd() : std::move(m.fds[0]);
+  // These should be eventfds, but nothing proves it (the sandbox has no /proc to look): make
+  // them non-blocking so a pipe or socket in their place can never hold the worker (a full call
+  // pipe, a kick fd drained by someone else). The flag is shared with the front end's open file
+  // description; QEMU creates its eventfds non-blocking anyway.
+  if (fd.valid()) {
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(RequestName(request), ": fcntl(O_NONBLOCK)"));
+    }
+  }
   // The worker holds the queue's fds: pause it while they change.
   const bool was_running = vring->worker != nullptr;
   StopWorker(index);

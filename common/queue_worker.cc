@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -75,11 +76,24 @@ bool QueueWorker::SpinForWork() {
   }
 }
 
+void QueueWorker::ConsumeKick(uint32_t events) {
+  // The kick fd is the front end's (the backend made it non-blocking): an eventfd resets on one
+  // 8-byte read. Anything else that keeps epoll firing without a kick to read (a hung-up or
+  // failed pipe or socket, EOF) would spin this thread: such a queue breaks and its kick fd
+  // leaves the epoll set.
+  uint64_t value;
+  const ssize_t n = (events & (EPOLLHUP | EPOLLERR)) ? 0 : read(kick_fd_, &value, sizeof(value));
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, kick_fd_, nullptr);
+  LOG_EVERY_N(WARNING, 100) << "queue " << queue_->index() << ": kick fd hung up or failed";
+  queue_->MarkBroken(absl::FailedPreconditionError("kick fd hung up or failed (not an eventfd?)"));
+}
+
 void QueueWorker::Run() {
   // Buffers may already be waiting when the queue starts.
   absl::Duration wait = Drain();
   for (;;) {
-    if (kick_fd_ < 0) wait = std::min(wait, kNoKickPollInterval);
+    if (kick_fd_ < 0 && !queue_->broken()) wait = std::min(wait, kNoKickPollInterval);
     const int timeout_ms =
         wait == absl::InfiniteDuration()
             ? -1
@@ -92,14 +106,19 @@ void QueueWorker::Run() {
       PLOG(ERROR) << "epoll_wait on queue " << queue_->index();
       return;
     }
+    bool device_event = false;
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.fd == stop_fd_.get()) return;
-      if (events[i].data.fd == kick_fd_) {
-        eventfd_t ignored;
-        eventfd_read(kick_fd_, &ignored);  // epoll said readable: this does not block
+      const int fd = events[i].data.fd;
+      if (fd == stop_fd_.get()) return;
+      if (fd == kick_fd_) {
+        ConsumeKick(events[i].events);
+      } else {
+        device_event = true;
       }
     }
-    if (queue_->broken()) {
+    // A broken queue pops nothing, but the device still consumes its own events (e.g. I/O
+    // completions), else its level-triggered fd would wake us in a loop.
+    if (queue_->broken() && !device_event) {
       wait = absl::InfiniteDuration();
       continue;
     }

@@ -34,6 +34,8 @@ class QueueWorker {
   // Processes until the ring is empty (or the device asks to wait); returns the wait.
   absl::Duration Drain();
   bool SpinForWork();
+  // Reads the kick that woke us (`events` from epoll); breaks the queue if the fd is unusable.
+  void ConsumeKick(uint32_t events);
 
   VirtioDevice* const device_;
   Virtqueue* const queue_;
