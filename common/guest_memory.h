@@ -4,6 +4,12 @@
 // A GuestMemory is immutable once built; changes (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG) build
 // a new one, which the backend swaps in while no queue is running. Mappings are shared between
 // snapshots and unmapped when the last snapshot using them goes away. Thread-safe (const).
+//
+// A front end may shrink a memory file after sending it (QEMU's memfds carry no F_SEAL_SHRINK, so
+// it cannot be required): touching a page beyond the new end raises SIGBUS, which would kill the
+// process and every guest it serves. The file size is checked when a region is mapped, and a
+// process-wide SIGBUS handler (guest_memory.cc) turns a fault inside a guest mapping into zero
+// pages and flags the mapping; queues check the flag once per batch and break (NEEDS_RESET).
 #ifndef COMMON_GUEST_MEMORY_H_
 #define COMMON_GUEST_MEMORY_H_
 
@@ -19,18 +25,26 @@
 
 namespace vhost {
 
-// One mmap()ed file range; unmapped on destruction.
+// How many guest memory faults (SIGBUS) the process has survived. A relaxed atomic load: cheap
+// enough to compare once per batch.
+uint32_t GuestMemoryFaultCount();
+
+// One mmap()ed file range, known to the SIGBUS handler; unmapped on destruction.
 class Mapping {
  public:
-  Mapping(uint8_t* base, size_t length) : base_(base), length_(length) {}
+  // `slot` is its entry in the handler's table (see guest_memory.cc).
+  Mapping(uint8_t* base, size_t length, int slot) : base_(base), length_(length), slot_(slot) {}
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
   uint8_t* base() const { return base_; }
+  // Whether an access hit a page beyond the end of the file (now zeros, no longer shared).
+  bool faulted() const;
 
  private:
   uint8_t* base_;
   size_t length_;
+  int slot_;
 };
 
 struct GuestRegion {
@@ -73,6 +87,8 @@ class GuestMemory {
       const MemoryRegion& region) const;
 
   const std::vector<GuestRegion>& regions() const { return regions_; }
+  // Whether any region's mapping took a fault (see Mapping::faulted).
+  bool faulted() const;
 
  private:
   explicit GuestMemory(std::vector<GuestRegion> regions) : regions_(std::move(regions)) {}

@@ -1,5 +1,6 @@
 #include "common/guest_memory.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -94,6 +95,39 @@ TEST(GuestMemoryTest, AddAndRemoveRegions) {
   EXPECT_EQ((*smaller)->TranslateGpa(0x5000, 1), nullptr);
   EXPECT_THAT((*smaller)->WithoutRegion({0x5000, 0x1000, 0, 0}),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// The front end shrinks its memory file after the table was sent: accesses beyond the new end
+// would raise SIGBUS and kill the whole process. They read zeros instead, the pages before the
+// new end stay shared with the file, and the table is flagged as faulted.
+TEST(GuestMemoryTest, SurvivesItsFileShrinkingUnderTheMapping) {
+  UniqueFd fd = MemFd(0x4000);
+  auto region = MapGuestRegion({0x0, 0x4000, 0x10000, 0}, fd.get());
+  ASSERT_OK(region);
+  auto memory = GuestMemory::Create({*region});
+  ASSERT_OK(memory);
+  volatile uint8_t* tail = (*memory)->TranslateGpa(0x2000, 1);
+  *tail = 7;
+  ASSERT_EQ(ftruncate(fd.get(), 0x1000), 0);
+  EXPECT_EQ(*tail, 0);  // SIGBUS without the handler
+  *tail = 9;            // writes land in the zero mapping, harmlessly
+  ASSERT_EQ(pwrite(fd.get(), "x", 1, 0), 1);
+  EXPECT_EQ(*(*memory)->TranslateGpa(0, 1), 'x');  // still the file
+  EXPECT_TRUE((*memory)->faulted());
+}
+
+// A SIGBUS outside guest memory is not swallowed: the process dies of it as before.
+TEST(GuestMemoryDeathTest, OtherFaultsStillKill) {
+  EXPECT_EXIT(
+      {
+        UniqueFd fd = MemFd(0x4000);
+        auto region = MapGuestRegion({0x0, 0x4000, 0x10000, 0}, fd.get());  // handler installed
+        UniqueFd other = MemFd(0x2000);
+        void* p = mmap(nullptr, 0x2000, PROT_READ, MAP_SHARED, other.get(), 0);
+        if (ftruncate(other.get(), 0) != 0 || p == MAP_FAILED) _exit(1);
+        _exit(static_cast<volatile uint8_t*>(p)[0x1000]);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
 }
 
 }  // namespace

@@ -33,6 +33,14 @@ absl::Status Virtqueue::UpdateMemory(std::shared_ptr<const GuestMemory> memory) 
 }
 
 void Virtqueue::NotifyGuestIfNeeded() {
+  const uint32_t faults = GuestMemoryFaultCount();
+  if (faults != memory_faults_seen_) {
+    memory_faults_seen_ = faults;
+    if (memory_ && memory_->faulted()) {
+      MarkBroken(absl::DataLossError(
+          "the front end shrank a guest memory file under its mapping (SIGBUS survived)"));
+    }
+  }
   if (broken()) return;
   // A failed write (EAGAIN on a full non-eventfd) only loses this call: the front end's problem.
   if (call_fd_ >= 0 && ShouldNotify()) eventfd_write(call_fd_, 1);

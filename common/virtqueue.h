@@ -53,7 +53,8 @@ class Virtqueue {
   // which case the caller must drain again (else a kick could be lost).
   virtual bool EnableNotifications() = 0;
   // Signals the guest (call eventfd) if it has asked to be told about the used entries pushed
-  // since the last call. Call once per batch.
+  // since the last call. Call once per batch. Also where a fault in this queue's guest memory
+  // (see guest_memory.h) breaks the queue: one relaxed atomic load while none happened.
   void NotifyGuestIfNeeded();
   // The ring position for GET_VRING_BASE (same encoding as VringLayout::base).
   virtual uint32_t Base() const = 0;
@@ -89,6 +90,7 @@ class Virtqueue {
   int call_fd_ = -1;
   int err_fd_ = -1;
   std::atomic<bool> broken_{false};
+  uint32_t memory_faults_seen_ = ~0u;  // GuestMemoryFaultCount() at the last check; ~0: never
 };
 
 }  // namespace vhost

@@ -134,6 +134,21 @@ TEST_F(EngineDaemonTest, HungUpKickFdBreaksTheQueueInsteadOfSpinning) {
   ExpectServesNextConnection();
 }
 
+// The front end shrinks its guest RAM file under a running queue: the daemon's next access to
+// the ring would raise SIGBUS. The daemon must survive it, break the queue, and go on serving.
+// Nothing was served before, so the zero pages that replace the lost ones look like an empty
+// ring: only the fault itself can break the queue.
+TEST_F(EngineDaemonTest, TruncatedGuestMemoryBreaksTheQueueNotTheDaemon) {
+  Open();
+  // From here on this process must not touch the ring memory either.
+  ASSERT_EQ(ftruncate(ram_->region(0).fd.get(), 0), 0);
+  ASSERT_OK(queue_->Kick());
+  ExpectQueueBroken();
+  EXPECT_TRUE(daemon_->IsAlive());
+  ASSERT_OK(queue_->Stop(frontend_.get()).status());
+  ExpectServesNextConnection();
+}
+
 // A memory file shorter than the region it backs is refused when the table arrives.
 TEST_F(EngineDaemonTest, MemoryFileShorterThanItsRegionIsRefused) {
   Connect();
