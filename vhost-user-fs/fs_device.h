@@ -18,6 +18,8 @@ constexpr uint32_t kVirtioIdFs = 26;
 class FsDevice : public VirtioDevice {
  public:
   // thread_pool_size 0: each queue's worker serves its requests itself, one at a time.
+  // `server` may be null until set_server (the daemon makes it inside its sandbox), which
+  // must come before the first queue starts.
   FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t request_queues,
            int thread_pool_size = 0);
 
@@ -29,9 +31,10 @@ class FsDevice : public VirtioDevice {
   void QueueStopped(int index, Virtqueue* queue) override;
 
   FuseServer& server() { return *server_; }
+  void set_server(std::unique_ptr<FuseServer> server) { server_ = std::move(server); }
 
  private:
-  const std::unique_ptr<FuseServer> server_;
+  std::unique_ptr<FuseServer> server_;
   const std::string tag_;
   const uint32_t request_queues_;
   const int thread_pool_size_;

@@ -52,7 +52,35 @@ absl::Status DropCapabilities() {
   return absl::OkStatus();
 }
 
-absl::Status EnterNamespaces(const std::string& shared_dir) {
+// Our /proc/self/fd, reachable through nothing else: bound over /proc in our private mount
+// namespace, opened, and detached again (the mount lives on through the descriptor, and ".."
+// from a detached mount's root stays there). Needs /proc to be a private mount point.
+absl::StatusOr<UniqueFd> OpenDetachedProcFds() {
+  if (mount("/proc/self/fd", "/proc", nullptr, MS_BIND, nullptr) != 0) {
+    return Errno("bind-mounting /proc/self/fd");
+  }
+  UniqueFd fd(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const int open_errno = errno;
+  if (umount2("/proc", MNT_DETACH) != 0) return Errno("detaching /proc/self/fd");
+  if (!fd) return absl::ErrnoToStatus(open_errno, "opening /proc/self/fd");
+  return fd;
+}
+
+UniqueFd OpenRoot() { return UniqueFd(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)); }
+
+// The shared directory becomes a mount point, then the root; the old root is detached.
+absl::Status PivotRoot(const std::string& shared_dir) {
+  if (mount(shared_dir.c_str(), shared_dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    return Errno("bind-mounting the shared directory");
+  }
+  if (chdir(shared_dir.c_str()) != 0) return Errno("chdir");
+  if (syscall(SYS_pivot_root, ".", ".") != 0) return Errno("pivot_root");
+  if (umount2(".", MNT_DETACH) != 0) return Errno("detaching the old root");
+  if (chdir("/") != 0) return Errno("chdir /");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FsSandboxFds> EnterNamespaces(const std::string& shared_dir) {
   const uid_t uid = geteuid();
   const gid_t gid = getegid();
   int flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -72,17 +100,36 @@ absl::Status EnterNamespaces(const std::string& shared_dir) {
     // E.g. inside a plain chroot, whose root is no mount point.
     return Errno("making mounts private (use --sandbox=chroot or none where / is no mount point)");
   }
+  FsSandboxFds fds;
+  absl::StatusOr<UniqueFd> proc_fds = OpenDetachedProcFds();
+  if (!proc_fds.ok()) return proc_fds.status();
+  fds.proc_fds = *std::move(proc_fds);
   char resolved[PATH_MAX];
   if (realpath(shared_dir.c_str(), resolved) == nullptr) return Errno("realpath");
-  if (std::strcmp(resolved, "/") == 0) return absl::OkStatus();  // already the root
-  if (mount(shared_dir.c_str(), shared_dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-    return Errno("bind-mounting the shared directory");
+  if (std::strcmp(resolved, "/") != 0) {  // else already the root
+    if (absl::Status s = PivotRoot(shared_dir); !s.ok()) return s;
   }
-  if (chdir(shared_dir.c_str()) != 0) return Errno("chdir");
-  if (syscall(SYS_pivot_root, ".", ".") != 0) return Errno("pivot_root");
-  if (umount2(".", MNT_DETACH) != 0) return Errno("detaching the old root");
+  fds.root = OpenRoot();
+  if (!fds.root) return Errno("opening the new root");
+  return fds;
+}
+
+absl::StatusOr<FsSandboxFds> EnterChroot(const std::string& shared_dir) {
+  // A mount namespace of our own only for the detached /proc/self/fd: the host's mounts stay
+  // as they are (no pivot_root, which needs / to be a mount point).
+  if (unshare(CLONE_NEWNS) != 0) return Errno("unshare (--sandbox=chroot needs root)");
+  if (mount(nullptr, "/proc", nullptr, MS_PRIVATE, nullptr) != 0) {
+    return Errno("making /proc private (is /proc mounted?)");
+  }
+  FsSandboxFds fds;
+  absl::StatusOr<UniqueFd> proc_fds = OpenDetachedProcFds();
+  if (!proc_fds.ok()) return proc_fds.status();
+  fds.proc_fds = *std::move(proc_fds);
+  if (chroot(shared_dir.c_str()) != 0) return Errno("chroot (--sandbox=chroot needs root)");
   if (chdir("/") != 0) return Errno("chdir /");
-  return absl::OkStatus();
+  fds.root = OpenRoot();
+  if (!fds.root) return Errno("opening the new root");
+  return fds;
 }
 
 }  // namespace
@@ -94,19 +141,26 @@ absl::StatusOr<FsSandbox> ParseFsSandbox(const std::string& text) {
   return absl::InvalidArgumentError("--sandbox must be namespace, chroot or none");
 }
 
-absl::Status EnterFsSandbox(FsSandbox kind, const std::string& shared_dir) {
+absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir) {
+  absl::StatusOr<FsSandboxFds> fds;
   switch (kind) {
     case FsSandbox::kNone:
-      return absl::OkStatus();
+      fds.emplace();
+      fds->root = UniqueFd(open(shared_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!fds->root) return Errno(absl::StrCat("--shared-dir: ", shared_dir));
+      fds->proc_fds = UniqueFd(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!fds->proc_fds) return Errno("/proc/self/fd (is /proc mounted?)");
+      return fds;
     case FsSandbox::kChroot:
-      if (chroot(shared_dir.c_str()) != 0) return Errno("chroot (--sandbox=chroot needs root)");
-      if (chdir("/") != 0) return Errno("chdir /");
+      fds = EnterChroot(shared_dir);
       break;
     case FsSandbox::kNamespace:
-      if (absl::Status s = EnterNamespaces(shared_dir); !s.ok()) return s;
+      fds = EnterNamespaces(shared_dir);
       break;
   }
-  return DropCapabilities();
+  if (!fds.ok()) return fds.status();
+  if (absl::Status s = DropCapabilities(); !s.ok()) return s;
+  return fds;
 }
 
 }  // namespace vhost

@@ -5,6 +5,13 @@
 //     server needs (chown, dac_override, fowner, fsetid, setuid/setgid for fsuid, mknod);
 //   chroot: chroot() into it (root only), same capabilities;
 //   none: nothing beyond seccomp (for hosts where neither is possible).
+// What the FUSE server keeps open is opened here, after confinement, so that no descriptor
+// leads out of it: the root as "/" once the shared directory is the root, and /proc/self/fd
+// as a bind mount of just that directory, detached at once (".." of a detached mount's root is
+// that root: the descriptor reaches our own open files and nothing else of procfs). A bind
+// mount, not a fresh proc in a PID namespace: it works unprivileged too (a user namespace may
+// only mount a new proc where the host's /proc is fully visible, which containers that mask
+// parts of it deny), needs no fork, and shows less than a fresh proc (no /proc/sys).
 // Must run single-threaded, after the vhost-user socket is listening.
 #ifndef VHOST_USER_FS_FS_SANDBOX_H_
 #define VHOST_USER_FS_FS_SANDBOX_H_
@@ -12,13 +19,21 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 
 namespace vhost {
 
 enum class FsSandbox { kNamespace, kChroot, kNone };
 
 absl::StatusOr<FsSandbox> ParseFsSandbox(const std::string& text);
-absl::Status EnterFsSandbox(FsSandbox kind, const std::string& shared_dir);
+
+// The descriptors the FUSE server keeps.
+struct FsSandboxFds {
+  UniqueFd root;      // the shared directory (O_PATH)
+  UniqueFd proc_fds;  // our /proc/self/fd (O_PATH)
+};
+
+absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir);
 
 }  // namespace vhost
 

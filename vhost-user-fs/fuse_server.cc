@@ -114,7 +114,13 @@ absl::StatusOr<std::unique_ptr<FuseServer>> FuseServer::Create(const FsOptions& 
   }
   UniqueFd proc(open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!proc) return absl::ErrnoToStatus(errno, "/proc/self/fd (is /proc mounted?)");
-  return std::unique_ptr<FuseServer>(new FuseServer(options, std::move(root), std::move(proc)));
+  return Create(options, std::move(root), std::move(proc));
+}
+
+absl::StatusOr<std::unique_ptr<FuseServer>> FuseServer::Create(const FsOptions& options,
+                                                               UniqueFd root, UniqueFd proc_fds) {
+  if (!root || !proc_fds) return absl::InvalidArgumentError("no shared directory or /proc");
+  return std::unique_ptr<FuseServer>(new FuseServer(options, std::move(root), std::move(proc_fds)));
 }
 
 FuseServer::FuseServer(const FsOptions& options, UniqueFd root, UniqueFd proc_fds)

@@ -46,8 +46,12 @@ class FuseServer {
  public:
   static constexpr uint32_t kMaxWrite = 1 << 20;
 
-  // Opens the shared directory and /proc/self/fd (before any sandbox hides them).
+  // Opens the shared directory and /proc/self/fd itself (unsandboxed: tests, --sandbox=none).
   static absl::StatusOr<std::unique_ptr<FuseServer>> Create(const FsOptions& options);
+  // Serves `root` (the shared directory) reopening files through `proc_fds` (/proc/self/fd), as
+  // EnterFsSandbox opened them inside the sandbox.
+  static absl::StatusOr<std::unique_ptr<FuseServer>> Create(const FsOptions& options, UniqueFd root,
+                                                            UniqueFd proc_fds);
 
   // Serves one request; returns how many bytes it wrote into the chain's writable part (0 when
   // the request has no reply: FORGET, BATCH_FORGET, INTERRUPT, or no room for a header).

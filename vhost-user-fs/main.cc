@@ -1,5 +1,10 @@
 // vhost-user-fs: a host directory shared with the guest (virtio-fs).
+#include <fcntl.h>
 #include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
@@ -46,10 +51,17 @@ void RaiseDescriptorLimit() {
   }
 }
 
-absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
+// The device is made from the flags before the sandbox; its FUSE server only after it (see
+// Confine), so that nothing the server keeps open leads outside.
+struct FsDaemon {
+  vhost::FsOptions options;
+  vhost::FsDevice* device = nullptr;
+};
+
+absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice(FsDaemon& daemon) {
   using absl::InvalidArgumentError;
   RaiseDescriptorLimit();
-  vhost::FsOptions options;
+  vhost::FsOptions& options = daemon.options;
   if (FLAGS_shared_dir.empty()) return InvalidArgumentError("--shared-dir is required");
   options.shared_dir = FLAGS_shared_dir;
   if (FLAGS_cache == "never" || FLAGS_cache == "none") {
@@ -85,9 +97,28 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
     return InvalidArgumentError("--posix-lock needs --thread-pool-size of 2 or more");
   }
   options.posix_lock = FLAGS_posix_lock;
-  absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server = vhost::FuseServer::Create(options);
+  // Checked now for a usage error; opened for good only inside the sandbox.
+  if (!vhost::UniqueFd(open(options.shared_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC))) {
+    return InvalidArgumentError(
+        absl::StrCat("--shared-dir: ", options.shared_dir, ": ", strerror(errno)));
+  }
+  auto device = std::make_unique<vhost::FsDevice>(nullptr, FLAGS_tag, FLAGS_num_request_queues,
+                                                  FLAGS_thread_pool_size);
+  daemon.device = device.get();
+  return device;
+}
+
+// Enters the sandbox, then opens the shared directory (as the new root) and /proc/self/fd
+// for the FUSE server.
+absl::Status Confine(FsDaemon& daemon) {
+  absl::StatusOr<vhost::FsSandboxFds> fds =
+      vhost::EnterFsSandbox(*vhost::ParseFsSandbox(FLAGS_sandbox), FLAGS_shared_dir);
+  if (!fds.ok()) return fds.status();
+  absl::StatusOr<std::unique_ptr<vhost::FuseServer>> server =
+      vhost::FuseServer::Create(daemon.options, std::move(fds->root), std::move(fds->proc_fds));
   if (!server.ok()) return server.status();
-  return std::make_unique<vhost::FsDevice>(*std::move(server), FLAGS_tag, FLAGS_num_request_queues);
+  daemon.device->set_server(*std::move(server));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -100,10 +131,9 @@ int main(int argc, char** argv) {
       "file system confined to --shared-dir.";
   spec.backend_type = "fs";
   spec.short_names = {{'s', "socket_path"}};
-  spec.create_device = CreateDevice;
-  spec.before_seccomp = [] {
-    return vhost::EnterFsSandbox(*vhost::ParseFsSandbox(FLAGS_sandbox), FLAGS_shared_dir);
-  };
+  auto daemon = std::make_shared<FsDaemon>();
+  spec.create_device = [daemon] { return CreateDevice(*daemon); };
+  spec.before_seccomp = [daemon] { return Confine(*daemon); };
   spec.sandbox.extra_syscalls = {
       "openat",     "newfstatat",   "fstatfs",   "statfs",          "mkdirat",   "mknodat",
       "symlinkat",  "linkat",       "unlinkat",  "renameat2",       "renameat",  "readlinkat",

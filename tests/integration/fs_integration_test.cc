@@ -1,15 +1,18 @@
 // vhost-user-fs driven over its socket by our front end speaking FUSE (FuseClient): data through
 // guest memory with checksums, host-side changes seen by the guest, FORGET on the high-priority
 // queue, and hostile requests.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
@@ -27,6 +30,40 @@ using frontend::TempDir;
 using testing::StatusIs;
 
 constexpr uint64_t kRoot = 1;
+
+std::vector<std::string> ListDirectory(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      names.push_back(e->d_name);
+    }
+  }
+  closedir(d);
+  return names;
+}
+
+std::string ReadLink(const std::string& path) {
+  char target[4096];
+  const ssize_t n = readlink(path.c_str(), target, sizeof(target));
+  return n < 0 ? "?" : std::string(target, n);
+}
+
+// The mnt_id line of a /proc/PID/fdinfo/N file.
+std::string MountId(const std::string& fdinfo) {
+  std::ifstream f(fdinfo);
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("mnt_id:", 0) == 0) return line;
+  }
+  return "none";
+}
+
+// A descriptor of ours on our /proc (for its mount id), open for the test's lifetime.
+int UniqueFdOfProc() {
+  static const int fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return fd;
+}
 
 class FsDaemonTest : public ::testing::TestWithParam<int> {
  protected:
@@ -178,6 +215,43 @@ TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
   ASSERT_EQ(stat((shared + "/made-by-guest").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 65534u);  // the guest's root is nobody on the host
   EXPECT_EQ(st.st_size, 4);
+}
+
+// What the daemon keeps open is opened inside its sandbox: from every directory it holds,
+// ".." leads at most up to the shared directory, or nowhere (its /proc/self/fd, a detached
+// mount of just that directory), never to the host's tree or the host's procfs.
+TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
+  struct stat share;
+  ASSERT_EQ(stat(shared_.c_str(), &share), 0);
+  const std::string fds = absl::StrCat("/proc/", daemon_->pid(), "/fd");
+  const std::vector<std::string> names = ListDirectory(fds);
+  ASSERT_FALSE(names.empty());
+  int directories = 0;
+  for (const std::string& name : names) {
+    std::string path = fds + "/" + name;
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    ++directories;
+    // Up until ".." stays where it is.
+    struct stat top = st;
+    for (int depth = 0; depth < 64; ++depth) {
+      struct stat up;
+      ASSERT_EQ(stat((path + "/..").c_str(), &up), 0) << path;
+      if (up.st_dev == top.st_dev && up.st_ino == top.st_ino) break;
+      path += "/..";
+      top = up;
+    }
+    const bool at_share = top.st_dev == share.st_dev && top.st_ino == share.st_ino;
+    const bool no_parent = top.st_dev == st.st_dev && top.st_ino == st.st_ino;
+    EXPECT_TRUE(at_share || no_parent)
+        << "fd " << name << " (" << ReadLink(fds + "/" + name) << ") leads up to " << path;
+    if (!at_share) {  // then the daemon's own fd directory, on a mount that is not our /proc
+      EXPECT_NE(MountId(absl::StrCat("/proc/", daemon_->pid(), "/fdinfo/", name)),
+                MountId("/proc/self/fdinfo/" + std::to_string(UniqueFdOfProc())))
+          << "fd " << name;
+    }
+  }
+  EXPECT_GE(directories, 2);  // the shared directory and /proc/self/fd at least
 }
 
 }  // namespace
