@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/message.h"
+#include "glog/logging.h"
 
 namespace vhost {
 
@@ -13,7 +14,8 @@ FsDevice::FsDevice(std::unique_ptr<FuseServer> server, std::string tag, uint32_t
     : server_(std::move(server)),
       tag_(std::move(tag)),
       request_queues_(request_queues),
-      thread_pool_size_(thread_pool_size) {}
+      thread_pool_size_(thread_pool_size),
+      in_flight_(1 + request_queues) {}
 
 DeviceInfo FsDevice::Info() const {
   DeviceInfo info;
@@ -40,9 +42,14 @@ int FsDevice::QueueEventFd(int index) {
   std::call_once(pool_started_, [this] {
     pool_ = std::make_unique<RequestPool>(
         thread_pool_size_, 1 + request_queues_,
-        [this](const DescriptorChain& chain) { return server_->Handle(chain); });
+        [this](int queue, const DescriptorChain& chain) { return Serve(queue, chain, true); });
   });
   return pool_->event_fd(index);
+}
+
+uint32_t FsDevice::Serve(int queue, const DescriptorChain& chain, bool may_wait) {
+  RequestWaits::ScopedQueue scope(queue, may_wait);
+  return server_->Handle(chain);
 }
 
 bool FsDevice::QueueHasCompletions(int index) {
@@ -51,23 +58,42 @@ bool FsDevice::QueueHasCompletions(int index) {
 
 absl::Duration FsDevice::ProcessQueue(Virtqueue& queue) {
   DescriptorChain chain;
-  if (pool_ == nullptr) {
-    while (queue.Pop(&chain)) queue.Push(chain, server_->Handle(chain));
+  // The high-priority queue (FORGET, INTERRUPT) is served by its own worker even with the
+  // pool: an INTERRUPT must get through while every pool thread waits for a lock.
+  if (pool_ == nullptr || queue.index() == 0) {
+    while (queue.Pop(&chain)) queue.Push(chain, Serve(queue.index(), chain, false));
     return absl::InfiniteDuration();
   }
-  for (auto& [done, written] : pool_->TakeCompletions(queue.index())) queue.Push(done, written);
-  while (queue.Pop(&chain)) pool_->Submit(queue.index(), chain);
+  std::unordered_set<uint16_t>& in_flight = in_flight_[queue.index()];
+  for (auto& [done, written] : pool_->TakeCompletions(queue.index())) {
+    in_flight.erase(done.head);
+    queue.Push(done, written);
+  }
+  while (queue.Pop(&chain)) {
+    if (in_flight.size() >= queue.size() || !in_flight.insert(chain.head).second) {
+      // The ring holds each head once: the guest made one available again while it is ours.
+      LOG_EVERY_N(WARNING, 100) << "fs queue " << queue.index() << ": head " << chain.head
+                                << " made available while in flight";
+      queue.MarkBroken(absl::DataLossError("a chain made available again while in flight"));
+      break;
+    }
+    pool_->Submit(queue.index(), chain);
+  }
   // Requests in the pool come back through the queue's eventfd.
   return kHoldingUntilDeviceEvent;
 }
 
 void FsDevice::QueueStopped(int index, Virtqueue* queue) {
   if (pool_ == nullptr) return;
-  // Requests in flight finish and are answered before the ring position is reported.
-  pool_->WaitIdle(index);
+  // Requests in flight finish and are answered before the ring position is reported; those
+  // waiting (SETLKW) are cut short with EINTR rather than held up for a lock holder.
+  server_->waits().StopQueue(index);
+  pool_->Drain(index);
+  server_->waits().ResumeQueue(index);
   for (auto& [done, written] : pool_->TakeCompletions(index)) {
     if (queue != nullptr) queue->Push(done, written);
   }
+  in_flight_[index].clear();
   if (queue != nullptr) queue->NotifyGuestIfNeeded();
 }
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "common/device.h"
 #include "vhost-user-fs/fuse_server.h"
@@ -34,12 +36,18 @@ class FsDevice : public VirtioDevice {
   void set_server(std::unique_ptr<FuseServer> server) { server_ = std::move(server); }
 
  private:
+  // `may_wait`: on a pool thread, where a waiting request can be interrupted.
+  uint32_t Serve(int queue, const DescriptorChain& chain, bool may_wait);
+
   std::unique_ptr<FuseServer> server_;
   const std::string tag_;
   const uint32_t request_queues_;
   const int thread_pool_size_;
   std::once_flag pool_started_;
   std::unique_ptr<RequestPool> pool_;  // started by the first queue (after the sandbox)
+  // With the pool: the heads each queue has in the pool (a guest re-publishing one breaks the
+  // queue), which bounds the pool's backlog by the ring sizes. Each used by its queue's worker.
+  std::vector<std::unordered_set<uint16_t>> in_flight_;
 };
 
 }  // namespace vhost

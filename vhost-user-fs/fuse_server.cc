@@ -233,7 +233,9 @@ int FuseServer::Dispatch(Request& r) {
     case FUSE_SETLKW:
       return options_.posix_lock ? Lock(r) : ENOSYS;
     case FUSE_INTERRUPT:
-      r.no_reply = true;  // requests finish quickly; nothing to interrupt
+      // Only a waiting SETLKW can be interrupted; other requests finish quickly.
+      r.no_reply = true;
+      if (const fuse_interrupt_in* in = r.Arg<fuse_interrupt_in>()) waits_.Interrupt(in->unique);
       return 0;
     default:
       // STATX, locks, TMPFILE, DAX mappings...: the client falls back or does without.
@@ -856,8 +858,10 @@ int FuseServer::Lock(Request& r) {
     r.Reply(out);
     return 0;
   }
-  const int cmd = r.in.opcode == FUSE_SETLKW ? F_OFD_SETLKW : F_OFD_SETLK;
-  return fcntl(file->fd.get(), cmd, &fl) == 0 ? 0 : errno;
+  if (r.in.opcode == FUSE_SETLK) return fcntl(file->fd.get(), F_OFD_SETLK, &fl) == 0 ? 0 : errno;
+  // Waits as long as the holder likes: interruptible (FUSE_INTERRUPT, the queue stopping).
+  const int fd = file->fd.get();
+  return waits_.Run(r.in.unique, [&] { return fcntl(fd, F_OFD_SETLKW, &fl); }) == 0 ? 0 : errno;
 }
 
 int FuseServer::SyncFs(Request& r) {

@@ -24,6 +24,7 @@
 #include "common/descriptor_chain.h"
 #include "vhost-user-fs/id_map.h"
 #include "vhost-user-fs/inode_table.h"
+#include "vhost-user-fs/request_waits.h"
 
 namespace vhost {
 
@@ -37,7 +38,8 @@ struct FsOptions {
   // mounts them separately (their own st_dev, no inode number clashes).
   bool announce_submounts = false;
   // POSIX record locks held on the host (OFD locks, one open file per lock owner), so they
-  // hold against host processes and other guests. SETLKW blocks the thread serving it.
+  // hold against host processes and other guests. SETLKW blocks the thread serving it until
+  // the lock is granted, FUSE_INTERRUPT names it, or its queue stops (EINTR).
   bool posix_lock = false;
   IdMap uids, gids;  // guest ids shown as other host ids
 };
@@ -58,6 +60,8 @@ class FuseServer {
   uint32_t Handle(const DescriptorChain& chain);
 
   InodeTable& inodes() { return *inodes_; }
+  // The waiting requests (SETLKW), for stopping queues.
+  RequestWaits& waits() { return waits_; }
 
  private:
   FuseServer(const FsOptions& options, UniqueFd root, UniqueFd proc_fds);
@@ -109,6 +113,7 @@ class FuseServer {
   // that owner) releases them, as close() does for a process.
   std::mutex locks_mu_;
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OpenFile>> lock_files_;
+  RequestWaits waits_;
 };
 
 }  // namespace vhost

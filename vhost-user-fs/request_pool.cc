@@ -4,8 +4,7 @@
 
 namespace vhost {
 
-RequestPool::RequestPool(int threads, int queues,
-                         std::function<uint32_t(const DescriptorChain&)> serve)
+RequestPool::RequestPool(int threads, int queues, Serve serve)
     : serve_(std::move(serve)), queues_(queues) {
   for (QueueState& q : queues_) q.event = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
@@ -37,14 +36,18 @@ void RequestPool::Run() {
     Task task = std::move(tasks_.front());
     tasks_.pop_front();
     lock.unlock();
-    const uint32_t written = serve_(task.chain);
+    const uint32_t written = serve_(task.queue, task.chain);
     lock.lock();
-    QueueState& q = queues_[task.queue];
-    q.done.emplace_back(std::move(task.chain), written);
-    --q.in_flight;
-    eventfd_write(q.event.get(), 1);
-    if (q.in_flight == 0) idle_.notify_all();
+    Complete(task.queue, std::move(task.chain), written);
   }
+}
+
+void RequestPool::Complete(int queue, DescriptorChain chain, uint32_t written) {
+  QueueState& q = queues_[queue];
+  q.done.emplace_back(std::move(chain), written);
+  --q.in_flight;
+  eventfd_write(q.event.get(), 1);
+  if (q.in_flight == 0) idle_.notify_all();
 }
 
 bool RequestPool::HasCompletions(int index) {
@@ -59,8 +62,21 @@ std::vector<std::pair<DescriptorChain, uint32_t>> RequestPool::TakeCompletions(i
   return std::move(queues_[index].done);
 }
 
-void RequestPool::WaitIdle(int index) {
+void RequestPool::Drain(int index) {
   std::unique_lock<std::mutex> lock(mu_);
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    if (it->queue != index) {
+      ++it;
+      continue;
+    }
+    DescriptorChain chain = std::move(it->chain);
+    it = tasks_.erase(it);
+    lock.unlock();
+    const uint32_t written = serve_(index, chain);
+    lock.lock();
+    Complete(index, std::move(chain), written);
+    it = tasks_.begin();  // the deque may have changed meanwhile
+  }
   idle_.wait(lock, [&] { return queues_[index].in_flight == 0; });
 }
 

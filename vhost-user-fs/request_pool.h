@@ -19,19 +19,22 @@ namespace vhost {
 
 class RequestPool {
  public:
-  // `serve` runs on pool threads and returns the bytes written into the chain.
-  RequestPool(int threads, int queues, std::function<uint32_t(const DescriptorChain&)> serve);
+  // `serve` runs on pool threads (or in Drain) and returns the bytes written into the chain.
+  using Serve = std::function<uint32_t(int queue, const DescriptorChain& chain)>;
+  RequestPool(int threads, int queues, Serve serve);
   ~RequestPool();
 
-  // Queue `index`: hands a chain to the pool.
+  // Queue `index`: hands a chain to the pool. The caller bounds what a queue has in flight (at
+  // most its ring size: a head is in flight once), and so the pool's backlog.
   void Submit(int index, const DescriptorChain& chain);
   // The eventfd that becomes readable when queue `index` has completions.
   int event_fd(int index) const { return queues_[index].event.get(); }
   bool HasCompletions(int index);
   // Completed chains of queue `index` (clears its eventfd).
   std::vector<std::pair<DescriptorChain, uint32_t>> TakeCompletions(int index);
-  // Waits until queue `index` has nothing in the pool any more.
-  void WaitIdle(int index);
+  // Serves the chains of queue `index` no thread has taken yet on the calling thread (all pool
+  // threads may be held by other queues' waiting requests), then waits for those running.
+  void Drain(int index);
 
  private:
   struct Task {
@@ -45,7 +48,10 @@ class RequestPool {
   };
   void Run();
 
-  const std::function<uint32_t(const DescriptorChain&)> serve_;
+  // Records a served chain; called with mu_ held.
+  void Complete(int queue, DescriptorChain chain, uint32_t written);
+
+  const Serve serve_;
   std::mutex mu_;
   std::condition_variable work_, idle_;
   std::deque<Task> tasks_;

@@ -254,5 +254,69 @@ TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
   EXPECT_GE(directories, 2);  // the shared directory and /proc/self/fd at least
 }
 
+// --posix-lock: a front end that goes away while the guest's SETLKW waits for a lock a host
+// process holds does not hold the daemon up: it serves the next front end and exits on SIGTERM.
+TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
+  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-lock"));
+  const std::string shared = dir->File("shared");
+  mkdir(shared.c_str(), 0755);
+  std::ofstream(shared + "/locked") << "data";
+  struct stat st;
+  ASSERT_EQ(stat((shared + "/locked").c_str(), &st), 0);
+  const int host_fd = open((shared + "/locked").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(host_fd, 0);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  ASSERT_EQ(fcntl(host_fd, F_OFD_SETLK, &fl), 0);
+  DaemonProcess::Options options;
+  options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
+  options.args = {"--socket-path=" + dir->File("sock"), "--shared-dir=" + shared, "--posix-lock",
+                  "--thread-pool-size=2"};
+  options.socket_path = dir->File("sock");
+  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
+  // The first front end, in a process of its own that is killed while its SETLKW waits.
+  const pid_t front_end = fork();
+  ASSERT_GE(front_end, 0);
+  if (front_end == 0) {
+    auto fs = FuseClient::Start(dir->File("sock"));
+    if (!fs.ok()) _exit(2);
+    auto entry = (*fs)->Lookup(kRoot, "locked");
+    if (!entry.ok()) _exit(3);
+    fuse_lk_in in{};
+    in.owner = 1;
+    in.lk = {0, static_cast<uint64_t>(INT64_MAX), F_WRLCK, 0};
+    (void)(*fs)->Call(FUSE_SETLKW, entry->nodeid,
+                      std::string(reinterpret_cast<char*>(&in), sizeof(in)));
+    _exit(4);
+  }
+  // Its lock request waits in the host kernel (polled: it is the daemon's thread that waits).
+  const std::string inode = absl::StrCat(":", st.st_ino, " ");
+  auto waiting = [&] {
+    std::ifstream locks("/proc/locks");
+    for (std::string line; std::getline(locks, line);) {
+      if (line.find("->") != std::string::npos && line.find(inode) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (int i = 0; i < 10000 && !waiting(); ++i) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(waiting());
+  kill(front_end, SIGKILL);
+  int status;
+  ASSERT_EQ(waitpid(front_end, &status, 0), front_end);
+  // The next front end is served; the guest's wait is over, the host's lock untouched.
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out entry, fs->Lookup(kRoot, "locked"));
+  EXPECT_NE(entry.nodeid, 0u);
+  EXPECT_FALSE(waiting());
+  fs.reset();
+  ASSERT_OK(daemon->Signal(SIGTERM));
+  ASSERT_OK_AND_ASSIGN(int exit_status, daemon->Wait(absl::Seconds(30)));
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << exit_status;
+  close(host_fd);
+}
+
 }  // namespace
 }  // namespace vhost
