@@ -17,10 +17,12 @@ class Credit {
   static constexpr uint32_t kBufAlloc = 256 * 1024;
 
   // ---- guest -> host
-  // Bytes arrived from the guest; false if the guest overran the credit it was given.
+  // Bytes arrived from the guest; false (and nothing counted) if they overrun the credit it was
+  // given. In 64 bits: a claim near 2^32 must not wrap around to look small.
   bool Received(uint32_t bytes) {
+    if (uint64_t{Buffered()} + bytes > kBufAlloc) return false;
     received_ += bytes;
-    return Buffered() <= kBufAlloc;
+    return true;
   }
   // Bytes forwarded to the host socket (our buffer freed).
   void Forwarded(uint32_t bytes) { fwd_cnt_ += bytes; }

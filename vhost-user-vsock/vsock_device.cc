@@ -114,6 +114,11 @@ size_t VsockDevice::connection_count() {
   return connections_.size();
 }
 
+size_t VsockDevice::queued_packet_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_.size();
+}
+
 void VsockDevice::Wake() { eventfd_write(wake_.get(), 1); }
 
 absl::Duration VsockDevice::ProcessQueue(Virtqueue& queue) {
@@ -166,6 +171,18 @@ void VsockDevice::HandleGuestPacket(const DescriptorChain& chain) {
   if (h.src_cid != options_.guest_cid) {
     LOG_EVERY_N(WARNING, 100) << "vsock packet from CID " << uint64_t{h.src_cid}
                               << ", not the guest's; dropped";
+    return;
+  }
+  if (h.len > kMaxPacketPayload) {
+    // Refused before anything is allocated or copied, whoever the packet is for.
+    LOG_EVERY_N(WARNING, 100) << "vsock packet claims " << h.len << " bytes, over the "
+                              << kMaxPacketPayload << " a packet carries: " << DescribeHeader(h);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Connection* c = Find(h)) {
+      Close(*c, /*rst=*/true, "packet too large");
+    } else if (h.op != VIRTIO_VSOCK_OP_RST) {
+      Queue(ReplyHeader(h, VIRTIO_VSOCK_OP_RST));
+    }
     return;
   }
   if (hub_ != nullptr && h.dst_cid != kHostCid && hub_->Reaches(*this, h.dst_cid)) {

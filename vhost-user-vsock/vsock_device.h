@@ -64,8 +64,9 @@ class VsockDevice : public VirtioDevice {
   const std::set<std::string>& groups() const { return options_.groups; }
   // A packet from a sibling VM's guest for ours; false if too much is queued already.
   bool DeliverFromSibling(VsockPacket packet);
-  // Open connections (for tests).
+  // Open connections, and packets waiting for rx buffers (for tests).
   size_t connection_count();
+  size_t queued_packet_count();
 
  private:
   struct Connection;

@@ -14,6 +14,10 @@ namespace vhost {
 constexpr uint64_t kHostCid = 2;  // VMADDR_CID_HOST
 constexpr size_t kVsockHeaderSize = sizeof(virtio_vsock_hdr);
 static_assert(kVsockHeaderSize == 44, "virtio_vsock_hdr is 44 bytes on the wire");
+// The largest payload a driver puts in one packet (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE; its
+// vhost-vsock drops larger ones). A guest claiming more is hostile: the chain's length proves
+// nothing, since its descriptors may all alias the same few guest bytes.
+constexpr uint32_t kMaxPacketPayload = 64 * 1024;
 
 // A packet held in the daemon (control packets, packets between sibling VMs).
 struct VsockPacket {

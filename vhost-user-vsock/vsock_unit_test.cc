@@ -1,21 +1,95 @@
-// Credit accounting and the --vm syntax, on their own.
-#include <cstdint>
+// Credit accounting and the --vm syntax on their own, and the device on real rings in fake guest
+// memory with host Unix sockets, driven by a test playing the guest.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/testing/driver_ring.h"
+#include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/unique_fd.h"
+#include "common/virtqueue.h"
 #include "gtest/gtest.h"
 #include "vhost-user-vsock/credit.h"
 #include "vhost-user-vsock/vm_spec.h"
+#include "vhost-user-vsock/vsock_device.h"
+#include "vhost-user-vsock/vsock_hub.h"
+
+// Every allocation of this test binary goes through here, so a test can refuse large ones (and
+// see that none was tried) instead of letting a hostile packet allocate gigabytes.
+namespace {
+std::atomic<size_t> g_allocation_limit{0};  // 0: none
+std::atomic<size_t> g_refused_allocation{0};
+
+void* Allocate(size_t n) {
+  const size_t limit = g_allocation_limit.load(std::memory_order_relaxed);
+  if (limit != 0 && n > limit) {
+    g_refused_allocation.store(n, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void* AllocateNoThrow(size_t n) noexcept {
+  try {
+    return Allocate(n);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+}  // namespace
+
+void* operator new(size_t n) { return Allocate(n); }
+void* operator new[](size_t n) { return Allocate(n); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept { return AllocateNoThrow(n); }
+void* operator new[](size_t n, const std::nothrow_t&) noexcept { return AllocateNoThrow(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace vhost {
 namespace {
+
+using ::vhost::testing::Buffer;
+using ::vhost::testing::DriverRing;
+using ::vhost::testing::FakeGuestMemory;
+using ::vhost::testing::RingLayout;
+
+// While alive, allocations over `limit` bytes throw std::bad_alloc and are recorded.
+class AllocationLimit {
+ public:
+  explicit AllocationLimit(size_t limit) {
+    g_refused_allocation = 0;
+    g_allocation_limit = limit;
+  }
+  ~AllocationLimit() { g_allocation_limit = 0; }
+  size_t refused() const { return g_refused_allocation; }
+};
 
 TEST(CreditTest, GuestToHostBufferIsBoundedByWhatWeAdvertise) {
   Credit c;
   EXPECT_TRUE(c.Received(Credit::kBufAlloc));  // exactly the buffer: allowed
   EXPECT_EQ(c.Buffered(), Credit::kBufAlloc);
-  EXPECT_FALSE(c.Received(1));  // one byte past it: an overrun
+  EXPECT_FALSE(c.Received(1));  // one byte past it: an overrun, not counted
   c.Forwarded(Credit::kBufAlloc);
-  EXPECT_EQ(c.Buffered(), 1u);
+  EXPECT_EQ(c.Buffered(), 0u);
 }
 
 TEST(CreditTest, NoUpdateForALittleFreedWhileMoreIsBuffered) {
@@ -36,6 +110,15 @@ TEST(CreditTest, UpdateDueWhenAQuarterIsFreed) {
   EXPECT_FALSE(c.UpdateDue());
   c.Forwarded(Credit::kBufAlloc - Credit::kBufAlloc / 4 - 10);  // all drained
   EXPECT_TRUE(c.UpdateDue());
+}
+
+TEST(CreditTest, AHugeClaimDoesNotWrapPastTheBuffer) {
+  Credit c;
+  ASSERT_TRUE(c.Received(100));
+  // 100 + (2^32 - 51) is 49 modulo 2^32: a 32-bit check would let it through.
+  EXPECT_FALSE(c.Received(0xffffffffu - 50));
+  EXPECT_EQ(c.Buffered(), 100u);  // the refused bytes were not counted
+  EXPECT_TRUE(c.Received(Credit::kBufAlloc - 100));
 }
 
 TEST(CreditTest, PeerCreditFollowsTheGuestsCounters) {
@@ -81,6 +164,257 @@ TEST(VmSpecTest, RejectsBadSpecs) {
                           "guest-cid=3,socket=/a,uds-path=/a", "guest-cid=3,colour=red"}) {
     EXPECT_FALSE(ParseVmSpecs(bad).ok()) << bad;
   }
+}
+
+// ---- the device
+
+struct Packet {
+  virtio_vsock_hdr header;
+  std::string payload;
+};
+
+class VsockDeviceTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kRingSize = 16384;
+  static constexpr uint64_t kRamSize = 64 << 20;
+  static constexpr uint64_t kBuffersGpa = 8 << 20;  // the rings of up to four queues below
+  static constexpr uint64_t kGuestCid = 3;
+
+  void SetUp() override {
+    char dir[] = "/tmp/vsock_unitXXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    device_ = MakeDevice(kGuestCid, "v");
+    ASSERT_NE(device_, nullptr);
+    rx_ = MakeQueue(kVsockRxQueue, 0, &rx_driver_);
+    tx_ = MakeQueue(kVsockTxQueue, 1, &tx_driver_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<VsockDevice> MakeDevice(uint64_t cid, const std::string& uds,
+                                          VsockHub* hub = nullptr) {
+    VsockDevice::Options options;
+    options.guest_cid = cid;
+    options.uds_path = dir_ + "/" + uds;
+    absl::StatusOr<std::unique_ptr<VsockDevice>> device = VsockDevice::Create(options, hub);
+    EXPECT_OK(device);
+    if (!device.ok()) return nullptr;
+    EXPECT_OK((*device)->SetFeatures(Bit(kFeatureVersion1) | Bit(VIRTIO_VSOCK_F_SEQPACKET)));
+    return *std::move(device);
+  }
+  // Ring `slot` (0..3) of the four that fit below kBuffersGpa.
+  std::unique_ptr<Virtqueue> MakeQueue(int index, int slot, std::unique_ptr<DriverRing>* driver) {
+    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, kRingSize);
+    EXPECT_OK(sizes);
+    DriverRing::Config config;
+    config.size = kRingSize;
+    config.addresses = testing::LayoutRings(*sizes, uint64_t{slot} * (2 << 20));
+    auto created = DriverRing::Create(&ram_, config);
+    EXPECT_OK(created);
+    *driver = *std::move(created);
+    VringLayout layout{kRingSize, FakeGuestMemory::Uva(config.addresses.desc),
+                       FakeGuestMemory::Uva(config.addresses.driver),
+                       FakeGuestMemory::Uva(config.addresses.device), 0};
+    auto queue = Virtqueue::Create(index, layout, Bit(kFeatureVersion1), ram_.memory());
+    EXPECT_OK(queue);
+    return *std::move(queue);
+  }
+
+  uint64_t Alloc(uint64_t size) {
+    const uint64_t gpa = next_gpa_;
+    next_gpa_ += (size + 63) & ~uint64_t{63};
+    EXPECT_LE(next_gpa_, kRamSize);
+    return gpa;
+  }
+
+  virtio_vsock_hdr Header(uint32_t guest_port, uint32_t host_port, uint16_t op,
+                          uint16_t type = VIRTIO_VSOCK_TYPE_STREAM) {
+    virtio_vsock_hdr h = MakeHeader(kGuestCid, guest_port, kHostCid, host_port, type, op);
+    h.buf_alloc = Credit::kBufAlloc;
+    return h;
+  }
+  // Places a packet on the tx ring (header and payload in one buffer); the device sees it at
+  // the next ProcessQueue(tx).
+  void Post(const virtio_vsock_hdr& h, const std::string& payload = "") {
+    const uint64_t gpa = Alloc(kVsockHeaderSize + payload.size());
+    std::memcpy(ram_.Host(gpa), &h, kVsockHeaderSize);
+    if (!payload.empty()) {
+      std::memcpy(ram_.Host(gpa + kVsockHeaderSize, payload.size()), payload.data(),
+                  payload.size());
+    }
+    const uint32_t len = static_cast<uint32_t>(kVsockHeaderSize + payload.size());
+    EXPECT_OK(tx_driver_->AddChain({{gpa, len}}, {}));
+    tx_driver_->Publish();
+  }
+  void Send(const virtio_vsock_hdr& h, const std::string& payload = "") {
+    Post(h, payload);
+    device_->ProcessQueue(*tx_);
+    ReclaimTx();
+  }
+  void ReclaimTx() {
+    for (;;) {
+      auto used = tx_driver_->PollUsed();
+      ASSERT_OK(used);
+      if (!used->has_value()) return;
+    }
+  }
+  // Hands the device rx buffers of `room` payload bytes (0: a header only).
+  std::vector<uint16_t> PostRx(int count, uint32_t room = 4096) {
+    std::vector<uint16_t> ids;
+    for (int i = 0; i < count; ++i) {
+      const uint32_t len = static_cast<uint32_t>(kVsockHeaderSize) + room;
+      const uint64_t gpa = Alloc(len);
+      auto id = rx_driver_->AddChain({}, {{gpa, len}});
+      EXPECT_OK(id);
+      if (!id.ok()) break;
+      rx_gpa_[*id] = gpa;
+      ids.push_back(*id);
+    }
+    rx_driver_->Publish();
+    return ids;
+  }
+  // Lets the device fill rx buffers; returns the packets, in order (empty buffers skipped).
+  std::vector<Packet> Receive() {
+    device_->ProcessQueue(*rx_);
+    std::vector<Packet> out;
+    for (;;) {
+      auto used = rx_driver_->PollUsed();
+      EXPECT_OK(used) << "the device corrupted the rx ring";
+      if (!used.ok() || !used->has_value()) return out;
+      used_rx_.push_back((*used)->id);
+      if ((*used)->len == 0) continue;
+      EXPECT_GE((*used)->len, kVsockHeaderSize);
+      const uint8_t* buffer = ram_.Host(rx_gpa_[(*used)->id], (*used)->len);
+      Packet p;
+      std::memcpy(&p.header, buffer, kVsockHeaderSize);
+      EXPECT_EQ(p.header.len, (*used)->len - kVsockHeaderSize);
+      p.payload.assign(reinterpret_cast<const char*>(buffer) + kVsockHeaderSize, p.header.len);
+      out.push_back(std::move(p));
+    }
+  }
+
+  // A host program listening on UDS_<port>.
+  UniqueFd ListenHost(uint32_t port, int type = SOCK_STREAM) {
+    UniqueFd fd(socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = absl::StrCat(dir_, "/v_", port);
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd.get(), 64), 0);
+    return fd;
+  }
+  // The guest connects `guest_port` to host port `port`, where `listener` accepts.
+  UniqueFd Connect(uint32_t guest_port, uint32_t port, int listener,
+                   uint16_t type = VIRTIO_VSOCK_TYPE_STREAM) {
+    PostRx(1);
+    Send(Header(guest_port, port, VIRTIO_VSOCK_OP_REQUEST, type));
+    UniqueFd host(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    EXPECT_TRUE(host);
+    std::vector<Packet> got = Receive();
+    EXPECT_EQ(got.size(), 1u);
+    if (!got.empty()) EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RESPONSE);
+    return host;
+  }
+  // A packet whose payload descriptors all alias guest memory from gpa 0: a guest can claim a
+  // packet of nearly 4 GiB without having the memory for it.
+  void PostAliased(const virtio_vsock_hdr& h, uint64_t carried) {
+    const uint64_t gpa = Alloc(kVsockHeaderSize);
+    std::memcpy(ram_.Host(gpa), &h, kVsockHeaderSize);
+    std::vector<Buffer> readable = {{gpa, static_cast<uint32_t>(kVsockHeaderSize)}};
+    for (uint64_t left = carried; left > 0;) {
+      const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(left, kRamSize));
+      readable.push_back({0, len});
+      left -= len;
+    }
+    EXPECT_OK(tx_driver_->AddChain(readable, {}));
+    tx_driver_->Publish();
+  }
+  // Runs the tx queue refusing allocations over 1 MiB; fails the test if one was tried.
+  void ProcessTxWithoutLargeAllocations(VsockDevice& device) {
+    AllocationLimit limit(1 << 20);
+    try {
+      device.ProcessQueue(*tx_);
+    } catch (const std::bad_alloc&) {
+      ADD_FAILURE() << "the device tried to allocate " << limit.refused() << " bytes";
+    }
+  }
+
+  FakeGuestMemory ram_{kRamSize};
+  std::string dir_;
+  std::unique_ptr<VsockDevice> device_;
+  std::unique_ptr<DriverRing> rx_driver_, tx_driver_;
+  std::unique_ptr<Virtqueue> rx_, tx_;
+  uint64_t next_gpa_ = kBuffersGpa;
+  std::map<uint16_t, uint64_t> rx_gpa_;
+  std::vector<uint16_t> used_rx_;
+};
+
+std::string ReadAvailable(int fd) {
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  return out;
+}
+
+TEST_F(VsockDeviceTest, PacketsUpTo64KiBPassAndLargerOnesResetTheConnection) {
+  UniqueFd listener = ListenHost(1234);
+  UniqueFd host = Connect(1000, 1234, listener.get());
+  virtio_vsock_hdr rw = Header(1000, 1234, VIRTIO_VSOCK_OP_RW);
+  rw.len = 65536;  // the most a driver sends in one packet (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE)
+  Send(rw, std::string(rw.len, 'a'));
+  EXPECT_EQ(ReadAvailable(host.get()).size(), 65536u);
+  // One byte more is within the 256 KiB of credit, but no driver sends such a packet.
+  rw.len = 65537;
+  Send(rw, std::string(rw.len, 'b'));
+  PostRx(4);
+  std::vector<Packet> got = Receive();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(got[0].header.dst_port, 1000u);
+  EXPECT_EQ(device_->connection_count(), 0u);
+  EXPECT_EQ(ReadAvailable(host.get()), "") << "the oversized packet reached the host";
+}
+
+TEST_F(VsockDeviceTest, HugeClaimOnASeqpacketConnectionAllocatesNothing) {
+  UniqueFd listener = ListenHost(88, SOCK_SEQPACKET);
+  UniqueFd host = Connect(1000, 88, listener.get(), VIRTIO_VSOCK_TYPE_SEQPACKET);
+  virtio_vsock_hdr rw = Header(1000, 88, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_TYPE_SEQPACKET);
+  rw.len = 100;  // a message begun (no EOM): 100 bytes buffered
+  Send(rw, std::string(100, 'm'));
+  // 100 + (2^32 - 51) wraps to 49 bytes of a 32-bit credit check.
+  rw.len = 0xffffffffu - 50;
+  rw.flags = VIRTIO_VSOCK_SEQ_EOM;
+  PostAliased(rw, 0xffffffffu - kVsockHeaderSize);
+  ProcessTxWithoutLargeAllocations(*device_);
+  ReclaimTx();
+  PostRx(4);
+  std::vector<Packet> got = Receive();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(device_->connection_count(), 0u);
+  char buf[16];
+  EXPECT_EQ(recv(host.get(), buf, sizeof(buf), MSG_DONTWAIT), 0) << "a message reached the host";
+}
+
+TEST_F(VsockDeviceTest, HugeClaimForASiblingVmAllocatesNothing) {
+  VsockHub hub;
+  device_ = MakeDevice(kGuestCid, "a", &hub);
+  std::unique_ptr<VsockDevice> sibling = MakeDevice(4, "b", &hub);
+  hub.Add(device_.get());
+  hub.Add(sibling.get());
+  virtio_vsock_hdr rw =
+      MakeHeader(kGuestCid, 1000, 4, 7, VIRTIO_VSOCK_TYPE_STREAM, VIRTIO_VSOCK_OP_RW);
+  rw.len = 0xffffffffu - 50;
+  PostAliased(rw, 0xffffffffu - kVsockHeaderSize);
+  ProcessTxWithoutLargeAllocations(*device_);
+  ReclaimTx();
+  EXPECT_EQ(sibling->queued_packet_count(), 0u);
+  PostRx(4);
+  std::vector<Packet> got = Receive();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(uint64_t{got[0].header.src_cid}, 4u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tests/frontend/vsock_driver.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -94,6 +95,24 @@ absl::Status VsockDriver::Send(const virtio_vsock_hdr& header, const void* paylo
     if (!absl::IsResourceExhausted(id.status())) return id.status();
     RETURN_IF_ERROR(tx_->WaitForUsed(absl::Seconds(10)).status());
   }
+  return tx_->Submit().status();
+}
+
+absl::Status VsockDriver::SendAliased(const virtio_vsock_hdr& header, uint64_t carried) {
+  for (;;) {  // reclaim what the device is done with
+    ASSIGN_OR_RETURN(absl::optional<UsedElement> used, tx_->PollUsed());
+    if (!used) break;
+  }
+  auto [gpa, host] = tx_slots_[next_tx_++ % tx_slots_.size()];
+  std::memcpy(host, &header, kHeader);
+  const uint64_t ram = ram_->region(0).size;
+  std::vector<Buffer> readable = {{gpa, kHeader}};
+  for (uint64_t left = carried; left > 0;) {
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(left, ram));
+    readable.push_back({ram_->region(0).gpa, len});
+    left -= len;
+  }
+  RETURN_IF_ERROR(tx_->ring().AddChain(readable, {}).status());
   return tx_->Submit().status();
 }
 

@@ -58,6 +58,10 @@ class VsockDriver {
   // ---- packets
   absl::Status Send(const virtio_vsock_hdr& header, const void* payload = nullptr, size_t len = 0,
                     uint32_t header_len = sizeof(virtio_vsock_hdr));
+  // Sends `header` on a chain carrying `carried` payload bytes (up to 2^32 - 1 - header) whose
+  // descriptors all alias guest memory from gpa 0: how a hostile guest claims a huge packet
+  // without the memory for it.
+  absl::Status SendAliased(const virtio_vsock_hdr& header, uint64_t carried);
   // The next packet from the device (its buffer goes back to the ring).
   absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> Receive(absl::Duration timeout);
   // Handles one incoming packet for the socket layer; false on timeout.

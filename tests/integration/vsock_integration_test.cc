@@ -33,6 +33,18 @@ using frontend::TempDir;
 using frontend::VsockDriver;
 using frontend::VsockStream;
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
+#else
+constexpr bool kAsan = false;
+#endif
+
 std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);
   std::string s(n, '\0');
@@ -148,6 +160,23 @@ class VsockDaemonTest : public ::testing::Test {
       options.args = args;
       options.socket_path = dir_->File("b.sock");
     }
+    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  }
+  // The daemon as a host should run it, under a memory limit: a hostile guest's claim of
+  // gigabytes must be refused before it is allocated, else the daemon dies (with every VM it
+  // serves). `args` name `socket`, the one to wait for.
+  void StartDaemonUnderMemoryLimit(std::vector<std::string> args, const std::string& socket) {
+    DaemonProcess::Options options;
+    options.binary = "/bin/sh";
+    // ASan reserves terabytes of address space: there, its allocator is capped instead.
+    options.args = {"-c",
+                    kAsan
+                        ? "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=1024 "
+                          "exec \"$0\" \"$@\""
+                        : "ulimit -v 2097152 && exec \"$0\" \"$@\"",
+                    RunfilePath("vhost-user-vsock/vhost-user-vsock")};
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    options.socket_path = socket;
     ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
   }
   void StartGuest(VsockDriver::Options options = {}) {
@@ -425,6 +454,82 @@ TEST_F(VsockDaemonTest, SiblingVmsInOneGroupReachEachOther) {
   EXPECT_TRUE(*got == data);
   // A and C share no group: refused.
   EXPECT_FALSE(vm_a->Connect(5, 7, VIRTIO_VSOCK_TYPE_STREAM, absl::Seconds(3)).ok());
+}
+
+TEST_F(VsockDaemonTest, HugeClaimOnASeqpacketConnectionUnderAMemoryLimitIsReset) {
+  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
+  socket_ = dir_->File("vhost.sock");
+  uds_ = dir_->File("v.sock");
+  StartDaemonUnderMemoryLimit({"--socket-path=" + socket_, "--uds-path=" + uds_, "--guest-cid=3"},
+                              socket_);
+  UniqueFd listener = Listen(uds_ + "_88", SOCK_SEQPACKET);
+  StartGuest();
+  ASSERT_OK_AND_ASSIGN(VsockStream * s, guest_->Connect(2, 88, VIRTIO_VSOCK_TYPE_SEQPACKET));
+  UniqueFd host(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(host);
+  virtio_vsock_hdr h{};
+  h.src_cid = 3;
+  h.src_port = s->local_port;
+  h.dst_cid = 2;
+  h.dst_port = 88;
+  h.type = VIRTIO_VSOCK_TYPE_SEQPACKET;
+  h.op = VIRTIO_VSOCK_OP_RW;
+  h.buf_alloc = VsockDriver::kBufAlloc;
+  h.len = 100;  // a message begun: 100 bytes buffered in the daemon
+  ASSERT_OK(guest_->Send(h, std::string(100, 'm').data(), 100));
+  // 100 + (2^32 - 51) bytes is 49 modulo 2^32: within the credit of a 32-bit check.
+  h.len = 0xffffffffu - 50;
+  h.flags = VIRTIO_VSOCK_SEQ_EOM;
+  ASSERT_OK(guest_->SendAliased(h, 0xffffffffu - sizeof(h)));
+  EXPECT_TRUE(guest_->WaitForPeerClose(s));
+  EXPECT_TRUE(s->reset);
+  ASSERT_TRUE(daemon_->IsAlive()) << "exit status " << daemon_->exit_status();
+  // It still serves.
+  ASSERT_OK_AND_ASSIGN(s, guest_->Connect(2, 88, VIRTIO_VSOCK_TYPE_SEQPACKET));
+  UniqueFd host2(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(host2);
+  ASSERT_OK(guest_->Write(s, "after"));
+  char buf[16];
+  EXPECT_EQ(recv(host2.get(), buf, sizeof(buf), 0), 5);
+}
+
+TEST_F(VsockDaemonTest, HugeClaimForASiblingVmUnderAMemoryLimitIsReset) {
+  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
+  const std::string a = dir_->File("a.sock"), b = dir_->File("b.sock");
+  StartDaemonUnderMemoryLimit(
+      {absl::StrCat("--vm=guest-cid=3,socket=", a, ",uds-path=", dir_->File("a.vsock"),
+                    ";guest-cid=4,socket=", b, ",uds-path=", dir_->File("b.vsock"))},
+      b);
+  VsockDriver::Options oa, ob;
+  oa.guest_cid = 3;
+  ob.guest_cid = 4;
+  ASSERT_OK_AND_ASSIGN(auto vm_a, VsockDriver::Start(a, oa));
+  ASSERT_OK_AND_ASSIGN(auto vm_b, VsockDriver::Start(b, ob));
+  virtio_vsock_hdr h{};
+  h.src_cid = 3;
+  h.src_port = 1000;
+  h.dst_cid = 4;
+  h.dst_port = 7;
+  h.type = VIRTIO_VSOCK_TYPE_STREAM;
+  h.op = VIRTIO_VSOCK_OP_RW;
+  h.buf_alloc = VsockDriver::kBufAlloc;
+  h.len = 0xffffffffu - 50;
+  ASSERT_OK(vm_a->SendAliased(h, 0xffffffffu - sizeof(h)));
+  ASSERT_OK_AND_ASSIGN(auto reply, vm_a->Receive(absl::Seconds(10)));
+  EXPECT_EQ(reply.first.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(uint64_t{reply.first.src_cid}, 4u);
+  ASSERT_TRUE(daemon_->IsAlive()) << "exit status " << daemon_->exit_status();
+  // Both VMs keep their vsock: A still reaches B.
+  vm_b->Listen(7);
+  VsockStream* at_b = nullptr;
+  std::thread accept_thread([&] {
+    absl::StatusOr<VsockStream*> s = vm_b->Accept(7);
+    if (s.ok()) at_b = *s;
+  });
+  absl::StatusOr<VsockStream*> at_a = vm_a->Connect(4, 7);
+  accept_thread.join();
+  ASSERT_OK(at_a);
+  ASSERT_NE(at_b, nullptr);
 }
 
 }  // namespace
