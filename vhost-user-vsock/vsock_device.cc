@@ -713,10 +713,16 @@ bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
   while (count < kBatch && budget > 0 && rx.Pop(&chains[count])) {
     DescriptorChain& chain = chains[count];
     if (chain.writable_bytes <= kVsockHeaderSize) {
+      if (count > 0) {
+        // Chains not filled are given back below with Unpop, which must undo the last pops in
+        // reverse order: this one too, before any of them is pushed. The next batch starts
+        // with it and returns it empty.
+        rx.Unpop(chain);
+        break;
+      }
       LOG_EVERY_N(WARNING, 100) << "vsock rx buffer of " << chain.writable_bytes
                                 << " bytes has no room for data; returned empty";
       rx.Push(chain, 0);
-      if (count > 0) break;  // keep the popped ones contiguous for Unpop
       continue;
     }
     rooms[count] =

@@ -417,5 +417,27 @@ TEST_F(VsockDeviceTest, HugeClaimForASiblingVmAllocatesNothing) {
   EXPECT_EQ(uint64_t{got[0].header.src_cid}, 4u);
 }
 
+TEST_F(VsockDeviceTest, ShortRxBufferInABatchKeepsTheRingConsistent) {
+  UniqueFd listener = ListenHost(1234);
+  UniqueFd host = Connect(1000, 1234, listener.get());
+  // Two data buffers, one with no room for data, one more.
+  const std::vector<uint16_t> a = PostRx(2);
+  const std::vector<uint16_t> c = PostRx(1, 0);
+  const std::vector<uint16_t> d = PostRx(1);
+  used_rx_.clear();
+  ASSERT_EQ(write(host.get(), "0123456789", 10), 10);
+  std::string data;
+  for (const Packet& p : Receive()) data += p.payload;
+  const std::string more(5000, 'x');
+  ASSERT_EQ(write(host.get(), more.data(), more.size()), 5000);
+  for (const Packet& p : Receive()) data += p.payload;
+  EXPECT_TRUE(data == "0123456789" + more) << data.size() << " bytes arrived";
+  // Each buffer came back exactly once (PollUsed fails on a buffer returned twice).
+  std::vector<uint16_t> all = {a[0], a[1], c[0], d[0]};
+  std::sort(used_rx_.begin(), used_rx_.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(used_rx_, all);
+}
+
 }  // namespace
 }  // namespace vhost
