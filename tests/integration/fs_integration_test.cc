@@ -219,11 +219,13 @@ TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
 
 // What the daemon keeps open is opened inside its sandbox: from every directory it holds,
 // ".." leads at most up to the shared directory, or nowhere (its /proc/self/fd, a detached
-// mount of just that directory), never to the host's tree or the host's procfs.
-TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
+// mount of just that directory), never to the host's tree or the host's procfs. `chroot`: the
+// shared directory is the daemon's root by chroot(), its own ".." only for the daemon; seen
+// from here it has a parent, so a descriptor of it is taken as it is.
+void ExpectKeptDirectoriesInside(pid_t pid, const std::string& shared, bool chroot = false) {
   struct stat share;
-  ASSERT_EQ(stat(shared_.c_str(), &share), 0);
-  const std::string fds = absl::StrCat("/proc/", daemon_->pid(), "/fd");
+  ASSERT_EQ(stat(shared.c_str(), &share), 0);
+  const std::string fds = absl::StrCat("/proc/", pid, "/fd");
   const std::vector<std::string> names = ListDirectory(fds);
   ASSERT_FALSE(names.empty());
   int directories = 0;
@@ -232,6 +234,7 @@ TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     ++directories;
+    if (chroot && st.st_dev == share.st_dev && st.st_ino == share.st_ino) continue;
     // Up until ".." stays where it is.
     struct stat top = st;
     for (int depth = 0; depth < 64; ++depth) {
@@ -246,12 +249,32 @@ TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
     EXPECT_TRUE(at_share || no_parent)
         << "fd " << name << " (" << ReadLink(fds + "/" + name) << ") leads up to " << path;
     if (!at_share) {  // then the daemon's own fd directory, on a mount that is not our /proc
-      EXPECT_NE(MountId(absl::StrCat("/proc/", daemon_->pid(), "/fdinfo/", name)),
+      EXPECT_NE(MountId(absl::StrCat("/proc/", pid, "/fdinfo/", name)),
                 MountId("/proc/self/fdinfo/" + std::to_string(UniqueFdOfProc())))
           << "fd " << name;
     }
   }
   EXPECT_GE(directories, 2);  // the shared directory and /proc/self/fd at least
+}
+
+TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
+  ExpectKeptDirectoriesInside(daemon_->pid(), shared_);
+}
+
+TEST(FsChrootTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
+  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-chroot"));
+  const std::string shared = dir->File("shared");
+  mkdir(shared.c_str(), 0755);
+  DaemonProcess::Options options;
+  options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
+  options.args = {"--socket-path=" + dir->File("sock"), "--shared-dir=" + shared,
+                  "--sandbox=chroot"};
+  options.socket_path = dir->File("sock");
+  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out up, fs->Lookup(kRoot, ".."));
+  EXPECT_EQ(up.nodeid, kRoot);
+  ExpectKeptDirectoriesInside(daemon->pid(), shared, /*chroot=*/true);
 }
 
 // --posix-lock: a front end that goes away while the guest's SETLKW waits for a lock a host
