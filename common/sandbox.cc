@@ -5,6 +5,7 @@
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -65,11 +66,9 @@ constexpr const char* kCommonSyscalls[] = {
     "getsockopt",
     "shutdown",
     "sigaltstack",
-    "tgkill",
     "write",
     "writev",
     "mremap",
-    "prlimit64",
     "getcpu",
     "uname",
     "statx",
@@ -83,6 +82,22 @@ constexpr const char* kSanitizerSyscalls[] = {
 #else
 constexpr const char* kSanitizerSyscalls[] = {"getpid"};  // nothing extra
 #endif
+
+absl::Status AddRule(scmp_filter_ctx ctx, const SyscallRule& rule) {
+  const int nr = seccomp_syscall_resolve_name(rule.name.c_str());
+  if (nr == __NR_SCMP_ERROR) return absl::InvalidArgumentError("unknown syscall " + rule.name);
+  std::vector<scmp_arg_cmp> compare;
+  for (const ArgCondition& c : rule.conditions) {
+    if (c.index > 5) return absl::InvalidArgumentError("no syscall argument " + rule.name);
+    compare.push_back(c.mask == ~uint64_t{0}
+                          ? scmp_arg_cmp{c.index, SCMP_CMP_EQ, c.value, 0}
+                          : scmp_arg_cmp{c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value});
+  }
+  if (seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, compare.size(), compare.data()) != 0) {
+    return absl::InternalError("seccomp_rule_add failed for " + rule.name);
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -117,6 +132,16 @@ absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
   }
   for (const std::string& name : policy.extra_syscalls) {
     if (absl::Status s = allow(name); !s.ok()) return s;
+  }
+  // Signals to its own threads (pthread_kill, raise, abort) and its own resource limits
+  // (getrlimit is prlimit64(0, ...)), never another process's. The filter is installed by the
+  // process that serves (after any fork into a PID namespace): getpid() now is the daemon's.
+  const uint64_t self = getpid();
+  std::vector<SyscallRule> rules = {
+      {"tgkill", {Arg(0) == self}}, {"prlimit64", {Arg(0) == 0}}, {"prlimit64", {Arg(0) == self}}};
+  rules.insert(rules.end(), policy.conditional_syscalls.begin(), policy.conditional_syscalls.end());
+  for (const SyscallRule& rule : rules) {
+    if (absl::Status s = AddRule(ctx.get(), rule); !s.ok()) return s;
   }
   for (unsigned long request : policy.ioctl_requests) {
     if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,

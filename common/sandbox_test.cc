@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,25 @@ int RunSandboxed(SeccompMode mode, const SandboxPolicy& policy, std::function<in
 
 bool KilledBySigsys(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS; }
 bool ExitedWith(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+// A process that stays around as the target of signals and rlimit changes, not our own.
+class OtherProcess {
+ public:
+  OtherProcess() : pid_(fork()) {
+    if (pid_ == 0) {
+      pause();
+      _exit(0);
+    }
+  }
+  ~OtherProcess() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  const pid_t pid_;
+};
 
 TEST(SandboxTest, AllowsWhatTheEngineNeeds) {
   const int ok = RunSandboxed(SeccompMode::kKill, {}, [] {
@@ -78,6 +99,52 @@ TEST(SandboxTest, DeviceAdditionsAreAllowed) {
   policy.extra_syscalls = {"no_such_syscall"};
   EXPECT_THAT(ApplySandbox(SeccompMode::kKill, policy),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(SandboxTest, ArgumentConditionsAllowOnlyMatchingCalls) {
+  SandboxPolicy policy;
+  policy.conditional_syscalls = {{"socket", {Arg(0) == AF_UNIX}}};
+  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, policy,
+                                      [] { return socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 0 : 1; }),
+                         0));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(
+      SeccompMode::kKill, policy, [] { return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 1; })));
+  // Masked conditions: the socket type without its flags.
+  policy.conditional_syscalls = {
+      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & kSocketTypeMask) == SOCK_STREAM}}};
+  EXPECT_TRUE(ExitedWith(
+      RunSandboxed(SeccompMode::kKill, policy,
+                   [] { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 ? 0 : 1; }),
+      0));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(
+      SeccompMode::kKill, policy, [] { return socket(AF_UNIX, SOCK_DGRAM, 0) >= 0 ? 0 : 1; })));
+}
+
+// tgkill and prlimit64 reach only the daemon itself: its own threads, its own limits.
+TEST(SandboxTest, SignalsAndLimitsOnlyForTheDaemonItself) {
+  OtherProcess other;
+  const pid_t other_pid = other.pid();
+  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, {},
+                                      [] {
+                                        // glibc's getrlimit is prlimit64(0, ...).
+                                        rlimit limit;
+                                        if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1;
+                                        if (prlimit(getpid(), RLIMIT_NOFILE, nullptr, &limit) != 0)
+                                          return 2;
+                                        // pthread_kill is tgkill(getpid(), tid, ...).
+                                        std::thread t([] {});
+                                        if (pthread_kill(pthread_self(), 0) != 0) return 3;
+                                        t.join();
+                                        return 0;
+                                      }),
+                         0));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(SeccompMode::kKill, {}, [other_pid] {
+    return syscall(SYS_tgkill, other_pid, other_pid, 0) == 0 ? 0 : 1;
+  })));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(SeccompMode::kKill, {}, [other_pid] {
+    rlimit limit;
+    return prlimit(other_pid, RLIMIT_NOFILE, nullptr, &limit) == 0 ? 0 : 1;
+  })));
 }
 
 TEST(SandboxTest, LogAndOffModesDoNotKill) {
