@@ -63,6 +63,24 @@ bool ValidName(const char* name) {
          std::strcmp(name, ".") != 0;
 }
 
+// Why an inode of type `type` (S_IFMT bits) is never opened, or 0 for regular files and
+// directories. A device node would reach the host's device, a FIFO blocks the serving thread
+// until a peer comes, a socket cannot be opened, a symlink would be followed.
+int UnopenableType(mode_t type) {
+  switch (type) {
+    case S_IFREG:
+    case S_IFDIR:
+      return 0;
+    case S_IFLNK:
+      return ELOOP;
+    case S_IFCHR:
+    case S_IFBLK:
+      return EACCES;  // as on a nodev mount
+    default:
+      return ENXIO;  // FIFOs, sockets: nothing on the host's side serves them to the guest
+  }
+}
+
 }  // namespace
 
 class FuseServer::Request {
@@ -288,8 +306,10 @@ int FuseServer::StatInode(const Inode& inode, struct stat* st) {
 }
 
 int FuseServer::Reopen(const Inode& inode, int flags) {
-  if (inode.type == S_IFLNK) {
-    errno = ELOOP;  // never follow: the target may lie anywhere
+  // The type is the inode's own (fstat of its O_PATH descriptor when it was looked up; a file's
+  // type never changes and the descriptor pins the file), so nothing can swap in another file.
+  if (const int err = UnopenableType(inode.type)) {
+    errno = err;
     return -1;
   }
   const std::string name = std::to_string(inode.fd.get());
@@ -402,15 +422,16 @@ int FuseServer::SetAttr(Request& r) {
     }
   }
   if (in->valid & FATTR_SIZE) {
-    int rc;
-    if (handle != nullptr) {
-      rc = ftruncate(handle->fd.get(), in->size);
-    } else {
-      UniqueFd fd(Reopen(*inode, O_WRONLY));
-      if (!fd) return errno;
-      rc = ftruncate(fd.get(), in->size);
+    // As truncate(2): only regular files have a size to set (and opening others could block).
+    if (inode->type == S_IFDIR) return EISDIR;
+    if (inode->type != S_IFREG) return EINVAL;
+    UniqueFd opened;
+    if (handle == nullptr) {
+      opened = UniqueFd(Reopen(*inode, O_WRONLY));
+      if (!opened) return errno;
     }
-    if (rc != 0) return errno;
+    const int fd = handle != nullptr ? handle->fd.get() : opened.get();
+    if (ftruncate(fd, in->size) != 0) return errno;
   }
   if (in->valid & (FATTR_ATIME | FATTR_MTIME)) {
     timespec times[2];
@@ -456,6 +477,11 @@ int FuseServer::MakeNode(Request& r) {
     const fuse_mknod_in* in = r.Arg<fuse_mknod_in>();
     name = r.Name(sizeof(fuse_mknod_in));
     if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
+    const mode_t type = in->mode & S_IFMT;
+    if ((type == S_IFCHR || type == S_IFBLK) && !options_.allow_device_nodes) {
+      LOG_EVERY_N(WARNING, 100) << "MKNOD of a device node refused (see --allow-device-nodes)";
+      return EPERM;
+    }
     rc = mknodat(parent->fd.get(), name, in->mode & ~(in->umask & 07777), in->rdev);
   } else {  // SYMLINK: name, then target
     name = r.Name(0);
@@ -568,9 +594,21 @@ int FuseServer::Create(Request& r) {
   if (parent == nullptr) return ESTALE;
   if (in == nullptr || !ValidName(name) || !std::strcmp(name, "..")) return EINVAL;
   auto handle = std::make_shared<OpenFile>();
-  handle->fd = UniqueFd(openat(parent->fd.get(), name,
-                               static_cast<int>(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-                               in->mode & ~in->umask & 07777));
+  const int flags = static_cast<int>(in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+  // A new file; or else (without O_EXCL) the existing one, if it may be opened at all: openat
+  // would open a device node, FIFO or socket as it is.
+  handle->fd =
+      UniqueFd(openat(parent->fd.get(), name, flags | O_EXCL, in->mode & ~in->umask & 07777));
+  if (!handle->fd && errno == EEXIST && !(in->flags & O_EXCL)) {
+    Inode existing;
+    existing.fd = UniqueFd(openat(parent->fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!existing.fd) return errno;
+    struct stat st;
+    if (const int err = StatInode(existing, &st)) return err;
+    existing.type = st.st_mode & S_IFMT;
+    if (existing.type == S_IFDIR) return EISDIR;
+    handle->fd = UniqueFd(Reopen(existing, flags));
+  }
   if (!handle->fd) return errno;
   struct {
     fuse_entry_out entry;
@@ -731,7 +769,9 @@ int FuseServer::Xattr(Request& r) {
   if (!options_.xattr) return ENOSYS;  // the client stops asking
   std::shared_ptr<Inode> inode = inodes_->Get(r.in.nodeid);
   if (inode == nullptr) return ESTALE;
-  if (inode->type == S_IFLNK) return ENOTSUP;
+  // Through an open descriptor, which only regular files and directories get (opening a FIFO
+  // would block): other files have no extended attributes here.
+  if (inode->type != S_IFREG && inode->type != S_IFDIR) return ENOTSUP;
   UniqueFd fd(Reopen(*inode, inode->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY));
   if (!fd) return errno;
   switch (r.in.opcode) {

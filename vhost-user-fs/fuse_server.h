@@ -34,6 +34,8 @@ struct FsOptions {
   std::string shared_dir;
   CacheMode cache = CacheMode::kAuto;
   bool xattr = false;
+  // MKNOD may make character and block device nodes (never opened through the server anyway).
+  bool allow_device_nodes = false;
   // Directories on another file system than their parent are marked as submounts, so the guest
   // mounts them separately (their own st_dev, no inode number clashes).
   bool announce_submounts = false;

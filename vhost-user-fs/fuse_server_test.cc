@@ -6,7 +6,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +21,7 @@
 
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
+#include "vhost-user-fs/fs_device.h"
 
 namespace vhost {
 namespace {
@@ -25,11 +29,13 @@ namespace {
 // Sends one request (header, then `args`) with a 4 KiB reply buffer; returns the reply's errno
 // (0 for success) and its body in `body` if given.
 int SendRequest(FuseServer& server, uint32_t opcode, uint64_t nodeid, const std::string& args,
-                std::string* body = nullptr) {
+                std::string* body = nullptr, uint32_t uid = 0, uint32_t gid = 0) {
   fuse_in_header in{};
   in.opcode = opcode;
   in.unique = 1;
   in.nodeid = nodeid;
+  in.uid = uid;
+  in.gid = gid;
   std::string request(reinterpret_cast<char*>(&in), sizeof(in));
   request += args;
   reinterpret_cast<fuse_in_header*>(request.data())->len = request.size();
@@ -533,6 +539,185 @@ TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
   EXPECT_EQ(lock(FUSE_SETLK, 3, 77, 0, 1, nullptr), EINVAL);
   close(host_fd);
   system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace vhost
+
+namespace vhost {
+namespace {
+
+template <typename T>
+std::string Raw(const T& v) {
+  return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+std::string Z(const std::string& s) { return s + '\0'; }
+
+// What a hostile guest kernel can send about files that are not regular files or directories,
+// about setuid files, ids and sessions.
+class FuseServerHostileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fuse-hostile-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override {
+    server_.reset();
+    system(("rm -rf " + dir_).c_str());
+  }
+  void Start(FsOptions options = {}) {
+    options.shared_dir = dir_;
+    ASSERT_OK_AND_ASSIGN(server_, FuseServer::Create(options));
+    fuse_init_in init{};
+    init.major = FUSE_KERNEL_VERSION;
+    init.minor = FUSE_KERNEL_MINOR_VERSION;
+    ASSERT_EQ(Send(FUSE_INIT, 0, Raw(init)), 0);
+  }
+  int Send(uint32_t opcode, uint64_t nodeid, const std::string& args, std::string* body = nullptr) {
+    return SendRequest(*server_, opcode, nodeid, args, body);
+  }
+  uint64_t Lookup(const std::string& name) {
+    std::string body;
+    if (Send(FUSE_LOOKUP, kRootNodeId, Z(name), &body) != 0) return 0;
+    fuse_entry_out entry{};
+    std::memcpy(&entry, body.data(), std::min(sizeof(entry), body.size()));
+    return entry.nodeid;
+  }
+  int Open(uint64_t node, int flags, uint64_t* fh = nullptr) {
+    fuse_open_in in{};
+    in.flags = flags;
+    std::string body;
+    const int err = Send(FUSE_OPEN, node, Raw(in), &body);
+    if (err == 0 && fh != nullptr) {
+      fuse_open_out out{};
+      std::memcpy(&out, body.data(), std::min(sizeof(out), body.size()));
+      *fh = out.fh;
+    }
+    return err;
+  }
+  int CreateOver(const std::string& name, int flags) {
+    fuse_create_in in{};
+    in.flags = flags;
+    in.mode = S_IFREG | 0644;
+    return Send(FUSE_CREATE, kRootNodeId, Raw(in) + Z(name));
+  }
+  int Mknod(const std::string& name, mode_t mode, dev_t rdev) {
+    fuse_mknod_in in{};
+    in.mode = mode;
+    in.rdev = static_cast<uint32_t>(rdev);
+    return Send(FUSE_MKNOD, kRootNodeId, Raw(in) + Z(name));
+  }
+  int Truncate(uint64_t node, uint64_t size, uint64_t fh = 0) {
+    fuse_setattr_in in{};
+    in.valid = FATTR_SIZE | (fh ? FATTR_FH : 0);
+    in.size = size;
+    in.fh = fh;
+    return Send(FUSE_SETATTR, node, Raw(in));
+  }
+  // The four xattr operations on `node`; each one's errno.
+  std::vector<int> Xattrs(uint64_t node) {
+    fuse_getxattr_in get{};
+    get.size = 64;
+    fuse_setxattr_in set{};
+    set.size = 1;
+    return {Send(FUSE_GETXATTR, node, Raw(get) + Z("user.x")), Send(FUSE_LISTXATTR, node, Raw(get)),
+            Send(FUSE_SETXATTR, node,
+                 Raw(set).substr(0, FUSE_COMPAT_SETXATTR_IN_SIZE) + Z("user.x") + "v"),
+            Send(FUSE_REMOVEXATTR, node, Z("user.x"))};
+  }
+  mode_t ModeOf(const std::string& name) {
+    struct stat st {};
+    EXPECT_EQ(lstat((dir_ + "/" + name).c_str(), &st), 0) << name;
+    return st.st_mode;
+  }
+  std::string dir_;
+  std::unique_ptr<FuseServer> server_;
+};
+
+TEST_F(FuseServerHostileTest, DeviceNodesAreNeitherMadeNorOpened) {
+  FsOptions options;
+  options.xattr = true;
+  Start(options);
+  EXPECT_EQ(Mknod("null", S_IFCHR | 0666, makedev(1, 3)), EPERM);
+  EXPECT_EQ(Mknod("loop", S_IFBLK | 0600, makedev(7, 0)), EPERM);
+  struct stat st;
+  EXPECT_NE(lstat((dir_ + "/null").c_str(), &st), 0);
+  EXPECT_NE(lstat((dir_ + "/loop").c_str(), &st), 0);
+  // FIFOs, sockets and regular files may be made: only opening them is refused.
+  EXPECT_EQ(Mknod("fifo", S_IFIFO | 0644, 0), 0);
+  EXPECT_EQ(Mknod("sock", S_IFSOCK | 0644, 0), 0);
+  EXPECT_EQ(Mknod("plain", S_IFREG | 0644, 0), 0);
+  EXPECT_TRUE(S_ISFIFO(ModeOf("fifo")));
+  // A device node already in the share (made on the host) is never opened, however asked.
+  ASSERT_EQ(mknod((dir_ + "/hostnull").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  const uint64_t node = Lookup("hostnull");
+  ASSERT_NE(node, 0u);
+  for (int flags : {O_RDONLY, O_WRONLY, O_RDWR, O_RDWR | O_NONBLOCK}) {
+    EXPECT_EQ(Open(node, flags), EACCES) << flags;
+  }
+  EXPECT_EQ(CreateOver("hostnull", O_RDWR), EACCES);
+  EXPECT_EQ(CreateOver("hostnull", O_WRONLY | O_TRUNC), EACCES);
+  EXPECT_EQ(CreateOver("hostnull", O_RDWR | O_EXCL), EEXIST);
+  EXPECT_EQ(Truncate(node, 0), EINVAL);
+  EXPECT_EQ(Xattrs(node), std::vector<int>(4, ENOTSUP));
+  EXPECT_EQ(Send(FUSE_GETATTR, node, Raw(fuse_getattr_in{})), 0);  // it is still there to see
+  EXPECT_EQ(server_->inodes().handle_count(), 0u);
+  // Regular files and directories open as before.
+  EXPECT_EQ(Open(Lookup("plain"), O_RDWR), 0);
+  EXPECT_EQ(CreateOver("plain", O_RDWR), 0);
+}
+
+TEST_F(FuseServerHostileTest, DeviceNodesMayBeMadeWhenAllowedButNeverOpened) {
+  FsOptions options;
+  options.allow_device_nodes = true;
+  Start(options);
+  ASSERT_EQ(Mknod("null", S_IFCHR | 0666, makedev(1, 3)), 0);
+  struct stat st;
+  ASSERT_EQ(lstat((dir_ + "/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  EXPECT_EQ(Open(Lookup("null"), O_RDWR), EACCES);
+}
+
+// Opening a FIFO without a peer blocks; opening a socket fails. Neither may hold the thread
+// serving the request (on the old code the O_RDONLY open below never returns).
+TEST_F(FuseServerHostileTest, FifosAndSocketsNeverBlockAServingThread) {
+  FsOptions options;
+  options.xattr = true;
+  options.posix_lock = true;
+  Start(options);
+  ASSERT_EQ(mkfifo((dir_ + "/fifo").c_str(), 0666), 0);
+  const uint64_t fifo = Lookup("fifo");
+  ASSERT_NE(fifo, 0u);
+  EXPECT_EQ(Open(fifo, O_RDWR | O_NONBLOCK), ENXIO);
+  EXPECT_EQ(Open(fifo, O_RDONLY), ENXIO);
+  EXPECT_EQ(Open(fifo, O_WRONLY), ENXIO);
+  EXPECT_EQ(CreateOver("fifo", O_WRONLY), ENXIO);
+  EXPECT_EQ(Xattrs(fifo), std::vector<int>(4, ENOTSUP));
+  EXPECT_EQ(Truncate(fifo, 0), EINVAL);
+  fuse_lk_in lk{};
+  lk.owner = 1;
+  lk.lk = {0, 10, F_WRLCK, 0};
+  EXPECT_EQ(Send(FUSE_SETLK, fifo, Raw(lk)), ENXIO);
+  // A listening socket in the share.
+  const int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = dir_ + "/sock";
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  std::strcpy(addr.sun_path, path.c_str());
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(s, 1), 0);
+  const uint64_t sock = Lookup("sock");
+  ASSERT_NE(sock, 0u);
+  EXPECT_EQ(Open(sock, O_RDWR), ENXIO);
+  EXPECT_EQ(Xattrs(sock), std::vector<int>(4, ENOTSUP));
+  close(s);
+  // Directories keep their xattrs.
+  fuse_getxattr_in get{};
+  EXPECT_NE(Send(FUSE_LISTXATTR, kRootNodeId, Raw(get)), ENOTSUP);
+  EXPECT_EQ(Truncate(kRootNodeId, 0), EISDIR);
+  EXPECT_EQ(server_->inodes().handle_count(), 0u);
 }
 
 }  // namespace

@@ -20,6 +20,9 @@ DEFINE_string(cache, "auto",
               "never: no client caching (direct I/O, attributes always fresh); auto: caches "
               "trusted for 1 s; always: for a day (the host does not change the directory)");
 DEFINE_bool(xattr, false, "Pass extended attributes through");
+DEFINE_bool(allow_device_nodes, false,
+            "Let the guest make character and block device nodes in the shared directory "
+            "(MKNOD; EPERM without). The daemon never opens them (nor FIFOs or sockets)");
 DEFINE_bool(announce_submounts, false,
             "Tell the guest which directories are mount points of other file systems, so it "
             "mounts them separately (distinct devices, no inode number clashes)");
@@ -74,6 +77,7 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice(FsDaemon& daem
     return InvalidArgumentError("--cache must be never, auto or always");
   }
   options.xattr = FLAGS_xattr;
+  options.allow_device_nodes = FLAGS_allow_device_nodes;
   options.announce_submounts = FLAGS_announce_submounts;
   absl::StatusOr<vhost::IdMap> uids = vhost::IdMap::Parse(FLAGS_translate_uid, "--translate-uid");
   if (!uids.ok()) return uids.status();
