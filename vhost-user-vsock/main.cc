@@ -1,5 +1,7 @@
 // vhost-user-vsock: guest AF_VSOCK sockets to host Unix sockets (hybrid vsock), and between
 // sibling VMs.
+#include <sys/socket.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
 #include "gflags/gflags.h"
@@ -74,6 +76,11 @@ int main(int argc, char** argv) {
   spec.backend_type = "vsock";
   spec.short_names = {{'s', "socket_path"}};
   spec.create_instances = CreateInstances;
-  spec.sandbox.extra_syscalls = {"socket", "connect", "shutdown", "fcntl"};
+  spec.sandbox.extra_syscalls = {"connect", "shutdown", "fcntl"};
+  // Host-side connections only: Unix stream or seqpacket sockets (a guest's SOCK_SEQPACKET).
+  using vhost::Arg;
+  spec.sandbox.conditional_syscalls = {
+      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & vhost::kSocketTypeMask) == SOCK_STREAM}},
+      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & vhost::kSocketTypeMask) == SOCK_SEQPACKET}}};
   return vhost::RunDaemon(argc, argv, spec);
 }
