@@ -78,7 +78,9 @@ VsockDevice::VsockDevice(Options options, VsockHub* hub, UniqueFd listener)
       hub_(hub),
       listener_(std::move(listener)),
       epoll_(epoll_create1(EPOLL_CLOEXEC)),
-      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      tx_resume_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  PCHECK(tx_resume_);
   PCHECK(AddToEpoll(epoll_.get(), wake_.get(), EPOLLIN, kWakeId));
   PCHECK(AddToEpoll(epoll_.get(), listener_.get(), EPOLLIN, kListenerId));
 }
@@ -107,7 +109,16 @@ absl::Status VsockDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) 
   return absl::OkStatus();
 }
 
-int VsockDevice::QueueEventFd(int index) { return index == kVsockRxQueue ? epoll_.get() : -1; }
+int VsockDevice::QueueEventFd(int index) {
+  switch (index) {
+    case kVsockRxQueue:
+      return epoll_.get();
+    case kVsockTxQueue:
+      return tx_resume_.get();
+    default:
+      return -1;
+  }
+}
 
 size_t VsockDevice::connection_count() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -124,12 +135,16 @@ void VsockDevice::Wake() { eventfd_write(wake_.get(), 1); }
 absl::Duration VsockDevice::ProcessQueue(Virtqueue& queue) {
   switch (queue.index()) {
     case kVsockTxQueue: {
+      eventfd_t ignored;
+      (void)eventfd_read(tx_resume_.get(), &ignored);  // what woke us, if it did
       DescriptorChain chain;
-      while (queue.Pop(&chain)) {
+      for (;;) {
+        // Each packet makes at most one reply: checked before each.
+        if (TxMustWait()) return kUntilDeviceEvent;  // the rx worker resumes us
+        if (!queue.Pop(&chain)) return absl::InfiniteDuration();
         HandleGuestPacket(chain);
         queue.Push(chain, 0);
       }
-      return absl::InfiniteDuration();
     }
     case kVsockRxQueue: {
       std::lock_guard<std::mutex> lock(mu_);
@@ -159,6 +174,17 @@ void VsockDevice::DeliverEvents(Virtqueue& event) {
 }
 
 // ---- the tx queue: packets from the guest
+
+bool VsockDevice::TxMustWait() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queued_replies_ < kMaxQueuedReplies) return false;
+  if (!tx_waiting_) {
+    LOG_EVERY_N(WARNING, 100) << "the guest takes no replies (" << queued_replies_
+                              << " wait for rx buffers): its tx queue waits";
+  }
+  tx_waiting_ = true;
+  return true;
+}
 
 void VsockDevice::HandleGuestPacket(const DescriptorChain& chain) {
   virtio_vsock_hdr h{};
@@ -411,14 +437,12 @@ void VsockDevice::Close(Connection& c, bool rst, const char* why) {
   connections_.erase(c.key);  // closes the host socket, which leaves the epoll set
 }
 
-void VsockDevice::Queue(const virtio_vsock_hdr& h, bool droppable) {
-  if (droppable && queued_.size() >= kMaxQueuedPackets) {
-    LOG_EVERY_N(WARNING, 100) << "the guest takes no packets: " << DescribeHeader(h) << " dropped";
-    return;
-  }
-  VsockPacket packet;
-  packet.header = h;
-  queued_.push_back(std::move(packet));
+void VsockDevice::Queue(const virtio_vsock_hdr& h) {
+  Outgoing out;
+  out.packet.header = h;
+  out.reply = true;
+  queued_.push_back(std::move(out));
+  ++queued_replies_;
   Wake();
 }
 
@@ -429,19 +453,19 @@ void VsockDevice::QueueFor(Connection& c, uint16_t op, uint32_t flags) {
   h.buf_alloc = Credit::kBufAlloc;
   h.fwd_cnt = c.credit.fwd_cnt();
   c.credit.Reported();
-  // Not dropped: at most a few per connection (REQUEST, RESPONSE, SHUTDOWN, RST), and the
-  // connections are bounded.
-  Queue(h, /*droppable=*/false);
+  Queue(h);
 }
 
 bool VsockDevice::DeliverFromSibling(VsockPacket packet) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (queued_.size() >= kMaxQueuedPackets ||
+  if (queued_.size() - queued_replies_ >= kMaxQueuedPackets ||
       queued_bytes_ + packet.payload.size() > kMaxQueuedBytes) {
     return false;
   }
   queued_bytes_ += packet.payload.size();
-  queued_.push_back(std::move(packet));
+  Outgoing out;
+  out.packet = std::move(packet);
+  queued_.push_back(std::move(out));
   Wake();
   return true;
 }
@@ -463,9 +487,12 @@ void VsockDevice::Reset() {
   greetings_.clear();
   queued_.clear();
   queued_bytes_ = 0;
+  queued_replies_ = 0;
+  tx_waiting_ = false;
   reset_event_sent_ = false;
   eventfd_t ignored;
   (void)eventfd_read(wake_.get(), &ignored);
+  (void)eventfd_read(tx_resume_.get(), &ignored);
 }
 
 // ---- the rx queue: host sockets and queued packets to the guest
@@ -565,7 +592,7 @@ bool VsockDevice::SendQueued(Virtqueue& rx) {
       rx.Push(chain, 0);
       continue;
     }
-    VsockPacket& p = queued_.front();
+    VsockPacket& p = queued_.front().packet;
     // A sibling's packet may be larger than our guest's rx buffers: sent in pieces.
     const uint64_t room = chain.writable_bytes - kVsockHeaderSize;
     const size_t chunk = std::min<uint64_t>(room, p.payload.size());
@@ -578,7 +605,12 @@ bool VsockDevice::SendQueued(Virtqueue& rx) {
     rx.Push(chain, static_cast<uint32_t>(kVsockHeaderSize + chunk));
     queued_bytes_ -= chunk;
     if (last) {
+      if (queued_.front().reply) --queued_replies_;
       queued_.pop_front();
+      if (tx_waiting_ && queued_replies_ < kMaxQueuedReplies) {
+        tx_waiting_ = false;
+        eventfd_write(tx_resume_.get(), 1);  // the tx worker goes on
+      }
     } else {
       p.payload.erase(p.payload.begin(), p.payload.begin() + chunk);
     }

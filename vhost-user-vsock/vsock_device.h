@@ -8,7 +8,9 @@
 // Threads: the rx queue's worker does all host socket I/O (it waits on an epoll set of the host
 // sockets, edge-triggered, and the device's wake eventfd) and fills the guest's rx buffers; the
 // tx queue's worker parses the guest's packets, writes to host sockets and queues replies for
-// the rx worker. Both work under mu_.
+// the rx worker. Both work under mu_. A guest that takes no replies (posts no rx buffers) stops
+// its own tx queue: past kMaxQueuedReplies the tx worker waits for the rx worker to deliver some
+// (as Linux's vhost-vsock does), so replies never pile up and none is dropped.
 #ifndef VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 #define VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 
@@ -44,7 +46,8 @@ class VsockDevice : public VirtioDevice {
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
   static constexpr size_t kMaxConnections = 4096;
-  static constexpr size_t kMaxQueuedPackets = 4096;     // replies and sibling packets
+  static constexpr size_t kMaxQueuedPackets = 4096;     // sibling packets
+  static constexpr size_t kMaxQueuedReplies = 1024;     // past it the tx queue waits
   static constexpr size_t kMaxQueuedBytes = 8 << 20;    // sibling payload waiting for rx buffers
   static constexpr uint32_t kFirstHostPort = 1u << 30;  // ports given to host-initiated sockets
 
@@ -64,13 +67,19 @@ class VsockDevice : public VirtioDevice {
   const std::set<std::string>& groups() const { return options_.groups; }
   // A packet from a sibling VM's guest for ours; false if too much is queued already.
   bool DeliverFromSibling(VsockPacket packet);
-  // Open connections, and packets waiting for rx buffers (for tests).
+  // Open connections, and packets (replies and sibling packets) waiting for rx buffers (for
+  // tests).
   size_t connection_count();
   size_t queued_packet_count();
 
  private:
   struct Connection;
   using Key = std::tuple<uint32_t, uint64_t, uint32_t>;  // guest port, peer cid, peer port
+  // A packet for the guest: a reply of ours, or a sibling's packet.
+  struct Outgoing {
+    VsockPacket packet;
+    bool reply = false;
+  };
   // A host program that connected to uds_path and has not finished its CONNECT line.
   struct Greeting {
     UniqueFd fd;
@@ -80,6 +89,8 @@ class VsockDevice : public VirtioDevice {
   VsockDevice(Options options, VsockHub* hub, UniqueFd listener);
 
   // tx worker
+  // Whether too many replies wait for the guest to take them: then the tx queue waits too.
+  bool TxMustWait();
   void HandleGuestPacket(const DescriptorChain& chain);
   void HandleHostBound(const virtio_vsock_hdr& h, const DescriptorChain& chain);
   void ConnectToHost(const virtio_vsock_hdr& h);
@@ -101,9 +112,8 @@ class VsockDevice : public VirtioDevice {
   void DeliverEvents(Virtqueue& event);
 
   // Either worker, under mu_.
-  // Replies to packets of no connection are dropped when too many wait (a guest flooding us);
-  // a connection's own are not.
-  void Queue(const virtio_vsock_hdr& h, bool droppable = true);
+  // Queues a reply (a header without payload). Never dropped: the tx queue waiting bounds them.
+  void Queue(const virtio_vsock_hdr& h);
   void QueueFor(Connection& c, uint16_t op, uint32_t flags = 0);
   void Flush(Connection& c);  // pending guest data to the host socket
   // `why` goes to the log (-v=1).
@@ -123,9 +133,12 @@ class VsockDevice : public VirtioDevice {
   std::map<Key, std::unique_ptr<Connection>> connections_;
   std::map<uint64_t, Connection*> by_id_;  // epoll data -> connection
   std::map<uint64_t, Greeting> greetings_;
-  std::deque<VsockPacket> queued_;  // replies, and packets from siblings, for the guest
+  std::deque<Outgoing> queued_;  // replies, and packets from siblings, for the guest
   size_t queued_bytes_ = 0;
-  uint64_t next_id_ = 2;  // 0 and 1 are the wake eventfd and the listener
+  size_t queued_replies_ = 0;
+  UniqueFd tx_resume_;       // the tx queue's event fd: readable when it may go on
+  bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
+  uint64_t next_id_ = 2;     // 0 and 1 are the wake eventfd and the listener
   uint32_t next_host_port_ = kFirstHostPort;
   bool reset_event_sent_ = false;
 };

@@ -357,6 +357,11 @@ std::string ReadAvailable(int fd) {
   return out;
 }
 
+bool Readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1;
+}
+
 TEST_F(VsockDeviceTest, PacketsUpTo64KiBPassAndLargerOnesResetTheConnection) {
   UniqueFd listener = ListenHost(1234);
   UniqueFd host = Connect(1000, 1234, listener.get());
@@ -415,6 +420,61 @@ TEST_F(VsockDeviceTest, HugeClaimForASiblingVmAllocatesNothing) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
   EXPECT_EQ(uint64_t{got[0].header.src_cid}, 4u);
+}
+
+TEST_F(VsockDeviceTest, ConnectResetChurnWithoutRxBuffersStaysBounded) {
+  // The guest takes no rx buffers and connects and resets over and over: each connection
+  // leaves a RESPONSE to deliver. The device must stop taking tx packets rather than queue
+  // without bound, and resume once the guest takes its replies.
+  UniqueFd listener = ListenHost(1234);
+  constexpr int kBatch = 50;  // below the listener's backlog: every connect succeeds
+  constexpr int kConnections = 6000;
+  for (int i = 0; i < kConnections; i += kBatch) {
+    for (int port = 10000 + i; port < 10000 + i + kBatch; ++port) {
+      Post(Header(port, 1234, VIRTIO_VSOCK_OP_REQUEST));
+      Post(Header(port, 1234, VIRTIO_VSOCK_OP_RST));
+    }
+    device_->ProcessQueue(*tx_);
+    ReclaimTx();
+    while (UniqueFd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC))) {
+    }
+  }
+  EXPECT_LE(device_->queued_packet_count(), VsockDevice::kMaxQueuedReplies);
+  // The guest takes its replies: every connection gets exactly one, in order, and the tx
+  // queue resumes.
+  int next = 10000;
+  while (next < 10000 + kConnections) {
+    PostRx(512, 0);
+    std::vector<Packet> got = Receive();
+    ASSERT_FALSE(got.empty()) << "no reply for port " << next;
+    for (const Packet& p : got) {
+      EXPECT_EQ(p.header.dst_port, static_cast<uint32_t>(next));
+      EXPECT_TRUE(p.header.op == VIRTIO_VSOCK_OP_RESPONSE || p.header.op == VIRTIO_VSOCK_OP_RST);
+      ++next;
+    }
+    device_->ProcessQueue(*tx_);
+    ReclaimTx();
+    while (UniqueFd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC))) {
+    }
+  }
+  EXPECT_EQ(next, 10000 + kConnections);
+  EXPECT_FALSE(tx_->HasAvailable());
+}
+
+TEST_F(VsockDeviceTest, TxWorkerIsWokenWhenRepliesDrain) {
+  const int tx_event = device_->QueueEventFd(kVsockTxQueue);
+  ASSERT_GE(tx_event, 0);
+  for (uint32_t i = 0; i < VsockDevice::kMaxQueuedReplies + 10; ++i) {
+    Post(Header(20000 + i, 4321, VIRTIO_VSOCK_OP_REQUEST));  // nobody listens: RST each
+  }
+  device_->ProcessQueue(*tx_);
+  EXPECT_TRUE(tx_->HasAvailable()) << "the tx queue kept going with the replies stuck";
+  EXPECT_FALSE(Readable(tx_event));
+  PostRx(16, 0);
+  Receive();
+  EXPECT_TRUE(Readable(tx_event)) << "the tx worker would not be woken";
+  device_->ProcessQueue(*tx_);
+  EXPECT_FALSE(tx_->HasAvailable());
 }
 
 TEST_F(VsockDeviceTest, ShortRxBufferInABatchKeepsTheRingConsistent) {
