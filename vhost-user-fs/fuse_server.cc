@@ -33,6 +33,21 @@ bool CreatesFiles(uint32_t opcode) {
          opcode == FUSE_SYMLINK || opcode == FUSE_LINK;
 }
 
+// FUSE_HANDLE_KILLPRIV: before data or size of the open file `fd` changes, what the kernel does
+// for a writer without CAP_FSETID (we keep CAP_FSETID, so the host kernel does not): setuid
+// goes, and setgid with group execute (without it, setgid marks mandatory locking). Returns 0 or
+// the errno of a failure, which fails the request rather than leaving the bits.
+int KillSuidGid(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  mode_t kill = st.st_mode & S_ISUID;
+  if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill == 0 || !S_ISREG(st.st_mode)) return 0;
+  return fchmod(fd, st.st_mode & 07777 & ~kill) == 0 ? 0 : errno;
+}
+
+bool Writes(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
 class ScopedCredentials {
  public:
   ScopedCredentials(uint32_t opcode, uid_t uid, gid_t gid)  // host ids
@@ -431,6 +446,10 @@ int FuseServer::SetAttr(Request& r) {
       if (!opened) return errno;
     }
     const int fd = handle != nullptr ? handle->fd.get() : opened.get();
+    // A mode set in the same request is the caller's explicit choice.
+    if (!(in->valid & FATTR_MODE)) {
+      if (const int err = KillSuidGid(fd)) return err;
+    }
     if (ftruncate(fd, in->size) != 0) return errno;
   }
   if (in->valid & (FATTR_ATIME | FATTR_MTIME)) {
@@ -568,6 +587,9 @@ int FuseServer::Open(Request& r) {
   auto handle = std::make_shared<OpenFile>();
   handle->fd = UniqueFd(Reopen(*inode, flags & ~O_EXCL));
   if (!handle->fd) return errno;
+  if ((flags & O_TRUNC) && Writes(flags)) {
+    if (const int err = KillSuidGid(handle->fd.get())) return err;
+  }
   if (dir) {
     const int copy = dup(handle->fd.get());  // the DIR stream owns (and closes) its own copy
     if (copy < 0) return errno;
@@ -608,6 +630,9 @@ int FuseServer::Create(Request& r) {
     existing.type = st.st_mode & S_IFMT;
     if (existing.type == S_IFDIR) return EISDIR;
     handle->fd = UniqueFd(Reopen(existing, flags));
+    if (handle->fd && (flags & O_TRUNC) && Writes(flags)) {
+      if (const int err = KillSuidGid(handle->fd.get())) return err;
+    }
   }
   if (!handle->fd) return errno;
   struct {
@@ -643,6 +668,7 @@ int FuseServer::Write(Request& r) {
   if (handle == nullptr) return EBADF;
   const uint64_t data_offset = kInHeader + sizeof(fuse_write_in);
   if (in->size > kMaxWrite || data_offset + in->size > r.chain.readable_bytes) return EINVAL;
+  if (const int err = KillSuidGid(handle->fd.get())) return err;
   IovecList iov;
   SliceSegments(r.chain.readable, data_offset, in->size, &iov);
   const ssize_t n = pwritev(handle->fd.get(), iov.data(), static_cast<int>(iov.size()),
@@ -818,6 +844,7 @@ int FuseServer::Fallocate(Request& r) {
   if (in == nullptr) return EINVAL;
   std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
   if (handle == nullptr) return EBADF;
+  if (const int err = KillSuidGid(handle->fd.get())) return err;
   return fallocate(handle->fd.get(), static_cast<int>(in->mode), static_cast<off_t>(in->offset),
                    static_cast<off_t>(in->length)) == 0
              ? 0
@@ -843,6 +870,7 @@ int FuseServer::CopyFileRange(Request& r) {
   std::shared_ptr<OpenFile> from = inodes_->GetHandle(in->fh_in);
   std::shared_ptr<OpenFile> to = inodes_->GetHandle(in->fh_out);
   if (from == nullptr || to == nullptr) return EBADF;
+  if (const int err = KillSuidGid(to->fd.get())) return err;
   loff_t off_in = static_cast<loff_t>(in->off_in), off_out = static_cast<loff_t>(in->off_out);
   const ssize_t n =
       copy_file_range(from->fd.get(), &off_in, to->fd.get(), &off_out,

@@ -720,5 +720,70 @@ TEST_F(FuseServerHostileTest, FifosAndSocketsNeverBlockAServingThread) {
   EXPECT_EQ(server_->inodes().handle_count(), 0u);
 }
 
+// FUSE_HANDLE_KILLPRIV: the server clears setuid (and setgid with group execute) on write,
+// truncate and copy, as the kernel does for writers without CAP_FSETID; we keep CAP_FSETID.
+TEST_F(FuseServerHostileTest, WritesTruncatesAndCopiesClearSetuid) {
+  Start();
+  for (const char* name : {"suid", "sgid_noexec", "src"}) {
+    std::ofstream(dir_ + "/" + name) << "0123456789";
+  }
+  auto set_mode = [&](const char* name, mode_t mode) {
+    ASSERT_EQ(chmod((dir_ + "/" + name).c_str(), mode), 0);
+  };
+  set_mode("sgid_noexec", 02745);  // setgid without group execute marks locking, no privilege
+  const uint64_t suid = Lookup("suid"), sgid = Lookup("sgid_noexec"), src = Lookup("src");
+  uint64_t fh = 0, src_fh = 0, sgid_fh = 0;
+  ASSERT_EQ(Open(suid, O_RDWR, &fh), 0);
+  ASSERT_EQ(Open(src, O_RDONLY, &src_fh), 0);
+  ASSERT_EQ(Open(sgid, O_RDWR, &sgid_fh), 0);
+
+  set_mode("suid", 06775);
+  fuse_write_in write{};
+  write.fh = fh;
+  write.size = 1;
+  EXPECT_EQ(Send(FUSE_WRITE, suid, Raw(write) + "w"), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "WRITE";
+
+  set_mode("suid", 06775);
+  EXPECT_EQ(Truncate(suid, 3), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "SETATTR size";
+
+  set_mode("suid", 06775);
+  EXPECT_EQ(Truncate(suid, 2, fh), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "SETATTR size through a handle";
+
+  set_mode("suid", 06775);
+  fuse_copy_file_range_in copy{};
+  copy.fh_in = src_fh;
+  copy.nodeid_out = suid;
+  copy.fh_out = fh;
+  copy.len = 5;
+  EXPECT_EQ(Send(FUSE_COPY_FILE_RANGE, src, Raw(copy)), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "COPY_FILE_RANGE";
+
+  set_mode("suid", 06775);
+  fuse_fallocate_in falloc{};
+  falloc.fh = fh;
+  falloc.length = 4096;
+  EXPECT_EQ(Send(FUSE_FALLOCATE, suid, Raw(falloc)), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "FALLOCATE";
+
+  set_mode("suid", 06775);
+  EXPECT_EQ(Open(suid, O_WRONLY | O_TRUNC), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 0775u) << "OPEN with O_TRUNC";
+
+  // Reading and opening without truncation keep the bits; so does setgid without group execute.
+  set_mode("suid", 06775);
+  EXPECT_EQ(Open(suid, O_RDWR), 0);
+  fuse_read_in read{};
+  read.fh = fh;
+  read.size = 4;
+  EXPECT_EQ(Send(FUSE_READ, suid, Raw(read)), 0);
+  EXPECT_EQ(ModeOf("suid") & 07777, 06775u);
+  write.fh = sgid_fh;
+  EXPECT_EQ(Send(FUSE_WRITE, sgid, Raw(write) + "w"), 0);
+  EXPECT_EQ(ModeOf("sgid_noexec") & 07777, 02745u);
+}
+
 }  // namespace
 }  // namespace vhost

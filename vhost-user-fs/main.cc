@@ -145,6 +145,6 @@ int main(int argc, char** argv) {
       "fdatasync",  "getdents64",   "lseek",     "copy_file_range", "faccessat", "faccessat2",
       "pread64",    "pwrite64",     "preadv",    "pwritev",         "fgetxattr", "fsetxattr",
       "flistxattr", "fremovexattr", "syncfs",    "setfsuid",        "setfsgid",  "fcntl",
-      "dup",        "statx",        "geteuid"};
+      "dup",        "statx",        "geteuid",   "fchmod"};
   return vhost::RunDaemon(argc, argv, spec);
 }
