@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <thread>
+#include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "common/channel.h"
+#include "common/testing/driver_ring.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
@@ -241,6 +244,132 @@ TEST_F(BackendTest, ConfigChangeGoesOverTheBackendChannel) {
   });
   EXPECT_OK(device_.NotifyConfigChange());
   frontend.join();
+}
+
+// A device that holds the chains it pops (requests in flight) and completes them when its queue
+// stops, as vhost-user-blk does with its I/O.
+class HoldingDevice : public VirtioDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info;
+    info.features = Bit(kFeatureVersion1);
+    return info;
+  }
+  absl::Duration ProcessQueue(Virtqueue& queue) override {
+    DescriptorChain chain;
+    while (queue.Pop(&chain)) held_.push_back(chain);
+    if (!held_.empty() && !popped.HasBeenNotified()) popped.Notify();
+    return kHoldingUntilDeviceEvent;
+  }
+  void QueueStopped(int index, Virtqueue* queue) override {
+    if (queue == nullptr) return;
+    for (const DescriptorChain& chain : held_) queue->Push(chain, 0);
+    held_.clear();
+  }
+  absl::Notification popped;
+
+ private:
+  std::vector<DescriptorChain> held_;
+};
+
+// Guest RAM regions as memfds the test maps too, to play the driver.
+class TestRam : public testing::DriverMemory {
+ public:
+  static constexpr uint64_t kUvaOffset = 0x7f0000000000;
+  struct Region {
+    uint64_t gpa, size;
+    UniqueFd fd;
+    uint8_t* host;
+  };
+  ~TestRam() override {
+    for (Region& r : regions_) munmap(r.host, r.size);
+  }
+  void Add(uint64_t gpa, uint64_t size) {
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(fd.get(), size), 0);
+    void* host = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    ASSERT_NE(host, MAP_FAILED);
+    regions_.push_back({gpa, size, std::move(fd), static_cast<uint8_t*>(host)});
+  }
+  uint8_t* HostAddress(uint64_t gpa, size_t len) override {
+    for (Region& r : regions_) {
+      if (gpa >= r.gpa && gpa - r.gpa + len <= r.size) return r.host + (gpa - r.gpa);
+    }
+    return nullptr;
+  }
+  // ADD_MEM_REG (with the fd) or REM_MEM_REG (without) of region i.
+  Message MemReg(FrontendRequest request, size_t i) {
+    const Region& r = regions_[i];
+    Message m = Request(request, SingleMemoryRegion{0, {r.gpa, r.size, r.gpa + kUvaOffset, 0}});
+    if (request == FrontendRequest::kAddMemReg) m.fds.push_back(UniqueFd(dup(r.fd.get())));
+    return m;
+  }
+
+ private:
+  std::vector<Region> regions_;
+};
+
+// The crash: the front end removes the region under a ring while requests are in
+// flight. The device completes them as its queue stops, the ring cannot be re-mapped, and the
+// restarted worker used to notify the guest through a null avail pointer. Now the queue breaks
+// (NEEDS_RESET) and the daemon lives on.
+TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue) {
+  HoldingDevice device;
+  Backend backend(&device, BackendOptions{});
+  auto send = [&](Message m) -> absl::StatusOr<absl::optional<Message>> {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend.Handle(m);
+  };
+  TestRam ram;
+  ASSERT_NO_FATAL_FAILURE(ram.Add(0, 1 << 20));        // buffers
+  ASSERT_NO_FATAL_FAILURE(ram.Add(1 << 20, 1 << 16));  // the ring
+  ASSERT_OK(send(Request(FrontendRequest::kSetProtocolFeatures,
+                         Bit(kProtocolConfigureMemSlots) | Bit(kProtocolStatus)))
+                .status());
+  ASSERT_OK(send(Request(FrontendRequest::kSetFeatures,
+                         Bit(kFeatureVersion1) | Bit(kFeatureProtocolFeatures)))
+                .status());
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 0)).status());
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 1)).status());
+
+  auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
+  ASSERT_OK(sizes);
+  testing::DriverRing::Config config;
+  config.size = 16;
+  config.addresses = testing::LayoutRings(*sizes, 1 << 20);
+  auto driver = testing::DriverRing::Create(&ram, config);
+  ASSERT_OK(driver);
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringNum, VringState{0, 16})).status());
+  const uint64_t uva = TestRam::kUvaOffset;
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringAddr,
+                         VringAddr{0, 0, config.addresses.desc + uva, config.addresses.device + uva,
+                                   config.addresses.driver + uva, 0}))
+                .status());
+  UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  Message set_kick = Request(FrontendRequest::kSetVringKick, uint64_t{0});
+  set_kick.fds.push_back(UniqueFd(dup(kick.get())));
+  ASSERT_OK(send(std::move(set_kick)).status());
+  UniqueFd call(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  Message set_call = Request(FrontendRequest::kSetVringCall, uint64_t{0});
+  set_call.fds.push_back(UniqueFd(dup(call.get())));
+  ASSERT_OK(send(std::move(set_call)).status());
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringEnable, VringState{0, 1})).status());
+
+  ASSERT_OK((*driver)->AddChain({}, {{0x1000, 512}}).status());
+  (*driver)->Publish();
+  ASSERT_EQ(eventfd_write(kick.get(), 1), 0);
+  ASSERT_TRUE(device.popped.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kRemMemReg, 1)).status());
+  auto status = send(Request(FrontendRequest::kGetStatus));
+  ASSERT_OK(status);
+  EXPECT_TRUE(*(*status)->Read<uint64_t>() & kStatusNeedsReset);
+  // The completion pushed while stopping landed in the old ring, which stayed mapped.
+  auto used = (*driver)->PollUsed();
+  ASSERT_OK(used);
+  EXPECT_TRUE(used->has_value());
+  ASSERT_OK(send(Request(FrontendRequest::kGetVringBase, VringState{0, 0})).status());
 }
 
 }  // namespace
