@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -172,9 +173,14 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
                               << chain.readable_bytes;
     err = EINVAL;
   } else {
-    ScopedCredentials as_caller(r.in.opcode, options_.uids.GuestToHost(r.in.uid),
-                                options_.gids.GuestToHost(r.in.gid));
-    err = as_caller.ok() ? Dispatch(r) : EPERM;
+    const std::optional<uint32_t> uid = options_.uids.GuestToHost(r.in.uid);
+    const std::optional<uint32_t> gid = options_.gids.GuestToHost(r.in.gid);
+    if (CreatesFiles(r.in.opcode) && !(uid && gid)) {
+      err = EPERM;  // the caller has no host id: its files would alias another user's
+    } else {
+      ScopedCredentials as_caller(r.in.opcode, uid.value_or(0), gid.value_or(0));
+      err = as_caller.ok() ? Dispatch(r) : EPERM;
+    }
   }
   if (r.no_reply || chain.writable_bytes < kOutHeader) {
     if (!r.no_reply) {
@@ -428,11 +434,13 @@ int FuseServer::SetAttr(Request& r) {
     if (fchmodat(proc_fds_.get(), proc_name.c_str(), in->mode & 07777, 0) != 0) return errno;
   }
   if (in->valid & (FATTR_UID | FATTR_GID)) {
-    const uid_t uid =
+    // -1: unchanged. An id without a host id of its own is refused.
+    const std::optional<uint32_t> uid =
         (in->valid & FATTR_UID) ? options_.uids.GuestToHost(in->uid) : static_cast<uid_t>(-1);
-    const gid_t gid =
+    const std::optional<uint32_t> gid =
         (in->valid & FATTR_GID) ? options_.gids.GuestToHost(in->gid) : static_cast<gid_t>(-1);
-    if (fchownat(inode->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    if (!uid || !gid) return EPERM;
+    if (fchownat(inode->fd.get(), "", *uid, *gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
       return errno;
     }
   }

@@ -785,5 +785,88 @@ TEST_F(FuseServerHostileTest, WritesTruncatesAndCopiesClearSetuid) {
   EXPECT_EQ(ModeOf("sgid_noexec") & 07777, 02745u);
 }
 
+// --translate-uid=0:1000:1: guest root is host 1000. Guest 1000 would land on host 1000 too and
+// come back as guest root: refused. Host root has no guest id: shown as the overflow id.
+TEST(FuseServerIdMapTest, IdsNeverAlias) {
+  char tmpl[] = "/tmp/fuse-alias-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  chmod(dir.c_str(), 0777);
+  std::ofstream(dir + "/host_root_file") << "x";
+  FsOptions options;
+  options.shared_dir = dir;
+  ASSERT_OK_AND_ASSIGN(options.uids, IdMap::Parse("0:1000:1", "--translate-uid"));
+  ASSERT_OK_AND_ASSIGN(options.gids, IdMap::Parse("0:1000:1", "--translate-gid"));
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  fuse_create_in create{};
+  create.flags = O_RDWR;
+  create.mode = 04755;
+  std::string body;
+  // Guest user 1000 creates a file: refused (it would belong to host 1000, the guest's root).
+  EXPECT_EQ(
+      SendRequest(*server, FUSE_CREATE, kRootNodeId, Raw(create) + Z("by1000"), &body, 1000, 1000),
+      EPERM);
+  struct stat st;
+  EXPECT_NE(lstat((dir + "/by1000").c_str(), &st), 0);
+  EXPECT_EQ(SendRequest(*server, FUSE_CREATE, kRootNodeId, Raw(create) + Z("by5"), &body, 5, 1000),
+            EPERM);  // the group collides
+  // A file of the host's root is nobody's in the guest, not the guest root's.
+  ASSERT_EQ(SendRequest(*server, FUSE_LOOKUP, kRootNodeId, Z("host_root_file"), &body), 0);
+  fuse_entry_out entry;
+  std::memcpy(&entry, body.data(), sizeof(entry));
+  if (geteuid() == 0) {
+    EXPECT_EQ(entry.attr.uid, IdMap::kOverflowId);
+    EXPECT_EQ(entry.attr.gid, IdMap::kOverflowId);
+  }
+  // chown to a colliding id: refused; to a mapped or free one: done.
+  fuse_setattr_in set{};
+  set.valid = FATTR_UID;
+  set.uid = 1000;
+  EXPECT_EQ(SendRequest(*server, FUSE_SETATTR, entry.nodeid, Raw(set)), EPERM);
+  set.valid = FATTR_GID;
+  set.gid = 1000;
+  EXPECT_EQ(SendRequest(*server, FUSE_SETATTR, entry.nodeid, Raw(set)), EPERM);
+  set.valid = FATTR_UID | FATTR_GID;
+  set.uid = 0;
+  set.gid = 7;
+  if (geteuid() == 0) {
+    ASSERT_EQ(SendRequest(*server, FUSE_SETATTR, entry.nodeid, Raw(set), &body), 0);
+    ASSERT_EQ(lstat((dir + "/host_root_file").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1000u);
+    EXPECT_EQ(st.st_gid, 7u);
+    fuse_attr_out attr;
+    std::memcpy(&attr, body.data(), sizeof(attr));
+    EXPECT_EQ(attr.attr.uid, 0u);
+    EXPECT_EQ(attr.attr.gid, 7u);
+  }
+  system(("rm -rf " + dir).c_str());
+}
+
+TEST(IdMapTest, EveryIdRoundTripsOrHasNoImage) {
+  ASSERT_OK_AND_ASSIGN(IdMap map, IdMap::Parse("0:1000:1", "--translate-uid"));
+  EXPECT_EQ(map.GuestToHost(0), 1000u);
+  EXPECT_EQ(map.HostToGuest(1000), 0u);
+  EXPECT_EQ(map.GuestToHost(1000), std::nullopt);     // would alias guest 0
+  EXPECT_EQ(map.HostToGuest(0), IdMap::kOverflowId);  // guest 0 is host 1000's
+  EXPECT_EQ(map.GuestToHost(5), 5u);
+  EXPECT_EQ(map.HostToGuest(5), 5u);
+  ASSERT_OK_AND_ASSIGN(IdMap wide, IdMap::Parse("0:100000:65536,70000:1000:10", "--translate-uid"));
+  for (uint32_t id = 0; id < 200000; id += 7) {
+    if (std::optional<uint32_t> host = wide.GuestToHost(id)) {
+      EXPECT_EQ(wide.HostToGuest(*host), id) << id;
+    }
+    const uint32_t guest = wide.HostToGuest(id);
+    if (guest != IdMap::kOverflowId) {
+      EXPECT_EQ(wide.GuestToHost(guest), id) << id;
+    }
+  }
+  EXPECT_EQ(wide.GuestToHost(100005), std::nullopt);
+  EXPECT_EQ(wide.GuestToHost(70003), 1003u);
+  EXPECT_EQ(wide.HostToGuest(1003), 70003u);
+  EXPECT_EQ(wide.HostToGuest(70003), IdMap::kOverflowId);
+  ASSERT_OK_AND_ASSIGN(IdMap none, IdMap::Parse("", "--translate-uid"));
+  EXPECT_EQ(none.GuestToHost(1000), 1000u);
+  EXPECT_EQ(none.HostToGuest(0), 0u);
+}
+
 }  // namespace
 }  // namespace vhost

@@ -30,18 +30,23 @@ absl::StatusOr<IdMap> IdMap::Parse(absl::string_view text, absl::string_view fla
   return map;
 }
 
-uint32_t IdMap::GuestToHost(uint32_t id) const {
+std::optional<uint32_t> IdMap::GuestToHost(uint32_t id) const {
+  bool taken = false;  // as a host id, the image of some guest id
   for (const Range& r : ranges_) {
     if (id >= r.guest && id - r.guest < r.count) return r.host + (id - r.guest);
+    taken |= id >= r.host && id - r.host < r.count;
   }
+  if (taken) return std::nullopt;
   return id;
 }
 
 uint32_t IdMap::HostToGuest(uint32_t id) const {
+  bool taken = false;  // as a guest id, the image of some host id
   for (const Range& r : ranges_) {
     if (id >= r.host && id - r.host < r.count) return r.guest + (id - r.host);
+    taken |= id >= r.guest && id - r.guest < r.count;
   }
-  return id;
+  return taken ? kOverflowId : id;
 }
 
 }  // namespace vhost

@@ -32,7 +32,9 @@ DEFINE_string(sandbox, "namespace",
               "(root only), none");
 DEFINE_string(translate_uid, "",
               "Guest user ids shown as other host ids: GUEST:HOST:COUNT[,...] (e.g. 0:1000:1 "
-              "makes the guest's root the host's user 1000); others pass unchanged");
+              "makes the guest's root the host's user 1000); others pass unchanged unless that "
+              "would alias a mapped id: such guest ids may not create or own files (EPERM), "
+              "such host ids show as 65534");
 DEFINE_string(translate_gid, "", "The same for group ids");
 DEFINE_bool(posix_lock, false,
             "Hold the guest's POSIX record locks on the host (against host processes and other "
