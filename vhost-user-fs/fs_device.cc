@@ -83,6 +83,10 @@ absl::Duration FsDevice::ProcessQueue(Virtqueue& queue) {
   return kHoldingUntilDeviceEvent;
 }
 
+void FsDevice::Reset() {
+  if (server_ != nullptr) server_->Reset();
+}
+
 void FsDevice::QueueStopped(int index, Virtqueue* queue) {
   if (pool_ == nullptr) return;
   // Requests in flight finish and are answered before the ring position is reported; those

@@ -31,6 +31,8 @@ class FsDevice : public VirtioDevice {
   int QueueEventFd(int index) override;
   bool QueueHasCompletions(int index) override;
   void QueueStopped(int index, Virtqueue* queue) override;
+  // The guest's session ends with the device: its inodes, open files and locks go.
+  void Reset() override;
 
   FuseServer& server() { return *server_; }
   void set_server(std::unique_ptr<FuseServer> server) { server_ = std::move(server); }

@@ -203,8 +203,10 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
 int FuseServer::Dispatch(Request& r) {
   switch (r.in.opcode) {
     case FUSE_INIT:
+      Reset();  // a new session: nothing of an earlier one stays held
       return Init(r);
     case FUSE_DESTROY:
+      Reset();
       return 0;
     case FUSE_LOOKUP:
       return Lookup(r);
@@ -938,6 +940,16 @@ int FuseServer::Lock(Request& r) {
   // Waits as long as the holder likes: interruptible (FUSE_INTERRUPT, the queue stopping).
   const int fd = file->fd.get();
   return waits_.Run(r.in.unique, [&] { return fcntl(fd, F_OFD_SETLKW, &fl); }) == 0 ? 0 : errno;
+}
+
+void FuseServer::Reset() {
+  inodes_->Reset();
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OpenFile>> lock_files;
+  {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    lock_files.swap(lock_files_);
+  }
+  // The lock files close here (a request still using one closes it when done): their locks go.
 }
 
 int FuseServer::SyncFs(Request& r) {

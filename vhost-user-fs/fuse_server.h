@@ -62,6 +62,10 @@ class FuseServer {
   uint32_t Handle(const DescriptorChain& chain);
 
   InodeTable& inodes() { return *inodes_; }
+
+  // A session ends (DESTROY, a new INIT, the device reset): every inode but the root, every open
+  // file and every lock file goes, and with them the host locks of the guest that was.
+  void Reset();
   // The waiting requests (SETLKW), for stopping queues.
   RequestWaits& waits() { return waits_; }
 

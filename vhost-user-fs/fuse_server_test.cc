@@ -868,5 +868,65 @@ TEST(IdMapTest, EveryIdRoundTripsOrHasNoImage) {
   EXPECT_EQ(none.HostToGuest(0), 0u);
 }
 
+TEST_F(FuseServerHostileTest, DestroyAndResetDropEverythingButTheRoot) {
+  for (int i = 0; i < 10; ++i) std::ofstream(dir_ + "/f" + std::to_string(i)) << "data";
+  auto count_fds = [] {
+    int n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+  };
+  const int host_fd = open((dir_ + "/f0").c_str(), O_RDWR);
+  ASSERT_GE(host_fd, 0);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  FsOptions options;
+  options.posix_lock = true;
+  options.shared_dir = dir_;
+  for (bool device_reset : {false, true}) {
+    SCOPED_TRACE(device_reset ? "device reset" : "FUSE_DESTROY");
+    Start(options);
+    const int fresh = count_fds();  // the root, /proc/self/fd and the test's own
+    for (int i = 0; i < 10; ++i) {
+      const uint64_t node = Lookup("f" + std::to_string(i));
+      ASSERT_NE(node, 0u);
+      ASSERT_EQ(Open(node, O_RDWR), 0);
+      ASSERT_EQ(Open(node, O_RDONLY), 0);
+      fuse_lk_in lk{};
+      lk.owner = 100 + i;
+      lk.lk = {0, 0, F_WRLCK, 0};
+      ASSERT_EQ(Send(FUSE_SETLK, node, Raw(lk)), 0);
+    }
+    fuse_open_in opendir_in{};
+    ASSERT_EQ(Send(FUSE_OPENDIR, kRootNodeId, Raw(opendir_in)), 0);
+    EXPECT_EQ(server_->inodes().size(), 11u);
+    EXPECT_EQ(server_->inodes().handle_count(), 21u);
+    EXPECT_GE(count_fds(), fresh + 40);
+    EXPECT_EQ(fcntl(host_fd, F_OFD_SETLK, &fl), -1);  // the guest holds it
+    std::unique_ptr<FsDevice> device;                 // the server, kept alive past the reset
+    if (device_reset) {
+      device = std::make_unique<FsDevice>(std::move(server_), "t", 1);
+      device->Reset();
+    } else {
+      EXPECT_EQ(Send(FUSE_DESTROY, 0, ""), 0);
+      EXPECT_EQ(Send(FUSE_GETATTR, 2, Raw(fuse_getattr_in{})), ESTALE);  // old node ids are gone
+      EXPECT_EQ(Send(FUSE_GETATTR, kRootNodeId, Raw(fuse_getattr_in{})), 0);
+    }
+    FuseServer& server = device ? device->server() : *server_;
+    EXPECT_EQ(server.inodes().size(), 1u);
+    EXPECT_EQ(server.inodes().handle_count(), 0u);
+    EXPECT_EQ(count_fds(), fresh);
+    fl.l_type = F_WRLCK;
+    EXPECT_EQ(fcntl(host_fd, F_OFD_SETLK, &fl), 0) << strerror(errno);  // a host process may
+    fl.l_type = F_UNLCK;
+    fcntl(host_fd, F_OFD_SETLK, &fl);
+    fl.l_type = F_WRLCK;
+  }
+  close(host_fd);
+}
+
 }  // namespace
 }  // namespace vhost

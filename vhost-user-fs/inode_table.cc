@@ -56,6 +56,22 @@ size_t InodeTable::size() {
   return by_id_.size();
 }
 
+void InodeTable::Reset() {
+  std::map<uint64_t, Entry> by_id;
+  std::map<uint64_t, std::shared_ptr<OpenFile>> handles;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    by_id.swap(by_id_);
+    handles.swap(handles_);
+    auto root = by_id.find(kRootNodeId);
+    by_id_.insert(by_id.extract(root));
+    by_file_.clear();
+    const Inode& r = *by_id_.at(kRootNodeId).inode;
+    by_file_[{r.dev, r.ino}] = kRootNodeId;
+  }
+  // The descriptors close here, outside the lock (those a request still uses when it is done).
+}
+
 uint64_t InodeTable::AddHandle(std::shared_ptr<OpenFile> handle) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t fh = next_fh_++;

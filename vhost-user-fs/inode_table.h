@@ -52,6 +52,8 @@ class InodeTable {
   // FORGET: the lookup count goes down by `n`; at zero the inode goes (not the root).
   void Forget(uint64_t nodeid, uint64_t n);
   size_t size();
+  // Drops every inode but the root and every handle (node ids and handles are not reused).
+  void Reset();
 
   uint64_t AddHandle(std::shared_ptr<OpenFile> handle);
   std::shared_ptr<OpenFile> GetHandle(uint64_t fh);
