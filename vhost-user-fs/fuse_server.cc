@@ -906,7 +906,13 @@ int FuseServer::Lock(Request& r) {
   std::shared_ptr<OpenFile> file;
   {
     std::lock_guard<std::mutex> lock(locks_mu_);
-    std::shared_ptr<OpenFile>& slot = lock_files_[{r.in.nodeid, in->owner}];
+    const std::pair<uint64_t, uint64_t> key{r.in.nodeid, in->owner};
+    if (lock_files_.count(key) == 0 && lock_files_.size() >= options_.max_lock_files) {
+      LOG_EVERY_N(WARNING, 100) << "more than " << options_.max_lock_files
+                                << " lock owners hold files: ENOLCK";
+      return ENOLCK;
+    }
+    std::shared_ptr<OpenFile>& slot = lock_files_[key];
     if (slot == nullptr) {
       auto opened = std::make_shared<OpenFile>();
       opened->fd = UniqueFd(Reopen(*inode, O_RDWR));

@@ -43,6 +43,8 @@ struct FsOptions {
   // hold against host processes and other guests. SETLKW blocks the thread serving it until
   // the lock is granted, FUSE_INTERRUPT names it, or its queue stops (EINTR).
   bool posix_lock = false;
+  // At most this many (file, lock owner) pairs hold host locks at a time; more get ENOLCK.
+  size_t max_lock_files = 4096;
   IdMap uids, gids;  // guest ids shown as other host ids
 };
 

@@ -928,5 +928,28 @@ TEST_F(FuseServerHostileTest, DestroyAndResetDropEverythingButTheRoot) {
   close(host_fd);
 }
 
+TEST_F(FuseServerHostileTest, LockOwnersAreBounded) {
+  std::ofstream(dir_ + "/file") << "data";
+  FsOptions options;
+  options.posix_lock = true;
+  options.max_lock_files = 8;
+  Start(options);
+  const uint64_t node = Lookup("file");
+  auto lock = [&](uint64_t owner, uint64_t start) {
+    fuse_lk_in lk{};
+    lk.owner = owner;
+    lk.lk = {start, start, F_RDLCK, 0};
+    return Send(FUSE_SETLK, node, Raw(lk));
+  };
+  for (uint64_t owner = 1; owner <= 8; ++owner) EXPECT_EQ(lock(owner, owner), 0) << owner;
+  EXPECT_EQ(lock(9, 9), ENOLCK);
+  EXPECT_EQ(lock(3, 30), 0);  // an owner already holding locks may take more
+  fuse_flush_in flush{};
+  flush.lock_owner = 1;
+  Send(FUSE_FLUSH, node, Raw(flush));  // owner 1 closes the file: its slot is free
+  EXPECT_EQ(lock(9, 9), 0);
+  EXPECT_EQ(lock(10, 10), ENOLCK);
+}
+
 }  // namespace
 }  // namespace vhost
