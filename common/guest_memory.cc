@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 
@@ -51,6 +52,7 @@ bool ReplaceWithZeros(uintptr_t begin, uintptr_t length) {
 // breaks at its next batch. Any other SIGBUS goes to the previous disposition (by default the
 // process dies as it would have without this handler).
 void OnSigbus(int signal, siginfo_t* info, void* context) {
+  const int saved_errno = errno;  // the interrupted code may be between a call and its errno check
   const uintptr_t address = reinterpret_cast<uintptr_t>(info->si_addr);
   for (FaultSlot& slot : g_fault_slots) {
     const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
@@ -60,11 +62,13 @@ void OnSigbus(int signal, siginfo_t* info, void* context) {
     if (ReplaceWithZeros(page, end - page) || ReplaceWithZeros(begin, end - begin)) {
       slot.faulted.store(true, std::memory_order_relaxed);
       g_fault_count.fetch_add(1, std::memory_order_release);
+      errno = saved_errno;
       return;
     }
     break;
   }
   sigaction(SIGBUS, &g_previous_sigbus, nullptr);  // the access faults again and is fatal
+  errno = saved_errno;
 }
 
 bool InstallSigbusHandler() {
