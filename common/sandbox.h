@@ -15,7 +15,7 @@
 namespace vhost {
 
 enum class SeccompMode {
-  kKill,  // a forbidden syscall kills the process (default)
+  kKill,  // a forbidden syscall kills the process with SIGSYS, named on stderr first (default)
   kLog,   // a forbidden syscall is allowed and logged by the kernel (audit log)
   kOff,   // no filter
 };

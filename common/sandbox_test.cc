@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
+#include <string>
 #include <thread>
 
 #include "common/testing/status_matchers.h"
@@ -35,6 +37,28 @@ int RunSandboxed(SeccompMode mode, const SandboxPolicy& policy, std::function<in
 
 bool KilledBySigsys(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS; }
 bool ExitedWith(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+// Like RunSandboxed, and returns what the child wrote to stderr as well.
+int RunSandboxedCapturingStderr(SeccompMode mode, const SandboxPolicy& policy,
+                                std::function<int()> body, std::string* err) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    dup2(pipe_fds[1], STDERR_FILENO);
+    if (!ApplySandbox(mode, policy).ok()) _exit(100);
+    _exit(body());
+  }
+  close(pipe_fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) err->append(buf, n);  // until it dies
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
 
 // A process that stays around as the target of signals and rlimit changes, not our own.
 class OtherProcess {
@@ -146,6 +170,35 @@ TEST(SandboxTest, SignalsAndLimitsOnlyForTheDaemonItself) {
     return prlimit(other_pid, RLIMIT_NOFILE, nullptr, &limit) == 0 ? 0 : 1;
   })));
 }
+
+// A forbidden syscall does not kill silently: the process names it on stderr, then dies of
+// SIGSYS as before. In a sanitizer build this is what keeps a report's cause visible.
+TEST(SandboxTest, ForbiddenSyscallIsNamedOnStderrBeforeTheProcessDies) {
+  std::string err;
+  const int status = RunSandboxedCapturingStderr(
+      SeccompMode::kKill, {}, [] { return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 1; }, &err);
+  EXPECT_TRUE(KilledBySigsys(status)) << status;
+  EXPECT_NE(err.find("forbidden syscall 41 (socket)"), std::string::npos) << err;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// Sanitizer builds: a report made under the filter is printed in full, not cut short by it.
+TEST(SandboxTest, SanitizerReportsSurviveTheFilter) {
+  std::string err;
+  const int status = RunSandboxedCapturingStderr(
+      SeccompMode::kKill, {},
+      [] {
+        volatile char* p = new char[8];
+        delete[] p;
+        return static_cast<int>(p[0]);  // a use after free, reported by AddressSanitizer
+      },
+      &err);
+  EXPECT_TRUE(ExitedWith(status, 1)) << status << "\n" << err;
+  EXPECT_NE(err.find("ERROR: AddressSanitizer: heap-use-after-free"), std::string::npos) << err;
+  EXPECT_NE(err.find("SUMMARY: AddressSanitizer"), std::string::npos) << err;
+  EXPECT_EQ(err.find("forbidden syscall"), std::string::npos) << err;
+}
+#endif
 
 TEST(SandboxTest, LogAndOffModesDoNotKill) {
   for (SeccompMode mode : {SeccompMode::kLog, SeccompMode::kOff}) {
