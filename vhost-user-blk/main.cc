@@ -1,11 +1,9 @@
 // vhost-user-blk: a virtio block device for a guest, served over vhost-user.
-#include <linux/fs.h>
-#include <linux/io_uring.h>
-
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-blk/blk_device.h"
+#include "vhost-user-blk/blk_sandbox.h"
 #include "vhost-user-blk/file_disk.h"
 #include "vhost-user-blk/null_disk.h"
 
@@ -94,15 +92,6 @@ int main(int argc, char** argv) {
   // QEMU's contrib vhost-user-blk option letters.
   spec.short_names = {{'b', "blk_file"}, {'s', "socket_path"}, {'f', "fd"}, {'r', "read_only"}};
   spec.create_device = CreateDevice;
-  spec.sandbox.extra_syscalls = {"io_uring_setup", "io_uring_enter", "fallocate", "pwrite64",
-                                 "preadv",         "pwritev",        "fdatasync", "fsync"};
-  // Registrations only as InitBlkRing makes them (eventfd, restrictions, enable): no registered
-  // files, buffers or personalities.
-  using vhost::Arg;
-  for (unsigned op :
-       {IORING_REGISTER_EVENTFD, IORING_REGISTER_RESTRICTIONS, IORING_REGISTER_ENABLE_RINGS}) {
-    spec.sandbox.conditional_syscalls.push_back({"io_uring_register", {Arg(1) == op}});
-  }
-  spec.sandbox.ioctl_requests = {BLKDISCARD, BLKZEROOUT, BLKGETSIZE64};
+  spec.sandbox = vhost::BlkSandboxPolicy();
   return vhost::RunDaemon(argc, argv, spec);
 }
