@@ -300,6 +300,11 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
       return 1;
     }
   }
+  // Whatever the seccomp mode: a daemon started as root serves with only what its device needs.
+  if (absl::Status s = DropCapabilities(spec.sandbox.keep_capabilities); !s.ok()) {
+    LOG(ERROR) << "cannot drop capabilities: " << s;
+    return 1;
+  }
   if (absl::Status s = ApplySandbox(*seccomp, spec.sandbox); !s.ok()) {
     LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
     return 1;

@@ -1,12 +1,14 @@
 #include "common/sandbox.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +165,33 @@ absl::StatusOr<SeccompMode> ParseSeccompMode(absl::string_view text) {
   if (text == "off") return SeccompMode::kOff;
   return absl::InvalidArgumentError(
       absl::StrCat("--seccomp must be kill, log or off, not '", text, "'"));
+}
+
+absl::Status DropCapabilities(const std::vector<int>& keep) {
+  uint64_t mask = 0;
+  for (int cap : keep) mask |= uint64_t{1} << cap;
+  // The bounding set first: dropping from it needs CAP_SETPCAP, which goes next. EINVAL is a
+  // capability this kernel does not know; EPERM means we never had CAP_SETPCAP to give up.
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (!(mask & (uint64_t{1} << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
+        errno != EINVAL && errno != EPERM) {
+      return absl::ErrnoToStatus(errno, "PR_CAPBSET_DROP");
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    return absl::ErrnoToStatus(errno, "PR_CAP_AMBIENT_CLEAR_ALL");
+  }
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return absl::ErrnoToStatus(errno, "capget");
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t word = static_cast<uint32_t>(mask >> (32 * i));
+    data[i].effective &= word;
+    data[i].permitted &= word;
+    data[i].inheritable = 0;
+  }
+  if (syscall(SYS_capset, &header, data) != 0) return absl::ErrnoToStatus(errno, "capset");
+  return absl::OkStatus();
 }
 
 absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {

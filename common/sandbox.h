@@ -60,7 +60,13 @@ struct SandboxPolicy {
   std::vector<SyscallRule> conditional_syscalls;
   // ioctl request numbers the device may issue (ioctl is otherwise forbidden).
   std::vector<unsigned long> ioctl_requests;
+  // Capabilities (CAP_*) the device still needs while serving; every other one is dropped.
+  std::vector<int> keep_capabilities;
 };
+
+// Drops every capability but `keep`: effective, permitted, inheritable, ambient and the
+// bounding set, so a daemon started as root keeps only what its device needs while serving.
+absl::Status DropCapabilities(const std::vector<int>& keep);
 
 // Installs the filter for the whole process (all threads created later inherit it).
 absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy);

@@ -2,6 +2,7 @@
 #include "common/sandbox.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -199,6 +201,42 @@ TEST(SandboxTest, SanitizerReportsSurviveTheFilter) {
   EXPECT_EQ(err.find("forbidden syscall"), std::string::npos) << err;
 }
 #endif
+
+// The capability sets of this process, as /proc/self/status shows them (hex masks).
+std::string CapabilitySets() {
+  std::ifstream status("/proc/self/status");
+  std::string sets;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Cap", 0) == 0) sets += line + "\n";
+  }
+  return sets;
+}
+
+TEST(SandboxTest, DropsEveryCapabilityButTheKeptOnes) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to hold capabilities";  // CI runs as root
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!DropCapabilities({CAP_DAC_OVERRIDE}).ok()) _exit(1);
+    const std::string sets = CapabilitySets();
+    _exit(write(pipe_fds[1], sets.data(), sets.size()) == static_cast<ssize_t>(sets.size()) ? 0
+                                                                                            : 2);
+  }
+  close(pipe_fds[1]);
+  std::string sets;
+  char buf[512];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof(buf))) > 0;) sets.append(buf, n);
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(ExitedWith(status, 0));
+  // CAP_DAC_OVERRIDE is bit 1.
+  EXPECT_EQ(sets,
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000000000002\n"
+            "CapEff:\t0000000000000002\nCapBnd:\t0000000000000002\n"
+            "CapAmb:\t0000000000000000\n");
+}
 
 TEST(SandboxTest, LogAndOffModesDoNotKill) {
   for (SeccompMode mode : {SeccompMode::kLog, SeccompMode::kOff}) {

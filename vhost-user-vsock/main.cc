@@ -1,5 +1,6 @@
 // vhost-user-vsock: guest AF_VSOCK sockets to host Unix sockets (hybrid vsock), and between
 // sibling VMs.
+#include <linux/capability.h>
 #include <sys/socket.h>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +78,8 @@ int main(int argc, char** argv) {
   spec.short_names = {{'s', "socket_path"}};
   spec.create_instances = CreateInstances;
   spec.sandbox.extra_syscalls = {"connect", "shutdown", "fcntl"};
+  // Started as root, it still connects to host sockets whatever their owner and mode.
+  spec.sandbox.keep_capabilities = {CAP_DAC_OVERRIDE};
   // Host-side connections only: Unix stream or seqpacket sockets (a guest's SOCK_SEQPACKET).
   using vhost::Arg;
   spec.sandbox.conditional_syscalls = {

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,22 @@ TEST_F(EngineDaemonTest, MemoryFileShorterThanItsRegionIsRefused) {
   ASSERT_EQ(ftruncate(ram_->region(0).fd.get(), kRamSize / 2), 0);
   EXPECT_FALSE(frontend_->SetMemTable(*ram_).ok());
   ExpectServesNextConnection();
+}
+
+// A daemon started as root (as the tests run) serves with no capability left: not in its
+// effective, permitted, inheritable or ambient sets, nor in its bounding set.
+TEST_F(EngineDaemonTest, ServesWithoutCapabilities) {
+  Open();
+  ExpectRequestServed();  // serving: past the point where capabilities are dropped
+  std::ifstream status("/proc/" + std::to_string(daemon_->pid()) + "/status");
+  ASSERT_TRUE(status.is_open());
+  int seen = 0;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Cap", 0) != 0) continue;
+    ++seen;
+    EXPECT_EQ(line.substr(line.find(':') + 1), "\t0000000000000000") << line;
+  }
+  EXPECT_EQ(seen, 5);  // CapInh, CapPrm, CapEff, CapBnd, CapAmb
 }
 
 }  // namespace
