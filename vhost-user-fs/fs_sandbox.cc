@@ -4,7 +4,6 @@
 #include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,29 +25,6 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   f << text;
   f.flush();
   if (!f) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
-// What serving files as the guest's users needs; everything else goes, bounding set included.
-absl::Status DropCapabilities() {
-  const int keep[] = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID,
-                      CAP_SETUID, CAP_SETGID,       CAP_MKNOD};
-  uint64_t mask = 0;
-  for (int cap : keep) mask |= uint64_t{1} << cap;
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (!(mask & (uint64_t{1} << cap))) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-  }
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2]{};
-  if (syscall(SYS_capget, &header, data) != 0) return Errno("capget");
-  for (auto& d : data) {
-    d.effective &= static_cast<uint32_t>(mask);
-    d.permitted &= static_cast<uint32_t>(mask);
-    d.inheritable = 0;
-  }
-  data[1].effective &= static_cast<uint32_t>(mask >> 32);
-  data[1].permitted &= static_cast<uint32_t>(mask >> 32);
-  if (syscall(SYS_capset, &header, data) != 0) return Errno("capset");
   return absl::OkStatus();
 }
 
@@ -141,6 +117,13 @@ absl::StatusOr<FsSandbox> ParseFsSandbox(const std::string& text) {
   return absl::InvalidArgumentError("--sandbox must be namespace, chroot or none");
 }
 
+std::vector<int> FsCapabilities(bool device_nodes) {
+  std::vector<int> keep = {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,
+                           CAP_FSETID, CAP_SETUID,       CAP_SETGID};
+  if (device_nodes) keep.push_back(CAP_MKNOD);
+  return keep;
+}
+
 absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir) {
   absl::StatusOr<FsSandboxFds> fds;
   switch (kind) {
@@ -158,8 +141,6 @@ absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& s
       fds = EnterNamespaces(shared_dir);
       break;
   }
-  if (!fds.ok()) return fds.status();
-  if (absl::Status s = DropCapabilities(); !s.ok()) return s;
   return fds;
 }
 

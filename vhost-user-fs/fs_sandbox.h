@@ -1,9 +1,8 @@
 // Confines vhost-user-fs to the shared directory before it serves, on top of the seccomp filter:
 //   namespace: new mount, network, IPC and UTS namespaces (and a user namespace mapping our
 //     uid to root when not started as root), the shared directory made the root with
-//     pivot_root and the old root detached, then every capability dropped but the few a file
-//     server needs (chown, dac_override, fowner, fsetid, setuid/setgid for fsuid, mknod);
-//   chroot: chroot() into it (root only), same capabilities;
+//     pivot_root and the old root detached;
+//   chroot: chroot() into it (root only);
 //   none: nothing beyond seccomp (for hosts where neither is possible).
 // What the FUSE server keeps open is opened here, after confinement, so that no descriptor
 // leads out of it: the root as "/" once the shared directory is the root, and /proc/self/fd
@@ -17,6 +16,7 @@
 #define VHOST_USER_FS_FS_SANDBOX_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
@@ -32,6 +32,11 @@ struct FsSandboxFds {
   UniqueFd root;      // the shared directory (O_PATH)
   UniqueFd proc_fds;  // our /proc/self/fd (O_PATH)
 };
+
+// The capabilities serving files as the guest's users needs (chown, dac_override, fowner,
+// fsetid, setuid/setgid for fsuid; mknod only when the guest may make device nodes). The
+// daemon drops every other one once the sandbox is entered (common DropCapabilities).
+std::vector<int> FsCapabilities(bool device_nodes);
 
 absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir);
 

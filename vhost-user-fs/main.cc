@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
+#include "common/sandbox.h"
 #include "gflags/gflags.h"
 #include "vhost-user-fs/fs_device.h"
 #include "vhost-user-fs/fs_sandbox.h"
@@ -124,7 +125,8 @@ absl::Status Confine(FsDaemon& daemon) {
       vhost::FuseServer::Create(daemon.options, std::move(fds->root), std::move(fds->proc_fds));
   if (!server.ok()) return server.status();
   daemon.device->set_server(*std::move(server));
-  return absl::OkStatus();
+  // Without --allow-device-nodes not even a compromised daemon can make one.
+  return vhost::DropCapabilities(vhost::FsCapabilities(FLAGS_allow_device_nodes));
 }
 
 }  // namespace
@@ -140,6 +142,8 @@ int main(int argc, char** argv) {
   auto daemon = std::make_shared<FsDaemon>();
   spec.create_device = [daemon] { return CreateDevice(*daemon); };
   spec.before_seccomp = [daemon] { return Confine(*daemon); };
+  // The most Confine keeps (it drops CAP_MKNOD itself without --allow-device-nodes).
+  spec.sandbox.keep_capabilities = vhost::FsCapabilities(/*device_nodes=*/true);
   spec.sandbox.extra_syscalls = {
       "openat",     "newfstatat",   "fstatfs",   "statfs",          "mkdirat",   "mknodat",
       "symlinkat",  "linkat",       "unlinkat",  "renameat2",       "renameat",  "readlinkat",
