@@ -31,7 +31,19 @@ BlkDevice::BlkDevice(std::unique_ptr<Disk> disk, BlkOptions options)
     : disk_(std::move(disk)),
       options_(std::move(options)),
       capacity_sectors_(disk_->size_bytes() / kSectorSize) {
+  // Every queue's DiskQueue (with its io_uring ring) is made here, once, and kept for the
+  // device's lifetime: the daemon creates the device before its seccomp filter, which does not
+  // allow io_uring_setup (a ring made later could be one without restrictions).
   queues_.resize(options_.num_queues);
+  for (uint32_t i = 0; i < options_.num_queues; ++i) {
+    absl::StatusOr<std::unique_ptr<DiskQueue>> io = disk_->NewQueue(options_.max_queue_size);
+    if (!io.ok()) {
+      LOG(ERROR) << "queue " << i << ": " << io.status();
+      continue;  // the queue breaks when it starts
+    }
+    queues_[i] = std::make_unique<QueueState>();
+    queues_[i]->io = *std::move(io);
+  }
 }
 
 DeviceInfo BlkDevice::Info() const {
@@ -95,17 +107,7 @@ absl::Status BlkDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> d
 }
 
 int BlkDevice::QueueEventFd(int index) {
-  std::unique_ptr<QueueState>& state = queues_[index];
-  if (!state) {
-    absl::StatusOr<std::unique_ptr<DiskQueue>> io = disk_->NewQueue(options_.max_queue_size);
-    if (!io.ok()) {
-      LOG(ERROR) << "queue " << index << ": " << io.status();
-      return -1;
-    }
-    state = std::make_unique<QueueState>();
-    state->io = *std::move(io);
-  }
-  return state->io->event_fd();
+  return queues_[index] ? queues_[index]->io->event_fd() : -1;
 }
 
 absl::Duration BlkDevice::ProcessQueue(Virtqueue& queue) {
@@ -262,18 +264,27 @@ void BlkDevice::Complete(QueueState& state, Virtqueue& queue, uint32_t slot, uin
 }
 
 void BlkDevice::QueueStopped(int index, Virtqueue* queue) {
-  std::unique_ptr<QueueState>& state = queues_[index];
-  if (!state) return;
-  // Requests in flight finish before the ring position is reported, so none is lost.
-  if (queue != nullptr && !state->slots.empty()) {
-    state->io->Drain(
-        [&](uint64_t slot, int64_t result) { OnIoDone(*state, *queue, slot, result); });
+  if (queues_[index]) Quiesce(*queues_[index], queue);
+}
+
+void BlkDevice::Quiesce(QueueState& state, Virtqueue* queue) {
+  // Requests in flight finish before the ring position is reported, so none is lost; and none
+  // completes later on the ring the next start reuses. Without a queue (it never ran) there is
+  // nothing in flight and nowhere to report to.
+  if (queue != nullptr && !state.slots.empty()) {
+    state.io->Drain([&](uint64_t slot, int64_t result) { OnIoDone(state, *queue, slot, result); });
+  } else {
+    state.io->Drain([](uint64_t, int64_t) {});
   }
-  state.reset();
+  // The next start sizes the slots for its own ring.
+  state.slots.clear();
+  state.free.clear();
 }
 
 void BlkDevice::Reset() {
-  for (auto& state : queues_) state.reset();
+  for (auto& state : queues_) {
+    if (state) Quiesce(*state, nullptr);
+  }
   writeback_ = true;
   features_ = 0;
 }

@@ -67,6 +67,8 @@ class BlkDevice : public VirtioDevice {
   bool Start(QueueState& state, Virtqueue& queue, uint32_t slot);
   void Complete(QueueState& state, Virtqueue& queue, uint32_t slot, uint8_t status);
   void OnIoDone(QueueState& state, Virtqueue& queue, uint64_t slot, int64_t result);
+  // Finishes the I/O in flight (completing it on `queue` if there is one) and forgets the slots.
+  void Quiesce(QueueState& state, Virtqueue* queue);
   uint8_t CheckRange(uint64_t sector, uint64_t bytes) const;
   uint8_t DiscardOrWriteZeroes(const BlkRequest& request);
 
@@ -75,6 +77,7 @@ class BlkDevice : public VirtioDevice {
   std::atomic<uint64_t> capacity_sectors_;
   std::atomic<bool> writeback_{true};
   uint64_t features_ = 0;
+  // Made by the constructor and kept (null: the disk could not make that queue).
   std::vector<std::unique_ptr<QueueState>> queues_;
 };
 

@@ -1,20 +1,17 @@
 #include "vhost-user-blk/blk_sandbox.h"
 
 #include <linux/fs.h>
-#include <linux/io_uring.h>
 
 namespace vhost {
 
 SandboxPolicy BlkSandboxPolicy() {
   SandboxPolicy policy;
-  policy.extra_syscalls = {"io_uring_setup", "io_uring_enter", "fallocate", "pwrite64",
-                           "preadv",         "pwritev",        "fdatasync", "fsync"};
-  // Registrations only as InitBlkRing makes them (eventfd, restrictions, enable): no registered
-  // files, buffers or personalities.
-  for (unsigned op :
-       {IORING_REGISTER_EVENTFD, IORING_REGISTER_RESTRICTIONS, IORING_REGISTER_ENABLE_RINGS}) {
-    policy.conditional_syscalls.push_back({"io_uring_register", {Arg(1) == op}});
-  }
+  // io_uring_enter only: every ring the daemon uses is made, restricted and enabled before the
+  // filter (see BlkDevice). seccomp cannot see io_uring_setup's flags (they are behind a
+  // pointer), so allowing it would let a compromised daemon make a ring without restrictions
+  // and open files or sockets through it; io_uring_register has nothing left to do.
+  policy.extra_syscalls = {"io_uring_enter", "fallocate", "pwrite64", "preadv",
+                           "pwritev",        "fdatasync", "fsync"};
   policy.ioctl_requests = {BLKDISCARD, BLKZEROOUT, BLKGETSIZE64};
   return policy;
 }

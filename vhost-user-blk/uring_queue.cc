@@ -141,6 +141,10 @@ void UringQueue::Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) {
     }
     Reap(done);
   }
+  // The last completions may have signalled after Reap cleared the eventfd: clear it again so a
+  // restarted queue does not wake for what was already reported.
+  eventfd_t ignored;
+  eventfd_read(event_fd_.get(), &ignored);
 }
 
 }  // namespace vhost
