@@ -303,6 +303,47 @@ TEST_F(BlkDaemonTest, NextFrontEndSeesWhatThePreviousWrote) {
   EXPECT_EQ(r.data[100], 0x77);
 }
 
+// The daemon makes its io_uring rings before its seccomp filter (which forbids io_uring_setup)
+// and reuses them: across front ends, and across queue stops with requests in flight.
+TEST_F(BlkDaemonTest, RingsServeAcrossReconnectsAndQueueRestarts) {
+  StartDaemon({"--num-queues=2"});
+  for (int session = 0; session < 3; ++session) {
+    Open(2);
+    for (int restart = 0; restart < 3; ++restart) {
+      for (int q = 0; q < 2; ++q) {
+        const uint64_t sector = (session * 16 + restart * 2 + q) * 8;
+        BlkRequest w = Make(VIRTIO_BLK_T_OUT, sector, 4096);
+        std::memset(w.data, 'A' + session * 6 + restart * 2 + q, 4096);
+        ASSERT_EQ(Do(w, q), VIRTIO_BLK_S_OK);
+        BlkRequest r = Make(VIRTIO_BLK_T_IN, sector, 4096);
+        ASSERT_EQ(Do(r, q), VIRTIO_BLK_S_OK);
+        ASSERT_EQ(r.data[4095], w.data[0]);
+        // Stopped (GET_VRING_BASE) with reads queued, then started again where it stopped.
+        for (int i = 0; i < 4; ++i)
+          ASSERT_OK(AddBlkRequest(&queues_[q]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+        ASSERT_OK(queues_[q]->Submit());
+        ASSERT_OK_AND_ASSIGN(const uint32_t base, queues_[q]->Stop(frontend_.get()));
+        QueueConfig config = queues_[q]->config();
+        config.start_index = static_cast<uint16_t>(base);
+        ASSERT_OK_AND_ASSIGN(queues_[q], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+      }
+    }
+    // Leave with requests in flight: the next front end gets the same rings.
+    for (int i = 0; i < 4; ++i)
+      ASSERT_OK(AddBlkRequest(&queues_[0]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+    ASSERT_OK(queues_[0]->Submit());
+    frontend_->Close();
+    queues_.clear();
+  }
+  Open(2);
+  for (int q = 0; q < 2; ++q) {
+    BlkRequest r = Make(VIRTIO_BLK_T_IN, (2 * 16 + 2 * 2 + q) * 8, 4096);
+    ASSERT_EQ(Do(r, q), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(r.data[0], 'A' + 2 * 6 + 2 * 2 + q);
+  }
+  EXPECT_TRUE(daemon_->IsAlive());
+}
+
 TEST_F(BlkDaemonTest, NullDiskServesZeroes) {
   socket_ = dir_->File("null.sock");
   DaemonProcess::Options options;
