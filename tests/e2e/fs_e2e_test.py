@@ -1,12 +1,15 @@
 """A Linux guest mounts a host directory through vhost-user-fs (virtiofs) and runs a file
 workload: create, write and read back with checksums, rename, hard links, symlinks, a large file,
 thousands of small files and their listing, concurrent writers; host-side changes are visible in
-the guest and the guest's on the host.
+the guest and the guest's on the host. And what a guest can try against the host: device
+nodes (MKNOD refused), a FIFO whose extended attributes GNU ls and cp read (the daemon must not
+open it and block), setuid bits surviving a write or truncate (the daemon clears them).
 
 Usage: fs_e2e_test.py PATH_TO_vhost-user-fs (Bazel passes it).
 """
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 import unittest
@@ -52,8 +55,67 @@ umount /share
 echo "E2E-RESULT unmounted=yes"
 """
 
+# GNU ls -l reads a file's security.selinux attribute (GETXATTR) and cp -a lists the source's
+# attributes (LISTXATTR): a daemon that opened the FIFO for them would block forever.
+HOSTILE_SCRIPT = r"""
+mkdir -p /share
+mount -t virtiofs share /share || exit 1
+# busybox timeout leaves a watcher behind for the whole period: keep its cwd off the share.
+cd /
+mknod /share/fifo p && echo "E2E-RESULT mkfifo=ok"
+timeout 30 /gnu/ls -l /share/fifo > /dev/null; echo "E2E-RESULT ls_fifo=$?"
+timeout 30 /gnu/cp -a /share/fifo /share/fifo_copy; echo "E2E-RESULT cp_fifo=$?"
+echo through-the-fifo > /share/fifo &
+echo "E2E-RESULT fifo_read=$(timeout 30 cat /share/fifo)"
+wait
+echo "E2E-RESULT alive=$(cat /share/from_host.txt)"
+mknod /share/null c 1 3; echo "E2E-RESULT mknod_c=$?"
+mknod /share/loop b 7 0; echo "E2E-RESULT mknod_b=$?"
+echo x > /share/suid && chmod 6755 /share/suid && echo "E2E-RESULT suid_before=$(stat -c %a /share/suid)"
+echo more >> /share/suid
+echo x > /share/suid_trunc && chmod 4755 /share/suid_trunc && truncate -s 0 /share/suid_trunc
+sync
+umount /share && echo "E2E-RESULT unmounted=yes"
+"""
+
 
 class FsGuestTest(unittest.TestCase):
+
+    def test_guest_cannot_reach_host_devices_block_the_daemon_or_keep_setuid(self):
+        with qemu_guest.work_dir("fs") as work:
+            shared = os.path.join(work, "shared")
+            os.makedirs(shared)
+            with open(os.path.join(shared, "from_host.txt"), "w") as f:
+                f.write("written on the host")
+            sock = os.path.join(work, "fs.sock")
+            argv = [DAEMON, f"--socket-path={sock}", f"--shared-dir={shared}", "--xattr"]
+            tools = ([("gnu", "dir", None)] +
+                     qemu_guest.host_binary_entries("/usr/bin/ls", dest_dir="gnu") +
+                     qemu_guest.host_binary_entries("/usr/bin/cp", dest_dir="gnu"))
+            with qemu_guest.Daemon(argv, sock) as daemon:
+                result = qemu_guest.run_guest(
+                    HOSTILE_SCRIPT,
+                    ["-chardev", f"socket,id=fs0,path={sock}",
+                     "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"],
+                    modules=[], work=work, timeout=180, memory_mb=1024, extra_entries=tools)
+                self.assertTrue(daemon.alive(), daemon.read_log())
+                log = daemon.read_log()
+            r = result.results
+            self.assertEqual(r.get("unmounted"), "yes", result.output[-3000:] + log[-2000:])
+            self.assertEqual(r["mkfifo"], "ok")
+            self.assertEqual(r["ls_fifo"], "0")  # not 143: killed by timeout
+            self.assertNotIn(r["cp_fifo"], ("124", "143"))
+            self.assertEqual(r["fifo_read"], "through-the-fifo")  # the guest's own FIFO
+            self.assertEqual(r["alive"], "written on the host")
+            self.assertEqual(r["mknod_c"], "1")
+            self.assertEqual(r["mknod_b"], "1")
+            self.assertFalse(os.path.lexists(os.path.join(shared, "null")))
+            self.assertFalse(os.path.lexists(os.path.join(shared, "loop")))
+            self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(shared, "fifo")).st_mode))
+            # The guest runs as root; the daemon clears the bits all the same (FUSE_HANDLE_KILLPRIV).
+            self.assertEqual(r["suid_before"], "6755")
+            self.assertEqual(os.stat(os.path.join(shared, "suid")).st_mode & 0o7777, 0o755)
+            self.assertEqual(os.stat(os.path.join(shared, "suid_trunc")).st_mode & 0o7777, 0o755)
 
     def test_guest_file_workload_on_the_shared_directory(self):
         self.run_workload([])
