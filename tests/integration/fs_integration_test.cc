@@ -180,6 +180,37 @@ TEST_P(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
   EXPECT_FALSE(std::ifstream(absl::StrCat("/proc/", daemon_->pid(), "/root/etc/passwd")).good());
 }
 
+// Under the sandbox and seccomp policy in force: a FIFO is never opened (the daemon answers the
+// next request), MKNOD of a device node is refused, and a write clears setuid (fchmod allowed).
+TEST_P(FsDaemonTest, SpecialFilesAndSetuidBits) {
+  ASSERT_EQ(mkfifo((shared_ + "/fifo").c_str(), 0666), 0);
+  std::ofstream(shared_ + "/suid") << "x";
+  ASSERT_EQ(chmod((shared_ + "/suid").c_str(), 04755), 0);
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out fifo, fs_->Lookup(kRoot, "fifo"));
+  const absl::StatusCode nxio = absl::ErrnoToStatus(ENXIO, "").code();
+  EXPECT_THAT(fs_->Open(fifo.nodeid, O_RDONLY).status(), StatusIs(nxio));
+  EXPECT_THAT(fs_->Open(fifo.nodeid, O_WRONLY).status(), StatusIs(nxio));
+  fuse_mknod_in mknod{};
+  mknod.mode = S_IFCHR | 0600;
+  mknod.rdev = (1 << 8) | 3;  // 1:3, /dev/null
+  EXPECT_THAT(fs_->Call(FUSE_MKNOD, kRoot,
+                        std::string(reinterpret_cast<char*>(&mknod), sizeof(mknod)) + "null" +
+                            std::string(1, '\0'))
+                  .status(),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  struct stat st;
+  EXPECT_NE(lstat((shared_ + "/null").c_str(), &st), 0);
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out suid, fs_->Lookup(kRoot, "suid"));
+  ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->Open(suid.nodeid, O_RDWR));
+  ASSERT_OK_AND_ASSIGN(uint32_t n, fs_->Write(suid.nodeid, fh, 0, "y"));
+  EXPECT_EQ(n, 1u);
+  ASSERT_EQ(stat((shared_ + "/suid").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_TRUE(daemon_->IsAlive());
+  ASSERT_OK_AND_ASSIGN(fuse_attr attr, fs_->GetAttr(kRoot));
+  EXPECT_TRUE(S_ISDIR(attr.mode));
+}
+
 // Each queue's own thread, and a pool of 4 threads.
 INSTANTIATE_TEST_SUITE_P(ThreadPool, FsDaemonTest, ::testing::Values(0, 4));
 
