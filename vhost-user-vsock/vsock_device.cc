@@ -367,6 +367,11 @@ void VsockDevice::TakePayload(Connection& c, const DescriptorChain& chain, uint3
     c.message.resize(old + len);
     if (len) CopyFromSegments(chain.readable, kVsockHeaderSize, &c.message[old], len);
     if (flags & VIRTIO_VSOCK_SEQ_EOM) {
+      if (c.pending_messages.size() >= kMaxPendingMessages) {
+        LOG_EVERY_N(WARNING, 100) << kMaxPendingMessages << " messages of guest port "
+                                  << c.guest_port << " wait for the host program: reset";
+        return Close(c, /*rst=*/true, "too many messages pending");
+      }
       c.pending_messages.push_back(std::move(c.message));
       c.message.clear();
     }

@@ -46,8 +46,11 @@ class VsockDevice : public VirtioDevice {
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
   static constexpr size_t kMaxConnections = 4096;
-  static constexpr size_t kMaxQueuedPackets = 4096;     // sibling packets
-  static constexpr size_t kMaxQueuedReplies = 1024;     // past it the tx queue waits
+  static constexpr size_t kMaxQueuedPackets = 4096;  // sibling packets
+  static constexpr size_t kMaxQueuedReplies = 1024;  // past it the tx queue waits
+  // Seqpacket messages from the guest the host program has not taken, per connection (empty
+  // ones cost no credit).
+  static constexpr size_t kMaxPendingMessages = 4096;
   static constexpr size_t kMaxQueuedBytes = 8 << 20;    // sibling payload waiting for rx buffers
   static constexpr uint32_t kFirstHostPort = 1u << 30;  // ports given to host-initiated sockets
 

@@ -422,6 +422,23 @@ TEST_F(VsockDeviceTest, HugeClaimForASiblingVmAllocatesNothing) {
   EXPECT_EQ(uint64_t{got[0].header.src_cid}, 4u);
 }
 
+TEST_F(VsockDeviceTest, EmptySeqpacketMessagesForASlowHostAreBounded) {
+  // Empty messages cost no credit, but each one the host program has not taken is held: a
+  // guest sending them endlessly to a program that does not read is reset, not buffered for.
+  UniqueFd listener = ListenHost(88, SOCK_SEQPACKET);
+  UniqueFd host = Connect(1000, 88, listener.get(), VIRTIO_VSOCK_TYPE_SEQPACKET);
+  virtio_vsock_hdr rw = Header(1000, 88, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_TYPE_SEQPACKET);
+  rw.flags = VIRTIO_VSOCK_SEQ_EOM;
+  for (size_t i = 0; i < 2 * VsockDevice::kMaxPendingMessages; ++i) Post(rw);
+  device_->ProcessQueue(*tx_);
+  ReclaimTx();
+  EXPECT_EQ(device_->connection_count(), 0u);
+  PostRx(4);
+  std::vector<Packet> got = Receive();
+  ASSERT_FALSE(got.empty());
+  for (const Packet& p : got) EXPECT_EQ(p.header.op, VIRTIO_VSOCK_OP_RST);  // then unknown
+}
+
 TEST_F(VsockDeviceTest, ConnectResetChurnWithoutRxBuffersStaysBounded) {
   // The guest takes no rx buffers and connects and resets over and over: each connection
   // leaves a RESPONSE to deliver. The device must stop taking tx packets rather than queue
