@@ -135,12 +135,18 @@ void VsockDevice::Wake() { eventfd_write(wake_.get(), 1); }
 absl::Duration VsockDevice::ProcessQueue(Virtqueue& queue) {
   switch (queue.index()) {
     case kVsockTxQueue: {
-      eventfd_t ignored;
-      (void)eventfd_read(tx_resume_.get(), &ignored);  // what woke us, if it did
+      if (tx_paused_) {  // the rx worker's resume woke us: consume it (no syscall otherwise)
+        eventfd_t ignored;
+        (void)eventfd_read(tx_resume_.get(), &ignored);
+        tx_paused_ = false;
+      }
       DescriptorChain chain;
       for (;;) {
         // Each packet makes at most one reply: checked before each.
-        if (TxMustWait()) return kUntilDeviceEvent;  // the rx worker resumes us
+        if (TxMustWait()) {
+          tx_paused_ = true;
+          return kUntilDeviceEvent;  // the rx worker resumes us
+        }
         if (!queue.Pop(&chain)) return absl::InfiniteDuration();
         HandleGuestPacket(chain);
         queue.Push(chain, 0);
@@ -176,6 +182,9 @@ void VsockDevice::DeliverEvents(Virtqueue& event) {
 // ---- the tx queue: packets from the guest
 
 bool VsockDevice::TxMustWait() {
+  // Lock-free while under the bound (every packet asks); a stale count lets at most the packets
+  // of one batch through before the locked check below sees the real one.
+  if (queued_replies_.load(std::memory_order_relaxed) < kMaxQueuedReplies) return false;
   std::lock_guard<std::mutex> lock(mu_);
   if (queued_replies_ < kMaxQueuedReplies) return false;
   if (!tx_waiting_) {
@@ -494,6 +503,7 @@ void VsockDevice::Reset() {
   queued_bytes_ = 0;
   queued_replies_ = 0;
   tx_waiting_ = false;
+  tx_paused_ = false;
   reset_event_sent_ = false;
   eventfd_t ignored;
   (void)eventfd_read(wake_.get(), &ignored);

@@ -14,6 +14,7 @@
 #ifndef VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 #define VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -138,9 +139,11 @@ class VsockDevice : public VirtioDevice {
   std::map<uint64_t, Greeting> greetings_;
   std::deque<Outgoing> queued_;  // replies, and packets from siblings, for the guest
   size_t queued_bytes_ = 0;
-  size_t queued_replies_ = 0;
+  // Changed under mu_; read without it by the tx worker's fast path.
+  std::atomic<size_t> queued_replies_{0};
   UniqueFd tx_resume_;       // the tx queue's event fd: readable when it may go on
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
+  bool tx_paused_ = false;   // the tx worker's own record of the same (read without mu_)
   uint64_t next_id_ = 2;     // 0 and 1 are the wake eventfd and the listener
   uint32_t next_host_port_ = kFirstHostPort;
   bool reset_event_sent_ = false;
