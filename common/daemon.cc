@@ -159,38 +159,69 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
   return 0;
 }
 
-// --socket-count=N: instance i listens on --socket-path with i appended, on a thread of its own.
-// The main thread turns termination signals into a stop eventfd every instance watches.
+// --socket-count=N (or vsock's --vm): instance i serves its own socket on a thread of its own.
+// The main thread owns the signalfd and wakes every instance through its own eventfd: to stop,
+// or (SIGHUP) to reload its device on the instance's thread, where a single-socket daemon's
+// Reload() runs too.
 int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
                    std::vector<std::unique_ptr<VirtioDevice>>& devices, int signal_fd) {
-  UniqueFd stop(eventfd(0, EFD_CLOEXEC));
-  if (!stop) {
+  struct Instance {
+    UniqueFd wake;
+    std::atomic<bool> reload{false};
+  };
+  std::vector<Instance> instances(devices.size());
+  for (Instance& instance : instances) {
+    instance.wake = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!instance.wake) {
+      PLOG(ERROR) << "eventfd";
+      return 1;
+    }
+  }
+  UniqueFd all_gone(eventfd(0, EFD_CLOEXEC));
+  if (!all_gone) {
     PLOG(ERROR) << "eventfd";
     return 1;
   }
+  std::atomic<bool> stopping{false};
   std::atomic<int> running{static_cast<int>(devices.size())};
   std::atomic<int> status{0};
   std::vector<std::thread> threads;
   for (size_t i = 0; i < devices.size(); ++i) {
     threads.emplace_back([&, i] {
+      Instance& instance = instances[i];
+      auto on_wake = [&] {
+        eventfd_t ignored;
+        eventfd_read(instance.wake.get(), &ignored);
+        if (stopping) return true;
+        if (instance.reload.exchange(false)) devices[i]->Reload();
+        return false;
+      };
       const int s = Serve(spec, absl::StrCat(" on socket ", i), std::move(listeners[i]),
-                          devices[i].get(), stop.get(), [] { return true; });
+                          devices[i].get(), instance.wake.get(), on_wake);
       if (s != 0) status = s;
-      if (--running == 0) eventfd_write(stop.get(), 1);  // all gone (--exit-on-disconnect)
+      if (--running == 0) eventfd_write(all_gone.get(), 1);  // --exit-on-disconnect
     });
   }
   for (;;) {
-    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {stop.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {all_gone.get(), POLLIN, 0}};
     if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
     signalfd_siginfo info;
-    if ((fds[0].revents & POLLIN) && read(signal_fd, &info, sizeof(info)) == sizeof(info) &&
-        info.ssi_signo != SIGHUP) {
+    if (!(fds[0].revents & POLLIN) || read(signal_fd, &info, sizeof(info)) != sizeof(info)) {
+      continue;
+    }
+    if (info.ssi_signo != SIGHUP) {
       LOG(INFO) << "terminating on signal";
       break;
     }
+    LOG(INFO) << "SIGHUP: reloading every instance";
+    for (Instance& instance : instances) {
+      instance.reload = true;
+      eventfd_write(instance.wake.get(), 1);
+    }
   }
-  eventfd_write(stop.get(), 1);
+  stopping = true;
+  for (Instance& instance : instances) eventfd_write(instance.wake.get(), 1);
   for (std::thread& t : threads) t.join();
   return status;
 }

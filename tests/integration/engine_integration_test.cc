@@ -3,13 +3,20 @@
 // memory files truncated under the daemon. Each time the daemon must neither block, spin nor
 // die, report the queue broken (NEEDS_RESET), and serve the next connection.
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "common/daemon.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
@@ -172,6 +179,78 @@ TEST_F(EngineDaemonTest, ServesWithoutCapabilities) {
     EXPECT_EQ(line.substr(line.find(':') + 1), "\t0000000000000000") << line;
   }
   EXPECT_EQ(seen, 5);  // CapInh, CapPrm, CapEff, CapBnd, CapAmb
+}
+
+// A device that reports each Reload() by writing its index to a pipe.
+class ReloadReporter : public VirtioDevice {
+ public:
+  ReloadReporter(int index, int pipe_fd) : index_(index), pipe_fd_(pipe_fd) {}
+  DeviceInfo Info() const override { return DeviceInfo(); }
+  absl::Duration ProcessQueue(Virtqueue& queue) override { return absl::InfiniteDuration(); }
+  void Reload() override {
+    const uint8_t byte = index_;
+    (void)!write(pipe_fd_, &byte, 1);
+  }
+
+ private:
+  const int index_;
+  const int pipe_fd_;
+};
+
+// With --socket-count=2 the main thread owns the signalfd: SIGHUP must reach every instance's
+// device, as it reaches the one device of a single-socket daemon.
+TEST(MultiInstanceDaemonTest, SighupReloadsEveryInstance) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TempDir> dir, TempDir::Create("sighup"));
+  const std::string socket = dir->File("s");
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    const int reports = pipe_fds[1];
+    DaemonSpec spec;
+    spec.program = "reload-reporter";
+    spec.create_instance = [reports](int index,
+                                     int count) -> absl::StatusOr<std::unique_ptr<VirtioDevice>> {
+      return std::make_unique<ReloadReporter>(index, reports);
+    };
+    std::string socket_flag = "--socket-path=" + socket;
+    std::string program = "reload-reporter";
+    std::string count_flag = "--socket-count=2";
+    std::string seccomp_flag = "--seccomp=off";
+    char* argv[] = {program.data(), socket_flag.data(), count_flag.data(), seccomp_flag.data(),
+                    nullptr};
+    _exit(RunDaemon(4, argv, spec));
+  }
+  close(pipe_fds[1]);
+  // The sockets exist once the daemon blocked its signals.
+  const absl::Time deadline = absl::Now() + kTimeout;
+  struct stat st;
+  while (stat((socket + "1").c_str(), &st) != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(stat((socket + "0").c_str(), &st), 0);
+  ASSERT_EQ(stat((socket + "1").c_str(), &st), 0);
+
+  ASSERT_EQ(kill(pid, SIGHUP), 0);
+  std::set<int> reloaded;
+  while (reloaded.size() < 2) {
+    pollfd pfd = {pipe_fds[0], POLLIN, 0};
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0 || poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
+    uint8_t index;
+    if (read(pipe_fds[0], &index, 1) != 1) break;
+    reloaded.insert(index);
+  }
+  EXPECT_EQ(reloaded, (std::set<int>{0, 1})) << "SIGHUP did not reach every instance's Reload()";
+
+  // Still serving after the reload: SIGTERM ends it cleanly.
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
+  close(pipe_fds[0]);
 }
 
 }  // namespace
