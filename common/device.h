@@ -20,10 +20,13 @@
 #define COMMON_DEVICE_H_
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
+#include <type_traits>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/virtqueue.h"
@@ -51,6 +54,22 @@ constexpr absl::Duration kUntilDeviceEvent = absl::Hours(24);
 // suppressed. (kUntilDeviceEvent leaves such chains for the kick: devices that keep buffers in
 // the ring, like input's event queue, would otherwise be spun on.)
 constexpr absl::Duration kHoldingUntilDeviceEvent = absl::Seconds(24 * 3600 + 1);
+
+// Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what
+// every ReadConfig does. Checked here too, not only by the engine against config_size, so that
+// a device whose structure is smaller than what it advertises (or a direct caller) gets an
+// error rather than a read past the structure.
+template <typename Config>
+absl::Status ReadConfigBytes(const Config& config, uint32_t offset, absl::Span<uint8_t> out) {
+  static_assert(std::is_trivially_copyable_v<Config>, "config space is raw bytes");
+  if (offset > sizeof(Config) || out.size() > sizeof(Config) - offset) {
+    return absl::OutOfRangeError(absl::StrCat("config bytes ", offset, "+", out.size(),
+                                              " beyond the ", sizeof(Config), "-byte config"));
+  }
+  if (!out.empty())
+    std::memcpy(out.data(), reinterpret_cast<const uint8_t*>(&config) + offset, out.size());
+  return absl::OkStatus();
+}
 
 // Lets a device tell the front end that its config space changed (BACKEND_CONFIG_CHANGE_MSG).
 using ConfigChangeNotifier = std::function<absl::Status()>;

@@ -89,9 +89,7 @@ virtio_blk_config BlkDevice::Config() const {
 }
 
 absl::Status BlkDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
-  const virtio_blk_config config = Config();
-  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config) + offset, data.size());
-  return absl::OkStatus();
+  return ReadConfigBytes(Config(), offset, data);
 }
 
 absl::Status BlkDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {

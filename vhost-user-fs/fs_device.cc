@@ -31,8 +31,7 @@ absl::Status FsDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   virtio_fs_config config{};
   std::memcpy(config.tag, tag_.data(), std::min(tag_.size(), sizeof(config.tag)));
   config.num_request_queues = request_queues_;
-  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config) + offset, data.size());
-  return absl::OkStatus();
+  return ReadConfigBytes(config, offset, data);
 }
 
 int FsDevice::QueueEventFd(int index) {

@@ -83,8 +83,7 @@ absl::Status GpioDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   virtio_gpio_config config{};
   config.ngpio = chip_->num_lines();
   config.gpio_names_size = static_cast<uint32_t>(names_.size());
-  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config) + offset, data.size());
-  return absl::OkStatus();
+  return ReadConfigBytes(config, offset, data);
 }
 
 int GpioDevice::QueueEventFd(int index) {

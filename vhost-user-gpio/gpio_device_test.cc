@@ -126,6 +126,10 @@ TEST_F(GpioDeviceTest, ConfigAndNames) {
   ASSERT_OK(
       device_->ReadConfig(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(&config), sizeof(config))));
   EXPECT_EQ(config.ngpio, 5);
+  // A read reaching past the structure is refused, not served from beyond it.
+  uint8_t past[2];
+  EXPECT_EQ(device_->ReadConfig(sizeof(config) - 1, absl::MakeSpan(past)).code(),
+            absl::StatusCode::kOutOfRange);
   const std::string names("button\0led\0free\0line3\0line4\0", 28);
   EXPECT_EQ(config.gpio_names_size, names.size());
   Response r = Request(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0, 1 + names.size());

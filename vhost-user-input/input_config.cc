@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/device.h"
 
 namespace vhost {
 namespace {
@@ -64,9 +65,8 @@ virtio_input_config InputConfigSpace::Current() const {
   return c;
 }
 
-void InputConfigSpace::Read(uint32_t offset, absl::Span<uint8_t> out) const {
-  const virtio_input_config c = Current();
-  std::memcpy(out.data(), reinterpret_cast<const uint8_t*>(&c) + offset, out.size());
+absl::Status InputConfigSpace::Read(uint32_t offset, absl::Span<uint8_t> out) const {
+  return ReadConfigBytes(Current(), offset, out);
 }
 
 absl::Status InputConfigSpace::Write(uint32_t offset, absl::Span<const uint8_t> data) {

@@ -14,8 +14,8 @@ class InputConfigSpace {
  public:
   explicit InputConfigSpace(InputDescription description) : description_(std::move(description)) {}
 
-  // Offsets and sizes are already checked against sizeof(virtio_input_config).
-  void Read(uint32_t offset, absl::Span<uint8_t> out) const;
+  // Reads past sizeof(virtio_input_config) are refused.
+  absl::Status Read(uint32_t offset, absl::Span<uint8_t> out) const;
   // Only select (offset 0) and subsel (offset 1) are writable. A write starting there may run
   // on over the rest (QEMU writes the whole structure), which is left as it is; a write to the
   // read-only bytes alone is refused.

@@ -19,8 +19,7 @@ DeviceInfo InputDevice::Info() const {
 }
 
 absl::Status InputDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
-  config_.Read(offset, data);
-  return absl::OkStatus();
+  return config_.Read(offset, data);
 }
 
 absl::Status InputDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {

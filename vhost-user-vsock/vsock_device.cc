@@ -105,8 +105,7 @@ absl::Status VsockDevice::SetFeatures(uint64_t features) {
 absl::Status VsockDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   virtio_vsock_config config{};
   config.guest_cid = options_.guest_cid;
-  std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&config) + offset, data.size());
-  return absl::OkStatus();
+  return ReadConfigBytes(config, offset, data);
 }
 
 int VsockDevice::QueueEventFd(int index) {
