@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -31,6 +32,12 @@
 namespace vhost {
 namespace {
 
+// A mkdtemp/mkstemp template in the test's own directory ($TEST_TMPDIR; /tmp outside Bazel).
+std::string TempTemplate(const std::string& name) {
+  const char* dir = getenv("TEST_TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
+}
+
 using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
 using ::vhost::testing::RingLayout;
@@ -44,8 +51,8 @@ constexpr uint64_t kDataGpa = 0x100000;   // data buffers
 class BlkDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char path[] = "/tmp/blk-test-XXXXXX";
-    const int fd = mkstemp(path);
+    std::string path = TempTemplate("blk-test-");
+    const int fd = mkstemp(path.data());
     ASSERT_GE(fd, 0);
     ASSERT_EQ(ftruncate(fd, kDiskBytes), 0);
     close(fd);
@@ -508,10 +515,10 @@ class BlkRingTest : public ::testing::Test {
 };
 
 TEST_F(BlkRingTest, RunsTheOperationsBlkUses) {
-  char path[] = "/tmp/blk-ring-test-XXXXXX";
-  const int fd = mkstemp(path);
+  std::string path = TempTemplate("blk-ring-test-");
+  const int fd = mkstemp(path.data());
   ASSERT_GE(fd, 0);
-  unlink(path);
+  unlink(path.c_str());
   char data[16] = "hello, ring";
   iovec iov = {data, sizeof(data)};
   io_uring_prep_writev(io_uring_get_sqe(&ring_), fd, &iov, 1, 0);

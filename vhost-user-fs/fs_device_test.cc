@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,12 @@
 
 namespace vhost {
 namespace {
+
+// A mkdtemp/mkstemp template in the test's own directory ($TEST_TMPDIR; /tmp outside Bazel).
+std::string TempTemplate(const std::string& name) {
+  const char* dir = getenv("TEST_TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
+}
 
 using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
@@ -48,8 +55,8 @@ std::string Bytes(const T& v) {
 class FsDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/fs-device-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    std::string tmpl = TempTemplate("fs-device-");
+    dir_ = mkdtemp(tmpl.data());
     std::ofstream(dir_ + "/file") << std::string(1000, 'x');
     struct stat st;
     ASSERT_EQ(stat((dir_ + "/file").c_str(), &st), 0);

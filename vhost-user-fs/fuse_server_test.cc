@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -25,6 +26,12 @@
 
 namespace vhost {
 namespace {
+
+// A mkdtemp/mkstemp template in the test's own directory ($TEST_TMPDIR; /tmp outside Bazel).
+std::string TempTemplate(const std::string& name) {
+  const char* dir = getenv("TEST_TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
+}
 
 // Sends one request (header, then `args`) with a 4 KiB reply buffer; returns the reply's errno
 // (0 for success) and its body in `body` if given.
@@ -56,8 +63,8 @@ int SendRequest(FuseServer& server, uint32_t opcode, uint64_t nodeid, const std:
 class FuseServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/fuse-test-XXXXXX";
-    base_ = mkdtemp(tmpl);
+    std::string tmpl = TempTemplate("fuse-test-");
+    base_ = mkdtemp(tmpl.data());
     shared_ = base_ + "/shared";
     mkdir(shared_.c_str(), 0755);
     std::ofstream(base_ + "/outside.txt") << "secret";
@@ -363,8 +370,8 @@ namespace vhost {
 namespace {
 
 TEST(FuseServerSubmountTest, MountPointsAreAnnounced) {
-  char tmpl[] = "/tmp/fuse-submount-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl = TempTemplate("fuse-submount-");
+  const std::string dir = mkdtemp(tmpl.data());
   mkdir((dir + "/inner").c_str(), 0755);
   mkdir((dir + "/plain").c_str(), 0755);
   ASSERT_EQ(mount("tmpfs", (dir + "/inner").c_str(), "tmpfs", 0, nullptr), 0) << strerror(errno);
@@ -381,7 +388,8 @@ TEST(FuseServerSubmountTest, MountPointsAreAnnounced) {
   };
   EXPECT_TRUE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
   EXPECT_FALSE(lookup_flags("plain") & FUSE_ATTR_SUBMOUNT);
-  umount((dir + "/inner").c_str());
+  server.reset();  // its fds keep the mount busy
+  EXPECT_EQ(umount((dir + "/inner").c_str()), 0) << strerror(errno);
   system(("rm -rf " + dir).c_str());
 }
 
@@ -398,8 +406,8 @@ TEST(IdMapTest, ParsesAndTranslatesBothWays) {
 }
 
 TEST(FuseServerIdMapTest, GuestRootBecomesAHostUser) {
-  char tmpl[] = "/tmp/fuse-ids-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl = TempTemplate("fuse-ids-");
+  const std::string dir = mkdtemp(tmpl.data());
   chmod(dir.c_str(), 0777);  // the mapped user creates the file
   FsOptions options;
   options.shared_dir = dir;
@@ -438,8 +446,8 @@ namespace {
 // while the guest creates files in it: every file lands inside the shared directory (in the
 // directory, which the node keeps even when renamed away), none outside.
 TEST(FuseServerRaceTest, SymlinkSwapsNeverLeadOutside) {
-  char tmpl[] = "/tmp/fuse-race-XXXXXX";
-  const std::string base = mkdtemp(tmpl);
+  std::string tmpl = TempTemplate("fuse-race-");
+  const std::string base = mkdtemp(tmpl.data());
   const std::string shared = base + "/shared", outside = base + "/outside";
   mkdir(shared.c_str(), 0755);
   mkdir(outside.c_str(), 0755);
@@ -490,8 +498,8 @@ namespace {
 // --posix-lock: two lock owners on one file conflict on the host; a FLUSH of the holder (its
 // close) releases its locks; a host process sees the guest's lock too.
 TEST(FuseServerLockTest, RecordLocksAreHostLocks) {
-  char tmpl[] = "/tmp/fuse-lock-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl = TempTemplate("fuse-lock-");
+  const std::string dir = mkdtemp(tmpl.data());
   std::ofstream(dir + "/file") << std::string(1000, 'x');
   FsOptions options;
   options.shared_dir = dir;
@@ -558,6 +566,7 @@ std::string Z(const std::string& s) { return s + '\0'; }
 class FuseServerHostileTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Not $TEST_TMPDIR: a Unix socket made here must fit sun_path (108 bytes).
     char tmpl[] = "/tmp/fuse-hostile-XXXXXX";
     dir_ = mkdtemp(tmpl);
   }
@@ -788,8 +797,8 @@ TEST_F(FuseServerHostileTest, WritesTruncatesAndCopiesClearSetuid) {
 // --translate-uid=0:1000:1: guest root is host 1000. Guest 1000 would land on host 1000 too and
 // come back as guest root: refused. Host root has no guest id: shown as the overflow id.
 TEST(FuseServerIdMapTest, IdsNeverAlias) {
-  char tmpl[] = "/tmp/fuse-alias-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl = TempTemplate("fuse-alias-");
+  const std::string dir = mkdtemp(tmpl.data());
   chmod(dir.c_str(), 0777);
   std::ofstream(dir + "/host_root_file") << "x";
   FsOptions options;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -14,6 +15,12 @@
 
 namespace vhost {
 namespace {
+
+// A mkdtemp/mkstemp template in the test's own directory ($TEST_TMPDIR; /tmp outside Bazel).
+std::string TempTemplate(const std::string& name) {
+  const char* dir = getenv("TEST_TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
+}
 
 using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
@@ -175,8 +182,8 @@ TEST(EntropySourceTest, GetrandomFillsScatteredBuffers) {
 }
 
 TEST(EntropySourceTest, FileSourceReadsAndReportsExhaustion) {
-  char path[] = "/tmp/rng-source-XXXXXX";
-  const int fd = mkstemp(path);
+  std::string path = TempTemplate("rng-source-");
+  const int fd = mkstemp(path.data());
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, "0123456789", 10), 10);
   close(fd);
@@ -188,7 +195,7 @@ TEST(EntropySourceTest, FileSourceReadsAndReportsExhaustion) {
   EXPECT_EQ(std::string(out, 4), "0123");
   EXPECT_EQ(*(*source)->Fill(buffers, 16), 6u);
   EXPECT_EQ(*(*source)->Fill(buffers, 16), 0u);  // exhausted
-  unlink(path);
+  unlink(path.c_str());
   EXPECT_THAT(MakeFileSource("/nonexistent/rng"),
               ::vhost::testing::StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(MakeFileSource("/tmp"),

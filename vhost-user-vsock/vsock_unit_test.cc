@@ -181,6 +181,7 @@ class VsockDeviceTest : public ::testing::Test {
   static constexpr uint64_t kGuestCid = 3;
 
   void SetUp() override {
+    // Not $TEST_TMPDIR: the Unix sockets made here must fit sun_path (108 bytes).
     char dir[] = "/tmp/vsock_unitXXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
