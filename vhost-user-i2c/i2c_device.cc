@@ -5,6 +5,7 @@
 #include <linux/virtio_i2c.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/chain_cursor.h"
 #include "common/message.h"
 #include "glog/logging.h"
 
@@ -43,14 +44,12 @@ I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
   Request r;
   r.chain = chain;
   virtio_i2c_out_hdr header{};
-  // The status is the last writable byte, whatever else is wrong with the chain.
-  if (chain.writable_bytes > 0) r.status_offset = chain.writable_bytes - 1;
-  if (chain.readable_bytes < sizeof(header) || chain.writable_bytes < 1) {
+  ChainReader reader(chain);
+  if (!reader.Read(&header) || chain.writable_bytes < 1) {
     LOG_EVERY_N(WARNING, 100) << "i2c request of " << chain.readable_bytes << "+"
                               << chain.writable_bytes << " bytes has no header or status";
     return r;
   }
-  CopyFromSegments(chain.readable, 0, &header, sizeof(header));
   r.fail_next = header.flags & VIRTIO_I2C_FLAGS_FAIL_NEXT;
   r.message.addr = header.addr >> 1;
   r.message.read = header.flags & VIRTIO_I2C_FLAGS_M_RD;
@@ -80,9 +79,7 @@ I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
     return r;
   }
   r.message.data.resize(length);
-  if (!r.message.read && length > 0) {
-    CopyFromSegments(chain.readable, sizeof(header), r.message.data.data(), length);
-  }
+  if (!r.message.read) reader.ReadBytes(absl::MakeSpan(r.message.data));  // length checked above
   r.valid = true;
   return r;
 }
@@ -125,15 +122,12 @@ void I2cDevice::Execute(Virtqueue& queue) {
   }
   const uint8_t result = status.ok() ? VIRTIO_I2C_MSG_OK : VIRTIO_I2C_MSG_ERR;
   for (const Request& r : group) {
-    if (r.chain.writable_bytes == 0) {
-      queue.Push(r.chain, 0);
-      continue;
-    }
-    if (status.ok() && r.message.read && !r.message.data.empty()) {
-      CopyToSegments(r.chain.writable, 0, r.message.data.data(), r.message.data.size());
-    }
-    CopyToSegments(r.chain.writable, r.status_offset, &result, 1);
-    queue.Push(r.chain, static_cast<uint32_t>(r.status_offset + 1));
+    ChainWriter writer(r.chain);
+    if (status.ok() && r.message.read) writer.WriteBytes(r.message.data);
+    // The status is the last writable byte, whatever else is wrong with the chain (a chain
+    // with no writable byte gets none: WriteAt refuses the wrapped offset).
+    writer.WriteAt(writer.size() - 1, result);
+    queue.Push(r.chain, writer.bytes_written());
   }
 }
 

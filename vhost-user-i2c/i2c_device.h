@@ -41,7 +41,6 @@ class I2cDevice : public VirtioDevice {
     bool valid = false;  // well-formed (else the transaction fails)
     bool fail_next = false;
     I2cMessage message;
-    uint64_t status_offset = 0;  // of the status byte in the writable part
   };
   Request Parse(const DescriptorChain& chain) const;
   // Runs the pending transaction and completes its chains.
