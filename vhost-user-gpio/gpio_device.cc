@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/chain_cursor.h"
 #include "common/message.h"
 #include "glog/logging.h"
 
@@ -111,16 +112,16 @@ void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
   virtio_gpio_request request{};
   uint8_t status = VIRTIO_GPIO_STATUS_ERR;
   uint8_t value = 0;
-  const bool names = chain.readable_bytes == sizeof(request) &&
-                     CopyFromSegments(chain.readable, 0, &request, sizeof(request)) &&
-                     request.type == VIRTIO_GPIO_MSG_GET_NAMES;
+  ChainReader reader(chain);
+  const bool whole = reader.Read(&request) && reader.remaining() == 0;
+  const bool names = whole && request.type == VIRTIO_GPIO_MSG_GET_NAMES;
   const uint64_t response_size = names ? 1 + names_.size() : sizeof(virtio_gpio_response);
   if (chain.writable_bytes < 1) {
     LOG_EVERY_N(WARNING, 100) << "gpio request without a response buffer; returned empty";
     queue.Push(chain, 0);
     return;
   }
-  if (chain.readable_bytes != sizeof(request) || chain.writable_bytes < response_size) {
+  if (!whole || chain.writable_bytes < response_size) {
     LOG_EVERY_N(WARNING, 100) << "gpio request of " << chain.readable_bytes << " bytes with a "
                               << chain.writable_bytes << "-byte response buffer: ERR";
   } else if (names) {
@@ -139,12 +140,17 @@ void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
                                 << ": " << result.status().message();
     }
   }
-  const uint8_t response[2] = {status, value};
-  uint64_t written = CopyToSegments(chain.writable, 0, response, sizeof(response));
+  // The status, then the value or the names (virtio_gpio_response or GET_NAMES' layout); an
+  // error to a buffer of one byte carries the status alone.
+  ChainWriter writer(chain);
+  writer.Write(status);
   if (status == VIRTIO_GPIO_STATUS_OK && names) {
-    written = 1 + CopyToSegments(chain.writable, 1, names_.data(), names_.size());
+    writer.WriteBytes(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(names_.data()), names_.size()));
+  } else {
+    writer.Write(value);
   }
-  queue.Push(chain, static_cast<uint32_t>(written));
+  queue.Push(chain, writer.bytes_written());
 }
 
 absl::StatusOr<uint8_t> GpioDevice::Execute(uint16_t type, uint16_t line, uint32_t value) {
@@ -259,14 +265,14 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
   DescriptorChain chain;
   while (queue.Pop(&chain)) {
     virtio_gpio_irq_request request{};
-    if (chain.readable_bytes != sizeof(request) ||
+    ChainReader reader(chain);
+    if (!reader.Read(&request) || reader.remaining() != 0 ||
         chain.writable_bytes < sizeof(virtio_gpio_irq_response)) {
       LOG_EVERY_N(WARNING, 100) << "gpio event buffer of " << chain.readable_bytes << "+"
                                 << chain.writable_bytes << " bytes: returned INVALID";
       ReturnBuffer(queue, chain, VIRTIO_GPIO_IRQ_STATUS_INVALID);
       continue;
     }
-    CopyFromSegments(chain.readable, 0, &request, sizeof(request));
     const uint16_t line = request.gpio;
     bool enabled = false;
     uint32_t disables = 0;
