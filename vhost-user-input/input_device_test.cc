@@ -1,9 +1,17 @@
 // The virtio-input model on real rings in fake guest memory, with a fake event source.
 #include "vhost-user-input/input_device.h"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <tuple>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
@@ -244,11 +252,39 @@ TEST(EvdevSourceTest, RefusesWhatIsNotAnEvdevDevice) {
   EXPECT_THAT(OpenEvdevSource("/dev/null", true), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// A script's commands become complete reports in the source's buffer; a command the device
+// cannot do (relative motion on a tablet) is skipped.
 TEST(VirtualSourceTest, CommandsBecomeReports) {
-  auto source = MakeVirtualSource(VirtualKind::kTablet, "", "");
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string script = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                             "/virtual_source_script_" + std::to_string(getpid());
+  std::ofstream(script) << "abs 100 200\nmove 1 2\n# comment\nabs 5 6\n";
+  auto source = MakeVirtualSource(VirtualKind::kTablet, "", script);
   ASSERT_OK(source);
+  unlink(script.c_str());
   EXPECT_TRUE((*source)->description().HasCode(EV_ABS, ABS_Y));
   EXPECT_FALSE((*source)->description().HasCode(EV_REL, REL_X));
+  EventBuffer& buffer = (*source)->buffer();
+  EXPECT_EQ(buffer.ready(), 0u);  // the script waits for the guest's driver
+  (*source)->Started();           // replays the script on a thread of its own
+
+  constexpr size_t kExpected = 6;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (buffer.ready() < kExpected && absl::Now() < deadline) {
+    pollfd p{buffer.fd(), POLLIN, 0};
+    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1);
+    buffer.ClearWakeup();
+  }
+  virtio_input_event events[kExpected + 1] = {};
+  ASSERT_EQ(buffer.Peek(events, kExpected + 1), kExpected);
+  std::vector<std::tuple<uint16_t, uint16_t, uint32_t>> got;
+  for (const virtio_input_event& e : events) got.emplace_back(e.type, e.code, e.value);
+  got.resize(kExpected);
+  const std::vector<std::tuple<uint16_t, uint16_t, uint32_t>> expected = {
+      {EV_ABS, ABS_X, 100}, {EV_ABS, ABS_Y, 200}, {EV_SYN, SYN_REPORT, 0},
+      {EV_ABS, ABS_X, 5},   {EV_ABS, ABS_Y, 6},   {EV_SYN, SYN_REPORT, 0}};
+  EXPECT_EQ(got, expected);
+
   EXPECT_THAT(MakeVirtualSource(VirtualKind::kMouse, "", "/nonexistent/script"),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
