@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/chain_cursor.h"
 #include "common/message.h"
 #include "glog/logging.h"
 
@@ -211,9 +212,9 @@ uint8_t BlkDevice::DiscardOrWriteZeroes(const BlkRequest& r) {
       count > options_.max_discard_segments) {
     return VIRTIO_BLK_S_UNSUPP;
   }
-  for (uint64_t i = 0; i < count; ++i) {
-    virtio_blk_discard_write_zeroes segment;  // copied once out of guest memory
-    CopyFromSegments(r.data, i * sizeof(segment), &segment, sizeof(segment));
+  ChainReader segments(r.data);
+  virtio_blk_discard_write_zeroes segment;  // copied once out of guest memory
+  while (segments.Read(&segment)) {
     const uint32_t allowed_flags = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
     if (segment.flags & ~allowed_flags) return VIRTIO_BLK_S_UNSUPP;
     if (segment.num_sectors > options_.max_discard_sectors) return VIRTIO_BLK_S_IOERR;

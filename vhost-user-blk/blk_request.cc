@@ -1,12 +1,14 @@
 #include "vhost-user-blk/blk_request.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/chain_cursor.h"
 
 namespace vhost {
 
 absl::Status ParseBlkRequest(const DescriptorChain& chain, BlkRequest* request) {
   virtio_blk_outhdr header;
-  if (CopyFromSegments(chain.readable, 0, &header, sizeof(header)) != sizeof(header)) {
+  ChainReader reader(chain);
+  if (!reader.Read(&header)) {
     return absl::InvalidArgumentError(
         absl::StrCat("request of ", chain.readable_bytes, " readable bytes has no header"));
   }
@@ -20,10 +22,10 @@ absl::Status ParseBlkRequest(const DescriptorChain& chain, BlkRequest* request) 
   request->status = static_cast<uint8_t*>(last.iov_base) + last.iov_len - 1;
   if (request->type == VIRTIO_BLK_T_IN || request->type == VIRTIO_BLK_T_GET_ID) {
     request->data_bytes = chain.writable_bytes - 1;
-    SliceSegments(chain.writable, 0, request->data_bytes, &request->data);
+    ChainWriter(chain).Slice(request->data_bytes, &request->data);
   } else {
-    request->data_bytes = chain.readable_bytes - sizeof(header);
-    SliceSegments(chain.readable, sizeof(header), request->data_bytes, &request->data);
+    request->data_bytes = reader.remaining();
+    reader.Slice(request->data_bytes, &request->data);
   }
   return absl::OkStatus();
 }
