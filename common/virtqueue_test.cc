@@ -370,22 +370,31 @@ INSTANTIATE_TEST_SUITE_P(Packed, PackedRingTest,
 TEST(VirtqueueCreateTest, RejectsBadLayouts) {
   FakeGuestMemory ram(1 << 20);
   const uint64_t base = FakeGuestMemory::Uva(0x1000);
-  // Not a power of two, too large, misaligned, outside memory.
-  EXPECT_FALSE(
-      Virtqueue::Create(0, {100, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(
-      Virtqueue::Create(0, {65536, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(
-      Virtqueue::Create(0, {8, base + 8, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(
-      Virtqueue::Create(0, {8, base, base + (1 << 20), base + 0x2000, 0}, 0, ram.memory()).ok());
-  EXPECT_FALSE(
-      Virtqueue::Create(0, {0, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()).ok());
-  // Packed: base slot beyond the size.
-  EXPECT_FALSE(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 9},
-                                 Bit(kFeatureRingPacked), ram.memory())
-                   .ok());
+  // Each bad layout is InvalidArgument, with a message naming what is wrong.
+  auto expect_rejected = [&](VringLayout layout, uint64_t features, const std::string& why) {
+    const absl::Status status = Virtqueue::Create(0, layout, features, ram.memory()).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find(why), absl::string_view::npos) << status << " lacks " << why;
+  };
+  expect_rejected({100, base, base + 0x1000, base + 0x2000, 0}, 0,
+                  "split queue size 100 is not a power of two in 1..32768");
+  expect_rejected({65536, base, base + 0x1000, base + 0x2000, 0}, 0,
+                  "split queue size 65536 is not a power of two");
+  expect_rejected({0, base, base + 0x1000, base + 0x2000, 0}, 0, "split queue size 0 is not");
+  expect_rejected({8, base + 8, base + 0x1000, base + 0x2000, 0}, 0,
+                  "misaligned split ring address");
+  expect_rejected({8, base, base + (1 << 20), base + 0x2000, 0}, 0, "lies outside guest memory");
+  const uint64_t packed = Bit(kFeatureRingPacked);
+  expect_rejected({0, base, base + 0x1000, base + 0x2000, 0}, packed,
+                  "packed queue size 0 not in 1..32768");
+  expect_rejected({8, base, base + 0x1000, base + 0x2000, 9}, packed,
+                  "packed ring base 0x9 beyond queue size 8");
+  expect_rejected({8, base + 8, base + 0x1000, base + 0x2000, 0}, packed,
+                  "misaligned packed ring address");
+  expect_rejected({8, base + (1 << 20), base + 0x1000, base + 0x2000, 0}, packed,
+                  "packed ring (desc 0x");
   EXPECT_OK(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 0}, 0, ram.memory()));
+  EXPECT_OK(Virtqueue::Create(0, {8, base, base + 0x1000, base + 0x2000, 0}, packed, ram.memory()));
 }
 
 TEST(VirtqueueCreateTest, RejectsRingsThatLandMisalignedInHostMemory) {
