@@ -707,7 +707,8 @@ int FuseServer::Flush(Request& r) {
   }
   std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
   if (handle == nullptr) return EBADF;
-  // What close() would do for this descriptor's POSIX locks, without closing it.
+  // What close() would report for this descriptor (a deferred write error), without closing it.
+  // Its locks are not this descriptor's but the lock file's, dropped above.
   const int copy = dup(handle->fd.get());
   if (copy < 0) return errno;
   return close(copy) == 0 ? 0 : errno;
