@@ -10,13 +10,6 @@ uint64_t SegmentCursor::TotalBytes(const IovecList& segments) {
   return total;
 }
 
-void SegmentCursor::Normalize() {
-  while (index_ < segments_->size() && offset_ >= (*segments_)[index_].iov_len) {
-    offset_ -= (*segments_)[index_].iov_len;
-    ++index_;
-  }
-}
-
 void SegmentCursor::Advance(uint64_t n) {
   offset_ += n;  // n <= remaining(), so this cannot wrap
   position_ += n;

@@ -48,12 +48,14 @@ class SegmentCursor {
   // caller has checked n <= remaining().
   uint8_t* Contiguous(size_t n) const {
     const iovec& seg = (*segments_)[index_];
-    if (seg.iov_len - offset_ <= n) return nullptr;  // "<=": keeps offset_ inside the segment
+    if (seg.iov_len - offset_ < n) return nullptr;
     return static_cast<uint8_t*>(seg.iov_base) + offset_;
   }
   void Bump(size_t n) {  // after Contiguous(n) succeeded
     offset_ += n;
     position_ += n;
+    // A value that fills its segment exactly (blk's and FUSE's headers) moves to the next.
+    if (offset_ == (*segments_)[index_].iov_len) Normalize();
   }
   // Copies `n` bytes (n <= remaining()) between the guest and `buf`, moving forward.
   void CopyOut(void* buf, size_t n);
@@ -67,7 +69,13 @@ class SegmentCursor {
   uint64_t total_;
 
  private:
-  void Normalize();  // skips exhausted (and empty) segments
+  // Skips exhausted (and empty) segments.
+  void Normalize() {
+    while (index_ < segments_->size() && offset_ >= (*segments_)[index_].iov_len) {
+      offset_ -= (*segments_)[index_].iov_len;
+      ++index_;
+    }
+  }
 };
 
 class ChainReader : public SegmentCursor {
@@ -90,9 +98,10 @@ class ChainReader : public SegmentCursor {
     return true;
   }
   // Fills `out` from the next out.size() bytes; false (nothing read, no move) if fewer remain.
-  bool ReadBytes(absl::Span<uint8_t> out) {
-    if (out.size() > remaining()) return false;
-    CopyOut(out.data(), out.size());
+  bool ReadBytes(absl::Span<uint8_t> out) { return ReadBytes(out.data(), out.size()); }
+  bool ReadBytes(void* out, size_t n) {
+    if (n > remaining()) return false;
+    CopyOut(out, n);
     return true;
   }
 };
@@ -117,9 +126,10 @@ class ChainWriter : public SegmentCursor {
     Mark(position_);
     return true;
   }
-  bool WriteBytes(absl::Span<const uint8_t> data) {
-    if (data.size() > remaining()) return false;
-    CopyIn(data.data(), data.size());
+  bool WriteBytes(absl::Span<const uint8_t> data) { return WriteBytes(data.data(), data.size()); }
+  bool WriteBytes(const void* data, size_t n) {
+    if (n > remaining()) return false;
+    CopyIn(data, n);
     Mark(position_);
     return true;
   }

@@ -50,6 +50,18 @@ TEST(ChainReaderTest, ReadsValuesSplitAcrossSegments) {
   EXPECT_TRUE(reader.ReadBytes({}));  // nothing asked, nothing read
 }
 
+TEST(ChainReaderTest, ValuesFillingTheirSegmentsExactly) {
+  Segmented s({4, 0, 4});  // e.g. a header in its own descriptor
+  ChainReader reader(s.segments);
+  uint32_t a = 0, b = 0;
+  ASSERT_TRUE(reader.Read(&a));
+  ASSERT_TRUE(reader.Read(&b));
+  EXPECT_EQ(a, 0x03020100u);
+  EXPECT_EQ(b, 0x07060504u);
+  EXPECT_EQ(reader.remaining(), 0u);
+  EXPECT_FALSE(reader.Read(&a));
+}
+
 TEST(ChainReaderTest, ShortChainFailsWithoutMoving) {
   Segmented s({2, 1});
   ChainReader reader(s.segments);
