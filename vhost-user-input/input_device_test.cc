@@ -72,7 +72,7 @@ class InputDeviceTest : public ::testing::Test {
   }
   void GiveEventBuffers(int count, uint32_t len = 8) {
     for (int i = 0; i < count; ++i) {
-      ASSERT_OK(drivers_[0]->AddChain({}, {{0x10000 + 8 * next_buffer_, len}}));
+      ASSERT_OK(drivers_[0]->AddChain({}, {{0x10000 + 8u * next_buffer_, len}}));
       ++next_buffer_;
     }
     drivers_[0]->Publish();

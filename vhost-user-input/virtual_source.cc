@@ -184,14 +184,14 @@ class VirtualSource : public EventSource {
     auto syn = [&] { buffer_.Add(EV_SYN, SYN_REPORT, 0); };
     absl::Status s;
     if (op == "key" || op == "button") {
-      uint16_t c;
-      int32_t v;
+      uint16_t c = 0;
+      int32_t v = 0;
       if (!(s = code(0, &c)).ok() || !(s = number(1, &v)).ok() || !(s = emit(EV_KEY, c, v)).ok()) {
         return s;
       }
       syn();
     } else if (op == "press") {
-      uint16_t c;
+      uint16_t c = 0;
       if (!(s = code(0, &c)).ok() || !(s = emit(EV_KEY, c, 1)).ok()) return s;
       syn();
       (void)emit(EV_KEY, c, 0);
@@ -218,18 +218,18 @@ class VirtualSource : public EventSource {
         absl::SleepFor(kTypingInterval);
       }
     } else if (op == "move") {
-      int32_t dx, dy;
+      int32_t dx = 0, dy = 0;
       if (!(s = number(0, &dx)).ok() || !(s = number(1, &dy)).ok() ||
           !(s = emit(EV_REL, REL_X, dx)).ok() || !(s = emit(EV_REL, REL_Y, dy)).ok()) {
         return s;
       }
       syn();
     } else if (op == "wheel") {
-      int32_t n;
+      int32_t n = 0;
       if (!(s = number(0, &n)).ok() || !(s = emit(EV_REL, REL_WHEEL, n)).ok()) return s;
       syn();
     } else if (op == "abs") {
-      int32_t x, y;
+      int32_t x = 0, y = 0;
       if (!(s = number(0, &x)).ok() || !(s = number(1, &y)).ok()) return s;
       if (x < 0 || y < 0 || x > kAbsMax || y > kAbsMax) {
         return absl::InvalidArgumentError("abs coordinates are 0..32767");
@@ -237,7 +237,7 @@ class VirtualSource : public EventSource {
       if (!(s = emit(EV_ABS, ABS_X, x)).ok() || !(s = emit(EV_ABS, ABS_Y, y)).ok()) return s;
       syn();
     } else if (op == "event") {
-      int32_t type, c, v;
+      int32_t type = 0, c = 0, v = 0;
       if (!(s = number(0, &type)).ok() || !(s = number(1, &c)).ok() || !(s = number(2, &v)).ok()) {
         return s;
       }
@@ -249,7 +249,7 @@ class VirtualSource : public EventSource {
     } else if (op == "syn") {
       syn();
     } else if (op == "sleep") {
-      int32_t ms;
+      int32_t ms = 0;
       if (!(s = number(0, &ms)).ok()) return s;
       absl::SleepFor(absl::Milliseconds(std::max(0, std::min(ms, 60000))));
     } else {

@@ -209,7 +209,7 @@ class VsockDeviceTest : public ::testing::Test {
     EXPECT_OK(sizes);
     DriverRing::Config config;
     config.size = kRingSize;
-    config.addresses = testing::LayoutRings(*sizes, uint64_t{slot} * (2 << 20));
+    config.addresses = testing::LayoutRings(*sizes, static_cast<uint64_t>(slot) * (2 << 20));
     auto created = DriverRing::Create(&ram_, config);
     EXPECT_OK(created);
     *driver = *std::move(created);
@@ -314,7 +314,9 @@ class VsockDeviceTest : public ::testing::Test {
     EXPECT_TRUE(host);
     std::vector<Packet> got = Receive();
     EXPECT_EQ(got.size(), 1u);
-    if (!got.empty()) EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RESPONSE);
+    if (!got.empty()) {
+      EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RESPONSE);
+    }
     return host;
   }
   // A packet whose payload descriptors all alias guest memory from gpa 0: a guest can claim a

@@ -189,7 +189,7 @@ TEST_F(InputDaemonTest, KeyPressArrivesAsAReport) {
     EXPECT_EQ(Command("press KEY_A\n"), "ok\n");
     std::vector<virtio_input_event> events;
     for (int i = 0; i < 4; ++i) {
-      ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
+      ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
       virtio_input_event e;
       std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
       events.push_back(e);
@@ -209,7 +209,7 @@ TEST_F(InputDaemonTest, ScriptReplaysOnceTheDriverIsReady) {
   const std::vector<uint64_t> gpas = GiveEventBuffers(12);  // a: 4 events, B: shift + 6
   std::vector<uint16_t> presses;
   for (int i = 0; i < 10; ++i) {
-    ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
+    ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
     virtio_input_event e;
     std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
     if (e.type == EV_KEY && e.value == 1) presses.push_back(e.code);
@@ -227,7 +227,7 @@ TEST_F(InputDaemonTest, EventsWaitForBuffersInOrder) {
   const std::vector<uint64_t> gpas = GiveEventBuffers(8);  // 3 + 3 + 2 events
   std::vector<virtio_input_event> events;
   for (int i = 0; i < 8; ++i) {
-    ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[0]->WaitForUsed(kTimeout));
+    ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
     virtio_input_event e;
     std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
     events.push_back(e);
