@@ -15,12 +15,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/chain_cursor.h"
 #include "glog/logging.h"
 
 namespace vhost {
 namespace {
 
-constexpr size_t kInHeader = sizeof(fuse_in_header);
 constexpr size_t kOutHeader = sizeof(fuse_out_header);
 // Arguments are copied out of guest memory once; no request but WRITE (whose data is not
 // copied) and SETXATTR has more than names and fixed structures.
@@ -101,17 +101,18 @@ int UnopenableType(mode_t type) {
 
 class FuseServer::Request {
  public:
-  explicit Request(const DescriptorChain& chain) : chain(chain) {}
+  explicit Request(const DescriptorChain& chain) : chain(chain), reader(chain), reply(chain) {
+    // The reply's body follows its header; a chain without room for the header gets none.
+    if (!reply.Skip(kOutHeader)) reply.Skip(reply.remaining());
+  }
 
+  // Reads the header and the arguments; `reader` is left at what follows (WRITE's data).
   bool Parse() {
-    if (chain.readable_bytes < kInHeader) return false;
-    CopyFromSegments(chain.readable, 0, &in, kInHeader);
-    size_t want = chain.readable_bytes - kInHeader;
-    if (in.opcode == FUSE_WRITE) want = std::min(want, sizeof(fuse_write_in));
-    if (want > kMaxArgs) want = kMaxArgs;
+    if (!reader.Read(&in)) return false;
+    uint64_t want = std::min<uint64_t>(reader.remaining(), kMaxArgs);
+    if (in.opcode == FUSE_WRITE) want = std::min<uint64_t>(want, sizeof(fuse_write_in));
     args.resize(want);
-    if (want) CopyFromSegments(chain.readable, kInHeader, args.data(), want);
-    return true;
+    return reader.ReadBytes(args.data(), want);
   }
   template <typename T>
   const T* Arg(size_t offset = 0) const {
@@ -128,11 +129,11 @@ class FuseServer::Request {
     payload.assign(reinterpret_cast<const char*>(&value), sizeof(value));
   }
   // Room for reply bytes after the header.
-  uint64_t room() const {
-    return chain.writable_bytes > kOutHeader ? chain.writable_bytes - kOutHeader : 0;
-  }
+  uint64_t room() const { return reply.remaining(); }
 
   const DescriptorChain& chain;
+  ChainReader reader;
+  ChainWriter reply;  // at the reply's body
   fuse_in_header in{};
   std::vector<char> args;
   std::string payload;  // reply after the header
@@ -193,10 +194,8 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
   out.unique = r.in.unique;
   out.error = -err;
   out.len = static_cast<uint32_t>(kOutHeader + (err ? 0 : r.payload.size() + r.direct));
-  CopyToSegments(chain.writable, 0, &out, sizeof(out));
-  if (err == 0 && !r.payload.empty()) {
-    CopyToSegments(chain.writable, kOutHeader, r.payload.data(), r.payload.size());
-  }
+  r.reply.WriteAt(0, out);
+  if (err == 0) r.reply.WriteBytes(r.payload.data(), r.payload.size());  // fits: checked above
   return out.len;
 }
 
@@ -663,7 +662,7 @@ int FuseServer::Read(Request& r) {
   if (handle == nullptr) return EBADF;
   const uint64_t size = std::min<uint64_t>(in->size, r.room());
   IovecList iov;
-  SliceSegments(r.chain.writable, kOutHeader, size, &iov);
+  r.reply.Slice(size, &iov);
   const ssize_t n = preadv(handle->fd.get(), iov.data(), static_cast<int>(iov.size()),
                            static_cast<off_t>(in->offset));
   if (n < 0) return errno;
@@ -676,11 +675,11 @@ int FuseServer::Write(Request& r) {
   if (in == nullptr) return EINVAL;
   std::shared_ptr<OpenFile> handle = inodes_->GetHandle(in->fh);
   if (handle == nullptr) return EBADF;
-  const uint64_t data_offset = kInHeader + sizeof(fuse_write_in);
-  if (in->size > kMaxWrite || data_offset + in->size > r.chain.readable_bytes) return EINVAL;
+  // Parse() left the reader at the data, after fuse_write_in.
+  if (in->size > kMaxWrite || in->size > r.reader.remaining()) return EINVAL;
   if (const int err = KillSuidGid(handle->fd.get())) return err;
   IovecList iov;
-  SliceSegments(r.chain.readable, data_offset, in->size, &iov);
+  r.reader.Slice(in->size, &iov);
   const ssize_t n = pwritev(handle->fd.get(), iov.data(), static_cast<int>(iov.size()),
                             static_cast<off_t>(in->offset));
   if (n < 0) return errno;
