@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/chain_cursor.h"
 #include "common/message.h"
 #include "common/unix_listener.h"
 #include "glog/logging.h"
@@ -196,12 +197,11 @@ bool VsockDevice::TxMustWait() {
 
 void VsockDevice::HandleGuestPacket(const DescriptorChain& chain) {
   virtio_vsock_hdr h{};
-  if (chain.readable_bytes < kVsockHeaderSize) {
+  if (!ChainReader(chain).Read(&h)) {
     LOG_EVERY_N(WARNING, 100) << "vsock packet of " << chain.readable_bytes
                               << " bytes has no header; dropped";
     return;
   }
-  CopyFromSegments(chain.readable, 0, &h, sizeof(h));
   if (h.src_cid != options_.guest_cid) {
     LOG_EVERY_N(WARNING, 100) << "vsock packet from CID " << uint64_t{h.src_cid}
                               << ", not the guest's; dropped";
