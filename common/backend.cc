@@ -148,8 +148,7 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
       acked_protocol_ = features;
       return absl::nullopt;
     }
-    case FrontendRequest::kSetOwner:
-      owner_set_ = true;
+    case FrontendRequest::kSetOwner:  // one front end per connection: nothing to record
       return absl::nullopt;
     case FrontendRequest::kResetOwner:  // deprecated; treated as a device reset
     case FrontendRequest::kResetDevice:
@@ -240,7 +239,6 @@ absl::Status Backend::SetFeatures(uint64_t features) {
   }
   RETURN_IF_ERROR(device_->SetFeatures(features));
   acked_features_ = features;
-  features_set_ = true;
   LOG(INFO) << "features 0x" << std::hex << features
             << (features & Bit(kFeatureRingPacked) ? " (packed rings)" : "")
             << (features & Bit(kFeatureEventIdx) ? " (event idx)" : "");
@@ -508,14 +506,12 @@ void Backend::ResetDevice() {
     vrings_[i] = Vring();
   }
   acked_features_ = 0;
-  features_set_ = false;
   status_ = 0;
   device_->Reset();
 }
 
 void Backend::Reset() {
   ResetDevice();
-  owner_set_ = false;
   acked_protocol_ = 0;
   memory_ = GuestMemory::Empty();
   absl::MutexLock lock(&backend_channel_mutex_);

@@ -91,9 +91,7 @@ class Backend {
   const DeviceInfo info_;
   const BackendOptions options_;
 
-  bool owner_set_ = false;
   uint64_t acked_features_ = 0;
-  bool features_set_ = false;
   uint64_t acked_protocol_ = 0;
   uint8_t status_ = 0;
   std::shared_ptr<const GuestMemory> memory_;
