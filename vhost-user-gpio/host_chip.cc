@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<HostChip>> HostChip::Open(const std::string& path
   if (info.lines == 0 || info.lines > 0xffff) {
     return absl::FailedPreconditionError(absl::StrCat(path, " has ", info.lines, " lines"));
   }
-  std::unique_ptr<HostChip> chip(new HostChip(std::move(fd)));
+  std::unique_ptr<HostChip> chip(new HostChip(std::move(fd), info.label));
   chip->epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
   if (!chip->epoll_) return absl::ErrnoToStatus(errno, "epoll_create1");
   chip->lines_.resize(info.lines);

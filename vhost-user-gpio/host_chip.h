@@ -36,6 +36,8 @@ class HostChip : public GpioChip {
   std::vector<LineEvent> TakeEvents() override;
   void Reset() override;
 
+  const std::string& label() const { return label_; }
+
  private:
   struct Line {
     std::string name;
@@ -43,13 +45,14 @@ class HostChip : public GpioChip {
     Direction direction = Direction::kNone;
     bool watched = false;
   };
-  explicit HostChip(UniqueFd chip) : chip_(std::move(chip)) {}
+  HostChip(UniqueFd chip, std::string label) : chip_(std::move(chip)), label_(std::move(label)) {}
   absl::StatusOr<Direction> KernelDirection(uint16_t line);
   // Requests the line, or changes its configuration, to `direction` (and edges if watched).
   absl::Status Configure(uint16_t line, Direction direction, bool watched, bool value);
 
   std::mutex mu_;
   UniqueFd chip_;
+  std::string label_;
   std::vector<Line> lines_;
   UniqueFd epoll_;
 };
