@@ -22,6 +22,7 @@
 #include "common/sandbox.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
+#include "common/testing/page_cache.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "vhost-user-blk/blk_sandbox.h"
@@ -38,30 +39,11 @@ std::string TempTemplate(const std::string& name) {
   return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
 }
 
-// How many pages of `path` in [offset, offset + len) the host page cache holds with data not yet
-// on stable storage (dirty or under writeback), by cachestat(2). The page cache survives a
-// daemon crash: only this tells whether a FLUSH or a write-through write reached the disk.
-absl::StatusOr<uint64_t> UnsyncedPages(const std::string& path, uint64_t offset, uint64_t len) {
-  struct {
-    uint64_t off, len;
-  } range = {offset, len};
-  struct {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-  } stat = {};
-  constexpr long kSysCachestat = 451;  // Linux 6.5, the same number on every architecture
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, path);
-  const long rc = syscall(kSysCachestat, fd, &range, &stat, 0);
-  const int error = errno;
-  close(fd);
-  if (rc != 0) return absl::ErrnoToStatus(error, "cachestat");
-  return stat.nr_dirty + stat.nr_writeback;
-}
-
 using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
 using ::vhost::testing::RingLayout;
 using ::vhost::testing::StatusIs;
+using ::vhost::testing::UnsyncedPages;
 
 constexpr uint64_t kDiskBytes = 4 << 20;
 constexpr uint64_t kHeaderGpa = 0x80000;  // request headers, 16 bytes apart

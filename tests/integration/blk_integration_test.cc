@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/testing/page_cache.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/blk_request.h"
@@ -37,6 +38,7 @@ using frontend::QueueConfig;
 using frontend::TempDir;
 using testing::RingLayout;
 using testing::UsedElement;
+using ::vhost::testing::UnsyncedPages;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 constexpr uint64_t kDiskBytes = 8 << 20;
@@ -46,26 +48,6 @@ constexpr uint64_t kWanted =
     Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE) | Bit(VIRTIO_BLK_F_DISCARD) |
     Bit(VIRTIO_BLK_F_WRITE_ZEROES) | Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_SEG_MAX) |
     Bit(VIRTIO_BLK_F_MQ) | Bit(VIRTIO_BLK_F_RO) | Bit(VIRTIO_BLK_F_TOPOLOGY);
-
-// How many pages of `path` in [offset, offset + len) the host page cache holds with data not yet
-// on stable storage (dirty or under writeback), by cachestat(2). The page cache survives a
-// daemon crash: only this tells whether a FLUSH or a write-through write reached the disk.
-absl::StatusOr<uint64_t> UnsyncedPages(const std::string& path, uint64_t offset, uint64_t len) {
-  struct {
-    uint64_t off, len;
-  } range = {offset, len};
-  struct {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-  } stat = {};
-  constexpr long kSysCachestat = 451;  // Linux 6.5, the same number on every architecture
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, path);
-  const long rc = syscall(kSysCachestat, fd, &range, &stat, 0);
-  const int error = errno;
-  close(fd);
-  if (rc != 0) return absl::ErrnoToStatus(error, "cachestat");
-  return stat.nr_dirty + stat.nr_writeback;
-}
 
 class BlkDaemonTest : public ::testing::Test {
  protected:
