@@ -181,6 +181,9 @@ TEST_F(EngineDaemonTest, ServesWithoutCapabilities) {
   EXPECT_EQ(seen, 5);  // CapInh, CapPrm, CapEff, CapBnd, CapAmb
 }
 
+// What the daemon of SighupReloadsEveryInstance writes once it listens (not an instance index).
+constexpr uint8_t kReady = 0xff;
+
 // A device that reports each Reload() by writing its index to a pipe.
 class ReloadReporter : public VirtioDevice {
  public:
@@ -215,6 +218,12 @@ TEST(MultiInstanceDaemonTest, SighupReloadsEveryInstance) {
                                      int count) -> absl::StatusOr<std::unique_ptr<VirtioDevice>> {
       return std::make_unique<ReloadReporter>(index, reports);
     };
+    // Runs once every socket listens, with the signals already blocked: SIGHUP may come.
+    spec.before_seccomp = [reports] {
+      const uint8_t ready = kReady;
+      return write(reports, &ready, 1) == 1 ? absl::OkStatus()
+                                            : absl::ErrnoToStatus(errno, "ready");
+    };
     std::string socket_flag = "--socket-path=" + socket;
     std::string program = "reload-reporter";
     std::string count_flag = "--socket-count=2";
@@ -224,23 +233,25 @@ TEST(MultiInstanceDaemonTest, SighupReloadsEveryInstance) {
     _exit(RunDaemon(4, argv, spec));
   }
   close(pipe_fds[1]);
-  // The sockets exist once the daemon blocked its signals.
   const absl::Time deadline = absl::Now() + kTimeout;
+  // The next byte the daemon reports, or -1 at the deadline.
+  auto next_report = [&]() -> int {
+    pollfd pfd = {pipe_fds[0], POLLIN, 0};
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    uint8_t byte;
+    if (left <= 0 || poll(&pfd, 1, static_cast<int>(left)) <= 0) return -1;
+    return read(pipe_fds[0], &byte, 1) == 1 ? byte : -1;
+  };
+  ASSERT_EQ(next_report(), kReady) << "the daemon never got to listen";
   struct stat st;
-  while (stat((socket + "1").c_str(), &st) != 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
   ASSERT_EQ(stat((socket + "0").c_str(), &st), 0);
   ASSERT_EQ(stat((socket + "1").c_str(), &st), 0);
 
   ASSERT_EQ(kill(pid, SIGHUP), 0);
   std::set<int> reloaded;
   while (reloaded.size() < 2) {
-    pollfd pfd = {pipe_fds[0], POLLIN, 0};
-    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left <= 0 || poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
-    uint8_t index;
-    if (read(pipe_fds[0], &index, 1) != 1) break;
+    const int index = next_report();
+    if (index < 0) break;
     reloaded.insert(index);
   }
   EXPECT_EQ(reloaded, (std::set<int>{0, 1})) << "SIGHUP did not reach every instance's Reload()";
