@@ -23,6 +23,7 @@
 #include "common/message.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
+#include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
@@ -162,23 +163,10 @@ class FsDeviceTest : public ::testing::Test {
     close(host_fd_);
     host_fd_ = -1;
   }
-  // How many lock requests wait for the file in the kernel (/proc/locks "->" lines).
-  int KernelWaiters() {
-    std::ifstream locks("/proc/locks");
-    const std::string inode = ":" + std::to_string(file_ino_) + " ";
-    int n = 0;
-    for (std::string line; std::getline(locks, line);) {
-      if (line.find("->") != std::string::npos && line.find(inode) != std::string::npos) ++n;
-    }
-    return n;
-  }
-  // Polls until `n` lock requests wait in the kernel: the SETLKWs are really blocked.
+  // Waits until `n` lock requests wait in the kernel: the SETLKWs are really blocked.
   void AwaitKernelWaiters(int n) {
-    const auto give_up = std::chrono::steady_clock::now() + kGiveUp;
-    while (KernelWaiters() < n && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    ASSERT_EQ(KernelWaiters(), n);
+    ASSERT_TRUE(testing::AwaitLockWaiters(file_ino_, n, absl::Seconds(20)))
+        << testing::LockWaiters(file_ino_) << " lock requests wait, not " << n;
   }
 
   std::string dir_;
@@ -219,7 +207,7 @@ TEST_F(FsDeviceTest, FuseInterruptEndsAWaitingSetlkw) {
   }
   EXPECT_EQ(ReplyHeader(1).unique, 4242u);
   EXPECT_EQ(ReplyHeader(1).error, -EINTR);
-  EXPECT_EQ(KernelWaiters(), 0);
+  EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
   // The queue serves on, and the same owner gets the lock once the host lets go.
   ReleaseOnTheHost();
   EXPECT_EQ(Call(FUSE_SETLKW, file_node_, LockArgs(7)), 0);
@@ -247,7 +235,7 @@ TEST_F(FsDeviceTest, StoppingTheQueueEndsEveryWaitingSetlkw) {
     ASSERT_TRUE(used->has_value()) << "request " << i << " not answered";
     EXPECT_EQ(ReplyHeader(i).error, -EINTR) << "request " << i;
   }
-  EXPECT_EQ(KernelWaiters(), 0);
+  EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
   queue_.reset();  // stopped already
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
@@ -344,19 +345,8 @@ TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
                       std::string(reinterpret_cast<char*>(&in), sizeof(in)));
     _exit(4);
   }
-  // Its lock request waits in the host kernel (polled: it is the daemon's thread that waits).
-  const std::string inode = absl::StrCat(":", st.st_ino, " ");
-  auto waiting = [&] {
-    std::ifstream locks("/proc/locks");
-    for (std::string line; std::getline(locks, line);) {
-      if (line.find("->") != std::string::npos && line.find(inode) != std::string::npos) {
-        return true;
-      }
-    }
-    return false;
-  };
-  for (int i = 0; i < 10000 && !waiting(); ++i) absl::SleepFor(absl::Milliseconds(1));
-  ASSERT_TRUE(waiting());
+  // Its lock request waits in the host kernel (the daemon's thread waits there).
+  ASSERT_TRUE(testing::AwaitLockWaiters(st.st_ino, 1, absl::Seconds(10)));
   kill(front_end, SIGKILL);
   int status;
   ASSERT_EQ(waitpid(front_end, &status, 0), front_end);
@@ -364,7 +354,7 @@ TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
   ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
   ASSERT_OK_AND_ASSIGN(fuse_entry_out entry, fs->Lookup(kRoot, "locked"));
   EXPECT_NE(entry.nodeid, 0u);
-  EXPECT_FALSE(waiting());
+  EXPECT_EQ(testing::LockWaiters(st.st_ino), 0);
   fs.reset();
   ASSERT_OK(daemon->Signal(SIGTERM));
   ASSERT_OK_AND_ASSIGN(int exit_status, daemon->Wait(absl::Seconds(30)));
