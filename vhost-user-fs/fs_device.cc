@@ -63,19 +63,23 @@ absl::Duration FsDevice::ProcessQueue(Virtqueue& queue) {
     while (queue.Pop(&chain)) queue.Push(chain, Serve(queue.index(), chain, false));
     return absl::InfiniteDuration();
   }
-  std::unordered_set<uint16_t>& in_flight = in_flight_[queue.index()];
+  InFlight& in_flight = in_flight_[queue.index()];
+  if (in_flight.heads.empty()) in_flight.heads.assign(1 << 16, false);
   for (auto& [done, written] : pool_->TakeCompletions(queue.index())) {
-    in_flight.erase(done.head);
+    in_flight.heads[done.head] = false;
+    --in_flight.count;
     queue.Push(done, written);
   }
   while (queue.Pop(&chain)) {
-    if (in_flight.size() >= queue.size() || !in_flight.insert(chain.head).second) {
+    if (in_flight.count >= queue.size() || in_flight.heads[chain.head]) {
       // The ring holds each head once: the guest made one available again while it is ours.
       LOG_EVERY_N(WARNING, 100) << "fs queue " << queue.index() << ": head " << chain.head
                                 << " made available while in flight";
       queue.MarkBroken(absl::DataLossError("a chain made available again while in flight"));
       break;
     }
+    in_flight.heads[chain.head] = true;
+    ++in_flight.count;
     pool_->Submit(queue.index(), chain);
   }
   // Requests in the pool come back through the queue's eventfd.
@@ -96,7 +100,7 @@ void FsDevice::QueueStopped(int index, Virtqueue* queue) {
   for (auto& [done, written] : pool_->TakeCompletions(index)) {
     if (queue != nullptr) queue->Push(done, written);
   }
-  in_flight_[index].clear();
+  in_flight_[index] = InFlight();
   if (queue != nullptr) queue->NotifyGuestIfNeeded();
 }
 

@@ -6,7 +6,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "common/device.h"
@@ -49,7 +48,13 @@ class FsDevice : public VirtioDevice {
   std::unique_ptr<RequestPool> pool_;  // started by the first queue (after the sandbox)
   // With the pool: the heads each queue has in the pool (a guest re-publishing one breaks the
   // queue), which bounds the pool's backlog by the ring sizes. Each used by its queue's worker.
-  std::vector<std::unordered_set<uint16_t>> in_flight_;
+  // A flag per possible head (a packed ring's buffer id is any 16-bit value the driver picks),
+  // so the pool path allocates nothing per request.
+  struct InFlight {
+    std::vector<bool> heads;
+    uint32_t count = 0;
+  };
+  std::vector<InFlight> in_flight_;
 };
 
 }  // namespace vhost
