@@ -255,10 +255,7 @@ absl::Status Backend::SetFeatures(uint64_t features) {
 absl::Status Backend::ReplaceMemory(std::shared_ptr<const GuestMemory> memory) {
   // Tables are swapped whole while no queue runs; running queues are re-pointed and resumed.
   // Devices hand back chains they hold first: those point into mappings about to go away.
-  StopAllWorkers();
-  for (uint32_t i = 0; i < vrings_.size(); ++i) {
-    if (vrings_[i].queue) device_->QueueStopped(i, vrings_[i].queue.get());
-  }
+  for (uint32_t i = 0; i < vrings_.size(); ++i) StopServing(i);
   memory_ = std::move(memory);
   for (Vring& vring : vrings_) {
     if (!vring.queue) continue;
@@ -351,10 +348,10 @@ absl::Status Backend::SetVringBase(const VringState& state) {
 
 absl::StatusOr<uint32_t> Backend::GetVringBase(uint32_t index) {
   ASSIGN_OR_RETURN(Vring * vring, VringAt(index));
-  StopWorker(index);
-  device_->QueueStopped(index, vring->queue.get());
+  StopServing(index);
   uint32_t base = vring->layout.base;
   if (vring->queue) base = vring->queue->Base();
+  vring->context.reset();
   vring->queue.reset();
   vring->layout.base = base;
   vring->started = false;
@@ -427,8 +424,26 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
     vring.queue = *std::move(queue);
     vring.queue->set_call_fd(vring.call.get());
     vring.queue->set_err_fd(vring.err.get());
+    // Threads start with the first queue: after the sandbox, which a user namespace needs to
+    // enter while the process is single-threaded.
+    if (info_.pool_threads > 0 && !pool_) pool_ = std::make_unique<WorkPool>(info_.pool_threads);
+    absl::StatusOr<std::unique_ptr<QueueContext>> context =
+        QueueContext::Create(vring.queue.get(), pool_.get());
+    if (!context.ok()) {
+      vring.queue.reset();
+      return context.status();
+    }
+    vring.context = *std::move(context);
   }
-  vring.worker = std::make_unique<QueueWorker>(device_, vring.queue.get(), vring.kick.get(),
+  if (!vring.serving) {
+    vring.serving = true;
+    absl::Status started = device_->QueueStarted(*vring.context);
+    if (!started.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "queue " << index << " cannot start: " << started.message();
+      vring.queue->MarkBroken(started);
+    }
+  }
+  vring.worker = std::make_unique<QueueWorker>(device_, vring.context.get(), vring.kick.get(),
                                                options_.busy_poll);
   absl::Status status = vring.worker->Start();
   if (!status.ok()) vring.worker.reset();
@@ -442,8 +457,14 @@ void Backend::StopWorker(uint32_t index) {
   }
 }
 
-void Backend::StopAllWorkers() {
-  for (uint32_t i = 0; i < vrings_.size(); ++i) StopWorker(i);
+void Backend::StopServing(uint32_t index) {
+  Vring& vring = vrings_[index];
+  StopWorker(index);
+  if (!vring.serving) return;
+  vring.serving = false;
+  device_->QueueStopped(*vring.context);
+  vring.context->FinishInFlight();
+  vring.context->UnwatchAll();
 }
 
 void Backend::StartAllEligible() {
@@ -501,8 +522,8 @@ absl::Status Backend::NotifyConfigChange() {
 
 void Backend::ResetDevice() {
   for (uint32_t i = 0; i < vrings_.size(); ++i) {
-    StopWorker(i);
-    if (vrings_[i].queue || vrings_[i].started) device_->QueueStopped(i, vrings_[i].queue.get());
+    StopServing(i);
+    vrings_[i].context.reset();  // before the queue it refers to
     vrings_[i] = Vring();
   }
   acked_features_ = 0;

@@ -17,8 +17,10 @@
 #include "common/device.h"
 #include "common/guest_memory.h"
 #include "common/message.h"
+#include "common/queue_context.h"
 #include "common/queue_worker.h"
 #include "common/virtqueue.h"
+#include "common/work_pool.h"
 
 namespace vhost {
 
@@ -60,7 +62,10 @@ class Backend {
     bool started = false;  // a kick fd (or no-fd flag) arrived and GET_VRING_BASE has not
     bool enabled = false;
     UniqueFd kick, call, err;
+    // Destroyed in reverse: the worker, then the context (it refers to the queue), the queue.
     std::unique_ptr<Virtqueue> queue;
+    std::unique_ptr<QueueContext> context;
+    bool serving = false;  // the device was told QueueStarted and not yet QueueStopped
     std::unique_ptr<QueueWorker> worker;
   };
 
@@ -68,7 +73,9 @@ class Backend {
   bool has_protocol(uint32_t bit) const { return acked_protocol_ & Bit(bit); }
   absl::Status MaybeStartQueue(uint32_t index);
   void StopWorker(uint32_t index);
-  void StopAllWorkers();
+  // Stops the worker and tells the device the queue stopped serving; returns once nothing is in
+  // flight. The queue and its position stay.
+  void StopServing(uint32_t index);
   void StartAllEligible();
   absl::Status ReplaceMemory(std::shared_ptr<const GuestMemory> memory);
   absl::Status NotifyConfigChange();
@@ -95,6 +102,7 @@ class Backend {
   uint64_t acked_protocol_ = 0;
   uint8_t status_ = 0;
   std::shared_ptr<const GuestMemory> memory_;
+  std::unique_ptr<WorkPool> pool_;  // see StartPool; declared before the queues that use it
   std::vector<Vring> vrings_;
 
   absl::Mutex backend_channel_mutex_;

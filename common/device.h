@@ -1,20 +1,28 @@
 // The interface a device model implements. A device knows its own requests and nothing of
-// sockets, messages or ring memory: the engine hands it queues whose chains are already
-// translated and bounds-checked.
+// sockets, messages or ring memory: the engine hands it a QueueContext per started queue, whose
+// chains are already translated and bounds-checked.
 //
-// Threading: Info() and the config/feature calls come from the connection thread; ProcessQueue
-// for queue N is called on queue N's worker thread only, never concurrently with itself, and
-// never while the connection thread changes that queue (workers are stopped around changes).
+// Threading: Info() and the config/feature calls come from the connection thread, as do
+// QueueStarted and QueueStopped (the queue's worker is not running then). ProcessQueue for queue
+// N runs on queue N's worker thread only, never concurrently with itself.
+//
+// The interface in brief:
+//   QueueStarted(ctx)   set up per-queue state; ctx.Watch(fd, ...) any fds to wait on
+//   ProcessQueue(ctx)   take chains (ctx.Take), complete them (ctx.Complete, any thread),
+//                       return Drained / Blocked / RetryAfter(d)
+//   QueueStopped(ctx)   finish or cancel what is in flight; the engine then waits for the rest
+//   ctx.Wake()          any thread: run ProcessQueue soon
+//   ctx.Submit(t, fn)   run fn(chain) on the engine's pool; its result completes the chain
 //
 // Example (a device that echoes its readable bytes back):
-//   absl::Duration ProcessQueue(Virtqueue& queue) override {
-//     DescriptorChain chain;
-//     while (queue.Pop(&chain)) {
+//   QueueResult ProcessQueue(QueueContext& ctx) override {
+//     while (auto token = ctx.Take()) {
+//       const DescriptorChain& chain = ctx.chain(*token);
 //       std::vector<uint8_t> data(chain.readable_bytes);
 //       CopyFromSegments(chain.readable, 0, data.data(), data.size());
-//       queue.Push(chain, CopyToSegments(chain.writable, 0, data.data(), data.size()));
+//       ctx.Complete(*token, CopyToSegments(chain.writable, 0, data.data(), data.size()));
 //     }
-//     return absl::InfiniteDuration();
+//     return QueueResult::Drained();
 //   }
 #ifndef COMMON_DEVICE_H_
 #define COMMON_DEVICE_H_
@@ -29,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/queue_context.h"
 #include "common/virtqueue.h"
 
 namespace vhost {
@@ -42,18 +51,10 @@ struct DeviceInfo {
   uint64_t features = 0;
   // Size of the config space; 0 means the device has none (CONFIG is then not offered).
   uint32_t config_size = 0;
+  // Threads of the engine's pool that QueueContext::Submit runs work on (0: Submit runs the
+  // work at once on the calling thread).
+  int pool_threads = 0;
 };
-
-// What ProcessQueue returns when it stopped taking requests until its own event fd (see
-// QueueEventFd) fires or the guest kicks: all its I/O slots are busy, or (an event queue) the
-// guest's buffers wait for events that have not happened yet.
-constexpr absl::Duration kUntilDeviceEvent = absl::Hours(24);
-// The same, from a device that pops every chain the guest makes available and holds it until its
-// event (gpio's interrupt buffers, requests handed to a thread pool): a chain that arrives while
-// notifications were off is popped at once instead of waiting for a kick the guest may have
-// suppressed. (kUntilDeviceEvent leaves such chains for the kick: devices that keep buffers in
-// the ring, like input's event queue, would otherwise be spun on.)
-constexpr absl::Duration kHoldingUntilDeviceEvent = absl::Seconds(24 * 3600 + 1);
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what
 // every ReadConfig does. Checked here too, not only by the engine against config_size, so that
@@ -89,25 +90,23 @@ class VirtioDevice {
   virtual absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
     return absl::PermissionDeniedError("config space is read-only");
   }
-  // Called on the queue's worker thread when the guest kicked, when the queue starts, or when
-  // the delay this function last returned has passed. Pops and completes chains. Returns how
-  // long until it wants to be called again without a kick (absl::InfiniteDuration() when it
-  // drained the queue; a finite delay when it left work for later, e.g. when rate limited).
-  virtual absl::Duration ProcessQueue(Virtqueue& queue) = 0;
-  // An fd the worker of queue `index` also waits on (e.g. an io_uring completion eventfd): when
-  // it is readable the worker calls ProcessQueue, which must consume what made it readable (the
-  // worker does not read it). -1 for none. Asked each time the
-  // queue's worker starts (a device may set up per-queue state on the first call); the fd must
-  // stay open until QueueStopped.
-  virtual int QueueEventFd(int index) { return -1; }
-  // Whether the device has finished work to hand back on queue `index` (e.g. I/O completions),
-  // asked by a busy-polling worker on that queue's thread instead of sleeping on QueueEventFd.
-  virtual bool QueueHasCompletions(int index) { return false; }
-  // Queue `index` stopped (GET_VRING_BASE, reset, disconnect, or a memory table change, after
-  // which it restarts); its worker is gone. `queue` (null
-  // if it never ran) is still readable: a device holding popped but unfinished chains puts them
-  // back with Unpop so the ring position reported to the front end includes them.
-  virtual void QueueStopped(int index, Virtqueue* queue) {}
+  // Queue `context.index()` begins serving: the first start, and again after a memory table
+  // change. Per-queue state is set up here and fds to wait on are watched (context.Watch).
+  // An error breaks the queue.
+  virtual absl::Status QueueStarted(QueueContext& context) { return absl::OkStatus(); }
+  // Called on the queue's worker thread when the guest kicked, when the queue starts, when a
+  // watched fd is readable or the context was woken, or when the delay this function last
+  // asked for has passed. Takes chains and completes them (or hands them on).
+  virtual QueueResult ProcessQueue(QueueContext& context) = 0;
+  // Whether the device has finished work to hand back (e.g. I/O completions not yet reaped),
+  // asked by a busy-polling worker on the queue's thread instead of sleeping.
+  virtual bool HasCompletions(QueueContext& context) { return false; }
+  // The queue stops serving (GET_VRING_BASE, reset, disconnect, or a memory table change, after
+  // which it starts again); its worker is not running. The device makes every chain it holds
+  // complete: it finishes or cancels its I/O, answers held buffers, and may wait itself
+  // (context.FinishInFlight()). The engine then waits until nothing is in flight, so the ring
+  // position reported to the front end is exact, and drops the watched fds.
+  virtual void QueueStopped(QueueContext& context) {}
   // Back to the initial state (RESET_DEVICE, or the front end went away).
   virtual void Reset() {}
   // The daemon got SIGHUP: re-read host state (e.g. the size of a grown backing file) and tell

@@ -1,5 +1,6 @@
-// The thread that serves one started queue: it waits for the guest's kick (or a device-chosen
-// delay), lets the device drain the ring, and tells the guest once per batch.
+// The thread that serves one started queue: it waits for the guest's kick, a watched fd, a
+// wake-up or a device-chosen delay, lets the device drain the ring, pushes completions other
+// threads posted, and tells the guest once per batch.
 #ifndef COMMON_QUEUE_WORKER_H_
 #define COMMON_QUEUE_WORKER_H_
 
@@ -8,8 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/device.h"
+#include "common/queue_context.h"
 #include "common/unique_fd.h"
-#include "common/virtqueue.h"
 
 namespace vhost {
 
@@ -17,33 +18,32 @@ class QueueWorker {
  public:
   // `kick_fd` < 0 means the front end sends no kicks: the worker then polls the ring.
   // `busy_poll` > 0 makes the worker spin on the ring that long before sleeping.
-  QueueWorker(VirtioDevice* device, Virtqueue* queue, int kick_fd, absl::Duration busy_poll)
-      : device_(device),
-        queue_(queue),
-        kick_fd_(kick_fd),
-        device_fd_(device->QueueEventFd(queue->index())),
-        busy_poll_(busy_poll) {}
+  QueueWorker(VirtioDevice* device, QueueContext* context, int kick_fd, absl::Duration busy_poll)
+      : device_(device), context_(context), kick_fd_(kick_fd), busy_poll_(busy_poll) {}
   ~QueueWorker() { Stop(); }
 
   absl::Status Start();
-  // Returns once the thread has finished its current batch and exited.
+  // Returns once the thread has finished its current batch and exited; the calling thread
+  // then serves the queue (completions on it push directly).
   void Stop();
 
  private:
   void Run();
-  // Processes until the ring is empty (or the device asks to wait); returns the wait.
-  absl::Duration Drain();
+  // Processes until the ring is empty (or the device asks to wait); returns what it asked.
+  QueueResult Drain();
   bool SpinForWork();
   // Reads the kick that woke us (`events` from epoll); breaks the queue if the fd is unusable.
   void ConsumeKick(uint32_t events);
+  void Detach();  // takes the kick and stop fds out of the context's epoll set
 
   VirtioDevice* const device_;
-  Virtqueue* const queue_;
+  QueueContext* const context_;
   const int kick_fd_;
-  const int device_fd_;  // the device's own eventfd for this queue, or -1
   const absl::Duration busy_poll_;
   UniqueFd stop_fd_;
-  UniqueFd epoll_fd_;
+  // epoll tags of the kick and stop fds in the context's set (their addresses).
+  char kick_tag_ = 0;
+  char stop_tag_ = 0;
   std::thread thread_;
 };
 

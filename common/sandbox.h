@@ -1,10 +1,11 @@
-// The seccomp sandbox: a common allow-list (what the engine, glibc, glog and Abseil need once
-// setup is done) plus the syscalls each device adds. Applied after the socket is listening and
-// the device is open, before any front end is served.
+// The seccomp sandbox: the engine's base (what the engine, glibc, glog and Abseil need once
+// setup is done) plus the groups and syscalls each device adds. Applied after the socket is
+// listening and the device is open, before any front end is served.
 #ifndef COMMON_SANDBOX_H_
 #define COMMON_SANDBOX_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -51,17 +52,59 @@ constexpr uint64_t kSocketTypeMask = 0xf;
 struct SyscallRule {
   std::string name;
   std::vector<ArgCondition> conditions;
+  int refuse_errno = 0;  // non-zero: the call fails with this errno instead of being allowed
 };
 
-struct SandboxPolicy {
-  // Syscall names a device needs beyond the common list (e.g. "getrandom", "pread64").
-  std::vector<std::string> extra_syscalls;
-  // Syscalls a device needs only in some forms.
-  std::vector<SyscallRule> conditional_syscalls;
-  // ioctl request numbers the device may issue (ioctl is otherwise forbidden).
-  std::vector<unsigned long> ioctl_requests;
-  // Capabilities (CAP_*) the device still needs while serving; every other one is dropped.
+// What a daemon may do while serving, made of named groups of syscalls. The engine's base
+// (every group marked "base" below) is added by Build(); a device adds the groups and single
+// syscalls it needs on top, in its own folder (vhost-user-blk/blk_sandbox.cc, ...):
+//   SandboxPolicy().FileData().Allow("io_uring_enter").AllowIoctl(BLKGETSIZE64)
+// Groups partition the syscalls: a syscall added twice (by two groups, by a group and Allow,
+// or twice alike) is an error that Build() reports, so no list grows duplicates.
+class SandboxPolicy {
+ public:
+  // The base, which every daemon gets.
+  SandboxPolicy& Memory();        // brk, mmap/mprotect never executable, munmap, mremap, madvise
+  SandboxPolicy& Threads();       // clone of threads only, futex, rseq, exit, affinity, ...
+  SandboxPolicy& EventLoop();     // epoll, eventfd, poll
+  SandboxPolicy& Time();          // clocks and sleeps
+  SandboxPolicy& Signals();       // handlers, masks, tgkill to our own threads
+  SandboxPolicy& DescriptorIo();  // read/write/close/dup/fcntl/lseek/fstat on open fds
+  SandboxPolicy& UnixSocketIo();  // accept, messages with fds, socket options, shutdown
+  SandboxPolicy& Process();       // exit_group, ids, uname, getrandom, our own rlimits
+  // Sanitizer runtimes' own syscalls (added to the base in sanitizer builds only).
+  SandboxPolicy& SanitizerRuntime();
+
+  // For devices.
+  SandboxPolicy& FileIoAt();        // *at() calls relative to a directory fd, getdents64
+  SandboxPolicy& FileAttributes();  // f*() metadata calls on open files, xattrs, statfs
+  SandboxPolicy& FileData();        // positioned writes, vectored reads, fallocate, syncs
+
+  // One syscall, unconditionally or in some forms only.
+  SandboxPolicy& Allow(absl::string_view name);
+  SandboxPolicy& AllowIf(SyscallRule rule);
+  // ioctl with this request number (ioctl is otherwise forbidden).
+  SandboxPolicy& AllowIoctl(unsigned long request);
+  // A capability (CAP_*) the device still needs while serving; every other one is dropped.
+  SandboxPolicy& KeepCapability(int cap);
+
+  // The base and these additions as the rules to install; an error names a syscall added
+  // twice and both groups that added it. Run by the process that serves: the base's rules
+  // name its pid. open and openat fail with ENOENT unless allowed (libraries probing files).
+  absl::StatusOr<std::vector<SyscallRule>> Build() const;
+
+  // Read by DropCapabilities before the filter is applied.
   std::vector<int> keep_capabilities;
+
+ private:
+  struct Entry {
+    SyscallRule rule;
+    std::string group;
+  };
+  SandboxPolicy& Add(const char* group, std::initializer_list<const char*> names);
+  SandboxPolicy& Add(const char* group, SyscallRule rule);
+
+  std::vector<Entry> entries_;
 };
 
 // Drops every capability but `keep`: effective, permitted, inheritable, ambient and the

@@ -22,6 +22,17 @@ FakeGuestMemory::FakeGuestMemory(std::vector<RegionSpec> specs) {
   absl::StatusOr<std::shared_ptr<const GuestMemory>> memory = GuestMemory::Create(regions);
   CHECK(memory.ok()) << memory.status();
   memory_ = *std::move(memory);
+  if (!specs.empty()) {
+    next_free_ = specs[0].gpa;
+    first_end_ = specs[0].gpa + specs[0].size;
+  }
+}
+
+uint64_t FakeGuestMemory::Allocate(uint64_t size, uint64_t align) {
+  const uint64_t gpa = (next_free_ + align - 1) / align * align;
+  CHECK_LE(gpa + size, first_end_) << "fake guest memory is full";
+  next_free_ = gpa + size;
+  return gpa;
 }
 
 }  // namespace testing

@@ -29,12 +29,18 @@ class FakeGuestMemory : public DriverMemory {
   // Host pointer for [gpa, gpa+len) or nullptr.
   uint8_t* Host(uint64_t gpa, uint64_t len = 1) const { return memory_->TranslateGpa(gpa, len); }
   uint8_t* HostAddress(uint64_t gpa, size_t len) override { return Host(gpa, len); }
+  // Guest-physical space for rings and buffers, from the first region's start up (16-byte
+  // aligned by default). Tests that also write at literal addresses keep those above the
+  // allocations. CHECK-fails when the first region is full: a test sized it too small.
+  uint64_t Allocate(uint64_t size, uint64_t align = 16);
   // The "front-end virtual address" used for gpa (we use uva = gpa + kUvaOffset).
   static constexpr uint64_t kUvaOffset = 0x7f0000000000;
   static uint64_t Uva(uint64_t gpa) { return gpa + kUvaOffset; }
 
  private:
   std::shared_ptr<const GuestMemory> memory_;
+  uint64_t next_free_ = 0;  // gpa
+  uint64_t first_end_ = 0;
 };
 
 }  // namespace testing
