@@ -22,76 +22,11 @@
 namespace vhost {
 namespace {
 
-// What every daemon does after setup: socket I/O with fds, guest memory maps, eventfds and
-// epoll, threads, time, signals, logging to stderr.
-constexpr const char* kCommonSyscalls[] = {
-    "accept",
-    "accept4",
-    "brk",
-    "clock_gettime",
-    "clock_nanosleep",
-    "close",
-    "dup",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_pwait",
-    "epoll_wait",
-    "eventfd2",
-    "exit",
-    "exit_group",
-    "fcntl",
-    "fstat",
-    "futex",
-    "getpid",
-    "getrandom",
-    "gettid",
-    "gettimeofday",
-    "getuid",
-    "geteuid",
-    "lseek",
-    "madvise",
-    "munmap",
-    "nanosleep",
-    "newfstatat",
-    "poll",
-    "ppoll",
-    "read",
-    "readv",
-    "recvfrom",
-    "recvmsg",
-    "restart_syscall",
-    "rseq",
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "sched_getaffinity",
-    "sched_yield",
-    "sendmsg",
-    "sendto",
-    "set_robust_list",
-    "setsockopt",
-    "getsockopt",
-    "shutdown",
-    "sigaltstack",
-    "write",
-    "writev",
-    "mremap",
-    "getcpu",
-    "uname",
-    "statx",
-};
-
-// Sanitizer runtimes make syscalls of their own (e.g. pipe2 to probe whether memory is
-// readable); sanitizer builds allow them so the tests exercise the real policy otherwise.
-// A report (seen with strace under --seccomp=log) also asks whether stderr is a terminal
-// (ioctl TCGETS, for colours); its opens of /proc/self/maps and /proc/self/exe get ENOENT like
-// every open, so stacks are printed as module+offset, unsymbolized.
+// Sanitizer runtimes make syscalls of their own (see SanitizerRuntime); sanitizer builds allow
+// them so the tests exercise the real policy otherwise.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr const char* kSanitizerSyscalls[] = {
-    "pipe2", "readlink", "getrlimit", "prctl", "sched_getaffinity", "munmap", "mincore"};
 constexpr bool kSanitizerBuild = true;
 #else
-constexpr const char* kSanitizerSyscalls[] = {"getpid"};  // nothing extra
 constexpr bool kSanitizerBuild = false;
 #endif
 
@@ -151,10 +86,33 @@ absl::Status AddRule(scmp_filter_ctx ctx, const SyscallRule& rule) {
                           ? scmp_arg_cmp{c.index, SCMP_CMP_EQ, c.value, 0}
                           : scmp_arg_cmp{c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value});
   }
-  if (seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, compare.size(), compare.data()) != 0) {
+  const uint32_t action =
+      rule.refuse_errno != 0 ? SCMP_ACT_ERRNO(rule.refuse_errno) : SCMP_ACT_ALLOW;
+  if (seccomp_rule_add_array(ctx, action, nr, compare.size(), compare.data()) != 0) {
     return absl::InternalError("seccomp_rule_add failed for " + rule.name);
   }
   return absl::OkStatus();
+}
+
+bool SameConditions(const SyscallRule& a, const SyscallRule& b) {
+  return a.refuse_errno == b.refuse_errno &&
+         std::equal(a.conditions.begin(), a.conditions.end(), b.conditions.begin(),
+                    b.conditions.end(), [](const ArgCondition& x, const ArgCondition& y) {
+                      return x.index == y.index && x.mask == y.mask && x.value == y.value;
+                    });
+}
+
+// "ioctl(arg1 == 0x5401)", for error messages.
+std::string Describe(const SyscallRule& rule) {
+  std::string text = rule.name;
+  for (size_t i = 0; i < rule.conditions.size(); ++i) {
+    const ArgCondition& c = rule.conditions[i];
+    absl::StrAppend(&text, i == 0 ? "(" : ", ", "arg", c.index);
+    if (c.mask != ~uint64_t{0}) absl::StrAppend(&text, " & 0x", absl::Hex(c.mask));
+    absl::StrAppend(&text, " == 0x", absl::Hex(c.value),
+                    i + 1 == rule.conditions.size() ? ")" : "");
+  }
+  return text;
 }
 
 }  // namespace
@@ -194,70 +152,151 @@ absl::Status DropCapabilities(const std::vector<int>& keep) {
   return absl::OkStatus();
 }
 
+SandboxPolicy& SandboxPolicy::Add(const char* group, std::initializer_list<const char*> names) {
+  for (const char* name : names) entries_.push_back({{name, {}}, group});
+  return *this;
+}
+
+SandboxPolicy& SandboxPolicy::Add(const char* group, SyscallRule rule) {
+  entries_.push_back({std::move(rule), group});
+  return *this;
+}
+
+// Guest RAM and thread stacks are mapped, never made executable. madvise: glibc frees thread
+// stacks and malloc arenas with it.
+SandboxPolicy& SandboxPolicy::Memory() {
+  Add("Memory", {"brk", "munmap", "mremap", "madvise"});
+  Add("Memory", {"mmap", {(Arg(2) & PROT_EXEC) == 0}});
+  return Add("Memory", {"mprotect", {(Arg(2) & PROT_EXEC) == 0}});
+}
+
+// Threads yes, new processes no. glibc tries clone3 first (its flags are behind a pointer,
+// where seccomp cannot look) and falls back to clone on ENOSYS.
+SandboxPolicy& SandboxPolicy::Threads() {
+  Add("Threads", {"exit", "futex", "gettid", "getcpu", "rseq", "sched_getaffinity", "sched_yield",
+                  "set_robust_list"});
+  Add("Threads", {"clone", {(Arg(0) & CLONE_THREAD) == CLONE_THREAD}});
+  return Add("Threads", {"clone3", {}, ENOSYS});
+}
+
+SandboxPolicy& SandboxPolicy::EventLoop() {
+  return Add("EventLoop", {"epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "eventfd2",
+                           "poll", "ppoll"});
+}
+
+SandboxPolicy& SandboxPolicy::Time() {
+  return Add("Time", {"clock_gettime", "clock_nanosleep", "gettimeofday", "nanosleep"});
+}
+
+// Signals to its own threads (pthread_kill, raise, abort), never another process's. The filter
+// is installed by the process that serves (after any fork into a PID namespace): getpid() now
+// is the daemon's.
+SandboxPolicy& SandboxPolicy::Signals() {
+  Add("Signals",
+      {"restart_syscall", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack"});
+  return Add("Signals", {"tgkill", {Arg(0) == static_cast<uint64_t>(getpid())}});
+}
+
+// newfstatat: glibc's fstat is newfstatat(fd, "", AT_EMPTY_PATH).
+SandboxPolicy& SandboxPolicy::DescriptorIo() {
+  return Add("DescriptorIo", {"close", "dup", "fcntl", "fstat", "lseek", "newfstatat", "read",
+                              "readv", "statx", "write", "writev"});
+}
+
+SandboxPolicy& SandboxPolicy::UnixSocketIo() {
+  return Add("UnixSocketIo", {"accept", "accept4", "getsockopt", "recvfrom", "recvmsg", "sendmsg",
+                              "sendto", "setsockopt", "shutdown"});
+}
+
+// Its own resource limits only (getrlimit is prlimit64(0, ...)), as Signals its own pid.
+SandboxPolicy& SandboxPolicy::Process() {
+  Add("Process", {"exit_group", "getpid", "getuid", "geteuid", "getrandom", "uname"});
+  Add("Process", {"prlimit64", {Arg(0) == 0}});
+  return Add("Process", {"prlimit64", {Arg(0) == static_cast<uint64_t>(getpid())}});
+}
+
+// pipe2 probes whether memory is readable; a report (seen with strace under --seccomp=log)
+// also asks whether stderr is a terminal (ioctl TCGETS, for colours); its opens of
+// /proc/self/maps and /proc/self/exe get ENOENT like every open, so stacks are printed as
+// module+offset, unsymbolized.
+SandboxPolicy& SandboxPolicy::SanitizerRuntime() {
+  Add("SanitizerRuntime", {"getrlimit", "mincore", "pipe2", "prctl", "readlink"});
+  return Add("SanitizerRuntime", {"ioctl", {Arg(1) == TCGETS}});
+}
+
+SandboxPolicy& SandboxPolicy::FileIoAt() {
+  return Add("FileIoAt", {"faccessat", "faccessat2", "fchmodat", "fchownat", "getdents64", "linkat",
+                          "mkdirat", "mknodat", "openat", "readlinkat", "renameat", "renameat2",
+                          "symlinkat", "unlinkat", "utimensat"});
+}
+
+SandboxPolicy& SandboxPolicy::FileAttributes() {
+  return Add("FileAttributes", {"fchmod", "fgetxattr", "flistxattr", "fremovexattr", "fsetxattr",
+                                "fstatfs", "ftruncate", "statfs"});
+}
+
+SandboxPolicy& SandboxPolicy::FileData() {
+  return Add("FileData", {"fallocate", "fdatasync", "fsync", "preadv", "pwrite64", "pwritev"});
+}
+
+SandboxPolicy& SandboxPolicy::Allow(absl::string_view name) {
+  return Add("Allow", {std::string(name), {}});
+}
+
+SandboxPolicy& SandboxPolicy::AllowIf(SyscallRule rule) { return Add("AllowIf", std::move(rule)); }
+
+SandboxPolicy& SandboxPolicy::AllowIoctl(unsigned long request) {
+  return Add("AllowIoctl", {"ioctl", {Arg(1) == request}});
+}
+
+SandboxPolicy& SandboxPolicy::KeepCapability(int cap) {
+  keep_capabilities.push_back(cap);
+  return *this;
+}
+
+absl::StatusOr<std::vector<SyscallRule>> SandboxPolicy::Build() const {
+  SandboxPolicy all;
+  all.Memory().Threads().EventLoop().Time().Signals().DescriptorIo().UnixSocketIo().Process();
+  if (kSanitizerBuild) all.SanitizerRuntime();
+  all.entries_.insert(all.entries_.end(), entries_.begin(), entries_.end());
+  std::vector<SyscallRule> rules;
+  for (size_t i = 0; i < all.entries_.size(); ++i) {
+    const Entry& entry = all.entries_[i];
+    for (size_t j = 0; j < i; ++j) {
+      const Entry& earlier = all.entries_[j];
+      if (earlier.rule.name != entry.rule.name) continue;
+      // Forms of one syscall (ioctl requests, socket types) are alternatives, not duplicates.
+      const bool alternatives = !entry.rule.conditions.empty() &&
+                                !earlier.rule.conditions.empty() &&
+                                !SameConditions(entry.rule, earlier.rule);
+      if (alternatives) continue;
+      return absl::AlreadyExistsError(
+          absl::StrCat("seccomp policy: ", Describe(entry.rule), " from ", entry.group,
+                       " is already there as ", Describe(earlier.rule), " from ", earlier.group));
+    }
+    rules.push_back(entry.rule);
+  }
+  // Libraries that probe files after setup (time zone data, locale) are told there is none,
+  // unless the device opens files itself (vhost-user-fs, relative to its shared directory).
+  for (const char* name : {"openat", "open"}) {
+    if (std::none_of(rules.begin(), rules.end(),
+                     [name](const SyscallRule& rule) { return rule.name == name; })) {
+      rules.push_back({name, {}, ENOENT});
+    }
+  }
+  return rules;
+}
+
 absl::Status ApplySandbox(SeccompMode mode, const SandboxPolicy& policy) {
   if (mode == SeccompMode::kOff) return absl::OkStatus();
+  absl::StatusOr<std::vector<SyscallRule>> rules = policy.Build();
+  if (!rules.ok()) return rules.status();
   tzset();  // glog's timestamps need the time zone: load it while files can still be opened
   const uint32_t deny = mode == SeccompMode::kKill ? SCMP_ACT_TRAP : SCMP_ACT_LOG;
   std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(deny), seccomp_release);
   if (!ctx) return absl::InternalError("seccomp_init failed");
-
-  auto allow = [&](const std::string& name) -> absl::Status {
-    const int nr = seccomp_syscall_resolve_name(name.c_str());
-    if (nr == __NR_SCMP_ERROR) return absl::InvalidArgumentError("unknown syscall " + name);
-    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
-      return absl::InternalError("seccomp_rule_add failed for " + name);
-    }
-    return absl::OkStatus();
-  };
-  for (const char* name : kCommonSyscalls) {
-    if (absl::Status s = allow(name); !s.ok()) return s;
-  }
-  for (const char* name : kSanitizerSyscalls) {
-    if (absl::Status s = allow(name); !s.ok()) return s;
-  }
-  for (const std::string& name : policy.extra_syscalls) {
-    if (absl::Status s = allow(name); !s.ok()) return s;
-  }
-  // Signals to its own threads (pthread_kill, raise, abort) and its own resource limits
-  // (getrlimit is prlimit64(0, ...)), never another process's. The filter is installed by the
-  // process that serves (after any fork into a PID namespace): getpid() now is the daemon's.
-  const uint64_t self = getpid();
-  std::vector<SyscallRule> rules = {
-      {"tgkill", {Arg(0) == self}}, {"prlimit64", {Arg(0) == 0}}, {"prlimit64", {Arg(0) == self}}};
-  rules.insert(rules.end(), policy.conditional_syscalls.begin(), policy.conditional_syscalls.end());
-  for (const SyscallRule& rule : rules) {
+  for (const SyscallRule& rule : *rules) {
     if (absl::Status s = AddRule(ctx.get(), rule); !s.ok()) return s;
-  }
-  std::vector<unsigned long> ioctls = policy.ioctl_requests;
-  if (kSanitizerBuild) ioctls.push_back(TCGETS);
-  for (unsigned long request : ioctls) {
-    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                         SCMP_A1(SCMP_CMP_EQ, request)) != 0) {
-      return absl::InternalError("seccomp rule for ioctl");
-    }
-  }
-  // Memory may be mapped (guest RAM, thread stacks) but never made executable.
-  for (int nr : {SCMP_SYS(mmap), SCMP_SYS(mprotect)}) {
-    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 1,
-                         SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) != 0) {
-      return absl::InternalError("seccomp rule for mmap/mprotect");
-    }
-  }
-  // Threads yes, new processes no. glibc tries clone3 first and falls back to clone on ENOSYS.
-  if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
-      seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) {
-    return absl::InternalError("seccomp rule for clone");
-  }
-  // Libraries that probe files after setup (time zone data, locale) are told there is none,
-  // unless the device opens files itself (vhost-user-fs, relative to its shared directory).
-  const auto& extra = policy.extra_syscalls;
-  for (const char* name : {"openat", "open"}) {
-    if (std::find(extra.begin(), extra.end(), name) != extra.end()) continue;
-    if (seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOENT), seccomp_syscall_resolve_name(name),
-                         0) != 0) {
-      return absl::InternalError("seccomp rule for open");
-    }
   }
   // Every thread, including any a device started during setup, gets the filter.
   if (seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1) != 0) {

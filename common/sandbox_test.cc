@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -117,27 +118,106 @@ TEST(SandboxTest, KillsForbiddenSyscalls) {
 }
 
 TEST(SandboxTest, DeviceAdditionsAreAllowed) {
-  SandboxPolicy policy;
-  policy.extra_syscalls = {"socket"};
-  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, policy,
+  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, SandboxPolicy().Allow("socket"),
                                       [] { return socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 0 : 1; }),
                          0));
-  policy.extra_syscalls = {"no_such_syscall"};
-  EXPECT_THAT(ApplySandbox(SeccompMode::kKill, policy),
+  EXPECT_THAT(ApplySandbox(SeccompMode::kKill, SandboxPolicy().Allow("no_such_syscall")),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// A device's groups: files opened relative to a directory, written at an offset.
+TEST(SandboxTest, DeviceGroupsAreAllowed) {
+  const SandboxPolicy policy = SandboxPolicy().FileIoAt().FileAttributes().FileData();
+  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, policy,
+                                      [] {
+                                        const int fd = openat(AT_FDCWD, "/dev/null", O_WRONLY);
+                                        if (fd < 0) return 1;
+                                        if (pwrite(fd, "x", 1, 0) != 1) return 2;
+                                        return fsync(fd) == 0 || errno == EINVAL ? 0 : 3;
+                                      }),
+                         0));
+  // Without them, opening fails politely and writing at an offset is forbidden.
+  EXPECT_TRUE(ExitedWith(
+      RunSandboxed(
+          SeccompMode::kKill, {},
+          [] { return openat(AT_FDCWD, "/dev/null", O_WRONLY) == -1 && errno == ENOENT ? 0 : 1; }),
+      0));
+  EXPECT_TRUE(KilledBySigsys(RunSandboxed(
+      SeccompMode::kKill, {}, [] { return pwrite(STDERR_FILENO, "", 0, 0) == 0 ? 0 : 1; })));
+}
+
+TEST(SandboxTest, OnlyTheAllowedIoctlRequests) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  const int fd = fds[0];
+  const SandboxPolicy policy = SandboxPolicy().AllowIoctl(FIONREAD);
+  EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, policy,
+                                      [fd] {
+                                        int n = -1;
+                                        return ioctl(fd, FIONREAD, &n) == 0 && n == 0 ? 0 : 1;
+                                      }),
+                         0));
+  EXPECT_TRUE(KilledBySigsys(
+      RunSandboxed(SeccompMode::kKill, policy, [fd] { return ioctl(fd, FIOCLEX) == 0 ? 0 : 1; })));
+  close(fds[0]);
+  close(fds[1]);
+}
+
+// Each syscall has one place in a policy: a second is a mistake, reported with both places.
+TEST(SandboxTest, RejectsSyscallsAddedTwice) {
+  EXPECT_OK(SandboxPolicy().Build());
+  // Twice by a device.
+  absl::Status twice = SandboxPolicy().Allow("connect").Allow("connect").Build().status();
+  EXPECT_THAT(twice, StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(twice.message(),
+            "seccomp policy: connect from Allow is already there as connect from Allow");
+  // Already in the engine's base.
+  absl::Status in_base = SandboxPolicy().Allow("lseek").Build().status();
+  EXPECT_EQ(in_base.message(),
+            "seccomp policy: lseek from Allow is already there as lseek from DescriptorIo");
+  // A group twice, or a group and a syscall it holds.
+  EXPECT_THAT(SandboxPolicy().FileData().FileData().Build(),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  absl::Status in_group = SandboxPolicy().FileIoAt().Allow("openat").Build().status();
+  EXPECT_EQ(in_group.message(),
+            "seccomp policy: openat from Allow is already there as openat from FileIoAt");
+  // A group of the base added by a device.
+  EXPECT_THAT(SandboxPolicy().EventLoop().Build(), StatusIs(absl::StatusCode::kAlreadyExists));
+  // Allowed always and in some form: the form is redundant.
+  absl::Status both =
+      SandboxPolicy().Allow("socket").AllowIf({"socket", {Arg(0) == AF_UNIX}}).Build().status();
+  EXPECT_EQ(both.message(),
+            "seccomp policy: socket(arg0 == 0x1) from AllowIf is already there as socket from "
+            "Allow");
+  // The same form twice.
+  absl::Status ioctl = SandboxPolicy().AllowIoctl(0x1234).AllowIoctl(0x1234).Build().status();
+  EXPECT_EQ(ioctl.message(),
+            "seccomp policy: ioctl(arg1 == 0x1234) from AllowIoctl is already there as "
+            "ioctl(arg1 == 0x1234) from AllowIoctl");
+  // Different forms of one syscall are alternatives.
+  EXPECT_OK(SandboxPolicy().AllowIoctl(0x1234).AllowIoctl(0x5678).Build());
+  EXPECT_OK(SandboxPolicy()
+                .AllowIf({"socket", {Arg(0) == AF_UNIX, (Arg(1) & kSocketTypeMask) == SOCK_STREAM}})
+                .AllowIf({"socket", {Arg(0) == AF_UNIX, (Arg(1) & kSocketTypeMask) == 5}})
+                .Build());
+}
+
+// A policy with a duplicate is never installed: the daemon refuses to start.
+TEST(SandboxTest, DuplicatesAreNotApplied) {
+  EXPECT_THAT(ApplySandbox(SeccompMode::kKill, SandboxPolicy().Allow("read")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
 TEST(SandboxTest, ArgumentConditionsAllowOnlyMatchingCalls) {
-  SandboxPolicy policy;
-  policy.conditional_syscalls = {{"socket", {Arg(0) == AF_UNIX}}};
+  SandboxPolicy policy = SandboxPolicy().AllowIf({"socket", {Arg(0) == AF_UNIX}});
   EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, policy,
                                       [] { return socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 0 : 1; }),
                          0));
   EXPECT_TRUE(KilledBySigsys(RunSandboxed(
       SeccompMode::kKill, policy, [] { return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 1; })));
   // Masked conditions: the socket type without its flags.
-  policy.conditional_syscalls = {
-      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & kSocketTypeMask) == SOCK_STREAM}}};
+  policy = SandboxPolicy().AllowIf(
+      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & kSocketTypeMask) == SOCK_STREAM}});
   EXPECT_TRUE(ExitedWith(
       RunSandboxed(SeccompMode::kKill, policy,
                    [] { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 ? 0 : 1; }),
