@@ -1,5 +1,6 @@
 #include "vhost-user-rng/rng_device.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "common/message.h"
@@ -26,32 +27,29 @@ DeviceInfo RngDevice::Info() const {
   return info;
 }
 
-void RngDevice::QueueStopped(int index, Virtqueue* queue) {
-  // A request held back (rate limit, slow source) is handed back, to be served after a restart.
-  if (has_pending_ && queue != nullptr) queue->Unpop(pending_);
-  has_pending_ = false;
-}
-
-absl::Duration RngDevice::ProcessQueue(Virtqueue& queue) {
+QueueResult RngDevice::ProcessQueue(QueueContext& context) {
   for (;;) {
-    // Within the rate limit's budget first, so no request is held while waiting for it.
-    if (limiter_ && !has_pending_ && queue.HasAvailable() && limiter_->Available(now_()) == 0) {
-      return limiter_->UntilRefill(now_());
-    }
-    if (!has_pending_) {
-      if (!queue.Pop(&pending_)) return absl::InfiniteDuration();
-      has_pending_ = true;
-    }
+    const absl::optional<ChainToken> token = context.Take();
+    if (!token) return QueueResult::Drained();
+    const DescriptorChain& chain = context.chain(*token);
     uint64_t allowed = std::numeric_limits<uint64_t>::max();
     if (limiter_) {
       allowed = limiter_->Available(now_());
-      if (allowed == 0) return limiter_->UntilRefill(now_());
+      if (allowed == 0) {
+        // Over budget: the request waits in the ring for the next period.
+        context.GiveBack(*token);
+        return QueueResult::RetryAfter(limiter_->UntilRefill(now_()));
+      }
     }
-    const size_t want = std::min<uint64_t>(allowed, pending_.writable_bytes);
+    const size_t want = std::min<uint64_t>(allowed, chain.writable_bytes);
     size_t written = 0;
     if (want > 0) {
-      absl::StatusOr<size_t> filled = source_->Fill(pending_.writable, want);
-      if (absl::IsUnavailable(filled.status())) return kSourceRetry;
+      absl::StatusOr<size_t> filled = source_->Fill(chain.writable, want);
+      if (absl::IsUnavailable(filled.status())) {
+        // Nothing written yet: the request waits in the ring until the source has data.
+        context.GiveBack(*token);
+        return QueueResult::RetryAfter(kSourceRetry);
+      }
       if (!filled.ok()) {
         LOG_EVERY_N(ERROR, 1000) << "entropy source failed: " << filled.status();
       } else {
@@ -63,8 +61,7 @@ absl::Duration RngDevice::ProcessQueue(Virtqueue& queue) {
       }
     }
     if (limiter_) limiter_->Consume(written);
-    queue.Push(pending_, written);
-    has_pending_ = false;
+    context.Complete(*token, written);
   }
 }
 

@@ -22,17 +22,14 @@ class RngDevice : public VirtioDevice {
             std::function<absl::Time()> now = absl::Now);
 
   DeviceInfo Info() const override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
-  void QueueStopped(int index, Virtqueue* queue) override;
-  void Reset() override { has_pending_ = false; }
+  // Holds no chain across calls: one the rate limit or a slow source holds back goes back to
+  // the ring, so a stop has nothing to hand back.
+  QueueResult ProcessQueue(QueueContext& context) override;
 
  private:
   std::unique_ptr<EntropySource> source_;
   absl::optional<RateLimiter> limiter_;
   std::function<absl::Time()> now_;
-  // A request popped but not yet answered (the rate limit or a slow source held it back).
-  DescriptorChain pending_;
-  bool has_pending_ = false;
   bool reported_exhausted_ = false;
 };
 

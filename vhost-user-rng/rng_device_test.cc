@@ -8,9 +8,9 @@
 #include <cstring>
 #include <set>
 
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
 
 namespace vhost {
@@ -22,9 +22,8 @@ std::string TempTemplate(const std::string& name) {
   return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
 }
 
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
-using ::vhost::testing::RingLayout;
+using ::vhost::testing::TestQueue;
 
 // Counts bytes: 0, 1, 2, ... so tests can tell which bytes went where.
 class CountingSource : public EntropySource {
@@ -49,41 +48,30 @@ class CountingSource : public EntropySource {
 class RngDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, 64);
-    DriverRing::Config config;
-    config.size = 64;
-    config.addresses = testing::LayoutRings(*sizes, 0x1000);
-    driver_ = *DriverRing::Create(&ram_, config);
-    VringLayout layout{64, FakeGuestMemory::Uva(config.addresses.desc),
-                       FakeGuestMemory::Uva(config.addresses.driver),
-                       FakeGuestMemory::Uva(config.addresses.device), 0};
-    queue_ = *Virtqueue::Create(0, layout, Bit(kFeatureVersion1), ram_.memory());
+    auto queue = TestQueue::Create(&ram_);
+    ASSERT_OK(queue);
+    queue_ = *std::move(queue);
   }
   void MakeDevice(absl::optional<RateLimiter> limiter = absl::nullopt) {
     auto source = std::make_unique<CountingSource>();
     source_ = source.get();
     device_ =
         std::make_unique<RngDevice>(std::move(source), std::move(limiter), [this] { return now_; });
+    ASSERT_OK(queue_->Start(*device_));
   }
-  uint16_t Request(uint64_t gpa, uint32_t len) {
-    auto id = driver_->AddChain({}, {{gpa, len}});
+  // A request for `len` bytes at `*gpa` (allocated here).
+  uint16_t Request(uint32_t len, uint64_t* gpa = nullptr) {
+    const uint64_t buffer = ram_.Allocate(len);
+    if (gpa != nullptr) *gpa = buffer;
+    auto id = queue_->Add({}, {{buffer, len}});
     EXPECT_OK(id);
-    driver_->Publish();
-    return *id;
+    return id.ok() ? *id : 0;
   }
-  std::vector<testing::UsedElement> Used() {
-    std::vector<testing::UsedElement> out;
-    for (;;) {
-      auto used = driver_->PollUsed();
-      EXPECT_OK(used);
-      if (!used.ok() || !used->has_value()) return out;
-      out.push_back(**used);
-    }
-  }
+  QueueResult Run() { return queue_->Run(*device_); }
+  std::vector<testing::UsedElement> Used() { return queue_->Used(); }
 
   FakeGuestMemory ram_{1 << 20};
-  std::unique_ptr<DriverRing> driver_;
-  std::unique_ptr<Virtqueue> queue_;
+  std::unique_ptr<TestQueue> queue_;
   std::unique_ptr<RngDevice> device_;
   CountingSource* source_ = nullptr;
   absl::Time now_ = absl::FromUnixSeconds(1000);
@@ -100,10 +88,11 @@ TEST_F(RngDeviceTest, DescribesAVirtioRng) {
 
 TEST_F(RngDeviceTest, FillsEveryConcurrentRequestCompletely) {
   MakeDevice();
-  const uint16_t a = Request(0x40000, 64);
-  const uint16_t b = Request(0x50000, 4096);
-  const uint16_t c = Request(0x60000, 1);
-  EXPECT_EQ(device_->ProcessQueue(*queue_), absl::InfiniteDuration());
+  uint64_t a_gpa = 0, c_gpa = 0;
+  const uint16_t a = Request(64, &a_gpa);
+  const uint16_t b = Request(4096);
+  const uint16_t c = Request(1, &c_gpa);
+  EXPECT_EQ(Run().kind(), QueueResult::Kind::kDrained);
   auto used = Used();
   ASSERT_EQ(used.size(), 3u);
   EXPECT_EQ(used[0].id, a);
@@ -112,16 +101,14 @@ TEST_F(RngDeviceTest, FillsEveryConcurrentRequestCompletely) {
   EXPECT_EQ(used[1].len, 4096u);
   EXPECT_EQ(used[2].id, c);
   EXPECT_EQ(used[2].len, 1u);
-  EXPECT_EQ(ram_.Host(0x40000)[63], 63);  // written straight into guest memory
-  EXPECT_EQ(ram_.Host(0x60000)[0], static_cast<uint8_t>(64 + 4096));
+  EXPECT_EQ(ram_.Host(a_gpa)[63], 63);  // written straight into guest memory
+  EXPECT_EQ(ram_.Host(c_gpa)[0], static_cast<uint8_t>(64 + 4096));
 }
 
 TEST_F(RngDeviceTest, RequestWithoutWritableBufferGetsNothing) {
   MakeDevice();
-  auto id = driver_->AddChain({{0x40000, 16}}, {});
-  ASSERT_OK(id);
-  driver_->Publish();
-  device_->ProcessQueue(*queue_);
+  ASSERT_OK(queue_->Add({{ram_.Allocate(16), 16}}, {}));
+  Run();
   auto used = Used();
   ASSERT_EQ(used.size(), 1u);
   EXPECT_EQ(used[0].len, 0u);
@@ -129,41 +116,69 @@ TEST_F(RngDeviceTest, RequestWithoutWritableBufferGetsNothing) {
 
 TEST_F(RngDeviceTest, RateLimitDelaysButNeverDrops) {
   MakeDevice(RateLimiter(100, absl::Seconds(1)));
-  Request(0x40000, 64);
-  Request(0x50000, 64);
-  Request(0x60000, 64);
+  Request(64);
+  Request(64);
+  Request(64);
   // 100 bytes this second: the first request whole, the second gets the remaining 36.
-  absl::Duration wait = device_->ProcessQueue(*queue_);
-  EXPECT_EQ(wait, absl::Seconds(1));
+  QueueResult result = Run();
+  EXPECT_EQ(result.kind(), QueueResult::Kind::kRetryAfter);
+  EXPECT_EQ(result.delay(), absl::Seconds(1));
   auto used = Used();
   ASSERT_EQ(used.size(), 2u);
   EXPECT_EQ(used[0].len, 64u);
   EXPECT_EQ(used[1].len, 36u);
-  // Nothing more until the period ends; the third request stays queued in the ring.
+  // Nothing more until the period ends; the third request stays queued in the ring, not held
+  // by the device.
   now_ += absl::Milliseconds(500);
-  EXPECT_EQ(device_->ProcessQueue(*queue_), absl::Milliseconds(500));
+  result = Run();
+  EXPECT_EQ(result.kind(), QueueResult::Kind::kRetryAfter);
+  EXPECT_EQ(result.delay(), absl::Milliseconds(500));
   EXPECT_TRUE(Used().empty());
-  EXPECT_TRUE(queue_->HasAvailable());
+  EXPECT_TRUE(queue_->queue().HasAvailable());
+  EXPECT_EQ(queue_->context().in_flight(), 0u);
   now_ += absl::Milliseconds(500);
-  EXPECT_EQ(device_->ProcessQueue(*queue_), absl::InfiniteDuration());
+  EXPECT_EQ(Run().kind(), QueueResult::Kind::kDrained);
   used = Used();
   ASSERT_EQ(used.size(), 1u);
   EXPECT_EQ(used[0].len, 64u);
 }
 
-TEST_F(RngDeviceTest, SlowSourceHoldsTheRequestAndHandsItBackOnStop) {
+TEST_F(RngDeviceTest, RateLimitedRequestIsInTheRingAtAStop) {
+  MakeDevice(RateLimiter(10, absl::Seconds(1)));
+  const uint32_t base = queue_->queue().Base();
+  Request(10);
+  const uint16_t held = Request(8);
+  EXPECT_EQ(Run().kind(), QueueResult::Kind::kRetryAfter);
+  ASSERT_EQ(Used().size(), 1u);
+  queue_->Stop(*device_);
+  // One request answered, the other one offered again after a restart.
+  EXPECT_EQ(queue_->queue().Base(), base + 1);
+  EXPECT_EQ(queue_->context().in_flight(), 0u);
+  ASSERT_OK(queue_->Start(*device_));
+  now_ += absl::Seconds(1);
+  EXPECT_EQ(Run().kind(), QueueResult::Kind::kDrained);
+  auto used = Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, held);
+  EXPECT_EQ(used[0].len, 8u);
+}
+
+TEST_F(RngDeviceTest, SlowSourceLeavesTheRequestInTheRingAcrossAStop) {
   MakeDevice();
-  const uint32_t base = queue_->Base();
-  Request(0x40000, 32);
+  const uint32_t base = queue_->queue().Base();
+  Request(32);
   source_->unavailable = true;
-  const absl::Duration wait = device_->ProcessQueue(*queue_);
-  EXPECT_GT(wait, absl::ZeroDuration());
-  EXPECT_LT(wait, absl::Seconds(1));
+  const QueueResult result = Run();
+  EXPECT_EQ(result.kind(), QueueResult::Kind::kRetryAfter);
+  EXPECT_GT(result.delay(), absl::ZeroDuration());
+  EXPECT_LT(result.delay(), absl::Seconds(1));
   EXPECT_TRUE(Used().empty());
-  device_->QueueStopped(0, queue_.get());
-  EXPECT_EQ(queue_->Base(), base);  // the request will be served after a restart
+  EXPECT_EQ(queue_->context().in_flight(), 0u);  // nothing held between calls
+  queue_->Stop(*device_);
+  EXPECT_EQ(queue_->queue().Base(), base);  // the request will be served after a restart
+  ASSERT_OK(queue_->Start(*device_));
   source_->unavailable = false;
-  device_->ProcessQueue(*queue_);
+  Run();
   auto used = Used();
   ASSERT_EQ(used.size(), 1u);
   EXPECT_EQ(used[0].len, 32u);
