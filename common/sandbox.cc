@@ -274,6 +274,10 @@ absl::StatusOr<std::vector<SyscallRule>> SandboxPolicy::Build() const {
           absl::StrCat("seccomp policy: ", Describe(entry.rule), " from ", entry.group,
                        " is already there as ", Describe(earlier.rule), " from ", earlier.group));
     }
+    if (seccomp_syscall_resolve_name(entry.rule.name.c_str()) == __NR_SCMP_ERROR) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("seccomp policy: unknown syscall ", entry.rule.name, " from ", entry.group));
+    }
     rules.push_back(entry.rule);
   }
   // Libraries that probe files after setup (time zone data, locale) are told there is none,

@@ -89,8 +89,9 @@ class SandboxPolicy {
   SandboxPolicy& KeepCapability(int cap);
 
   // The base and these additions as the rules to install; an error names a syscall added
-  // twice and both groups that added it. Run by the process that serves: the base's rules
-  // name its pid. open and openat fail with ENOENT unless allowed (libraries probing files).
+  // twice and both groups that added it, or a name this kernel's seccomp does not know. Run by the
+  // process that serves: the base's rules name its pid. open and openat fail with ENOENT unless
+  // allowed (libraries probing files).
   absl::StatusOr<std::vector<SyscallRule>> Build() const;
 
   // Read by DropCapabilities before the filter is applied.

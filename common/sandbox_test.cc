@@ -121,6 +121,8 @@ TEST(SandboxTest, DeviceAdditionsAreAllowed) {
   EXPECT_TRUE(ExitedWith(RunSandboxed(SeccompMode::kKill, SandboxPolicy().Allow("socket"),
                                       [] { return socket(AF_UNIX, SOCK_STREAM, 0) >= 0 ? 0 : 1; }),
                          0));
+  EXPECT_THAT(SandboxPolicy().Allow("no_such_syscall").Build(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ApplySandbox(SeccompMode::kKill, SandboxPolicy().Allow("no_such_syscall")),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
