@@ -124,6 +124,20 @@ std::vector<int> FsCapabilities(bool device_nodes) {
   return keep;
 }
 
+SandboxPolicy FsSandboxPolicy() {
+  SandboxPolicy policy;
+  policy.FileIoAt()
+      .FileAttributes()
+      .FileData()
+      .Allow("pread64")
+      .Allow("copy_file_range")
+      .Allow("syncfs")
+      .Allow("setfsuid")  // requests run as the guest's user and group
+      .Allow("setfsgid");
+  for (int cap : FsCapabilities(/*device_nodes=*/true)) policy.KeepCapability(cap);
+  return policy;
+}
+
 absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir) {
   absl::StatusOr<FsSandboxFds> fds;
   switch (kind) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/sandbox.h"
 #include "common/unique_fd.h"
 
 namespace vhost {
@@ -37,6 +38,11 @@ struct FsSandboxFds {
 // fsetid, setuid/setgid for fsuid; mknod only when the guest may make device nodes). The
 // daemon drops every other one once the sandbox is entered (common DropCapabilities).
 std::vector<int> FsCapabilities(bool device_nodes);
+
+// The seccomp additions to the engine's base: file calls relative to the shared directory's
+// descriptors, and the most capabilities Confine keeps (FsCapabilities with device nodes: it
+// drops CAP_MKNOD itself without --allow-device-nodes).
+SandboxPolicy FsSandboxPolicy();
 
 absl::StatusOr<FsSandboxFds> EnterFsSandbox(FsSandbox kind, const std::string& shared_dir);
 

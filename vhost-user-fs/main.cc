@@ -142,15 +142,6 @@ int main(int argc, char** argv) {
   auto daemon = std::make_shared<FsDaemon>();
   spec.create_device = [daemon] { return CreateDevice(*daemon); };
   spec.before_seccomp = [daemon] { return Confine(*daemon); };
-  // The most Confine keeps (it drops CAP_MKNOD itself without --allow-device-nodes).
-  spec.sandbox.keep_capabilities = vhost::FsCapabilities(/*device_nodes=*/true);
-  spec.sandbox.extra_syscalls = {
-      "openat",     "newfstatat",   "fstatfs",   "statfs",          "mkdirat",   "mknodat",
-      "symlinkat",  "linkat",       "unlinkat",  "renameat2",       "renameat",  "readlinkat",
-      "fchmodat",   "fchownat",     "utimensat", "ftruncate",       "fallocate", "fsync",
-      "fdatasync",  "getdents64",   "lseek",     "copy_file_range", "faccessat", "faccessat2",
-      "pread64",    "pwrite64",     "preadv",    "pwritev",         "fgetxattr", "fsetxattr",
-      "flistxattr", "fremovexattr", "syncfs",    "setfsuid",        "setfsgid",  "fcntl",
-      "dup",        "statx",        "geteuid",   "fchmod"};
+  spec.sandbox = vhost::FsSandboxPolicy();
   return vhost::RunDaemon(argc, argv, spec);
 }

@@ -7,6 +7,7 @@
 #include "common/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-gpio/gpio_device.h"
+#include "vhost-user-gpio/gpio_sandbox.h"
 #include "vhost-user-gpio/host_chip.h"
 #include "vhost-user-gpio/simulated_chip.h"
 
@@ -86,7 +87,6 @@ int main(int argc, char** argv) {
   spec.backend_type = "gpio";
   spec.short_names = {{'s', "socket_path"}, {'c', "socket_count"}, {'l', "device_list"}};
   spec.create_instance = CreateInstance;
-  spec.sandbox.ioctl_requests = vhost::HostChipIoctls();
-  spec.sandbox.extra_syscalls = {"epoll_create1", "epoll_ctl", "epoll_wait", "fcntl"};
+  spec.sandbox = vhost::GpioSandboxPolicy();
   return vhost::RunDaemon(argc, argv, spec);
 }

@@ -7,6 +7,7 @@
 #include "vhost-user-i2c/device_list.h"
 #include "vhost-user-i2c/host_adapter.h"
 #include "vhost-user-i2c/i2c_device.h"
+#include "vhost-user-i2c/i2c_sandbox.h"
 #include "vhost-user-i2c/simulated_bus.h"
 
 DEFINE_string(device_list, "",
@@ -56,6 +57,6 @@ int main(int argc, char** argv) {
   spec.backend_type = "i2c";
   spec.short_names = {{'s', "socket_path"}, {'c', "socket_count"}, {'l', "device_list"}};
   spec.create_instance = CreateInstance;
-  spec.sandbox.ioctl_requests = vhost::HostAdapterIoctls();
+  spec.sandbox = vhost::I2cSandboxPolicy();
   return vhost::RunDaemon(argc, argv, spec);
 }

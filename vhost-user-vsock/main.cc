@@ -1,7 +1,5 @@
 // vhost-user-vsock: guest AF_VSOCK sockets to host Unix sockets (hybrid vsock), and between
 // sibling VMs.
-#include <linux/capability.h>
-#include <sys/socket.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
@@ -9,6 +7,7 @@
 #include "vhost-user-vsock/vm_spec.h"
 #include "vhost-user-vsock/vsock_device.h"
 #include "vhost-user-vsock/vsock_hub.h"
+#include "vhost-user-vsock/vsock_sandbox.h"
 
 // The common runtime's flags, which a VM of --vm replaces.
 DECLARE_string(socket_path);
@@ -77,13 +76,6 @@ int main(int argc, char** argv) {
   spec.backend_type = "vsock";
   spec.short_names = {{'s', "socket_path"}};
   spec.create_instances = CreateInstances;
-  spec.sandbox.extra_syscalls = {"connect", "shutdown", "fcntl"};
-  // Started as root, it still connects to host sockets whatever their owner and mode.
-  spec.sandbox.keep_capabilities = {CAP_DAC_OVERRIDE};
-  // Host-side connections only: Unix stream or seqpacket sockets (a guest's SOCK_SEQPACKET).
-  using vhost::Arg;
-  spec.sandbox.conditional_syscalls = {
-      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & vhost::kSocketTypeMask) == SOCK_STREAM}},
-      {"socket", {Arg(0) == AF_UNIX, (Arg(1) & vhost::kSocketTypeMask) == SOCK_SEQPACKET}}};
+  spec.sandbox = vhost::VsockSandboxPolicy();
   return vhost::RunDaemon(argc, argv, spec);
 }

@@ -1,0 +1,15 @@
+#include "vhost-user-gpio/gpio_sandbox.h"
+
+#include "vhost-user-gpio/host_chip.h"
+
+namespace vhost {
+
+// Host chips' character-device ioctls; line events are read() from line fds the event loop
+// watches (both in the base).
+SandboxPolicy GpioSandboxPolicy() {
+  SandboxPolicy policy;
+  for (unsigned long request : HostChipIoctls()) policy.AllowIoctl(request);
+  return policy;
+}
+
+}  // namespace vhost
