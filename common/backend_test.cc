@@ -42,7 +42,7 @@ class CountingDevice : public VirtioDevice {
     for (size_t i = 0; i < data.size(); ++i) config_[offset + i] = data[i];
     return absl::OkStatus();
   }
-  absl::Duration ProcessQueue(Virtqueue& queue) override { return absl::InfiniteDuration(); }
+  QueueResult ProcessQueue(QueueContext& context) override { return QueueResult::Drained(); }
   void Reset() override { ++resets; }
   absl::Status NotifyConfigChange() { return notify_config_change_(); }
   int resets = 0;
@@ -255,21 +255,19 @@ class HoldingDevice : public VirtioDevice {
     info.features = Bit(kFeatureVersion1);
     return info;
   }
-  absl::Duration ProcessQueue(Virtqueue& queue) override {
-    DescriptorChain chain;
-    while (queue.Pop(&chain)) held_.push_back(chain);
+  QueueResult ProcessQueue(QueueContext& context) override {
+    while (absl::optional<ChainToken> token = context.Take()) held_.push_back(*token);
     if (!held_.empty() && !popped.HasBeenNotified()) popped.Notify();
-    return kHoldingUntilDeviceEvent;
+    return QueueResult::Drained();
   }
-  void QueueStopped(int index, Virtqueue* queue) override {
-    if (queue == nullptr) return;
-    for (const DescriptorChain& chain : held_) queue->Push(chain, 0);
+  void QueueStopped(QueueContext& context) override {
+    for (ChainToken token : held_) context.Complete(token, 0);
     held_.clear();
   }
   absl::Notification popped;
 
  private:
-  std::vector<DescriptorChain> held_;
+  std::vector<ChainToken> held_;
 };
 
 // Guest RAM regions as memfds the test maps too, to play the driver.

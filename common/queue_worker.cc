@@ -42,8 +42,10 @@ absl::Status QueueWorker::Start() {
 
 void QueueWorker::Stop() {
   if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_relaxed);  // ends a busy-poll spin
   eventfd_write(stop_fd_.get(), 1);
   thread_.join();
+  stopping_.store(false, std::memory_order_relaxed);
   Detach();
   context_->BecomeServingThread();
 }
@@ -82,6 +84,7 @@ bool QueueWorker::SpinForWork() {
         device_->HasCompletions(*context_)) {
       return true;
     }
+    if (stopping_.load(std::memory_order_relaxed)) return false;
     CpuRelax();
     // Now and then yield, so a thread of ours woken on this CPU (another queue's worker) waits
     // microseconds, not the whole spin (vhost-user-fs: FORGETs on the high-priority queue).

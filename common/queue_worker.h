@@ -4,6 +4,7 @@
 #ifndef COMMON_QUEUE_WORKER_H_
 #define COMMON_QUEUE_WORKER_H_
 
+#include <atomic>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -41,6 +42,7 @@ class QueueWorker {
   const int kick_fd_;
   const absl::Duration busy_poll_;
   UniqueFd stop_fd_;
+  std::atomic<bool> stopping_{false};
   // epoll tags of the kick and stop fds in the context's set (their addresses).
   char kick_tag_ = 0;
   char stop_tag_ = 0;

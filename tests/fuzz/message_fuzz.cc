@@ -30,14 +30,14 @@ class EchoDevice : public VirtioDevice {
     std::memset(data.data(), 0x5a, data.size());
     return absl::OkStatus();
   }
-  absl::Duration ProcessQueue(Virtqueue& queue) override {
-    DescriptorChain chain;
+  QueueResult ProcessQueue(QueueContext& context) override {
     uint8_t scratch[64];
-    while (queue.Pop(&chain)) {
+    while (absl::optional<ChainToken> token = context.Take()) {
+      const DescriptorChain& chain = context.chain(*token);
       const size_t n = CopyFromSegments(chain.readable, 0, scratch, sizeof(scratch));
-      queue.Push(chain, CopyToSegments(chain.writable, 0, scratch, n));
+      context.Complete(*token, CopyToSegments(chain.writable, 0, scratch, n));
     }
-    return absl::InfiniteDuration();
+    return QueueResult::Drained();
   }
 };
 

@@ -189,7 +189,7 @@ class ReloadReporter : public VirtioDevice {
  public:
   ReloadReporter(int index, int pipe_fd) : index_(index), pipe_fd_(pipe_fd) {}
   DeviceInfo Info() const override { return DeviceInfo(); }
-  absl::Duration ProcessQueue(Virtqueue& queue) override { return absl::InfiniteDuration(); }
+  QueueResult ProcessQueue(QueueContext& context) override { return QueueResult::Drained(); }
   void Reload() override {
     const uint8_t byte = index_;
     (void)!write(pipe_fd_, &byte, 1);
