@@ -28,21 +28,20 @@ absl::Status I2cDevice::SetFeatures(uint64_t features) {
   return absl::OkStatus();
 }
 
-absl::Duration I2cDevice::ProcessQueue(Virtqueue& queue) {
-  DescriptorChain chain;
-  while (queue.Pop(&chain)) {
-    pending_.push_back(Parse(chain));
-    if (!pending_.back().fail_next || pending_.size() > I2C_RDWR_IOCTL_MAX_MSGS) Execute(queue);
+QueueResult I2cDevice::ProcessQueue(QueueContext& context) {
+  while (const absl::optional<ChainToken> token = context.Take()) {
+    pending_.push_back(Parse(*token, context.chain(*token)));
+    if (!pending_.back().fail_next || pending_.size() > I2C_RDWR_IOCTL_MAX_MSGS) Execute(context);
   }
   // Linux queues a whole transaction before it kicks; one still open when the ring is empty was
   // cut short by the driver (its ring was full) and runs as far as it goes.
-  if (!pending_.empty()) Execute(queue);
-  return absl::InfiniteDuration();
+  if (!pending_.empty()) Execute(context);
+  return QueueResult::Drained();
 }
 
-I2cDevice::Request I2cDevice::Parse(const DescriptorChain& chain) const {
+I2cDevice::Request I2cDevice::Parse(ChainToken token, const DescriptorChain& chain) const {
   Request r;
-  r.chain = chain;
+  r.token = token;
   virtio_i2c_out_hdr header{};
   ChainReader reader(chain);
   if (!reader.Read(&header) || chain.writable_bytes < 1) {
@@ -104,7 +103,7 @@ absl::Status I2cDevice::Check(const std::vector<Request>& group, I2cAdapter** ad
   return absl::OkStatus();
 }
 
-void I2cDevice::Execute(Virtqueue& queue) {
+void I2cDevice::Execute(QueueContext& context) {
   std::vector<Request> group = std::move(pending_);
   pending_.clear();
   I2cAdapter* adapter = nullptr;
@@ -122,12 +121,12 @@ void I2cDevice::Execute(Virtqueue& queue) {
   }
   const uint8_t result = status.ok() ? VIRTIO_I2C_MSG_OK : VIRTIO_I2C_MSG_ERR;
   for (const Request& r : group) {
-    ChainWriter writer(r.chain);
+    ChainWriter writer(context.chain(r.token));
     if (status.ok() && r.message.read) writer.WriteBytes(r.message.data);
     // The status is the last writable byte, whatever else is wrong with the chain (a chain
     // with no writable byte gets none: WriteAt refuses the wrapped offset).
     writer.WriteAt(writer.size() - 1, result);
-    queue.Push(r.chain, writer.bytes_written());
+    context.Complete(r.token, writer.bytes_written());
   }
 }
 

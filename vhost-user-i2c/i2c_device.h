@@ -31,20 +31,20 @@ class I2cDevice : public VirtioDevice {
 
   DeviceInfo Info() const override;
   absl::Status SetFeatures(uint64_t features) override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
+  QueueResult ProcessQueue(QueueContext& context) override;
   void Reset() override { pending_.clear(); }
 
  private:
-  // One popped chain, parsed.
+  // One taken chain, parsed.
   struct Request {
-    DescriptorChain chain;
+    ChainToken token = 0;
     bool valid = false;  // well-formed (else the transaction fails)
     bool fail_next = false;
     I2cMessage message;
   };
-  Request Parse(const DescriptorChain& chain) const;
+  Request Parse(ChainToken token, const DescriptorChain& chain) const;
   // Runs the pending transaction and completes its chains.
-  void Execute(Virtqueue& queue);
+  void Execute(QueueContext& context);
   absl::Status Check(const std::vector<Request>& group, I2cAdapter** adapter) const;
 
   const I2cBusMap bus_;

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "common/message.h"
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
 #include "vhost-user-i2c/device_list.h"
 #include "vhost-user-i2c/simulated_bus.h"
@@ -17,8 +17,8 @@
 namespace vhost {
 namespace {
 
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
+using ::vhost::testing::TestQueue;
 
 // One message as the guest's driver queues it.
 struct Msg {
@@ -38,29 +38,27 @@ class I2cDeviceTest : public ::testing::Test {
   void Build(I2cBusMap map, uint64_t features) {
     device_ = std::make_unique<I2cDevice>(std::move(map), 64);
     ASSERT_OK(device_->SetFeatures(features));
-    auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 64);
-    DriverRing::Config config;
-    config.size = 64;
-    config.addresses = testing::LayoutRings(*sizes, 0x1000);
-    driver_ = *DriverRing::Create(&ram_, config);
-    VringLayout layout{64, FakeGuestMemory::Uva(config.addresses.desc),
-                       FakeGuestMemory::Uva(config.addresses.driver),
-                       FakeGuestMemory::Uva(config.addresses.device), 0};
-    queue_ = *Virtqueue::Create(0, layout, features, ram_.memory());
+    TestQueue::Options options;
+    options.features = features;
+    auto queue = TestQueue::Create(&ram_, options);
+    ASSERT_OK(queue);
+    queue_ = *std::move(queue);
+    ASSERT_OK(queue_->Start(*device_));
   }
+  // One turn of the queue's worker: the device takes every chain.
+  void Run() { EXPECT_EQ(queue_->Run(*device_).kind(), QueueResult::Kind::kDrained); }
 
   // Queues `msgs` as one transaction (FAIL_NEXT on all but the last, unless `cut_short`), runs
   // the queue, and returns each message's status; read data lands back in `msgs`.
   std::vector<uint8_t> Transfer(std::vector<Msg>& msgs, bool cut_short = false) {
     std::vector<uint64_t> status_gpa, data_gpa;
-    uint64_t gpa = 0x20000;
     for (size_t i = 0; i < msgs.size(); ++i) {
       virtio_i2c_out_hdr header{};
       header.addr = msgs[i].addr << 1;
       header.flags = (msgs[i].read ? VIRTIO_I2C_FLAGS_M_RD : 0) |
                      (i + 1 < msgs.size() || cut_short ? VIRTIO_I2C_FLAGS_FAIL_NEXT : 0);
-      const uint64_t h = gpa, d = gpa + 16, s = gpa + 16 + 4096;
-      gpa += 8192;
+      const uint64_t h = ram_.Allocate(8), d = ram_.Allocate(msgs[i].data.size() + 1),
+                     s = ram_.Allocate(1);
       std::memcpy(ram_.Host(h, 8), &header, 8);
       if (!msgs[i].data.empty()) {
         std::memcpy(ram_.Host(d, msgs[i].data.size()), msgs[i].data.data(), msgs[i].data.size());
@@ -70,15 +68,14 @@ class I2cDeviceTest : public ::testing::Test {
       const uint32_t n = static_cast<uint32_t>(msgs[i].data.size());
       if (n) (msgs[i].read ? writable : readable).push_back({d, n});
       writable.push_back({s, 1});
-      EXPECT_OK(driver_->AddChain(readable, writable));
+      EXPECT_OK(queue_->Add(readable, writable));
       status_gpa.push_back(s);
       data_gpa.push_back(d);
     }
-    driver_->Publish();
-    device_->ProcessQueue(*queue_);
+    Run();
     std::vector<uint8_t> statuses;
     for (size_t i = 0; i < msgs.size(); ++i) {
-      auto used = driver_->PollUsed();
+      auto used = queue_->driver().PollUsed();
       EXPECT_TRUE(used.ok() && used->has_value());
       statuses.push_back(*ram_.Host(status_gpa[i]));
       if (msgs[i].read && !msgs[i].data.empty()) {
@@ -94,24 +91,23 @@ class I2cDeviceTest : public ::testing::Test {
     virtio_i2c_out_hdr header{};
     header.addr = addr << 1;
     header.flags = read ? VIRTIO_I2C_FLAGS_M_RD : 0;
-    std::memcpy(ram_.Host(0x30000, 8), &header, 8);
-    std::memset(ram_.Host(0x31000, 256), 0xee, 256);
+    const uint64_t h = ram_.Allocate(8), w = ram_.Allocate(256);
+    std::memcpy(ram_.Host(h, 8), &header, 8);
+    std::memset(ram_.Host(w, 256), 0xee, 256);
     std::vector<testing::Buffer> writable;
-    if (writable_len) writable.push_back({0x31000, writable_len});
-    EXPECT_OK(driver_->AddChain({{0x30000, header_len}}, writable));
-    driver_->Publish();
-    device_->ProcessQueue(*queue_);
-    auto used = driver_->PollUsed();
+    if (writable_len) writable.push_back({w, writable_len});
+    EXPECT_OK(queue_->Add({{h, header_len}}, writable));
+    Run();
+    auto used = queue_->driver().PollUsed();
     EXPECT_TRUE(used.ok() && used->has_value());
     const uint32_t len = used.ok() && used->has_value() ? (*used)->len : 0;
-    return {writable_len ? *ram_.Host(0x31000 + writable_len - 1) : uint8_t{0xee}, len};
+    return {writable_len ? *ram_.Host(w + writable_len - 1) : uint8_t{0xee}, len};
   }
 
   FakeGuestMemory ram_{1 << 20};
   std::shared_ptr<SimulatedBus> bus_, other_;
   std::unique_ptr<I2cDevice> device_;
-  std::unique_ptr<DriverRing> driver_;
-  std::unique_ptr<Virtqueue> queue_;
+  std::unique_ptr<TestQueue> queue_;
 };
 
 constexpr uint8_t kOk = VIRTIO_I2C_MSG_OK;

@@ -134,12 +134,16 @@ void FuzzI2c(FuzzInput& in) {
   (void)device.SetFeatures(features);
   Harness h;
   h.Build(1, features);
+  std::unique_ptr<QueueContext> context = *QueueContext::Create(h.queues[0].get(), nullptr);
+  if (!device.QueueStarted(*context).ok()) std::abort();
   while (in.remaining() > 0) {
     const int chains = 1 + in.Take<uint8_t>() % 4;
     for (int i = 0; i < chains; ++i) h.AddChain(in, 0);
-    device.ProcessQueue(*h.queues[0]);
+    device.ProcessQueue(*context);
+    if (context->in_flight() != 0) std::abort();  // a transaction left unanswered
     h.Reap();
   }
+  device.QueueStopped(*context);
 }
 
 void FuzzVsock(FuzzInput& in) {
