@@ -1,11 +1,13 @@
-// FsDevice with its request pool, over a request queue in fake guest memory: a SETLKW waiting
-// for a lock a host process holds ends with EINTR on FUSE_INTERRUPT and when its queue stops
-// (so GET_VRING_BASE, reset and disconnect never wait for a lock holder), and a head the guest
-// makes available again while it is in flight breaks the queue instead of growing the pool.
+// FsDevice over its queues in fake guest memory, with the engine's pool for the request queue:
+// a SETLKW waiting for a lock a host process holds ends with EINTR on FUSE_INTERRUPT (which the
+// high-priority queue brings, served by its own worker while every pool thread waits) and when
+// its queue stops (so GET_VRING_BASE, reset and disconnect never wait for a lock holder, and
+// the ring position reported is exact), and a head the guest makes available again while it
+// is in flight breaks the queue instead of growing the pool. Without a pool every request is
+// served on its queue's worker, where nothing may wait.
 #include "vhost-user-fs/fs_device.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,15 +18,14 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <sstream>
 #include <string>
-#include <thread>
+#include <vector>
 
-#include "common/message.h"
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
+#include "common/work_pool.h"
 #include "gtest/gtest.h"
 
 namespace vhost {
@@ -36,14 +37,16 @@ std::string TempTemplate(const std::string& name) {
   return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
 }
 
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
-using ::vhost::testing::RingLayout;
+using ::vhost::testing::TestQueue;
+using ::vhost::testing::UsedElement;
 
-constexpr uint64_t kRingGpa = 0x1000;
-constexpr uint64_t kBuffersGpa = 0x20000;  // one request and its reply per 8 KiB slot
 constexpr uint32_t kQueueSize = 16;
+constexpr int kHighPriorityQueue = 0;
 constexpr int kRequestQueue = 1;
+constexpr int kPoolThreads = 2;
+constexpr int kSlots = 4;  // one request and its reply each
+constexpr uint32_t kSlotHalf = 0x1000;
 // Only a safety net, so that a wait that is never cut short fails the test instead of hanging
 // it: nothing here waits this long when the code works.
 constexpr auto kGiveUp = std::chrono::seconds(20);
@@ -55,7 +58,11 @@ std::string Bytes(const T& v) {
 
 class FsDeviceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Make(kPoolThreads)); }
+
+  // The device with a pool of `pool_threads` (none for 0), its two queues started, and the
+  // shared file looked up.
+  void Make(int pool_threads) {
     std::string tmpl = TempTemplate("fs-device-");
     dir_ = mkdtemp(tmpl.data());
     std::ofstream(dir_ + "/file") << std::string(1000, 'x');
@@ -66,23 +73,24 @@ class FsDeviceTest : public ::testing::Test {
     options.shared_dir = dir_;
     options.posix_lock = true;
     ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
-    device_ = std::make_unique<FsDevice>(std::move(server), "tag", 1, /*thread_pool_size=*/2);
-    pool_event_ = device_->QueueEventFd(kRequestQueue);
-    ASSERT_GE(pool_event_, 0);
+    device_ = std::make_unique<FsDevice>(std::move(server), "tag", 1, pool_threads);
+    // The engine makes the pool the device asks for.
+    ASSERT_EQ(device_->Info().pool_threads, pool_threads);
+    if (pool_threads > 0) pool_ = std::make_unique<WorkPool>(pool_threads);
 
-    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, kQueueSize);
-    ASSERT_OK(sizes);
-    DriverRing::Config config;
-    config.size = kQueueSize;
-    config.addresses = testing::LayoutRings(*sizes, kRingGpa);
-    ASSERT_OK_AND_ASSIGN(driver_, DriverRing::Create(&ram_, config));
-    VringLayout layout{kQueueSize, FakeGuestMemory::Uva(config.addresses.desc),
-                       FakeGuestMemory::Uva(config.addresses.driver),
-                       FakeGuestMemory::Uva(config.addresses.device), driver_->VringBase()};
-    ASSERT_OK_AND_ASSIGN(
-        queue_, Virtqueue::Create(kRequestQueue, layout, Bit(kFeatureVersion1), ram_.memory()));
-    queue_->set_call_fd(call_.get());
-    queue_->set_err_fd(err_.get());
+    TestQueue::Options hiprio;
+    hiprio.index = kHighPriorityQueue;
+    hiprio.size = kQueueSize;
+    hiprio.pool = pool_.get();
+    ASSERT_OK_AND_ASSIGN(hiprio_, TestQueue::Create(&ram_, hiprio));
+    TestQueue::Options request = hiprio;
+    request.index = kRequestQueue;
+    ASSERT_OK_AND_ASSIGN(queue_, TestQueue::Create(&ram_, request));
+    queue_->queue().set_err_fd(err_.get());
+    for (uint64_t& gpa : slots_) gpa = ram_.Allocate(2 * kSlotHalf);
+    ASSERT_OK(hiprio_->Start(*device_));
+    ASSERT_OK(queue_->Start(*device_));
+    running_ = true;
 
     ASSERT_EQ(Call(FUSE_LOOKUP, 1, std::string("file") + '\0'), 0);
     fuse_entry_out entry;
@@ -92,57 +100,77 @@ class FsDeviceTest : public ::testing::Test {
 
   void TearDown() override {
     if (host_fd_ >= 0) close(host_fd_);
-    if (queue_ != nullptr) device_->QueueStopped(kRequestQueue, queue_.get());
+    StopQueues();
     std::filesystem::remove_all(dir_);
   }
 
-  // Places request `unique` (header, then `args`) in slot `slot` and makes it available.
+  void StopQueues() {
+    if (!running_) return;
+    running_ = false;
+    queue_->Stop(*device_);
+    hiprio_->Stop(*device_);
+  }
+
+  // Places request `unique` (header, then `args`) in slot `slot` and makes it available on the
+  // request queue.
   uint16_t Add(int slot, uint32_t opcode, uint64_t unique, uint64_t nodeid,
                const std::string& args) {
+    const std::string request = Request(slot, opcode, unique, nodeid, args);
+    auto head = queue_->Add({{slots_[slot], static_cast<uint32_t>(request.size())}},
+                            {{slots_[slot] + kSlotHalf, kSlotHalf}});
+    EXPECT_OK(head);
+    return head.value_or(0);
+  }
+  // Writes the request into slot `slot` (and clears its reply half).
+  std::string Request(int slot, uint32_t opcode, uint64_t unique, uint64_t nodeid,
+                      const std::string& args) {
     fuse_in_header in{};
     in.opcode = opcode;
     in.unique = unique;
     in.nodeid = nodeid;
     in.len = static_cast<uint32_t>(sizeof(in) + args.size());
     const std::string request = Bytes(in) + args;
-    const uint64_t gpa = kBuffersGpa + slot * 0x2000;
-    std::memcpy(ram_.Host(gpa, request.size()), request.data(), request.size());
-    std::memset(ram_.Host(gpa + 0x1000, 0x1000), 0, 0x1000);
-    auto head =
-        driver_->AddChain({{gpa, static_cast<uint32_t>(request.size())}}, {{gpa + 0x1000, 0x1000}});
-    EXPECT_OK(head);
-    return head.value_or(0);
+    std::memcpy(ram_.Host(slots_[slot], request.size()), request.data(), request.size());
+    std::memset(ram_.Host(slots_[slot] + kSlotHalf, kSlotHalf), 0, kSlotHalf);
+    return request;
+  }
+  // FUSE_INTERRUPT of request `unique`, through the high-priority queue; what it reported.
+  std::vector<UsedElement> Interrupt(int slot, uint64_t unique) {
+    fuse_interrupt_in interrupt{unique};
+    const std::string request = Request(slot, FUSE_INTERRUPT, unique + 1, 0, Bytes(interrupt));
+    EXPECT_OK(hiprio_->Add({{slots_[slot], static_cast<uint32_t>(request.size())}}, {}));
+    hiprio_->Run(*device_);
+    return hiprio_->Used();
   }
   fuse_out_header ReplyHeader(int slot) {
     fuse_out_header out;
-    std::memcpy(&out, ram_.Host(kBuffersGpa + slot * 0x2000 + 0x1000, sizeof(out)), sizeof(out));
+    std::memcpy(&out, ram_.Host(slots_[slot] + kSlotHalf, sizeof(out)), sizeof(out));
     return out;
   }
   std::string ReplyBody(int slot) {
-    return std::string(reinterpret_cast<char*>(ram_.Host(
-                           kBuffersGpa + slot * 0x2000 + 0x1000 + sizeof(fuse_out_header), 256)),
-                       256);
+    return std::string(
+        reinterpret_cast<char*>(ram_.Host(slots_[slot] + kSlotHalf + sizeof(fuse_out_header), 256)),
+        256);
   }
   // Waits for the pool to finish something (false after kGiveUp), then pushes it.
-  bool Complete() {
-    pollfd p{pool_event_, POLLIN, 0};
-    const int ready =
-        poll(&p, 1, std::chrono::duration_cast<std::chrono::milliseconds>(kGiveUp).count());
-    device_->ProcessQueue(*queue_);
-    return ready == 1;
+  bool Complete() { return queue_->RunWhenReady(*device_, absl::FromChrono(kGiveUp)).has_value(); }
+  // The request queue's used elements, waiting for `n` of them (fewer after kGiveUp).
+  std::vector<UsedElement> AwaitUsed(size_t n) {
+    std::vector<UsedElement> used = queue_->Used();
+    while (used.size() < n && Complete()) {
+      for (const UsedElement& u : queue_->Used()) used.push_back(u);
+    }
+    return used;
   }
   // One request in slot 0, served to the end; its reply's errno.
   int Call(uint32_t opcode, uint64_t nodeid, const std::string& args) {
-    Add(0, opcode, ++unique_, nodeid, args);
-    driver_->Publish();
-    device_->ProcessQueue(*queue_);
-    for (;;) {
-      auto used = driver_->PollUsed();
-      EXPECT_OK(used);
-      if (!used.ok()) return -1;
-      if (used->has_value()) return -ReplyHeader(0).error;
-      if (!Complete()) return -1;
-    }
+    const uint16_t head = Add(0, opcode, ++unique_, nodeid, args);
+    queue_->Run(*device_);
+    const std::vector<UsedElement> used = AwaitUsed(1);
+    EXPECT_EQ(used.size(), 1u);
+    if (used.size() != 1 || used[0].id != head) return -1;
+    EXPECT_EQ(ReplyHeader(0).unique, unique_);
+    return -ReplyHeader(0).error;
   }
   std::string LockArgs(uint64_t owner) {
     fuse_lk_in in{};
@@ -175,36 +203,30 @@ class FsDeviceTest : public ::testing::Test {
   uint64_t unique_ = 0;
   int host_fd_ = -1;
   FakeGuestMemory ram_{1 << 20};
-  UniqueFd call_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  uint64_t slots_[kSlots] = {};
   UniqueFd err_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  std::unique_ptr<DriverRing> driver_;
-  std::unique_ptr<Virtqueue> queue_;
   std::unique_ptr<FsDevice> device_;
-  int pool_event_ = -1;
+  std::unique_ptr<WorkPool> pool_;
+  std::unique_ptr<TestQueue> hiprio_;
+  std::unique_ptr<TestQueue> queue_;
+  bool running_ = false;
 };
 
 TEST_F(FsDeviceTest, FuseInterruptEndsAWaitingSetlkw) {
   HoldOnTheHost();
   Add(1, FUSE_SETLKW, 4242, file_node_, LockArgs(7));
-  driver_->Publish();
-  device_->ProcessQueue(*queue_);
+  queue_->Run(*device_);
   AwaitKernelWaiters(1);
-  // FUSE_INTERRUPT naming it, as the high-priority queue brings it.
-  fuse_interrupt_in interrupt{4242};
-  fuse_in_header in{};
-  in.opcode = FUSE_INTERRUPT;
-  in.unique = 4243;
-  in.len = sizeof(in) + sizeof(interrupt);
-  std::string request = Bytes(in) + Bytes(interrupt);
-  DescriptorChain chain;
-  chain.readable.push_back({request.data(), request.size()});
-  chain.readable_bytes = request.size();
-  EXPECT_EQ(device_->server().Handle(chain), 0u);  // no reply to an INTERRUPT
+  // FUSE_INTERRUPT naming it, on the high-priority queue: answered at once, with no reply.
+  const std::vector<UsedElement> interrupted = Interrupt(2, 4242);
+  ASSERT_EQ(interrupted.size(), 1u);
+  EXPECT_EQ(interrupted[0].len, 0u);
   if (!Complete()) {
     ADD_FAILURE() << "the SETLKW still waits after FUSE_INTERRUPT";
     ReleaseOnTheHost();
     ASSERT_TRUE(Complete());
   }
+  EXPECT_EQ(queue_->Used().size(), 1u);
   EXPECT_EQ(ReplyHeader(1).unique, 4242u);
   EXPECT_EQ(ReplyHeader(1).error, -EINTR);
   EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
@@ -213,41 +235,80 @@ TEST_F(FsDeviceTest, FuseInterruptEndsAWaitingSetlkw) {
   EXPECT_EQ(Call(FUSE_SETLKW, file_node_, LockArgs(7)), 0);
 }
 
+// The high-priority queue is served by its own worker, not the pool: its INTERRUPTs get through
+// while every pool thread waits for a lock.
+TEST_F(FsDeviceTest, InterruptsGetThroughWhileEveryPoolThreadWaits) {
+  HoldOnTheHost();
+  Add(1, FUSE_SETLKW, 301, file_node_, LockArgs(21));
+  Add(2, FUSE_SETLKW, 302, file_node_, LockArgs(21));
+  queue_->Run(*device_);
+  AwaitKernelWaiters(kPoolThreads);
+  for (int slot : {1, 2}) {
+    const uint64_t unique = 300 + slot;
+    ASSERT_EQ(Interrupt(3, unique).size(), 1u) << "INTERRUPT of " << unique << " not served";
+    const std::vector<UsedElement> used = AwaitUsed(1);
+    ASSERT_EQ(used.size(), 1u) << "request " << unique << " not answered";
+    EXPECT_EQ(ReplyHeader(slot).unique, unique);
+    EXPECT_EQ(ReplyHeader(slot).error, -EINTR);
+  }
+  EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
+}
+
 TEST_F(FsDeviceTest, StoppingTheQueueEndsEveryWaitingSetlkw) {
   HoldOnTheHost();
   // Three waiting lock requests (of one owner) for a pool of two threads: one is not even
   // started.
   for (int i = 1; i <= 3; ++i) Add(i, FUSE_SETLKW, 100 + i, file_node_, LockArgs(11));
-  driver_->Publish();
-  device_->ProcessQueue(*queue_);
+  queue_->Run(*device_);
   AwaitKernelWaiters(2);
   // GET_VRING_BASE, a reset or a disconnect stop the queue.
-  auto stopped =
-      std::async(std::launch::async, [&] { device_->QueueStopped(kRequestQueue, queue_.get()); });
+  auto stopped = std::async(std::launch::async, [&] { StopQueues(); });
   if (stopped.wait_for(kGiveUp) != std::future_status::ready) {
     ADD_FAILURE() << "stopping the queue waits for the lock holder";
     ReleaseOnTheHost();
     stopped.wait();
   }
-  for (int i = 1; i <= 3; ++i) {
-    auto used = driver_->PollUsed();
-    ASSERT_OK(used);
-    ASSERT_TRUE(used->has_value()) << "request " << i << " not answered";
-    EXPECT_EQ(ReplyHeader(i).error, -EINTR) << "request " << i;
-  }
+  const std::vector<UsedElement> used = queue_->Used();
+  ASSERT_EQ(used.size(), 3u) << "requests not answered";
+  for (int i = 1; i <= 3; ++i) EXPECT_EQ(ReplyHeader(i).error, -EINTR) << "request " << i;
   EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
-  queue_.reset();  // stopped already
+  // The ring position reported to the front end is exact: every chain taken was answered.
+  EXPECT_EQ(queue_->context().in_flight(), 0u);
+  EXPECT_EQ(queue_->queue().Base(), queue_->driver().avail_idx());
+  EXPECT_EQ(queue_->driver().UsedIdx(), queue_->driver().avail_idx());
 }
 
 TEST_F(FsDeviceTest, AHeadMadeAvailableAgainWhileInFlightBreaksTheQueue) {
   const uint16_t head = Add(1, FUSE_GETATTR, 55, file_node_, std::string(16, '\0'));
-  driver_->PushAvailHead(head);  // the same chain again, still the device's
-  driver_->Publish();
-  device_->ProcessQueue(*queue_);
-  EXPECT_TRUE(queue_->broken());
+  queue_->driver().PushAvailHead(head);  // the same chain again, still the device's
+  queue_->driver().Publish();
+  queue_->Run(*device_);
+  EXPECT_TRUE(queue_->queue().broken());
   eventfd_t errors = 0;
   EXPECT_EQ(eventfd_read(err_.get(), &errors), 0);
   EXPECT_EQ(errors, 1u);
+}
+
+class FsDeviceWithoutPoolTest : public FsDeviceTest {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Make(0)); }
+};
+
+// Without a pool each queue's worker serves its requests at once, and as nothing could
+// interrupt a wait there, a SETLKW fails with EINTR instead of waiting (main.cc refuses
+// --posix-lock without a pool).
+TEST_F(FsDeviceWithoutPoolTest, RequestsAreServedOnTheQueuesWorkerWhereNothingWaits) {
+  HoldOnTheHost();
+  Add(1, FUSE_SETLKW, 501, file_node_, LockArgs(31));
+  queue_->Run(*device_);
+  const std::vector<UsedElement> used = queue_->Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(ReplyHeader(1).unique, 501u);
+  EXPECT_EQ(ReplyHeader(1).error, -EINTR);
+  EXPECT_EQ(testing::LockWaiters(file_ino_), 0);
+  // SETLK, which never waits, takes the lock once the host lets go.
+  ReleaseOnTheHost();
+  EXPECT_EQ(Call(FUSE_SETLK, file_node_, LockArgs(31)), 0);
 }
 
 }  // namespace
