@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -25,18 +24,13 @@
 namespace vhost {
 namespace {
 
-// epoll data of the device's own fds; connections and greetings use ids from 2 on.
-constexpr uint64_t kWakeId = 0;
+// The listener's id in host_events_; connections and greetings use ids from 2 on.
 constexpr uint64_t kListenerId = 1;
+// Host sockets are watched edge-triggered: one event per change, not one per wait while data
+// waits for credit or rx buffers.
+constexpr uint32_t kHostSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr size_t kMaxGreeting = 64;                    // "CONNECT 4294967295\n" and then some
 constexpr size_t kMaxHostMessage = Credit::kBufAlloc;  // seqpacket messages from the host
-
-bool AddToEpoll(int epoll, int fd, uint32_t events, uint64_t id) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = id;
-  return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) == 0;
-}
 
 }  // namespace
 
@@ -75,16 +69,7 @@ absl::StatusOr<std::unique_ptr<VsockDevice>> VsockDevice::Create(Options options
 }
 
 VsockDevice::VsockDevice(Options options, VsockHub* hub, UniqueFd listener)
-    : options_(std::move(options)),
-      hub_(hub),
-      listener_(std::move(listener)),
-      epoll_(epoll_create1(EPOLL_CLOEXEC)),
-      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      tx_resume_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  PCHECK(tx_resume_);
-  PCHECK(AddToEpoll(epoll_.get(), wake_.get(), EPOLLIN, kWakeId));
-  PCHECK(AddToEpoll(epoll_.get(), listener_.get(), EPOLLIN, kListenerId));
-}
+    : options_(std::move(options)), hub_(hub), listener_(std::move(listener)) {}
 
 VsockDevice::~VsockDevice() = default;
 
@@ -109,15 +94,41 @@ absl::Status VsockDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) 
   return ReadConfigBytes(config, offset, data);
 }
 
-int VsockDevice::QueueEventFd(int index) {
-  switch (index) {
-    case kVsockRxQueue:
-      return epoll_.get();
-    case kVsockTxQueue:
-      return tx_resume_.get();
-    default:
-      return -1;
+absl::Status VsockDevice::QueueStarted(QueueContext& context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (context.index() == kVsockTxQueue) {
+    tx_ = &context;
+    return absl::OkStatus();
   }
+  if (context.index() != kVsockRxQueue) return absl::OkStatus();
+  rx_ = &context;
+  host_events_.reserve(64);
+  absl::Status status = context.Watch(listener_.get(), EPOLLIN, [this](uint32_t events) {
+    host_events_.emplace_back(kListenerId, events);
+  });
+  if (!status.ok()) return status;
+  // Sockets made or kept while the queue did not serve (the tx worker connects on its own, and
+  // a stop drops every watch). Adding a socket reports its present state: no edge is lost.
+  for (auto it = greetings_.begin(); it != greetings_.end();) {
+    const uint64_t id = it->first;
+    const int fd = it->second.fd.get();
+    ++it;
+    if (!WatchHost(fd, id)) greetings_.erase(id);
+  }
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    Connection& c = *it->second;
+    ++it;  // Close erases c
+    if (!WatchHost(c.fd.get(), c.id)) Close(c, /*rst=*/true, "cannot watch the host socket");
+  }
+  return absl::OkStatus();
+}
+
+void VsockDevice::QueueStopped(QueueContext& context) {
+  // Every chain taken is completed within ProcessQueue: nothing is held across calls. The
+  // engine drops the rx queue's watches; the sockets stay open.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (&context == rx_) rx_ = nullptr;
+  if (&context == tx_) tx_ = nullptr;
 }
 
 size_t VsockDevice::connection_count() {
@@ -130,52 +141,65 @@ size_t VsockDevice::queued_packet_count() {
   return queued_.size();
 }
 
-void VsockDevice::Wake() { eventfd_write(wake_.get(), 1); }
+void VsockDevice::Wake() {
+  if (rx_ != nullptr) rx_->Wake();
+}
 
-absl::Duration VsockDevice::ProcessQueue(Virtqueue& queue) {
-  switch (queue.index()) {
-    case kVsockTxQueue: {
-      if (tx_paused_) {  // the rx worker's resume woke us: consume it (no syscall otherwise)
-        eventfd_t ignored;
-        (void)eventfd_read(tx_resume_.get(), &ignored);
-        tx_paused_ = false;
-      }
-      DescriptorChain chain;
+bool VsockDevice::WatchHost(int fd, uint64_t id) {
+  if (rx_ == nullptr) return true;  // watched when the rx queue starts
+  return rx_
+      ->Watch(fd, kHostSocketEvents,
+              [this, id](uint32_t events) { host_events_.emplace_back(id, events); })
+      .ok();
+}
+
+void VsockDevice::UnwatchHost(int fd) {
+  // Before the socket closes: a later socket may get the same fd number.
+  if (rx_ != nullptr) rx_->Unwatch(fd);
+}
+
+void VsockDevice::DropGreeting(uint64_t id) {
+  auto it = greetings_.find(id);
+  if (it == greetings_.end()) return;
+  UnwatchHost(it->second.fd.get());
+  greetings_.erase(it);
+}
+
+QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
+  switch (context.index()) {
+    case kVsockTxQueue:
       for (;;) {
         // Each packet makes at most one reply: checked before each.
-        if (TxMustWait()) {
-          tx_paused_ = true;
-          return kUntilDeviceEvent;  // the rx worker resumes us
-        }
-        if (!queue.Pop(&chain)) return absl::InfiniteDuration();
-        HandleGuestPacket(chain);
-        queue.Push(chain, 0);
+        if (TxMustWait()) return QueueResult::Blocked();  // the rx worker wakes us
+        const absl::optional<ChainToken> token = context.Take();
+        if (!token) return QueueResult::Drained();
+        HandleGuestPacket(context.chain(*token));
+        context.Complete(*token, 0);
       }
-    }
     case kVsockRxQueue: {
       std::lock_guard<std::mutex> lock(mu_);
-      PollHost();
-      if (SendQueued(queue) && SendCreditUpdates(queue)) SendHostData(queue);
+      HandleHostEvents();
+      if (SendQueued(context) && SendCreditUpdates(context)) SendHostData(context);
       // Out of buffers: the guest's kick resumes; out of credit: its CREDIT_UPDATE wakes us;
-      // out of host data: the epoll set does.
-      return kUntilDeviceEvent;
+      // out of host data: the watched sockets do.
+      return QueueResult::Blocked();
     }
     default:
-      DeliverEvents(queue);
-      return kUntilDeviceEvent;
+      DeliverEvents(context);
+      return QueueResult::Blocked();
   }
 }
 
 // ---- the event queue
 
-void VsockDevice::DeliverEvents(Virtqueue& event) {
+void VsockDevice::DeliverEvents(QueueContext& event) {
   // Once per front end: connections the guest remembers from before it (a daemon restart, a
   // migration) are gone, and the guest's driver must drop them and re-read its CID.
   if (reset_event_sent_) return;
-  DescriptorChain chain;
-  if (!event.Pop(&chain)) return;
+  const absl::optional<ChainToken> token = event.Take();
+  if (!token) return;
   const virtio_vsock_event reset{0};  // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
-  event.Push(chain, CopyToSegments(chain.writable, 0, &reset, sizeof(reset)));
+  event.Complete(*token, CopyToSegments(event.chain(*token).writable, 0, &reset, sizeof(reset)));
   reset_event_sent_ = true;
 }
 
@@ -351,9 +375,7 @@ void VsockDevice::ConnectToHost(const virtio_vsock_hdr& h) {
   c->connected = true;
   c->fd = std::move(fd);
   c->credit.PeerAdvertised(h.buf_alloc, h.fwd_cnt);
-  if (!AddToEpoll(epoll_.get(), c->fd.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c->id)) {
-    return Queue(ReplyHeader(h, VIRTIO_VSOCK_OP_RST));
-  }
+  if (!WatchHost(c->fd.get(), c->id)) return Queue(ReplyHeader(h, VIRTIO_VSOCK_OP_RST));
   Connection& ref = *c;
   by_id_[c->id] = c.get();
   connections_[c->key] = std::move(c);
@@ -446,8 +468,9 @@ void VsockDevice::Close(Connection& c, bool rst, const char* why) {
   VLOG(1) << "connection guest port " << c.guest_port << " <-> host port " << c.host_port
           << " closed: " << why << (errno ? absl::StrCat(" (", strerror(errno), ")") : "");
   if (rst) QueueFor(c, VIRTIO_VSOCK_OP_RST);
+  UnwatchHost(c.fd.get());
   by_id_.erase(c.id);
-  connections_.erase(c.key);  // closes the host socket, which leaves the epoll set
+  connections_.erase(c.key);  // closes the host socket
 }
 
 void VsockDevice::Queue(const virtio_vsock_hdr& h) {
@@ -502,39 +525,27 @@ void VsockDevice::Reset() {
   queued_bytes_ = 0;
   queued_replies_ = 0;
   tx_waiting_ = false;
-  tx_paused_ = false;
   reset_event_sent_ = false;
-  eventfd_t ignored;
-  (void)eventfd_read(wake_.get(), &ignored);
-  (void)eventfd_read(tx_resume_.get(), &ignored);
+  host_events_.clear();  // the queues are stopped: no worker adds to it
 }
 
 // ---- the rx queue: host sockets and queued packets to the guest
 
-void VsockDevice::PollHost() {
-  epoll_event events[64];
-  int n;
-  do {
-    n = epoll_wait(epoll_.get(), events, 64, 0);
-    for (int i = 0; i < n; ++i) {
-      const uint64_t id = events[i].data.u64;
-      if (id == kWakeId) {
-        eventfd_t ignored;
-        (void)eventfd_read(wake_.get(), &ignored);
-      } else if (id == kListenerId) {
-        AcceptHostConnections();
-      } else if (greetings_.count(id)) {
-        ReadGreeting(id);
-      } else if (auto it = by_id_.find(id); it != by_id_.end()) {
-        Connection& c = *it->second;
-        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-          c.host_readable = true;
-        }
-        if (events[i].events & (EPOLLHUP | EPOLLERR)) c.host_hup = true;
-        if ((events[i].events & EPOLLOUT) && c.connected) Flush(c);
-      }
+void VsockDevice::HandleHostEvents() {
+  // An id may be gone (closed since its event came): ids are never reused, so it is skipped.
+  for (const auto& [id, events] : host_events_) {
+    if (id == kListenerId) {
+      AcceptHostConnections();
+    } else if (greetings_.count(id)) {
+      ReadGreeting(id);
+    } else if (auto it = by_id_.find(id); it != by_id_.end()) {
+      Connection& c = *it->second;
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.host_readable = true;
+      if (events & (EPOLLHUP | EPOLLERR)) c.host_hup = true;
+      if ((events & EPOLLOUT) && c.connected) Flush(c);
     }
-  } while (n == 64);
+  }
+  host_events_.clear();
 }
 
 void VsockDevice::AcceptHostConnections() {
@@ -546,9 +557,7 @@ void VsockDevice::AcceptHostConnections() {
       continue;
     }
     const uint64_t id = next_id_++;
-    if (!AddToEpoll(epoll_.get(), fd.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, id)) {
-      continue;
-    }
+    if (!WatchHost(fd.get(), id)) continue;
     greetings_[id].fd = std::move(fd);
     ReadGreeting(id);  // the line may be there already
   }
@@ -561,7 +570,7 @@ void VsockDevice::ReadGreeting(uint64_t id) {
     const ssize_t n = read(g.fd.get(), buf, sizeof(buf));
     if (n < 0 && errno == EAGAIN) break;
     if (n <= 0) {
-      greetings_.erase(id);  // gone before saying where to
+      DropGreeting(id);  // gone before saying where to
       return;
     }
     g.line.append(buf, n);
@@ -569,7 +578,7 @@ void VsockDevice::ReadGreeting(uint64_t id) {
   }
   const size_t end = g.line.find('\n');
   if (end == std::string::npos) {
-    if (g.line.size() > kMaxGreeting) greetings_.erase(id);
+    if (g.line.size() > kMaxGreeting) DropGreeting(id);
     return;
   }
   absl::string_view line(g.line.data(), end);
@@ -579,7 +588,7 @@ void VsockDevice::ReadGreeting(uint64_t id) {
       connections_.size() >= kMaxConnections) {
     LOG_EVERY_N(WARNING, 100) << "host program sent '" << absl::CHexEscape(line)
                               << "', not CONNECT <port>: closed";
-    greetings_.erase(id);
+    DropGreeting(id);
     return;
   }
   auto c = std::make_unique<Connection>();
@@ -589,21 +598,22 @@ void VsockDevice::ReadGreeting(uint64_t id) {
   c->key = Key{port, kHostCid, c->host_port};
   c->fd = std::move(g.fd);
   c->prefix = g.line.substr(end + 1);
-  greetings_.erase(id);
+  greetings_.erase(id);  // the socket stays watched, now as the connection's
   Connection& ref = *c;
   by_id_[id] = c.get();
   connections_[c->key] = std::move(c);
   QueueFor(ref, VIRTIO_VSOCK_OP_REQUEST);
 }
 
-bool VsockDevice::SendQueued(Virtqueue& rx) {
+bool VsockDevice::SendQueued(QueueContext& rx) {
   while (!queued_.empty()) {
-    DescriptorChain chain;
-    if (!rx.Pop(&chain)) return false;
+    const absl::optional<ChainToken> token = rx.Take();
+    if (!token) return false;
+    const DescriptorChain& chain = rx.chain(*token);
     if (chain.writable_bytes < kVsockHeaderSize) {
       LOG_EVERY_N(WARNING, 100) << "vsock rx buffer of " << chain.writable_bytes
                                 << " bytes cannot hold a header; returned empty";
-      rx.Push(chain, 0);
+      rx.Complete(*token, 0);
       continue;
     }
     VsockPacket& p = queued_.front().packet;
@@ -616,14 +626,14 @@ bool VsockDevice::SendQueued(Virtqueue& rx) {
     if (!last) h.flags &= ~(VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR);
     CopyToSegments(chain.writable, 0, &h, sizeof(h));
     if (chunk) CopyToSegments(chain.writable, kVsockHeaderSize, p.payload.data(), chunk);
-    rx.Push(chain, static_cast<uint32_t>(kVsockHeaderSize + chunk));
+    rx.Complete(*token, static_cast<uint32_t>(kVsockHeaderSize + chunk));
     queued_bytes_ -= chunk;
     if (last) {
       if (queued_.front().reply) --queued_replies_;
       queued_.pop_front();
       if (tx_waiting_ && queued_replies_ < kMaxQueuedReplies) {
         tx_waiting_ = false;
-        eventfd_write(tx_resume_.get(), 1);  // the tx worker goes on
+        if (tx_ != nullptr) tx_->Wake();  // the tx worker goes on (it drains when it starts)
       }
     } else {
       p.payload.erase(p.payload.begin(), p.payload.begin() + chunk);
@@ -632,14 +642,15 @@ bool VsockDevice::SendQueued(Virtqueue& rx) {
   return true;
 }
 
-bool VsockDevice::SendCreditUpdates(Virtqueue& rx) {
+bool VsockDevice::SendCreditUpdates(QueueContext& rx) {
   for (auto& entry : connections_) {
     Connection& c = *entry.second;
     if (!c.credit_update_due) continue;
-    DescriptorChain chain;
-    if (!rx.Pop(&chain)) return false;
+    const absl::optional<ChainToken> token = rx.Take();
+    if (!token) return false;
+    const DescriptorChain& chain = rx.chain(*token);
     if (chain.writable_bytes < kVsockHeaderSize) {
-      rx.Push(chain, 0);
+      rx.Complete(*token, 0);
       return true;  // logged where other packets meet such buffers; try again next time
     }
     virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port, c.type,
@@ -649,12 +660,12 @@ bool VsockDevice::SendCreditUpdates(Virtqueue& rx) {
     c.credit.Reported();
     c.credit_update_due = false;
     CopyToSegments(chain.writable, 0, &h, sizeof(h));
-    rx.Push(chain, kVsockHeaderSize);
+    rx.Complete(*token, kVsockHeaderSize);
   }
   return true;
 }
 
-bool VsockDevice::SendHostData(Virtqueue& rx) {
+bool VsockDevice::SendHostData(QueueContext& rx) {
   // Round robin: a packet per connection per pass, so one busy socket cannot starve others.
   for (bool progress = true; progress;) {
     progress = false;
@@ -664,20 +675,21 @@ bool VsockDevice::SendHostData(Virtqueue& rx) {
       const bool has_data = !c.prefix.empty() || c.host_message_sent < c.host_message.size() ||
                             (c.host_readable && !c.host_eof);
       if (!c.connected || c.guest_shut_rcv || !has_data || c.credit.PeerCredit() == 0) continue;
-      if (!rx.HasAvailable()) return false;
+      if (!rx.queue().HasAvailable()) return false;
       if (SendFromHost(rx, c)) progress = true;
     }
   }
   return true;
 }
 
-bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
-  DescriptorChain chain;
-  if (!rx.Pop(&chain)) return false;
+bool VsockDevice::SendFromHost(QueueContext& rx, Connection& c) {
+  const absl::optional<ChainToken> token = rx.Take();
+  if (!token) return false;
+  const DescriptorChain& chain = rx.chain(*token);
   if (chain.writable_bytes <= kVsockHeaderSize) {
     LOG_EVERY_N(WARNING, 100) << "vsock rx buffer of " << chain.writable_bytes
                               << " bytes has no room for data; returned empty";
-    rx.Push(chain, 0);
+    rx.Complete(*token, 0);
     return true;
   }
   const uint32_t room = static_cast<uint32_t>(
@@ -691,7 +703,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
         CopyToSegments(iov, 0, c.prefix.data(), std::min<size_t>(room, c.prefix.size())));
     c.prefix.erase(0, n);
   } else if (c.type == VIRTIO_VSOCK_TYPE_STREAM) {
-    rx.Unpop(chain);
+    rx.GiveBack(*token);
     return SendStreamBatch(rx, c);
   } else {
     if (c.host_message_sent == c.host_message.size()) {
@@ -704,7 +716,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
       if (n > 0 && (msg.msg_flags & MSG_TRUNC)) {
         LOG(WARNING) << "host seqpacket message over " << kMaxHostMessage << " bytes on port "
                      << c.host_port << ": connection reset";
-        rx.Unpop(chain);
+        rx.GiveBack(*token);
         Close(c, /*rst=*/true, "host message too large");
         return false;
       }
@@ -719,7 +731,7 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
     }
   }
   if (n <= 0) {
-    rx.Unpop(chain);
+    rx.GiveBack(*token);
     if (n < 0 && errno == EAGAIN) {
       c.host_readable = false;  // wait for the next edge
       return false;
@@ -744,33 +756,36 @@ bool VsockDevice::SendFromHost(Virtqueue& rx, Connection& c) {
   c.credit_update_due = false;  // this header carries the update
   c.credit.Sent(static_cast<uint32_t>(n));
   CopyToSegments(chain.writable, 0, &h, sizeof(h));
-  rx.Push(chain, static_cast<uint32_t>(kVsockHeaderSize + n));
+  rx.Complete(*token, static_cast<uint32_t>(kVsockHeaderSize + n));
   return true;
 }
 
-bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
+bool VsockDevice::SendStreamBatch(QueueContext& rx, Connection& c) {
   // One readv fills several rx buffers: a syscall per 64 KiB instead of per 4 KiB buffer.
   constexpr int kBatch = 16;
-  DescriptorChain chains[kBatch];
+  ChainToken tokens[kBatch];
   uint32_t rooms[kBatch];
   int count = 0;
   IovecList iov;
   uint32_t budget = c.credit.PeerCredit();
-  while (count < kBatch && budget > 0 && rx.Pop(&chains[count])) {
-    DescriptorChain& chain = chains[count];
+  while (count < kBatch && budget > 0) {
+    const absl::optional<ChainToken> token = rx.Take();
+    if (!token) break;
+    const DescriptorChain& chain = rx.chain(*token);
     if (chain.writable_bytes <= kVsockHeaderSize) {
       if (count > 0) {
-        // Chains not filled are given back below with Unpop, which must undo the last pops in
-        // reverse order: this one too, before any of them is pushed. The next batch starts
-        // with it and returns it empty.
-        rx.Unpop(chain);
+        // Chains not filled are given back below, in reverse order of Take and before any of
+        // them is completed: this one first. The next batch starts with it and returns it
+        // empty.
+        rx.GiveBack(*token);
         break;
       }
       LOG_EVERY_N(WARNING, 100) << "vsock rx buffer of " << chain.writable_bytes
                                 << " bytes has no room for data; returned empty";
-      rx.Push(chain, 0);
+      rx.Complete(*token, 0);
       continue;
     }
+    tokens[count] = *token;
     rooms[count] =
         static_cast<uint32_t>(std::min<uint64_t>(chain.writable_bytes - kVsockHeaderSize, budget));
     SliceSegments(chain.writable, kVsockHeaderSize, rooms[count], &iov);
@@ -780,27 +795,32 @@ bool VsockDevice::SendStreamBatch(Virtqueue& rx, Connection& c) {
   if (count == 0) return false;
   const ssize_t n =
       readv(c.fd.get(), iov.data(), static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX)));
+  const int saved_errno = errno;
+  // The buffers the data filled, in order; the rest go back untouched (reverse order of Take,
+  // before anything is completed).
   int used = 0;
+  for (size_t filled = 0; n > 0 && used < count && filled < static_cast<size_t>(n); ++used) {
+    filled += rooms[used];
+  }
+  for (int i = count - 1; i >= used; --i) rx.GiveBack(tokens[i]);
   if (n > 0) {
     size_t remaining = static_cast<size_t>(n);
-    for (; used < count && remaining > 0; ++used) {
-      const uint32_t take = static_cast<uint32_t>(std::min<size_t>(rooms[used], remaining));
+    for (int i = 0; i < used; ++i) {
+      const uint32_t take = static_cast<uint32_t>(std::min<size_t>(rooms[i], remaining));
       virtio_vsock_hdr h = MakeHeader(kHostCid, c.host_port, options_.guest_cid, c.guest_port,
                                       c.type, VIRTIO_VSOCK_OP_RW);
       h.len = take;
       h.buf_alloc = Credit::kBufAlloc;
       h.fwd_cnt = c.credit.fwd_cnt();
       c.credit_update_due = false;  // this header carries the update
-      CopyToSegments(chains[used].writable, 0, &h, sizeof(h));
-      rx.Push(chains[used], kVsockHeaderSize + take);
+      CopyToSegments(rx.chain(tokens[i]).writable, 0, &h, sizeof(h));
+      rx.Complete(tokens[i], kVsockHeaderSize + take);
       c.credit.Sent(take);
       remaining -= take;
     }
     c.credit.Reported();
+    return true;
   }
-  const int saved_errno = errno;
-  for (int i = count - 1; i >= used; --i) rx.Unpop(chains[i]);
-  if (n > 0) return true;
   if (n < 0 && saved_errno == EAGAIN) {
     c.host_readable = false;  // wait for the next edge
     return false;

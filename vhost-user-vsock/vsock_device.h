@@ -5,12 +5,12 @@
 //     reads "OK <host port>\n" once the guest accepted (the socket is closed if it refused).
 // Guests of sibling VMs in one process reach each other by CID (VsockHub).
 //
-// Threads: the rx queue's worker does all host socket I/O (it waits on an epoll set of the host
-// sockets, edge-triggered, and the device's wake eventfd) and fills the guest's rx buffers; the
-// tx queue's worker parses the guest's packets, writes to host sockets and queues replies for
-// the rx worker. Both work under mu_. A guest that takes no replies (posts no rx buffers) stops
-// its own tx queue: past kMaxQueuedReplies the tx worker waits for the rx worker to deliver some
-// (as Linux's vhost-vsock does), so replies never pile up and none is dropped.
+// Threads: the rx queue's worker does all host socket reads (its context watches the listener
+// and every host socket, edge-triggered) and fills the guest's rx buffers; the tx queue's worker
+// parses the guest's packets, writes to host sockets and queues replies for the rx worker, which
+// it wakes. Both work under mu_. A guest that takes no replies (posts no rx buffers) stops its
+// own tx queue: past kMaxQueuedReplies the tx worker waits for the rx worker to deliver some (as
+// Linux's vhost-vsock does) and to wake it, so replies never pile up and none is dropped.
 #ifndef VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 #define VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 
@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/device.h"
@@ -63,8 +64,9 @@ class VsockDevice : public VirtioDevice {
   DeviceInfo Info() const override;
   absl::Status SetFeatures(uint64_t features) override;
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
-  int QueueEventFd(int index) override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
+  absl::Status QueueStarted(QueueContext& context) override;
+  QueueResult ProcessQueue(QueueContext& context) override;
+  void QueueStopped(QueueContext& context) override;
   void Reset() override;
 
   uint64_t guest_cid() const { return options_.guest_cid; }
@@ -102,18 +104,19 @@ class VsockDevice : public VirtioDevice {
   void ForwardToSibling(const virtio_vsock_hdr& h, const DescriptorChain& chain);
 
   // rx worker
-  void PollHost();
+  // Handles what the rx context's watches reported (host_events_).
+  void HandleHostEvents();
   void AcceptHostConnections();
   void ReadGreeting(uint64_t id);
-  bool SendQueued(Virtqueue& rx);
-  bool SendCreditUpdates(Virtqueue& rx);
-  bool SendHostData(Virtqueue& rx);
+  bool SendQueued(QueueContext& rx);
+  bool SendCreditUpdates(QueueContext& rx);
+  bool SendHostData(QueueContext& rx);
   // Fills one rx buffer from the host socket of `c`; returns false when it cannot (no data,
   // no credit, no buffer).
-  bool SendFromHost(Virtqueue& rx, Connection& c);
+  bool SendFromHost(QueueContext& rx, Connection& c);
   // The same for a stream socket, filling up to 16 rx buffers with one readv.
-  bool SendStreamBatch(Virtqueue& rx, Connection& c);
-  void DeliverEvents(Virtqueue& event);
+  bool SendStreamBatch(QueueContext& rx, Connection& c);
+  void DeliverEvents(QueueContext& event);
 
   // Either worker, under mu_.
   // Queues a reply (a header without payload). Never dropped: the tx queue waiting bounds them.
@@ -123,17 +126,29 @@ class VsockDevice : public VirtioDevice {
   // `why` goes to the log (-v=1).
   void Close(Connection& c, bool rst, const char* why);
   Connection* Find(const virtio_vsock_hdr& h);
+  // Watches a host socket (or greeting) `id` on the rx queue's context, if it serves; false if
+  // that failed. When it does not serve, QueueStarted watches every socket.
+  bool WatchHost(int fd, uint64_t id);
+  void UnwatchHost(int fd);
+  void DropGreeting(uint64_t id);
+  // Runs the rx worker soon.
   void Wake();
   uint32_t AllocateHostPort();
 
   const Options options_;
   VsockHub* const hub_;
   UniqueFd listener_;
-  UniqueFd epoll_;
-  UniqueFd wake_;
   bool seqpacket_ = false;
 
+  // What the rx context's watches reported, (id, epoll events), for ProcessQueue to handle
+  // under mu_. The rx serving thread only; its capacity is kept (no allocation per event).
+  std::vector<std::pair<uint64_t, uint32_t>> host_events_;
+
   std::mutex mu_;
+  // The contexts of the rx and tx queues while they serve: the tx worker registers the host
+  // sockets it connects on the rx context and wakes it; the rx worker wakes the tx queue.
+  QueueContext* rx_ = nullptr;
+  QueueContext* tx_ = nullptr;
   std::map<Key, std::unique_ptr<Connection>> connections_;
   std::map<uint64_t, Connection*> by_id_;  // epoll data -> connection
   std::map<uint64_t, Greeting> greetings_;
@@ -141,10 +156,8 @@ class VsockDevice : public VirtioDevice {
   size_t queued_bytes_ = 0;
   // Changed under mu_; read without it by the tx worker's fast path.
   std::atomic<size_t> queued_replies_{0};
-  UniqueFd tx_resume_;       // the tx queue's event fd: readable when it may go on
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
-  bool tx_paused_ = false;   // the tx worker's own record of the same (read without mu_)
-  uint64_t next_id_ = 2;     // 0 and 1 are the wake eventfd and the listener
+  uint64_t next_id_ = 2;     // 1 is the listener's id in host_events_
   uint32_t next_host_port_ = kFirstHostPort;
   bool reset_event_sent_ = false;
 };

@@ -20,8 +20,8 @@
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
 #include "common/unique_fd.h"
-#include "common/virtqueue.h"
 #include "gtest/gtest.h"
 #include "vhost-user-vsock/credit.h"
 #include "vhost-user-vsock/vm_spec.h"
@@ -68,9 +68,8 @@ namespace vhost {
 namespace {
 
 using ::vhost::testing::Buffer;
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
-using ::vhost::testing::RingLayout;
+using ::vhost::testing::TestQueue;
 
 // While alive, allocations over `limit` bytes throw std::bad_alloc and are recorded.
 class AllocationLimit {
@@ -177,7 +176,6 @@ class VsockDeviceTest : public ::testing::Test {
  protected:
   static constexpr uint32_t kRingSize = 16384;
   static constexpr uint64_t kRamSize = 64 << 20;
-  static constexpr uint64_t kBuffersGpa = 8 << 20;  // the rings of up to four queues below
   static constexpr uint64_t kGuestCid = 3;
 
   void SetUp() override {
@@ -185,12 +183,30 @@ class VsockDeviceTest : public ::testing::Test {
     char dir[] = "/tmp/vsock_unitXXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
+    rx_ = MakeQueue(kVsockRxQueue);
+    tx_ = MakeQueue(kVsockTxQueue);
+    ASSERT_NE(rx_, nullptr);
+    ASSERT_NE(tx_, nullptr);
     device_ = MakeDevice(kGuestCid, "v");
     ASSERT_NE(device_, nullptr);
-    rx_ = MakeQueue(kVsockRxQueue, 0, &rx_driver_);
-    tx_ = MakeQueue(kVsockTxQueue, 1, &tx_driver_);
+    ASSERT_OK(rx_->Start(*device_));
+    ASSERT_OK(tx_->Start(*device_));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    if (device_ != nullptr) {
+      rx_->Stop(*device_);
+      tx_->Stop(*device_);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  // Serves the queues with another device (as a new front end would).
+  void ReplaceDevice(std::unique_ptr<VsockDevice> device) {
+    rx_->Stop(*device_);
+    tx_->Stop(*device_);
+    device_ = std::move(device);
+    ASSERT_OK(rx_->Start(*device_));
+    ASSERT_OK(tx_->Start(*device_));
+  }
 
   std::unique_ptr<VsockDevice> MakeDevice(uint64_t cid, const std::string& uds,
                                           VsockHub* hub = nullptr) {
@@ -203,30 +219,16 @@ class VsockDeviceTest : public ::testing::Test {
     EXPECT_OK((*device)->SetFeatures(Bit(kFeatureVersion1) | Bit(VIRTIO_VSOCK_F_SEQPACKET)));
     return *std::move(device);
   }
-  // Ring `slot` (0..3) of the four that fit below kBuffersGpa.
-  std::unique_ptr<Virtqueue> MakeQueue(int index, int slot, std::unique_ptr<DriverRing>* driver) {
-    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, kRingSize);
-    EXPECT_OK(sizes);
-    DriverRing::Config config;
-    config.size = kRingSize;
-    config.addresses = testing::LayoutRings(*sizes, static_cast<uint64_t>(slot) * (2 << 20));
-    auto created = DriverRing::Create(&ram_, config);
-    EXPECT_OK(created);
-    *driver = *std::move(created);
-    VringLayout layout{kRingSize, FakeGuestMemory::Uva(config.addresses.desc),
-                       FakeGuestMemory::Uva(config.addresses.driver),
-                       FakeGuestMemory::Uva(config.addresses.device), 0};
-    auto queue = Virtqueue::Create(index, layout, Bit(kFeatureVersion1), ram_.memory());
+  std::unique_ptr<TestQueue> MakeQueue(int index) {
+    TestQueue::Options options;
+    options.index = index;
+    options.size = kRingSize;
+    auto queue = TestQueue::Create(&ram_, options);
     EXPECT_OK(queue);
-    return *std::move(queue);
+    return queue.ok() ? *std::move(queue) : nullptr;
   }
 
-  uint64_t Alloc(uint64_t size) {
-    const uint64_t gpa = next_gpa_;
-    next_gpa_ += (size + 63) & ~uint64_t{63};
-    EXPECT_LE(next_gpa_, kRamSize);
-    return gpa;
-  }
+  uint64_t Alloc(uint64_t size) { return ram_.Allocate(size, 64); }
 
   virtio_vsock_hdr Header(uint32_t guest_port, uint32_t host_port, uint16_t op,
                           uint16_t type = VIRTIO_VSOCK_TYPE_STREAM) {
@@ -244,17 +246,16 @@ class VsockDeviceTest : public ::testing::Test {
                   payload.size());
     }
     const uint32_t len = static_cast<uint32_t>(kVsockHeaderSize + payload.size());
-    EXPECT_OK(tx_driver_->AddChain({{gpa, len}}, {}));
-    tx_driver_->Publish();
+    EXPECT_OK(tx_->Add({{gpa, len}}, {}));
   }
   void Send(const virtio_vsock_hdr& h, const std::string& payload = "") {
     Post(h, payload);
-    device_->ProcessQueue(*tx_);
+    tx_->Run(*device_);
     ReclaimTx();
   }
   void ReclaimTx() {
     for (;;) {
-      auto used = tx_driver_->PollUsed();
+      auto used = tx_->driver().PollUsed();
       ASSERT_OK(used);
       if (!used->has_value()) return;
     }
@@ -265,21 +266,26 @@ class VsockDeviceTest : public ::testing::Test {
     for (int i = 0; i < count; ++i) {
       const uint32_t len = static_cast<uint32_t>(kVsockHeaderSize) + room;
       const uint64_t gpa = Alloc(len);
-      auto id = rx_driver_->AddChain({}, {{gpa, len}});
+      auto id = rx_->driver().AddChain({}, {{gpa, len}});
       EXPECT_OK(id);
       if (!id.ok()) break;
       rx_gpa_[*id] = gpa;
       ids.push_back(*id);
     }
-    rx_driver_->Publish();
+    rx_->driver().Publish();
     return ids;
   }
-  // Lets the device fill rx buffers; returns the packets, in order (empty buffers skipped).
+  // Lets the device fill rx buffers (a turn of the rx worker: the host sockets' events, then
+  // ProcessQueue); returns the packets, in order (empty buffers skipped).
   std::vector<Packet> Receive() {
-    device_->ProcessQueue(*rx_);
+    rx_->Run(*device_);
+    return ReadRx();
+  }
+  // The packets the device has placed in rx buffers so far.
+  std::vector<Packet> ReadRx() {
     std::vector<Packet> out;
     for (;;) {
-      auto used = rx_driver_->PollUsed();
+      auto used = rx_->driver().PollUsed();
       EXPECT_OK(used) << "the device corrupted the rx ring";
       if (!used.ok() || !used->has_value()) return out;
       used_rx_.push_back((*used)->id);
@@ -330,14 +336,13 @@ class VsockDeviceTest : public ::testing::Test {
       readable.push_back({0, len});
       left -= len;
     }
-    EXPECT_OK(tx_driver_->AddChain(readable, {}));
-    tx_driver_->Publish();
+    EXPECT_OK(tx_->Add(readable, {}));
   }
   // Runs the tx queue refusing allocations over 1 MiB; fails the test if one was tried.
   void ProcessTxWithoutLargeAllocations(VsockDevice& device) {
     AllocationLimit limit(1 << 20);
     try {
-      device.ProcessQueue(*tx_);
+      tx_->Run(device);
     } catch (const std::bad_alloc&) {
       ADD_FAILURE() << "the device tried to allocate " << limit.refused() << " bytes";
     }
@@ -345,10 +350,8 @@ class VsockDeviceTest : public ::testing::Test {
 
   FakeGuestMemory ram_{kRamSize};
   std::string dir_;
+  std::unique_ptr<TestQueue> rx_, tx_;
   std::unique_ptr<VsockDevice> device_;
-  std::unique_ptr<DriverRing> rx_driver_, tx_driver_;
-  std::unique_ptr<Virtqueue> rx_, tx_;
-  uint64_t next_gpa_ = kBuffersGpa;
   std::map<uint16_t, uint64_t> rx_gpa_;
   std::vector<uint16_t> used_rx_;
 };
@@ -360,9 +363,16 @@ std::string ReadAvailable(int fd) {
   return out;
 }
 
-bool Readable(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return poll(&p, 1, 0) == 1;
+// A host program connected to the device's listener, having written `greeting`.
+UniqueFd ConnectToListener(const std::string& path, const std::string& greeting) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(write(fd.get(), greeting.data(), greeting.size()),
+            static_cast<ssize_t>(greeting.size()));
+  return fd;
 }
 
 TEST_F(VsockDeviceTest, PacketsUpTo64KiBPassAndLargerOnesResetTheConnection) {
@@ -407,7 +417,7 @@ TEST_F(VsockDeviceTest, HugeClaimOnASeqpacketConnectionAllocatesNothing) {
 
 TEST_F(VsockDeviceTest, HugeClaimForASiblingVmAllocatesNothing) {
   VsockHub hub;
-  device_ = MakeDevice(kGuestCid, "a", &hub);
+  ReplaceDevice(MakeDevice(kGuestCid, "a", &hub));
   std::unique_ptr<VsockDevice> sibling = MakeDevice(4, "b", &hub);
   hub.Add(device_.get());
   hub.Add(sibling.get());
@@ -433,7 +443,7 @@ TEST_F(VsockDeviceTest, EmptySeqpacketMessagesForASlowHostAreBounded) {
   virtio_vsock_hdr rw = Header(1000, 88, VIRTIO_VSOCK_OP_RW, VIRTIO_VSOCK_TYPE_SEQPACKET);
   rw.flags = VIRTIO_VSOCK_SEQ_EOM;
   for (size_t i = 0; i < 2 * VsockDevice::kMaxPendingMessages; ++i) Post(rw);
-  device_->ProcessQueue(*tx_);
+  tx_->Run(*device_);
   ReclaimTx();
   EXPECT_EQ(device_->connection_count(), 0u);
   PostRx(4);
@@ -454,7 +464,7 @@ TEST_F(VsockDeviceTest, ConnectResetChurnWithoutRxBuffersStaysBounded) {
       Post(Header(port, 1234, VIRTIO_VSOCK_OP_REQUEST));
       Post(Header(port, 1234, VIRTIO_VSOCK_OP_RST));
     }
-    device_->ProcessQueue(*tx_);
+    tx_->Run(*device_);
     ReclaimTx();
     while (UniqueFd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC))) {
     }
@@ -472,29 +482,30 @@ TEST_F(VsockDeviceTest, ConnectResetChurnWithoutRxBuffersStaysBounded) {
       EXPECT_TRUE(p.header.op == VIRTIO_VSOCK_OP_RESPONSE || p.header.op == VIRTIO_VSOCK_OP_RST);
       ++next;
     }
-    device_->ProcessQueue(*tx_);
+    tx_->Run(*device_);
     ReclaimTx();
     while (UniqueFd(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC))) {
     }
   }
   EXPECT_EQ(next, 10000 + kConnections);
-  EXPECT_FALSE(tx_->HasAvailable());
+  EXPECT_FALSE(tx_->queue().HasAvailable());
 }
 
 TEST_F(VsockDeviceTest, TxWorkerIsWokenWhenRepliesDrain) {
-  const int tx_event = device_->QueueEventFd(kVsockTxQueue);
-  ASSERT_GE(tx_event, 0);
   for (uint32_t i = 0; i < VsockDevice::kMaxQueuedReplies + 10; ++i) {
     Post(Header(20000 + i, 4321, VIRTIO_VSOCK_OP_REQUEST));  // nobody listens: RST each
   }
-  device_->ProcessQueue(*tx_);
-  EXPECT_TRUE(tx_->HasAvailable()) << "the tx queue kept going with the replies stuck";
-  EXPECT_FALSE(Readable(tx_event));
+  // Blocked: the worker neither spins on the chains left in the ring nor takes them.
+  EXPECT_EQ(tx_->Run(*device_).kind(), QueueResult::Kind::kBlocked);
+  EXPECT_TRUE(tx_->queue().HasAvailable()) << "the tx queue kept going with the replies stuck";
+  EXPECT_EQ(tx_->context().in_flight(), 0u);
+  EXPECT_FALSE(tx_->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
   PostRx(16, 0);
   Receive();
-  EXPECT_TRUE(Readable(tx_event)) << "the tx worker would not be woken";
-  device_->ProcessQueue(*tx_);
-  EXPECT_FALSE(tx_->HasAvailable());
+  // The wake-up runs the tx queue's turn, which takes the rest.
+  EXPECT_TRUE(tx_->RunWhenReady(*device_, absl::ZeroDuration()).has_value())
+      << "the tx worker would not be woken";
+  EXPECT_FALSE(tx_->queue().HasAvailable());
 }
 
 TEST_F(VsockDeviceTest, ShortRxBufferInABatchKeepsTheRingConsistent) {
@@ -517,6 +528,55 @@ TEST_F(VsockDeviceTest, ShortRxBufferInABatchKeepsTheRingConsistent) {
   std::sort(used_rx_.begin(), used_rx_.end());
   std::sort(all.begin(), all.end());
   EXPECT_EQ(used_rx_, all);
+}
+
+}  // namespace
+}  // namespace vhost
+
+namespace vhost {
+namespace {
+
+TEST_F(VsockDeviceTest, RepliesWakeTheRxWorker) {
+  Send(Header(1000, 4321, VIRTIO_VSOCK_OP_REQUEST));  // nobody listens: a RST to deliver
+  PostRx(1);
+  // The tx worker queued it: the rx worker's turn comes without a kick.
+  ASSERT_TRUE(rx_->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
+  std::vector<Packet> got = ReadRx();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(got[0].header.dst_port, 1000u);
+}
+
+TEST_F(VsockDeviceTest, HostSocketsOfAStoppedRxQueueAreWatchedWhenItStarts) {
+  UniqueFd listener = ListenHost(1234);
+  UniqueFd host = Connect(1000, 1234, listener.get());
+  // An rx buffer and nothing to put in it: it stays in the ring, not held by the device.
+  PostRx(1);
+  EXPECT_EQ(rx_->Run(*device_).kind(), QueueResult::Kind::kBlocked);
+  EXPECT_EQ(rx_->context().in_flight(), 0u);
+  rx_->Stop(*device_);
+  EXPECT_TRUE(rx_->queue().HasAvailable());
+  // While the rx queue does not serve: the guest connects again (the tx worker makes the host
+  // socket), both host programs write, and a host program connects to the listener.
+  Send(Header(1001, 1234, VIRTIO_VSOCK_OP_REQUEST));
+  UniqueFd host2(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  ASSERT_TRUE(host2);
+  ASSERT_EQ(write(host.get(), "one", 3), 3);
+  ASSERT_EQ(write(host2.get(), "two", 3), 3);
+  UniqueFd program = ConnectToListener(dir_ + "/v", "CONNECT 77\n");
+  ASSERT_OK(rx_->Start(*device_));
+  PostRx(7);
+  std::map<uint32_t, std::string> data;  // by guest port
+  bool response = false, request = false;
+  for (const Packet& p : Receive()) {
+    if (p.header.op == VIRTIO_VSOCK_OP_RW) data[p.header.dst_port] += p.payload;
+    response |= p.header.op == VIRTIO_VSOCK_OP_RESPONSE && p.header.dst_port == 1001;
+    request |= p.header.op == VIRTIO_VSOCK_OP_REQUEST && p.header.dst_port == 77;
+  }
+  EXPECT_TRUE(response) << "the guest's second connection got no answer";
+  EXPECT_TRUE(request) << "the host program's connection did not reach the guest";
+  EXPECT_EQ(data[1000], "one");
+  EXPECT_EQ(data[1001], "two") << "a socket made while the rx queue stopped is not watched";
 }
 
 }  // namespace
