@@ -56,7 +56,7 @@ struct SyscallRule {
 };
 
 // What a daemon may do while serving, made of named groups of syscalls. The engine's base
-// (every group marked "base" below) is added by Build(); a device adds the groups and single
+// (the groups listed first below) is added by Build(); a device adds the groups and single
 // syscalls it needs on top, in its own folder (vhost-user-blk/blk_sandbox.cc, ...):
 //   SandboxPolicy().FileData().Allow("io_uring_enter").AllowIoctl(BLKGETSIZE64)
 // Groups partition the syscalls: a syscall added twice (by two groups, by a group and Allow,
@@ -89,7 +89,7 @@ class SandboxPolicy {
   SandboxPolicy& KeepCapability(int cap);
 
   // The base and these additions as the rules to install; an error names a syscall added
-  // twice and both groups that added it, or a name this kernel's seccomp does not know. Run by the
+  // twice and both groups that added it, or a name libseccomp does not know. Run by the
   // process that serves: the base's rules name its pid. open and openat fail with ENOENT unless
   // allowed (libraries probing files).
   absl::StatusOr<std::vector<SyscallRule>> Build() const;
