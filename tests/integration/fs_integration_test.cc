@@ -215,7 +215,11 @@ TEST_P(FsDaemonTest, SpecialFilesAndSetuidBits) {
 // Each queue's own thread, and a pool of 4 threads.
 INSTANTIATE_TEST_SUITE_P(ThreadPool, FsDaemonTest, ::testing::Values(0, 4));
 
-TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
+// A user namespace can only be entered by a single-threaded process: the queue workers and the
+// pool's threads (--thread-pool-size) start after the sandbox, with the first queue.
+class FsUnprivilegedTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
   ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-nobody"));
   chmod(dir->path().c_str(), 0777);
   const std::string shared = dir->File("shared");
@@ -236,7 +240,8 @@ TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
                   "--clear-groups",
                   binary,
                   "--socket-path=" + dir->File("sock"),
-                  "--shared-dir=" + shared};
+                  "--shared-dir=" + shared,
+                  absl::StrCat("--thread-pool-size=", GetParam())};
   options.socket_path = dir->File("sock");
   ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
   ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
@@ -248,6 +253,8 @@ TEST(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
   EXPECT_EQ(st.st_uid, 65534u);  // the guest's root is nobody on the host
   EXPECT_EQ(st.st_size, 4);
 }
+
+INSTANTIATE_TEST_SUITE_P(ThreadPool, FsUnprivilegedTest, ::testing::Values(0, 2));
 
 // What the daemon keeps open is opened inside its sandbox: from every directory it holds,
 // ".." leads at most up to the shared directory, or nowhere (its /proc/self/fd, a detached
