@@ -1,5 +1,7 @@
 #include "vhost-user-blk/blk_device.h"
 
+#include <sys/epoll.h>
+
 #include <cstddef>
 #include <cstring>
 
@@ -105,39 +107,44 @@ absl::Status BlkDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> d
   return absl::OkStatus();
 }
 
-int BlkDevice::QueueEventFd(int index) {
-  return queues_[index] ? queues_[index]->io->event_fd() : -1;
+absl::Status BlkDevice::QueueStarted(QueueContext& context) {
+  QueueState* state = queues_[context.index()].get();
+  if (state == nullptr) return absl::UnavailableError("the disk could not set up this queue");
+  state->requests.resize(context.queue().size());
+  const int fd = state->io->event_fd();
+  // Edge-triggered: Reap clears the eventfd only when it finds completions, and a completion
+  // reaped after that clear leaves it readable with nothing to reap; level-triggered, that would
+  // wake the worker in a loop until the next I/O completes.
+  return fd >= 0 ? context.Watch(fd, EPOLLIN | EPOLLET) : absl::OkStatus();
 }
 
-absl::Duration BlkDevice::ProcessQueue(Virtqueue& queue) {
-  QueueState* state = queues_[queue.index()].get();
-  if (state == nullptr) {
-    queue.MarkBroken(absl::UnavailableError("the disk could not set up this queue"));
-    return absl::InfiniteDuration();
-  }
-  if (state->slots.size() != queue.size()) {  // first use since the queue started
-    state->slots.resize(queue.size());
-    state->free.clear();
-    for (uint32_t i = queue.size(); i > 0; --i) state->free.push_back(i - 1);
-  }
-  auto done = [&](uint64_t slot, int64_t result) { OnIoDone(*state, queue, slot, result); };
+QueueResult BlkDevice::ProcessQueue(QueueContext& context) {
+  QueueState* state = queues_[context.index()].get();
+  if (state == nullptr) return QueueResult::Drained();  // QueueStarted broke the queue
+  auto done = [&](uint64_t token, int64_t result) { OnIoDone(*state, context, token, result); };
   state->io->Reap(done);
+  const size_t slots = state->requests.size();
   bool submitted = false;
-  while (!state->free.empty()) {
-    const uint32_t slot = state->free.back();
-    if (!queue.Pop(&state->slots[slot].chain)) break;
-    state->free.pop_back();
-    submitted |= Start(*state, queue, slot);
+  // With every ring entry in flight the guest has nothing left to offer (a chain it offers now
+  // breaks the ring's rules): take no more until some complete.
+  while (context.in_flight() < slots) {
+    const absl::optional<ChainToken> token = context.Take();
+    if (!token) break;
+    submitted |= Start(*state, context, *token);
   }
   if (submitted) state->io->Commit();
   state->io->Reap(done);
-  // Every slot busy with I/O: take more requests when some complete.
-  if (state->free.empty() && queue.HasAvailable()) return kUntilDeviceEvent;
-  return absl::InfiniteDuration();
+  // Every slot busy with I/O (each completes through the watched eventfd): take more requests
+  // when some complete, without spinning on the chains left in the ring.
+  if (context.in_flight() == slots && context.queue().HasAvailable()) {
+    return QueueResult::Blocked();
+  }
+  return QueueResult::Drained();
 }
 
-bool BlkDevice::QueueHasCompletions(int index) {
-  return queues_[index] && queues_[index]->io->HasCompletions();
+bool BlkDevice::HasCompletions(QueueContext& context) {
+  const QueueState* state = queues_[context.index()].get();
+  return state != nullptr && state->io->HasCompletions();
 }
 
 uint8_t BlkDevice::CheckRange(uint64_t sector, uint64_t bytes) const {
@@ -150,14 +157,13 @@ uint8_t BlkDevice::CheckRange(uint64_t sector, uint64_t bytes) const {
   return VIRTIO_BLK_S_OK;
 }
 
-bool BlkDevice::Start(QueueState& state, Virtqueue& queue, uint32_t slot) {
-  Slot& s = state.slots[slot];
-  absl::Status parsed = ParseBlkRequest(s.chain, &s.request);
+bool BlkDevice::Start(QueueState& state, QueueContext& context, ChainToken token) {
+  Request& s = state.requests[token];
+  absl::Status parsed = ParseBlkRequest(context.chain(token), &s.request);
   if (!parsed.ok()) {
     // No status byte to answer in: return the chain untouched.
-    LOG_EVERY_N(WARNING, 1000) << "queue " << queue.index() << ": " << parsed.message();
-    queue.Push(s.chain, 0);
-    state.free.push_back(slot);
+    LOG_EVERY_N(WARNING, 1000) << "queue " << context.index() << ": " << parsed.message();
+    context.Complete(token, 0);
     return false;
   }
   const BlkRequest& r = s.request;
@@ -168,35 +174,35 @@ bool BlkDevice::Start(QueueState& state, Virtqueue& queue, uint32_t slot) {
       const uint8_t status =
           write && options_.read_only ? VIRTIO_BLK_S_IOERR : CheckRange(r.sector, r.data_bytes);
       if (status != VIRTIO_BLK_S_OK || r.data_bytes == 0) {
-        Complete(state, queue, slot, status);
+        Finish(state, context, token, status);
         return false;
       }
       s.expected = r.data_bytes;
       const uint64_t offset = r.sector * kSectorSize;
-      const bool queued = write ? state.io->SubmitWrite(r.data, offset, !writeback_, slot)
-                                : state.io->SubmitRead(r.data, offset, slot);
+      const bool queued = write ? state.io->SubmitWrite(r.data, offset, !writeback_, token)
+                                : state.io->SubmitRead(r.data, offset, token);
       if (queued) return true;
-      Complete(state, queue, slot, VIRTIO_BLK_S_IOERR);
+      Finish(state, context, token, VIRTIO_BLK_S_IOERR);
       return false;
     }
     case VIRTIO_BLK_T_FLUSH:
       s.expected = 0;
-      if (state.io->SubmitFlush(slot)) return true;
-      Complete(state, queue, slot, VIRTIO_BLK_S_IOERR);
+      if (state.io->SubmitFlush(token)) return true;
+      Finish(state, context, token, VIRTIO_BLK_S_IOERR);
       return false;
     case VIRTIO_BLK_T_GET_ID: {
       char id[kSerialBytes] = {};
       std::memcpy(id, options_.serial.data(), std::min<size_t>(options_.serial.size(), sizeof(id)));
       CopyToSegments(r.data, 0, id, std::min<uint64_t>(r.data_bytes, sizeof(id)));
-      Complete(state, queue, slot, VIRTIO_BLK_S_OK);
+      Finish(state, context, token, VIRTIO_BLK_S_OK);
       return false;
     }
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES:
-      Complete(state, queue, slot, DiscardOrWriteZeroes(r));
+      Finish(state, context, token, DiscardOrWriteZeroes(r));
       return false;
     default:
-      Complete(state, queue, slot, VIRTIO_BLK_S_UNSUPP);
+      Finish(state, context, token, VIRTIO_BLK_S_UNSUPP);
       return false;
   }
 }
@@ -235,54 +241,45 @@ uint8_t BlkDevice::DiscardOrWriteZeroes(const BlkRequest& r) {
   return VIRTIO_BLK_S_OK;
 }
 
-void BlkDevice::OnIoDone(QueueState& state, Virtqueue& queue, uint64_t slot, int64_t result) {
-  if (slot >= state.slots.size()) return;
-  const Slot& s = state.slots[slot];
+void BlkDevice::OnIoDone(QueueState& state, QueueContext& context, uint64_t token, int64_t result) {
+  if (token >= state.requests.size()) return;
+  const Request& s = state.requests[token];
   uint8_t status = VIRTIO_BLK_S_OK;
   if (result < 0 || static_cast<uint64_t>(result) != s.expected) {
-    LOG_EVERY_N(ERROR, 1000) << "queue " << queue.index() << ": I/O at sector " << s.request.sector
-                             << " returned " << result << " of " << s.expected << " bytes";
+    LOG_EVERY_N(ERROR, 1000) << "queue " << context.index() << ": I/O at sector "
+                             << s.request.sector << " returned " << result << " of " << s.expected
+                             << " bytes";
     status = VIRTIO_BLK_S_IOERR;
   }
-  Complete(state, queue, slot, status);
+  Finish(state, context, static_cast<ChainToken>(token), status);
 }
 
-void BlkDevice::Complete(QueueState& state, Virtqueue& queue, uint32_t slot, uint8_t status) {
-  Slot& s = state.slots[slot];
-  *s.request.status = status;
+void BlkDevice::Finish(QueueState& state, QueueContext& context, ChainToken token, uint8_t status) {
+  const BlkRequest& r = state.requests[token].request;
+  *r.status = status;
   // Bytes written into the writable part: the data read (or the id) and the status byte.
   uint64_t written = 1;
   if (status == VIRTIO_BLK_S_OK) {
-    if (s.request.type == VIRTIO_BLK_T_IN) written += s.request.data_bytes;
-    if (s.request.type == VIRTIO_BLK_T_GET_ID) {
-      written += std::min<uint64_t>(s.request.data_bytes, kSerialBytes);
-    }
+    if (r.type == VIRTIO_BLK_T_IN) written += r.data_bytes;
+    if (r.type == VIRTIO_BLK_T_GET_ID) written += std::min<uint64_t>(r.data_bytes, kSerialBytes);
   }
-  queue.Push(s.chain, written);
-  state.free.push_back(slot);
+  // On the worker (or, stopping, the connection) thread: pushed to the ring at once.
+  context.Complete(token, written);
 }
 
-void BlkDevice::QueueStopped(int index, Virtqueue* queue) {
-  if (queues_[index]) Quiesce(*queues_[index], queue);
-}
-
-void BlkDevice::Quiesce(QueueState& state, Virtqueue* queue) {
-  // Requests in flight finish before the ring position is reported, so none is lost; and none
-  // completes later on the ring the next start reuses. Without a queue (it never ran) there is
-  // nothing in flight and nowhere to report to.
-  if (queue != nullptr && !state.slots.empty()) {
-    state.io->Drain([&](uint64_t slot, int64_t result) { OnIoDone(state, *queue, slot, result); });
-  } else {
-    state.io->Drain([](uint64_t, int64_t) {});
-  }
-  // The next start sizes the slots for its own ring.
-  state.slots.clear();
-  state.free.clear();
+void BlkDevice::QueueStopped(QueueContext& context) {
+  QueueState* state = queues_[context.index()].get();
+  if (state == nullptr) return;
+  // Every request in flight finishes and completes here, so the ring position the engine
+  // reports is exact and none completes later on the ring the next start reuses.
+  state->io->Drain(
+      [&](uint64_t token, int64_t result) { OnIoDone(*state, context, token, result); });
 }
 
 void BlkDevice::Reset() {
+  // The queues stopped first (their I/O drained): forget what the requests pointed at.
   for (auto& state : queues_) {
-    if (state) Quiesce(*state, nullptr);
+    if (state) state->requests.clear();
   }
   writeback_ = true;
   features_ = 0;

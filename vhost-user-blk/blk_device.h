@@ -39,10 +39,10 @@ class BlkDevice : public VirtioDevice {
   absl::Status SetFeatures(uint64_t features) override;
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
   absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override;
-  int QueueEventFd(int index) override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
-  bool QueueHasCompletions(int index) override;
-  void QueueStopped(int index, Virtqueue* queue) override;
+  absl::Status QueueStarted(QueueContext& context) override;
+  QueueResult ProcessQueue(QueueContext& context) override;
+  bool HasCompletions(QueueContext& context) override;
+  void QueueStopped(QueueContext& context) override;
   void Reset() override;
   void Reload() override;
 
@@ -50,25 +50,22 @@ class BlkDevice : public VirtioDevice {
   bool writeback() const { return writeback_.load(); }
 
  private:
-  // One request in flight, at a fixed place so the I/O can point into it.
-  struct Slot {
-    DescriptorChain chain;
+  // What a request in flight needs besides its chain (which the context holds), at a fixed
+  // place so the I/O can point into it. Its ChainToken is the I/O's token.
+  struct Request {
     BlkRequest request;
     uint64_t expected = 0;  // bytes the I/O must transfer
   };
   struct QueueState {
     std::unique_ptr<DiskQueue> io;
-    std::vector<Slot> slots;
-    std::vector<uint32_t> free;
+    std::vector<Request> requests;  // by ChainToken: one per ring entry, sized in QueueStarted
   };
 
   virtio_blk_config Config() const;
-  // Starts the request in `slot` or completes it at once. Returns true if I/O was submitted.
-  bool Start(QueueState& state, Virtqueue& queue, uint32_t slot);
-  void Complete(QueueState& state, Virtqueue& queue, uint32_t slot, uint8_t status);
-  void OnIoDone(QueueState& state, Virtqueue& queue, uint64_t slot, int64_t result);
-  // Finishes the I/O in flight (completing it on `queue` if there is one) and forgets the slots.
-  void Quiesce(QueueState& state, Virtqueue* queue);
+  // Starts the request or completes it at once. Returns true if I/O was submitted.
+  bool Start(QueueState& state, QueueContext& context, ChainToken token);
+  void Finish(QueueState& state, QueueContext& context, ChainToken token, uint8_t status);
+  void OnIoDone(QueueState& state, QueueContext& context, uint64_t token, int64_t result);
   uint8_t CheckRange(uint64_t sector, uint64_t bytes) const;
   uint8_t DiscardOrWriteZeroes(const BlkRequest& request);
 

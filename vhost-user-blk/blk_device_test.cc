@@ -1,5 +1,6 @@
-// The virtio-blk model on a real ring in fake guest memory, over a null disk and over a temporary
-// file through io_uring.
+// The virtio-blk model on a real ring in fake guest memory (common/testing:test_queue), over a
+// null disk, over a temporary file through io_uring or synchronous I/O, and over a disk whose
+// I/O completes only when the test says so.
 #include "vhost-user-blk/blk_device.h"
 
 #include <fcntl.h>
@@ -16,14 +17,22 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <fstream>
 #include <functional>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/sandbox.h"
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/page_cache.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "vhost-user-blk/blk_sandbox.h"
 #include "vhost-user-blk/file_disk.h"
@@ -39,16 +48,101 @@ std::string TempTemplate(const std::string& name) {
   return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/" + name + "XXXXXX";
 }
 
-using ::vhost::testing::DriverRing;
+using ::vhost::testing::Buffer;
 using ::vhost::testing::FakeGuestMemory;
-using ::vhost::testing::RingLayout;
 using ::vhost::testing::StatusIs;
+using ::vhost::testing::TestQueue;
 using ::vhost::testing::UnsyncedPages;
+using ::vhost::testing::UsedElement;
 
 constexpr uint64_t kDiskBytes = 4 << 20;
-constexpr uint64_t kHeaderGpa = 0x80000;  // request headers, 16 bytes apart
-constexpr uint64_t kStatusGpa = 0x90000;  // status bytes
-constexpr uint64_t kDataGpa = 0x100000;   // data buffers
+constexpr uint64_t kDataBytes = 1 << 20;  // the guest's data buffers
+
+// The fds an epoll set watches (the "tfd:" lines of its /proc fdinfo).
+std::set<int> EpollFds(int epoll_fd) {
+  std::ifstream info("/proc/self/fdinfo/" + std::to_string(epoll_fd));
+  std::set<int> fds;
+  std::string line;
+  while (std::getline(info, line)) {
+    std::istringstream words(line);
+    std::string tag;
+    int fd;
+    if (words >> tag >> fd && tag == "tfd:") fds.insert(fd);
+  }
+  return fds;
+}
+
+// A DiskQueue whose operations complete only when the test releases them or the queue drains:
+// I/O that is certainly in flight when the test looks (or stops the queue). Results are the
+// bytes asked for.
+class HeldQueue : public DiskQueue {
+ public:
+  HeldQueue() : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+  int event_fd() const override { return event_fd_.get(); }
+  bool SubmitRead(const IovecList& buffers, uint64_t, uint64_t token) override {
+    return Hold(token, Bytes(buffers));
+  }
+  bool SubmitWrite(const IovecList& buffers, uint64_t, bool, uint64_t token) override {
+    return Hold(token, Bytes(buffers));
+  }
+  bool SubmitFlush(uint64_t token) override { return Hold(token, 0); }
+  void Commit() override {}
+  bool HasCompletions() const override { return !released_.empty(); }
+  void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override {
+    for (const auto& [token, result] : released_) done(token, result);
+    released_.clear();
+  }
+  void Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) override {
+    Reap(done);
+    for (const auto& [token, result] : held_) done(token, result);
+    held_.clear();
+  }
+
+  size_t held() const { return held_.size(); }
+  // Completes the `n` oldest operations held and signals, as the kernel would.
+  void Release(size_t n) {
+    for (; n > 0 && !held_.empty(); --n) {
+      released_.push_back(held_.front());
+      held_.pop_front();
+    }
+    Signal();
+  }
+  void Signal() { eventfd_write(event_fd_.get(), 1); }
+
+ private:
+  static int64_t Bytes(const IovecList& buffers) {
+    int64_t bytes = 0;
+    for (const iovec& v : buffers) bytes += v.iov_len;
+    return bytes;
+  }
+  bool Hold(uint64_t token, int64_t result) {
+    held_.emplace_back(token, result);
+    return true;
+  }
+
+  UniqueFd event_fd_;
+  std::deque<std::pair<uint64_t, int64_t>> held_;
+  std::vector<std::pair<uint64_t, int64_t>> released_;
+};
+
+class HeldDisk : public Disk {
+ public:
+  uint64_t size_bytes() const override { return kDiskBytes; }
+  absl::StatusOr<std::unique_ptr<DiskQueue>> NewQueue(uint32_t) override {
+    auto queue = std::make_unique<HeldQueue>();
+    queues_.push_back(queue.get());
+    return std::unique_ptr<DiskQueue>(std::move(queue));
+  }
+  absl::Status Discard(uint64_t, uint64_t) override { return absl::OkStatus(); }
+  absl::Status WriteZeroes(uint64_t, uint64_t, bool) override { return absl::OkStatus(); }
+  absl::StatusOr<uint64_t> Refresh() override { return kDiskBytes; }
+
+  HeldQueue& queue(int index) { return *queues_[index]; }
+
+ private:
+  std::vector<HeldQueue*> queues_;  // owned by the device
+};
 
 class BlkDeviceTest : public ::testing::Test {
  protected:
@@ -59,17 +153,27 @@ class BlkDeviceTest : public ::testing::Test {
     ASSERT_EQ(ftruncate(fd, kDiskBytes), 0);
     close(fd);
     path_ = path;
-    auto sizes = testing::ComputeRingSizes(RingLayout::kSplit, 64);
-    DriverRing::Config config;
-    config.size = 64;
-    config.addresses = testing::LayoutRings(*sizes, 0x1000);
-    driver_ = *DriverRing::Create(&ram_, config);
-    layout_ = {64, FakeGuestMemory::Uva(config.addresses.desc),
-               FakeGuestMemory::Uva(config.addresses.driver),
-               FakeGuestMemory::Uva(config.addresses.device), 0};
-    queue_ = *Virtqueue::Create(0, layout_, kQueueFeatures, ram_.memory());
+    data_ = ram_.Allocate(kDataBytes, 4096);
+    queue_ = NewQueue(0);
   }
   void TearDown() override { unlink(path_.c_str()); }
+
+  // A ring (its context's own fds noted, see DeviceFds) for queue `index` of the device.
+  std::unique_ptr<TestQueue> NewQueue(int index, uint32_t size = 64) {
+    TestQueue::Options options;
+    options.index = index;
+    options.size = size;
+    options.features = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
+    std::unique_ptr<TestQueue> queue = *TestQueue::Create(&ram_, options);
+    own_fds_[queue.get()] = EpollFds(queue->context().epoll_fd());
+    return queue;
+  }
+  // The fds the device watches on `queue` (its I/O completion eventfd, if it has one).
+  std::set<int> DeviceFds(TestQueue& queue) {
+    std::set<int> fds = EpollFds(queue.context().epoll_fd());
+    for (int fd : own_fds_[&queue]) fds.erase(fd);
+    return fds;
+  }
 
   void MakeDevice(BlkOptions options = {}, bool null_disk = false, bool read_only = false,
                   bool io_uring = true) {
@@ -85,55 +189,74 @@ class BlkDeviceTest : public ::testing::Test {
       disk = *std::move(opened);
     }
     options.read_only = read_only;
+    MakeDevice(std::move(disk), options);
+  }
+  // The device on `disk`, with queue_ started on it (stopped on the device it replaces).
+  void MakeDevice(std::unique_ptr<Disk> disk, const BlkOptions& options) {
+    if (device_) queue_->Stop(*device_);
     device_ = std::make_unique<BlkDevice>(std::move(disk), options);
     ASSERT_OK(device_->SetFeatures(device_->Info().features));
-    event_fd_ = device_->QueueEventFd(0);
+    ASSERT_OK(queue_->Start(*device_));
+  }
+  HeldQueue& MakeHeldDevice() {
+    auto disk = std::make_unique<HeldDisk>();
+    HeldDisk* held = disk.get();
+    MakeDevice(std::move(disk), BlkOptions());
+    return held->queue(0);
   }
 
-  // Queues a request; returns its index (which picks its header and status slots).
-  int Add(uint32_t type, uint64_t sector, std::vector<testing::Buffer> data, bool data_writable,
-          bool with_status = true) {
-    const int n = next_++;
+  // Queues a request on `queue` (default queue_); returns its number (which names its status
+  // byte). `indirect`: the chain's buffers go into an indirect table.
+  int Add(uint32_t type, uint64_t sector, std::vector<Buffer> data, bool data_writable,
+          bool with_status = true, TestQueue* queue = nullptr, bool indirect = false) {
+    if (queue == nullptr) queue = queue_.get();
+    const int n = static_cast<int>(status_gpas_.size());
+    const uint64_t header_gpa = ram_.Allocate(16);
+    const uint64_t status_gpa = ram_.Allocate(1);
+    status_gpas_.push_back(status_gpa);
     virtio_blk_outhdr header{type, 0, sector};
-    std::memcpy(ram_.Host(kHeaderGpa + 16 * n, 16), &header, 16);
-    *ram_.Host(kStatusGpa + n) = 0xff;
-    std::vector<testing::Buffer> readable = {{kHeaderGpa + 16 * n, 16}};
-    std::vector<testing::Buffer> writable;
+    std::memcpy(ram_.Host(header_gpa, 16), &header, 16);
+    *ram_.Host(status_gpa) = 0xff;
+    std::vector<Buffer> readable = {{header_gpa, 16}};
+    std::vector<Buffer> writable;
     (data_writable ? writable : readable)
         .insert((data_writable ? writable : readable).end(), data.begin(), data.end());
-    if (with_status) writable.push_back({kStatusGpa + n, 1});
-    EXPECT_OK(driver_->AddChain(readable, writable));
-    driver_->Publish();
+    if (with_status) writable.push_back({status_gpa, 1});
+    absl::StatusOr<uint16_t> id;
+    if (indirect) {
+      const uint64_t table = ram_.Allocate(16 * (readable.size() + writable.size()));
+      id = queue->driver().AddChain(readable, writable, table);
+      queue->driver().Publish();
+    } else {
+      id = queue->Add(readable, writable);
+    }
+    EXPECT_OK(id);
+    ids_.push_back(id.ok() ? *id : 0xffff);
     return n;
   }
-  uint8_t Status(int n) { return *ram_.Host(kStatusGpa + n); }
+  uint8_t Status(int n) { return *ram_.Host(status_gpas_[n]); }
+  // The id the device reports request `n` with.
+  uint16_t Id(int n) { return ids_[n]; }
 
-  // What a front end does between GET_VRING_BASE and the next start: the device stops the
-  // queue, the queue is rebuilt at the position it reported, and its worker asks for the fd.
-  void RestartQueue() {
-    device_->QueueStopped(0, queue_.get());
-    VringLayout layout = layout_;
-    layout.base = queue_->Base();
-    queue_ = *Virtqueue::Create(0, layout, kQueueFeatures, ram_.memory());
-    event_fd_ = device_->QueueEventFd(0);
+  // What a front end does between GET_VRING_BASE and the next start (and what a memory table
+  // change does): the queue stops, the engine waits for what is in flight, and it starts
+  // again where it stopped.
+  void RestartQueue(TestQueue* queue = nullptr) {
+    if (queue == nullptr) queue = queue_.get();
+    queue->Stop(*device_);
+    ASSERT_OK(queue->Start(*device_));
   }
 
   // Runs the queue until `count` requests came back; returns their used lengths in order.
-  std::vector<uint32_t> Run(size_t count) {
+  std::vector<uint32_t> Run(size_t count, TestQueue* queue = nullptr) {
+    if (queue == nullptr) queue = queue_.get();
     std::vector<uint32_t> lens;
-    for (int round = 0; round < 1000 && lens.size() < count; ++round) {
-      device_->ProcessQueue(*queue_);
-      for (;;) {
-        auto used = driver_->PollUsed();
-        if (!used.ok() || !used->has_value()) break;
-        lens.push_back((*used)->len);
-      }
-      if (lens.size() < count && event_fd_ >= 0) {
-        pollfd p{event_fd_, POLLIN, 0};
-        poll(&p, 1, 100);
-        uint64_t v;
-        (void)!read(event_fd_, &v, sizeof(v));  // EAGAIN after a timeout is fine
-      }
+    queue->Run(*device_);
+    for (int round = 0; round < 1000; ++round) {
+      for (const UsedElement& used : queue->Used()) lens.push_back(used.len);
+      if (lens.size() >= count) break;
+      // Woken by the device's completion eventfd (synchronous I/O has none: all done above).
+      queue->RunWhenReady(*device_, absl::Milliseconds(100));
     }
     return lens;
   }
@@ -147,14 +270,13 @@ class BlkDeviceTest : public ::testing::Test {
   }
 
   FakeGuestMemory ram_{16 << 20};
-  std::unique_ptr<DriverRing> driver_;
-  static constexpr uint64_t kQueueFeatures = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
-  VringLayout layout_;
-  std::unique_ptr<Virtqueue> queue_;
-  std::unique_ptr<BlkDevice> device_;
-  int event_fd_ = -1;
+  uint64_t data_ = 0;  // kDataBytes of buffers
+  std::map<TestQueue*, std::set<int>> own_fds_;
+  std::unique_ptr<BlkDevice> device_;  // outlives the queues started on it
+  std::unique_ptr<TestQueue> queue_;
+  std::vector<uint64_t> status_gpas_;  // by request number
+  std::vector<uint16_t> ids_;
   std::string path_;
-  int next_ = 0;
 };
 
 TEST_F(BlkDeviceTest, ConfigSpaceDescribesTheDisk) {
@@ -189,37 +311,38 @@ TEST_F(BlkDeviceTest, OnlyTheWriteCacheFlagIsWritable) {
 
 TEST_F(BlkDeviceTest, WritesLandInTheFileAndReadBack) {
   MakeDevice();
+  EXPECT_EQ(DeviceFds(*queue_).size(), 1u);  // io_uring's completion eventfd
   std::string data(8192, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
-  std::memcpy(ram_.Host(kDataGpa, data.size()), data.data(), data.size());
+  std::memcpy(ram_.Host(data_, data.size()), data.data(), data.size());
   // Scattered over two buffers.
-  const int w = Add(VIRTIO_BLK_T_OUT, 16, {{kDataGpa, 4096}, {kDataGpa + 4096, 4096}}, false);
+  const int w = Add(VIRTIO_BLK_T_OUT, 16, {{data_, 4096}, {data_ + 4096, 4096}}, false);
   EXPECT_EQ(Run(1), std::vector<uint32_t>{1});
   EXPECT_EQ(Status(w), VIRTIO_BLK_S_OK);
   EXPECT_EQ(FileBytes(16 * 512, data.size()), data);
-  const int r = Add(VIRTIO_BLK_T_IN, 16, {{kDataGpa + 0x10000, 8192}}, true);
+  const int r = Add(VIRTIO_BLK_T_IN, 16, {{data_ + 0x10000, 8192}}, true);
   EXPECT_EQ(Run(1), std::vector<uint32_t>{8192 + 1});
   EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
-  EXPECT_EQ(std::memcmp(ram_.Host(kDataGpa + 0x10000, 8192), data.data(), 8192), 0);
+  EXPECT_EQ(std::memcmp(ram_.Host(data_ + 0x10000, 8192), data.data(), 8192), 0);
 }
 
 TEST_F(BlkDeviceTest, SynchronousEngineWhereIoUringIsUnavailable) {
   MakeDevice({}, false, false, /*io_uring=*/false);
-  EXPECT_EQ(event_fd_, -1);  // everything completes on the worker thread
-  std::memset(ram_.Host(kDataGpa, 4096), 0x42, 4096);
-  const int w = Add(VIRTIO_BLK_T_OUT, 40, {{kDataGpa, 1024}, {kDataGpa + 1024, 3072}}, false);
+  EXPECT_TRUE(DeviceFds(*queue_).empty());  // everything completes on the worker thread
+  std::memset(ram_.Host(data_, 4096), 0x42, 4096);
+  const int w = Add(VIRTIO_BLK_T_OUT, 40, {{data_, 1024}, {data_ + 1024, 3072}}, false);
   const int f = Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
-  const int r = Add(VIRTIO_BLK_T_IN, 40, {{kDataGpa + 0x8000, 4096}}, true);
+  const int r = Add(VIRTIO_BLK_T_IN, 40, {{data_ + 0x8000, 4096}}, true);
   EXPECT_EQ(Run(3), (std::vector<uint32_t>{1, 1, 4097}));
   for (int n : {w, f, r}) EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK);
   EXPECT_EQ(FileBytes(40 * 512, 4), "BBBB");
-  EXPECT_EQ(*ram_.Host(kDataGpa + 0x8000 + 4095), 0x42);
+  EXPECT_EQ(*ram_.Host(data_ + 0x8000 + 4095), 0x42);
 }
 
 TEST_F(BlkDeviceTest, ManyRequestsInFlight) {
   MakeDevice();
   // 20 chains of 3 descriptors nearly fill the 64-entry ring.
-  for (int i = 0; i < 20; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{kDataGpa + i * 4096, 4096}}, true);
+  for (int i = 0; i < 20; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true);
   const std::vector<uint32_t> lens = Run(20);
   ASSERT_EQ(lens.size(), 20u);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(Status(i), VIRTIO_BLK_S_OK);
@@ -229,11 +352,11 @@ TEST_F(BlkDeviceTest, RequestsOutsideTheDiskOrMisalignedFail) {
   BlkOptions options;
   options.logical_block_size = 4096;
   MakeDevice(options);
-  const int beyond = Add(VIRTIO_BLK_T_IN, kDiskBytes / 512, {{kDataGpa, 4096}}, true);
-  const int straddle = Add(VIRTIO_BLK_T_OUT, kDiskBytes / 512 - 8, {{kDataGpa, 8192}}, false);
-  const int huge_sector = Add(VIRTIO_BLK_T_IN, ~uint64_t{0} - 3, {{kDataGpa, 4096}}, true);
-  const int misaligned = Add(VIRTIO_BLK_T_IN, 1, {{kDataGpa, 4096}}, true);
-  const int odd_length = Add(VIRTIO_BLK_T_IN, 0, {{kDataGpa, 1000}}, true);
+  const int beyond = Add(VIRTIO_BLK_T_IN, kDiskBytes / 512, {{data_, 4096}}, true);
+  const int straddle = Add(VIRTIO_BLK_T_OUT, kDiskBytes / 512 - 8, {{data_, 8192}}, false);
+  const int huge_sector = Add(VIRTIO_BLK_T_IN, ~uint64_t{0} - 3, {{data_, 4096}}, true);
+  const int misaligned = Add(VIRTIO_BLK_T_IN, 1, {{data_, 4096}}, true);
+  const int odd_length = Add(VIRTIO_BLK_T_IN, 0, {{data_, 1000}}, true);
   Run(5);
   for (int n : {beyond, straddle, huge_sector, misaligned, odd_length}) {
     EXPECT_EQ(Status(n), VIRTIO_BLK_S_IOERR) << n;
@@ -255,21 +378,21 @@ TEST_F(BlkDeviceTest, GetIdReturnsTheSerial) {
   BlkOptions options;
   options.serial = "disk-42";
   MakeDevice(options);
-  const int n = Add(VIRTIO_BLK_T_GET_ID, 0, {{kDataGpa, 20}}, true);
+  const int n = Add(VIRTIO_BLK_T_GET_ID, 0, {{data_, 20}}, true);
   EXPECT_EQ(Run(1), std::vector<uint32_t>{21});
   EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK);
-  EXPECT_EQ(std::string(reinterpret_cast<char*>(ram_.Host(kDataGpa, 8))), "disk-42");
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(ram_.Host(data_, 8))), "disk-42");
 }
 
 TEST_F(BlkDeviceTest, ReadOnlyDiskRefusesWrites) {
   MakeDevice({}, false, /*read_only=*/true);
   EXPECT_TRUE(device_->Info().features & Bit(VIRTIO_BLK_F_RO));
-  std::memset(ram_.Host(kDataGpa, 512), 0xab, 512);
-  const int w = Add(VIRTIO_BLK_T_OUT, 0, {{kDataGpa, 512}}, false);
+  std::memset(ram_.Host(data_, 512), 0xab, 512);
+  const int w = Add(VIRTIO_BLK_T_OUT, 0, {{data_, 512}}, false);
   virtio_blk_discard_write_zeroes seg{0, 8, 0};
-  std::memcpy(ram_.Host(kDataGpa + 4096, 16), &seg, 16);
-  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 4096, 16}}, false);
-  const int r = Add(VIRTIO_BLK_T_IN, 0, {{kDataGpa + 8192, 512}}, true);
+  std::memcpy(ram_.Host(data_ + 4096, 16), &seg, 16);
+  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{data_ + 4096, 16}}, false);
+  const int r = Add(VIRTIO_BLK_T_IN, 0, {{data_ + 8192, 512}}, true);
   Run(3);
   EXPECT_EQ(Status(w), VIRTIO_BLK_S_IOERR);
   EXPECT_EQ(Status(d), VIRTIO_BLK_S_IOERR);
@@ -284,8 +407,8 @@ TEST_F(BlkDeviceTest, FlushPutsWrittenDataOnStableStorage) {
     SCOPED_TRACE(io_uring ? "io_uring" : "sync");
     MakeDevice({}, /*null_disk=*/false, /*read_only=*/false, io_uring);
     const uint64_t sector = io_uring ? 64 : 128;
-    std::memset(ram_.Host(kDataGpa, 4096), 0x5f, 4096);
-    const int w = Add(VIRTIO_BLK_T_OUT, sector, {{kDataGpa, 4096}}, false);
+    std::memset(ram_.Host(data_, 4096), 0x5f, 4096);
+    const int w = Add(VIRTIO_BLK_T_OUT, sector, {{data_, 4096}}, false);
     ASSERT_EQ(Run(1), std::vector<uint32_t>{1});
     ASSERT_EQ(Status(w), VIRTIO_BLK_S_OK);
     ASSERT_OK_AND_ASSIGN(const uint64_t dirty_after_write,
@@ -304,20 +427,20 @@ TEST_F(BlkDeviceTest, FlushPutsWrittenDataOnStableStorage) {
 
 TEST_F(BlkDeviceTest, WriteZeroesAndDiscardClearData) {
   MakeDevice();
-  std::memset(ram_.Host(kDataGpa, 65536), 0x5a, 65536);
-  Add(VIRTIO_BLK_T_OUT, 0, {{kDataGpa, 65536}}, false);
+  std::memset(ram_.Host(data_, 65536), 0x5a, 65536);
+  Add(VIRTIO_BLK_T_OUT, 0, {{data_, 65536}}, false);
   Run(1);
   ASSERT_EQ(FileBytes(0, 4), "ZZZZ");
   virtio_blk_discard_write_zeroes segs[2] = {{0, 8, 0},
                                              {64, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP}};
-  std::memcpy(ram_.Host(kDataGpa + 0x20000, sizeof(segs)), segs, sizeof(segs));
-  const int z = Add(VIRTIO_BLK_T_WRITE_ZEROES, 0, {{kDataGpa + 0x20000, sizeof(segs)}}, false);
+  std::memcpy(ram_.Host(data_ + 0x20000, sizeof(segs)), segs, sizeof(segs));
+  const int z = Add(VIRTIO_BLK_T_WRITE_ZEROES, 0, {{data_ + 0x20000, sizeof(segs)}}, false);
   virtio_blk_discard_write_zeroes discard{16, 8, 0};
-  std::memcpy(ram_.Host(kDataGpa + 0x21000, 16), &discard, 16);
-  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 0x21000, 16}}, false);
+  std::memcpy(ram_.Host(data_ + 0x21000, 16), &discard, 16);
+  const int d = Add(VIRTIO_BLK_T_DISCARD, 0, {{data_ + 0x21000, 16}}, false);
   virtio_blk_discard_write_zeroes bad{16, 8, 0x80};  // unknown flag
-  std::memcpy(ram_.Host(kDataGpa + 0x22000, 16), &bad, 16);
-  const int b = Add(VIRTIO_BLK_T_DISCARD, 0, {{kDataGpa + 0x22000, 16}}, false);
+  std::memcpy(ram_.Host(data_ + 0x22000, 16), &bad, 16);
+  const int b = Add(VIRTIO_BLK_T_DISCARD, 0, {{data_ + 0x22000, 16}}, false);
   Run(3);
   EXPECT_EQ(Status(z), VIRTIO_BLK_S_OK);
   EXPECT_EQ(Status(d), VIRTIO_BLK_S_OK);
@@ -330,57 +453,156 @@ TEST_F(BlkDeviceTest, WriteZeroesAndDiscardClearData) {
 
 TEST_F(BlkDeviceTest, NullDiskReadsZeroesAndDropsWrites) {
   MakeDevice({}, /*null_disk=*/true);
-  EXPECT_EQ(device_->QueueEventFd(0), -1);
-  std::memset(ram_.Host(kDataGpa, 4096), 0x77, 4096);
-  const int r = Add(VIRTIO_BLK_T_IN, 8, {{kDataGpa, 4096}}, true);
-  const int w = Add(VIRTIO_BLK_T_OUT, 8, {{kDataGpa, 4096}}, false);
+  EXPECT_TRUE(DeviceFds(*queue_).empty());
+  std::memset(ram_.Host(data_, 4096), 0x77, 4096);
+  const int r = Add(VIRTIO_BLK_T_IN, 8, {{data_, 4096}}, true);
+  const int w = Add(VIRTIO_BLK_T_OUT, 8, {{data_, 4096}}, false);
   EXPECT_EQ(Run(2), (std::vector<uint32_t>{4097, 1}));
   EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
   EXPECT_EQ(Status(w), VIRTIO_BLK_S_OK);
-  EXPECT_EQ(*ram_.Host(kDataGpa + 100), 0);
+  EXPECT_EQ(*ram_.Host(data_ + 100), 0);
 }
 
 TEST_F(BlkDeviceTest, StoppingTheQueueFinishesRequestsInFlight) {
   MakeDevice();
-  for (int i = 0; i < 8; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{kDataGpa + i * 4096, 4096}}, true);
-  device_->ProcessQueue(*queue_);  // submitted, not reaped
-  device_->QueueStopped(0, queue_.get());
-  int used = 0;
-  for (;;) {
-    auto u = driver_->PollUsed();
-    if (!u.ok() || !u->has_value()) break;
-    ++used;
-  }
-  EXPECT_EQ(used, 8);
+  for (int i = 0; i < 8; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true);
+  queue_->Run(*device_);  // submitted, not reaped
+  // The device itself completes them (the engine only waits): nothing left in flight.
+  device_->QueueStopped(queue_->context());
+  ASSERT_EQ(queue_->context().in_flight(), 0u);
+  EXPECT_EQ(queue_->Used().size(), 8u);
   for (int i = 0; i < 8; ++i) EXPECT_EQ(Status(i), VIRTIO_BLK_S_OK);
+  queue_->Stop(*device_);
+}
+
+// With I/O certainly in flight (a disk that completes only when told), a stop completes every
+// request, with its own id, length and status, and the position reported is after the last
+// chain taken: the next start neither skips nor repeats one, and nothing comes back later.
+TEST_F(BlkDeviceTest, StopWithIoInFlightCompletesEveryRequestAtTheExactRingPosition) {
+  HeldQueue& io = MakeHeldDevice();
+  for (int i = 0; i < 3; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true);
+  Add(VIRTIO_BLK_T_OUT, 64, {{data_, 512}}, false);
+  Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
+  const int get_id = Add(VIRTIO_BLK_T_GET_ID, 0, {{data_ + 0x10000, 20}}, true);
+  QueueResult result = queue_->Run(*device_);
+  EXPECT_EQ(result.kind(), QueueResult::Kind::kDrained);
+  std::vector<UsedElement> used = queue_->Used();
+  ASSERT_EQ(used.size(), 1u);  // GET_ID needs no I/O
+  EXPECT_EQ(used[0].id, Id(get_id));
+  EXPECT_EQ(used[0].len, 21u);
+  EXPECT_EQ(io.held(), 5u);
+  EXPECT_EQ(queue_->context().in_flight(), 5u);
+
+  // Two complete through the eventfd the device watches.
+  io.Release(2);
+  ASSERT_TRUE(queue_->RunWhenReady(*device_, absl::Seconds(10)).has_value());
+  used = queue_->Used();
+  ASSERT_EQ(used.size(), 2u);
+  EXPECT_EQ(used[0].id, Id(0));
+  EXPECT_EQ(used[0].len, 4097u);
+  EXPECT_EQ(used[1].id, Id(1));
+
+  // The stop: the device completes the other three itself, before the engine waits.
+  device_->QueueStopped(queue_->context());
+  ASSERT_EQ(queue_->context().in_flight(), 0u);
+  EXPECT_EQ(io.held(), 0u);
+  used = queue_->Used();
+  ASSERT_EQ(used.size(), 3u);
+  EXPECT_EQ(used[0].id, Id(2));
+  EXPECT_EQ(used[0].len, 4097u);
+  EXPECT_EQ(used[1].id, Id(3));
+  EXPECT_EQ(used[1].len, 1u);
+  EXPECT_EQ(used[2].id, Id(4));
+  EXPECT_EQ(used[2].len, 1u);
+  for (int n = 0; n < 6; ++n) EXPECT_EQ(Status(n), VIRTIO_BLK_S_OK) << n;
+  queue_->Stop(*device_);
+  EXPECT_EQ(queue_->queue().Base(), 6u);  // split ring: the next avail index
+  EXPECT_EQ(queue_->queue().Base(), queue_->driver().avail_idx());
+
+  ASSERT_OK(queue_->Start(*device_));
+  const int again = Add(VIRTIO_BLK_T_IN, 0, {{data_, 4096}}, true);
+  queue_->Run(*device_);
+  EXPECT_TRUE(queue_->Used().empty());  // nothing stale; the new read is held
+  io.Release(1);
+  ASSERT_TRUE(queue_->RunWhenReady(*device_, absl::Seconds(10)).has_value());
+  used = queue_->Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, 4097u);
+  EXPECT_EQ(Status(again), VIRTIO_BLK_S_OK);
+}
+
+// Reap clears the eventfd only when it finds completions; a completion reaped after that clear
+// leaves the eventfd readable with nothing to reap. That must wake the worker once, not in a
+// loop until the next I/O completes.
+TEST_F(BlkDeviceTest, ACompletionSignalWithNothingToReapWakesTheWorkerOnce) {
+  HeldQueue& io = MakeHeldDevice();
+  ASSERT_EQ(DeviceFds(*queue_), std::set<int>{io.event_fd()});
+  io.Signal();
+  EXPECT_TRUE(queue_->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
+  EXPECT_FALSE(queue_->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
+  // A real completion still wakes it.
+  const int r = Add(VIRTIO_BLK_T_IN, 0, {{data_, 4096}}, true);
+  queue_->Run(*device_);
+  io.Release(1);
+  ASSERT_TRUE(queue_->RunWhenReady(*device_, absl::Seconds(10)).has_value());
+  EXPECT_EQ(queue_->Used().size(), 1u);
+  EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
+}
+
+// Every ring entry in flight (indirect chains take one each): the device takes no more and
+// returns Blocked, not Drained (which the worker would spin on), until I/O completes.
+TEST_F(BlkDeviceTest, EveryRingEntryInFlightBlocksUntilACompletion) {
+  queue_ = NewQueue(0, /*size=*/4);
+  HeldQueue& io = MakeHeldDevice();
+  for (int i = 0; i < 4; ++i) {
+    Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true, true, nullptr, true);
+  }
+  EXPECT_EQ(queue_->Run(*device_).kind(), QueueResult::Kind::kDrained);
+  EXPECT_EQ(queue_->context().in_flight(), 4u);
+  // A guest offering a fifth chain now breaks the ring's rules; the device leaves it there.
+  queue_->driver().SetAvailIdx(queue_->driver().avail_idx() + 1);
+  EXPECT_EQ(queue_->Run(*device_).kind(), QueueResult::Kind::kBlocked);
+  EXPECT_EQ(queue_->context().in_flight(), 4u);
+  EXPECT_FALSE(queue_->queue().broken());
+  io.Release(4);
+  ASSERT_TRUE(queue_->RunWhenReady(*device_, absl::Seconds(10)).has_value());
+  EXPECT_EQ(queue_->Used().size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Status(i), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(queue_->context().in_flight(), 1u);  // the fifth, taken once there was room
 }
 
 TEST_F(BlkDeviceTest, RestartedQueuesKeepServingWithNothingStale) {
   BlkOptions options;
   options.num_queues = 2;
   MakeDevice(options);
+  const std::set<int> fds = DeviceFds(*queue_);
+  ASSERT_EQ(fds.size(), 1u);
+  const int event_fd = *fds.begin();
   for (int round = 0; round < 4; ++round) {
     // Stopped with reads in flight: they finish before the stop, none comes back later.
-    for (int i = 0; i < 8; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{kDataGpa + i * 4096, 4096}}, true);
-    device_->ProcessQueue(*queue_);
+    for (int i = 0; i < 8; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true);
+    queue_->Run(*device_);
     RestartQueue();
-    int used = 0;
-    while (driver_->PollUsed().value_or(absl::nullopt).has_value()) ++used;
-    EXPECT_EQ(used, 8);
-    EXPECT_FALSE(device_->QueueHasCompletions(0));
-    pollfd p{event_fd_, POLLIN, 0};
+    EXPECT_EQ(queue_->queue().Base(), queue_->driver().avail_idx());
+    EXPECT_EQ(queue_->Used().size(), 8u);
+    EXPECT_FALSE(device_->HasCompletions(queue_->context()));
+    EXPECT_EQ(DeviceFds(*queue_), fds);  // the same ring, watched again
+    pollfd p{event_fd, POLLIN, 0};
     EXPECT_EQ(poll(&p, 1, 0), 0) << "a completion signal left over from the last session";
-    std::memset(ram_.Host(kDataGpa, 4096), 'a' + round, 4096);
-    const int w = Add(VIRTIO_BLK_T_OUT, 8 * round, {{kDataGpa, 4096}}, false);
-    const int r = Add(VIRTIO_BLK_T_IN, 8 * round, {{kDataGpa + 0x10000, 4096}}, true);
+    std::memset(ram_.Host(data_, 4096), 'a' + round, 4096);
+    const int w = Add(VIRTIO_BLK_T_OUT, 8 * round, {{data_, 4096}}, false);
+    const int r = Add(VIRTIO_BLK_T_IN, 8 * round, {{data_ + 0x10000, 4096}}, true);
     EXPECT_EQ(Run(2), (std::vector<uint32_t>{1, 4097}));
     EXPECT_EQ(Status(w), VIRTIO_BLK_S_OK);
     EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
-    EXPECT_EQ(*ram_.Host(kDataGpa + 0x10000 + 4095), 'a' + round);
+    EXPECT_EQ(*ram_.Host(data_ + 0x10000 + 4095), 'a' + round);
   }
-  device_->Reset();  // a front end that went away: the next one finds the queue as new
-  RestartQueue();
-  const int r = Add(VIRTIO_BLK_T_IN, 0, {{kDataGpa, 4096}}, true);
+  // A front end that went away: the next one finds the queue as new, on a ring of its own.
+  queue_->Stop(*device_);
+  device_->Reset();
+  queue_ = NewQueue(0);
+  ASSERT_OK(queue_->Start(*device_));
+  const int r = Add(VIRTIO_BLK_T_IN, 0, {{data_, 4096}}, true);
   EXPECT_EQ(Run(1), std::vector<uint32_t>{4097});
   EXPECT_EQ(Status(r), VIRTIO_BLK_S_OK);
 }
@@ -426,45 +648,64 @@ TEST_F(BlkDeviceTest, EveryQueueRunsUnderTheFilterOnRingsMadeBefore) {
   BlkOptions options;
   options.num_queues = 4;
   MakeDevice(options);
-  ASSERT_GE(event_fd_, 0);
+  ASSERT_EQ(DeviceFds(*queue_).size(), 1u);  // io_uring's completion eventfd
+  std::vector<std::unique_ptr<TestQueue>> others;
+  for (int i = 1; i < 4; ++i) others.push_back(NewQueue(i));
+  std::vector<TestQueue*> queues = {queue_.get()};
+  for (auto& queue : others) queues.push_back(queue.get());
   const int status = RunUnderBlkPolicy([&] {
-    for (int i = 1; i < 4; ++i) {
-      if (device_->QueueEventFd(i) < 0) return 1;
+    for (TestQueue* queue : queues) {
+      if (queue != queue_.get() && !queue->Start(*device_).ok()) return 1;
     }
     for (int round = 0; round < 3; ++round) {
-      std::memset(ram_.Host(kDataGpa, 4096), 'a' + round, 4096);
-      const int w = Add(VIRTIO_BLK_T_OUT, 8, {{kDataGpa, 4096}}, false);
-      const int r = Add(VIRTIO_BLK_T_IN, 8, {{kDataGpa + 0x8000, 4096}}, true);
-      if (Run(2).size() != 2) return 2;
-      if (Status(w) != VIRTIO_BLK_S_OK || Status(r) != VIRTIO_BLK_S_OK) return 3;
-      if (*ram_.Host(kDataGpa + 0x8000 + 100) != 'a' + round) return 4;
-      RestartQueue();
-      if (event_fd_ < 0) return 5;
+      for (TestQueue* queue : queues) {
+        const int i = queue->context().index();
+        std::memset(ram_.Host(data_ + i * 0x10000, 4096), 'a' + round + i, 4096);
+        const int w =
+            Add(VIRTIO_BLK_T_OUT, 8 * i, {{data_ + i * 0x10000, 4096}}, false, true, queue);
+        const int r =
+            Add(VIRTIO_BLK_T_IN, 8 * i, {{data_ + i * 0x10000 + 0x8000, 4096}}, true, true, queue);
+        if (Run(2, queue).size() != 2) return 2;
+        if (Status(w) != VIRTIO_BLK_S_OK || Status(r) != VIRTIO_BLK_S_OK) return 3;
+        if (*ram_.Host(data_ + i * 0x10000 + 0x8000 + 100) != 'a' + round + i) return 4;
+        queue->Stop(*device_);
+        if (!queue->Start(*device_).ok()) return 5;
+      }
     }
     return 0;
   });
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  // The child's queues ran on io_uring: each watched its ring's completion eventfd. (Its
+  // epoll sets are the parent's too, and its fds the parent's files: what it watched shows here.)
+  for (TestQueue* queue : queues) EXPECT_EQ(DeviceFds(*queue).size(), 1u);
 }
 
 // Where no ring can be made at start-up (a kernel without io_uring, or io_uring disabled by
 // sysctl: here io_uring_setup fails with ENOSYS), the queues use synchronous I/O, which the
 // filter allows.
 TEST_F(BlkDeviceTest, SynchronousIoUnderTheFilterWhereNoRingCanBeMade) {
+  std::unique_ptr<TestQueue> second = NewQueue(1);
   const int status = RunUnderBlkPolicy(
       [&] {
-        if (device_ == nullptr || event_fd_ != -1 || device_->QueueEventFd(1) != -1) return 2;
-        std::memset(ram_.Host(kDataGpa, 4096), 0x3c, 4096);
-        const int w = Add(VIRTIO_BLK_T_OUT, 24, {{kDataGpa, 4096}}, false);
+        if (device_ == nullptr || !second->Start(*device_).ok()) return 2;
+        std::memset(ram_.Host(data_, 4096), 0x3c, 4096);
+        const int w = Add(VIRTIO_BLK_T_OUT, 24, {{data_, 4096}}, false);
         const int f = Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
-        const int r = Add(VIRTIO_BLK_T_IN, 24, {{kDataGpa + 0x8000, 4096}}, true);
+        const int r = Add(VIRTIO_BLK_T_IN, 24, {{data_ + 0x8000, 4096}}, true);
         if (Run(3) != std::vector<uint32_t>{1, 1, 4097}) return 3;
         for (int n : {w, f, r}) {
           if (Status(n) != VIRTIO_BLK_S_OK) return 4;
         }
         RestartQueue();
-        const int again = Add(VIRTIO_BLK_T_IN, 24, {{kDataGpa + 0x8000, 4096}}, true);
+        const int again = Add(VIRTIO_BLK_T_IN, 24, {{data_ + 0x8000, 4096}}, true);
         if (Run(1) != std::vector<uint32_t>{4097} || Status(again) != VIRTIO_BLK_S_OK) return 5;
-        return *ram_.Host(kDataGpa + 0x8000 + 4095) == 0x3c ? 0 : 6;
+        const int other =
+            Add(VIRTIO_BLK_T_IN, 24, {{data_ + 0x9000, 4096}}, true, true, second.get());
+        if (Run(1, second.get()) != std::vector<uint32_t>{4097} ||
+            Status(other) != VIRTIO_BLK_S_OK) {
+          return 6;
+        }
+        return *ram_.Host(data_ + 0x8000 + 4095) == 0x3c ? 0 : 7;
       },
       [&] {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -477,9 +718,12 @@ TEST_F(BlkDeviceTest, SynchronousIoUnderTheFilterWhereNoRingCanBeMade) {
         BlkOptions options;
         options.num_queues = 2;
         MakeDevice(options);
-        return 0;
+        // Synchronous queues: no completion eventfd to watch.
+        return DeviceFds(*queue_).empty() ? 0 : 102;
       });
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  // What the child watched on the shared epoll sets: nothing of its own.
+  EXPECT_TRUE(DeviceFds(*second).empty());
 }
 
 TEST_F(BlkDeviceTest, ReloadPicksUpAGrownFileAndTellsTheFrontEnd) {
