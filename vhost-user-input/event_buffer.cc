@@ -1,38 +1,33 @@
 #include "vhost-user-input/event_buffer.h"
 
 #include <linux/input.h>
-#include <sys/eventfd.h>
 
 #include "glog/logging.h"
 
 namespace vhost {
 
-EventBuffer::EventBuffer(size_t capacity)
-    : capacity_(capacity), wakeup_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+EventBuffer::EventBuffer(size_t capacity) : capacity_(capacity) {}
 
-void EventBuffer::ClearWakeup() {
-  eventfd_t ignored;
-  eventfd_read(wakeup_.get(), &ignored);
+void EventBuffer::SetWaker(QueueContext* context) {
+  absl::MutexLock lock(&mutex_);
+  waker_ = context;
 }
 
 void EventBuffer::Add(uint16_t type, uint16_t code, int32_t value) {
-  bool wake = false;
-  {
-    absl::MutexLock lock(&mutex_);
-    partial_.push_back({type, code, static_cast<uint32_t>(value)});
-    if (type != EV_SYN || code != SYN_REPORT) return;
-    if (ready_.size() + partial_.size() > capacity_) {
-      // The guest is not taking events: keep what is queued, lose this report whole.
-      if (dropped_++ % 100 == 0) {
-        LOG(WARNING) << "guest is not reading input; dropped " << dropped_ << " report(s)";
-      }
-    } else {
-      ready_.insert(ready_.end(), partial_.begin(), partial_.end());
-      wake = true;
+  absl::MutexLock lock(&mutex_);
+  partial_.push_back({type, code, static_cast<uint32_t>(value)});
+  if (type != EV_SYN || code != SYN_REPORT) return;
+  if (ready_.size() + partial_.size() > capacity_) {
+    // The guest is not taking events: keep what is queued, lose this report whole.
+    if (dropped_++ % 100 == 0) {
+      LOG(WARNING) << "guest is not reading input; dropped " << dropped_ << " report(s)";
     }
-    partial_.clear();
+  } else {
+    ready_.insert(ready_.end(), partial_.begin(), partial_.end());
+    // Under the mutex: SetWaker(nullptr) must not return while a Wake is under way.
+    if (waker_ != nullptr) waker_->Wake();
   }
-  if (wake) eventfd_write(wakeup_.get(), 1);
+  partial_.clear();
 }
 
 size_t EventBuffer::Peek(virtio_input_event* out, size_t max) const {

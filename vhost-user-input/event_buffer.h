@@ -1,7 +1,8 @@
 // Events waiting for the guest, between a producer thread (the host device or the virtual
 // device's commands) and the event queue's worker. Events become visible a whole report at a time
-// (at SYN_REPORT). The buffer is bounded: while the guest queues no buffers, events are kept up to
-// the bound; a report that does not fit is dropped whole, and the drop is logged.
+// (at SYN_REPORT), and each such report wakes the event queue's worker. The buffer is bounded:
+// while the guest queues no buffers, events are kept up to the bound; a report that does not fit
+// is dropped whole, and the drop is logged.
 #ifndef VHOST_USER_INPUT_EVENT_BUFFER_H_
 #define VHOST_USER_INPUT_EVENT_BUFFER_H_
 
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "common/unique_fd.h"
+#include "common/queue_context.h"
 
 namespace vhost {
 
@@ -20,9 +21,9 @@ class EventBuffer {
  public:
   explicit EventBuffer(size_t capacity);
 
-  // An eventfd, readable when reports arrived since the last ClearWakeup.
-  int fd() const { return wakeup_.get(); }
-  void ClearWakeup();
+  // The event queue's context, woken whenever a report becomes ready; null while the queue is
+  // stopped. Once this returns, no producer touches the previous context.
+  void SetWaker(QueueContext* context);
 
   // Producer side.
   void Add(uint16_t type, uint16_t code, int32_t value);
@@ -36,8 +37,8 @@ class EventBuffer {
 
  private:
   const size_t capacity_;
-  UniqueFd wakeup_;
   mutable absl::Mutex mutex_;
+  QueueContext* waker_ ABSL_GUARDED_BY(mutex_) = nullptr;
   std::deque<virtio_input_event> ready_ ABSL_GUARDED_BY(mutex_);
   std::vector<virtio_input_event> partial_ ABSL_GUARDED_BY(mutex_);  // the report being built
   uint64_t dropped_ ABSL_GUARDED_BY(mutex_) = 0;

@@ -26,42 +26,51 @@ absl::Status InputDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t>
   return config_.Write(offset, data);
 }
 
-int InputDevice::QueueEventFd(int index) {
-  if (index != kEventQueue) return -1;
+absl::Status InputDevice::QueueStarted(QueueContext& context) {
+  if (context.index() != kEventQueue) return absl::OkStatus();
+  // Each report the source makes ready from now on wakes this queue's worker.
+  source_->buffer().SetWaker(&context);
   source_->Started();
-  return source_->buffer().fd();
+  return absl::OkStatus();
 }
 
-absl::Duration InputDevice::ProcessQueue(Virtqueue& queue) {
-  if (queue.index() == kEventQueue) {
+void InputDevice::QueueStopped(QueueContext& context) {
+  // Every chain was completed in the call that took it: nothing to hand back.
+  if (context.index() == kEventQueue) source_->buffer().SetWaker(nullptr);
+}
+
+QueueResult InputDevice::ProcessQueue(QueueContext& context) {
+  if (context.index() == kEventQueue) {
     // Events left over wait for the guest's next buffers (its kick). Otherwise the buffers it
-    // keeps queued for events to come are not work to spin on: wait for the next event.
-    return DeliverEvents(queue) ? absl::InfiniteDuration() : kUntilDeviceEvent;
+    // keeps queued for events to come are not work to spin on: wait for the next event (the
+    // buffer wakes this worker).
+    return DeliverEvents(context) ? QueueResult::Drained() : QueueResult::Blocked();
   }
-  TakeStatus(queue);
-  return absl::InfiniteDuration();
+  TakeStatus(context);
+  return QueueResult::Drained();
 }
 
-bool InputDevice::DeliverEvents(Virtqueue& queue) {
+bool InputDevice::DeliverEvents(QueueContext& context) {
   EventBuffer& buffer = source_->buffer();
-  buffer.ClearWakeup();
   virtio_input_event events[64];
   for (;;) {
     const size_t n = buffer.Peek(events, 64);
     if (n == 0) return false;
     size_t delivered = 0;
-    DescriptorChain chain;
     // One event per buffer; events wait in the buffer while the guest has none queued.
-    while (delivered < n && queue.Pop(&chain)) {
+    while (delivered < n) {
+      const absl::optional<ChainToken> token = context.Take();
+      if (!token) break;
+      const DescriptorChain& chain = context.chain(*token);
       const size_t written =
           CopyToSegments(chain.writable, 0, &events[delivered], sizeof(virtio_input_event));
       if (written < sizeof(virtio_input_event)) {
         LOG_EVERY_N(WARNING, 100) << "event buffer of " << chain.writable_bytes
                                   << " bytes is too short; returned empty";
-        queue.Push(chain, 0);
+        context.Complete(*token, 0);
         continue;  // the event stays for the next buffer
       }
-      queue.Push(chain, written);
+      context.Complete(*token, written);
       ++delivered;
     }
     buffer.Consume(delivered);
@@ -91,9 +100,9 @@ bool IsFeedback(const InputDescription& description, const virtio_input_event& e
 
 }  // namespace
 
-void InputDevice::TakeStatus(Virtqueue& queue) {
-  DescriptorChain chain;
-  while (queue.Pop(&chain)) {
+void InputDevice::TakeStatus(QueueContext& context) {
+  while (const absl::optional<ChainToken> token = context.Take()) {
+    const DescriptorChain& chain = context.chain(*token);
     virtio_input_event event;  // copied once out of guest memory
     if (CopyFromSegments(chain.readable, 0, &event, sizeof(event)) != sizeof(event)) {
       LOG_EVERY_N(WARNING, 100) << "status buffer of " << chain.readable_bytes
@@ -104,7 +113,7 @@ void InputDevice::TakeStatus(Virtqueue& queue) {
     } else {
       source_->WriteStatus(event);
     }
-    queue.Push(chain, 0);
+    context.Complete(*token, 0);
   }
 }
 

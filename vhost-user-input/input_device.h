@@ -23,15 +23,16 @@ class InputDevice : public VirtioDevice {
   DeviceInfo Info() const override;
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
   absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override;
-  int QueueEventFd(int index) override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
+  absl::Status QueueStarted(QueueContext& context) override;
+  QueueResult ProcessQueue(QueueContext& context) override;
+  void QueueStopped(QueueContext& context) override;
 
   EventSource& source() { return *source_; }
 
  private:
   // Returns whether events are still waiting (the guest ran out of buffers).
-  bool DeliverEvents(Virtqueue& queue);
-  void TakeStatus(Virtqueue& queue);
+  bool DeliverEvents(QueueContext& context);
+  void TakeStatus(QueueContext& context);
 
   std::unique_ptr<EventSource> source_;
   InputConfigSpace config_;

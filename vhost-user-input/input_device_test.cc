@@ -1,28 +1,28 @@
 // The virtio-input model on real rings in fake guest memory, with a fake event source.
 #include "vhost-user-input/input_device.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
 
 namespace vhost {
 namespace {
 
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
 using ::vhost::testing::StatusIs;
+using ::vhost::testing::TestQueue;
 
 class FakeSource : public EventSource {
  public:
@@ -52,17 +52,21 @@ class InputDeviceTest : public ::testing::Test {
     source_ = source.get();
     device_ = std::make_unique<InputDevice>(std::move(source));
     for (int i = 0; i < 2; ++i) {
-      auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
-      DriverRing::Config config;
-      config.size = 16;
-      config.addresses = testing::LayoutRings(*sizes, 0x1000 + i * 0x2000);
-      drivers_[i] = *DriverRing::Create(&ram_, config);
-      VringLayout layout{16, FakeGuestMemory::Uva(config.addresses.desc),
-                         FakeGuestMemory::Uva(config.addresses.driver),
-                         FakeGuestMemory::Uva(config.addresses.device), 0};
-      queues_[i] = *Virtqueue::Create(i, layout, Bit(kFeatureVersion1), ram_.memory());
+      TestQueue::Options options;
+      options.index = i;
+      options.size = 16;
+      auto queue = TestQueue::Create(&ram_, options);
+      ASSERT_OK(queue);
+      queues_[i] = *std::move(queue);
+      ASSERT_OK(queues_[i]->Start(*device_));
     }
+    events_ = ram_.Allocate(8 * 64);
+    status_ = ram_.Allocate(8 * 16);
   }
+  void TearDown() override {
+    for (auto& queue : queues_) queue->Stop(*device_);
+  }
+  QueueResult::Kind Run(int q) { return queues_[q]->Run(*device_).kind(); }
   virtio_input_config Select(uint8_t select, uint8_t subsel) {
     const uint8_t sel[2] = {select, subsel};
     EXPECT_OK(device_->WriteConfig(0, sel));
@@ -72,29 +76,27 @@ class InputDeviceTest : public ::testing::Test {
   }
   void GiveEventBuffers(int count, uint32_t len = 8) {
     for (int i = 0; i < count; ++i) {
-      ASSERT_OK(drivers_[0]->AddChain({}, {{0x10000 + 8u * next_buffer_, len}}));
+      ASSERT_OK(queues_[0]->Add({}, {{events_ + 8u * next_buffer_, len}}));
       ++next_buffer_;
     }
-    drivers_[0]->Publish();
   }
   virtio_input_event EventAt(int buffer) {
     virtio_input_event e;
-    std::memcpy(&e, ram_.Host(0x10000 + 8 * buffer, 8), 8);
+    std::memcpy(&e, ram_.Host(events_ + 8 * buffer, 8), 8);
     return e;
   }
-  int UsedCount(int q) {
-    int n = 0;
-    for (;;) {
-      auto used = drivers_[q]->PollUsed();
-      if (!used.ok() || !used->has_value()) return n;
-      ++n;
-    }
+  int UsedCount(int q) { return static_cast<int>(queues_[q]->Used().size()); }
+  // Status buffer `i` holding `event`, in the status queue.
+  void AddStatus(int i, const virtio_input_event& event, uint32_t len = 8) {
+    std::memcpy(ram_.Host(status_ + 8 * i, 8), &event, 8);
+    ASSERT_OK(queues_[1]->Add({{status_ + 8u * i, len}}, {}));
   }
 
   FakeGuestMemory ram_{1 << 20};
-  std::unique_ptr<DriverRing> drivers_[2];
-  std::unique_ptr<Virtqueue> queues_[2];
+  std::unique_ptr<TestQueue> queues_[2];
   std::unique_ptr<InputDevice> device_;
+  uint64_t events_ = 0;  // the guest's event buffers, 8 bytes each
+  uint64_t status_ = 0;  // the guest's status buffers
   FakeSource* source_ = nullptr;
   int next_buffer_ = 0;
 };
@@ -139,21 +141,21 @@ TEST_F(InputDeviceTest, OnlySelectAndSubselAreWritable) {
 }
 
 TEST_F(InputDeviceTest, EventsWaitForGuestBuffersAndKeepTheirOrder) {
-  device_->QueueEventFd(kEventQueue);
   for (int i = 0; i < 3; ++i) {
     source_->buffer().Add(EV_ABS, ABS_X, 100 + i);
     source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
   }
-  device_->ProcessQueue(*queues_[0]);  // no buffers yet: nothing lost
+  // No buffers yet: nothing lost, and the guest's next buffers (its kick) resume.
+  EXPECT_EQ(Run(0), QueueResult::Kind::kDrained);
   EXPECT_EQ(source_->buffer().ready(), 6u);
   GiveEventBuffers(4);
-  device_->ProcessQueue(*queues_[0]);
+  EXPECT_EQ(Run(0), QueueResult::Kind::kDrained);
   EXPECT_EQ(UsedCount(0), 4);
   EXPECT_EQ(source_->buffer().ready(), 2u);
   EXPECT_EQ(EventAt(0).value, 100u);
   EXPECT_EQ(EventAt(2).value, 101u);
   GiveEventBuffers(4);
-  device_->ProcessQueue(*queues_[0]);
+  Run(0);
   EXPECT_EQ(UsedCount(0), 2);
   EXPECT_EQ(EventAt(4).value, 102u);
   EXPECT_EQ(EventAt(5).type, EV_SYN);
@@ -161,9 +163,40 @@ TEST_F(InputDeviceTest, EventsWaitForGuestBuffersAndKeepTheirOrder) {
 
 TEST_F(InputDeviceTest, QueuedBuffersWithoutEventsAreNotBusyWork) {
   GiveEventBuffers(4);
-  // The worker must sleep until an event comes rather than spin on the guest's buffers.
-  EXPECT_EQ(device_->ProcessQueue(*queues_[0]), kUntilDeviceEvent);
+  // The worker must sleep until an event comes rather than spin on the guest's buffers: they
+  // stay in the ring, not taken.
+  EXPECT_EQ(Run(0), QueueResult::Kind::kBlocked);
   EXPECT_EQ(UsedCount(0), 0);
+  EXPECT_EQ(queues_[0]->context().in_flight(), 0u);
+  EXPECT_TRUE(queues_[0]->queue().HasAvailable());
+}
+
+// A report made ready on another thread (the evdev reader, a command) wakes the event queue's
+// worker, which then fills the buffers the guest left waiting; a stopped queue is not woken.
+TEST_F(InputDeviceTest, AReportWakesTheEventQueue) {
+  GiveEventBuffers(4);
+  EXPECT_EQ(Run(0), QueueResult::Kind::kBlocked);
+  std::thread producer([this] {
+    source_->buffer().Add(EV_KEY, BTN_TOUCH, 1);
+    source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
+  });
+  const absl::optional<QueueResult> woken = queues_[0]->RunWhenReady(*device_, absl::Seconds(30));
+  producer.join();
+  ASSERT_TRUE(woken.has_value());
+  EXPECT_EQ(UsedCount(0), 2);
+  EXPECT_EQ(EventAt(0).code, BTN_TOUCH);
+  EXPECT_EQ(EventAt(1).type, EV_SYN);
+
+  queues_[0]->Stop(*device_);
+  source_->buffer().Add(EV_KEY, BTN_TOUCH, 0);
+  source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
+  EXPECT_FALSE(queues_[0]->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
+  EXPECT_EQ(source_->buffer().ready(), 2u);  // kept for the restart
+  ASSERT_OK(queues_[0]->Start(*device_));
+  Run(0);
+  EXPECT_EQ(UsedCount(0), 2);
+  EXPECT_EQ(EventAt(2).code, BTN_TOUCH);
+  EXPECT_EQ(EventAt(2).value, 0u);
 }
 
 TEST_F(InputDeviceTest, ShortEventBufferIsReturnedEmptyAndTheEventKept) {
@@ -171,7 +204,7 @@ TEST_F(InputDeviceTest, ShortEventBufferIsReturnedEmptyAndTheEventKept) {
   source_->buffer().Add(EV_SYN, SYN_REPORT, 0);
   GiveEventBuffers(1, /*len=*/4);
   GiveEventBuffers(2);
-  device_->ProcessQueue(*queues_[0]);
+  Run(0);
   EXPECT_EQ(UsedCount(0), 3);
   EXPECT_EQ(EventAt(1).code, BTN_TOUCH);
   EXPECT_EQ(EventAt(2).type, EV_SYN);
@@ -194,13 +227,9 @@ TEST_F(InputDeviceTest, BufferIsBoundedAndDropsWholeReports) {
 TEST_F(InputDeviceTest, StatusEventsReachTheSourceOnlyForCodesItHas) {
   const virtio_input_event events[] = {
       {EV_LED, LED_CAPSL, 1}, {EV_LED, LED_NUML, 1}, {EV_SND, SND_BELL, 1}, {0xffff, 0, 0}};
-  for (int i = 0; i < 4; ++i) {
-    std::memcpy(ram_.Host(0x20000 + 8 * i, 8), &events[i], 8);
-    ASSERT_OK(drivers_[1]->AddChain({{0x20000 + 8u * i, 8}}, {}));
-  }
-  ASSERT_OK(drivers_[1]->AddChain({{0x20000, 3}}, {}));  // too short
-  drivers_[1]->Publish();
-  device_->ProcessQueue(*queues_[1]);
+  for (int i = 0; i < 4; ++i) AddStatus(i, events[i]);
+  AddStatus(4, events[0], /*len=*/3);  // too short
+  EXPECT_EQ(Run(1), QueueResult::Kind::kDrained);
   EXPECT_EQ(UsedCount(1), 5);
   ASSERT_EQ(source_->status.size(), 1u);
   EXPECT_EQ(source_->status[0].code, LED_CAPSL);
@@ -228,12 +257,8 @@ TEST_F(InputDeviceTest, StatusQueueCarriesOnlyFeedbackEventsToTheHost) {
       {EV_FF, 0, 1},
   };
   const int n = sizeof(events) / sizeof(events[0]);
-  for (int i = 0; i < n; ++i) {
-    std::memcpy(ram_.Host(0x20000 + 8 * i, 8), &events[i], 8);
-    ASSERT_OK(drivers_[1]->AddChain({{0x20000 + 8u * i, 8}}, {}));
-  }
-  drivers_[1]->Publish();
-  device_->ProcessQueue(*queues_[1]);
+  for (int i = 0; i < n; ++i) AddStatus(i, events[i]);
+  Run(1);
   EXPECT_EQ(UsedCount(1), n);  // every buffer is returned, dropped or not
   std::vector<std::pair<uint16_t, uint16_t>> passed;
   for (const virtio_input_event& e : source_->status) passed.push_back({e.type, e.code});
@@ -259,21 +284,26 @@ TEST(VirtualSourceTest, CommandsBecomeReports) {
   const std::string script = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
                              "/virtual_source_script_" + std::to_string(getpid());
   std::ofstream(script) << "abs 100 200\nmove 1 2\n# comment\nabs 5 6\n";
+  // Declared before the device: its replay thread may wake the queue until the device is gone.
+  FakeGuestMemory ram;
+  auto queue = TestQueue::Create(&ram);
+  ASSERT_OK(queue);
   auto source = MakeVirtualSource(VirtualKind::kTablet, "", script);
   ASSERT_OK(source);
   unlink(script.c_str());
   EXPECT_TRUE((*source)->description().HasCode(EV_ABS, ABS_Y));
   EXPECT_FALSE((*source)->description().HasCode(EV_REL, REL_X));
   EventBuffer& buffer = (*source)->buffer();
+  InputDevice device(*std::move(source));
   EXPECT_EQ(buffer.ready(), 0u);  // the script waits for the guest's driver
-  (*source)->Started();           // replays the script on a thread of its own
+  // The event queue starts: the script replays on a thread of its own, each report waking the
+  // queue. The guest gave no buffers, so the events stay in the buffer.
+  ASSERT_OK((*queue)->Start(device));
 
   constexpr size_t kExpected = 6;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (buffer.ready() < kExpected && absl::Now() < deadline) {
-    pollfd p{buffer.fd(), POLLIN, 0};
-    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1);
-    buffer.ClearWakeup();
+    (*queue)->RunWhenReady(device, deadline - absl::Now());
   }
   virtio_input_event events[kExpected + 1] = {};
   ASSERT_EQ(buffer.Peek(events, kExpected + 1), kExpected);
@@ -284,6 +314,7 @@ TEST(VirtualSourceTest, CommandsBecomeReports) {
       {EV_ABS, ABS_X, 100}, {EV_ABS, ABS_Y, 200}, {EV_SYN, SYN_REPORT, 0},
       {EV_ABS, ABS_X, 5},   {EV_ABS, ABS_Y, 6},   {EV_SYN, SYN_REPORT, 0}};
   EXPECT_EQ(got, expected);
+  (*queue)->Stop(device);
 
   EXPECT_THAT(MakeVirtualSource(VirtualKind::kMouse, "", "/nonexistent/script"),
               StatusIs(absl::StatusCode::kInvalidArgument));
