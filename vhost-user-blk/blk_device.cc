@@ -112,9 +112,9 @@ absl::Status BlkDevice::QueueStarted(QueueContext& context) {
   if (state == nullptr) return absl::UnavailableError("the disk could not set up this queue");
   state->requests.resize(context.queue().size());
   const int fd = state->io->event_fd();
-  // Edge-triggered: Reap clears the eventfd only when it finds completions, and a completion
-  // reaped after that clear leaves it readable with nothing to reap; level-triggered, that would
-  // wake the worker in a loop until the next I/O completes.
+  // Edge-triggered: each completion's signal wakes the worker once, and Reap need not read the
+  // eventfd (one syscall per batch less). Level-triggered, a signal whose completion an earlier
+  // Reap already took would wake the worker in a loop until the next I/O completes.
   return fd >= 0 ? context.Watch(fd, EPOLLIN | EPOLLET) : absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@ class DiskQueue {
  public:
   virtual ~DiskQueue() = default;
   // An eventfd that fires when operations complete (-1 if every operation completes at Commit).
+  // Reap does not reset it: wait on it edge-triggered. Drain leaves it clear.
   virtual int event_fd() const = 0;
   virtual bool SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) = 0;
   // `sync`: the data is on stable storage when the write completes (write-through).

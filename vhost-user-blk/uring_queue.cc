@@ -114,10 +114,9 @@ void UringQueue::Commit() {
 void UringQueue::Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) {
   for (const auto& [token, result] : inline_done_) done(token, result);
   inline_done_.clear();
-  if (io_uring_cq_ready(&ring_) == 0) return;  // no syscall on an idle ring
-  // Clear the wake-up before taking completions: one posted after this signals again.
-  eventfd_t ignored;
-  eventfd_read(event_fd_.get(), &ignored);
+  if (io_uring_cq_ready(&ring_) == 0) return;
+  // No syscall here: the eventfd is watched edge-triggered (see event_fd()), so it is not
+  // reset per batch; each completion's signal wakes the worker once.
   io_uring_cqe* cqe;
   unsigned head;
   unsigned count = 0;
@@ -141,8 +140,8 @@ void UringQueue::Drain(absl::FunctionRef<void(uint64_t, int64_t)> done) {
     }
     Reap(done);
   }
-  // The last completions may have signalled after Reap cleared the eventfd: clear it again so a
-  // restarted queue does not wake for what was already reported.
+  // Clear the signals of what was reported, so a restarted queue (whose watch of the eventfd
+  // starts with its level) does not wake for them.
   eventfd_t ignored;
   eventfd_read(event_fd_.get(), &ignored);
 }
