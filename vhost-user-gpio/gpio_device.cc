@@ -1,8 +1,6 @@
 #include "vhost-user-gpio/gpio_device.h"
 
 #include <linux/virtio_gpio.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 
 #include <cstring>
 
@@ -52,18 +50,7 @@ bool EdgeFires(uint8_t type, bool level) {
 }  // namespace
 
 GpioDevice::GpioDevice(std::unique_ptr<GpioChip> chip)
-    : chip_(std::move(chip)),
-      names_(NamesBlock(*chip_)),
-      lines_(chip_->num_lines()),
-      wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      event_epoll_(epoll_create1(EPOLL_CLOEXEC)) {
-  for (int fd : {wake_.get(), chip_->event_fd()}) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    PCHECK(epoll_ctl(event_epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0);
-  }
-}
+    : chip_(std::move(chip)), names_(NamesBlock(*chip_)), lines_(chip_->num_lines()) {}
 
 DeviceInfo GpioDevice::Info() const {
   DeviceInfo info;
@@ -87,28 +74,32 @@ absl::Status GpioDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   return ReadConfigBytes(config, offset, data);
 }
 
-int GpioDevice::QueueEventFd(int index) {
-  return index == kGpioEventQueue ? event_epoll_.get() : -1;
+absl::Status GpioDevice::QueueStarted(QueueContext& context) {
+  if (context.index() != kGpioEventQueue) return absl::OkStatus();
+  if (absl::Status s = context.Watch(chip_->event_fd()); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  event_queue_ = &context;
+  return absl::OkStatus();
 }
 
-absl::Duration GpioDevice::ProcessQueue(Virtqueue& queue) {
-  if (queue.index() == kGpioRequestQueue) {
-    DescriptorChain chain;
-    while (queue.Pop(&chain)) HandleRequest(chain, queue);
-    return absl::InfiniteDuration();
+QueueResult GpioDevice::ProcessQueue(QueueContext& context) {
+  if (context.index() == kGpioRequestQueue) {
+    while (absl::optional<ChainToken> token = context.Take()) {
+      context.Complete(*token, HandleRequest(context.chain(*token)));
+    }
+    return QueueResult::Drained();
   }
-  eventfd_t ignored;
-  (void)eventfd_read(wake_.get(), &ignored);
-  TakeChipEvents(queue);
-  TakeNewBuffers(queue);
-  CompleteHeldBuffers(queue);
-  // Held buffers wait for interrupts, not for the worker to spin on them.
-  return kHoldingUntilDeviceEvent;
+  TakeChipEvents(context);
+  TakeNewBuffers(context);
+  CompleteHeldBuffers(context);
+  // Every buffer is taken: the held ones wait for interrupts (the chip's fd, or a request's
+  // Wake), not for the worker.
+  return QueueResult::Drained();
 }
 
 // ---- request queue
 
-void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
+uint32_t GpioDevice::HandleRequest(const DescriptorChain& chain) {
   virtio_gpio_request request{};
   uint8_t status = VIRTIO_GPIO_STATUS_ERR;
   uint8_t value = 0;
@@ -118,8 +109,7 @@ void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
   const uint64_t response_size = names ? 1 + names_.size() : sizeof(virtio_gpio_response);
   if (chain.writable_bytes < 1) {
     LOG_EVERY_N(WARNING, 100) << "gpio request without a response buffer; returned empty";
-    queue.Push(chain, 0);
-    return;
+    return 0;
   }
   if (!whole || chain.writable_bytes < response_size) {
     LOG_EVERY_N(WARNING, 100) << "gpio request of " << chain.readable_bytes << " bytes with a "
@@ -150,7 +140,7 @@ void GpioDevice::HandleRequest(const DescriptorChain& chain, Virtqueue& queue) {
   } else {
     writer.Write(value);
   }
-  queue.Push(chain, writer.bytes_written());
+  return writer.bytes_written();
 }
 
 absl::StatusOr<uint8_t> GpioDevice::Execute(uint16_t type, uint16_t line, uint32_t value) {
@@ -226,21 +216,19 @@ absl::Status GpioDevice::SetIrqType(uint16_t line, uint32_t type) {
   if (absl::Status s = chip_->WatchEdges(line, type != VIRTIO_GPIO_IRQ_TYPE_NONE); !s.ok()) {
     return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_[line].type = static_cast<uint8_t>(type);
-    lines_[line].latched = false;  // a new trigger type starts afresh; NONE discards
-    if (type == VIRTIO_GPIO_IRQ_TYPE_NONE) ++lines_[line].disables;
-  }
-  WakeEventQueue();  // a level may already be active; a disabled line's buffer goes back
+  std::lock_guard<std::mutex> lock(mu_);
+  lines_[line].type = static_cast<uint8_t>(type);
+  lines_[line].latched = false;  // a new trigger type starts afresh; NONE discards
+  if (type == VIRTIO_GPIO_IRQ_TYPE_NONE) ++lines_[line].disables;
+  // A level may already be active; a disabled line's buffer goes back. (Under mu_: the context
+  // stays valid; a stopped event queue looks at every line when it starts again.)
+  if (event_queue_ != nullptr) event_queue_->Wake();
   return absl::OkStatus();
 }
 
-void GpioDevice::WakeEventQueue() { eventfd_write(wake_.get(), 1); }
-
 // ---- event queue
 
-void GpioDevice::TakeChipEvents(Virtqueue& queue) {
+void GpioDevice::TakeChipEvents(QueueContext& context) {
   for (const LineEvent& event : chip_->TakeEvents()) {
     if (event.line >= lines_.size()) continue;
     bool fires = false;
@@ -257,20 +245,20 @@ void GpioDevice::TakeChipEvents(Virtqueue& queue) {
     }
     // Delivered in the order the edges came, to the lines that are unmasked; the others keep
     // the latch until their buffer arrives.
-    if (fires) CompleteHeldBuffers(queue, event.line);
+    if (fires) CompleteHeldBuffers(context, event.line);
   }
 }
 
-void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
-  DescriptorChain chain;
-  while (queue.Pop(&chain)) {
+void GpioDevice::TakeNewBuffers(QueueContext& context) {
+  while (absl::optional<ChainToken> token = context.Take()) {
+    const DescriptorChain& chain = context.chain(*token);
     virtio_gpio_irq_request request{};
     ChainReader reader(chain);
     if (!reader.Read(&request) || reader.remaining() != 0 ||
         chain.writable_bytes < sizeof(virtio_gpio_irq_response)) {
       LOG_EVERY_N(WARNING, 100) << "gpio event buffer of " << chain.readable_bytes << "+"
                                 << chain.writable_bytes << " bytes: returned INVALID";
-      ReturnBuffer(queue, chain, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+      ReturnBuffer(context, *token, VIRTIO_GPIO_IRQ_STATUS_INVALID);
       continue;
     }
     const uint16_t line = request.gpio;
@@ -289,10 +277,10 @@ void GpioDevice::TakeNewBuffers(Virtqueue& queue) {
                                     : !enabled            ? ", whose interrupt is disabled"
                                                           : ", which already has one")
                                 << ": returned INVALID";
-      ReturnBuffer(queue, chain, VIRTIO_GPIO_IRQ_STATUS_INVALID);
+      ReturnBuffer(context, *token, VIRTIO_GPIO_IRQ_STATUS_INVALID);
       continue;
     }
-    held_.push_back({line, disables, chain});
+    held_.push_back({line, disables, *token});
   }
 }
 
@@ -303,7 +291,7 @@ bool GpioDevice::LevelActive(uint16_t line, uint8_t type) {
                 : (type & VIRTIO_GPIO_IRQ_TYPE_LEVEL_LOW);
 }
 
-void GpioDevice::CompleteHeldBuffers(Virtqueue& queue, int only_line) {
+void GpioDevice::CompleteHeldBuffers(QueueContext& context, int only_line) {
   for (size_t i = 0; i < held_.size();) {
     const uint16_t line = held_[i].line;
     if (only_line >= 0 && line != only_line) {
@@ -330,39 +318,37 @@ void GpioDevice::CompleteHeldBuffers(Virtqueue& queue, int only_line) {
       ++i;
       continue;
     }
-    ReturnBuffer(queue, held_[i].chain, static_cast<uint8_t>(status));
+    ReturnBuffer(context, held_[i].token, static_cast<uint8_t>(status));
     held_.erase(held_.begin() + i);
   }
 }
 
-void GpioDevice::ReturnBuffer(Virtqueue& queue, const DescriptorChain& chain, uint8_t status) {
+void GpioDevice::ReturnBuffer(QueueContext& context, ChainToken token, uint8_t status) {
   const virtio_gpio_irq_response response{status};
-  queue.Push(chain, CopyToSegments(chain.writable, 0, &response, sizeof(response)));
-  queue.NotifyGuestIfNeeded();
+  ChainWriter writer(context.chain(token));
+  writer.Write(response);
+  context.Complete(token, writer.bytes_written());
 }
 
-void GpioDevice::QueueStopped(int index, Virtqueue* queue) {
-  if (index != kGpioEventQueue) return;
+void GpioDevice::QueueStopped(QueueContext& context) {
+  if (context.index() != kGpioEventQueue) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    event_queue_ = nullptr;
+  }
   // The ring position reported to the front end is past the held buffers, so they go back now
   // (as INVALID: the interrupt counts as disabled until the guest unmasks it again) rather than
   // being lost with the position.
-  if (queue != nullptr && !queue->broken()) {
-    for (const HeldBuffer& held : held_) {
-      const virtio_gpio_irq_response response{VIRTIO_GPIO_IRQ_STATUS_INVALID};
-      queue->Push(held.chain, CopyToSegments(held.chain.writable, 0, &response, 1));
-    }
-    if (!held_.empty()) queue->NotifyGuestIfNeeded();
+  for (const HeldBuffer& held : held_) {
+    ReturnBuffer(context, held.token, VIRTIO_GPIO_IRQ_STATUS_INVALID);
   }
   held_.clear();
 }
 
 void GpioDevice::Reset() {
-  held_.clear();
   chip_->Reset();
   std::lock_guard<std::mutex> lock(mu_);
   for (LineIrq& line : lines_) line = LineIrq();
-  eventfd_t ignored;
-  (void)eventfd_read(wake_.get(), &ignored);
 }
 
 }  // namespace vhost

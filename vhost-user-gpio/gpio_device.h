@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "common/device.h"
-#include "common/unique_fd.h"
 #include "vhost-user-gpio/gpio_chip.h"
 
 namespace vhost {
@@ -32,9 +31,9 @@ class GpioDevice : public VirtioDevice {
   DeviceInfo Info() const override;
   absl::Status SetFeatures(uint64_t features) override;
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
-  int QueueEventFd(int index) override;
-  absl::Duration ProcessQueue(Virtqueue& queue) override;
-  void QueueStopped(int index, Virtqueue* queue) override;
+  absl::Status QueueStarted(QueueContext& context) override;
+  QueueResult ProcessQueue(QueueContext& context) override;
+  void QueueStopped(QueueContext& context) override;
   void Reset() override;
 
   GpioChip& chip() { return *chip_; }
@@ -47,27 +46,26 @@ class GpioDevice : public VirtioDevice {
     bool value = false;     // SET_VALUE before the line became an output
     uint32_t disables = 0;  // times disabled: a buffer held across one goes back INVALID
   };
-  // A guest buffer unmasking a line (event queue thread only).
+  // A guest buffer unmasking a line (event queue thread only); the chain is the context's.
   struct HeldBuffer {
     uint16_t line;
     uint32_t disables;  // LineIrq::disables when the buffer came
-    DescriptorChain chain;
+    ChainToken token;
   };
 
-  // Request queue.
-  void HandleRequest(const DescriptorChain& chain, Virtqueue& queue);
+  // Request queue. Returns the bytes written into the chain.
+  uint32_t HandleRequest(const DescriptorChain& chain);
   // Returns the response's value byte, or an error (status ERR).
   absl::StatusOr<uint8_t> Execute(uint16_t type, uint16_t line, uint32_t value);
   absl::Status SetIrqType(uint16_t line, uint32_t type);
-  void WakeEventQueue();
 
   // Event queue.
-  void TakeChipEvents(Virtqueue& queue);
-  void TakeNewBuffers(Virtqueue& queue);
+  void TakeChipEvents(QueueContext& context);
+  void TakeNewBuffers(QueueContext& context);
   // Returns held buffers whose interrupt fired (VALID) or was disabled (INVALID); all lines, or
   // only `only_line`.
-  void CompleteHeldBuffers(Virtqueue& queue, int only_line = -1);
-  void ReturnBuffer(Virtqueue& queue, const DescriptorChain& chain, uint8_t status);
+  void CompleteHeldBuffers(QueueContext& context, int only_line = -1);
+  void ReturnBuffer(QueueContext& context, ChainToken token, uint8_t status);
   bool LevelActive(uint16_t line, uint8_t type);
 
   const std::unique_ptr<GpioChip> chip_;
@@ -76,10 +74,11 @@ class GpioDevice : public VirtioDevice {
 
   std::mutex mu_;
   std::vector<LineIrq> lines_;
+  // The started event queue, woken by requests that change interrupt state; null while it is
+  // stopped (its next start looks at every line anyway).
+  QueueContext* event_queue_ = nullptr;
 
   std::vector<HeldBuffer> held_;  // event queue thread only
-  UniqueFd wake_;                 // request thread -> event queue thread
-  UniqueFd event_epoll_;          // wake_ and the chip's event fd
 };
 
 }  // namespace vhost

@@ -9,17 +9,22 @@
 #include <vector>
 
 #include "common/message.h"
-#include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
 #include "vhost-user-gpio/simulated_chip.h"
 
 namespace vhost {
 namespace {
 
-using ::vhost::testing::DriverRing;
 using ::vhost::testing::FakeGuestMemory;
+using ::vhost::testing::TestQueue;
+using ::vhost::testing::UsedElement;
+
+// How long a test waits for a wake-up that must already have been sent: only a failing test
+// waits this long.
+constexpr absl::Duration kReady = absl::Seconds(10);
 
 constexpr uint8_t kOk = VIRTIO_GPIO_STATUS_OK;
 constexpr uint8_t kErr = VIRTIO_GPIO_STATUS_ERR;
@@ -34,44 +39,52 @@ struct Response {
 
 class GpioDeviceTest : public ::testing::Test {
  protected:
-  void SetUp() override { Build(Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ)); }
+  void SetUp() override {
+    request_ = ram_.Allocate(sizeof(virtio_gpio_request));
+    response_ = ram_.Allocate(4096);
+    irq_buffers_ = ram_.Allocate(64 * 16);
+    Build(Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ));
+  }
+  void TearDown() override { StopQueues(); }
 
   void Build(uint64_t features) {
+    StopQueues();
     std::vector<SimulatedLine> named = *ParseSimulatedLines("button@in,led@out,free");
     auto chip = std::make_unique<SimulatedChip>(5, named);
     chip_ = chip.get();
     device_ = std::make_unique<GpioDevice>(std::move(chip));
     ASSERT_OK(device_->SetFeatures(features));
     for (int i = 0; i < 2; ++i) {
-      auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 64);
-      DriverRing::Config config;
-      config.size = 64;
-      config.addresses = testing::LayoutRings(*sizes, 0x1000 + i * 0x4000);
-      drivers_[i] = *DriverRing::Create(&ram_, config);
-      VringLayout layout{64, FakeGuestMemory::Uva(config.addresses.desc),
-                         FakeGuestMemory::Uva(config.addresses.driver),
-                         FakeGuestMemory::Uva(config.addresses.device), 0};
-      queues_[i] = *Virtqueue::Create(i, layout, features, ram_.memory());
+      TestQueue::Options options;
+      options.index = i;
+      options.features = features;
+      queues_[i] = *TestQueue::Create(&ram_, options);
+      ASSERT_OK(queues_[i]->Start(*device_));
     }
-    ASSERT_GE(device_->QueueEventFd(kGpioEventQueue), 0);
+  }
+  void StopQueues() {
+    for (auto& queue : queues_) {
+      if (queue) queue->Stop(*device_);
+      queue.reset();
+    }
   }
 
   // Sends one request with a `response_len`-byte response buffer and returns the response.
   Response Request(uint16_t type, uint16_t gpio, uint32_t value, uint32_t response_len = 2,
                    uint32_t request_len = sizeof(virtio_gpio_request)) {
     const virtio_gpio_request request{type, gpio, value};
-    std::memset(ram_.Host(0x20000, 8), 0, 8);
-    std::memcpy(ram_.Host(0x20000, 8), &request, sizeof(request));
-    std::memset(ram_.Host(0x21000, 4096), 0xff, 4096);
-    EXPECT_OK(drivers_[0]->AddChain({{0x20000, request_len}}, {{0x21000, response_len}}));
-    drivers_[0]->Publish();
-    device_->ProcessQueue(*queues_[0]);
-    auto used = drivers_[0]->PollUsed();
+    std::memset(ram_.Host(request_, 16), 0, 16);
+    std::memcpy(ram_.Host(request_, 8), &request, sizeof(request));
+    std::memset(ram_.Host(response_, 4096), 0xff, 4096);
+    EXPECT_OK(queues_[0]->Add({{request_, request_len}}, {{response_, response_len}}));
+    EXPECT_EQ(queues_[0]->Run(*device_).kind(), QueueResult::Kind::kDrained);
+    std::vector<UsedElement> used = queues_[0]->Used();
     Response r;
-    if (!used.ok() || !used->has_value()) return r;
-    r.len = (*used)->len;
-    r.status = *ram_.Host(0x21000);
-    r.value = *ram_.Host(0x21001);
+    if (used.empty()) return r;
+    EXPECT_EQ(used.size(), 1u);
+    r.len = used[0].len;
+    r.status = *ram_.Host(response_);
+    r.value = *ram_.Host(response_ + 1);
     return r;
   }
   uint8_t Status(uint16_t type, uint16_t gpio, uint32_t value) {
@@ -81,26 +94,27 @@ class GpioDeviceTest : public ::testing::Test {
   // Queues an interrupt buffer pair for `line` (unmasking it) and runs the event queue.
   void Unmask(uint16_t line) {
     const uint64_t slot = next_slot_++ % 64;
-    const uint64_t req = 0x30000 + slot * 16;
+    const uint64_t req = irq_buffers_ + slot * 16;
     std::memcpy(ram_.Host(req, 2), &line, 2);
     *ram_.Host(req + 8) = 0xee;
-    auto id = drivers_[1]->AddChain({{req, 2}}, {{req + 8, 1}});
+    auto id = queues_[1]->Add({{req, 2}}, {{req + 8, 1}});
     ASSERT_OK(id.status());
     buffers_[*id] = {line, req + 8};
-    drivers_[1]->Publish();
     RunEvents();
   }
-  void RunEvents() { device_->ProcessQueue(*queues_[1]); }
+  void RunEvents() {
+    // Held buffers wait for events: the worker must sleep, not spin on them.
+    EXPECT_EQ(queues_[1]->Run(*device_).kind(), QueueResult::Kind::kDrained);
+  }
   // The interrupt buffers returned since the last call: (line, status), in order.
   std::vector<std::pair<uint16_t, uint8_t>> Returned() {
     std::vector<std::pair<uint16_t, uint8_t>> out;
-    for (;;) {
-      auto used = drivers_[1]->PollUsed();
-      if (!used.ok() || !used->has_value()) return out;
-      const auto& buffer = buffers_[(*used)->id];
-      EXPECT_EQ((*used)->len, 1u);
+    for (const UsedElement& used : queues_[1]->Used()) {
+      const auto& buffer = buffers_[used.id];
+      EXPECT_EQ(used.len, 1u);
       out.push_back({buffer.first, *ram_.Host(buffer.second)});
     }
+    return out;
   }
   void Drive(uint16_t line, bool level) {
     chip_->Drive(line, level);
@@ -108,10 +122,10 @@ class GpioDeviceTest : public ::testing::Test {
   }
 
   FakeGuestMemory ram_{1 << 20};
+  uint64_t request_ = 0, response_ = 0, irq_buffers_ = 0;  // gpas
   SimulatedChip* chip_ = nullptr;
   std::unique_ptr<GpioDevice> device_;
-  std::unique_ptr<DriverRing> drivers_[2];
-  std::unique_ptr<Virtqueue> queues_[2];
+  std::unique_ptr<TestQueue> queues_[2];
   std::map<uint16_t, std::pair<uint16_t, uint64_t>> buffers_;  // id -> line, response gpa
   uint64_t next_slot_ = 0;
 };
@@ -135,7 +149,7 @@ TEST_F(GpioDeviceTest, ConfigAndNames) {
   Response r = Request(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0, 1 + names.size());
   EXPECT_EQ(r.status, kOk);
   EXPECT_EQ(r.len, 1 + names.size());
-  EXPECT_EQ(std::string(reinterpret_cast<char*>(ram_.Host(0x21001)), names.size()), names);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(ram_.Host(response_ + 1)), names.size()), names);
   // A response buffer too small for the names.
   EXPECT_EQ(Request(VIRTIO_GPIO_MSG_GET_NAMES, 0, 0, names.size()).status, kErr);
 }
@@ -277,8 +291,61 @@ TEST_F(GpioDeviceTest, InterruptsArriveInTheOrderOfTheEdges) {
 TEST_F(GpioDeviceTest, StoppingTheQueueHandsHeldBuffersBack) {
   ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
   Unmask(0);
-  device_->QueueStopped(kGpioEventQueue, queues_[1].get());
+  queues_[1]->Stop(*device_);
   EXPECT_EQ(Returned(), (Returns{{0, kInvalid}}));
+  // Nothing stays in flight: the ring position the front end gets is past the buffer.
+  EXPECT_EQ(queues_[1]->context().in_flight(), 0u);
+  EXPECT_EQ(queues_[1]->queue().Base(), 1u);
+}
+
+TEST_F(GpioDeviceTest, StoppingHandsBackOnlyWhatIsHeld) {
+  for (uint16_t line : {0, 2}) {
+    ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, line, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+    Unmask(line);
+  }
+  Drive(2, true);
+  EXPECT_EQ(Returned(), (Returns{{2, kValid}}));
+  queues_[1]->Stop(*device_);
+  EXPECT_EQ(Returned(), (Returns{{0, kInvalid}}));
+  EXPECT_EQ(queues_[1]->context().in_flight(), 0u);
+  EXPECT_EQ(queues_[1]->queue().Base(), 2u);
+  // After the restart the line is unmasked again by a new buffer, as after a fresh start.
+  ASSERT_OK(queues_[1]->Start(*device_));
+  Unmask(0);
+  Drive(0, true);
+  EXPECT_EQ(Returned(), (Returns{{0, kValid}}));
+}
+
+TEST_F(GpioDeviceTest, ARequestWakesTheEventQueue) {
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+  Unmask(0);
+  // The request queue's thread disables the interrupt: the event queue must run without a kick
+  // to hand the buffer back.
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_NONE), kOk);
+  ASSERT_TRUE(queues_[1]->RunWhenReady(*device_, kReady).has_value());
+  EXPECT_EQ(Returned(), (Returns{{0, kInvalid}}));
+}
+
+TEST_F(GpioDeviceTest, AnEdgeWakesTheEventQueue) {
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+  Unmask(0);
+  chip_->Drive(0, true);  // the chip's event fd, watched by the event queue
+  ASSERT_TRUE(queues_[1]->RunWhenReady(*device_, kReady).has_value());
+  EXPECT_EQ(Returned(), (Returns{{0, kValid}}));
+}
+
+TEST_F(GpioDeviceTest, ChangesWhileTheEventQueueIsStoppedAreKept) {
+  queues_[1]->Stop(*device_);
+  // Enabled, and an edge, while no event queue serves: its next start sees both.
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH), kOk);
+  chip_->Drive(0, true);
+  chip_->Drive(2, true);
+  ASSERT_OK(queues_[1]->Start(*device_));
+  RunEvents();
+  Unmask(0);
+  Unmask(2);
+  EXPECT_EQ(Returned(), (Returns{{0, kValid}, {2, kValid}}));
 }
 
 TEST_F(GpioDeviceTest, ResetReleasesEverything) {

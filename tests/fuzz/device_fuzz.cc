@@ -111,7 +111,11 @@ void FuzzGpio(FuzzInput& in) {
   (void)device.SetFeatures(features);
   Harness h;
   h.Build(2, features);
-  device.QueueEventFd(kGpioEventQueue);
+  std::unique_ptr<QueueContext> contexts[2];
+  for (int i = 0; i < 2; ++i) {
+    contexts[i] = *QueueContext::Create(h.queues[i].get(), nullptr);
+    if (!device.QueueStarted(*contexts[i]).ok()) std::abort();
+  }
   while (in.remaining() > 0) {
     const uint8_t op = in.Take<uint8_t>();
     if (op % 8 == 7) {
@@ -119,10 +123,13 @@ void FuzzGpio(FuzzInput& in) {
     } else {
       h.AddChain(in, op % 2);
     }
-    device.ProcessQueue(*h.queues[op % 2]);
+    device.ProcessQueue(*contexts[op % 2]);
     h.Reap();
   }
-  device.QueueStopped(kGpioEventQueue, h.queues[1].get());
+  for (auto& context : contexts) {
+    device.QueueStopped(*context);
+    if (context->in_flight() != 0) std::abort();  // a held buffer was not handed back
+  }
   h.Reap();
   device.Reset();
 }
