@@ -244,6 +244,35 @@ TEST_F(GpioDaemonTest, LevelInterruptsAndOrderAcrossLines) {
   EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{2}, kValid));
 }
 
+// GET_VRING_BASE on the event queue hands the held buffer back INVALID, so the base is past it
+// and nothing is left in flight; what happens while the queue is stopped (a request enabling an
+// interrupt, edges) takes effect when it starts again.
+TEST_F(GpioDaemonTest, StoppingTheEventQueueHandsHeldBuffersBack) {
+  StartDaemon();
+  ConnectGuest();
+  for (uint16_t line : {2, 3}) {
+    ASSERT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, line, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+    guest_.Unmask(line);
+  }
+  // Line 3's interrupt shows that the daemon took both buffers (line 2's came first).
+  EXPECT_EQ(Command("set irq1 1\n"), "ok\n");
+  EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{3}, kValid));
+  ASSERT_OK_AND_ASSIGN(uint32_t base, guest_.queues[1]->Stop(guest_.frontend.get()));
+  EXPECT_EQ(base, 2u);
+  ASSERT_OK_AND_ASSIGN(absl::optional<UsedElement> used, guest_.queues[1]->PollUsed());
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(guest_.irq_buffers[used->id].first, 2);
+  EXPECT_EQ(*guest_.irq_buffers[used->id].second, kInvalid);
+  // Stopped: an interrupt enabled at an active level, an edge on a line without a buffer.
+  ASSERT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 4, VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH), kOk);
+  EXPECT_EQ(Command("set line4 1\nset irq0 1\n"), "ok\nok\n");
+  ASSERT_OK(guest_.queues[1]->SendSetup(guest_.frontend.get()));
+  guest_.Unmask(2);
+  EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{2}, kValid));  // the latched edge
+  guest_.Unmask(4);
+  EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{4}, kValid));
+}
+
 TEST_F(GpioDaemonTest, HostileEventBuffersComeBackInvalid) {
   StartDaemon();
   ConnectGuest();
