@@ -5,6 +5,9 @@
 //     reads "OK <host port>\n" once the guest accepted (the socket is closed if it refused).
 // Guests of sibling VMs in one process reach each other by CID (VsockHub).
 //
+// The device moves packets between the queues and the rest: the packet codec (vsock_packet.h),
+// the connections with their credit (connection.h) and the host side (host_muxer.h).
+//
 // Threads: the rx queue's worker does all host socket reads (its context watches the listener
 // and every host socket, edge-triggered) and fills the guest's rx buffers; the tx queue's worker
 // parses the guest's packets, writes to host sockets and queues replies for the rx worker, which
@@ -16,18 +19,14 @@
 
 #include <atomic>
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <tuple>
-#include <utility>
-#include <vector>
 
 #include "common/device.h"
-#include "common/unique_fd.h"
-#include "vhost-user-vsock/credit.h"
+#include "vhost-user-vsock/connection.h"
+#include "vhost-user-vsock/host_muxer.h"
 #include "vhost-user-vsock/vsock_packet.h"
 
 namespace vhost {
@@ -39,7 +38,7 @@ constexpr int kVsockEventQueue = 2;
 
 class VsockHub;
 
-class VsockDevice : public VirtioDevice {
+class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
  public:
   struct Options {
     uint64_t guest_cid = 3;
@@ -47,14 +46,12 @@ class VsockDevice : public VirtioDevice {
     std::set<std::string> groups = {"default"};  // sibling VMs reachable through the hub
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
-  static constexpr size_t kMaxConnections = 4096;
+  static constexpr size_t kMaxConnections = HostMuxer::kMaxConnections;
   static constexpr size_t kMaxQueuedPackets = 4096;  // sibling packets
   static constexpr size_t kMaxQueuedReplies = 1024;  // past it the tx queue waits
-  // Seqpacket messages from the guest the host program has not taken, per connection (empty
-  // ones cost no credit).
-  static constexpr size_t kMaxPendingMessages = 4096;
-  static constexpr size_t kMaxQueuedBytes = 8 << 20;    // sibling payload waiting for rx buffers
-  static constexpr uint32_t kFirstHostPort = 1u << 30;  // ports given to host-initiated sockets
+  static constexpr size_t kMaxPendingMessages = Connection::kMaxPendingMessages;
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;  // sibling payload waiting for rx buffers
+  static constexpr uint32_t kFirstHostPort = HostMuxer::kFirstHostPort;
 
   // Binds the listener at options.uds_path (InvalidArgument naming --uds-path on failure).
   static absl::StatusOr<std::unique_ptr<VsockDevice>> Create(Options options,
@@ -79,35 +76,24 @@ class VsockDevice : public VirtioDevice {
   size_t queued_packet_count();
 
  private:
-  struct Connection;
-  using Key = std::tuple<uint32_t, uint64_t, uint32_t>;  // guest port, peer cid, peer port
   // A packet for the guest: a reply of ours, or a sibling's packet.
   struct Outgoing {
     VsockPacket packet;
     bool reply = false;
   };
-  // A host program that connected to uds_path and has not finished its CONNECT line.
-  struct Greeting {
-    UniqueFd fd;
-    std::string line;
-  };
 
-  VsockDevice(Options options, VsockHub* hub, UniqueFd listener);
+  VsockDevice(Options options, VsockHub* hub, std::unique_ptr<HostMuxer> host);
 
   // tx worker
   // Whether too many replies wait for the guest to take them: then the tx queue waits too.
   bool TxMustWait();
   void HandleGuestPacket(const DescriptorChain& chain);
   void HandleHostBound(const virtio_vsock_hdr& h, const DescriptorChain& chain);
-  void ConnectToHost(const virtio_vsock_hdr& h);
-  void TakePayload(Connection& c, const DescriptorChain& chain, uint32_t len, uint32_t flags);
   void ForwardToSibling(const virtio_vsock_hdr& h, const DescriptorChain& chain);
 
   // rx worker
-  // Handles what the rx context's watches reported (host_events_).
-  void HandleHostEvents();
-  void AcceptHostConnections();
-  void ReadGreeting(uint64_t id);
+  void HostConnected(Connection& c) override;
+  void HostEvent(Connection& c, uint32_t events) override;
   bool SendQueued(QueueContext& rx);
   bool SendCreditUpdates(QueueContext& rx);
   bool SendHostData(QueueContext& rx);
@@ -116,49 +102,37 @@ class VsockDevice : public VirtioDevice {
   bool SendFromHost(QueueContext& rx, Connection& c);
   // The same for a stream socket, filling up to 16 rx buffers with one readv.
   bool SendStreamBatch(QueueContext& rx, Connection& c);
+  // What a read that brought no data means for `c`.
+  void HostReadEnded(Connection& c, Connection::ReadStatus status);
   void DeliverEvents(QueueContext& event);
 
   // Either worker, under mu_.
   // Queues a reply (a header without payload). Never dropped: the tx queue waiting bounds them.
   void Queue(const virtio_vsock_hdr& h);
-  void QueueFor(Connection& c, uint16_t op, uint32_t flags = 0);
-  void Flush(Connection& c);  // pending guest data to the host socket
+  // Acts on what a connection said: closes it (`c` is gone then) or wakes the rx worker.
+  void Apply(Connection& c, const Connection::Outcome& outcome);
   // `why` goes to the log (-v=1).
   void Close(Connection& c, bool rst, const char* why);
   Connection* Find(const virtio_vsock_hdr& h);
-  // Watches a host socket (or greeting) `id` on the rx queue's context, if it serves; false if
-  // that failed. When it does not serve, QueueStarted watches every socket.
-  bool WatchHost(int fd, uint64_t id);
-  void UnwatchHost(int fd);
-  void DropGreeting(uint64_t id);
   // Runs the rx worker soon.
   void Wake();
-  uint32_t AllocateHostPort();
 
   const Options options_;
   VsockHub* const hub_;
-  UniqueFd listener_;
   bool seqpacket_ = false;
 
-  // What the rx context's watches reported, (id, epoll events), for ProcessQueue to handle
-  // under mu_. The rx serving thread only; its capacity is kept (no allocation per event).
-  std::vector<std::pair<uint64_t, uint32_t>> host_events_;
-
   std::mutex mu_;
+  const std::unique_ptr<HostMuxer> host_;
   // The contexts of the rx and tx queues while they serve: the tx worker registers the host
-  // sockets it connects on the rx context and wakes it; the rx worker wakes the tx queue.
+  // sockets it connects on the rx context (through host_) and wakes it; the rx worker wakes
+  // the tx queue.
   QueueContext* rx_ = nullptr;
   QueueContext* tx_ = nullptr;
-  std::map<Key, std::unique_ptr<Connection>> connections_;
-  std::map<uint64_t, Connection*> by_id_;  // epoll data -> connection
-  std::map<uint64_t, Greeting> greetings_;
   std::deque<Outgoing> queued_;  // replies, and packets from siblings, for the guest
   size_t queued_bytes_ = 0;
   // Changed under mu_; read without it by the tx worker's fast path.
   std::atomic<size_t> queued_replies_{0};
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
-  uint64_t next_id_ = 2;     // 1 is the listener's id in host_events_
-  uint32_t next_host_port_ = kFirstHostPort;
   bool reset_event_sent_ = false;
 };
 

@@ -1,5 +1,5 @@
-// virtio-vsock packets (virtio 1.2 §5.10): the 44-byte header and helpers to build the ones the
-// device sends.
+// virtio-vsock packets (virtio 1.2 §5.10): the 44-byte header, the headers the device sends, and
+// reading and writing packets in descriptor chains (the guest's tx and rx buffers).
 #ifndef VHOST_USER_VSOCK_VSOCK_PACKET_H_
 #define VHOST_USER_VSOCK_VSOCK_PACKET_H_
 
@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "common/descriptor_chain.h"
 
 namespace vhost {
 
@@ -44,6 +46,43 @@ inline virtio_vsock_hdr ReplyHeader(const virtio_vsock_hdr& h, uint16_t op) {
 }
 
 std::string DescribeHeader(const virtio_vsock_hdr& h);
+
+// ---- tx: a packet from the guest (header and payload in the chain's readable part)
+
+// Reads the header; false if the chain is shorter than one.
+bool ReadPacketHeader(const DescriptorChain& chain, virtio_vsock_hdr* h);
+// The payload bytes the chain carries after the header (h.len may claim more).
+inline uint64_t PayloadCarried(const DescriptorChain& chain) {
+  return chain.readable_bytes < kVsockHeaderSize ? 0 : chain.readable_bytes - kVsockHeaderSize;
+}
+// Copies `len` payload bytes from `offset` into the payload into `out` (the caller checked
+// them against PayloadCarried).
+void CopyPayload(const DescriptorChain& chain, uint64_t offset, void* out, size_t len);
+// Appends the segments of payload bytes [offset, offset + len) to `iov` (for writev).
+void SlicePayload(const DescriptorChain& chain, uint64_t offset, uint64_t len, IovecList* iov);
+
+// ---- rx: a packet for the guest (the chain's writable part)
+
+// Whether the buffer can take a header, and a header with at least one payload byte.
+inline bool HoldsHeader(const DescriptorChain& chain) {
+  return chain.writable_bytes >= kVsockHeaderSize;
+}
+inline bool HoldsData(const DescriptorChain& chain) {
+  return chain.writable_bytes > kVsockHeaderSize;
+}
+// Payload room of the buffer (0 if it cannot hold a header).
+inline uint64_t PayloadRoom(const DescriptorChain& chain) {
+  return HoldsHeader(chain) ? chain.writable_bytes - kVsockHeaderSize : 0;
+}
+// Appends the segments of the first `len` payload bytes of the buffer to `iov` (for readv).
+void SliceRoom(const DescriptorChain& chain, uint64_t len, IovecList* iov);
+// Writes the header (the caller checked HoldsHeader); returns the bytes written.
+uint32_t WriteHeader(const DescriptorChain& chain, const virtio_vsock_hdr& h);
+// Writes `h` and as much of `payload` (`size` bytes) as the buffer holds, with h.len set to
+// that and, if the payload is cut, its end-of-message flags cleared (the caller checked
+// HoldsHeader). Returns the payload bytes written.
+uint32_t WritePacket(const DescriptorChain& chain, virtio_vsock_hdr h, const void* payload,
+                     size_t size);
 
 }  // namespace vhost
 
