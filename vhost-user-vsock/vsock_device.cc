@@ -372,7 +372,8 @@ bool VsockDevice::SendFromHost(QueueContext& rx, Connection& c) {
     rx.Complete(*token, 0);
     return true;
   }
-  IovecList iov;
+  IovecList& iov = rx_iov_;
+  iov.resize(0);  // not clear(): that frees the capacity
   SliceRoom(chain, std::min<uint64_t>(PayloadRoom(chain), c.PeerCredit()), &iov);
   const Connection::HostData data = c.ReadHost(iov);
   if (data.status != Connection::ReadStatus::kData) {
@@ -391,7 +392,8 @@ bool VsockDevice::SendStreamBatch(QueueContext& rx, Connection& c) {
   ChainToken tokens[kBatch];
   uint32_t rooms[kBatch];
   int count = 0;
-  IovecList iov;
+  IovecList& iov = rx_iov_;
+  iov.resize(0);  // not clear(): that frees the capacity
   uint32_t budget = c.PeerCredit();
   while (count < kBatch && budget > 0) {
     const absl::optional<ChainToken> token = rx.Take();
