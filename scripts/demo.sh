@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 bazel build //vhost-user-rng:vhost-user-rng //vhost-user-blk:vhost-user-blk \
-  //vhost-user-input:vhost-user-input //vhost-user-gpio:vhost-user-gpio //tests/e2e:gpio_guest_tool \
-  //vhost-user-i2c:vhost-user-i2c //tests/e2e:i2c_guest_tool \
-  //vhost-user-vsock:vhost-user-vsock //tests/e2e:vsock_guest_tool //vhost-user-fs:vhost-user-fs 2>&1 |
+  //vhost-user-input:vhost-user-input //vhost-user-gpio:vhost-user-gpio //vhost-user-gpio:gpio_guest_tool \
+  //vhost-user-i2c:vhost-user-i2c //vhost-user-i2c:i2c_guest_tool \
+  //vhost-user-vsock:vhost-user-vsock //vhost-user-vsock:vsock_guest_tool //vhost-user-fs:vhost-user-fs 2>&1 |
   grep -E "^(ERROR|FAILED)" && exit 1
 python3 tests/e2e/demo.py bazel-bin

@@ -6,7 +6,7 @@ reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program 
 program over vsock through vhost-user-vsock, and the guest mounts a host directory served by
 vhost-user-fs.
 
-Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and tests/e2e/gpio_guest_tool)
+Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and their guest tools)
 """
 import os
 import re
@@ -136,13 +136,13 @@ def main():
     blk = os.path.join(bin_dir, "vhost-user-blk/vhost-user-blk")
     inp = os.path.join(bin_dir, "vhost-user-input/vhost-user-input")
     gpio = os.path.join(bin_dir, "vhost-user-gpio/vhost-user-gpio")
-    gpio_tool = os.path.join(bin_dir, "tests/e2e/gpio_guest_tool")
+    gpio_tool = os.path.join(bin_dir, "vhost-user-gpio/gpio_guest_tool")
     gpio_ko = qemu_guest.out_of_tree_module("drivers/gpio/gpio-virtio.c")
     i2c = os.path.join(bin_dir, "vhost-user-i2c/vhost-user-i2c")
-    i2c_tool = os.path.join(bin_dir, "tests/e2e/i2c_guest_tool")
+    i2c_tool = os.path.join(bin_dir, "vhost-user-i2c/i2c_guest_tool")
     i2c_ko = qemu_guest.out_of_tree_module("drivers/i2c/busses/i2c-virtio.c")
     vsock = os.path.join(bin_dir, "vhost-user-vsock/vhost-user-vsock")
-    vsock_tool = os.path.join(bin_dir, "tests/e2e/vsock_guest_tool")
+    vsock_tool = os.path.join(bin_dir, "vhost-user-vsock/vsock_guest_tool")
     fs = os.path.join(bin_dir, "vhost-user-fs/vhost-user-fs")
     seen = {}
     with qemu_guest.work_dir("demo") as work:
