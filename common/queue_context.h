@@ -3,9 +3,9 @@
 // not by the device, so the engine knows every request in flight: a stop waits for all of them
 // (the ring position reported to the front end is then exact), whichever thread completes them.
 //
-// Threads: Take, GiveBack and Watch run on the thread serving the queue (its worker, or the
-// connection thread in QueueStarted/QueueStopped). Complete, Wake, Unwatch and Submit may be
-// called from any thread.
+// Threads: Take and GiveBack run on the thread serving the queue (its worker, or the connection
+// thread in QueueStarted/QueueStopped). Complete, Submit, Watch, Unwatch and Wake may be called
+// from any thread (vsock's tx worker watches the host sockets it connects on the rx context).
 #ifndef COMMON_QUEUE_CONTEXT_H_
 #define COMMON_QUEUE_CONTEXT_H_
 
