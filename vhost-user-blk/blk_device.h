@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-blk/blk_request.h"
 #include "vhost-user-blk/disk.h"
 

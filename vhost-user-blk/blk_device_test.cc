@@ -27,12 +27,12 @@
 #include <utility>
 #include <vector>
 
-#include "common/sandbox.h"
+#include "common/base/unique_fd.h"
+#include "common/sandbox/sandbox.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/page_cache.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
-#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "vhost-user-blk/blk_sandbox.h"
 #include "vhost-user-blk/file_disk.h"

@@ -1,7 +1,7 @@
 #include "vhost-user-blk/blk_request.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/chain_cursor.h"
+#include "common/virtio/chain_cursor.h"
 
 namespace vhost {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "common/descriptor_chain.h"
+#include "common/virtio/descriptor_chain.h"
 
 namespace vhost {
 

@@ -9,7 +9,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/guest_memory.h"
+#include "common/virtio/guest_memory.h"
 
 namespace vhost {
 

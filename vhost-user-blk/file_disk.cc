@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "glog/logging.h"
 #include "vhost-user-blk/sync_queue.h"
 #include "vhost-user-blk/uring_queue.h"

@@ -1,6 +1,6 @@
 // vhost-user-blk: a virtio block device for a guest, served over vhost-user.
 #include "absl/strings/str_cat.h"
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-blk/blk_device.h"
 #include "vhost-user-blk/blk_sandbox.h"

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "vhost-user-blk/disk.h"
 
 namespace vhost {

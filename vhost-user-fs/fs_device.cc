@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/message.h"
+#include "common/virtio/features.h"
 
 namespace vhost {
 

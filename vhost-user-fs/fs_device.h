@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-fs/fuse_server.h"
 
 namespace vhost {

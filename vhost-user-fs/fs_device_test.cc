@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "common/device/work_pool.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
-#include "common/work_pool.h"
 #include "gtest/gtest.h"
 
 namespace vhost {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/sandbox.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/sandbox/sandbox.h"
 
 namespace vhost {
 

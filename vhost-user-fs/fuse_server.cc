@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/chain_cursor.h"
+#include "common/virtio/chain_cursor.h"
 #include "glog/logging.h"
 
 namespace vhost {

@@ -21,7 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/descriptor_chain.h"
+#include "common/virtio/descriptor_chain.h"
 #include "vhost-user-fs/id_map.h"
 #include "vhost-user-fs/inode_table.h"
 #include "vhost-user-fs/request_waits.h"

@@ -16,7 +16,7 @@
 #include <mutex>
 #include <utility>
 
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 
 namespace vhost {
 

@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "common/daemon.h"
-#include "common/sandbox.h"
+#include "common/runtime/daemon.h"
+#include "common/sandbox/sandbox.h"
 #include "gflags/gflags.h"
 #include "vhost-user-fs/fs_device.h"
 #include "vhost-user-fs/fs_sandbox.h"

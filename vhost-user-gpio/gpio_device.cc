@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/chain_cursor.h"
-#include "common/message.h"
+#include "common/virtio/chain_cursor.h"
+#include "common/virtio/features.h"
 #include "glog/logging.h"
 
 namespace vhost {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-gpio/gpio_chip.h"
 
 namespace vhost {

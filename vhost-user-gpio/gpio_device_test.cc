@@ -8,10 +8,10 @@
 #include <utility>
 #include <vector>
 
-#include "common/message.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
+#include "common/virtio/features.h"
 #include "gtest/gtest.h"
 #include "vhost-user-gpio/simulated_chip.h"
 

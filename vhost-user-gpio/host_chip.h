@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "vhost-user-gpio/gpio_chip.h"
 
 namespace vhost {

@@ -4,7 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-gpio/gpio_device.h"
 #include "vhost-user-gpio/gpio_sandbox.h"

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "common/control_socket.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/runtime/control_socket.h"
 #include "vhost-user-gpio/gpio_chip.h"
 
 namespace vhost {

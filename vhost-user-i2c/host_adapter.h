@@ -18,7 +18,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "vhost-user-i2c/i2c_adapter.h"
 
 namespace vhost {

@@ -13,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-i2c/i2c_adapter.h"
 
 namespace vhost {

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <vector>
 
-#include "common/message.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
+#include "common/virtio/features.h"
 #include "gtest/gtest.h"
 #include "vhost-user-i2c/device_list.h"
 #include "vhost-user-i2c/simulated_bus.h"

@@ -2,7 +2,7 @@
 #ifndef VHOST_USER_I2C_I2C_SANDBOX_H_
 #define VHOST_USER_I2C_I2C_SANDBOX_H_
 
-#include "common/sandbox.h"
+#include "common/sandbox/sandbox.h"
 
 namespace vhost {
 

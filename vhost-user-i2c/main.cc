@@ -2,7 +2,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-i2c/device_list.h"
 #include "vhost-user-i2c/host_adapter.h"

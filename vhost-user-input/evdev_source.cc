@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "glog/logging.h"
 #include "vhost-user-input/event_source.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "common/queue_context.h"
+#include "common/device/queue_context.h"
 
 namespace vhost {
 

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/device.h"
+#include "common/device/device.h"
 
 namespace vhost {
 namespace {

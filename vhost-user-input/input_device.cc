@@ -1,6 +1,6 @@
 #include "vhost-user-input/input_device.h"
 
-#include "common/message.h"
+#include "common/virtio/features.h"
 #include "glog/logging.h"
 
 namespace vhost {

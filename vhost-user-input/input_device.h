@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-input/event_source.h"
 #include "vhost-user-input/input_config.h"
 

@@ -1,7 +1,7 @@
 // vhost-user-input: a host input device, or a virtual keyboard/mouse/tablet, for a guest.
 #include <linux/input.h>
 
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-input/input_device.h"
 

@@ -9,7 +9,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 
 namespace vhost {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/guest_memory.h"
+#include "common/virtio/guest_memory.h"
 
 namespace vhost {
 

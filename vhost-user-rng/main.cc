@@ -1,5 +1,5 @@
 // vhost-user-rng: a virtio entropy device for a guest, served over vhost-user.
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-rng/rng_device.h"
 

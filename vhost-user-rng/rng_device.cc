@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "common/message.h"
+#include "common/virtio/features.h"
 #include "glog/logging.h"
 
 namespace vhost {

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "absl/types/optional.h"
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-rng/entropy_source.h"
 #include "vhost-user-rng/rate_limiter.h"
 

@@ -16,8 +16,8 @@
 #include <tuple>
 #include <vector>
 
-#include "common/descriptor_chain.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/virtio/descriptor_chain.h"
 #include "vhost-user-vsock/credit.h"
 #include "vhost-user-vsock/vsock_packet.h"
 

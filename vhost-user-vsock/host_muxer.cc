@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/unix_listener.h"
+#include "common/runtime/unix_listener.h"
 #include "glog/logging.h"
 
 namespace vhost {

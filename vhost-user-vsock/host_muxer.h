@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/queue_context.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/device/queue_context.h"
 #include "vhost-user-vsock/connection.h"
 
 namespace vhost {

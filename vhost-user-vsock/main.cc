@@ -2,7 +2,7 @@
 // sibling VMs.
 
 #include "absl/strings/str_cat.h"
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-vsock/vm_spec.h"
 #include "vhost-user-vsock/vsock_device.h"

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/message.h"
+#include "common/virtio/features.h"
 #include "glog/logging.h"
 #include "vhost-user-vsock/vsock_hub.h"
 

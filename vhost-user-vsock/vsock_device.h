@@ -24,7 +24,7 @@
 #include <set>
 #include <string>
 
-#include "common/device.h"
+#include "common/device/device.h"
 #include "vhost-user-vsock/connection.h"
 #include "vhost-user-vsock/host_muxer.h"
 #include "vhost-user-vsock/vsock_packet.h"

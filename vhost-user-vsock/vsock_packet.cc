@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/chain_cursor.h"
+#include "common/virtio/chain_cursor.h"
 
 namespace vhost {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/descriptor_chain.h"
+#include "common/virtio/descriptor_chain.h"
 
 namespace vhost {
 

@@ -2,7 +2,7 @@
 #ifndef VHOST_USER_VSOCK_VSOCK_SANDBOX_H_
 #define VHOST_USER_VSOCK_VSOCK_SANDBOX_H_
 
-#include "common/sandbox.h"
+#include "common/sandbox/sandbox.h"
 
 namespace vhost {
 

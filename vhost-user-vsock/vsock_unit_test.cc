@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/unique_fd.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
-#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "vhost-user-vsock/credit.h"
 #include "vhost-user-vsock/vm_spec.h"

@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "common/guest_memory.h"
+#include "common/base/unique_fd.h"
 #include "common/testing/driver_ring.h"
-#include "common/unique_fd.h"
+#include "common/virtio/guest_memory.h"
 
 namespace vhost {
 namespace testing {

@@ -2,7 +2,7 @@
 
 #include <sys/epoll.h>
 
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 
 namespace vhost {
 namespace testing {

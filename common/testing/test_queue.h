@@ -20,12 +20,12 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "absl/types/span.h"
-#include "common/device.h"
-#include "common/message.h"
-#include "common/queue_context.h"
+#include "common/device/device.h"
+#include "common/device/queue_context.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
-#include "common/virtqueue.h"
+#include "common/vhost_user/message.h"
+#include "common/virtio/virtqueue.h"
 
 namespace vhost {
 namespace testing {

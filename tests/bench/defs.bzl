@@ -11,7 +11,7 @@ def bench_binary(name, device):
         ],
         data = ["//vhost-user-%s:vhost-user-%s" % (device, device)],
         deps = [
-            "//common:status",
+            "//common/base",
             "//tests/frontend",
             "//tests/integration:runfiles",
             "@system//:absl",

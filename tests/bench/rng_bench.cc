@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
 #include "tests/frontend/daemon_process.h"

@@ -19,7 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
 #include "tests/frontend/daemon_process.h"

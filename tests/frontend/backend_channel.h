@@ -8,9 +8,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/channel.h"
-#include "common/message.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/vhost_user/channel.h"
+#include "common/vhost_user/message.h"
 
 namespace vhost {
 namespace frontend {

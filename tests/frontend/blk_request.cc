@@ -1,6 +1,6 @@
 #include "tests/frontend/blk_request.h"
 
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 
 namespace vhost {
 namespace frontend {

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
 
 namespace vhost::frontend {
 

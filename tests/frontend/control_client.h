@@ -1,4 +1,4 @@
-// The client side of a daemon's control socket (common/control_socket.h), for tests.
+// The client side of a daemon's control socket (common/runtime/control_socket.h), for tests.
 #ifndef TESTS_FRONTEND_CONTROL_CLIENT_H_
 #define TESTS_FRONTEND_CONTROL_CLIENT_H_
 

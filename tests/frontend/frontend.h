@@ -16,9 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/channel.h"
-#include "common/message.h"
-#include "common/unique_fd.h"
+#include "common/base/unique_fd.h"
+#include "common/vhost_user/channel.h"
+#include "common/vhost_user/message.h"
 #include "tests/frontend/backend_channel.h"
 #include "tests/frontend/guest_ram.h"
 

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/channel.h"
+#include "common/vhost_user/channel.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
 #include "tests/frontend/event_fd.h"

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/message.h"
+#include "common/base/unique_fd.h"
 #include "common/testing/driver_ring.h"
-#include "common/unique_fd.h"
+#include "common/vhost_user/message.h"
 
 namespace vhost {
 namespace frontend {

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "common/channel.h"
+#include "common/vhost_user/channel.h"
 #include "tests/frontend/event_fd.h"
 
 namespace vhost {

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/message.h"
+#include "common/vhost_user/message.h"
 
 namespace vhost {
 namespace frontend {

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "common/message.h"
+#include "common/base/unique_fd.h"
 #include "common/testing/driver_ring.h"
 #include "common/testing/fake_guest_memory.h"
-#include "common/unique_fd.h"
+#include "common/vhost_user/message.h"
 #include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "vhost-user-fs/fuse_server.h"

@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/backend.h"
-#include "common/message.h"
+#include "common/vhost_user/backend.h"
+#include "common/vhost_user/message.h"
 #include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
 

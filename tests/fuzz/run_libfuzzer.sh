@@ -8,11 +8,11 @@ cd "$(dirname "$0")/../.."
 target=${1:?target}
 seconds=${2:-60}
 out=$(mktemp -d /tmp/fuzz-$target-XXXXXX)
-common=(common/message.cc common/channel.cc common/guest_memory.cc common/descriptor_chain.cc
-        common/virtqueue.cc common/split_ring.cc common/packed_ring.cc common/backend.cc
-        common/queue_worker.cc common/testing/fake_guest_memory.cc)
+common=($(ls common/virtio/*.cc common/device/*.cc common/vhost_user/*.cc | grep -v _test.cc)
+        common/testing/fake_guest_memory.cc)
 if [ "$target" = device_fuzz ]; then
-  common+=(common/testing/driver_ring.cc common/unix_listener.cc common/control_socket.cc)
+  common+=(common/testing/driver_ring.cc common/runtime/unix_listener.cc
+           common/runtime/control_socket.cc)
   for d in vhost-user-gpio vhost-user-i2c vhost-user-vsock vhost-user-fs; do
     common+=($(ls $d/*.cc | grep -v -e main.cc -e _test.cc))
   done

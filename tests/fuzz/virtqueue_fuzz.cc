@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "common/descriptor_chain.h"
 #include "common/testing/fake_guest_memory.h"
-#include "common/virtqueue.h"
+#include "common/virtio/descriptor_chain.h"
+#include "common/virtio/virtqueue.h"
 #include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
 

@@ -10,8 +10,8 @@ def daemon_integration_test(name, device, extra_deps = []):
         tags = ["local"],
         deps = [
             ":runfiles",
-            "//common:message",
-            "//common:status",
+            "//common/vhost_user",
+            "//common/base",
             "//common/testing",
             "//tests/frontend",
             "@system//:gtest_main",

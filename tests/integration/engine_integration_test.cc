@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "common/daemon.h"
+#include "common/runtime/daemon.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"

@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/message.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 #include "common/testing/status_matchers.h"
+#include "common/vhost_user/message.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/control_client.h"
 #include "tests/frontend/daemon_process.h"

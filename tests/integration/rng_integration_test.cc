@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/testing/status_matchers.h"
-#include "common/virtio_ring_defs.h"
+#include "common/virtio/virtio_ring_defs.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
 #include "tests/frontend/frontend.h"

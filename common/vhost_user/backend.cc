@@ -1,0 +1,542 @@
+#include "common/vhost_user/backend.h"
+
+#include <fcntl.h>
+#include <poll.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "glog/logging.h"
+
+namespace vhost {
+namespace {
+
+// Ring features the engine implements for every device.
+constexpr uint64_t kEngineFeatures = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc) |
+                                     Bit(kFeatureEventIdx) | Bit(kFeatureRingPacked) |
+                                     Bit(kFeatureNotifyOnEmpty) | Bit(kFeatureProtocolFeatures);
+
+// A peer that stops in the middle of a message is dropped after this long.
+constexpr int kMessageTimeoutMs = 5000;
+
+// Requests whose reply is part of the protocol; any other request with NEED_REPLY gets a u64
+// acknowledgement when REPLY_ACK was negotiated.
+bool HasOwnReply(FrontendRequest request) {
+  switch (request) {
+    case FrontendRequest::kGetFeatures:
+    case FrontendRequest::kGetProtocolFeatures:
+    case FrontendRequest::kGetVringBase:
+    case FrontendRequest::kGetQueueNum:
+    case FrontendRequest::kGetConfig:
+    case FrontendRequest::kGetMaxMemSlots:
+    case FrontendRequest::kGetStatus:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Message U64Reply(const Message& request, uint64_t value) {
+  Message reply = MakeReply(request);
+  reply.Append(value);
+  return reply;
+}
+
+}  // namespace
+
+Backend::Backend(VirtioDevice* device, BackendOptions options)
+    : device_(device), info_(device->Info()), options_(options), memory_(GuestMemory::Empty()) {
+  vrings_.resize(info_.num_queues);
+  device_->set_config_change_notifier([this] { return NotifyConfigChange(); });
+}
+
+Backend::~Backend() { Reset(); }
+
+uint64_t Backend::OfferedFeatures() const {
+  uint64_t features = info_.features | kEngineFeatures;
+  if (!options_.offer_packed_ring) features &= ~Bit(kFeatureRingPacked);
+  return features;
+}
+
+uint64_t Backend::OfferedProtocolFeatures() const {
+  uint64_t features = Bit(kProtocolMq) | Bit(kProtocolReplyAck) | Bit(kProtocolBackendReq) |
+                      Bit(kProtocolResetDevice) | Bit(kProtocolConfigureMemSlots) |
+                      Bit(kProtocolStatus);
+  if (info_.config_size > 0) features |= Bit(kProtocolConfig);
+  return features;
+}
+
+absl::Status Backend::Serve(UniqueFd connection, int wake_fd,
+                            const std::function<bool()>& on_wake) {
+  RETURN_IF_ERROR(SetReceiveTimeout(connection.get(), kMessageTimeoutMs));
+  Channel channel(std::move(connection));
+  absl::Status result;
+  for (;;) {
+    pollfd fds[2] = {{channel.fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    if (poll(fds, wake_fd >= 0 ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      result = absl::ErrnoToStatus(errno, "poll");
+      break;
+    }
+    if (wake_fd >= 0 && (fds[1].revents & POLLIN) && on_wake()) {
+      result = absl::CancelledError("stopped");
+      break;
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    absl::StatusOr<Message> message = channel.Receive();
+    if (!message.ok()) {
+      if (!absl::IsUnavailable(message.status())) result = message.status();
+      break;
+    }
+    absl::Status valid = ValidateFrontendMessage(*message);
+    absl::StatusOr<absl::optional<Message>> reply =
+        valid.ok() ? Handle(*message) : absl::StatusOr<absl::optional<Message>>(valid);
+    const bool ack = has_protocol(kProtocolReplyAck) && message->need_reply() &&
+                     !HasOwnReply(message->request());
+    if (!reply.ok()) {
+      LOG(WARNING) << RequestName(message->request()) << " failed: " << reply.status().message();
+      if (!ack) {
+        // The front end has no way to learn of the failure: drop the connection rather than go
+        // on in a state it does not expect.
+        result = reply.status();
+        break;
+      }
+      absl::Status sent = channel.Send(U64Reply(*message, 1));
+      if (!sent.ok()) {
+        result = sent;
+        break;
+      }
+      continue;
+    }
+    absl::Status sent = absl::OkStatus();
+    if (reply->has_value()) {
+      sent = channel.Send(**reply);
+    } else if (ack) {
+      sent = channel.Send(U64Reply(*message, 0));
+    }
+    if (!sent.ok()) {
+      result = sent;
+      break;
+    }
+  }
+  Reset();
+  return result;
+}
+
+absl::StatusOr<Backend::Vring*> Backend::VringAt(uint32_t index) {
+  if (index >= vrings_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue index ", index, " out of range (device has ", vrings_.size(), ")"));
+  }
+  return &vrings_[index];
+}
+
+absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
+  switch (m.request()) {
+    case FrontendRequest::kGetFeatures:
+      return U64Reply(m, OfferedFeatures());
+    case FrontendRequest::kSetFeatures:
+      RETURN_IF_ERROR(SetFeatures(*m.Read<uint64_t>()));
+      return absl::nullopt;
+    case FrontendRequest::kGetProtocolFeatures:
+      return U64Reply(m, OfferedProtocolFeatures());
+    case FrontendRequest::kSetProtocolFeatures: {
+      const uint64_t features = *m.Read<uint64_t>();
+      if (features & ~OfferedProtocolFeatures()) {
+        return absl::InvalidArgumentError(absl::StrCat("protocol features 0x", absl::Hex(features),
+                                                       " include some never offered"));
+      }
+      acked_protocol_ = features;
+      return absl::nullopt;
+    }
+    case FrontendRequest::kSetOwner:  // one front end per connection: nothing to record
+      return absl::nullopt;
+    case FrontendRequest::kResetOwner:  // deprecated; treated as a device reset
+    case FrontendRequest::kResetDevice:
+      ResetDevice();
+      return absl::nullopt;
+    case FrontendRequest::kGetQueueNum:
+      return U64Reply(m, info_.num_queues);
+    case FrontendRequest::kGetMaxMemSlots:
+      return U64Reply(m, kMaxMemSlots);
+    case FrontendRequest::kSetMemTable:
+      RETURN_IF_ERROR(SetMemTable(m));
+      return absl::nullopt;
+    case FrontendRequest::kAddMemReg:
+      RETURN_IF_ERROR(AddMemReg(m));
+      return absl::nullopt;
+    case FrontendRequest::kRemMemReg:
+      RETURN_IF_ERROR(RemMemReg(m));
+      return absl::nullopt;
+    case FrontendRequest::kSetVringNum:
+      RETURN_IF_ERROR(SetVringNum(*m.Read<VringState>()));
+      return absl::nullopt;
+    case FrontendRequest::kSetVringAddr:
+      RETURN_IF_ERROR(SetVringAddr(*m.Read<VringAddr>()));
+      return absl::nullopt;
+    case FrontendRequest::kSetVringBase:
+      RETURN_IF_ERROR(SetVringBase(*m.Read<VringState>()));
+      return absl::nullopt;
+    case FrontendRequest::kGetVringBase: {
+      const VringState state = *m.Read<VringState>();
+      ASSIGN_OR_RETURN(const uint32_t base, GetVringBase(state.index));
+      Message reply = MakeReply(m);
+      reply.Append(VringState{state.index, base});
+      return reply;
+    }
+    case FrontendRequest::kSetVringKick:
+    case FrontendRequest::kSetVringCall:
+    case FrontendRequest::kSetVringErr:
+      RETURN_IF_ERROR(SetVringFd(m.request(), *m.Read<uint64_t>(), m));
+      return absl::nullopt;
+    case FrontendRequest::kSetVringEnable:
+      RETURN_IF_ERROR(SetVringEnable(*m.Read<VringState>()));
+      return absl::nullopt;
+    case FrontendRequest::kGetConfig: {
+      absl::StatusOr<Message> reply = GetConfig(m);
+      if (reply.ok()) return *std::move(reply);
+      // The spec's error reply for GET_CONFIG is an empty payload.
+      LOG(WARNING) << "GetConfig failed: " << reply.status().message();
+      return MakeReply(m);
+    }
+    case FrontendRequest::kSetConfig:
+      RETURN_IF_ERROR(SetConfig(m));
+      return absl::nullopt;
+    case FrontendRequest::kSetBackendReqFd: {
+      absl::MutexLock lock(&backend_channel_mutex_);
+      backend_channel_ = std::make_unique<Channel>(std::move(m.fds[0]));
+      (void)SetReceiveTimeout(backend_channel_->fd(), kMessageTimeoutMs);
+      return absl::nullopt;
+    }
+    case FrontendRequest::kSetStatus: {
+      const uint64_t status = *m.Read<uint64_t>();
+      if (status > 0xff) return absl::InvalidArgumentError("device status above 0xff");
+      status_ = status;
+      return absl::nullopt;
+    }
+    case FrontendRequest::kGetStatus: {
+      uint8_t status = status_;
+      for (const Vring& vring : vrings_) {
+        if (vring.queue && vring.queue->broken()) status |= kStatusNeedsReset;
+      }
+      return U64Reply(m, status);
+    }
+    default:
+      return absl::UnimplementedError(
+          absl::StrCat("unsupported request ", RequestName(m.request())));
+  }
+}
+
+absl::Status Backend::SetFeatures(uint64_t features) {
+  if (features & ~OfferedFeatures()) {
+    return absl::InvalidArgumentError(absl::StrCat("features 0x", absl::Hex(features),
+                                                   " include some never offered (0x",
+                                                   absl::Hex(OfferedFeatures()), ")"));
+  }
+  for (const Vring& vring : vrings_) {
+    if (vring.worker && features != acked_features_) {
+      return absl::FailedPreconditionError("features changed while a queue runs");
+    }
+  }
+  RETURN_IF_ERROR(device_->SetFeatures(features));
+  acked_features_ = features;
+  LOG(INFO) << "features 0x" << std::hex << features
+            << (features & Bit(kFeatureRingPacked) ? " (packed rings)" : "")
+            << (features & Bit(kFeatureEventIdx) ? " (event idx)" : "");
+  // Without VHOST_USER_F_PROTOCOL_FEATURES rings are enabled from the start (vhost-user.rst).
+  if (!(features & Bit(kFeatureProtocolFeatures))) {
+    for (uint32_t i = 0; i < vrings_.size(); ++i) {
+      vrings_[i].enabled = true;
+      RETURN_IF_ERROR(MaybeStartQueue(i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Backend::ReplaceMemory(std::shared_ptr<const GuestMemory> memory) {
+  // Tables are swapped whole while no queue runs; running queues are re-pointed and resumed.
+  // Devices hand back chains they hold first: those point into mappings about to go away.
+  for (uint32_t i = 0; i < vrings_.size(); ++i) StopServing(i);
+  memory_ = std::move(memory);
+  for (Vring& vring : vrings_) {
+    if (!vring.queue) continue;
+    // A ring the new table no longer covers: the queue keeps its old rings and table whole (so
+    // nothing dangles) and breaks; GET_STATUS then reports NEEDS_RESET.
+    absl::Status status = vring.queue->UpdateMemory(memory_);
+    if (!status.ok()) vring.queue->MarkBroken(status);
+  }
+  StartAllEligible();
+  return absl::OkStatus();
+}
+
+absl::Status Backend::SetMemTable(Message& m) {
+  const uint32_t count = m.Read<MemoryTableHeader>()->num_regions;
+  std::vector<GuestRegion> regions;
+  for (uint32_t i = 0; i < count; ++i) {
+    const MemoryRegion region =
+        *m.Read<MemoryRegion>(sizeof(MemoryTableHeader) + i * sizeof(MemoryRegion));
+    ASSIGN_OR_RETURN(GuestRegion mapped, MapGuestRegion(region, m.fds[i].get()));
+    regions.push_back(std::move(mapped));
+  }
+  ASSIGN_OR_RETURN(auto memory, GuestMemory::Create(std::move(regions)));
+  return ReplaceMemory(std::move(memory));
+}
+
+absl::Status Backend::AddMemReg(Message& m) {
+  if (!has_protocol(kProtocolConfigureMemSlots)) {
+    return absl::FailedPreconditionError("ADD_MEM_REG without CONFIGURE_MEM_SLOTS");
+  }
+  if (memory_->regions().size() >= kMaxMemSlots) {
+    return absl::ResourceExhaustedError("all memory slots are in use");
+  }
+  const MemoryRegion region = m.Read<SingleMemoryRegion>()->region;
+  ASSIGN_OR_RETURN(GuestRegion mapped, MapGuestRegion(region, m.fds[0].get()));
+  ASSIGN_OR_RETURN(auto memory, memory_->WithRegion(std::move(mapped)));
+  return ReplaceMemory(std::move(memory));
+}
+
+absl::Status Backend::RemMemReg(const Message& m) {
+  if (!has_protocol(kProtocolConfigureMemSlots)) {
+    return absl::FailedPreconditionError("REM_MEM_REG without CONFIGURE_MEM_SLOTS");
+  }
+  ASSIGN_OR_RETURN(auto memory, memory_->WithoutRegion(m.Read<SingleMemoryRegion>()->region));
+  return ReplaceMemory(std::move(memory));
+}
+
+absl::Status Backend::SetVringNum(const VringState& state) {
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(state.index));
+  if (vring->started) return absl::FailedPreconditionError("SET_VRING_NUM on a started queue");
+  const bool packed = acked_features_ & Bit(kFeatureRingPacked);
+  if (state.num == 0 || state.num > info_.max_queue_size ||
+      (!packed && (state.num & (state.num - 1)) != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("queue ", state.index, ": size ", state.num,
+                                                   " is not ", packed ? "" : "a power of two ",
+                                                   "in 1..", info_.max_queue_size));
+  }
+  vring->layout.size = state.num;
+  return absl::OkStatus();
+}
+
+absl::Status Backend::SetVringAddr(const VringAddr& addr) {
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(addr.index));
+  if (vring->started) return absl::FailedPreconditionError("SET_VRING_ADDR on a started queue");
+  VringLayout layout = vring->layout;
+  layout.desc_addr = addr.desc_user_addr;
+  layout.avail_addr = addr.avail_user_addr;
+  layout.used_addr = addr.used_user_addr;
+  // Catch rings outside guest memory now, while the front end can still be told.
+  if (layout.size != 0 && !memory_->regions().empty()) {
+    RETURN_IF_ERROR(Virtqueue::Create(addr.index, layout, acked_features_, memory_).status());
+  }
+  vring->layout = layout;
+  vring->addr_set = true;
+  return absl::OkStatus();
+}
+
+absl::Status Backend::SetVringBase(const VringState& state) {
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(state.index));
+  if (vring->started) return absl::FailedPreconditionError("SET_VRING_BASE on a started queue");
+  const bool packed = acked_features_ & Bit(kFeatureRingPacked);
+  // Split: a 16-bit avail index. Packed: avail and used slots with wrap counters (the ring
+  // checks the slots against its size when it starts).
+  if (!packed && state.num > 0xffff) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue ", state.index, ": base ", state.num, " out of range"));
+  }
+  vring->layout.base = state.num;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> Backend::GetVringBase(uint32_t index) {
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(index));
+  StopServing(index);
+  uint32_t base = vring->layout.base;
+  if (vring->queue) base = vring->queue->Base();
+  vring->context.reset();
+  vring->queue.reset();
+  vring->layout.base = base;
+  vring->started = false;
+  vring->kick.Reset();
+  return base;
+}
+
+absl::Status Backend::SetVringFd(FrontendRequest request, uint64_t value, Message& m) {
+  const uint32_t index = value & kVringIndexMask;
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(index));
+  UniqueFd fd = (value & kVringNoFdFlag) ? UniqueFd() : std::move(m.fds[0]);
+  // These should be eventfds, but nothing proves it (the sandbox has no /proc to look): make
+  // them non-blocking so a pipe or socket in their place can never hold the worker (a full call
+  // pipe, a kick fd drained by someone else). The flag is shared with the front end's open file
+  // description; QEMU creates its eventfds non-blocking anyway.
+  if (fd.valid()) {
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(RequestName(request), ": fcntl(O_NONBLOCK)"));
+    }
+  }
+  // The worker holds the queue's fds: pause it while they change.
+  const bool was_running = vring->worker != nullptr;
+  StopWorker(index);
+  switch (request) {
+    case FrontendRequest::kSetVringKick:
+      vring->kick = std::move(fd);
+      vring->started = true;  // a ring starts when its kick arrives
+      break;
+    case FrontendRequest::kSetVringCall:
+      vring->call = std::move(fd);
+      break;
+    default:
+      vring->err = std::move(fd);
+      break;
+  }
+  if (vring->queue) {
+    vring->queue->set_call_fd(vring->call.get());
+    vring->queue->set_err_fd(vring->err.get());
+  }
+  if (was_running || request == FrontendRequest::kSetVringKick) return MaybeStartQueue(index);
+  return absl::OkStatus();
+}
+
+absl::Status Backend::SetVringEnable(const VringState& state) {
+  ASSIGN_OR_RETURN(Vring * vring, VringAt(state.index));
+  if (!(acked_features_ & Bit(kFeatureProtocolFeatures))) {
+    return absl::FailedPreconditionError("SET_VRING_ENABLE without PROTOCOL_FEATURES");
+  }
+  if (state.num > 1) return absl::InvalidArgumentError("SET_VRING_ENABLE value is not 0 or 1");
+  vring->enabled = state.num == 1;
+  if (!vring->enabled) {
+    StopWorker(state.index);
+    return absl::OkStatus();
+  }
+  return MaybeStartQueue(state.index);
+}
+
+absl::Status Backend::MaybeStartQueue(uint32_t index) {
+  Vring& vring = vrings_[index];
+  if (vring.worker || !vring.started || !vring.enabled) return absl::OkStatus();
+  if (vring.layout.size == 0 || !vring.addr_set || memory_->regions().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("queue ", index, " kicked before its size, addresses and memory were set"));
+  }
+  if (!vring.queue) {
+    absl::StatusOr<std::unique_ptr<Virtqueue>> queue =
+        Virtqueue::Create(index, vring.layout, acked_features_, memory_);
+    if (!queue.ok()) return queue.status();
+    vring.queue = *std::move(queue);
+    vring.queue->set_call_fd(vring.call.get());
+    vring.queue->set_err_fd(vring.err.get());
+    // Threads start with the first queue: after the sandbox, which a user namespace needs to
+    // enter while the process is single-threaded.
+    if (info_.pool_threads > 0 && !pool_) pool_ = std::make_unique<WorkPool>(info_.pool_threads);
+    absl::StatusOr<std::unique_ptr<QueueContext>> context =
+        QueueContext::Create(vring.queue.get(), pool_.get());
+    if (!context.ok()) {
+      vring.queue.reset();
+      return context.status();
+    }
+    vring.context = *std::move(context);
+  }
+  if (!vring.serving) {
+    vring.serving = true;
+    absl::Status started = device_->QueueStarted(*vring.context);
+    if (!started.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "queue " << index << " cannot start: " << started.message();
+      vring.queue->MarkBroken(started);
+    }
+  }
+  vring.worker = std::make_unique<QueueWorker>(device_, vring.context.get(), vring.kick.get(),
+                                               options_.busy_poll);
+  absl::Status status = vring.worker->Start();
+  if (!status.ok()) vring.worker.reset();
+  return status;
+}
+
+void Backend::StopWorker(uint32_t index) {
+  if (vrings_[index].worker) {
+    vrings_[index].worker->Stop();
+    vrings_[index].worker.reset();
+  }
+}
+
+void Backend::StopServing(uint32_t index) {
+  Vring& vring = vrings_[index];
+  StopWorker(index);
+  if (!vring.serving) return;
+  vring.serving = false;
+  device_->QueueStopped(*vring.context);
+  vring.context->FinishInFlight();
+  vring.context->UnwatchAll();
+}
+
+void Backend::StartAllEligible() {
+  for (uint32_t i = 0; i < vrings_.size(); ++i) {
+    if (vrings_[i].started && vrings_[i].enabled) {
+      absl::Status status = MaybeStartQueue(i);
+      if (!status.ok()) LOG(ERROR) << "queue " << i << " cannot restart: " << status.message();
+    }
+  }
+}
+
+absl::StatusOr<Message> Backend::GetConfig(const Message& m) {
+  const ConfigHeader header = *m.Read<ConfigHeader>();
+  if (info_.config_size == 0) return absl::UnimplementedError("device has no config space");
+  if (header.offset > info_.config_size || header.size > info_.config_size - header.offset) {
+    return absl::OutOfRangeError(absl::StrCat("config read of ", header.size, " bytes at ",
+                                              header.offset, " beyond ", info_.config_size));
+  }
+  Message reply = MakeReply(m);
+  reply.Append(header);
+  // Nothing to read: the device never sees an empty (null) buffer.
+  if (header.size == 0) return reply;
+  std::vector<uint8_t> data(header.size);
+  RETURN_IF_ERROR(device_->ReadConfig(header.offset, absl::MakeSpan(data)));
+  reply.AppendBytes(data);
+  return reply;
+}
+
+absl::Status Backend::SetConfig(const Message& m) {
+  const ConfigHeader header = *m.Read<ConfigHeader>();
+  if (info_.config_size == 0) return absl::UnimplementedError("device has no config space");
+  if (header.offset > info_.config_size || header.size > info_.config_size - header.offset) {
+    return absl::OutOfRangeError(absl::StrCat("config write of ", header.size, " bytes at ",
+                                              header.offset, " beyond ", info_.config_size));
+  }
+  if (header.size == 0) return absl::OkStatus();  // nothing to write; the device never sees it
+  return device_->WriteConfig(
+      header.offset, absl::MakeConstSpan(m.payload).subspan(sizeof(ConfigHeader), header.size));
+}
+
+absl::Status Backend::NotifyConfigChange() {
+  absl::MutexLock lock(&backend_channel_mutex_);
+  if (!backend_channel_ || !has_protocol(kProtocolBackendReq) || !has_protocol(kProtocolConfig)) {
+    return absl::FailedPreconditionError("no back-end channel to report a config change");
+  }
+  const bool want_ack = has_protocol(kProtocolReplyAck);
+  Message request = MakeRequest(static_cast<uint32_t>(BackendRequest::kConfigChangeMsg),
+                                want_ack ? kFlagNeedReply : 0);
+  if (!want_ack) return backend_channel_->Send(request);
+  ASSIGN_OR_RETURN(Message reply, backend_channel_->Call(request));
+  absl::StatusOr<uint64_t> result = reply.Read<uint64_t>();
+  if (!result.ok() || *result != 0) return absl::InternalError("front end refused config change");
+  return absl::OkStatus();
+}
+
+void Backend::ResetDevice() {
+  for (uint32_t i = 0; i < vrings_.size(); ++i) {
+    StopServing(i);
+    vrings_[i].context.reset();  // before the queue it refers to
+    vrings_[i] = Vring();
+  }
+  acked_features_ = 0;
+  status_ = 0;
+  device_->Reset();
+}
+
+void Backend::Reset() {
+  ResetDevice();
+  acked_protocol_ = 0;
+  memory_ = GuestMemory::Empty();
+  absl::MutexLock lock(&backend_channel_mutex_);
+  backend_channel_.reset();
+}
+
+}  // namespace vhost

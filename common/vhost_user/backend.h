@@ -1,0 +1,114 @@
+// The vhost-user connection state machine: feature and protocol-feature negotiation, the memory
+// table, ring setup and start/stop, config space, status, reset, and the back-end channel.
+// It turns front-end messages into calls on a VirtioDevice and runs one QueueWorker per started
+// queue. Everything here runs on the connection thread.
+#ifndef COMMON_VHOST_USER_BACKEND_H_
+#define COMMON_VHOST_USER_BACKEND_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "common/device/device.h"
+#include "common/device/queue_context.h"
+#include "common/device/queue_worker.h"
+#include "common/device/work_pool.h"
+#include "common/vhost_user/channel.h"
+#include "common/vhost_user/message.h"
+#include "common/virtio/guest_memory.h"
+#include "common/virtio/virtqueue.h"
+
+namespace vhost {
+
+// Memory slots offered with CONFIGURE_MEM_SLOTS (what QEMU's own back ends offer).
+constexpr uint64_t kMaxMemSlots = 509;
+// virtio device status bit the back end sets when a queue broke.
+constexpr uint8_t kStatusNeedsReset = 0x40;
+
+struct BackendOptions {
+  absl::Duration busy_poll = absl::ZeroDuration();
+  // Offer VIRTIO_F_RING_PACKED (see --packed-ring for why it is off by default).
+  bool offer_packed_ring = false;
+};
+
+class Backend {
+ public:
+  Backend(VirtioDevice* device, BackendOptions options);
+  ~Backend();
+
+  // Serves one connected front end until it disconnects or misbehaves. When `wake_fd` becomes
+  // readable, `on_wake` runs; if it returns true serving stops. Returns OK on a clean disconnect,
+  // CancelledError when stopped, else the reason the connection was dropped. Either way the
+  // device is reset afterwards, ready for the next front end.
+  absl::Status Serve(UniqueFd connection, int wake_fd, const std::function<bool()>& on_wake);
+
+  // Handles one validated message; returns the reply to send, if any. Exposed for tests/fuzzing.
+  absl::StatusOr<absl::optional<Message>> Handle(Message& message);
+
+  // Drops all connection state: stops queues, unmaps memory, resets the device.
+  void Reset();
+
+  uint64_t OfferedFeatures() const;
+  uint64_t OfferedProtocolFeatures() const;
+
+ private:
+  struct Vring {
+    VringLayout layout;
+    bool addr_set = false;
+    bool started = false;  // a kick fd (or no-fd flag) arrived and GET_VRING_BASE has not
+    bool enabled = false;
+    UniqueFd kick, call, err;
+    // Destroyed in reverse: the worker, then the context (it refers to the queue), the queue.
+    std::unique_ptr<Virtqueue> queue;
+    std::unique_ptr<QueueContext> context;
+    bool serving = false;  // the device was told QueueStarted and not yet QueueStopped
+    std::unique_ptr<QueueWorker> worker;
+  };
+
+  absl::StatusOr<Vring*> VringAt(uint32_t index);
+  bool has_protocol(uint32_t bit) const { return acked_protocol_ & Bit(bit); }
+  absl::Status MaybeStartQueue(uint32_t index);
+  void StopWorker(uint32_t index);
+  // Stops the worker and tells the device the queue stopped serving; returns once nothing is in
+  // flight. The queue and its position stay.
+  void StopServing(uint32_t index);
+  void StartAllEligible();
+  absl::Status ReplaceMemory(std::shared_ptr<const GuestMemory> memory);
+  absl::Status NotifyConfigChange();
+
+  absl::Status SetFeatures(uint64_t features);
+  absl::Status SetMemTable(Message& message);
+  absl::Status AddMemReg(Message& message);
+  absl::Status RemMemReg(const Message& message);
+  absl::Status SetVringNum(const VringState& state);
+  absl::Status SetVringAddr(const VringAddr& addr);
+  absl::Status SetVringBase(const VringState& state);
+  absl::StatusOr<uint32_t> GetVringBase(uint32_t index);
+  absl::Status SetVringFd(FrontendRequest request, uint64_t value, Message& message);
+  absl::Status SetVringEnable(const VringState& state);
+  absl::StatusOr<Message> GetConfig(const Message& message);
+  absl::Status SetConfig(const Message& message);
+  void ResetDevice();
+
+  VirtioDevice* const device_;
+  const DeviceInfo info_;
+  const BackendOptions options_;
+
+  uint64_t acked_features_ = 0;
+  uint64_t acked_protocol_ = 0;
+  uint8_t status_ = 0;
+  std::shared_ptr<const GuestMemory> memory_;
+  std::unique_ptr<WorkPool> pool_;  // see StartPool; declared before the queues that use it
+  std::vector<Vring> vrings_;
+
+  absl::Mutex backend_channel_mutex_;
+  std::unique_ptr<Channel> backend_channel_ ABSL_GUARDED_BY(backend_channel_mutex_);
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_VHOST_USER_BACKEND_H_

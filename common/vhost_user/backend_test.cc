@@ -1,0 +1,374 @@
+// The connection state machine, driven message by message through Backend::Handle.
+#include "common/vhost_user/backend.h"
+
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "common/testing/driver_ring.h"
+#include "common/testing/status_matchers.h"
+#include "common/vhost_user/channel.h"
+#include "gtest/gtest.h"
+
+namespace vhost {
+namespace {
+
+using ::vhost::testing::StatusIs;
+
+class CountingDevice : public VirtioDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info;
+    info.virtio_id = 42;
+    info.num_queues = 2;
+    info.max_queue_size = 256;
+    info.features = Bit(kFeatureVersion1) | Bit(5);
+    info.config_size = 8;
+    return info;
+  }
+  absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override {
+    ++config_reads;
+    for (size_t i = 0; i < data.size(); ++i) data[i] = config_[offset + i];
+    return absl::OkStatus();
+  }
+  absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override {
+    ++config_writes;
+    if (offset < 4) return absl::PermissionDeniedError("read-only field");
+    for (size_t i = 0; i < data.size(); ++i) config_[offset + i] = data[i];
+    return absl::OkStatus();
+  }
+  QueueResult ProcessQueue(QueueContext& context) override { return QueueResult::Drained(); }
+  void Reset() override { ++resets; }
+  absl::Status NotifyConfigChange() { return notify_config_change_(); }
+  int resets = 0;
+  int config_reads = 0;
+  int config_writes = 0;
+  uint8_t config_[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+};
+
+Message Request(FrontendRequest r) { return MakeRequest(static_cast<uint32_t>(r)); }
+
+template <typename T>
+Message Request(FrontendRequest r, const T& payload) {
+  Message m = Request(r);
+  m.Append(payload);
+  return m;
+}
+
+class BackendTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<absl::optional<Message>> Send(Message m) {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend_.Handle(m);
+  }
+  uint64_t GetU64(FrontendRequest r) {
+    auto reply = Send(Request(r));
+    EXPECT_OK(reply);
+    EXPECT_TRUE(reply->has_value());
+    return *(*reply)->Read<uint64_t>();
+  }
+  Message MemTable(uint64_t gpa, uint64_t size) {
+    Message m = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
+    m.Append(MemoryRegion{gpa, size, 0x7f0000000000 + gpa, 0});
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    EXPECT_EQ(ftruncate(fd.get(), size), 0);
+    m.fds.push_back(std::move(fd));
+    return m;
+  }
+
+  CountingDevice device_;
+  Backend backend_{&device_, BackendOptions{}};
+};
+
+TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
+  const uint64_t features = GetU64(FrontendRequest::kGetFeatures);
+  EXPECT_TRUE(features & Bit(5));
+  EXPECT_TRUE(features & Bit(kFeatureVersion1));
+  EXPECT_TRUE(features & Bit(kFeatureProtocolFeatures));
+  EXPECT_TRUE(features & Bit(kFeatureEventIdx));
+  EXPECT_TRUE(features & Bit(kFeatureIndirectDesc));
+  EXPECT_FALSE(features & Bit(kFeatureRingPacked));  // only on request
+  const uint64_t protocol = GetU64(FrontendRequest::kGetProtocolFeatures);
+  for (uint32_t bit : {kProtocolMq, kProtocolReplyAck, kProtocolConfig, kProtocolBackendReq,
+                       kProtocolResetDevice, kProtocolConfigureMemSlots, kProtocolStatus}) {
+    EXPECT_TRUE(protocol & Bit(bit)) << bit;
+  }
+  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));  // not implemented, so not offered
+  EXPECT_EQ(GetU64(FrontendRequest::kGetQueueNum), 2u);
+  EXPECT_EQ(GetU64(FrontendRequest::kGetMaxMemSlots), kMaxMemSlots);
+}
+
+TEST(BackendOptionsTest, PackedRingsOnRequest) {
+  CountingDevice device;
+  BackendOptions options;
+  options.offer_packed_ring = true;
+  Backend backend(&device, options);
+  EXPECT_TRUE(backend.OfferedFeatures() & Bit(kFeatureRingPacked));
+}
+
+TEST_F(BackendTest, RefusesFeaturesNeverOffered) {
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetFeatures, Bit(6))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolLogShmfd))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_OK(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1) | Bit(5))));
+}
+
+TEST_F(BackendTest, ConfigSpaceReadsAndWritesWithinBounds) {
+  Message get = Request(FrontendRequest::kGetConfig, ConfigHeader{2, 4, 0});
+  get.AppendBytes(std::vector<uint8_t>(4));
+  auto reply = Send(std::move(get));
+  ASSERT_OK(reply);
+  ASSERT_TRUE(reply->has_value());
+  ASSERT_EQ((*reply)->payload.size(), sizeof(ConfigHeader) + 4);
+  EXPECT_EQ((*reply)->payload[sizeof(ConfigHeader)], 3);
+
+  Message beyond = Request(FrontendRequest::kGetConfig, ConfigHeader{6, 4, 0});
+  beyond.AppendBytes(std::vector<uint8_t>(4));
+  reply = Send(std::move(beyond));
+  ASSERT_OK(reply);
+  EXPECT_TRUE((*reply)->payload.empty());  // the spec's error reply
+
+  Message write_ro = Request(FrontendRequest::kSetConfig, ConfigHeader{0, 1, 0});
+  write_ro.AppendBytes(std::vector<uint8_t>{9});
+  EXPECT_THAT(Send(std::move(write_ro)), StatusIs(absl::StatusCode::kPermissionDenied));
+  Message write = Request(FrontendRequest::kSetConfig, ConfigHeader{4, 2, 0});
+  write.AppendBytes(std::vector<uint8_t>{9, 9});
+  EXPECT_OK(Send(std::move(write)));
+  EXPECT_EQ(device_.config_[5], 9);
+}
+
+// Zero-length config accesses never reach the device: its buffer would be empty (a null data
+// pointer, undefined behaviour in the memcpy devices do). GET_CONFIG answers with the header and
+// no bytes, SET_CONFIG with success.
+TEST_F(BackendTest, ZeroLengthConfigAccessesStayInTheEngine) {
+  for (uint32_t offset : {0u, 4u, 8u}) {
+    auto reply = Send(Request(FrontendRequest::kGetConfig, ConfigHeader{offset, 0, 0}));
+    ASSERT_OK(reply);
+    ASSERT_TRUE(reply->has_value());
+    EXPECT_EQ((*reply)->payload.size(), sizeof(ConfigHeader)) << offset;
+    EXPECT_OK(Send(Request(FrontendRequest::kSetConfig, ConfigHeader{offset, 0, 0})));
+  }
+  EXPECT_EQ(device_.config_reads, 0);
+  EXPECT_EQ(device_.config_writes, 0);
+  // Beyond the end it is still an error (empty reply).
+  auto beyond = Send(Request(FrontendRequest::kGetConfig, ConfigHeader{9, 0, 0}));
+  ASSERT_OK(beyond);
+  EXPECT_TRUE((*beyond)->payload.empty());
+}
+
+TEST_F(BackendTest, ValidatesQueueSetup) {
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1))));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{2, 64})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // index out of range
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 0})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 100})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // split rings need a power of two
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 512})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // above the device maximum
+  EXPECT_OK(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 256})));
+
+  ASSERT_OK(Send(MemTable(0, 1 << 20)));
+  VringAddr outside{0, 0, 0x7f0000000000 + (2 << 20), 0x7f0000000000, 0x7f0000000000 + 0x2000, 0};
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetVringAddr, outside)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  VringAddr inside{0, 0, 0x7f0000000000, 0x7f0000000000 + 0x2000, 0x7f0000000000 + 0x1000, 0};
+  EXPECT_OK(Send(Request(FrontendRequest::kSetVringAddr, inside)));
+}
+
+TEST_F(BackendTest, RejectsBadMemoryTables) {
+  Message overlapping = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{2, 0});
+  overlapping.Append(MemoryRegion{0, 0x2000, 0x10000, 0});
+  overlapping.Append(MemoryRegion{0x1000, 0x2000, 0x20000, 0});
+  for (int i = 0; i < 2; ++i) {
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(fd.get(), 0x2000), 0);
+    overlapping.fds.push_back(std::move(fd));
+  }
+  EXPECT_THAT(Send(std::move(overlapping)), StatusIs(absl::StatusCode::kInvalidArgument));
+  Message unmappable = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
+  unmappable.Append(MemoryRegion{0, 0x1000, 0x10000, 0});
+  unmappable.fds.push_back(UniqueFd(eventfd(0, EFD_CLOEXEC)));
+  EXPECT_FALSE(Send(std::move(unmappable)).ok());
+}
+
+TEST_F(BackendTest, StatusReportsWhatWasSet) {
+  EXPECT_OK(Send(Request(FrontendRequest::kSetStatus, uint64_t{0xf})));
+  EXPECT_EQ(GetU64(FrontendRequest::kGetStatus), 0xfu);
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetStatus, uint64_t{0x100})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(BackendTest, ResetDeviceResetsTheModel) {
+  EXPECT_OK(Send(Request(FrontendRequest::kSetStatus, uint64_t{0xf})));
+  EXPECT_OK(Send(Request(FrontendRequest::kResetDevice)));
+  EXPECT_EQ(device_.resets, 1);
+  EXPECT_EQ(GetU64(FrontendRequest::kGetStatus), 0u);
+}
+
+TEST_F(BackendTest, MemSlotsNeedTheProtocolFeature) {
+  Message add = Request(FrontendRequest::kAddMemReg, SingleMemoryRegion{0, {0, 0x1000, 0x1000, 0}});
+  UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(fd.get(), 0x1000), 0);
+  add.fds.push_back(std::move(fd));
+  EXPECT_THAT(Send(std::move(add)), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(BackendTest, ConfigChangeGoesOverTheBackendChannel) {
+  EXPECT_THAT(device_.NotifyConfigChange(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(
+      Send(Request(FrontendRequest::kSetProtocolFeatures,
+                   Bit(kProtocolBackendReq) | Bit(kProtocolConfig) | Bit(kProtocolReplyAck))));
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  Channel frontend_side{UniqueFd(fds[0])};
+  Message set_fd = Request(FrontendRequest::kSetBackendReqFd);
+  set_fd.fds.push_back(UniqueFd(fds[1]));
+  ASSERT_OK(Send(std::move(set_fd)));
+
+  std::thread frontend([&] {
+    absl::StatusOr<Message> request = frontend_side.Receive();
+    ASSERT_OK(request);
+    EXPECT_EQ(request->header.request, static_cast<uint32_t>(BackendRequest::kConfigChangeMsg));
+    EXPECT_TRUE(request->need_reply());
+    Message ack = MakeReply(*request);
+    ack.Append(uint64_t{0});
+    EXPECT_OK(frontend_side.Send(ack));
+  });
+  EXPECT_OK(device_.NotifyConfigChange());
+  frontend.join();
+}
+
+// A device that holds the chains it pops (requests in flight) and completes them when its queue
+// stops, as vhost-user-blk does with its I/O.
+class HoldingDevice : public VirtioDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info;
+    info.features = Bit(kFeatureVersion1);
+    return info;
+  }
+  QueueResult ProcessQueue(QueueContext& context) override {
+    while (absl::optional<ChainToken> token = context.Take()) held_.push_back(*token);
+    if (!held_.empty() && !popped.HasBeenNotified()) popped.Notify();
+    return QueueResult::Drained();
+  }
+  void QueueStopped(QueueContext& context) override {
+    for (ChainToken token : held_) context.Complete(token, 0);
+    held_.clear();
+  }
+  absl::Notification popped;
+
+ private:
+  std::vector<ChainToken> held_;
+};
+
+// Guest RAM regions as memfds the test maps too, to play the driver.
+class TestRam : public testing::DriverMemory {
+ public:
+  static constexpr uint64_t kUvaOffset = 0x7f0000000000;
+  struct Region {
+    uint64_t gpa, size;
+    UniqueFd fd;
+    uint8_t* host;
+  };
+  ~TestRam() override {
+    for (Region& r : regions_) munmap(r.host, r.size);
+  }
+  void Add(uint64_t gpa, uint64_t size) {
+    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
+    ASSERT_EQ(ftruncate(fd.get(), size), 0);
+    void* host = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    ASSERT_NE(host, MAP_FAILED);
+    regions_.push_back({gpa, size, std::move(fd), static_cast<uint8_t*>(host)});
+  }
+  uint8_t* HostAddress(uint64_t gpa, size_t len) override {
+    for (Region& r : regions_) {
+      if (gpa >= r.gpa && gpa - r.gpa + len <= r.size) return r.host + (gpa - r.gpa);
+    }
+    return nullptr;
+  }
+  // ADD_MEM_REG (with the fd) or REM_MEM_REG (without) of region i.
+  Message MemReg(FrontendRequest request, size_t i) {
+    const Region& r = regions_[i];
+    Message m = Request(request, SingleMemoryRegion{0, {r.gpa, r.size, r.gpa + kUvaOffset, 0}});
+    if (request == FrontendRequest::kAddMemReg) m.fds.push_back(UniqueFd(dup(r.fd.get())));
+    return m;
+  }
+
+ private:
+  std::vector<Region> regions_;
+};
+
+// The crash: the front end removes the region under a ring while requests are in
+// flight. The device completes them as its queue stops, the ring cannot be re-mapped, and the
+// restarted worker used to notify the guest through a null avail pointer. Now the queue breaks
+// (NEEDS_RESET) and the daemon lives on.
+TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue) {
+  HoldingDevice device;
+  Backend backend(&device, BackendOptions{});
+  auto send = [&](Message m) -> absl::StatusOr<absl::optional<Message>> {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend.Handle(m);
+  };
+  TestRam ram;
+  ASSERT_NO_FATAL_FAILURE(ram.Add(0, 1 << 20));        // buffers
+  ASSERT_NO_FATAL_FAILURE(ram.Add(1 << 20, 1 << 16));  // the ring
+  ASSERT_OK(send(Request(FrontendRequest::kSetProtocolFeatures,
+                         Bit(kProtocolConfigureMemSlots) | Bit(kProtocolStatus)))
+                .status());
+  ASSERT_OK(send(Request(FrontendRequest::kSetFeatures,
+                         Bit(kFeatureVersion1) | Bit(kFeatureProtocolFeatures)))
+                .status());
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 0)).status());
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 1)).status());
+
+  auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
+  ASSERT_OK(sizes);
+  testing::DriverRing::Config config;
+  config.size = 16;
+  config.addresses = testing::LayoutRings(*sizes, 1 << 20);
+  auto driver = testing::DriverRing::Create(&ram, config);
+  ASSERT_OK(driver);
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringNum, VringState{0, 16})).status());
+  const uint64_t uva = TestRam::kUvaOffset;
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringAddr,
+                         VringAddr{0, 0, config.addresses.desc + uva, config.addresses.device + uva,
+                                   config.addresses.driver + uva, 0}))
+                .status());
+  UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  Message set_kick = Request(FrontendRequest::kSetVringKick, uint64_t{0});
+  set_kick.fds.push_back(UniqueFd(dup(kick.get())));
+  ASSERT_OK(send(std::move(set_kick)).status());
+  UniqueFd call(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  Message set_call = Request(FrontendRequest::kSetVringCall, uint64_t{0});
+  set_call.fds.push_back(UniqueFd(dup(call.get())));
+  ASSERT_OK(send(std::move(set_call)).status());
+  ASSERT_OK(send(Request(FrontendRequest::kSetVringEnable, VringState{0, 1})).status());
+
+  ASSERT_OK((*driver)->AddChain({}, {{0x1000, 512}}).status());
+  (*driver)->Publish();
+  ASSERT_EQ(eventfd_write(kick.get(), 1), 0);
+  ASSERT_TRUE(device.popped.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  ASSERT_OK(send(ram.MemReg(FrontendRequest::kRemMemReg, 1)).status());
+  auto status = send(Request(FrontendRequest::kGetStatus));
+  ASSERT_OK(status);
+  EXPECT_TRUE(*(*status)->Read<uint64_t>() & kStatusNeedsReset);
+  // The completion pushed while stopping landed in the old ring, which stayed mapped.
+  auto used = (*driver)->PollUsed();
+  ASSERT_OK(used);
+  EXPECT_TRUE(used->has_value());
+  ASSERT_OK(send(Request(FrontendRequest::kGetVringBase, VringState{0, 0})).status());
+}
+
+}  // namespace
+}  // namespace vhost

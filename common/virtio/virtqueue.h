@@ -1,0 +1,99 @@
+// The device side of one virtqueue (split or packed ring) in guest memory.
+//
+// Every index and address read from the rings is checked before use, and each descriptor is
+// copied out of shared memory once before it is validated (the guest may rewrite it meanwhile).
+// A malformed ring marks the queue broken: it is logged once, the front end's error eventfd is
+// signalled, and the queue processes nothing more until it is set up again.
+//
+// Not thread-safe: one thread (the queue's worker) uses a Virtqueue at a time.
+#ifndef COMMON_VIRTIO_VIRTQUEUE_H_
+#define COMMON_VIRTIO_VIRTQUEUE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/virtio/descriptor_chain.h"
+#include "common/virtio/features.h"
+#include "common/virtio/guest_memory.h"
+
+namespace vhost {
+
+constexpr uint32_t kMaxQueueSize = 32768;
+
+// What the front end told us about a ring (SET_VRING_NUM/ADDR/BASE).
+struct VringLayout {
+  uint32_t size = 0;
+  uint64_t desc_addr = 0;   // front-end virtual addresses
+  uint64_t avail_addr = 0;  // packed: driver event suppression area
+  uint64_t used_addr = 0;   // packed: device event suppression area
+  uint32_t base = 0;        // split: next avail index; packed: index | wrap counter << 15
+};
+
+class Virtqueue {
+ public:
+  // Checks the layout (size, alignment, every ring inside guest memory) and builds the queue.
+  static absl::StatusOr<std::unique_ptr<Virtqueue>> Create(
+      int index, const VringLayout& layout, uint64_t features,
+      std::shared_ptr<const GuestMemory> memory);
+  virtual ~Virtqueue() = default;
+
+  // Takes the next available chain. Returns false when there is none or the queue is broken.
+  virtual bool Pop(DescriptorChain* chain) = 0;
+  // Puts back the chain popped last, untouched: it will be popped again (e.g. after a restart).
+  // Repeatable for the chains popped before it, in reverse order, as long as none of them was
+  // pushed.
+  virtual void Unpop(const DescriptorChain& chain) = 0;
+  // Returns a chain to the guest with `written` bytes written into its writable part.
+  virtual void Push(const DescriptorChain& chain, uint32_t written) = 0;
+  // Whether a chain is waiting (no side effects).
+  virtual bool HasAvailable() = 0;
+  // Asks the guest to kick for new buffers; returns true if some arrived in the meantime, in
+  // which case the caller must drain again (else a kick could be lost).
+  virtual bool EnableNotifications() = 0;
+  // Signals the guest (call eventfd) if it has asked to be told about the used entries pushed
+  // since the last call. Call once per batch. Also where a fault in this queue's guest memory
+  // (see guest_memory.h) breaks the queue: one relaxed atomic load while none happened.
+  void NotifyGuestIfNeeded();
+  // The ring position for GET_VRING_BASE (same encoding as VringLayout::base).
+  virtual uint32_t Base() const = 0;
+  // Re-points the rings at a new memory table (same layout); the queue keeps its position. On
+  // failure nothing changed: the rings still point into the old table, which the queue keeps.
+  absl::Status UpdateMemory(std::shared_ptr<const GuestMemory> memory);
+
+  void set_call_fd(int fd) { call_fd_ = fd; }
+  void set_err_fd(int fd) { err_fd_ = fd; }
+  // Once broken, Pop/Push/HasAvailable/EnableNotifications/NotifyGuestIfNeeded touch no ring
+  // memory. Read by the connection thread (GET_STATUS) while the worker runs: atomic, relaxed.
+  bool broken() const { return broken_.load(std::memory_order_relaxed); }
+  int index() const { return index_; }
+  uint32_t size() const { return layout_.size; }
+  uint64_t features() const { return features_; }
+  const GuestMemory& memory() const { return *memory_; }
+
+  // Marks the queue broken (logged once, error eventfd signalled). Call and error fds are
+  // non-blocking (the backend sets O_NONBLOCK): a full one is skipped, never waited on.
+  void MarkBroken(const absl::Status& why);
+
+ protected:
+  Virtqueue(int index, const VringLayout& layout, uint64_t features)
+      : index_(index), layout_(layout), features_(features) {}
+  virtual absl::Status MapRings(const GuestMemory& memory) = 0;
+  virtual bool ShouldNotify() = 0;
+  bool has_feature(uint32_t bit) const { return features_ & (uint64_t{1} << bit); }
+
+  const int index_;
+  const VringLayout layout_;
+  const uint64_t features_;
+  std::shared_ptr<const GuestMemory> memory_;
+  int call_fd_ = -1;
+  int err_fd_ = -1;
+  std::atomic<bool> broken_{false};
+  uint32_t memory_faults_seen_ = ~0u;  // GuestMemoryFaultCount() at the last check; ~0: never
+};
+
+}  // namespace vhost
+
+#endif  // COMMON_VIRTIO_VIRTQUEUE_H_
