@@ -134,8 +134,13 @@ absl::optional<ChainToken> QueueContext::Take() {
   free_.pop_back();
   head_in_flight_[slot.chain.head] = true;
   slot.in_flight = true;
-  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  AddInFlight(1);
   return token;
+}
+
+void QueueContext::AddInFlight(int delta) {
+  // Only the serving thread changes the count: a plain store, no locked read-modify-write.
+  in_flight_.store(in_flight_.load(std::memory_order_relaxed) + delta, std::memory_order_release);
 }
 
 void QueueContext::GiveBack(ChainToken token) {
@@ -145,7 +150,7 @@ void QueueContext::GiveBack(ChainToken token) {
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
   free_.push_back(token);
-  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  AddInFlight(-1);
 }
 
 void QueueContext::Push(ChainToken token, uint32_t written) {
@@ -155,7 +160,7 @@ void QueueContext::Push(ChainToken token, uint32_t written) {
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
   free_.push_back(token);
-  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  AddInFlight(-1);
 }
 
 void QueueContext::Complete(ChainToken token, uint32_t written) {

@@ -137,6 +137,7 @@ class QueueContext {
 
   QueueContext(Virtqueue* queue, WorkPool* pool) : queue_(queue), pool_(pool) {}
   void Push(ChainToken token, uint32_t written);
+  void AddInFlight(int delta);
   bool OnServingThread() const;
 
   Virtqueue* const queue_;
@@ -151,7 +152,7 @@ class QueueContext {
   std::vector<Slot> slots_;           // one per ring entry
   std::vector<ChainToken> free_;      // slots not in flight
   std::vector<bool> head_in_flight_;  // by chain head (buffer id for packed rings)
-  std::atomic<size_t> in_flight_{0};
+  std::atomic<size_t> in_flight_{0};  // written by the serving thread, read by any
 
   std::mutex mu_;  // guards what other threads touch
   std::vector<std::pair<ChainToken, uint32_t>> posted_;
