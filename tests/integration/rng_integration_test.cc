@@ -13,21 +13,19 @@
 #include "common/testing/status_matchers.h"
 #include "common/virtio/virtio_ring_defs.h"
 #include "gtest/gtest.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
 namespace {
 
 using frontend::DaemonProcess;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::Buffer;
 using testing::RawDescriptor;
 using testing::RingLayout;
@@ -39,33 +37,35 @@ constexpr uint64_t kRamSize = 16 << 20;
 class RngDaemonTest : public ::testing::Test {
  protected:
   void StartDaemon(std::vector<std::string> extra_args = {}) {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("rng"));
-    socket_ = dir_->File("sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-rng/vhost-user-rng");
-    options.args = {"--socket-path=" + socket_};
-    options.args.insert(options.args.end(), extra_args.begin(), extra_args.end());
-    options.socket_path = socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    if (!session_) {
+      ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("rng"));
+    }
+    std::vector<std::string> args = {"--socket-path=" + session_->socket()};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-rng/vhost-user-rng"), args));
   }
   void SetUp() override { StartDaemon({"--packed-ring"}); }
+  DaemonProcess* daemon() { return session_->daemon(); }
+  const std::string& socket() { return session_->socket(); }
 
   // QEMU's sequence up to a running queue 0.
   void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true) {
-    ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
-    ASSERT_OK(frontend_->Handshake());
-    uint64_t wanted = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
-    if (event_idx) wanted |= Bit(kFeatureEventIdx);
-    if (layout == RingLayout::kPacked) wanted |= Bit(kFeatureRingPacked);
-    ASSERT_OK_AND_ASSIGN(const uint64_t acked, frontend_->NegotiateFeatures(wanted));
-    ASSERT_EQ(acked & wanted, wanted);
-    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(kRamSize));
-    ASSERT_OK(frontend_->SetMemTable(*ram_));
-    QueueConfig config;
-    config.size = 128;
-    config.layout = layout;
-    config.event_idx = event_idx;
-    ASSERT_OK_AND_ASSIGN(queue_, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+    DeviceOptions options;
+    options.features = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
+    if (event_idx) options.features |= Bit(kFeatureEventIdx);
+    if (layout == RingLayout::kPacked) options.features |= Bit(kFeatureRingPacked);
+    options.required_features = options.features;
+    options.ram_size = kRamSize;
+    options.queue_sizes = {128};
+    ASSERT_OK_AND_ASSIGN(device_, session_->Open(options));
+    frontend_ = device_->frontend();
+    ram_ = device_->ram();
+    queue_ = device_->queue();
+  }
+  // A bare connection, for the tests that break the opening sequence.
+  void ConnectRaw() {
+    ASSERT_OK_AND_ASSIGN(raw_, Frontend::Connect(socket()));
+    frontend_ = raw_.get();
   }
 
   // Queues one request for `len` bytes of entropy; returns where they will land.
@@ -81,10 +81,9 @@ class RngDaemonTest : public ::testing::Test {
 
   // The daemon survived and a new front end gets entropy from it.
   void ExpectServesNextConnection() {
-    ASSERT_TRUE(daemon_->IsAlive());
-    queue_.reset();
-    frontend_.reset();
-    ram_.reset();
+    ASSERT_TRUE(daemon()->IsAlive());
+    device_.reset();
+    raw_.reset();
     Open();
     const uint64_t gpa = Request(256);
     ASSERT_OK(queue_->Submit());
@@ -97,7 +96,7 @@ class RngDaemonTest : public ::testing::Test {
   // frame is dropped when the daemon's receive timeout expires).
   void ExpectRawMessageClosesConnection(uint32_t request, uint32_t size_field,
                                         std::vector<uint8_t> payload, std::vector<int> fds = {}) {
-    ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket_));
+    ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket()));
     ASSERT_OK(raw->SendRawMessage(request, kFlagVersion, size_field, payload, fds));
     EXPECT_TRUE(raw->WaitForClose(kTimeout));
   }
@@ -105,19 +104,20 @@ class RngDaemonTest : public ::testing::Test {
   // Whether a request that asked for an acknowledgement was refused.
   void ExpectRefused(absl::Status status) {
     EXPECT_FALSE(status.ok());
-    EXPECT_TRUE(daemon_->IsAlive());
+    EXPECT_TRUE(daemon()->IsAlive());
   }
 
-  std::unique_ptr<TempDir> dir_;
-  std::string socket_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<FrontendQueue> queue_;
+  std::unique_ptr<DaemonSession> session_;
+  std::unique_ptr<DeviceConnection> device_;
+  std::unique_ptr<Frontend> raw_;
+  // Of device_ (or raw_).
+  Frontend* frontend_ = nullptr;
+  GuestRam* ram_ = nullptr;
+  FrontendQueue* queue_ = nullptr;
 };
 
 TEST_F(RngDaemonTest, NegotiatesLikeQemuExpects) {
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ConnectRaw();
   ASSERT_OK(frontend_->Handshake());
   EXPECT_TRUE(frontend_->offered_features() & Bit(kFeatureVersion1));
   EXPECT_TRUE(frontend_->offered_features() & Bit(kFeatureProtocolFeatures));
@@ -134,8 +134,7 @@ TEST_F(RngDaemonTest, ServesConcurrentRequestsOnEveryRingLayout) {
     for (bool event_idx : {false, true}) {
       SCOPED_TRACE(::testing::Message()
                    << "packed=" << (layout == RingLayout::kPacked) << " event_idx=" << event_idx);
-      queue_.reset();
-      frontend_.reset();
+      device_.reset();
       Open(layout, event_idx);
       std::vector<std::pair<uint64_t, uint32_t>> requests;
       for (uint32_t len : {64u, 4096u, 1u, 65536u, 64u}) requests.push_back({Request(len), len});
@@ -180,7 +179,7 @@ TEST_F(RngDaemonTest, StopAndRestartKeepsTheRingPosition) {
   Request(32);
   ASSERT_OK(queue_->Submit());
   ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
-  ASSERT_OK_AND_ASSIGN(const uint32_t base, queue_->Stop(frontend_.get()));
+  ASSERT_OK_AND_ASSIGN(const uint32_t base, queue_->Stop(frontend_));
   EXPECT_EQ(base, 1u);
 }
 
@@ -194,13 +193,12 @@ TEST_F(RngDaemonTest, FrontEndDisconnectResetsAndTheNextOneIsServed) {
 
 TEST_F(RngDaemonTest, SigtermExitsPromptlyAndCleanly) {
   Open();
-  ASSERT_OK(daemon_->Signal(SIGTERM));
-  ASSERT_OK_AND_ASSIGN(const int status, daemon_->Wait(absl::Seconds(5)));
+  ASSERT_OK(daemon()->Signal(SIGTERM));
+  ASSERT_OK_AND_ASSIGN(const int status, daemon()->Wait(absl::Seconds(5)));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST_F(RngDaemonTest, RateLimitDefersButDeliversEverything) {
-  daemon_.reset();
   StartDaemon({"--max-bytes=1000", "--period-ms=400"});
   Open();
   for (int i = 0; i < 3; ++i) Request(1000);
@@ -223,7 +221,7 @@ TEST_F(RngDaemonTest, TruncatedMessage) {
   ExpectRawMessageClosesConnection(static_cast<uint32_t>(FrontendRequest::kSetFeatures), 8,
                                    {1, 2, 3, 4});
   // ...or goes away in the middle of one.
-  ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket_));
+  ASSERT_OK_AND_ASSIGN(auto raw, Frontend::Connect(socket()));
   const uint8_t half_header[6] = {1, 0, 0, 0, 1, 0};
   ASSERT_OK(raw->SendRawBytes(half_header));
   raw->Close();
@@ -257,7 +255,7 @@ TEST_F(RngDaemonTest, MoreFdsThanAllowed) {
 }
 
 TEST_F(RngDaemonTest, OverlappingMemoryRegions) {
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ConnectRaw();
   ASSERT_OK(frontend_->Handshake());
   Message m = MakeRequest(static_cast<uint32_t>(FrontendRequest::kSetMemTable));
   m.Append(MemoryTableHeader{2, 0});
@@ -273,7 +271,7 @@ TEST_F(RngDaemonTest, OverlappingMemoryRegions) {
 }
 
 TEST_F(RngDaemonTest, MemoryRegionThatCannotBeMapped) {
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ConnectRaw();
   ASSERT_OK(frontend_->Handshake());
   // A region larger than its file, and one whose fd is not mappable at all.
   UniqueFd small(memfd_create("small", MFD_CLOEXEC));
@@ -290,13 +288,13 @@ TEST_F(RngDaemonTest, MemoryRegionThatCannotBeMapped) {
 }
 
 TEST_F(RngDaemonTest, RingAddressesOutsideGuestMemory) {
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ConnectRaw();
   ASSERT_OK(frontend_->Handshake());
   ASSERT_OK(frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
-  ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(kRamSize));
-  ASSERT_OK(frontend_->SetMemTable(*ram_));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GuestRam> ram, GuestRam::Create(kRamSize));
+  ASSERT_OK(frontend_->SetMemTable(*ram));
   ASSERT_OK(frontend_->SetVringNum(0, 64));
-  const uint64_t base = ram_->UserAddress(0);
+  const uint64_t base = ram->UserAddress(0);
   ExpectRefused(frontend_->SetVringAddr({0, 0, base + kRamSize, base, base + 0x1000, 0}));
   ExpectRefused(frontend_->SetVringAddr({0, 0, base, base + kRamSize - 8, base + 0x1000, 0}));
   ExpectRefused(frontend_->SetVringAddr({0, 0, base - 0x10000, base, base + 0x1000, 0}));
@@ -304,7 +302,7 @@ TEST_F(RngDaemonTest, RingAddressesOutsideGuestMemory) {
 }
 
 TEST_F(RngDaemonTest, BadQueueSizesAndIndices) {
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
+  ConnectRaw();
   ASSERT_OK(frontend_->Handshake());
   ASSERT_OK(frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
   ExpectRefused(frontend_->SetVringNum(0, 0));
