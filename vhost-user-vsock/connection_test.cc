@@ -37,7 +37,8 @@ class ConnectionTest : public ::testing::Test {
     virtio_vsock_hdr h{};
     h.len = static_cast<uint32_t>(payload.size());
     packet_ = std::string(reinterpret_cast<const char*>(&h), sizeof(h)) + payload;
-    chain_ = DescriptorChain();
+    chain_.Clear();
+    chain_.head = 0;
     chain_.readable.push_back({packet_.data(), packet_.size()});
     chain_.readable_bytes = packet_.size();
     return chain_;
@@ -119,7 +120,9 @@ TEST_F(ConnectionTest, ASlowHostSocketIsFlushedWhenWritableAndCreditIsReturned) 
     received += HostReads();
     const Connection::Outcome out = c_->HostEvent(EPOLLOUT);
     ASSERT_FALSE(out.close);
-    if (c_->credit_update_due()) EXPECT_TRUE(out.wake) << "the rx worker must send the update";
+    if (c_->credit_update_due()) {
+      EXPECT_TRUE(out.wake) << "the rx worker must send the update";
+    }
   }
   received += HostReads();
   EXPECT_EQ(received, data);

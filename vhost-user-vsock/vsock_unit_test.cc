@@ -602,7 +602,9 @@ TEST_F(VsockDeviceTest, HostDataToTheGuestAllocatesNothingPerBatch) {
     size_t received = 0;
     for (const Packet& p : ReadRx()) received += p.payload.size();
     EXPECT_EQ(received, data.size());
-    if (round > 0) EXPECT_EQ(allocated, 0u) << "round " << round;
+    if (round > 0) {
+      EXPECT_EQ(allocated, 0u) << "round " << round;
+    }
   }
 }
 
