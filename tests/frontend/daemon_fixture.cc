@@ -32,6 +32,14 @@ absl::StatusOr<std::unique_ptr<DeviceConnection>> DeviceConnection::Open(
   return c;
 }
 
+absl::StatusOr<uint32_t> DeviceConnection::RestartQueue(size_t i) {
+  ASSIGN_OR_RETURN(const uint32_t base, queues_[i]->Stop(frontend_.get()));
+  QueueConfig config = queues_[i]->config();
+  config.start_index = static_cast<uint16_t>(base);
+  ASSIGN_OR_RETURN(queues_[i], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+  return base;
+}
+
 DaemonSession::DaemonSession(std::unique_ptr<TempDir> dir)
     : dir_(std::move(dir)), socket_(dir_->File("sock")) {}
 

@@ -42,6 +42,10 @@ class DeviceConnection {
   size_t num_queues() const { return queues_.size(); }
   uint64_t acked_features() const { return frontend_->acked_features(); }
 
+  // Stops queue i (GET_VRING_BASE) and starts a new one, with fresh rings, where it stopped (as
+  // QEMU does across a VM stop). Returns the base. What the old one had in flight is abandoned.
+  absl::StatusOr<uint32_t> RestartQueue(size_t i);
+
  private:
   DeviceConnection() = default;
   // Destroyed in reverse: the queues (in the RAM) first, the connection last.

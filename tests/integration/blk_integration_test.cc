@@ -18,10 +18,7 @@
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/blk_request.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
@@ -31,11 +28,12 @@ using frontend::AddBlkRequest;
 using frontend::AllocateBlkRequest;
 using frontend::BlkRequest;
 using frontend::DaemonProcess;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::RingLayout;
 using testing::UsedElement;
 using ::vhost::testing::UnsyncedPages;
@@ -52,8 +50,9 @@ constexpr uint64_t kWanted =
 class BlkDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("blk"));
-    image_ = dir_->File("disk.img");
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("blk"));
+    socket_ = session_->socket();
+    image_ = session_->File("disk.img");
     const int fd = open(image_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(ftruncate(fd, kDiskBytes), 0);
@@ -61,44 +60,37 @@ class BlkDaemonTest : public ::testing::Test {
   }
 
   void StartDaemon(std::vector<std::string> extra = {}) {
-    socket_ = dir_->File("sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-blk/vhost-user-blk");
-    options.args = {"--socket-path=" + socket_, "--blk-file=" + image_};
-    options.args.insert(options.args.end(), extra.begin(), extra.end());
-    options.socket_path = socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    std::vector<std::string> args = {"--socket-path=" + socket_, "--blk-file=" + image_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-blk/vhost-user-blk"), args, socket_));
   }
+  DaemonProcess* daemon() { return session_->daemon(); }
 
   void Open(uint32_t queues = 1, RingLayout layout = RingLayout::kSplit) {
-    ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
-    ASSERT_OK(frontend_->Handshake());
-    const uint64_t wanted = kWanted | (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
-    ASSERT_OK_AND_ASSIGN(acked_, frontend_->NegotiateFeatures(wanted));
-    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(32 << 20));
-    ASSERT_OK(frontend_->SetMemTable(*ram_));
-    queues_.clear();
-    for (uint32_t i = 0; i < queues; ++i) {
-      QueueConfig config;
-      config.index = i;
-      config.size = 128;
-      config.layout = layout;
-      config.event_idx = true;
-      ASSERT_OK_AND_ASSIGN(auto q, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
-      queues_.push_back(std::move(q));
-    }
+    DeviceOptions options;
+    options.features = kWanted | (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
+    options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
+                                (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
+    options.ram_size = 32 << 20;
+    options.queue_sizes.assign(queues, 128);
+    device_.reset();  // the daemon serves one front end at a time
+    ASSERT_OK_AND_ASSIGN(device_, session_->Open(options, socket_));
+    frontend_ = device_->frontend();
+    ram_ = device_->ram();
+    acked_ = device_->acked_features();
   }
+  FrontendQueue* queue(int i) { return device_->queue(i); }
 
   // Sends one request on `queue` and waits for it; returns the status byte.
-  uint8_t Do(const BlkRequest& r, int queue = 0, bool indirect = false) {
-    EXPECT_OK(AddBlkRequest(&queues_[queue]->ring(), r, indirect));
-    EXPECT_OK(queues_[queue]->Submit());
-    absl::StatusOr<UsedElement> used = queues_[queue]->WaitForUsed(kTimeout);
+  uint8_t Do(const BlkRequest& r, int q = 0, bool indirect = false) {
+    EXPECT_OK(AddBlkRequest(&queue(q)->ring(), r, indirect));
+    EXPECT_OK(queue(q)->Submit());
+    absl::StatusOr<UsedElement> used = queue(q)->WaitForUsed(kTimeout);
     EXPECT_OK(used);
     return *r.status;
   }
   BlkRequest Make(uint32_t type, uint64_t sector, uint32_t len) {
-    absl::StatusOr<BlkRequest> r = AllocateBlkRequest(ram_.get(), type, sector, len);
+    absl::StatusOr<BlkRequest> r = AllocateBlkRequest(ram_, type, sector, len);
     EXPECT_OK(r);
     return *r;
   }
@@ -124,12 +116,11 @@ class BlkDaemonTest : public ::testing::Test {
     return config;
   }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string image_, socket_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::vector<std::unique_ptr<FrontendQueue>> queues_;
+  std::unique_ptr<DeviceConnection> device_;
+  Frontend* frontend_ = nullptr;  // device_'s
+  GuestRam* ram_ = nullptr;
   uint64_t acked_ = 0;
 };
 
@@ -222,7 +213,7 @@ TEST_F(BlkDaemonTest, ErrorStatusesAndNoIoOutsideTheImage) {
   ASSERT_EQ(stat(image_.c_str(), &st), 0);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), kDiskBytes);  // the image did not grow
   EXPECT_EQ(FileBytes(kDiskBytes - 512, 512), std::string(512, '\0'));
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(BlkDaemonTest, ReadOnlyDisk) {
@@ -262,8 +253,8 @@ TEST_F(BlkDaemonTest, GuestCanSwitchToWriteThrough) {
     // Everything else in config space is read-only.
     const uint8_t byte = 1;
     EXPECT_FALSE(frontend_->SetConfig(0, absl::MakeConstSpan(&byte, 1)).ok());
-    ASSERT_OK(daemon_->Signal(SIGKILL));
-    ASSERT_OK(daemon_->Wait(kTimeout).status());
+    ASSERT_OK(daemon()->Signal(SIGKILL));
+    ASSERT_OK(daemon()->Wait(kTimeout).status());
     ASSERT_EQ(SyncImage(), 0);
   }
 }
@@ -302,8 +293,8 @@ TEST_F(BlkDaemonTest, FlushedWritesAreOnStableStorageBeforeACrash) {
     ASSERT_EQ(Do(Make(VIRTIO_BLK_T_FLUSH, 0, 0)), VIRTIO_BLK_S_OK);
     ASSERT_OK_AND_ASSIGN(const uint64_t dirty_after_flush, UnsyncedPages(image_, 4096 * 512, 8192));
     EXPECT_EQ(dirty_after_flush, 0u) << "FLUSH completed with the data only in the page cache";
-    ASSERT_OK(daemon_->Signal(SIGKILL));
-    ASSERT_OK(daemon_->Wait(kTimeout).status());
+    ASSERT_OK(daemon()->Signal(SIGKILL));
+    ASSERT_OK(daemon()->Wait(kTimeout).status());
     EXPECT_EQ(FileBytes(4096 * 512, 8192), std::string(8192, 'f'));
     ASSERT_EQ(SyncImage(), 0);
   }
@@ -313,7 +304,7 @@ TEST_F(BlkDaemonTest, GrowingTheImageNotifiesTheFrontEnd) {
   StartDaemon();
   Open();
   ASSERT_EQ(truncate(image_.c_str(), 2 * kDiskBytes), 0);
-  ASSERT_OK(daemon_->Signal(SIGHUP));
+  ASSERT_OK(daemon()->Signal(SIGHUP));
   ASSERT_NE(frontend_->backend_channel(), nullptr);
   ASSERT_OK(frontend_->backend_channel()
                 ->ReceiveAndAck(BackendRequest::kConfigChangeMsg, kTimeout)
@@ -330,10 +321,10 @@ TEST_F(BlkDaemonTest, NextFrontEndSeesWhatThePreviousWrote) {
   ASSERT_EQ(Do(w), VIRTIO_BLK_S_OK);
   // Leave with reads still queued.
   for (int i = 0; i < 8; ++i)
-    ASSERT_OK(AddBlkRequest(&queues_[0]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
-  ASSERT_OK(queues_[0]->Submit());
+    ASSERT_OK(AddBlkRequest(&queue(0)->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+  ASSERT_OK(queue(0)->Submit());
   frontend_->Close();
-  queues_.clear();
+  device_.reset();
   Open();
   BlkRequest r = Make(VIRTIO_BLK_T_IN, 200, 4096);
   ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
@@ -357,20 +348,17 @@ TEST_F(BlkDaemonTest, RingsServeAcrossReconnectsAndQueueRestarts) {
         ASSERT_EQ(r.data[4095], w.data[0]);
         // Stopped (GET_VRING_BASE) with reads queued, then started again where it stopped.
         for (int i = 0; i < 4; ++i)
-          ASSERT_OK(AddBlkRequest(&queues_[q]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
-        ASSERT_OK(queues_[q]->Submit());
-        ASSERT_OK_AND_ASSIGN(const uint32_t base, queues_[q]->Stop(frontend_.get()));
-        QueueConfig config = queues_[q]->config();
-        config.start_index = static_cast<uint16_t>(base);
-        ASSERT_OK_AND_ASSIGN(queues_[q], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+          ASSERT_OK(AddBlkRequest(&queue(q)->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+        ASSERT_OK(queue(q)->Submit());
+        ASSERT_OK(device_->RestartQueue(q).status());
       }
     }
     // Leave with requests in flight: the next front end gets the same rings.
     for (int i = 0; i < 4; ++i)
-      ASSERT_OK(AddBlkRequest(&queues_[0]->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
-    ASSERT_OK(queues_[0]->Submit());
+      ASSERT_OK(AddBlkRequest(&queue(0)->ring(), Make(VIRTIO_BLK_T_IN, i * 8, 4096)));
+    ASSERT_OK(queue(0)->Submit());
     frontend_->Close();
-    queues_.clear();
+    device_.reset();
   }
   Open(2);
   for (int q = 0; q < 2; ++q) {
@@ -378,16 +366,13 @@ TEST_F(BlkDaemonTest, RingsServeAcrossReconnectsAndQueueRestarts) {
     ASSERT_EQ(Do(r, q), VIRTIO_BLK_S_OK);
     EXPECT_EQ(r.data[0], 'A' + 2 * 6 + 2 * 2 + q);
   }
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(BlkDaemonTest, NullDiskServesZeroes) {
-  socket_ = dir_->File("null.sock");
-  DaemonProcess::Options options;
-  options.binary = RunfilePath("vhost-user-blk/vhost-user-blk");
-  options.args = {"--socket-path=" + socket_, "--null-size=1073741824"};
-  options.socket_path = socket_;
-  ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  socket_ = session_->File("null.sock");
+  ASSERT_OK(session_->Start(RunfilePath("vhost-user-blk/vhost-user-blk"),
+                            {"--socket-path=" + socket_, "--null-size=1073741824"}, socket_));
   Open();
   EXPECT_EQ(Config().capacity, (1u << 30) / 512);
   BlkRequest r = Make(VIRTIO_BLK_T_IN, 12345, 4096);

@@ -14,21 +14,19 @@
 #include "common/vhost_user/message.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/control_client.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
 namespace {
 
 using frontend::DaemonProcess;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::UsedElement;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
@@ -39,24 +37,22 @@ constexpr uint8_t kInvalid = VIRTIO_GPIO_IRQ_STATUS_INVALID;
 
 // One guest's connection to one of the daemon's sockets.
 struct Guest {
-  std::unique_ptr<Frontend> frontend;
-  std::unique_ptr<GuestRam> ram;
-  std::unique_ptr<FrontendQueue> queues[2];
+  std::unique_ptr<DeviceConnection> device;
+  Frontend* frontend = nullptr;  // device's
+  GuestRam* ram = nullptr;
+  FrontendQueue* queues[2] = {};
   std::map<uint32_t, std::pair<uint16_t, uint8_t*>> irq_buffers;  // id -> line, status byte
 
   absl::Status Connect(const std::string& socket, uint64_t features) {
-    ASSIGN_OR_RETURN(frontend, Frontend::Connect(socket));
-    RETURN_IF_ERROR(frontend->Handshake());
-    RETURN_IF_ERROR(frontend->NegotiateFeatures(features).status());
-    ASSIGN_OR_RETURN(ram, GuestRam::Create(2 << 20));
-    RETURN_IF_ERROR(frontend->SetMemTable(*ram));
-    for (uint32_t i = 0; i < 2; ++i) {
-      QueueConfig config;
-      config.index = i;
-      config.size = 64;
-      config.event_idx = true;
-      ASSIGN_OR_RETURN(queues[i], FrontendQueue::Start(frontend.get(), ram.get(), config));
-    }
+    DeviceOptions options;
+    options.features = features;
+    options.ram_size = 2 << 20;
+    options.queue_sizes = {64, 64};
+    ASSIGN_OR_RETURN(device, DeviceConnection::Open(socket, options));
+    frontend = device->frontend();
+    ram = device->ram();
+    queues[0] = device->queue(0);
+    queues[1] = device->queue(1);
     return absl::OkStatus();
   }
 
@@ -123,20 +119,19 @@ struct Guest {
 class GpioDaemonTest : public ::testing::Test {
  protected:
   void StartDaemon(std::vector<std::string> extra = {}) {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("gpio"));
-    socket_ = dir_->File("sock");
-    control_ = dir_->File("ctl");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-gpio/vhost-user-gpio");
-    options.args = {"--socket-path=" + socket_, "--control-socket=" + control_,
-                    "--sim-lines=button@in,led@out,irq0,irq1"};
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("gpio"));
+    socket_ = session_->socket();
+    control_ = session_->File("ctl");
+    std::vector<std::string> args = {"--socket-path=" + socket_, "--control-socket=" + control_,
+                                     "--sim-lines=button@in,led@out,irq0,irq1"};
     bool count_given = false;
     for (const std::string& arg : extra) count_given |= arg.rfind("--socket-count", 0) == 0;
-    if (!count_given) options.args.push_back("--device-list=s6");
-    options.args.insert(options.args.end(), extra.begin(), extra.end());
-    options.socket_path = count_given ? socket_ + "1" : socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    if (!count_given) args.push_back("--device-list=s6");
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-gpio/vhost-user-gpio"), args,
+                              count_given ? socket_ + "1" : socket_));
   }
+  DaemonProcess* daemon() { return session_->daemon(); }
   void ConnectGuest(uint64_t features = Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ) |
                                         Bit(kFeatureEventIdx)) {
     ASSERT_OK(guest_.Connect(socket_, features));
@@ -148,9 +143,8 @@ class GpioDaemonTest : public ::testing::Test {
     return replies.ok() ? *replies : "";
   }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string socket_, control_;
-  std::unique_ptr<DaemonProcess> daemon_;
   Guest guest_;
 };
 
@@ -197,7 +191,7 @@ TEST_F(GpioDaemonTest, EveryRequestTypeAndStatus) {
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0, 1).status, kErr);
   EXPECT_EQ(guest_.Status(VIRTIO_GPIO_MSG_SET_DIRECTION, 2, VIRTIO_GPIO_DIRECTION_NONE), kOk);
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 2, 0).value, VIRTIO_GPIO_DIRECTION_NONE);
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(GpioDaemonTest, EdgeInterruptsMaskingAndLatching) {
@@ -257,7 +251,7 @@ TEST_F(GpioDaemonTest, StoppingTheEventQueueHandsHeldBuffersBack) {
   // Line 3's interrupt shows that the daemon took both buffers (line 2's came first).
   EXPECT_EQ(Command("set irq1 1\n"), "ok\n");
   EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{3}, kValid));
-  ASSERT_OK_AND_ASSIGN(uint32_t base, guest_.queues[1]->Stop(guest_.frontend.get()));
+  ASSERT_OK_AND_ASSIGN(uint32_t base, guest_.queues[1]->Stop(guest_.frontend));
   EXPECT_EQ(base, 2u);
   ASSERT_OK_AND_ASSIGN(absl::optional<UsedElement> used, guest_.queues[1]->PollUsed());
   ASSERT_TRUE(used.has_value());
@@ -266,7 +260,7 @@ TEST_F(GpioDaemonTest, StoppingTheEventQueueHandsHeldBuffersBack) {
   // Stopped: an interrupt enabled at an active level, an edge on a line without a buffer.
   ASSERT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 4, VIRTIO_GPIO_IRQ_TYPE_LEVEL_HIGH), kOk);
   EXPECT_EQ(Command("set line4 1\nset irq0 1\n"), "ok\nok\n");
-  ASSERT_OK(guest_.queues[1]->SendSetup(guest_.frontend.get()));
+  ASSERT_OK(guest_.queues[1]->SendSetup(guest_.frontend));
   guest_.Unmask(2);
   EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{2}, kValid));  // the latched edge
   guest_.Unmask(4);
@@ -280,7 +274,7 @@ TEST_F(GpioDaemonTest, HostileEventBuffersComeBackInvalid) {
   EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{2}, kInvalid));
   guest_.Unmask(60000);
   EXPECT_EQ(guest_.NextInterrupt(), std::make_pair(uint16_t{60000}, kInvalid));
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(GpioDaemonTest, InterruptsNeedTheFeature) {

@@ -11,21 +11,19 @@
 #include "common/testing/status_matchers.h"
 #include "common/vhost_user/message.h"
 #include "gtest/gtest.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
 namespace {
 
 using frontend::DaemonProcess;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::UsedElement;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
@@ -39,25 +37,20 @@ struct Msg {
 };
 
 struct Guest {
-  std::unique_ptr<Frontend> frontend;
-  std::unique_ptr<GuestRam> ram;
-  std::unique_ptr<FrontendQueue> queue;
+  std::unique_ptr<DeviceConnection> device;
+  FrontendQueue* queue = nullptr;  // device's
+  GuestRam* ram = nullptr;
 
   absl::Status Connect(const std::string& socket) {
-    ASSIGN_OR_RETURN(frontend, Frontend::Connect(socket));
-    RETURN_IF_ERROR(frontend->Handshake());
-    ASSIGN_OR_RETURN(uint64_t features,
-                     frontend->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
-                                                 Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST)));
-    if (!(features & Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST))) {
-      return absl::InternalError("ZERO_LENGTH_REQUEST not offered");
-    }
-    ASSIGN_OR_RETURN(ram, GuestRam::Create(2 << 20));
-    RETURN_IF_ERROR(frontend->SetMemTable(*ram));
-    QueueConfig config;
-    config.size = 64;
-    config.event_idx = true;
-    ASSIGN_OR_RETURN(queue, FrontendQueue::Start(frontend.get(), ram.get(), config));
+    DeviceOptions options;
+    options.features =
+        Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST);
+    options.required_features = Bit(kFeatureVersion1) | Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST);
+    options.ram_size = 2 << 20;
+    options.queue_sizes = {64};
+    ASSIGN_OR_RETURN(device, DeviceConnection::Open(socket, options));
+    ram = device->ram();
+    queue = device->queue();
     return absl::OkStatus();
   }
 
@@ -102,22 +95,18 @@ struct Guest {
 
 class I2cDaemonTest : public ::testing::Test {
  protected:
+  void SetUp() override { ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("i2c")); }
   void StartDaemon(std::vector<std::string> args) {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("i2c"));
-    socket_ = dir_->File("sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-i2c/vhost-user-i2c");
-    options.args = {"--socket-path=" + socket_};
-    options.args.insert(options.args.end(), args.begin(), args.end());
+    socket_ = session_->socket();
+    args.insert(args.begin(), "--socket-path=" + socket_);
     bool several = false;
     for (const std::string& a : args) several |= a.rfind("--socket-count", 0) == 0;
-    options.socket_path = several ? socket_ + "1" : socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-i2c/vhost-user-i2c"), args,
+                              several ? socket_ + "1" : socket_));
   }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string socket_;
-  std::unique_ptr<DaemonProcess> daemon_;
 };
 
 TEST_F(I2cDaemonTest, EepromRoundTripAndErrors) {
@@ -146,7 +135,7 @@ TEST_F(I2cDaemonTest, EepromRoundTripAndErrors) {
   // A header cut short (a read: nothing else is readable to make up the 8 bytes).
   std::vector<Msg> shorty{{0x50, true, std::vector<uint8_t>(1)}};
   EXPECT_EQ(guest.Transfer(shorty, 6), std::vector<uint8_t>{kErr});
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(I2cDaemonTest, SeveralGuestsHaveTheirOwnSimulatedBus) {
@@ -164,14 +153,11 @@ TEST_F(I2cDaemonTest, SeveralGuestsHaveTheirOwnSimulatedBus) {
 }
 
 TEST_F(I2cDaemonTest, UnknownHostAdapterIsAUsageError) {
-  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("i2c"));
-  DaemonProcess::Options options;
-  options.binary = RunfilePath("vhost-user-i2c/vhost-user-i2c");
-  options.args = {"--socket-path=" + dir_->File("sock"), "--device-list=250:0x50"};
-  options.socket_path = dir_->File("sock");
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
-  ASSERT_FALSE(daemon.ok());
-  EXPECT_NE(daemon.status().ToString().find("0x200"), std::string::npos) << daemon.status();
+  const absl::Status started =
+      session_->Start(RunfilePath("vhost-user-i2c/vhost-user-i2c"),
+                      {"--socket-path=" + session_->socket(), "--device-list=250:0x50"});
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.ToString().find("0x200"), std::string::npos) << started;
 }
 
 }  // namespace

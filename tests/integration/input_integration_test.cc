@@ -14,21 +14,18 @@
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/control_client.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::UsedElement;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
@@ -36,40 +33,30 @@ constexpr absl::Duration kTimeout = absl::Seconds(10);
 class InputDaemonTest : public ::testing::Test {
  protected:
   void StartDaemon(const std::string& kind, bool packed = false, const std::string& script = "") {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("input"));
-    socket_ = dir_->File("sock");
-    control_ = dir_->File("ctl");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-input/vhost-user-input");
-    options.args = {"--socket-path=" + socket_, "--virtual-device=" + kind,
-                    "--control-socket=" + control_};
-    if (packed) options.args.push_back("--packed-ring");
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("input"));
+    control_ = session_->File("ctl");
+    std::vector<std::string> args = {"--socket-path=" + session_->socket(),
+                                     "--virtual-device=" + kind, "--control-socket=" + control_};
+    if (packed) args.push_back("--packed-ring");
     if (!script.empty()) {
-      const std::string path = dir_->File("script");
+      const std::string path = session_->File("script");
       FILE* f = fopen(path.c_str(), "w");
       fputs(script.c_str(), f);
       fclose(f);
-      options.args.push_back("--script=" + path);
+      args.push_back("--script=" + path);
     }
-    options.socket_path = socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
-    ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket_));
-    ASSERT_OK(frontend_->Handshake());
-    ASSERT_OK(frontend_
-                  ->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
-                                      (packed ? Bit(kFeatureRingPacked) : 0))
-                  .status());
-    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(4 << 20));
-    ASSERT_OK(frontend_->SetMemTable(*ram_));
-    for (uint32_t i = 0; i < 2; ++i) {
-      QueueConfig config;
-      config.index = i;
-      config.size = 64;
-      config.event_idx = true;
-      config.layout = packed ? testing::RingLayout::kPacked : testing::RingLayout::kSplit;
-      ASSERT_OK_AND_ASSIGN(queues_[i], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
-    }
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-input/vhost-user-input"), args));
+    DeviceOptions options;
+    options.features =
+        Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | (packed ? Bit(kFeatureRingPacked) : 0);
+    options.required_features = options.features;
+    options.ram_size = 4 << 20;
+    options.queue_sizes = {64, 64};
+    ASSERT_OK_AND_ASSIGN(device_, session_->Open(options));
+    frontend_ = device_->frontend();
+    ram_ = device_->ram();
   }
+  FrontendQueue* queue(int i) { return device_->queue(i); }
 
   // Sends command lines to the control socket; returns the replies.
   std::string Command(const std::string& lines) {
@@ -84,10 +71,10 @@ class InputDaemonTest : public ::testing::Test {
     for (int i = 0; i < count; ++i) {
       absl::StatusOr<uint64_t> gpa = ram_->Allocate(sizeof(virtio_input_event));
       EXPECT_OK(gpa);
-      EXPECT_OK(queues_[0]->ring().AddChain({}, {{*gpa, sizeof(virtio_input_event)}}));
+      EXPECT_OK(queue(0)->ring().AddChain({}, {{*gpa, sizeof(virtio_input_event)}}));
       gpas.push_back(*gpa);
     }
-    EXPECT_OK(queues_[0]->Submit());
+    EXPECT_OK(queue(0)->Submit());
     return gpas;
   }
 
@@ -95,7 +82,7 @@ class InputDaemonTest : public ::testing::Test {
   std::vector<virtio_input_event> Events(int count) {
     std::vector<virtio_input_event> events;
     for (int i = 0; i < count; ++i) {
-      absl::StatusOr<UsedElement> used = queues_[0]->WaitForUsed(kTimeout);
+      absl::StatusOr<UsedElement> used = queue(0)->WaitForUsed(kTimeout);
       EXPECT_OK(used);
       if (!used.ok()) break;
       EXPECT_EQ(used->len, sizeof(virtio_input_event));
@@ -114,12 +101,11 @@ class InputDaemonTest : public ::testing::Test {
     return config;
   }
 
-  std::unique_ptr<TempDir> dir_;
-  std::string socket_, control_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<FrontendQueue> queues_[2];
+  std::unique_ptr<DaemonSession> session_;
+  std::string control_;
+  std::unique_ptr<DeviceConnection> device_;
+  Frontend* frontend_ = nullptr;  // device_'s
+  GuestRam* ram_ = nullptr;
   std::map<uint32_t, virtio_input_event> event_at_;
 };
 
@@ -143,7 +129,7 @@ TEST_F(InputDaemonTest, KeyboardConfigSelectors) {
   const uint8_t byte = 9;
   EXPECT_FALSE(frontend_->SetConfig(2, absl::MakeConstSpan(&byte, 1)).ok());
   EXPECT_FALSE(frontend_->SetConfig(8, absl::MakeConstSpan(&byte, 1)).ok());
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(InputDaemonTest, TabletAxes) {
@@ -162,7 +148,7 @@ TEST_F(InputDaemonTest, KeyPressArrivesAsAReport) {
     EXPECT_EQ(Command("press KEY_A\n"), "ok\n");
     std::vector<virtio_input_event> events;
     for (int i = 0; i < 4; ++i) {
-      ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
+      ASSERT_OK(queue(0)->WaitForUsed(kTimeout).status());
       virtio_input_event e;
       std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
       events.push_back(e);
@@ -182,7 +168,7 @@ TEST_F(InputDaemonTest, ScriptReplaysOnceTheDriverIsReady) {
   const std::vector<uint64_t> gpas = GiveEventBuffers(12);  // a: 4 events, B: shift + 6
   std::vector<uint16_t> presses;
   for (int i = 0; i < 10; ++i) {
-    ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
+    ASSERT_OK(queue(0)->WaitForUsed(kTimeout).status());
     virtio_input_event e;
     std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
     if (e.type == EV_KEY && e.value == 1) presses.push_back(e.code);
@@ -199,7 +185,7 @@ TEST_F(InputDaemonTest, EventsWaitForBuffersInOrder) {
   const std::vector<uint64_t> gpas = GiveEventBuffers(8);  // 3 + 3 + 2 events
   std::vector<virtio_input_event> events;
   for (int i = 0; i < 8; ++i) {
-    ASSERT_OK(queues_[0]->WaitForUsed(kTimeout).status());
+    ASSERT_OK(queue(0)->WaitForUsed(kTimeout).status());
     virtio_input_event e;
     std::memcpy(&e, ram_->HostAddress(gpas[i], sizeof(e)), sizeof(e));
     events.push_back(e);
@@ -224,15 +210,15 @@ TEST_F(InputDaemonTest, BadCommandsAndStatusEventsAreRefusedCleanly) {
     ASSERT_OK_AND_ASSIGN(const uint64_t gpa, ram_->Allocate(8));
     virtio_input_event e{type, code, 1};
     std::memcpy(ram_->HostAddress(gpa, 8), &e, 8);
-    ASSERT_OK(queues_[1]->ring().AddChain({{gpa, len}}, {}));
-    ASSERT_OK(queues_[1]->Submit());
-    ASSERT_OK_AND_ASSIGN(const UsedElement used, queues_[1]->WaitForUsed(kTimeout));
+    ASSERT_OK(queue(1)->ring().AddChain({{gpa, len}}, {}));
+    ASSERT_OK(queue(1)->Submit());
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue(1)->WaitForUsed(kTimeout));
     EXPECT_EQ(used.len, 0u);
   }
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
   GiveEventBuffers(2);
   EXPECT_EQ(Command("key KEY_B 1\n"), "ok\n");
-  EXPECT_OK(queues_[0]->WaitForUsed(kTimeout).status());
+  EXPECT_OK(queue(0)->WaitForUsed(kTimeout).status());
 }
 
 }  // namespace

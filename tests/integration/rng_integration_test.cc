@@ -57,6 +57,7 @@ class RngDaemonTest : public ::testing::Test {
     options.required_features = options.features;
     options.ram_size = kRamSize;
     options.queue_sizes = {128};
+    device_.reset();  // the daemon serves one front end at a time
     ASSERT_OK_AND_ASSIGN(device_, session_->Open(options));
     frontend_ = device_->frontend();
     ram_ = device_->ram();
@@ -134,7 +135,6 @@ TEST_F(RngDaemonTest, ServesConcurrentRequestsOnEveryRingLayout) {
     for (bool event_idx : {false, true}) {
       SCOPED_TRACE(::testing::Message()
                    << "packed=" << (layout == RingLayout::kPacked) << " event_idx=" << event_idx);
-      device_.reset();
       Open(layout, event_idx);
       std::vector<std::pair<uint64_t, uint32_t>> requests;
       for (uint32_t len : {64u, 4096u, 1u, 65536u, 64u}) requests.push_back({Request(len), len});
