@@ -29,18 +29,13 @@ absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string&
                                                               bool busy_poll) {
   std::unique_ptr<FuseClient> c(new FuseClient());
   c->busy_poll_ = busy_poll;
-  ASSIGN_OR_RETURN(c->frontend_, Frontend::Connect(socket));
-  RETURN_IF_ERROR(c->frontend_->Handshake());
-  RETURN_IF_ERROR(c->frontend_->NegotiateFeatures(Bit(kFeatureVersion1)).status());
-  ASSIGN_OR_RETURN(c->ram_, GuestRam::Create(16 << 20));
-  RETURN_IF_ERROR(c->frontend_->SetMemTable(*c->ram_));
-  for (uint32_t i = 0; i < 2; ++i) {
-    QueueConfig config;
-    config.index = i;
-    config.size = 128;
-    ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(c->frontend_.get(), c->ram_.get(), config));
-    (i == 0 ? c->hiprio_ : c->requests_) = std::move(queue);
-  }
+  DeviceOptions options;
+  options.queue_sizes = {128, 128};
+  ASSIGN_OR_RETURN(c->device_, DeviceConnection::Open(socket, options));
+  c->frontend_ = c->device_->frontend();
+  c->ram_ = c->device_->ram();
+  c->hiprio_ = c->device_->queue(0);
+  c->requests_ = c->device_->queue(1);
   ASSIGN_OR_RETURN(c->in_gpa_, c->ram_->Allocate(kMaxData + 64 * 1024, 4096, &c->in_));
   ASSIGN_OR_RETURN(c->out_gpa_, c->ram_->Allocate(kMaxData + 64 * 1024, 4096, &c->out_));
   fuse_init_in init{};

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
 #include "tests/frontend/queue.h"
@@ -62,9 +63,10 @@ class FuseClient {
   absl::StatusOr<uint32_t> SubmitInPlace(uint32_t len, uint32_t room);
   fuse_in_header Header(uint32_t opcode, uint64_t nodeid, uint32_t len);
 
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<FrontendQueue> hiprio_, requests_;
+  std::unique_ptr<DeviceConnection> device_;
+  Frontend* frontend_;  // device_'s
+  GuestRam* ram_;
+  FrontendQueue *hiprio_, *requests_;
   uint64_t in_gpa_ = 0, out_gpa_ = 0;
   uint8_t* in_ = nullptr;
   uint8_t* out_ = nullptr;

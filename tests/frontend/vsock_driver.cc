@@ -16,23 +16,18 @@ constexpr uint32_t kCreditUpdateEvery = 64 * 1024;
 absl::StatusOr<std::unique_ptr<VsockDriver>> VsockDriver::Start(const std::string& socket,
                                                                 const Options& options) {
   std::unique_ptr<VsockDriver> d(new VsockDriver(options));
-  ASSIGN_OR_RETURN(d->frontend_, Frontend::Connect(socket));
-  RETURN_IF_ERROR(d->frontend_->Handshake());
-  uint64_t wanted = Bit(kFeatureVersion1);
-  if (options.event_idx) wanted |= Bit(kFeatureEventIdx);
-  if (options.seqpacket) wanted |= Bit(VIRTIO_VSOCK_F_SEQPACKET);
-  ASSIGN_OR_RETURN(uint64_t acked, d->frontend_->NegotiateFeatures(wanted));
-  (void)acked;
-  ASSIGN_OR_RETURN(d->ram_, GuestRam::Create(64 << 20));
-  RETURN_IF_ERROR(d->frontend_->SetMemTable(*d->ram_));
-  for (uint32_t i = 0; i < 3; ++i) {
-    QueueConfig config;
-    config.index = i;
-    config.size = i == 2 ? 16 : 256;
-    config.event_idx = options.event_idx;
-    ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(d->frontend_.get(), d->ram_.get(), config));
-    (i == 0 ? d->rx_ : i == 1 ? d->tx_ : d->event_) = std::move(queue);
-  }
+  DeviceOptions device;
+  device.features = Bit(kFeatureVersion1);
+  if (options.event_idx) device.features |= Bit(kFeatureEventIdx);
+  if (options.seqpacket) device.features |= Bit(VIRTIO_VSOCK_F_SEQPACKET);
+  device.ram_size = 64 << 20;
+  device.queue_sizes = {256, 256, 16};  // rx, tx, event
+  ASSIGN_OR_RETURN(d->device_, DeviceConnection::Open(socket, device));
+  d->frontend_ = d->device_->frontend();
+  d->ram_ = d->device_->ram();
+  d->rx_ = d->device_->queue(0);
+  d->tx_ = d->device_->queue(1);
+  d->event_ = d->device_->queue(2);
   for (uint32_t i = 0; i < options.rx_buffers; ++i) {
     uint8_t* host;
     ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(kHeader + kRxBufferSize, 64, &host));

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
 #include "tests/frontend/queue.h"
@@ -105,9 +106,10 @@ class VsockDriver {
   void Dispatch(const virtio_vsock_hdr& h, const std::string& payload);
 
   Options options_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<FrontendQueue> rx_, tx_, event_;
+  std::unique_ptr<DeviceConnection> device_;
+  Frontend* frontend_;  // device_'s
+  GuestRam* ram_;
+  FrontendQueue *rx_, *tx_, *event_;
   std::map<uint16_t, uint8_t*> rx_buffers_;              // descriptor id -> buffer
   std::map<uint16_t, uint64_t> rx_gpa_;                  // descriptor id -> its guest address
   std::vector<std::pair<uint64_t, uint8_t*>> free_rx_;   // gpa, host pointer

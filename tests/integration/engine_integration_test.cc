@@ -19,7 +19,7 @@
 #include "common/runtime/daemon.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/event_fd.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
@@ -30,6 +30,7 @@ namespace vhost {
 namespace {
 
 using frontend::DaemonProcess;
+using frontend::DaemonSession;
 using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
@@ -44,14 +45,15 @@ constexpr uint8_t kNeedsReset = 0x40;
 class EngineDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("engine"));
-    socket_ = dir_->File("sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-rng/vhost-user-rng");
-    options.args = {"--socket-path=" + socket_};
-    options.socket_path = socket_;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("engine"));
+    socket_ = session_->socket();
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-rng/vhost-user-rng"),
+                              {"--socket-path=" + socket_}));
   }
+  DaemonProcess* daemon() { return session_->daemon(); }
+
+  // The front end's steps are its own here (Connect stops before the memory table, tests break
+  // what comes after), not DeviceConnection's.
 
   // Negotiation and memory table, no queue yet.
   void Connect() {
@@ -88,7 +90,7 @@ class EngineDaemonTest : public ::testing::Test {
   }
 
   void ExpectServesNextConnection() {
-    ASSERT_TRUE(daemon_->IsAlive());
+    ASSERT_TRUE(daemon()->IsAlive());
     queue_.reset();
     frontend_.reset();
     ram_.reset();
@@ -97,9 +99,8 @@ class EngineDaemonTest : public ::testing::Test {
     ASSERT_OK(queue_->Stop(frontend_.get()).status());
   }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string socket_;
-  std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<GuestRam> ram_;
   std::unique_ptr<FrontendQueue> queue_;
@@ -152,7 +153,7 @@ TEST_F(EngineDaemonTest, TruncatedGuestMemoryBreaksTheQueueNotTheDaemon) {
   ASSERT_EQ(ftruncate(ram_->region(0).fd.get(), 0), 0);
   ASSERT_OK(queue_->Kick());
   ExpectQueueBroken();
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
   ASSERT_OK(queue_->Stop(frontend_.get()).status());
   ExpectServesNextConnection();
 }
@@ -170,7 +171,7 @@ TEST_F(EngineDaemonTest, MemoryFileShorterThanItsRegionIsRefused) {
 TEST_F(EngineDaemonTest, ServesWithoutCapabilities) {
   Open();
   ExpectRequestServed();  // serving: past the point where capabilities are dropped
-  std::ifstream status("/proc/" + std::to_string(daemon_->pid()) + "/status");
+  std::ifstream status("/proc/" + std::to_string(daemon()->pid()) + "/status");
   ASSERT_TRUE(status.is_open());
   int seen = 0;
   for (std::string line; std::getline(status, line);) {

@@ -18,16 +18,15 @@
 #include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/fuse_client.h"
 #include "tests/integration/runfiles.h"
 
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
+using frontend::DaemonSession;
 using frontend::FuseClient;
-using frontend::TempDir;
 using testing::StatusIs;
 
 constexpr uint64_t kRoot = 1;
@@ -69,22 +68,19 @@ int UniqueFdOfProc() {
 class FsDaemonTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("fs"));
-    shared_ = dir_->File("shared");
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("fs"));
+    shared_ = session_->File("shared");
     mkdir(shared_.c_str(), 0755);
     std::ofstream(shared_ + "/host.txt") << "from the host";
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
-    options.args = {"--socket-path=" + dir_->File("sock"), "--shared-dir=" + shared_,
-                    absl::StrCat("--thread-pool-size=", GetParam())};
-    options.socket_path = dir_->File("sock");
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
-    ASSERT_OK_AND_ASSIGN(fs_, FuseClient::Start(dir_->File("sock")));
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-fs/vhost-user-fs"),
+                              {"--socket-path=" + session_->socket(), "--shared-dir=" + shared_,
+                               absl::StrCat("--thread-pool-size=", GetParam())}));
+    ASSERT_OK_AND_ASSIGN(fs_, FuseClient::Start(session_->socket()));
   }
+  pid_t daemon_pid() { return session_->daemon()->pid(); }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string shared_;
-  std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<FuseClient> fs_;
 };
 
@@ -167,18 +163,18 @@ TEST_P(FsDaemonTest, HostileRequests) {
   EXPECT_THAT(fs_->Lookup(kRoot, "../etc").status(), StatusIs(absl::StatusCode::kInvalidArgument));
   // A handle never opened.
   EXPECT_FALSE(fs_->Read(kRoot, 999, 0, 10).ok());
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
   ASSERT_OK_AND_ASSIGN(fuse_entry_out still, fs_->Lookup(kRoot, "host.txt"));
   EXPECT_NE(still.nodeid, 0u);
 }
 
 TEST_P(FsDaemonTest, NamespaceSandboxRootIsTheSharedDirectory) {
   // The default --sandbox=namespace: the daemon's root directory is the shared one.
-  const std::string root = absl::StrCat("/proc/", daemon_->pid(), "/root/host.txt");
+  const std::string root = absl::StrCat("/proc/", daemon_pid(), "/root/host.txt");
   std::ifstream f(root);
   std::string content((std::istreambuf_iterator<char>(f)), {});
   EXPECT_EQ(content, "from the host");
-  EXPECT_FALSE(std::ifstream(absl::StrCat("/proc/", daemon_->pid(), "/root/etc/passwd")).good());
+  EXPECT_FALSE(std::ifstream(absl::StrCat("/proc/", daemon_pid(), "/root/etc/passwd")).good());
 }
 
 // Under the sandbox and seccomp policy in force: a FIFO is never opened (the daemon answers the
@@ -207,7 +203,7 @@ TEST_P(FsDaemonTest, SpecialFilesAndSetuidBits) {
   EXPECT_EQ(n, 1u);
   ASSERT_EQ(stat((shared_ + "/suid").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
   ASSERT_OK_AND_ASSIGN(fuse_attr attr, fs_->GetAttr(kRoot));
   EXPECT_TRUE(S_ISDIR(attr.mode));
 }
@@ -220,31 +216,24 @@ INSTANTIATE_TEST_SUITE_P(ThreadPool, FsDaemonTest, ::testing::Values(0, 4));
 class FsUnprivilegedTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(FsUnprivilegedTest, UserNamespaceSandboxAsNobody) {
-  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-nobody"));
-  chmod(dir->path().c_str(), 0777);
-  const std::string shared = dir->File("shared");
+  ASSERT_OK_AND_ASSIGN(auto session, DaemonSession::Create("fs-nobody"));
+  chmod(session->dir().c_str(), 0777);
+  const std::string shared = session->File("shared");
   mkdir(shared.c_str(), 0755);
   ASSERT_EQ(chown(shared.c_str(), 65534, 65534), 0);
   // The runfiles tree may not be readable by nobody: a copy of the binary is.
-  const std::string binary = dir->File("vhost-user-fs");
+  const std::string binary = session->File("vhost-user-fs");
   {
     std::ifstream in(RunfilePath("vhost-user-fs/vhost-user-fs"), std::ios::binary);
     std::ofstream out(binary, std::ios::binary);
     out << in.rdbuf();
   }
   chmod(binary.c_str(), 0755);
-  DaemonProcess::Options options;
-  options.binary = "setpriv";
-  options.args = {"--reuid=65534",
-                  "--regid=65534",
-                  "--clear-groups",
-                  binary,
-                  "--socket-path=" + dir->File("sock"),
-                  "--shared-dir=" + shared,
-                  absl::StrCat("--thread-pool-size=", GetParam())};
-  options.socket_path = dir->File("sock");
-  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
-  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK(
+      session->Start("setpriv", {"--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                                 "--socket-path=" + session->socket(), "--shared-dir=" + shared,
+                                 absl::StrCat("--thread-pool-size=", GetParam())}));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(session->socket()));
   ASSERT_OK_AND_ASSIGN(auto created, fs->Create(kRoot, "made-by-guest"));
   ASSERT_OK_AND_ASSIGN(uint32_t n, fs->Write(created.first, created.second, 0, "data"));
   EXPECT_EQ(n, 4u);
@@ -297,30 +286,27 @@ void ExpectKeptDirectoriesInside(pid_t pid, const std::string& shared, bool chro
 }
 
 TEST_P(FsDaemonTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
-  ExpectKeptDirectoriesInside(daemon_->pid(), shared_);
+  ExpectKeptDirectoriesInside(daemon_pid(), shared_);
 }
 
 TEST(FsChrootTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
-  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-chroot"));
-  const std::string shared = dir->File("shared");
+  ASSERT_OK_AND_ASSIGN(auto session, DaemonSession::Create("fs-chroot"));
+  const std::string shared = session->File("shared");
   mkdir(shared.c_str(), 0755);
-  DaemonProcess::Options options;
-  options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
-  options.args = {"--socket-path=" + dir->File("sock"), "--shared-dir=" + shared,
-                  "--sandbox=chroot"};
-  options.socket_path = dir->File("sock");
-  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
-  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK(session->Start(
+      RunfilePath("vhost-user-fs/vhost-user-fs"),
+      {"--socket-path=" + session->socket(), "--shared-dir=" + shared, "--sandbox=chroot"}));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(session->socket()));
   ASSERT_OK_AND_ASSIGN(fuse_entry_out up, fs->Lookup(kRoot, ".."));
   EXPECT_EQ(up.nodeid, kRoot);
-  ExpectKeptDirectoriesInside(daemon->pid(), shared, /*chroot=*/true);
+  ExpectKeptDirectoriesInside(session->daemon()->pid(), shared, /*chroot=*/true);
 }
 
 // --posix-lock: a front end that goes away while the guest's SETLKW waits for a lock a host
 // process holds does not hold the daemon up: it serves the next front end and exits on SIGTERM.
 TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
-  ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Create("fs-lock"));
-  const std::string shared = dir->File("shared");
+  ASSERT_OK_AND_ASSIGN(auto session, DaemonSession::Create("fs-lock"));
+  const std::string shared = session->File("shared");
   mkdir(shared.c_str(), 0755);
   std::ofstream(shared + "/locked") << "data";
   struct stat st;
@@ -331,17 +317,14 @@ TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   ASSERT_EQ(fcntl(host_fd, F_OFD_SETLK, &fl), 0);
-  DaemonProcess::Options options;
-  options.binary = RunfilePath("vhost-user-fs/vhost-user-fs");
-  options.args = {"--socket-path=" + dir->File("sock"), "--shared-dir=" + shared, "--posix-lock",
-                  "--thread-pool-size=2"};
-  options.socket_path = dir->File("sock");
-  ASSERT_OK_AND_ASSIGN(auto daemon, DaemonProcess::Start(options));
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-fs/vhost-user-fs"),
+                           {"--socket-path=" + session->socket(), "--shared-dir=" + shared,
+                            "--posix-lock", "--thread-pool-size=2"}));
   // The first front end, in a process of its own that is killed while its SETLKW waits.
   const pid_t front_end = fork();
   ASSERT_GE(front_end, 0);
   if (front_end == 0) {
-    auto fs = FuseClient::Start(dir->File("sock"));
+    auto fs = FuseClient::Start(session->socket());
     if (!fs.ok()) _exit(2);
     auto entry = (*fs)->Lookup(kRoot, "locked");
     if (!entry.ok()) _exit(3);
@@ -358,13 +341,13 @@ TEST(FsLockTest, DisconnectWhileASetlkwWaits) {
   int status;
   ASSERT_EQ(waitpid(front_end, &status, 0), front_end);
   // The next front end is served; the guest's wait is over, the host's lock untouched.
-  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(dir->File("sock")));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(session->socket()));
   ASSERT_OK_AND_ASSIGN(fuse_entry_out entry, fs->Lookup(kRoot, "locked"));
   EXPECT_NE(entry.nodeid, 0u);
   EXPECT_EQ(testing::LockWaiters(st.st_ino), 0);
   fs.reset();
-  ASSERT_OK(daemon->Signal(SIGTERM));
-  ASSERT_OK_AND_ASSIGN(int exit_status, daemon->Wait(absl::Seconds(30)));
+  ASSERT_OK(session->daemon()->Signal(SIGTERM));
+  ASSERT_OK_AND_ASSIGN(int exit_status, session->daemon()->Wait(absl::Seconds(30)));
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << exit_status;
   close(host_fd);
 }

@@ -21,7 +21,7 @@
 #include "common/base/unique_fd.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/vsock_driver.h"
 #include "tests/integration/runfiles.h"
 
@@ -29,7 +29,7 @@ namespace vhost {
 namespace {
 
 using frontend::DaemonProcess;
-using frontend::TempDir;
+using frontend::DaemonSession;
 using frontend::VsockDriver;
 using frontend::VsockStream;
 
@@ -147,45 +147,39 @@ class EchoServer {
 
 class VsockDaemonTest : public ::testing::Test {
  protected:
-  void StartDaemon(std::vector<std::string> args = {}) {
-    ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
-    socket_ = dir_->File("vhost.sock");
-    uds_ = dir_->File("v.sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-vsock/vhost-user-vsock");
-    if (args.empty()) {
-      options.args = {"--socket-path=" + socket_, "--uds-path=" + uds_, "--guest-cid=3"};
-      options.socket_path = socket_;
-    } else {
-      options.args = args;
-      options.socket_path = dir_->File("b.sock");
-    }
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("vsock"));
+    socket_ = session_->File("vhost.sock");
+    uds_ = session_->File("v.sock");
   }
+  // Without `args`, one VM on socket_ with uds_; with them, they name b.sock (waited for).
+  void StartDaemon(std::vector<std::string> args = {}) {
+    const bool default_vm = args.empty();
+    if (default_vm) args = {"--socket-path=" + socket_, "--uds-path=" + uds_, "--guest-cid=3"};
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-vsock/vhost-user-vsock"), args,
+                              default_vm ? socket_ : session_->File("b.sock")));
+  }
+  DaemonProcess* daemon() { return session_->daemon(); }
   // The daemon as a host should run it, under a memory limit: a hostile guest's claim of
   // gigabytes must be refused before it is allocated, else the daemon dies (with every VM it
   // serves). `args` name `socket`, the one to wait for.
   void StartDaemonUnderMemoryLimit(std::vector<std::string> args, const std::string& socket) {
-    DaemonProcess::Options options;
-    options.binary = "/bin/sh";
     // ASan reserves terabytes of address space: there, its allocator is capped instead.
-    options.args = {"-c",
-                    kAsan
-                        ? "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=1024 "
-                          "exec \"$0\" \"$@\""
-                        : "ulimit -v 2097152 && exec \"$0\" \"$@\"",
-                    RunfilePath("vhost-user-vsock/vhost-user-vsock")};
-    options.args.insert(options.args.end(), args.begin(), args.end());
-    options.socket_path = socket;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    std::vector<std::string> sh_args = {
+        "-c",
+        kAsan ? "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=1024 "
+                "exec \"$0\" \"$@\""
+              : "ulimit -v 2097152 && exec \"$0\" \"$@\"",
+        RunfilePath("vhost-user-vsock/vhost-user-vsock")};
+    sh_args.insert(sh_args.end(), args.begin(), args.end());
+    ASSERT_OK(session_->Start("/bin/sh", sh_args, socket));
   }
   void StartGuest(VsockDriver::Options options = {}) {
     ASSERT_OK_AND_ASSIGN(guest_, VsockDriver::Start(socket_, options));
   }
 
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string socket_, uds_;
-  std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<VsockDriver> guest_;
 };
 
@@ -259,7 +253,7 @@ TEST_F(VsockDaemonTest, RefusedBothWays) {
   UniqueFd bad = ConnectUnix(uds_);
   ASSERT_TRUE(WriteAll(bad.get(), "HELLO 6000\n"));
   EXPECT_EQ(ReadUpTo(bad.get(), 100), "");
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(VsockDaemonTest, HostVanishingMidTransferResetsTheGuest) {
@@ -278,7 +272,7 @@ TEST_F(VsockDaemonTest, HostVanishingMidTransferResetsTheGuest) {
     guest_->Pump(absl::Milliseconds(1));
   }
   EXPECT_TRUE(s->reset || s->peer_shut_send);
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(VsockDaemonTest, SeqpacketKeepsMessageBoundaries) {
@@ -364,7 +358,7 @@ TEST_F(VsockDaemonTest, HostilePackets) {
   ASSERT_OK(guest_->Write(s, "still fine"));
   ASSERT_OK_AND_ASSIGN(std::string back, guest_->Read(s, 10));
   EXPECT_EQ(back, "still fine");
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(VsockDaemonTest, GuestOverrunningCreditIsReset) {
@@ -382,7 +376,7 @@ TEST_F(VsockDaemonTest, GuestOverrunningCreditIsReset) {
     s->peer_buf_alloc = 1u << 30;
   }
   EXPECT_TRUE(s->reset);
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(VsockDaemonTest, GuestWithoutRxBuffersKeepsTheDaemonBounded) {
@@ -416,17 +410,13 @@ TEST_F(VsockDaemonTest, GuestWithoutRxBuffersKeepsTheDaemonBounded) {
 }
 
 TEST_F(VsockDaemonTest, SiblingVmsInOneGroupReachEachOther) {
-  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
-  const std::string a = dir_->File("a.sock"), b = dir_->File("b.sock"), c = dir_->File("c.sock");
-  const std::string vms =
-      absl::StrCat("guest-cid=3,socket=", a, ",uds-path=", dir_->File("a.vsock"), ",groups=g1;",
-                   "guest-cid=4,socket=", b, ",uds-path=", dir_->File("b.vsock"), ",groups=g1+g2;",
-                   "guest-cid=5,socket=", c, ",uds-path=", dir_->File("c.vsock"), ",groups=g2");
-  DaemonProcess::Options options;
-  options.binary = RunfilePath("vhost-user-vsock/vhost-user-vsock");
-  options.args = {"--vm=" + vms};
-  options.socket_path = c;
-  ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+  const std::string a = session_->File("a.sock"), b = session_->File("b.sock"),
+                    c = session_->File("c.sock");
+  const std::string vms = absl::StrCat(
+      "guest-cid=3,socket=", a, ",uds-path=", session_->File("a.vsock"), ",groups=g1;",
+      "guest-cid=4,socket=", b, ",uds-path=", session_->File("b.vsock"), ",groups=g1+g2;",
+      "guest-cid=5,socket=", c, ",uds-path=", session_->File("c.vsock"), ",groups=g2");
+  ASSERT_OK(session_->Start(RunfilePath("vhost-user-vsock/vhost-user-vsock"), {"--vm=" + vms}, c));
   VsockDriver::Options oa, ob, oc;
   oa.guest_cid = 3;
   ob.guest_cid = 4;
@@ -457,9 +447,6 @@ TEST_F(VsockDaemonTest, SiblingVmsInOneGroupReachEachOther) {
 }
 
 TEST_F(VsockDaemonTest, HugeClaimOnASeqpacketConnectionUnderAMemoryLimitIsReset) {
-  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
-  socket_ = dir_->File("vhost.sock");
-  uds_ = dir_->File("v.sock");
   StartDaemonUnderMemoryLimit({"--socket-path=" + socket_, "--uds-path=" + uds_, "--guest-cid=3"},
                               socket_);
   UniqueFd listener = Listen(uds_ + "_88", SOCK_SEQPACKET);
@@ -483,7 +470,7 @@ TEST_F(VsockDaemonTest, HugeClaimOnASeqpacketConnectionUnderAMemoryLimitIsReset)
   ASSERT_OK(guest_->SendAliased(h, 0xffffffffu - sizeof(h)));
   EXPECT_TRUE(guest_->WaitForPeerClose(s));
   EXPECT_TRUE(s->reset);
-  ASSERT_TRUE(daemon_->IsAlive()) << "exit status " << daemon_->exit_status();
+  ASSERT_TRUE(daemon()->IsAlive()) << "exit status " << daemon()->exit_status();
   // It still serves.
   ASSERT_OK_AND_ASSIGN(s, guest_->Connect(2, 88, VIRTIO_VSOCK_TYPE_SEQPACKET));
   UniqueFd host2(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -494,11 +481,10 @@ TEST_F(VsockDaemonTest, HugeClaimOnASeqpacketConnectionUnderAMemoryLimitIsReset)
 }
 
 TEST_F(VsockDaemonTest, HugeClaimForASiblingVmUnderAMemoryLimitIsReset) {
-  ASSERT_OK_AND_ASSIGN(dir_, TempDir::Create("vsock"));
-  const std::string a = dir_->File("a.sock"), b = dir_->File("b.sock");
+  const std::string a = session_->File("a.sock"), b = session_->File("b.sock");
   StartDaemonUnderMemoryLimit(
-      {absl::StrCat("--vm=guest-cid=3,socket=", a, ",uds-path=", dir_->File("a.vsock"),
-                    ";guest-cid=4,socket=", b, ",uds-path=", dir_->File("b.vsock"))},
+      {absl::StrCat("--vm=guest-cid=3,socket=", a, ",uds-path=", session_->File("a.vsock"),
+                    ";guest-cid=4,socket=", b, ",uds-path=", session_->File("b.vsock"))},
       b);
   VsockDriver::Options oa, ob;
   oa.guest_cid = 3;
@@ -518,7 +504,7 @@ TEST_F(VsockDaemonTest, HugeClaimForASiblingVmUnderAMemoryLimitIsReset) {
   ASSERT_OK_AND_ASSIGN(auto reply, vm_a->Receive(absl::Seconds(10)));
   EXPECT_EQ(reply.first.op, VIRTIO_VSOCK_OP_RST);
   EXPECT_EQ(uint64_t{reply.first.src_cid}, 4u);
-  ASSERT_TRUE(daemon_->IsAlive()) << "exit status " << daemon_->exit_status();
+  ASSERT_TRUE(daemon()->IsAlive()) << "exit status " << daemon()->exit_status();
   // Both VMs keep their vsock: A still reaches B.
   vm_b->Listen(7);
   VsockStream* at_b = nullptr;
