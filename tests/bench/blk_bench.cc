@@ -28,10 +28,7 @@
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
 #include "tests/frontend/blk_request.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 DEFINE_double(seconds, 2.0, "Measured time per case and run");
@@ -47,12 +44,10 @@ namespace {
 using frontend::AddBlkRequest;
 using frontend::AllocateBlkRequest;
 using frontend::BlkRequest;
-using frontend::DaemonProcess;
-using frontend::Frontend;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::FrontendQueue;
-using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::UsedElement;
 
 constexpr uint64_t kFileBytes = 512 << 20;
@@ -84,55 +79,42 @@ class Session {
  public:
   // `ours`: our daemon, else qemu-storage-daemon; `null`: null backing, else the file.
   absl::Status Start(bool ours, bool null, int queues) {
-    ASSIGN_OR_RETURN(dir_, TempDir::Create("blkbench"));
-    const std::string sock = dir_->File("sock");
-    DaemonProcess::Options options;
-    options.binary = "taskset";
-    options.socket_path = sock;
+    ASSIGN_OR_RETURN(session_, DaemonSession::Create("blkbench"));
+    const std::string& sock = session_->socket();
+    std::vector<std::string> args;
     if (ours) {
-      options.args = {"-c",
-                      "0",
-                      RunfilePath("vhost-user-blk/vhost-user-blk"),
-                      "--socket-path=" + sock,
-                      absl::StrCat("--num-queues=", queues),
-                      "--minloglevel=1"};
-      options.args.push_back(null ? absl::StrCat("--null-size=", kNullBytes)
-                                  : "--blk-file=" + FLAGS_file);
+      args = {"-c",
+              "0",
+              RunfilePath("vhost-user-blk/vhost-user-blk"),
+              "--socket-path=" + sock,
+              absl::StrCat("--num-queues=", queues),
+              "--minloglevel=1"};
+      args.push_back(null ? absl::StrCat("--null-size=", kNullBytes) : "--blk-file=" + FLAGS_file);
       for (absl::string_view flag : absl::StrSplit(FLAGS_ours_extra, ',', absl::SkipEmpty())) {
-        options.args.emplace_back(flag);
+        args.emplace_back(flag);
       }
     } else {
       const std::string blockdev =
           null
               ? absl::StrCat("driver=null-co,node-name=n,size=", kNullBytes, ",read-zeroes=on")
               : "driver=file,node-name=n,filename=" + FLAGS_file + ",cache.direct=off,aio=io_uring";
-      options.args = {"-c",
-                      "0",
-                      FLAGS_qsd,
-                      "--blockdev",
-                      blockdev,
-                      "--export",
-                      absl::StrCat("type=vhost-user-blk,id=e,node-name=n,addr.type=unix,addr.path=",
-                                   sock, ",writable=on,num-queues=", queues)};
+      args = {"-c",
+              "0",
+              FLAGS_qsd,
+              "--blockdev",
+              blockdev,
+              "--export",
+              absl::StrCat("type=vhost-user-blk,id=e,node-name=n,addr.type=unix,addr.path=", sock,
+                           ",writable=on,num-queues=", queues)};
     }
-    ASSIGN_OR_RETURN(daemon_, DaemonProcess::Start(options));
-    ASSIGN_OR_RETURN(frontend_, Frontend::Connect(sock));
-    RETURN_IF_ERROR(frontend_->Handshake());
-    RETURN_IF_ERROR(frontend_
-                        ->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
-                                            Bit(kFeatureIndirectDesc) | Bit(VIRTIO_BLK_F_MQ) |
-                                            Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_SEG_MAX))
-                        .status());
-    ASSIGN_OR_RETURN(ram_, GuestRam::Create(256 << 20));
-    RETURN_IF_ERROR(frontend_->SetMemTable(*ram_));
-    for (int q = 0; q < queues; ++q) {
-      QueueConfig config;
-      config.index = q;
-      config.size = 128;
-      config.event_idx = true;
-      ASSIGN_OR_RETURN(auto queue, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
-      queues_.push_back(std::move(queue));
-    }
+    RETURN_IF_ERROR(session_->Start("taskset", args));
+    DeviceOptions options;
+    options.features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | Bit(kFeatureIndirectDesc) |
+                       Bit(VIRTIO_BLK_F_MQ) | Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_SEG_MAX);
+    options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
+    options.ram_size = 256 << 20;
+    options.queue_sizes.assign(queues, 128);
+    ASSIGN_OR_RETURN(device_, session_->Open(options));
     return absl::OkStatus();
   }
 
@@ -141,25 +123,27 @@ class Session {
     std::vector<std::vector<BlkRequest>> requests(c.queues);
     for (int q = 0; q < c.queues; ++q) {
       for (int i = 0; i < c.depth; ++i) {
-        ASSIGN_OR_RETURN(BlkRequest r,
-                         AllocateBlkRequest(
-                             ram_.get(), c.write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 0, c.block));
+        ASSIGN_OR_RETURN(
+            BlkRequest r,
+            AllocateBlkRequest(device_->ram(), c.write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 0,
+                               c.block));
         requests[q].push_back(r);
       }
     }
     std::vector<uint64_t> done(c.queues, 0);
     std::vector<absl::Status> status(c.queues);
-    const absl::Duration cpu_before = ProcessCpuTime(daemon_->pid());
+    const absl::Duration cpu_before = ProcessCpuTime(session_->daemon()->pid());
     const absl::Time start = absl::Now();
     std::vector<std::thread> threads;
     for (int q = 0; q < c.queues; ++q) {
       threads.emplace_back([&, q] {
-        status[q] = Drive(*queues_[q], requests[q], c, disk_bytes, start + duration, q, &done[q]);
+        status[q] =
+            Drive(*device_->queue(q), requests[q], c, disk_bytes, start + duration, q, &done[q]);
       });
     }
     for (auto& t : threads) t.join();
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    const absl::Duration cpu = ProcessCpuTime(daemon_->pid()) - cpu_before;
+    const absl::Duration cpu = ProcessCpuTime(session_->daemon()->pid()) - cpu_before;
     for (const absl::Status& s : status) RETURN_IF_ERROR(s);
     uint64_t total = 0;
     for (uint64_t d : done) total += d;
@@ -206,11 +190,8 @@ class Session {
     return absl::OkStatus();
   }
 
-  std::unique_ptr<TempDir> dir_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::vector<std::unique_ptr<FrontendQueue>> queues_;
+  std::unique_ptr<DaemonSession> session_;
+  std::unique_ptr<DeviceConnection> device_;
 };
 
 absl::Status MakeFile() {

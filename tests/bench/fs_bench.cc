@@ -19,7 +19,7 @@
 #include "common/base/status_macros.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/fuse_client.h"
 #include "tests/integration/runfiles.h"
 
@@ -32,9 +32,8 @@ DEFINE_string(virtiofsd, "/var/cache/vhost-user-peers/virtiofsd",
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
+using frontend::DaemonSession;
 using frontend::FuseClient;
-using frontend::TempDir;
 
 constexpr uint64_t kRoot = 1;
 
@@ -50,27 +49,24 @@ struct Figures {
 };
 
 absl::StatusOr<Figures> Measure(bool ours, int run) {
-  ASSIGN_OR_RETURN(auto dir, TempDir::Create("fs-bench"));
-  const std::string shared = dir->File("shared");
+  ASSIGN_OR_RETURN(auto session, DaemonSession::Create("fs-bench"));
+  const std::string shared = session->File("shared");
   mkdir(shared.c_str(), 0755);
-  const std::string socket = dir->File("sock");
-  DaemonProcess::Options options;
-  options.binary = "taskset";
+  const std::string& socket = session->socket();
+  std::vector<std::string> args;
   if (ours) {
-    options.args = {"-c",
-                    "0",
-                    RunfilePath("vhost-user-fs/vhost-user-fs"),
-                    "--socket-path=" + socket,
-                    "--shared-dir=" + shared,
-                    "--cache=auto"};
-    if (!FLAGS_ours_extra.empty()) options.args.push_back(FLAGS_ours_extra);
+    args = {"-c",
+            "0",
+            RunfilePath("vhost-user-fs/vhost-user-fs"),
+            "--socket-path=" + socket,
+            "--shared-dir=" + shared,
+            "--cache=auto"};
+    if (!FLAGS_ours_extra.empty()) args.push_back(FLAGS_ours_extra);
   } else {
-    options.args = {
-        "-c", "0",         FLAGS_virtiofsd, "--socket-path=" + socket, "-o", "source=" + shared,
-        "-o", "cache=auto"};
+    args = {"-c", "0",         FLAGS_virtiofsd, "--socket-path=" + socket, "-o", "source=" + shared,
+            "-o", "cache=auto"};
   }
-  options.socket_path = socket;
-  ASSIGN_OR_RETURN(auto daemon, DaemonProcess::Start(options));
+  RETURN_IF_ERROR(session->Start("taskset", args));
   ASSIGN_OR_RETURN(auto fs, FuseClient::Start(socket, /*busy_poll=*/true));
   Figures f;
   const absl::Duration span = absl::Seconds(FLAGS_seconds);

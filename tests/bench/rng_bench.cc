@@ -22,10 +22,7 @@
 #include "common/base/status_macros.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
-#include "tests/frontend/daemon_process.h"
-#include "tests/frontend/frontend.h"
-#include "tests/frontend/guest_ram.h"
-#include "tests/frontend/queue.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
 DEFINE_string(daemon, "", "vhost-user-rng binary (default: the one built with this benchmark)");
@@ -37,12 +34,10 @@ DEFINE_int32(poll_us, 50, "--poll-us given to the daemon in poll mode");
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
-using frontend::Frontend;
+using frontend::DaemonSession;
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
 using frontend::FrontendQueue;
-using frontend::GuestRam;
-using frontend::QueueConfig;
-using frontend::TempDir;
 using testing::UsedElement;
 
 long ResidentKiB(pid_t pid) {
@@ -70,34 +65,26 @@ constexpr uint32_t kMaxRequest = 4096;
 class Bench {
  public:
   absl::Status Start(bool poll) {
-    ASSIGN_OR_RETURN(dir_, TempDir::Create("rngbench"));
-    DaemonProcess::Options options;
-    options.binary =
-        FLAGS_daemon.empty() ? RunfilePath("vhost-user-rng/vhost-user-rng") : FLAGS_daemon;
-    options.socket_path = dir_->File("sock");
-    options.args = {"--socket-path=" + options.socket_path, "--minloglevel=1",
-                    absl::StrCat("--poll-us=", poll ? FLAGS_poll_us : 0)};
-    ASSIGN_OR_RETURN(daemon_, DaemonProcess::Start(options));
-    ASSIGN_OR_RETURN(frontend_, Frontend::Connect(options.socket_path));
-    RETURN_IF_ERROR(frontend_->Handshake());
-    RETURN_IF_ERROR(frontend_
-                        ->NegotiateFeatures(Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
-                                            Bit(kFeatureIndirectDesc))
-                        .status());
-    ASSIGN_OR_RETURN(ram_, GuestRam::Create(64 << 20));
-    RETURN_IF_ERROR(frontend_->SetMemTable(*ram_));
-    QueueConfig config;
-    config.size = 256;
-    config.event_idx = true;
-    ASSIGN_OR_RETURN(queue_, FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+    ASSIGN_OR_RETURN(session_, DaemonSession::Create("rngbench"));
+    RETURN_IF_ERROR(session_->Start(
+        FLAGS_daemon.empty() ? RunfilePath("vhost-user-rng/vhost-user-rng") : FLAGS_daemon,
+        {"--socket-path=" + session_->socket(), "--minloglevel=1",
+         absl::StrCat("--poll-us=", poll ? FLAGS_poll_us : 0)}));
+    DeviceOptions options;
+    options.features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | Bit(kFeatureIndirectDesc);
+    options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
+    options.ram_size = 64 << 20;
+    options.queue_sizes = {256};
+    ASSIGN_OR_RETURN(device_, session_->Open(options));
+    queue_ = device_->queue();
     buffers_.resize(FLAGS_depth);
     for (auto& gpa : buffers_) {
-      ASSIGN_OR_RETURN(gpa, ram_->Allocate(kMaxRequest, 64));
+      ASSIGN_OR_RETURN(gpa, device_->ram()->Allocate(kMaxRequest, 64));
     }
     return absl::OkStatus();
   }
 
-  pid_t pid() const { return daemon_->pid(); }
+  pid_t pid() const { return session_->daemon()->pid(); }
 
   absl::StatusOr<Result> Run(uint32_t request_size, bool poll, absl::Duration duration) {
     if (request_size > kMaxRequest) return absl::InvalidArgumentError("request too large");
@@ -142,12 +129,10 @@ class Bench {
   }
 
  private:
-  std::unique_ptr<TempDir> dir_;
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<Frontend> frontend_;
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<FrontendQueue> queue_;
-  std::vector<uint64_t> buffers_;  // one per request in flight, in guest memory
+  std::unique_ptr<DaemonSession> session_;
+  std::unique_ptr<DeviceConnection> device_;
+  FrontendQueue* queue_ = nullptr;  // device_'s
+  std::vector<uint64_t> buffers_;   // one per request in flight, in guest memory
 };
 
 // The source's own limit: getrandom(2) into a buffer in this process, no virtqueue.

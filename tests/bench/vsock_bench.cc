@@ -22,7 +22,7 @@
 #include "common/base/unique_fd.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/vsock_driver.h"
 #include "tests/integration/runfiles.h"
 
@@ -32,8 +32,7 @@ DEFINE_int32(repeat, 1, "Runs per case; the median is reported");
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
-using frontend::TempDir;
+using frontend::DaemonSession;
 using frontend::VsockDriver;
 using frontend::VsockStream;
 
@@ -115,19 +114,16 @@ double SocketPairConnectRate(const std::string& path) {
 class Bench {
  public:
   bool Start() {
-    dir_ = *TempDir::Create("vsock-bench");
-    socket_ = dir_->File("vhost.sock");
-    uds_ = dir_->File("v.sock");
-    DaemonProcess::Options options;
-    options.binary = RunfilePath("vhost-user-vsock/vhost-user-vsock");
-    options.args = {"--socket-path=" + socket_, "--uds-path=" + uds_};
-    options.socket_path = socket_;
-    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
-    if (!daemon.ok()) {
-      std::fprintf(stderr, "%s\n", daemon.status().ToString().c_str());
+    session_ = *DaemonSession::Create("vsock-bench");
+    socket_ = session_->File("vhost.sock");
+    uds_ = session_->File("v.sock");
+    const absl::Status started =
+        session_->Start(RunfilePath("vhost-user-vsock/vhost-user-vsock"),
+                        {"--socket-path=" + socket_, "--uds-path=" + uds_}, socket_);
+    if (!started.ok()) {
+      std::fprintf(stderr, "%s\n", started.ToString().c_str());
       return false;
     }
-    daemon_ = *std::move(daemon);
     VsockDriver::Options driver_options;
     driver_options.rx_buffers = 256;
     absl::StatusOr<std::unique_ptr<VsockDriver>> guest =
@@ -216,9 +212,8 @@ class Bench {
   std::string uds() const { return uds_; }
 
  private:
-  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DaemonSession> session_;
   std::string socket_, uds_;
-  std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<VsockDriver> guest_;
 };
 
