@@ -57,22 +57,6 @@ void WritePackedDesc(uint8_t* at, uint64_t addr, uint32_t len, uint16_t id, uint
 
 }  // namespace
 
-void FlatDriverMemory::Free::operator()(uint8_t* p) const { std::free(p); }
-
-FlatDriverMemory::FlatDriverMemory(uint64_t base_gpa, size_t size)
-    : base_gpa_(base_gpa), size_(size) {
-  const size_t rounded = AlignUp(size == 0 ? 1 : size, 4096);
-  bytes_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, rounded)));
-  std::memset(bytes_.get(), 0, rounded);
-}
-
-uint8_t* FlatDriverMemory::HostAddress(uint64_t gpa, size_t len) {
-  if (gpa < base_gpa_ || gpa - base_gpa_ > size_ || len > size_ - (gpa - base_gpa_)) {
-    return nullptr;
-  }
-  return bytes_.get() + (gpa - base_gpa_);
-}
-
 absl::StatusOr<RingSizes> ComputeRingSizes(RingLayout layout, uint32_t queue_size) {
   if (queue_size == 0 || queue_size > kMaxRingSize) {
     return absl::InvalidArgumentError(absl::StrCat("queue size ", queue_size, " not in 1..32768"));

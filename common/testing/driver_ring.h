@@ -37,24 +37,6 @@ class DriverMemory {
   virtual uint8_t* HostAddress(uint64_t gpa, size_t len) = 0;
 };
 
-// Zero-filled, page-aligned host memory posing as guest memory at [base_gpa, base_gpa + size).
-class FlatDriverMemory : public DriverMemory {
- public:
-  FlatDriverMemory(uint64_t base_gpa, size_t size);
-  uint8_t* HostAddress(uint64_t gpa, size_t len) override;
-
-  uint64_t base_gpa() const { return base_gpa_; }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
-  uint64_t base_gpa_;
-  size_t size_;
-  std::unique_ptr<uint8_t, Free> bytes_;
-};
-
 enum class RingLayout { kSplit, kPacked };
 
 constexpr uint32_t kMaxRingSize = 32768;

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "common/testing/fake_guest_memory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -185,7 +186,7 @@ TEST(RingSizesTest, RejectsBadSizes) {
 }
 
 TEST(DriverRingTest, RejectsUnmappedOrMisalignedAreas) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   DriverRing::Config c = MakeConfig(RingLayout::kSplit, 256);
   c.addresses.device = kBase + kMemSize - 8;
   EXPECT_FALSE(DriverRing::Create(&mem, c).ok());
@@ -195,7 +196,7 @@ TEST(DriverRingTest, RejectsUnmappedOrMisalignedAreas) {
 }
 
 TEST(DriverRingTest, SplitChainLayout) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 8);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer r[] = {{kBufferArea, 16}, {kBufferArea + 16, 100}};
@@ -225,7 +226,7 @@ TEST(DriverRingTest, SplitChainLayout) {
 }
 
 TEST(DriverRingTest, SplitIndirect) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 8);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer r[] = {{kBufferArea, 16}};
@@ -250,7 +251,7 @@ TEST(DriverRingTest, SplitIndirect) {
 }
 
 TEST(DriverRingTest, RejectsEmptyAndOverlongChains) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   auto ring = *DriverRing::Create(&mem, MakeConfig(RingLayout::kSplit, 4));
   EXPECT_FALSE(ring->AddChain({}, {}).ok());
   std::vector<Buffer> five(5, Buffer{kBufferArea, 1});
@@ -258,7 +259,7 @@ TEST(DriverRingTest, RejectsEmptyAndOverlongChains) {
 }
 
 TEST(DriverRingTest, SplitFullRingAndRecycle) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   auto ring = *DriverRing::Create(&mem, MakeConfig(RingLayout::kSplit, 4));
   SimDevice dev(mem, *ring);
   const Buffer b[] = {{kBufferArea, 8}, {kBufferArea + 8, 8}};
@@ -278,7 +279,7 @@ TEST(DriverRingTest, SplitFullRingAndRecycle) {
 }
 
 TEST(DriverRingTest, SplitRejectsUnknownUsedIds) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 4);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer b[] = {{kBufferArea, 8}};
@@ -298,7 +299,7 @@ TEST(DriverRingTest, SplitRejectsUnknownUsedIds) {
 }
 
 TEST(DriverRingTest, SplitKickWithoutEventIdx) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 4);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer b[] = {{kBufferArea, 8}};
@@ -311,7 +312,7 @@ TEST(DriverRingTest, SplitKickWithoutEventIdx) {
 }
 
 TEST(DriverRingTest, SplitKickWithEventIdx) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 8, /*event_idx=*/true);
   auto ring = *DriverRing::Create(&mem, c);
   const uint64_t avail_event = c.addresses.device + 4 + 8 * 8;
@@ -335,7 +336,7 @@ TEST(DriverRingTest, SplitKickWithEventIdx) {
 }
 
 TEST(DriverRingTest, SplitInterruptControl) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 8, /*event_idx=*/true);
   auto ring = *DriverRing::Create(&mem, c);
   SimDevice dev(mem, *ring);
@@ -360,7 +361,7 @@ TEST(DriverRingTest, SplitInterruptControl) {
 }
 
 TEST(DriverRingTest, SplitStartIndexWraps) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   DriverRing::Config c = MakeConfig(RingLayout::kSplit, 4);
   c.start_index = 65534;
   auto ring = *DriverRing::Create(&mem, c);
@@ -383,7 +384,7 @@ TEST(DriverRingTest, SplitStartIndexWraps) {
 }
 
 TEST(DriverRingTest, PackedChainLayoutAndWrap) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kPacked, 3);
   auto ring = *DriverRing::Create(&mem, c);
   EXPECT_EQ(ring->VringBase(), 0x80008000u);
@@ -428,7 +429,7 @@ TEST(DriverRingTest, PackedChainLayoutAndWrap) {
 }
 
 TEST(DriverRingTest, PackedIndirect) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kPacked, 4);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer r[] = {{kBufferArea, 16}};
@@ -447,7 +448,7 @@ TEST(DriverRingTest, PackedIndirect) {
 }
 
 TEST(DriverRingTest, PackedKickSuppression) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kPacked, 4, /*event_idx=*/true);
   auto ring = *DriverRing::Create(&mem, c);
   const Buffer b[] = {{kBufferArea, 8}};
@@ -478,7 +479,7 @@ TEST(DriverRingTest, PackedKickSuppression) {
 }
 
 TEST(DriverRingTest, PackedInterruptControl) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kPacked, 4, /*event_idx=*/true);
   auto ring = *DriverRing::Create(&mem, c);
   ring->EnableInterrupts();
@@ -489,7 +490,7 @@ TEST(DriverRingTest, PackedInterruptControl) {
 }
 
 TEST(DriverRingTest, RawSplitLoop) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kSplit, 4);
   auto ring = *DriverRing::Create(&mem, c);
   ring->WriteDescriptor(0, {kBufferArea, 8, VRING_DESC_F_NEXT, 1});
@@ -510,7 +511,7 @@ TEST(DriverRingTest, RawSplitLoop) {
 }
 
 TEST(DriverRingTest, RawTables) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   auto ring = *DriverRing::Create(&mem, MakeConfig(RingLayout::kSplit, 4));
   const RawDescriptor nested[] = {{kBufferArea, 32, VRING_DESC_F_INDIRECT, 0}};
   ASSERT_TRUE(ring->WriteTable(kBufferArea + 0x100, nested).ok());
@@ -520,7 +521,7 @@ TEST(DriverRingTest, RawTables) {
 }
 
 TEST(DriverRingTest, RawPackedChain) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   const DriverRing::Config c = MakeConfig(RingLayout::kPacked, 4);
   auto ring = *DriverRing::Create(&mem, c);
   RawDescriptor d[2];
@@ -550,7 +551,7 @@ class RoundTripTest : public ::testing::TestWithParam<std::tuple<RingLayout, uin
 
 TEST_P(RoundTripTest, RandomChains) {
   const auto [layout, size] = GetParam();
-  FlatDriverMemory mem(kBase, 4 << 20);
+  FakeGuestMemory mem({{kBase, 4 << 20}});
   DriverRing::Config c;
   c.layout = layout;
   c.size = size;
@@ -594,7 +595,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, RoundTripTest,
                                             ::testing::Values(1u, 4u, 16u, 32768u)));
 
 TEST(DriverRingTest, PackedOddSize) {
-  FlatDriverMemory mem(kBase, kMemSize);
+  FakeGuestMemory mem({{kBase, kMemSize}});
   auto ring = *DriverRing::Create(&mem, MakeConfig(RingLayout::kPacked, 5));
   SimDevice dev(mem, *ring);
   const Buffer b[] = {{kBufferArea, 8}, {kBufferArea, 8}};

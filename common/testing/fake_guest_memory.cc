@@ -14,10 +14,12 @@ FakeGuestMemory::FakeGuestMemory(std::vector<RegionSpec> specs) {
     UniqueFd fd(memfd_create("fake-guest-ram", MFD_CLOEXEC));
     CHECK(fd.valid());
     CHECK_EQ(ftruncate(fd.get(), spec.size), 0);
-    MemoryRegion region{spec.gpa, spec.size, Uva(spec.gpa), 0};
+    const MemoryRegion region{spec.gpa, spec.size, Uva(spec.gpa), 0};
     absl::StatusOr<GuestRegion> mapped = MapGuestRegion(region, fd.get());
     CHECK(mapped.ok()) << mapped.status();
     regions.push_back(*std::move(mapped));
+    regions_.push_back(region);
+    fds_.push_back(std::move(fd));
   }
   absl::StatusOr<std::shared_ptr<const GuestMemory>> memory = GuestMemory::Create(regions);
   CHECK(memory.ok()) << memory.status();

@@ -1,6 +1,7 @@
-// Guest memory for unit tests: memfd-backed regions at chosen guest-physical addresses, mapped
-// through the production path (MapGuestRegion), with a host view for the test to write rings
-// and buffers as a driver would.
+// Guest memory for unit tests and fuzzers, the one fake of it: memfd-backed regions at chosen
+// guest-physical addresses, mapped through the production path (MapGuestRegion), with a host
+// view for the test to write rings and buffers as a driver would, and each region's memory-table
+// entry and fd for tests that hand them to a back end (SET_MEM_TABLE, ADD_MEM_REG).
 #ifndef COMMON_TESTING_FAKE_GUEST_MEMORY_H_
 #define COMMON_TESTING_FAKE_GUEST_MEMORY_H_
 
@@ -37,7 +38,15 @@ class FakeGuestMemory : public DriverMemory {
   static constexpr uint64_t kUvaOffset = 0x7f0000000000;
   static uint64_t Uva(uint64_t gpa) { return gpa + kUvaOffset; }
 
+  size_t num_regions() const { return regions_.size(); }
+  // Region i as a front end describes it: user address Uva(gpa), mmap offset 0.
+  const MemoryRegion& region(size_t i) const { return regions_[i]; }
+  // The memfd behind region i (still ours: dup it to send it).
+  int fd(size_t i) const { return fds_[i].get(); }
+
  private:
+  std::vector<MemoryRegion> regions_;
+  std::vector<UniqueFd> fds_;
   std::shared_ptr<const GuestMemory> memory_;
   uint64_t next_free_ = 0;  // gpa
   uint64_t first_end_ = 0;

@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/testing/driver_ring.h"
+#include "common/testing/fake_guest_memory.h"
 #include "common/testing/status_matchers.h"
 #include "common/vhost_user/channel.h"
 #include "gtest/gtest.h"
@@ -73,12 +74,12 @@ class BackendTest : public ::testing::Test {
     EXPECT_TRUE(reply->has_value());
     return *(*reply)->Read<uint64_t>();
   }
+  // SET_MEM_TABLE with one region of fresh guest RAM.
   Message MemTable(uint64_t gpa, uint64_t size) {
+    const testing::FakeGuestMemory ram({{gpa, size}});
     Message m = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
-    m.Append(MemoryRegion{gpa, size, 0x7f0000000000 + gpa, 0});
-    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
-    EXPECT_EQ(ftruncate(fd.get(), size), 0);
-    m.fds.push_back(std::move(fd));
+    m.Append(ram.region(0));
+    m.fds.push_back(UniqueFd(dup(ram.fd(0))));
     return m;
   }
 
@@ -270,42 +271,12 @@ class HoldingDevice : public VirtioDevice {
   std::vector<ChainToken> held_;
 };
 
-// Guest RAM regions as memfds the test maps too, to play the driver.
-class TestRam : public testing::DriverMemory {
- public:
-  static constexpr uint64_t kUvaOffset = 0x7f0000000000;
-  struct Region {
-    uint64_t gpa, size;
-    UniqueFd fd;
-    uint8_t* host;
-  };
-  ~TestRam() override {
-    for (Region& r : regions_) munmap(r.host, r.size);
-  }
-  void Add(uint64_t gpa, uint64_t size) {
-    UniqueFd fd(memfd_create("ram", MFD_CLOEXEC));
-    ASSERT_EQ(ftruncate(fd.get(), size), 0);
-    void* host = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-    ASSERT_NE(host, MAP_FAILED);
-    regions_.push_back({gpa, size, std::move(fd), static_cast<uint8_t*>(host)});
-  }
-  uint8_t* HostAddress(uint64_t gpa, size_t len) override {
-    for (Region& r : regions_) {
-      if (gpa >= r.gpa && gpa - r.gpa + len <= r.size) return r.host + (gpa - r.gpa);
-    }
-    return nullptr;
-  }
-  // ADD_MEM_REG (with the fd) or REM_MEM_REG (without) of region i.
-  Message MemReg(FrontendRequest request, size_t i) {
-    const Region& r = regions_[i];
-    Message m = Request(request, SingleMemoryRegion{0, {r.gpa, r.size, r.gpa + kUvaOffset, 0}});
-    if (request == FrontendRequest::kAddMemReg) m.fds.push_back(UniqueFd(dup(r.fd.get())));
-    return m;
-  }
-
- private:
-  std::vector<Region> regions_;
-};
+// ADD_MEM_REG (with the region's fd) or REM_MEM_REG (without) of region i of `ram`.
+Message MemReg(const testing::FakeGuestMemory& ram, FrontendRequest request, size_t i) {
+  Message m = Request(request, SingleMemoryRegion{0, ram.region(i)});
+  if (request == FrontendRequest::kAddMemReg) m.fds.push_back(UniqueFd(dup(ram.fd(i))));
+  return m;
+}
 
 // The crash: the front end removes the region under a ring while requests are in
 // flight. The device completes them as its queue stops, the ring cannot be re-mapped, and the
@@ -319,17 +290,15 @@ TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue)
     if (!valid.ok()) return valid;
     return backend.Handle(m);
   };
-  TestRam ram;
-  ASSERT_NO_FATAL_FAILURE(ram.Add(0, 1 << 20));        // buffers
-  ASSERT_NO_FATAL_FAILURE(ram.Add(1 << 20, 1 << 16));  // the ring
+  testing::FakeGuestMemory ram({{0, 1 << 20}, {1 << 20, 1 << 16}});  // buffers, the ring
   ASSERT_OK(send(Request(FrontendRequest::kSetProtocolFeatures,
                          Bit(kProtocolConfigureMemSlots) | Bit(kProtocolStatus)))
                 .status());
   ASSERT_OK(send(Request(FrontendRequest::kSetFeatures,
                          Bit(kFeatureVersion1) | Bit(kFeatureProtocolFeatures)))
                 .status());
-  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 0)).status());
-  ASSERT_OK(send(ram.MemReg(FrontendRequest::kAddMemReg, 1)).status());
+  ASSERT_OK(send(MemReg(ram, FrontendRequest::kAddMemReg, 0)).status());
+  ASSERT_OK(send(MemReg(ram, FrontendRequest::kAddMemReg, 1)).status());
 
   auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
   ASSERT_OK(sizes);
@@ -339,7 +308,7 @@ TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue)
   auto driver = testing::DriverRing::Create(&ram, config);
   ASSERT_OK(driver);
   ASSERT_OK(send(Request(FrontendRequest::kSetVringNum, VringState{0, 16})).status());
-  const uint64_t uva = TestRam::kUvaOffset;
+  const uint64_t uva = testing::FakeGuestMemory::kUvaOffset;
   ASSERT_OK(send(Request(FrontendRequest::kSetVringAddr,
                          VringAddr{0, 0, config.addresses.desc + uva, config.addresses.device + uva,
                                    config.addresses.driver + uva, 0}))
@@ -359,7 +328,7 @@ TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue)
   ASSERT_EQ(eventfd_write(kick.get(), 1), 0);
   ASSERT_TRUE(device.popped.WaitForNotificationWithTimeout(absl::Seconds(10)));
 
-  ASSERT_OK(send(ram.MemReg(FrontendRequest::kRemMemReg, 1)).status());
+  ASSERT_OK(send(MemReg(ram, FrontendRequest::kRemMemReg, 1)).status());
   auto status = send(Request(FrontendRequest::kGetStatus));
   ASSERT_OK(status);
   EXPECT_TRUE(*(*status)->Read<uint64_t>() & kStatusNeedsReset);
