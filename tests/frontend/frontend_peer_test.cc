@@ -17,7 +17,7 @@
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/blk_request.h"
-#include "tests/frontend/daemon_process.h"
+#include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/frontend.h"
 #include "tests/frontend/guest_ram.h"
 #include "tests/frontend/queue.h"
@@ -86,27 +86,22 @@ class PeerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(access(kQsd, X_OK), 0) << kQsd << " is missing: run scripts/setup.sh";
-    absl::StatusOr<std::unique_ptr<TempDir>> dir = TempDir::Create("vhu-peer");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    dir_ = std::move(*dir);
+    ASSERT_OK_AND_ASSIGN(session_, DaemonSession::Create("vhu-peer"));
   }
 
   // Starts qemu-storage-daemon exporting `blockdev` (node name "n") and connects to it.
   void StartExport(const std::string& blockdev, bool with_qmp = false) {
-    const std::string socket = dir_->File("blk.sock");
-    DaemonProcess::Options options;
-    options.binary = kQsd;
-    options.args = {
+    const std::string socket = session_->File("blk.sock");
+    std::vector<std::string> args = {
         "--blockdev", blockdev, "--export",
         "type=vhost-user-blk,id=e,node-name=n,addr.type=unix,addr.path=" + socket + ",writable=on"};
     if (with_qmp) {
-      options.args.insert(
-          options.args.end(),
-          {"--chardev", "socket,id=qmp,path=" + dir_->File("qmp.sock") + ",server=on,wait=off",
+      args.insert(
+          args.end(),
+          {"--chardev", "socket,id=qmp,path=" + session_->File("qmp.sock") + ",server=on,wait=off",
            "--monitor", "chardev=qmp"});
     }
-    options.socket_path = socket;
-    ASSERT_OK_AND_ASSIGN(daemon_, DaemonProcess::Start(options));
+    ASSERT_OK(session_->Start(kQsd, args, socket));
     ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(socket));
   }
   void StartNullExport() {
@@ -147,8 +142,7 @@ class PeerTest : public ::testing::Test {
     EXPECT_EQ(used.len, (device_writes ? request.data_len : 0) + 1);
   }
 
-  std::unique_ptr<TempDir> dir_;
-  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<DaemonSession> session_;
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<GuestRam> ram_;
   std::unique_ptr<FrontendQueue> queue_;
@@ -177,7 +171,7 @@ TEST_F(PeerTest, NegotiatesAndReadsConfig) {
   EXPECT_TRUE(absl::IsFailedPrecondition(frontend_->GetConfig(0, 200).status()));
   ASSERT_OK_AND_ASSIGN(const uint64_t acked, frontend_->NegotiateFeatures(kBlkFeatures));
   EXPECT_EQ(acked & ~Bit(kFeatureProtocolFeatures), kBlkFeatures & offered);
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(PeerTest, ReadsZeroesAndIdThroughSplitQueue) {
@@ -212,11 +206,11 @@ TEST_F(PeerTest, ReadsZeroesAndIdThroughSplitQueue) {
   // GET_VRING_BASE stops the ring and reports how far the device got.
   ASSERT_OK_AND_ASSIGN(const uint32_t base, queue_->Stop(frontend_.get()));
   EXPECT_EQ(base, queue_->ring().avail_idx());
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(PeerTest, ReadsAndWritesAFileWithManyRequestsInFlight) {
-  const std::string image = dir_->File("disk.img");
+  const std::string image = session_->File("disk.img");
   constexpr uint64_t kImageSize = 1 << 20;
   {
     std::vector<uint8_t> bytes(kImageSize);
@@ -351,11 +345,11 @@ TEST_F(PeerTest, AddAndRemoveMemoryRegions) {
   Run(r, /*indirect=*/true);
   ASSERT_OK(queue_->Stop(frontend_.get()).status());
   ASSERT_OK(frontend_->RemMemReg(*ram_, 1));
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(PeerTest, ConfigChangeOnTheBackendChannel) {
-  const std::string image = dir_->File("grow.img");
+  const std::string image = session_->File("grow.img");
   {
     UniqueFd fd(open(image.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
     ASSERT_EQ(ftruncate(fd.get(), 1 << 20), 0);
@@ -364,7 +358,7 @@ TEST_F(PeerTest, ConfigChangeOnTheBackendChannel) {
   StartDevice();
   ASSERT_NE(frontend_->backend_channel(), nullptr);
   Qmp qmp;
-  ASSERT_OK(qmp.Connect(dir_->File("qmp.sock")));
+  ASSERT_OK(qmp.Connect(session_->File("qmp.sock")));
   ASSERT_OK(qmp.Execute(R"({"execute": "block_resize", "arguments": )"
                         R"({"node-name": "n", "size": 2097152}})")
                 .status());
@@ -383,9 +377,9 @@ TEST_F(PeerTest, UnknownRequestClosesTheConnection) {
   ASSERT_OK(frontend_->Handshake());
   ASSERT_OK(frontend_->SendRawMessage(999, kFlagVersion, 0, {}));
   EXPECT_TRUE(frontend_->WaitForClose(kTimeout));
-  EXPECT_TRUE(daemon_->IsAlive());
+  EXPECT_TRUE(session_->daemon()->IsAlive());
   // The daemon takes the next front end.
-  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(dir_->File("blk.sock")));
+  ASSERT_OK_AND_ASSIGN(frontend_, Frontend::Connect(session_->File("blk.sock")));
   ASSERT_OK(frontend_->Handshake());
 }
 
