@@ -17,11 +17,9 @@
 namespace vhost {
 namespace {
 
-using frontend::DaemonProcess;
 using frontend::DaemonSession;
 using frontend::DeviceConnection;
 using frontend::DeviceOptions;
-using frontend::Frontend;
 using frontend::FrontendQueue;
 using frontend::GuestRam;
 using testing::UsedElement;
