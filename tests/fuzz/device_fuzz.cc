@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -218,8 +220,10 @@ void FuzzFs(FuzzInput& in) {
     return std::string(mkdtemp(tmpl));
   }();
   const std::string dir = base + "/share";
-  system(
-      ("rm -rf " + dir + " && mkdir -p " + dir + "/sub && echo data > " + dir + "/file").c_str());
+  // A fresh share per input: what the previous one created is gone.
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/sub");
+  std::ofstream(dir + "/file") << "data\n";
   FsOptions options;
   options.shared_dir = dir;
   options.xattr = true;
