@@ -54,6 +54,12 @@ struct DeviceInfo {
   // Threads of the engine's pool that QueueContext::Submit runs work on (0: Submit runs the
   // work at once on the calling thread).
   int pool_threads = 0;
+  // Every request can be run again after a crash (re-reading a block, new random bytes): the
+  // engine offers VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, records the chains in flight in the
+  // front end's region, and after a restart takes the ones a killed daemon left first. Not
+  // for requests with effects that must not happen twice (a FUSE CREATE, a vsock packet) or
+  // buffers held for events.
+  bool resubmit_inflight = false;
 };
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what

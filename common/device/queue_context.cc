@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "glog/logging.h"
 
 namespace vhost {
@@ -112,6 +113,22 @@ bool QueueContext::OnServingThread() const {
   return serving_tid_.load(std::memory_order_acquire) == ThisThread();
 }
 
+absl::Status QueueContext::TrackInflight(std::unique_ptr<InflightQueue> inflight) {
+  ASSIGN_OR_RETURN(std::vector<uint16_t> heads,
+                   inflight->Recover(queue_->size(), queue_->UsedIndex()));
+  if (!heads.empty()) {
+    // The front end's base counts these chains as taken or not depending on how the previous
+    // back end went away; they are exactly the ones between the used index and the next avail
+    // entry, whatever order they complete in.
+    queue_->SetNextAvail(static_cast<uint16_t>(queue_->UsedIndex() + heads.size()));
+    LOG(INFO) << "queue " << index() << ": resubmitting " << heads.size()
+              << " requests left in flight";
+  }
+  resubmit_.assign(heads.rbegin(), heads.rend());
+  inflight_ = std::move(inflight);
+  return absl::OkStatus();
+}
+
 absl::optional<ChainToken> QueueContext::Take() {
   if (free_.empty()) {
     // Every ring entry is ours already: a chain offered now repeats one in flight.
@@ -123,7 +140,13 @@ absl::optional<ChainToken> QueueContext::Take() {
   }
   const ChainToken token = free_.back();
   Slot& slot = slots_[token];
-  if (!queue_->Pop(&slot.chain)) return absl::nullopt;
+  slot.resubmitted = !resubmit_.empty();
+  if (slot.resubmitted) {
+    if (!queue_->PopAt(resubmit_.back(), &slot.chain)) return absl::nullopt;
+    resubmit_.pop_back();
+  } else if (!queue_->Pop(&slot.chain)) {
+    return absl::nullopt;
+  }
   if (head_in_flight_[slot.chain.head]) {
     // The ring holds each head once: the guest made one available again while it is ours.
     LOG_EVERY_N(WARNING, 100) << "queue " << index() << ": head " << slot.chain.head
@@ -134,6 +157,8 @@ absl::optional<ChainToken> QueueContext::Take() {
   free_.pop_back();
   head_in_flight_[slot.chain.head] = true;
   slot.in_flight = true;
+  // Recorded before the device acts on it. A resubmitted chain is recorded already.
+  if (inflight_ && !slot.resubmitted) inflight_->Taken(slot.chain.head);
   AddInFlight(1);
   return token;
 }
@@ -146,7 +171,12 @@ void QueueContext::AddInFlight(int delta) {
 void QueueContext::GiveBack(ChainToken token) {
   Slot& slot = slots_[token];
   if (!slot.in_flight) return;
-  queue_->Unpop(slot.chain);
+  if (slot.resubmitted) {
+    resubmit_.push_back(slot.chain.head);  // still recorded in the region
+  } else {
+    queue_->Unpop(slot.chain);
+    if (inflight_) inflight_->Untaken(slot.chain.head);
+  }
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
   free_.push_back(token);
@@ -156,7 +186,11 @@ void QueueContext::GiveBack(ChainToken token) {
 void QueueContext::Push(ChainToken token, uint32_t written) {
   Slot& slot = slots_[token];
   if (!slot.in_flight) return;  // a device bug; the ring must not see a chain twice
+  // A broken queue publishes nothing: its record stays, as for a chain never completed.
+  const bool track = inflight_ && !queue_->broken();
+  if (track) inflight_->Completing(slot.chain.head);
   queue_->Push(slot.chain, written);
+  if (track) inflight_->Completed(slot.chain.head, queue_->UsedIndex());
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
   free_.push_back(token);

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/base/unique_fd.h"
+#include "common/device/inflight.h"
 #include "common/device/work_pool.h"
 #include "common/virtio/descriptor_chain.h"
 #include "common/virtio/virtqueue.h"
@@ -88,6 +89,14 @@ class QueueContext {
   void Wake();
 
   // ---- chains in flight
+  // Tracks the chains in flight in `inflight` (the front end's region, see inflight.h; it must
+  // outlive the context), before anything was taken. Chains a previous back end left in flight
+  // there are taken first, oldest first, and the avail ring skips them. An error (a region that
+  // breaks the rules) leaves the queue untracked; the caller breaks it.
+  absl::Status TrackInflight(std::unique_ptr<InflightQueue> inflight);
+  // Chains recovered from the region and not yet taken again.
+  size_t resubmit_pending() const { return resubmit_.size(); }
+
   // Takes the next chain the guest made available; it is in flight until Complete or GiveBack.
   // Empty when there is none, the queue is broken, or the guest broke the ring's rules (a chain
   // made available again while in flight, more chains than the ring holds): the queue breaks.
@@ -128,6 +137,7 @@ class QueueContext {
   struct Slot {
     DescriptorChain chain;
     bool in_flight = false;
+    bool resubmitted = false;  // taken from the inflight region, not the avail ring
   };
   struct Watcher {
     int fd;
@@ -149,10 +159,12 @@ class QueueContext {
   std::atomic<pid_t> serving_tid_{0};
 
   // Serving thread only.
-  std::vector<Slot> slots_;           // one per ring entry
-  std::vector<ChainToken> free_;      // slots not in flight
-  std::vector<bool> head_in_flight_;  // by chain head (buffer id for packed rings)
-  std::atomic<size_t> in_flight_{0};  // written by the serving thread, read by any
+  std::vector<Slot> slots_;                  // one per ring entry
+  std::vector<ChainToken> free_;             // slots not in flight
+  std::vector<bool> head_in_flight_;         // by chain head (buffer id for packed rings)
+  std::atomic<size_t> in_flight_{0};         // written by the serving thread, read by any
+  std::unique_ptr<InflightQueue> inflight_;  // null: not tracked
+  std::vector<uint16_t> resubmit_;           // heads to take before the avail ring, last first
 
   std::mutex mu_;  // guards what other threads touch
   std::vector<std::pair<ChainToken, uint32_t>> posted_;

@@ -2,6 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -29,10 +35,18 @@ bool HasOwnReply(FrontendRequest request) {
     case FrontendRequest::kGetConfig:
     case FrontendRequest::kGetMaxMemSlots:
     case FrontendRequest::kGetStatus:
+    case FrontendRequest::kGetInflightFd:
       return true;
     default:
       return false;
   }
+}
+
+// The payload of GET/SET_INFLIGHT_FD: 20 bytes of fields, usually sent padded to 24.
+InflightDescription ReadInflightDescription(const Message& m) {
+  InflightDescription description{};
+  std::memcpy(&description, m.payload.data(), std::min(m.payload.size(), sizeof(description)));
+  return description;
 }
 
 Message U64Reply(const Message& request, uint64_t value) {
@@ -62,6 +76,7 @@ uint64_t Backend::OfferedProtocolFeatures() const {
                       Bit(kProtocolResetDevice) | Bit(kProtocolConfigureMemSlots) |
                       Bit(kProtocolStatus);
   if (info_.config_size > 0) features |= Bit(kProtocolConfig);
+  if (info_.resubmit_inflight) features |= Bit(kProtocolInflightShmfd);
   return features;
 }
 
@@ -190,6 +205,11 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
       return absl::nullopt;
     case FrontendRequest::kSetVringEnable:
       RETURN_IF_ERROR(SetVringEnable(*m.Read<VringState>()));
+      return absl::nullopt;
+    case FrontendRequest::kGetInflightFd:
+      return GetInflightFd(m);
+    case FrontendRequest::kSetInflightFd:
+      RETURN_IF_ERROR(SetInflightFd(m));
       return absl::nullopt;
     case FrontendRequest::kGetConfig: {
       absl::StatusOr<Message> reply = GetConfig(m);
@@ -434,6 +454,17 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
       return context.status();
     }
     vring.context = *std::move(context);
+    // Packed rings are not tracked (only the split layout is implemented).
+    if (inflight_.base != nullptr && index < inflight_.num_queues &&
+        !(acked_features_ & Bit(kFeatureRingPacked))) {
+      auto tracker = std::make_unique<InflightQueue>(
+          inflight_.base + index * InflightQueueBytes(inflight_.queue_size), inflight_.queue_size);
+      absl::Status tracked = vring.context->TrackInflight(std::move(tracker));
+      if (!tracked.ok()) {
+        LOG_EVERY_N(WARNING, 100) << "queue " << index << ": " << tracked.message();
+        vring.queue->MarkBroken(tracked);
+      }
+    }
   }
   if (!vring.serving) {
     vring.serving = true;
@@ -474,6 +505,79 @@ void Backend::StartAllEligible() {
       if (!status.ok()) LOG(ERROR) << "queue " << i << " cannot restart: " << status.message();
     }
   }
+}
+
+absl::StatusOr<Message> Backend::GetInflightFd(const Message& m) {
+  if (!has_protocol(kProtocolInflightShmfd)) {
+    return absl::FailedPreconditionError("GET_INFLIGHT_FD without INFLIGHT_SHMFD");
+  }
+  InflightDescription description = ReadInflightDescription(m);
+  if (description.num_queues == 0 || description.num_queues > info_.num_queues ||
+      description.queue_size == 0 || description.queue_size > info_.max_queue_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GET_INFLIGHT_FD for ", description.num_queues, " queues of ", description.queue_size,
+        " (at most ", info_.num_queues, " of ", info_.max_queue_size, ")"));
+  }
+  const size_t size = description.num_queues * InflightQueueBytes(description.queue_size);
+  // Sealed against shrinking: whoever maps it later cannot be made to fault past its end.
+  UniqueFd fd(memfd_create("vhost-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) return absl::ErrnoToStatus(errno, "memfd_create(inflight)");
+  if (ftruncate(fd.get(), size) != 0) return absl::ErrnoToStatus(errno, "ftruncate(inflight)");
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    return absl::ErrnoToStatus(errno, "seal(inflight)");
+  }
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (base == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(inflight)");
+  InitInflightRegion(static_cast<uint8_t*>(base), description.num_queues, description.queue_size);
+  munmap(base, size);
+  description.mmap_size = size;
+  description.mmap_offset = 0;
+  description.padding = 0;
+  Message reply = MakeReply(m);
+  reply.Append(description);
+  reply.fds.push_back(std::move(fd));
+  return reply;
+}
+
+absl::Status Backend::SetInflightFd(Message& m) {
+  if (!has_protocol(kProtocolInflightShmfd)) {
+    return absl::FailedPreconditionError("SET_INFLIGHT_FD without INFLIGHT_SHMFD");
+  }
+  for (const Vring& vring : vrings_) {
+    if (vring.context) return absl::FailedPreconditionError("SET_INFLIGHT_FD while queues run");
+  }
+  const InflightDescription description = ReadInflightDescription(m);
+  if (description.num_queues == 0 || description.num_queues > info_.num_queues ||
+      description.queue_size == 0 || description.queue_size > kMaxQueueSize ||
+      description.mmap_size !=
+          description.num_queues * InflightQueueBytes(description.queue_size) ||
+      description.mmap_offset % sysconf(_SC_PAGESIZE) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SET_INFLIGHT_FD: ", description.mmap_size, " bytes at ", description.mmap_offset, " for ",
+        description.num_queues, " queues of ", description.queue_size));
+  }
+  // The region must stay as large as mapped: a file that could shrink would fault us.
+  const int seals = fcntl(m.fds[0].get(), F_GET_SEALS);
+  struct stat st;
+  if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(m.fds[0].get(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) < description.mmap_offset ||
+      static_cast<uint64_t>(st.st_size) - description.mmap_offset < description.mmap_size) {
+    return absl::InvalidArgumentError("SET_INFLIGHT_FD: not a sealed region of that size");
+  }
+  void* base = mmap(nullptr, description.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    m.fds[0].get(), description.mmap_offset);
+  if (base == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(inflight)");
+  UnmapInflight();
+  inflight_.base = static_cast<uint8_t*>(base);
+  inflight_.size = description.mmap_size;
+  inflight_.num_queues = description.num_queues;
+  inflight_.queue_size = description.queue_size;
+  return absl::OkStatus();
+}
+
+void Backend::UnmapInflight() {
+  if (inflight_.base != nullptr) munmap(inflight_.base, inflight_.size);
+  inflight_ = InflightRegion();
 }
 
 absl::StatusOr<Message> Backend::GetConfig(const Message& m) {
@@ -533,6 +637,7 @@ void Backend::ResetDevice() {
 
 void Backend::Reset() {
   ResetDevice();
+  UnmapInflight();
   acked_protocol_ = 0;
   memory_ = GuestMemory::Empty();
   absl::MutexLock lock(&backend_channel_mutex_);

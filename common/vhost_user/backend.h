@@ -90,6 +90,9 @@ class Backend {
   absl::StatusOr<uint32_t> GetVringBase(uint32_t index);
   absl::Status SetVringFd(FrontendRequest request, uint64_t value, Message& message);
   absl::Status SetVringEnable(const VringState& state);
+  absl::StatusOr<Message> GetInflightFd(const Message& message);
+  absl::Status SetInflightFd(Message& message);
+  void UnmapInflight();
   absl::StatusOr<Message> GetConfig(const Message& message);
   absl::Status SetConfig(const Message& message);
   void ResetDevice();
@@ -104,6 +107,15 @@ class Backend {
   std::shared_ptr<const GuestMemory> memory_;
   std::unique_ptr<WorkPool> pool_;  // see StartPool; declared before the queues that use it
   std::vector<Vring> vrings_;
+  // The front end's inflight region (SET_INFLIGHT_FD), mapped until the connection ends; the
+  // queue contexts track into it.
+  struct InflightRegion {
+    uint8_t* base = nullptr;
+    size_t size = 0;
+    uint16_t num_queues = 0;
+    uint16_t queue_size = 0;
+  };
+  InflightRegion inflight_;
 
   absl::Mutex backend_channel_mutex_;
   std::unique_ptr<Channel> backend_channel_ ABSL_GUARDED_BY(backend_channel_mutex_);

@@ -47,6 +47,10 @@ Shape ShapeOf(FrontendRequest request) {
     case FrontendRequest::kAddMemReg:
     case FrontendRequest::kRemMemReg:
       return {true, sizeof(SingleMemoryRegion), false};
+    case FrontendRequest::kGetInflightFd:
+    case FrontendRequest::kSetInflightFd:
+      // The spec lists 20 bytes of fields; C front ends send the struct with its padding.
+      return {true, 20, true};
     default:
       return {false, 0, false};
   }
@@ -183,6 +187,7 @@ absl::Status ValidateFrontendMessage(const Message& m) {
     }
     case FrontendRequest::kSetBackendReqFd:
     case FrontendRequest::kAddMemReg:
+    case FrontendRequest::kSetInflightFd:
       return ExpectFds(m, 1, 1);
     case FrontendRequest::kRemMemReg:
       // The spec allows a (useless) fd here for compatibility; it is closed unused.

@@ -150,6 +150,16 @@ struct ConfigHeader {
 };
 static_assert(sizeof(ConfigHeader) == 12);
 
+// GET_INFLIGHT_FD / SET_INFLIGHT_FD.
+struct InflightDescription {
+  uint64_t mmap_size;
+  uint64_t mmap_offset;
+  uint16_t num_queues;
+  uint16_t queue_size;
+  uint32_t padding;  // QEMU sends the padded C struct
+};
+static_assert(sizeof(InflightDescription) == 24);
+
 // One message with its payload and any file descriptors that came with it.
 struct Message {
   MessageHeader header{};

@@ -86,6 +86,20 @@ bool SplitRing::Pop(DescriptorChain* chain) {
   return true;
 }
 
+bool SplitRing::PopAt(uint16_t head, DescriptorChain* chain) {
+  if (broken()) return false;
+  chain->Clear();
+  chain->head = head;
+  absl::Status status = WalkTable(reinterpret_cast<const uint8_t*>(desc_), layout_.size, head,
+                                  /*top_level=*/true, chain);
+  if (!status.ok()) {
+    MarkBroken(absl::Status(
+        status.code(), absl::StrCat("resubmitted chain at head ", head, ": ", status.message())));
+    return false;
+  }
+  return true;
+}
+
 absl::Status SplitRing::WalkTable(const uint8_t* table, uint32_t count, uint16_t first,
                                   bool top_level, DescriptorChain* chain) {
   uint32_t i = first;

@@ -20,6 +20,9 @@ class SplitRing : public Virtqueue {
   bool HasAvailable() override;
   bool EnableNotifications() override;
   uint32_t Base() const override { return last_avail_; }
+  bool PopAt(uint16_t head, DescriptorChain* chain) override;
+  uint16_t UsedIndex() const override { return used_idx_; }
+  void SetNextAvail(uint16_t next) override { last_avail_ = shadow_avail_idx_ = next; }
 
  protected:
   absl::Status MapRings(const GuestMemory& memory) override;

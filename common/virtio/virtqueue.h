@@ -59,6 +59,17 @@ class Virtqueue {
   void NotifyGuestIfNeeded();
   // The ring position for GET_VRING_BASE (same encoding as VringLayout::base).
   virtual uint32_t Base() const = 0;
+
+  // For resubmitting chains a previous back end took and never completed (inflight I/O
+  // tracking, split rings only; the packed ring answers false / 0 / nothing):
+  // Reads the chain that starts at descriptor `head` without touching the avail ring. A bad
+  // chain breaks the queue.
+  virtual bool PopAt(uint16_t head, DescriptorChain* chain) { return false; }
+  // The used index the device last published.
+  virtual uint16_t UsedIndex() const { return 0; }
+  // Makes `next` the next avail index to pop (the front end's base counted chains that are
+  // resubmitted instead).
+  virtual void SetNextAvail(uint16_t next) {}
   // Re-points the rings at a new memory table (same layout); the queue keeps its position. On
   // failure nothing changed: the rings still point into the old table, which the queue keeps.
   absl::Status UpdateMemory(std::shared_ptr<const GuestMemory> memory);
