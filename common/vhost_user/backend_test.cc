@@ -1,6 +1,7 @@
 // The connection state machine, driven message by message through Backend::Handle.
 #include "common/vhost_user/backend.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -100,7 +101,8 @@ TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
                        kProtocolResetDevice, kProtocolConfigureMemSlots, kProtocolStatus}) {
     EXPECT_TRUE(protocol & Bit(bit)) << bit;
   }
-  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));  // not implemented, so not offered
+  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));       // not implemented, so not offered
+  EXPECT_FALSE(protocol & Bit(kProtocolInflightShmfd));  // the device did not opt in
   EXPECT_EQ(GetU64(FrontendRequest::kGetQueueNum), 2u);
   EXPECT_EQ(GetU64(FrontendRequest::kGetMaxMemSlots), kMaxMemSlots);
 }
@@ -220,6 +222,70 @@ TEST_F(BackendTest, MemSlotsNeedTheProtocolFeature) {
   ASSERT_EQ(ftruncate(fd.get(), 0x1000), 0);
   add.fds.push_back(std::move(fd));
   EXPECT_THAT(Send(std::move(add)), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+class ResubmittingDevice : public CountingDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info = CountingDevice::Info();
+    info.resubmit_inflight = true;
+    return info;
+  }
+};
+
+TEST(BackendInflightTest, RegionHandedOutSealedAndTakenBackChecked) {
+  ResubmittingDevice device;
+  Backend backend(&device, BackendOptions{});
+  ASSERT_TRUE(backend.OfferedProtocolFeatures() & Bit(kProtocolInflightShmfd));
+  auto send = [&](Message m) -> absl::StatusOr<absl::optional<Message>> {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend.Handle(m);
+  };
+  const InflightDescription ask{0, 0, 2, 128, 0};
+  // Only once negotiated.
+  EXPECT_THAT(send(Request(FrontendRequest::kGetInflightFd, ask)),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolInflightShmfd))));
+  EXPECT_THAT(send(Request(FrontendRequest::kGetInflightFd, InflightDescription{0, 0, 3, 128, 0})),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // more queues than the device has
+
+  absl::StatusOr<absl::optional<Message>> reply =
+      send(Request(FrontendRequest::kGetInflightFd, ask));
+  ASSERT_OK(reply);
+  ASSERT_TRUE(reply->has_value());
+  Message& got = **reply;
+  const InflightDescription region = *got.Read<InflightDescription>();
+  EXPECT_EQ(region.num_queues, 2);
+  EXPECT_EQ(region.queue_size, 128);
+  EXPECT_EQ(region.mmap_offset, 0u);
+  EXPECT_EQ(region.mmap_size, 2 * InflightQueueBytes(128));
+  ASSERT_EQ(got.fds.size(), 1u);
+  const int fd = got.fds[0].get();
+  EXPECT_TRUE(fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK);
+  // Each queue's part starts with an empty header for the ring size asked.
+  void* map = mmap(nullptr, region.mmap_size, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  const auto* second = reinterpret_cast<const InflightQueueHeader*>(
+      static_cast<const uint8_t*>(map) + InflightQueueBytes(128));
+  EXPECT_EQ(second->version, kInflightVersion);
+  EXPECT_EQ(second->desc_num, 128);
+  munmap(map, region.mmap_size);
+
+  Message set = Request(FrontendRequest::kSetInflightFd, region);
+  set.fds.push_back(UniqueFd(dup(fd)));
+  EXPECT_OK(send(std::move(set)));
+  // A size that does not match the layout, or a file that could shrink under the mapping.
+  InflightDescription wrong = region;
+  wrong.mmap_size += 4096;
+  Message bad_size = Request(FrontendRequest::kSetInflightFd, wrong);
+  bad_size.fds.push_back(UniqueFd(dup(fd)));
+  EXPECT_THAT(send(std::move(bad_size)), StatusIs(absl::StatusCode::kInvalidArgument));
+  UniqueFd unsealed(memfd_create("inflight", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(unsealed.get(), region.mmap_size), 0);
+  Message unsealed_set = Request(FrontendRequest::kSetInflightFd, region);
+  unsealed_set.fds.push_back(std::move(unsealed));
+  EXPECT_THAT(send(std::move(unsealed_set)), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(BackendTest, ConfigChangeGoesOverTheBackendChannel) {
