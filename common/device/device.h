@@ -58,7 +58,8 @@ struct DeviceInfo {
   // engine offers VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, records the chains in flight in the
   // front end's region, and after a restart takes the ones a killed daemon left first. Not
   // for requests with effects that must not happen twice (a FUSE CREATE, a vsock packet) or
-  // buffers held for events.
+  // buffers held for events. The device's sandbox must allow memfd_create and fallocate (the
+  // region is made on GET_INFLIGHT_FD).
   bool resubmit_inflight = false;
 };
 

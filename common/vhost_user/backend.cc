@@ -522,7 +522,10 @@ absl::StatusOr<Message> Backend::GetInflightFd(const Message& m) {
   // Sealed against shrinking: whoever maps it later cannot be made to fault past its end.
   UniqueFd fd(memfd_create("vhost-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return absl::ErrnoToStatus(errno, "memfd_create(inflight)");
-  if (ftruncate(fd.get(), size) != 0) return absl::ErrnoToStatus(errno, "ftruncate(inflight)");
+  // fallocate rather than ftruncate: sandboxes of devices with files already allow it, and
+  // ftruncate would let a compromised daemon cut its disk image short.
+  if (fallocate(fd.get(), 0, 0, size) != 0)
+    return absl::ErrnoToStatus(errno, "fallocate(inflight)");
   if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
     return absl::ErrnoToStatus(errno, "seal(inflight)");
   }
