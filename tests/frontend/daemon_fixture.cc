@@ -1,5 +1,6 @@
 #include "tests/frontend/daemon_fixture.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -8,18 +9,50 @@
 namespace vhost {
 namespace frontend {
 
-absl::StatusOr<std::unique_ptr<DeviceConnection>> DeviceConnection::Open(
-    const std::string& socket, const DeviceOptions& options) {
-  std::unique_ptr<DeviceConnection> c(new DeviceConnection());
-  ASSIGN_OR_RETURN(c->frontend_, Frontend::Connect(socket));
-  RETURN_IF_ERROR(c->frontend_->Handshake(options.protocol_features));
-  ASSIGN_OR_RETURN(const uint64_t acked, c->frontend_->NegotiateFeatures(options.features));
+namespace {
+
+// Handshake and feature negotiation as DeviceConnection::Open does them.
+absl::StatusOr<std::unique_ptr<Frontend>> Negotiate(const std::string& socket,
+                                                    const DeviceOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Frontend> frontend, Frontend::Connect(socket));
+  RETURN_IF_ERROR(frontend->Handshake(options.protocol_features |
+                                      (options.inflight ? Bit(kProtocolInflightShmfd) : 0)));
+  if (options.inflight && !frontend->has_protocol_feature(kProtocolInflightShmfd)) {
+    return absl::FailedPreconditionError("INFLIGHT_SHMFD not offered");
+  }
+  ASSIGN_OR_RETURN(const uint64_t acked, frontend->NegotiateFeatures(options.features));
   if ((acked & options.required_features) != options.required_features) {
     return absl::FailedPreconditionError(
         absl::StrCat("features not acked: 0x", absl::Hex(options.required_features & ~acked)));
   }
+  return frontend;
+}
+
+}  // namespace
+
+DeviceConnection::~DeviceConnection() {
+  queues_.clear();
+  if (inflight_map_ != nullptr) munmap(inflight_map_, inflight_.description.mmap_size);
+}
+
+absl::StatusOr<std::unique_ptr<DeviceConnection>> DeviceConnection::Open(
+    const std::string& socket, const DeviceOptions& options) {
+  std::unique_ptr<DeviceConnection> c(new DeviceConnection());
+  ASSIGN_OR_RETURN(c->frontend_, Negotiate(socket, options));
+  const uint64_t acked = c->frontend_->acked_features();
   ASSIGN_OR_RETURN(c->ram_, GuestRam::Create(options.ram_size));
   RETURN_IF_ERROR(c->frontend_->SetMemTable(*c->ram_));
+  if (options.inflight) {
+    if (options.queue_sizes.empty()) return absl::InvalidArgumentError("inflight without queues");
+    ASSIGN_OR_RETURN(c->inflight_,
+                     c->frontend_->GetInflightFd(static_cast<uint16_t>(options.queue_sizes.size()),
+                                                 static_cast<uint16_t>(options.queue_sizes[0])));
+    void* map = mmap(nullptr, c->inflight_.description.mmap_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED, c->inflight_.fd.get(), c->inflight_.description.mmap_offset);
+    if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, "mmap(inflight)");
+    c->inflight_map_ = static_cast<uint8_t*>(map);
+    RETURN_IF_ERROR(c->frontend_->SetInflightFd(c->inflight_.description, c->inflight_.fd.get()));
+  }
   for (size_t i = 0; i < options.queue_sizes.size(); ++i) {
     QueueConfig config;
     config.index = static_cast<uint32_t>(i);
@@ -30,6 +63,20 @@ absl::StatusOr<std::unique_ptr<DeviceConnection>> DeviceConnection::Open(
     c->queues_.push_back(std::move(queue));
   }
   return c;
+}
+
+absl::Status DeviceConnection::Reconnect(const std::string& socket, const DeviceOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Frontend> frontend, Negotiate(socket, options));
+  RETURN_IF_ERROR(frontend->SetMemTable(*ram_));
+  if (inflight_.fd)
+    RETURN_IF_ERROR(frontend->SetInflightFd(inflight_.description, inflight_.fd.get()));
+  for (auto& queue : queues_) {
+    const uint32_t base = queue->config().layout == RingLayout::kSplit ? queue->ring().UsedIdx()
+                                                                       : queue->ring().VringBase();
+    RETURN_IF_ERROR(queue->SendSetup(frontend.get(), base));
+  }
+  frontend_ = std::move(frontend);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint32_t> DeviceConnection::RestartQueue(size_t i) {

@@ -28,6 +28,9 @@ struct DeviceOptions {
   // Queues 0..n-1 are started with these sizes. Their layout and event index follow the acked
   // features (RING_PACKED, EVENT_IDX), as a driver's must.
   std::vector<uint32_t> queue_sizes = {256};
+  // Negotiate INFLIGHT_SHMFD and, before the queues start, GET_INFLIGHT_FD then
+  // SET_INFLIGHT_FD with its answer (as QEMU's vhost-user-blk does). Open fails if not offered.
+  bool inflight = false;
 };
 
 // A front end with guest RAM and started queues, as QEMU leaves it once the guest driver is up.
@@ -35,12 +38,23 @@ class DeviceConnection {
  public:
   static absl::StatusOr<std::unique_ptr<DeviceConnection>> Open(const std::string& socket,
                                                                 const DeviceOptions& options);
+  ~DeviceConnection();
 
   Frontend* frontend() { return frontend_.get(); }
   GuestRam* ram() { return ram_.get(); }
   FrontendQueue* queue(size_t i = 0) { return queues_[i].get(); }
   size_t num_queues() const { return queues_.size(); }
   uint64_t acked_features() const { return frontend_->acked_features(); }
+
+  // The inflight region (options.inflight), mapped read-write as the front end holds it.
+  uint8_t* inflight_region() { return inflight_map_; }
+  const InflightDescription& inflight_description() const { return inflight_.description; }
+
+  // What QEMU does when the back end died and a new one listens on `socket`: a new connection
+  // with the same features, guest RAM and inflight region, and every queue set up again on its
+  // rings (nothing reset) with the used index as its base. Requests the old back end left in
+  // flight are the new one's to finish.
+  absl::Status Reconnect(const std::string& socket, const DeviceOptions& options);
 
   // Stops queue i (GET_VRING_BASE) and starts a new one, with fresh rings, where it stopped (as
   // QEMU does across a VM stop). Returns the base. What the old one had in flight is abandoned.
@@ -52,6 +66,8 @@ class DeviceConnection {
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<GuestRam> ram_;
   std::vector<std::unique_ptr<FrontendQueue>> queues_;
+  Frontend::InflightRegion inflight_;
+  uint8_t* inflight_map_ = nullptr;
 };
 
 // A daemon process and the directory holding its socket(s) and files. The directory comes first

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -200,6 +201,29 @@ absl::Status Frontend::SetBackendReqFd() {
   RETURN_IF_ERROR(Send(std::move(m)));
   backend_channel_ = std::make_unique<BackendChannel>(std::move(ours));
   return absl::OkStatus();
+}
+
+absl::StatusOr<Frontend::InflightRegion> Frontend::GetInflightFd(uint16_t num_queues,
+                                                                 uint16_t queue_size) {
+  Message m = Request(FrontendRequest::kGetInflightFd);
+  m.Append(InflightDescription{0, 0, num_queues, queue_size, 0});
+  ASSIGN_OR_RETURN(Message reply, Call(m));
+  InflightRegion region;
+  ASSIGN_OR_RETURN(region.description, reply.Read<InflightDescription>());
+  if (reply.fds.size() != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("GET_INFLIGHT_FD reply carries ", reply.fds.size(), " fds"));
+  }
+  region.fd = std::move(reply.fds[0]);
+  return region;
+}
+
+absl::Status Frontend::SetInflightFd(const InflightDescription& description, int fd) {
+  Message m = Request(FrontendRequest::kSetInflightFd);
+  m.Append(description);
+  m.fds.emplace_back(dup(fd));
+  if (!m.fds.back()) return absl::ErrnoToStatus(errno, "dup(inflight fd)");
+  return Send(std::move(m));
 }
 
 absl::Status Frontend::SetMemTable(const GuestRam& ram) {

@@ -82,6 +82,14 @@ class Frontend {
   absl::Status ResetDevice();
   // Creates a socketpair, sends one end; the other is backend_channel() from then on.
   absl::Status SetBackendReqFd();
+
+  // GET_INFLIGHT_FD for `num_queues` queues of `queue_size`: the region's description and fd.
+  struct InflightRegion {
+    InflightDescription description{};
+    UniqueFd fd;
+  };
+  absl::StatusOr<InflightRegion> GetInflightFd(uint16_t num_queues, uint16_t queue_size);
+  absl::Status SetInflightFd(const InflightDescription& description, int fd);
   BackendChannel* backend_channel() { return backend_channel_.get(); }
 
   // SET_MEM_TABLE with every region of `ram` (or the chosen ones).

@@ -58,9 +58,13 @@ VringAddr FrontendQueue::vring_addr() const {
 }
 
 absl::Status FrontendQueue::SendSetup(Frontend* frontend) {
+  return SendSetup(frontend, ring_->VringBase());
+}
+
+absl::Status FrontendQueue::SendSetup(Frontend* frontend, uint32_t base) {
   const uint32_t i = config_.index;
   RETURN_IF_ERROR(frontend->SetVringNum(i, config_.size));
-  RETURN_IF_ERROR(frontend->SetVringBase(i, ring_->VringBase()));
+  RETURN_IF_ERROR(frontend->SetVringBase(i, base));
   RETURN_IF_ERROR(frontend->SetVringAddr(vring_addr()));
   RETURN_IF_ERROR(frontend->SetVringKick(i, kick_.fd()));
   RETURN_IF_ERROR(frontend->SetVringCall(i, config_.call_fd ? call_.fd() : -1));

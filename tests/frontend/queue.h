@@ -49,6 +49,8 @@ class FrontendQueue {
   // SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL,
   // SET_VRING_ERR, SET_VRING_ENABLE, in QEMU's order.
   absl::Status SendSetup(Frontend* frontend);
+  // The same with `base` for SET_VRING_BASE (QEMU after a back end died: the used index).
+  absl::Status SendSetup(Frontend* frontend, uint32_t base);
   // GET_VRING_BASE: stops the ring in the back end and returns its base.
   absl::StatusOr<uint32_t> Stop(Frontend* frontend);
 
