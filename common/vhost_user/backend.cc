@@ -575,6 +575,8 @@ absl::Status Backend::SetInflightFd(Message& m) {
   inflight_.size = description.mmap_size;
   inflight_.num_queues = description.num_queues;
   inflight_.queue_size = description.queue_size;
+  LOG(INFO) << "inflight region for " << description.num_queues << " queues of "
+            << description.queue_size;
   return absl::OkStatus();
 }
 
