@@ -12,6 +12,7 @@ SandboxPolicy BlkSandboxPolicy() {
   return SandboxPolicy()
       .FileData()  // the sync queues' preadv/pwritev/fdatasync; discard and write-zeroes
       .Allow("io_uring_enter")
+      .Allow("memfd_create")  // the inflight region (GET_INFLIGHT_FD), sized with fallocate
       .AllowIoctl(BLKDISCARD)
       .AllowIoctl(BLKZEROOUT)
       .AllowIoctl(BLKGETSIZE64);

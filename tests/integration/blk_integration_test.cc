@@ -1,6 +1,6 @@
 // vhost-user-blk driven over its socket by our front end: every request type and error status,
 // read-only disks, write-through, several queues at once, durability across a daemon crash,
-// resizing with a config-change notification, reconnects.
+// resizing with a config-change notification, reconnects, requests in flight across a SIGKILL.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/device/inflight.h"
 #include "common/testing/page_cache.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
@@ -366,6 +367,95 @@ TEST_F(BlkDaemonTest, RingsServeAcrossReconnectsAndQueueRestarts) {
     ASSERT_EQ(Do(r, q), VIRTIO_BLK_S_OK);
     EXPECT_EQ(r.data[0], 'A' + 2 * 6 + 2 * 2 + q);
   }
+  EXPECT_TRUE(daemon()->IsAlive());
+}
+
+// A daemon killed with requests in flight: a new one on the same socket, handed the front end's
+// inflight region, runs them, then serves the ring from where the old one stopped taking; every
+// request completes exactly once with the right data (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
+TEST_F(BlkDaemonTest, RequestsInFlightAtASigkillCompleteOnceAfterARestart) {
+  {
+    // Sector i holds 'a' + i.
+    std::string pattern;
+    for (int i = 0; i < 16; ++i) pattern.append(512, static_cast<char>('a' + i));
+    const int fd = open(image_.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_EQ(pwrite(fd, pattern.data(), pattern.size(), 0), static_cast<ssize_t>(pattern.size()));
+    close(fd);
+  }
+  StartDaemon();
+  DeviceOptions options;
+  options.features = kWanted;
+  options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
+  options.ram_size = 32 << 20;
+  options.queue_sizes = {128};
+  options.inflight = true;
+  ASSERT_OK_AND_ASSIGN(device_, session_->Open(options, socket_));
+  frontend_ = device_->frontend();
+  ram_ = device_->ram();
+  uint8_t* region = device_->inflight_region();
+  auto* header = reinterpret_cast<InflightQueueHeader*>(region);
+  auto desc = [&](uint16_t head) {
+    return reinterpret_cast<InflightDescSplit*>(region + sizeof(InflightQueueHeader)) + head;
+  };
+  EXPECT_EQ(header->version, kInflightVersion);
+  EXPECT_EQ(header->desc_num, 128);
+  auto read = [&](uint64_t sector) { return Make(VIRTIO_BLK_T_IN, sector, 512); };
+  for (uint64_t sector = 0; sector < 4; ++sector) {
+    BlkRequest r = read(sector);
+    ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(r.data[0], 'a' + sector);
+  }
+  // Stopped (so the daemon's last record is written), then killed.
+  ASSERT_OK(queue(0)->Stop(frontend_).status());
+  ASSERT_OK(daemon()->Signal(SIGKILL));
+  ASSERT_OK(daemon()->Wait(kTimeout).status());
+  // The daemon recorded every completion and left nothing in flight.
+  EXPECT_EQ(header->used_idx, 4);
+  for (uint16_t head = 0; head < 128; ++head) ASSERT_EQ(desc(head)->inflight, 0) << head;
+
+  // Three requests the killed daemon had taken (recorded as a daemon records them), one it
+  // never saw.
+  std::vector<BlkRequest> requests;
+  std::vector<uint16_t> heads;
+  for (uint64_t sector = 4; sector < 8; ++sector) {
+    requests.push_back(read(sector));
+    ASSERT_OK_AND_ASSIGN(const uint16_t head, AddBlkRequest(&queue(0)->ring(), requests.back()));
+    heads.push_back(head);
+  }
+  ASSERT_OK(queue(0)->Submit());
+  for (int i = 0; i < 3; ++i) {
+    desc(heads[i])->counter = 10 + i;
+    desc(heads[i])->inflight = 1;
+  }
+
+  StartDaemon();
+  ASSERT_OK(device_->Reconnect(socket_, options));
+  frontend_ = device_->frontend();
+  // One more, sent to the new daemon.
+  requests.push_back(read(8));
+  ASSERT_OK_AND_ASSIGN(const uint16_t last, AddBlkRequest(&queue(0)->ring(), requests.back()));
+  heads.push_back(last);
+  ASSERT_OK(queue(0)->Submit());
+  std::vector<int> completions(heads.size(), 0);
+  for (size_t i = 0; i < heads.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue(0)->WaitForUsed(kTimeout));
+    for (size_t j = 0; j < heads.size(); ++j) completions[j] += used.id == heads[j];
+  }
+  EXPECT_EQ(completions, std::vector<int>(heads.size(), 1));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(*requests[i].status, VIRTIO_BLK_S_OK) << i;
+    EXPECT_EQ(requests[i].data[511], 'a' + 4 + i) << i;
+  }
+  // Nothing more arrives before the next request's own completion.
+  BlkRequest next = read(9);
+  ASSERT_OK_AND_ASSIGN(const uint16_t next_head, AddBlkRequest(&queue(0)->ring(), next));
+  ASSERT_OK(queue(0)->Submit());
+  ASSERT_OK_AND_ASSIGN(const UsedElement used, queue(0)->WaitForUsed(kTimeout));
+  EXPECT_EQ(used.id, next_head);
+  EXPECT_EQ(next.data[0], 'a' + 9);
+  ASSERT_OK(queue(0)->Stop(frontend_).status());
+  EXPECT_EQ(header->used_idx, 10);
+  for (uint16_t head = 0; head < 128; ++head) EXPECT_EQ(desc(head)->inflight, 0) << head;
   EXPECT_TRUE(daemon()->IsAlive());
 }
 
