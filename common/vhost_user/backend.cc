@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/base/status_macros.h"
 #include "glog/logging.h"
 
@@ -47,6 +48,19 @@ InflightDescription ReadInflightDescription(const Message& m) {
   InflightDescription description{};
   std::memcpy(&description, m.payload.data(), std::min(m.payload.size(), sizeof(description)));
   return description;
+}
+
+// The queues an inflight region of GET_ or SET_INFLIGHT_FD describes, against what the device
+// has (a ring is never larger than max_queue_size).
+absl::Status CheckInflightShape(const InflightDescription& d, const DeviceInfo& info,
+                                absl::string_view request) {
+  if (d.num_queues == 0 || d.num_queues > info.num_queues || d.queue_size == 0 ||
+      d.queue_size > info.max_queue_size) {
+    return absl::InvalidArgumentError(absl::StrCat(request, " for ", d.num_queues, " queues of ",
+                                                   d.queue_size, " (at most ", info.num_queues,
+                                                   " of ", info.max_queue_size, ")"));
+  }
+  return absl::OkStatus();
 }
 
 Message U64Reply(const Message& request, uint64_t value) {
@@ -512,12 +526,7 @@ absl::StatusOr<Message> Backend::GetInflightFd(const Message& m) {
     return absl::FailedPreconditionError("GET_INFLIGHT_FD without INFLIGHT_SHMFD");
   }
   InflightDescription description = ReadInflightDescription(m);
-  if (description.num_queues == 0 || description.num_queues > info_.num_queues ||
-      description.queue_size == 0 || description.queue_size > info_.max_queue_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "GET_INFLIGHT_FD for ", description.num_queues, " queues of ", description.queue_size,
-        " (at most ", info_.num_queues, " of ", info_.max_queue_size, ")"));
-  }
+  RETURN_IF_ERROR(CheckInflightShape(description, info_, "GET_INFLIGHT_FD"));
   const size_t size = description.num_queues * InflightQueueBytes(description.queue_size);
   // Sealed against shrinking: whoever maps it later cannot be made to fault past its end.
   UniqueFd fd(memfd_create("vhost-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING));
@@ -550,9 +559,8 @@ absl::Status Backend::SetInflightFd(Message& m) {
     if (vring.context) return absl::FailedPreconditionError("SET_INFLIGHT_FD while queues run");
   }
   const InflightDescription description = ReadInflightDescription(m);
-  if (description.num_queues == 0 || description.num_queues > info_.num_queues ||
-      description.queue_size == 0 || description.queue_size > kMaxQueueSize ||
-      description.mmap_size !=
+  RETURN_IF_ERROR(CheckInflightShape(description, info_, "SET_INFLIGHT_FD"));
+  if (description.mmap_size !=
           description.num_queues * InflightQueueBytes(description.queue_size) ||
       description.mmap_offset % sysconf(_SC_PAGESIZE) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
