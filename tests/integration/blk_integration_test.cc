@@ -67,13 +67,16 @@ class BlkDaemonTest : public ::testing::Test {
   }
   DaemonProcess* daemon() { return session_->daemon(); }
 
-  void Open(uint32_t queues = 1, RingLayout layout = RingLayout::kSplit) {
+  // `inflight`: ask for the inflight region (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
+  void Open(uint32_t queues = 1, RingLayout layout = RingLayout::kSplit, bool inflight = false) {
     DeviceOptions options;
     options.features = kWanted | (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
     options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) |
                                 (layout == RingLayout::kPacked ? Bit(kFeatureRingPacked) : 0);
     options.ram_size = 32 << 20;
     options.queue_sizes.assign(queues, 128);
+    options.inflight = inflight;
+    options_ = options;
     device_.reset();  // the daemon serves one front end at a time
     ASSERT_OK_AND_ASSIGN(device_, session_->Open(options, socket_));
     frontend_ = device_->frontend();
@@ -81,6 +84,14 @@ class BlkDaemonTest : public ::testing::Test {
     acked_ = device_->acked_features();
   }
   FrontendQueue* queue(int i) { return device_->queue(i); }
+  // Sector i of the image holds 512 bytes of `byte(i)`, for sectors 0..count-1.
+  void FillSectors(int count, char (*byte)(int)) {
+    std::string pattern;
+    for (int i = 0; i < count; ++i) pattern.append(512, byte(i));
+    const int fd = open(image_.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_EQ(pwrite(fd, pattern.data(), pattern.size(), 0), static_cast<ssize_t>(pattern.size()));
+    close(fd);
+  }
 
   // Sends one request on `queue` and waits for it; returns the status byte.
   uint8_t Do(const BlkRequest& r, int q = 0, bool indirect = false) {
@@ -119,6 +130,7 @@ class BlkDaemonTest : public ::testing::Test {
 
   std::unique_ptr<DaemonSession> session_;
   std::string image_, socket_;
+  DeviceOptions options_;  // of the last Open (a reconnect repeats them)
   std::unique_ptr<DeviceConnection> device_;
   Frontend* frontend_ = nullptr;  // device_'s
   GuestRam* ram_ = nullptr;
@@ -374,24 +386,9 @@ TEST_F(BlkDaemonTest, RingsServeAcrossReconnectsAndQueueRestarts) {
 // inflight region, runs them, then serves the ring from where the old one stopped taking; every
 // request completes exactly once with the right data (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD).
 TEST_F(BlkDaemonTest, RequestsInFlightAtASigkillCompleteOnceAfterARestart) {
-  {
-    // Sector i holds 'a' + i.
-    std::string pattern;
-    for (int i = 0; i < 16; ++i) pattern.append(512, static_cast<char>('a' + i));
-    const int fd = open(image_.c_str(), O_WRONLY | O_CLOEXEC);
-    ASSERT_EQ(pwrite(fd, pattern.data(), pattern.size(), 0), static_cast<ssize_t>(pattern.size()));
-    close(fd);
-  }
+  FillSectors(16, [](int i) { return static_cast<char>('a' + i); });
   StartDaemon();
-  DeviceOptions options;
-  options.features = kWanted;
-  options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
-  options.ram_size = 32 << 20;
-  options.queue_sizes = {128};
-  options.inflight = true;
-  ASSERT_OK_AND_ASSIGN(device_, session_->Open(options, socket_));
-  frontend_ = device_->frontend();
-  ram_ = device_->ram();
+  Open(1, RingLayout::kSplit, /*inflight=*/true);
   uint8_t* region = device_->inflight_region();
   auto* header = reinterpret_cast<InflightQueueHeader*>(region);
   auto desc = [&](uint16_t head) {
@@ -429,7 +426,7 @@ TEST_F(BlkDaemonTest, RequestsInFlightAtASigkillCompleteOnceAfterARestart) {
   }
 
   StartDaemon();
-  ASSERT_OK(device_->Reconnect(socket_, options));
+  ASSERT_OK(device_->Reconnect(socket_, options_));
   frontend_ = device_->frontend();
   // One more, sent to the new daemon.
   requests.push_back(read(8));
@@ -464,22 +461,9 @@ TEST_F(BlkDaemonTest, RequestsInFlightAtASigkillCompleteOnceAfterARestart) {
 // with its data (without the tracking, those in flight at a kill never complete).
 TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
   constexpr int kSectorsUsed = 64;
-  {
-    std::string pattern;
-    for (int i = 0; i < kSectorsUsed; ++i) pattern.append(512, static_cast<char>(i));
-    const int fd = open(image_.c_str(), O_WRONLY | O_CLOEXEC);
-    ASSERT_EQ(pwrite(fd, pattern.data(), pattern.size(), 0), static_cast<ssize_t>(pattern.size()));
-    close(fd);
-  }
+  FillSectors(kSectorsUsed, [](int i) { return static_cast<char>(i); });
   StartDaemon();
-  DeviceOptions options;
-  options.features = kWanted;
-  options.required_features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
-  options.ram_size = 32 << 20;
-  options.queue_sizes = {128};
-  options.inflight = true;
-  ASSERT_OK_AND_ASSIGN(device_, session_->Open(options, socket_));
-  ram_ = device_->ram();
+  Open(1, RingLayout::kSplit, /*inflight=*/true);
   // Fewer requests than the ring holds (3 descriptors each): no head is reused, so a head names
   // one request.
   std::vector<BlkRequest> requests;
@@ -497,7 +481,7 @@ TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
     ASSERT_OK(daemon()->Signal(SIGKILL));
     ASSERT_OK(daemon()->Wait(kTimeout).status());
     StartDaemon();
-    ASSERT_OK(device_->Reconnect(socket_, options));
+    ASSERT_OK(device_->Reconnect(socket_, options_));
   }
   std::vector<int> completions(requests.size(), 0);
   for (size_t i = 0; i < requests.size(); ++i) {
