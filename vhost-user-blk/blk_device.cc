@@ -57,7 +57,7 @@ DeviceInfo BlkDevice::Info() const {
   info.config_size = kConfigSize;
   // Reads, writes, flushes, discards and write-zeroes can all run twice: the guest does not
   // touch a request's sectors or buffers until it completes.
-  info.resubmit_inflight = true;
+  info.resubmit_queues = DeviceInfo::kAllQueues;
   info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_BLK_F_SIZE_MAX) | Bit(VIRTIO_BLK_F_SEG_MAX) |
                   Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_TOPOLOGY) |
                   Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE) | Bit(VIRTIO_BLK_F_MQ) |

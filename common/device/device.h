@@ -27,6 +27,7 @@
 #ifndef COMMON_DEVICE_DEVICE_H_
 #define COMMON_DEVICE_DEVICE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -54,13 +55,17 @@ struct DeviceInfo {
   // Threads of the engine's pool that QueueContext::Submit runs work on (0: Submit runs the
   // work at once on the calling thread).
   int pool_threads = 0;
-  // Every request can be run again after a crash (re-reading a block, new random bytes): the
-  // engine offers VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, records the chains in flight in the
-  // front end's region, and after a restart takes the ones a killed daemon left first. Not
-  // for requests with effects that must not happen twice (a FUSE CREATE, a vsock packet) or
-  // buffers held for events. The device's sandbox must allow memfd_create and fallocate (the
-  // region is made on GET_INFLIGHT_FD).
-  bool resubmit_inflight = false;
+  // Queues whose requests can all be run again after a crash (re-reading a block, new random
+  // bytes), bit i for queue i (queues from 63 on follow bit 63; kAllQueues for every queue):
+  // the engine offers VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, records those queues' chains in
+  // flight in the front end's region, and after a restart takes the ones a killed daemon left
+  // first. Not for requests with effects that must not happen twice (a FUSE CREATE, a vsock
+  // packet) or buffers held for events (those queues restart from the used index, as without
+  // tracking). The device's sandbox must allow memfd_create and fallocate (the region is made
+  // on GET_INFLIGHT_FD).
+  uint64_t resubmit_queues = 0;
+  static constexpr uint64_t kAllQueues = ~uint64_t{0};
+  bool Resubmits(uint32_t queue) const { return (resubmit_queues >> std::min(queue, 63u)) & 1; }
 };
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what

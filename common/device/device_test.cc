@@ -48,5 +48,18 @@ TEST(ReadConfigBytesTest, ReadsPastTheStructureAreRefused) {
                    .ok());
 }
 
+TEST(DeviceInfoTest, ResubmittingQueuesAreChosenOneByOne) {
+  DeviceInfo info;
+  EXPECT_FALSE(info.Resubmits(0));
+  info.resubmit_queues = 1;  // a request queue beside an event queue
+  EXPECT_TRUE(info.Resubmits(0));
+  EXPECT_FALSE(info.Resubmits(1));
+  info.resubmit_queues = DeviceInfo::kAllQueues;
+  for (uint32_t queue : {0u, 1u, 63u, 64u, 1000u}) EXPECT_TRUE(info.Resubmits(queue)) << queue;
+  info.resubmit_queues = uint64_t{1} << 63;  // queues from 63 on
+  EXPECT_FALSE(info.Resubmits(62));
+  EXPECT_TRUE(info.Resubmits(500));
+}
+
 }  // namespace
 }  // namespace vhost

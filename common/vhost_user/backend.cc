@@ -90,7 +90,7 @@ uint64_t Backend::OfferedProtocolFeatures() const {
                       Bit(kProtocolResetDevice) | Bit(kProtocolConfigureMemSlots) |
                       Bit(kProtocolStatus);
   if (info_.config_size > 0) features |= Bit(kProtocolConfig);
-  if (info_.resubmit_inflight) features |= Bit(kProtocolInflightShmfd);
+  if (info_.resubmit_queues != 0) features |= Bit(kProtocolInflightShmfd);
   return features;
 }
 
@@ -469,7 +469,7 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
     }
     vring.context = *std::move(context);
     // Packed rings are not tracked (only the split layout is implemented).
-    if (inflight_.base != nullptr && index < inflight_.num_queues &&
+    if (inflight_.base != nullptr && index < inflight_.num_queues && info_.Resubmits(index) &&
         !(acked_features_ & Bit(kFeatureRingPacked))) {
       auto tracker = std::make_unique<InflightQueue>(
           inflight_.base + index * InflightQueueBytes(inflight_.queue_size), inflight_.queue_size);

@@ -228,7 +228,7 @@ class ResubmittingDevice : public CountingDevice {
  public:
   DeviceInfo Info() const override {
     DeviceInfo info = CountingDevice::Info();
-    info.resubmit_inflight = true;
+    info.resubmit_queues = DeviceInfo::kAllQueues;
     return info;
   }
 };
