@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   spec.description = "Serves a virtio-rng device (entropy) to a guest over vhost-user.";
   spec.backend_type = "rng";
   spec.create_device = CreateDevice;
-  // getrandom and read are in the common allow-list already.
+  // getrandom and read are in the common allow-list already; the inflight region
+  // (GET_INFLIGHT_FD) is a memfd sized with fallocate.
+  spec.sandbox = vhost::SandboxPolicy().Allow("memfd_create").Allow("fallocate");
   return vhost::RunDaemon(argc, argv, spec);
 }

@@ -24,6 +24,8 @@ DeviceInfo RngDevice::Info() const {
   info.num_queues = 1;
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1);
+  // Entropy requests can be served again after a crash: the guest waits for fresh bytes.
+  info.resubmit_queues = DeviceInfo::kAllQueues;
   return info;
 }
 

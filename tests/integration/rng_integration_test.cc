@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/device/inflight.h"
 #include "common/testing/status_matchers.h"
 #include "common/virtio/virtio_ring_defs.h"
 #include "gtest/gtest.h"
@@ -49,8 +50,9 @@ class RngDaemonTest : public ::testing::Test {
   const std::string& socket() { return session_->socket(); }
 
   // QEMU's sequence up to a running queue 0.
-  void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true) {
+  void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true, bool inflight = false) {
     DeviceOptions options;
+    options.inflight = inflight;
     options.features = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
     if (event_idx) options.features |= Bit(kFeatureEventIdx);
     if (layout == RingLayout::kPacked) options.features |= Bit(kFeatureRingPacked);
@@ -59,6 +61,7 @@ class RngDaemonTest : public ::testing::Test {
     options.queue_sizes = {128};
     device_.reset();  // the daemon serves one front end at a time
     ASSERT_OK_AND_ASSIGN(device_, session_->Open(options));
+    options_ = options;
     frontend_ = device_->frontend();
     ram_ = device_->ram();
     queue_ = device_->queue();
@@ -109,6 +112,7 @@ class RngDaemonTest : public ::testing::Test {
   }
 
   std::unique_ptr<DaemonSession> session_;
+  DeviceOptions options_;
   std::unique_ptr<DeviceConnection> device_;
   std::unique_ptr<Frontend> raw_;
   // Of device_ (or raw_).
@@ -189,6 +193,41 @@ TEST_F(RngDaemonTest, FrontEndDisconnectResetsAndTheNextOneIsServed) {
   ASSERT_OK(queue_->Submit());
   frontend_->Close();  // gone without GET_VRING_BASE
   ExpectServesNextConnection();
+}
+
+// Requests a killed daemon had taken (recorded in the front end's inflight region as a daemon
+// records them) are served by its successor, once each, before the one it never saw.
+TEST_F(RngDaemonTest, RequestsInFlightAtASigkillAreServedAfterARestart) {
+  Open(RingLayout::kSplit, true, /*inflight=*/true);
+  uint8_t* region = device_->inflight_region();
+  auto* desc = reinterpret_cast<InflightDescSplit*>(region + sizeof(InflightQueueHeader));
+  ASSERT_OK(queue_->Stop(frontend_).status());
+  ASSERT_OK(daemon()->Signal(SIGKILL));
+  ASSERT_OK(daemon()->Wait(kTimeout).status());
+
+  std::vector<uint64_t> gpas;
+  for (int i = 0; i < 3; ++i) gpas.push_back(Request(64));
+  ASSERT_OK(queue_->Submit());
+  desc[0].counter = 7;  // taken first
+  desc[0].inflight = 1;
+  desc[1].counter = 8;
+  desc[1].inflight = 1;  // head 2: never taken
+
+  StartDaemon();
+  ASSERT_OK(device_->Reconnect(socket(), options_));
+  frontend_ = device_->frontend();
+  std::vector<int> completions(3, 0);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+    ASSERT_LT(used.id, 3u);
+    EXPECT_EQ(used.id, static_cast<uint32_t>(i));  // in the order they were taken
+    EXPECT_EQ(used.len, 64u);
+    ++completions[used.id];
+  }
+  EXPECT_EQ(completions, std::vector<int>(3, 1));
+  for (uint64_t gpa : gpas) EXPECT_NE(Bytes(gpa, 64), std::string(64, '\0'));
+  ASSERT_OK(queue_->Stop(frontend_).status());
+  for (uint16_t head = 0; head < 128; ++head) EXPECT_EQ(desc[head].inflight, 0) << head;
 }
 
 TEST_F(RngDaemonTest, SigtermExitsPromptlyAndCleanly) {
