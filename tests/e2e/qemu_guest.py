@@ -39,11 +39,14 @@ APPLETS = [
     "test", "[", "mkdir", "rm", "cp", "mv", "sync", "stat", "find", "xargs", "uname", "mknod",
     "mkfs.ext2", "mke2fs", "blockdev", "seq", "sort", "uniq", "cut", "date", "timeout", "true",
     "false", "printf", "dmesg", "blkdiscard", "fstrim", "df", "du", "sha1sum", "chmod",
-    "ln", "touch", "readlink", "truncate", "chown", "wait",
+    "ln", "touch", "readlink", "truncate", "chown", "wait", "reboot",
 ]
 
+# With /boots in the archive (run_guest's `boots`), init asks the host which boot this is (over
+# the serial console) and reboots until the last one; the script sees it as $E2E_BOOT.
 INIT = """#!/bin/sh
 export PATH=/bin
+echo E2E-INIT
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -51,10 +54,13 @@ mkdir -p /tmp && mount -t tmpfs tmp /tmp
 for m in $(cat /modules.order); do
   insmod /lib/modules/$m || echo "E2E-RESULT insmod_failed=$m"
 done
-echo E2E-BEGIN
-sh /test.sh
+boot=1
+if [ -e /boots ]; then echo "E2E-BOOT?"; read -r boot; fi
+echo "E2E-BEGIN boot=$boot"
+E2E_BOOT=$boot sh /test.sh
 echo "E2E-END status=$?"
 sync
+if [ -e /boots ] && [ "$boot" -lt "$(cat /boots)" ]; then reboot -f; fi
 poweroff -f
 """
 
@@ -300,6 +306,10 @@ class Daemon:
     def alive(self):
         return self.proc.poll() is None
 
+    def connections(self):
+        """How many front ends this process has accepted (its log says so for each)."""
+        return self.read_log().count("front end connected")
+
     def read_log(self):
         self.log.flush()
         with open(self.log_path, "rb") as f:
@@ -330,12 +340,11 @@ def work_dir(prefix="e2e"):
 
 # ---- the guest
 
-class GuestResult:
-    def __init__(self, output, exit_code, timed_out, wall_seconds):
+class BootResult:
+    """The E2E-RESULT key=value lines and the script's exit status in some console output."""
+
+    def __init__(self, output):
         self.output = output
-        self.exit_code = exit_code
-        self.timed_out = timed_out
-        self.wall_seconds = wall_seconds
         self.results = {}
         for line in output.splitlines():
             m = re.search(r"E2E-RESULT (\S+?)=(.*)$", line.strip())
@@ -348,14 +357,30 @@ class GuestResult:
         return self.results[key]
 
 
+class GuestResult(BootResult):
+    """All of a QEMU run's output; `boots` has one BootResult per boot of the guest (a reboot
+    starts the next)."""
+
+    def __init__(self, output, exit_code, timed_out, wall_seconds):
+        super().__init__(output)
+        self.exit_code = exit_code
+        self.timed_out = timed_out
+        self.wall_seconds = wall_seconds
+        self.boots = [BootResult(part) for part in output.split("E2E-INIT")[1:]]
+
+
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
-              memory_mb=512, work=None, on_line=None, built_modules=()):
+              memory_mb=512, work=None, on_line=None, built_modules=(), boots=1):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
     on_line: called with each line of console output as it arrives (from another thread), so a
     test can act on the host when the guest says it is ready.
     built_modules: .ko paths (see out_of_tree_module) loaded after `modules`.
+    boots: how many times the guest runs `script` in this one QEMU process: after each run but
+    the last it reboots (`reboot -f`, so QEMU resets every device under the same vhost-user
+    connections). The script finds the boot's number (from 1) in $E2E_BOOT; the result's
+    `boots` has each boot's results.
     Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
     """
     check_qemu()
@@ -366,6 +391,8 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     with open(base, "rb") as f:
         data = f.read()
     extra = [("test.sh", "file", (script.encode(), 0o755))] + list(extra_entries)
+    if boots > 1:
+        extra.append(("boots", "file", (str(boots).encode(), 0o644)))
     with open(initrd, "wb") as f:
         f.write(data + cpio_archive(extra))
 
@@ -376,20 +403,31 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
         backend = f"memory-backend-file,id=mem,size={memory_mb}M,share=on,mem-path={mem_path}"
     argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1",
             "-m", f"{memory_mb}M", "-object", backend, "-numa", "node,memdev=mem",
-            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-nodefaults", "-display", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
+    if boots == 1:
+        argv.append("-no-reboot")  # a kernel panic ends the run instead of booting again
     start = time.time()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.PIPE if boots > 1 else subprocess.DEVNULL,
+                            start_new_session=True)
     timed_out = False
     lines = []
+    asked = 0
 
     def read_console():
+        nonlocal asked
         for line in iter(proc.stdout.readline, b""):
             lines.append(line)
+            text = line.decode(errors="replace")
+            if boots > 1 and "E2E-BOOT?" in text:
+                asked += 1  # init waits for its boot's number on the console
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.write(f"{asked}\n".encode())
+                    proc.stdin.flush()
             if on_line is not None:
-                on_line(line.decode(errors="replace"))
+                on_line(text)
 
     reader = threading.Thread(target=read_console)
     reader.start()
@@ -402,8 +440,25 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     finally:
         reader.join()
         proc.stdout.close()
+        if proc.stdin is not None:
+            proc.stdin.close()
         if memory != "memfd":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(mem_path)
     return GuestResult(b"".join(lines).decode(errors="replace"), proc.returncode, timed_out,
                        time.time() - start)
+
+
+def run_guest_again(daemon, script, devices, modules, **kwargs):
+    """A QEMU restart: runs the guest (run_guest's arguments) in a new QEMU process against
+    `daemon`, whose previous front end has exited. Raises GuestError unless the same daemon
+    process, still running, accepted the new QEMU as one more front end."""
+    pid, accepted = daemon.proc.pid, daemon.connections()
+    if not daemon.alive():
+        raise GuestError(f"the daemon exited before the restart: {daemon.read_log()[-3000:]}")
+    result = run_guest(script, devices, modules, **kwargs)
+    if not daemon.alive() or daemon.proc.pid != pid:
+        raise GuestError(f"daemon {pid} did not survive the restart: {daemon.read_log()[-3000:]}")
+    if daemon.connections() != accepted + 1:
+        raise GuestError(f"daemon {pid} did not accept the new QEMU: {daemon.read_log()[-3000:]}")
+    return result

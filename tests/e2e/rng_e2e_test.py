@@ -33,21 +33,30 @@ od -An -v -tu1 /tmp/a | awk '
 
 class RngGuestTest(unittest.TestCase):
 
-    def boot(self, memory, packed=False):
+    def boot(self, memory, packed=False, boots=1, restart=False):
+        """Runs the script `boots` times in one QEMU (the guest reboots in between) and, with
+        `restart`, once more in a second QEMU against the same daemon. Returns each boot's
+        result and the daemon's log."""
         with qemu_guest.work_dir("rng") as work:
             sock = os.path.join(work, "rng.sock")
             argv = [DAEMON, f"--socket-path={sock}"] + (["--packed-ring"] if packed else [])
             with qemu_guest.Daemon(argv, sock) as daemon:
-                device = "vhost-user-rng-pci,chardev=rng0"
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=rng0,path={sock}", "-device", device],
-                    modules=["virtio_rng"], memory=memory, work=work)
+                run = dict(script=GUEST_SCRIPT, modules=["virtio_rng"], memory=memory, work=work,
+                           devices=["-chardev", f"socket,id=rng0,path={sock}",
+                                    "-device", "vhost-user-rng-pci,chardev=rng0"])
+                results = [qemu_guest.run_guest(boots=boots, **run)]
+                if restart:
+                    results.append(qemu_guest.run_guest_again(daemon, **run))
                 log = daemon.read_log()
                 self.assertTrue(daemon.alive(), log)
-            self.assertFalse(result.timed_out, result.output[-3000:])
-            self.assertEqual(result.script_status, 0, result.output[-3000:])
-            return result, log
+            runs = []
+            for result in results:
+                self.assertFalse(result.timed_out, result.output[-3000:])
+                runs += result.boots
+            self.assertEqual(len(runs), boots + restart, results[-1].output[-3000:])
+            for run in runs:
+                self.assertEqual(run.script_status, 0, run.output[-3000:])
+            return runs, log
 
     def check_entropy(self, result):
         r = result.results
@@ -61,23 +70,29 @@ class RngGuestTest(unittest.TestCase):
         self.assertLess(int(r["chi_square"]), 400)
         self.assertGreater(int(r["chi_square"]), 150)
 
-    def test_memfd_guest_memory_split_ring(self):
-        result, log = self.boot("memfd")
-        self.check_entropy(result)
-        self.assertIn("front end connected", log)
-        self.assertIn("features 0x", log)
+    # A reboot resets the device under the same connection; a QEMU restart is a new front end
+    # of the same daemon process. Each boot reads fresh entropy.
+    def test_memfd_guest_memory_split_ring_across_a_reboot_and_a_qemu_restart(self):
+        runs, log = self.boot("memfd", boots=2, restart=True)
+        for run in runs:
+            self.check_entropy(run)
+        self.assertEqual(len({run["md5_a"] for run in runs}), 3, "a boot read earlier bytes")
+        self.assertEqual(log.count("front end connected"), 2)
+        self.assertGreaterEqual(log.count("features 0x"), 3)  # each boot's driver negotiates
         self.assertNotIn("packed rings", log)
 
     # QEMU's vhost-user-rng-pci takes every ring feature we offer: --packed-ring makes the guest
     # use packed rings.
-    def test_memfd_guest_memory_packed_ring(self):
-        result, log = self.boot("memfd", packed=True)
-        self.check_entropy(result)
+    # The reboot also starts the packed rings over (wrap counters included).
+    def test_memfd_guest_memory_packed_ring_across_a_reboot(self):
+        runs, log = self.boot("memfd", packed=True, boots=2)
+        for run in runs:
+            self.check_entropy(run)
         self.assertIn("packed rings", log)
 
     def test_file_guest_memory_on_dev_shm(self):
-        result, _ = self.boot("file")
-        self.check_entropy(result)
+        (run,), _ = self.boot("file")
+        self.check_entropy(run)
 
 
 if __name__ == "__main__":
