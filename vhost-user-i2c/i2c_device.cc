@@ -20,6 +20,9 @@ DeviceInfo I2cDevice::Info() const {
   info.num_queues = 1;
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST);
+  // A transfer a killed daemon took is run again by the next one: the guest never had its
+  // result, and an I2C driver's own answer to a lost transfer (a timeout) is to retry it.
+  info.resubmit_queues = DeviceInfo::kAllQueues;
   return info;
 }
 

@@ -7,6 +7,7 @@ namespace vhost {
 // Host adapters' ioctls (transfers, the client address, SMBus, functionality).
 SandboxPolicy I2cSandboxPolicy() {
   SandboxPolicy policy;
+  policy.Allow("memfd_create").Allow("fallocate");  // the inflight region (GET_INFLIGHT_FD)
   for (unsigned long request : HostAdapterIoctls()) policy.AllowIoctl(request);
   return policy;
 }

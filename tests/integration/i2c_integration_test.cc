@@ -2,12 +2,14 @@
 // random read, whole-transaction failure for unlisted addresses, length limits, malformed
 // chains, several guests from one process each with their own EEPROMs.
 #include <linux/virtio_i2c.h>
+#include <signal.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/base/status_macros.h"
+#include "common/device/inflight.h"
 #include "common/testing/status_matchers.h"
 #include "common/vhost_user/message.h"
 #include "gtest/gtest.h"
@@ -39,8 +41,11 @@ struct Guest {
   FrontendQueue* queue = nullptr;  // device's
   GuestRam* ram = nullptr;
 
-  absl::Status Connect(const std::string& socket) {
-    DeviceOptions options;
+  DeviceOptions options;
+
+  absl::Status Connect(const std::string& socket, bool inflight = false) {
+    options = DeviceOptions();
+    options.inflight = inflight;
     options.features =
         Bit(kFeatureVersion1) | Bit(kFeatureEventIdx) | Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST);
     options.required_features = Bit(kFeatureVersion1) | Bit(VIRTIO_I2C_F_ZERO_LENGTH_REQUEST);
@@ -52,9 +57,15 @@ struct Guest {
     return absl::OkStatus();
   }
 
-  // One transaction (FAIL_NEXT linking the messages); returns the statuses, reads land in msgs.
-  std::vector<uint8_t> Transfer(std::vector<Msg>& msgs, uint32_t header_len = 8) {
+  // Where a transaction's statuses and read data land.
+  struct Pending {
     std::vector<uint8_t*> status, data;
+    std::vector<uint16_t> heads;
+  };
+
+  // Adds one transaction (FAIL_NEXT linking the messages) to the ring, not yet made available.
+  Pending Add(const std::vector<Msg>& msgs, uint32_t header_len = 8) {
+    Pending pending;
     for (size_t i = 0; i < msgs.size(); ++i) {
       uint8_t *h, *d, *s;
       const uint32_t n = static_cast<uint32_t>(msgs[i].data.size());
@@ -72,19 +83,27 @@ struct Guest {
       std::vector<testing::Buffer> readable{{*hg, header_len}}, writable;
       if (n) (msgs[i].read ? writable : readable).push_back({*dg, n});
       writable.push_back({*sg, 1});
-      EXPECT_OK(queue->ring().AddChain(readable, writable));
-      status.push_back(s);
-      data.push_back(d);
+      absl::StatusOr<uint16_t> head = queue->ring().AddChain(readable, writable);
+      EXPECT_OK(head);
+      pending.heads.push_back(head.ok() ? *head : 0);
+      pending.status.push_back(s);
+      pending.data.push_back(d);
     }
+    return pending;
+  }
+
+  // One transaction; returns the statuses, reads land in msgs.
+  std::vector<uint8_t> Transfer(std::vector<Msg>& msgs, uint32_t header_len = 8) {
+    const Pending pending = Add(msgs, header_len);
     EXPECT_OK(queue->Submit());
     std::vector<uint8_t> statuses;
     for (size_t i = 0; i < msgs.size(); ++i) {
       EXPECT_OK(queue->WaitForUsed(kTimeout));
     }
     for (size_t i = 0; i < msgs.size(); ++i) {
-      statuses.push_back(*status[i]);
+      statuses.push_back(*pending.status[i]);
       if (msgs[i].read && !msgs[i].data.empty()) {
-        std::memcpy(msgs[i].data.data(), data[i], msgs[i].data.size());
+        std::memcpy(msgs[i].data.data(), pending.data[i], msgs[i].data.size());
       }
     }
     return statuses;
@@ -134,6 +153,41 @@ TEST_F(I2cDaemonTest, EepromRoundTripAndErrors) {
   std::vector<Msg> shorty{{0x50, true, std::vector<uint8_t>(1)}};
   EXPECT_EQ(guest.Transfer(shorty, 6), std::vector<uint8_t>{kErr});
   EXPECT_TRUE(session_->daemon()->IsAlive());
+}
+
+// A transaction a killed daemon had taken (recorded in the front end's inflight region as a
+// daemon records it) runs on its successor before what the guest queued next.
+TEST_F(I2cDaemonTest, TransfersInFlightAtASigkillRunAfterARestart) {
+  StartDaemon({"--device-list=sim:0x50"});
+  Guest guest;
+  ASSERT_OK(guest.Connect(socket_, /*inflight=*/true));
+  auto* desc = reinterpret_cast<InflightDescSplit*>(guest.device->inflight_region() +
+                                                    sizeof(InflightQueueHeader));
+  ASSERT_OK(guest.queue->Stop(guest.device->frontend()).status());
+  ASSERT_OK(session_->daemon()->Signal(SIGKILL));
+  ASSERT_OK(session_->daemon()->Wait(kTimeout).status());
+
+  // Two messages of one write transaction (a chain each), both taken.
+  const std::vector<Msg> write{{0x50, false, {0x30}}, {0x50, false, {0x30, 'Z', 'Y'}}};
+  const Guest::Pending written = guest.Add(write);
+  ASSERT_OK(guest.queue->Submit());
+  for (size_t i = 0; i < 2; ++i) {
+    desc[written.heads[i]].counter = 20 + i;
+    desc[written.heads[i]].inflight = 1;
+  }
+  StartDaemon({"--device-list=sim:0x50"});
+  ASSERT_OK(guest.device->Reconnect(socket_, guest.options));
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, guest.queue->WaitForUsed(kTimeout));
+    EXPECT_EQ(used.id, written.heads[i]);
+    EXPECT_EQ(*written.status[i], kOk);
+  }
+  // The new daemon's EEPROM has what the resubmitted write put there.
+  std::vector<Msg> read{{0x50, false, {0x30}}, {0x50, true, std::vector<uint8_t>(2)}};
+  EXPECT_EQ(guest.Transfer(read), (std::vector<uint8_t>{kOk, kOk}));
+  EXPECT_EQ(std::string(read[1].data.begin(), read[1].data.end()), "ZY");
+  ASSERT_OK(guest.queue->Stop(guest.device->frontend()).status());
+  for (uint16_t head = 0; head < 64; ++head) EXPECT_EQ(desc[head].inflight, 0) << head;
 }
 
 TEST_F(I2cDaemonTest, SeveralGuestsHaveTheirOwnSimulatedBus) {
