@@ -35,7 +35,9 @@
 #include <type_traits>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/device/queue_context.h"
@@ -66,6 +68,10 @@ struct DeviceInfo {
   uint64_t resubmit_queues = 0;
   static constexpr uint64_t kAllQueues = ~uint64_t{0};
   bool Resubmits(uint32_t queue) const { return (resubmit_queues >> std::min(queue, 63u)) & 1; }
+  // The device has internal state beyond its rings (fs: the inodes and open files the guest
+  // holds) that a live migration carries to the destination daemon: the engine offers
+  // VHOST_USER_PROTOCOL_F_DEVICE_STATE and calls SaveState / LoadState.
+  bool migrates_state = false;
 };
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what
@@ -124,6 +130,16 @@ class VirtioDevice {
   // The daemon got SIGHUP: re-read host state (e.g. the size of a grown backing file) and tell
   // the front end what changed. Called on the connection thread.
   virtual void Reload() {}
+  // Live migration (DeviceInfo::migrates_state), on the connection thread while no queue
+  // serves. SaveState: the device's internal state as bytes for the destination. LoadState:
+  // takes such bytes in place of the current state. They come from the front end: every field
+  // is checked, and a bad state is refused with an error (the migration then fails).
+  virtual absl::StatusOr<std::string> SaveState() {
+    return absl::UnimplementedError("device has no state to migrate");
+  }
+  virtual absl::Status LoadState(absl::string_view state) {
+    return absl::UnimplementedError("device has no state to migrate");
+  }
 
   void set_config_change_notifier(ConfigChangeNotifier notifier) {
     notify_config_change_ = std::move(notifier);

@@ -37,6 +37,8 @@ bool HasOwnReply(FrontendRequest request) {
     case FrontendRequest::kGetMaxMemSlots:
     case FrontendRequest::kGetStatus:
     case FrontendRequest::kGetInflightFd:
+    case FrontendRequest::kSetDeviceStateFd:
+    case FrontendRequest::kCheckDeviceState:
       return true;
     default:
       return false;
@@ -91,6 +93,7 @@ uint64_t Backend::OfferedProtocolFeatures() const {
                       Bit(kProtocolStatus);
   if (info_.config_size > 0) features |= Bit(kProtocolConfig);
   if (info_.resubmit_queues != 0) features |= Bit(kProtocolInflightShmfd);
+  if (info_.migrates_state) features |= Bit(kProtocolDeviceState);
   return features;
 }
 
@@ -225,6 +228,10 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
     case FrontendRequest::kSetInflightFd:
       RETURN_IF_ERROR(SetInflightFd(m));
       return absl::nullopt;
+    case FrontendRequest::kSetDeviceStateFd:
+      return SetDeviceStateFd(m);
+    case FrontendRequest::kCheckDeviceState:
+      return U64Reply(m, CheckDeviceState());
     case FrontendRequest::kGetConfig: {
       absl::StatusOr<Message> reply = GetConfig(m);
       if (reply.ok()) return *std::move(reply);
@@ -593,6 +600,74 @@ void Backend::UnmapInflight() {
   inflight_ = InflightRegion();
 }
 
+Message Backend::SetDeviceStateFd(Message& m) {
+  transfer_.reset();  // an earlier one not checked is abandoned
+  const DeviceStateTransfer params = *m.Read<DeviceStateTransfer>();
+  absl::Status refused;
+  if (!has_protocol(kProtocolDeviceState)) {
+    refused = absl::FailedPreconditionError("without DEVICE_STATE");
+  } else if (params.direction != kTransferSave && params.direction != kTransferLoad) {
+    refused = absl::InvalidArgumentError(absl::StrCat("direction ", params.direction));
+  } else if (params.phase != kTransferPhaseStopped) {
+    refused = absl::InvalidArgumentError(absl::StrCat("phase ", params.phase));
+  } else if (std::any_of(vrings_.begin(), vrings_.end(),
+                         [](const Vring& vring) { return vring.serving; })) {
+    // The only phase there is: the device and its rings stopped (nothing changes the state).
+    refused = absl::FailedPreconditionError("while queues run");
+  } else if (params.direction == kTransferSave) {
+    // A state the device cannot give is no transfer refused: the front end reads an empty
+    // stream and CHECK_DEVICE_STATE reports the failure, as the spec has it.
+    absl::StatusOr<std::string> state = device_->SaveState();
+    if (!state.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "device state not saved: " << state.status().message();
+    }
+    absl::StatusOr<std::unique_ptr<StateTransfer>> transfer =
+        StateTransfer::Save(std::move(m.fds[0]), state.ok() ? *std::move(state) : std::string(),
+                            options_.state_transfer_timeout);
+    if (transfer.ok()) transfer_ = *std::move(transfer);
+    refused = transfer.status();
+    saved_ = state.status();
+  } else {
+    absl::StatusOr<std::unique_ptr<StateTransfer>> transfer = StateTransfer::Load(
+        std::move(m.fds[0]), options_.max_device_state_bytes, options_.state_transfer_timeout);
+    if (transfer.ok()) transfer_ = *std::move(transfer);
+    refused = transfer.status();
+  }
+  transfer_loads_ = params.direction == kTransferLoad;
+  if (!refused.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "SET_DEVICE_STATE_FD refused: " << refused.message();
+    return U64Reply(m, kDeviceStateNoFd | 1);
+  }
+  return U64Reply(m, kDeviceStateNoFd);  // the front end's fd is the channel
+}
+
+uint64_t Backend::CheckDeviceState() {
+  std::unique_ptr<StateTransfer> transfer = std::move(transfer_);
+  absl::Status status;
+  if (transfer == nullptr) {
+    status = absl::FailedPreconditionError("no device state transfer to check");
+  } else {
+    absl::StatusOr<std::string> data = transfer->Finish();
+    if (!data.ok()) {
+      status = data.status();
+    } else if (!transfer_loads_ && !saved_.ok()) {
+      status = saved_;
+    } else if (transfer_loads_ && std::any_of(vrings_.begin(), vrings_.end(),
+                                              [](const Vring& vring) { return vring.serving; })) {
+      status = absl::FailedPreconditionError("queues started before the state was checked");
+    } else if (transfer_loads_) {
+      status = device_->LoadState(*data);
+      if (status.ok()) LOG(INFO) << "device state loaded (" << data->size() << " bytes)";
+    }
+  }
+  if (!status.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "device state " << (transfer_loads_ ? "load" : "save")
+                              << " failed: " << status.message();
+    return 1;
+  }
+  return 0;
+}
+
 absl::StatusOr<Message> Backend::GetConfig(const Message& m) {
   const ConfigHeader header = *m.Read<ConfigHeader>();
   if (info_.config_size == 0) return absl::UnimplementedError("device has no config space");
@@ -649,6 +724,7 @@ void Backend::ResetDevice() {
 }
 
 void Backend::Reset() {
+  transfer_.reset();
   ResetDevice();
   UnmapInflight();
   acked_protocol_ = 0;

@@ -19,6 +19,7 @@
 #include "common/device/work_pool.h"
 #include "common/vhost_user/channel.h"
 #include "common/vhost_user/message.h"
+#include "common/vhost_user/state_transfer.h"
 #include "common/virtio/guest_memory.h"
 #include "common/virtio/virtqueue.h"
 
@@ -33,6 +34,11 @@ struct BackendOptions {
   absl::Duration busy_poll = absl::ZeroDuration();
   // Offer VIRTIO_F_RING_PACKED (see --packed-ring for why it is off by default).
   bool offer_packed_ring = false;
+  // A device state transfer (SET_DEVICE_STATE_FD) not ended by then fails; CHECK_DEVICE_STATE
+  // waits at most that long for it.
+  absl::Duration state_transfer_timeout = absl::Seconds(30);
+  // The largest device state loaded: a front end cannot make the back end hold more.
+  size_t max_device_state_bytes = 64 << 20;
 };
 
 class Backend {
@@ -93,6 +99,8 @@ class Backend {
   absl::StatusOr<Message> GetInflightFd(const Message& message);
   absl::Status SetInflightFd(Message& message);
   void UnmapInflight();
+  Message SetDeviceStateFd(Message& message);
+  uint64_t CheckDeviceState();
   absl::StatusOr<Message> GetConfig(const Message& message);
   absl::Status SetConfig(const Message& message);
   void ResetDevice();
@@ -116,6 +124,10 @@ class Backend {
     uint16_t queue_size = 0;
   };
   InflightRegion inflight_;
+  // The device state transfer SET_DEVICE_STATE_FD started, until CHECK_DEVICE_STATE.
+  std::unique_ptr<StateTransfer> transfer_;
+  bool transfer_loads_ = false;
+  absl::Status saved_;  // saving: whether the device gave its state
 
   absl::Mutex backend_channel_mutex_;
   std::unique_ptr<Channel> backend_channel_ ABSL_GUARDED_BY(backend_channel_mutex_);

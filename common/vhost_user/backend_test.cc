@@ -2,6 +2,7 @@
 #include "common/vhost_user/backend.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -403,6 +404,190 @@ TEST(BackendMemoryTest, RemovingTheRingRegionWithRequestsInFlightBreaksTheQueue)
   ASSERT_OK(used);
   EXPECT_TRUE(used->has_value());
   ASSERT_OK(send(Request(FrontendRequest::kGetVringBase, VringState{0, 0})).status());
+}
+
+// ---- Device state (VHOST_USER_PROTOCOL_F_DEVICE_STATE)
+
+class MigratingDevice : public CountingDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info = CountingDevice::Info();
+    info.migrates_state = true;
+    return info;
+  }
+  absl::StatusOr<std::string> SaveState() override {
+    if (!save_error.ok()) return save_error;
+    return state;
+  }
+  absl::Status LoadState(absl::string_view data) override {
+    if (data == "bad") return absl::InvalidArgumentError("bad state");
+    loaded = std::string(data);
+    return absl::OkStatus();
+  }
+  std::string state;
+  absl::Status save_error;
+  std::string loaded;
+};
+
+class DeviceStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(backend_->OfferedProtocolFeatures() & Bit(kProtocolDeviceState));
+    ASSERT_OK(Send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolDeviceState))));
+  }
+  absl::StatusOr<absl::optional<Message>> Send(Message m) {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend_->Handle(m);
+  }
+  // SET_DEVICE_STATE_FD with `fd`; returns the u64 reply.
+  uint64_t SetFd(uint32_t direction, uint32_t phase, UniqueFd fd) {
+    Message m = Request(FrontendRequest::kSetDeviceStateFd, DeviceStateTransfer{direction, phase});
+    m.fds.push_back(std::move(fd));
+    absl::StatusOr<absl::optional<Message>> reply = Send(std::move(m));
+    EXPECT_OK(reply);
+    if (!reply.ok() || !reply->has_value()) return ~uint64_t{0};
+    EXPECT_TRUE((*reply)->fds.empty());  // the front end's channel is used
+    return *(*reply)->Read<uint64_t>();
+  }
+  uint64_t Check() {
+    absl::StatusOr<absl::optional<Message>> reply =
+        Send(Request(FrontendRequest::kCheckDeviceState));
+    EXPECT_OK(reply);
+    if (!reply.ok() || !reply->has_value()) return ~uint64_t{0};
+    return *(*reply)->Read<uint64_t>();
+  }
+  // A pipe: [0] read end, [1] write end.
+  static std::pair<UniqueFd, UniqueFd> Pipe() {
+    int fds[2];
+    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+    return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+  }
+  static std::string ReadToEnd(int fd) {
+    std::string data;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) data.append(buf, n);
+    return data;
+  }
+  static bool WriteAll(int fd, const std::string& data) {
+    for (size_t done = 0; done < data.size();) {
+      const ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n <= 0) return false;
+      done += n;
+    }
+    return true;
+  }
+
+  MigratingDevice device_;
+  BackendOptions options_;
+  std::unique_ptr<Backend> backend_ = std::make_unique<Backend>(&device_, options_);
+};
+
+TEST_F(BackendTest, DeviceStateOnlyForDevicesThatMigrateIt) {
+  EXPECT_FALSE(backend_.OfferedProtocolFeatures() & Bit(kProtocolDeviceState));
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolDeviceState))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  UniqueFd read_end(fds[0]);
+  Message m = Request(FrontendRequest::kSetDeviceStateFd, DeviceStateTransfer{kTransferSave, 0});
+  m.fds.push_back(UniqueFd(fds[1]));
+  auto reply = Send(std::move(m));
+  ASSERT_OK(reply);
+  ASSERT_TRUE(reply->has_value());
+  EXPECT_NE(*(*reply)->Read<uint64_t>() & 0xff, 0u);  // refused: not negotiated
+  auto check = Send(Request(FrontendRequest::kCheckDeviceState));
+  ASSERT_OK(check);
+  EXPECT_NE(*(*check)->Read<uint64_t>(), 0u);
+}
+
+TEST_F(DeviceStateTest, SavesMoreThanAPipeHolds) {
+  // Larger than a pipe's buffer: the back end must reply before it writes, and write while the
+  // front end reads.
+  device_.state = std::string(1 << 20, 'x') + "end";
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferSave, kTransferPhaseStopped, std::move(write_end)), kDeviceStateNoFd);
+  EXPECT_EQ(ReadToEnd(read_end.get()), device_.state);
+  EXPECT_EQ(Check(), 0u);
+  // Checked once: a second check has no transfer.
+  EXPECT_NE(Check(), 0u);
+}
+
+TEST_F(DeviceStateTest, LoadsWhatTheFrontEndWrites) {
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(read_end)), kDeviceStateNoFd);
+  const std::string state = std::string(300000, 'y') + "tail";
+  ASSERT_TRUE(WriteAll(write_end.get(), state));
+  write_end.Reset();
+  EXPECT_EQ(Check(), 0u);
+  EXPECT_EQ(device_.loaded, state);
+}
+
+TEST_F(DeviceStateTest, AStateTheDeviceRefusesFailsTheCheck) {
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(read_end)), kDeviceStateNoFd);
+  ASSERT_TRUE(WriteAll(write_end.get(), "bad"));
+  write_end.Reset();
+  EXPECT_EQ(Check(), 1u);
+  EXPECT_EQ(device_.loaded, "");
+}
+
+TEST_F(DeviceStateTest, AStateTheDeviceCannotGiveFailsTheCheck) {
+  device_.save_error = absl::FailedPreconditionError("locks held");
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferSave, kTransferPhaseStopped, std::move(write_end)), kDeviceStateNoFd);
+  EXPECT_EQ(ReadToEnd(read_end.get()), "");  // an empty stream, then the failure
+  EXPECT_EQ(Check(), 1u);
+}
+
+TEST_F(DeviceStateTest, RefusesUnknownDirectionsAndPhases) {
+  EXPECT_EQ(SetFd(2, kTransferPhaseStopped, Pipe().first) & 0xff, 1u);
+  EXPECT_EQ(SetFd(kTransferLoad, 1, Pipe().first) & 0xff, 1u);
+  EXPECT_NE(Check(), 0u);
+  // No fd, or two: malformed, refused before the device sees it.
+  Message none = Request(FrontendRequest::kSetDeviceStateFd, DeviceStateTransfer{kTransferLoad, 0});
+  EXPECT_THAT(Send(std::move(none)), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(DeviceStateTest, AStateOverTheCapIsRefused) {
+  options_.max_device_state_bytes = 100000;
+  backend_ = std::make_unique<Backend>(&device_, options_);
+  SetUp();
+  signal(SIGPIPE, SIG_IGN);  // the back end closes its end at the cap: our write gets EPIPE
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(read_end)), kDeviceStateNoFd);
+  EXPECT_FALSE(WriteAll(write_end.get(), std::string(1 << 20, 'z')));
+  EXPECT_EQ(errno, EPIPE);
+  write_end.Reset();
+  EXPECT_EQ(Check(), 1u);
+  EXPECT_EQ(device_.loaded, "");
+}
+
+TEST_F(DeviceStateTest, AFrontEndThatNeverEndsTheTransferFailsAtTheDeadline) {
+  options_.state_transfer_timeout = absl::Milliseconds(50);
+  backend_ = std::make_unique<Backend>(&device_, options_);
+  SetUp();
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(read_end)), kDeviceStateNoFd);
+  ASSERT_TRUE(WriteAll(write_end.get(), "partial"));
+  // The write end stays open: no end of file ever comes.
+  EXPECT_EQ(Check(), 1u);
+  EXPECT_EQ(device_.loaded, "");
+  // Saving to a front end that never reads fails the same way.
+  device_.state = std::string(1 << 20, 's');
+  auto [unread, save_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferSave, kTransferPhaseStopped, std::move(save_end)), kDeviceStateNoFd);
+  EXPECT_EQ(Check(), 1u);
+}
+
+TEST_F(DeviceStateTest, ADisconnectCancelsATransferUnderWay) {
+  // The default deadline is long; the connection ending must not wait for it.
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(read_end)), kDeviceStateNoFd);
+  backend_->Reset();
+  EXPECT_EQ(device_.loaded, "");
+  EXPECT_NE(Check(), 0u);  // nothing left to check
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ Shape ShapeOf(FrontendRequest request) {
     case FrontendRequest::kResetDevice:
     case FrontendRequest::kGetMaxMemSlots:
     case FrontendRequest::kGetStatus:
+    case FrontendRequest::kCheckDeviceState:
       return {true, 0, false};
     case FrontendRequest::kSetFeatures:
     case FrontendRequest::kSetProtocolFeatures:
@@ -47,6 +48,8 @@ Shape ShapeOf(FrontendRequest request) {
     case FrontendRequest::kAddMemReg:
     case FrontendRequest::kRemMemReg:
       return {true, sizeof(SingleMemoryRegion), false};
+    case FrontendRequest::kSetDeviceStateFd:
+      return {true, sizeof(DeviceStateTransfer), false};
     case FrontendRequest::kGetInflightFd:
     case FrontendRequest::kSetInflightFd:
       // The spec lists 20 bytes of fields; C front ends send the struct with its padding.
@@ -112,6 +115,9 @@ std::string RequestName(FrontendRequest request) {
     NAME(RemMemReg)
     NAME(SetStatus)
     NAME(GetStatus)
+    NAME(GetSharedObject)
+    NAME(SetDeviceStateFd)
+    NAME(CheckDeviceState)
 #undef NAME
   }
   return absl::StrCat("request#", static_cast<uint32_t>(request));
@@ -188,6 +194,7 @@ absl::Status ValidateFrontendMessage(const Message& m) {
     case FrontendRequest::kSetBackendReqFd:
     case FrontendRequest::kAddMemReg:
     case FrontendRequest::kSetInflightFd:
+    case FrontendRequest::kSetDeviceStateFd:
       return ExpectFds(m, 1, 1);
     case FrontendRequest::kRemMemReg:
       // The spec allows a (useless) fd here for compatibility; it is closed unused.

@@ -61,6 +61,9 @@ enum class FrontendRequest : uint32_t {
   kRemMemReg = 38,
   kSetStatus = 39,
   kGetStatus = 40,
+  kGetSharedObject = 41,
+  kSetDeviceStateFd = 42,
+  kCheckDeviceState = 43,
 };
 
 // Requests sent by the back end on the back-end channel (SET_BACKEND_REQ_FD).
@@ -91,6 +94,7 @@ enum ProtocolFeature : uint32_t {
   kProtocolInbandNotifications = 14,
   kProtocolConfigureMemSlots = 15,
   kProtocolStatus = 16,
+  kProtocolDeviceState = 19,
 };
 
 // Header flags.
@@ -159,6 +163,19 @@ struct InflightDescription {
   uint32_t padding;  // QEMU sends the padded C struct
 };
 static_assert(sizeof(InflightDescription) == 24);
+
+// SET_DEVICE_STATE_FD: which way the state goes, and when (vhost-user.rst).
+struct DeviceStateTransfer {
+  uint32_t direction;  // kTransferSave or kTransferLoad
+  uint32_t phase;      // only kTransferPhaseStopped exists
+};
+static_assert(sizeof(DeviceStateTransfer) == 8);
+constexpr uint32_t kTransferSave = 0;  // back end -> front end
+constexpr uint32_t kTransferLoad = 1;  // front end -> back end
+constexpr uint32_t kTransferPhaseStopped = 0;
+// SET_DEVICE_STATE_FD's reply: bits 0-7 an error code, bit 8 "no fd returned" (the back end
+// uses the front end's).
+constexpr uint64_t kDeviceStateNoFd = 1u << 8;
 
 // One message with its payload and any file descriptors that came with it.
 struct Message {
