@@ -39,6 +39,22 @@ umount /mnt
 sync
 """
 
+# After a reboot and in a restarted QEMU: the file system written in the first boot reads back
+# (nothing is cached in a new boot), and each session reads the token the previous one wrote.
+AGAIN_SCRIPT = r"""
+set -e
+mount -t ext2 /dev/vda /mnt
+echo "E2E-RESULT small=$(cat /mnt/small)"
+echo "E2E-RESULT prev=$(cat /mnt/session 2>/dev/null || echo none)"
+head -c 64 /dev/urandom | sha256sum | cut -d' ' -f1 > /mnt/session
+echo "E2E-RESULT wrote=$(cat /mnt/session)"
+umount /mnt
+sync
+"""
+
+# The first boot runs FS_SCRIPT, a reboot AGAIN_SCRIPT.
+REBOOT_SCRIPT = """if [ "$E2E_BOOT" = 1 ]; then sh /fs.sh; else sh /again.sh; fi"""
+
 RO_SCRIPT = r"""
 echo "E2E-RESULT ro=$(cat /sys/block/vda/ro)"
 echo "E2E-RESULT first=$(dd if=/dev/vda bs=16 count=1 2>/dev/null)"
@@ -52,7 +68,11 @@ fi
 
 class BlkGuestTest(unittest.TestCase):
 
-    def boot(self, script, extra_args=(), device_opts="", smp=1, image_setup=None):
+    def boot(self, script, extra_args=(), device_opts="", smp=1, image_setup=None, boots=1,
+             restart_script=None):
+        """Runs `script` in a guest (`boots` times, rebooting in between) and, with
+        `restart_script`, that in a second QEMU against the same daemon. Returns each boot's
+        results, the image's allocated bytes and its content."""
         with qemu_guest.work_dir("blk") as work:
             image = os.path.join(work, "disk.img")
             with open(image, "wb") as f:
@@ -61,24 +81,35 @@ class BlkGuestTest(unittest.TestCase):
                     image_setup(f)
             sock = os.path.join(work, "blk.sock")
             argv = [DAEMON, f"--socket-path={sock}", f"--blk-file={image}"] + list(extra_args)
+            devices = (["-chardev", f"socket,id=blk0,path={sock}",
+                        "-device", f"vhost-user-blk-pci,chardev=blk0{device_opts}"]
+                       + (["-smp", str(smp)] if smp > 1 else []))
+            scripts = [("fs.sh", "file", (FS_SCRIPT.encode(), 0o755)),
+                       ("again.sh", "file", (AGAIN_SCRIPT.encode(), 0o755))]
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    script, ["-chardev", f"socket,id=blk0,path={sock}",
-                             "-device", f"vhost-user-blk-pci,chardev=blk0{device_opts}"]
-                    + (["-smp", str(smp)] if smp > 1 else []),
-                    modules=MODULES, work=work)
+                results = [qemu_guest.run_guest(script, devices, modules=MODULES, work=work,
+                                                boots=boots, extra_entries=scripts)]
+                if restart_script:
+                    results.append(qemu_guest.run_guest_again(daemon, restart_script, devices,
+                                                              modules=MODULES, work=work))
                 log = daemon.read_log()
                 self.assertTrue(daemon.alive(), log)
             allocated = os.stat(image).st_blocks * 512
             with open(image, "rb") as f:
                 content = f.read()
-        self.assertFalse(result.timed_out, result.output[-3000:])
-        self.assertEqual(result.script_status, 0, result.output[-3000:])
-        return result.results, allocated, content
+        runs = []
+        for result in results:
+            self.assertFalse(result.timed_out, result.output[-3000:] + log[-2000:])
+            runs += result.boots
+        self.assertEqual(len(runs), boots + bool(restart_script), results[-1].output[-3000:])
+        for run in runs:
+            self.assertEqual(run.script_status, 0, run.output[-3000:] + log[-2000:])
+        return [run.results for run in runs], allocated, content
 
-    def test_file_system_round_trip_and_discard(self):
-        r, allocated, content = self.boot(FS_SCRIPT, ["--serial=e2e-disk", "--num-queues=2"],
-                                          ",num-queues=2", smp=2)
+    def test_file_system_round_trip_and_discard_then_a_reboot_and_a_qemu_restart(self):
+        (r, rebooted, restarted), allocated, content = self.boot(
+            REBOOT_SCRIPT, ["--serial=e2e-disk", "--num-queues=2"], ",num-queues=2", smp=2,
+            boots=2, restart_script=AGAIN_SCRIPT)
         self.assertEqual(int(r["sectors"]), DISK_MB * 2048)
         self.assertEqual(r["serial"], "e2e-disk")
         self.assertEqual(r["ro"], "0")
@@ -91,13 +122,21 @@ class BlkGuestTest(unittest.TestCase):
         self.assertLess(allocated, 6 << 20, f"{allocated} bytes still allocated")
         # What the guest wrote is in the host file: the ext2 superblock magic at 1024 + 56.
         self.assertEqual(content[1024 + 56:1024 + 58], b"\x53\xef")
+        # The daemon served the rebooted guest and the restarted QEMU: each read the file system
+        # and the previous session's token, and the last token is in the host file.
+        self.assertEqual(rebooted["small"], "checksum me")
+        self.assertEqual(rebooted["prev"], "none")
+        self.assertEqual(restarted["small"], "checksum me")
+        self.assertEqual(restarted["prev"], rebooted["wrote"])
+        self.assertNotEqual(restarted["wrote"], rebooted["wrote"])
+        self.assertIn(restarted["wrote"].encode(), content)
 
     def test_read_only_disk(self):
         def mark(f):
             f.seek(0)
             f.write(b"HOST-WROTE-THIS!")
 
-        r, _, content = self.boot(RO_SCRIPT, ["--read-only"], image_setup=mark)
+        (r,), _, content = self.boot(RO_SCRIPT, ["--read-only"], image_setup=mark)
         self.assertEqual(r["ro"], "1")
         self.assertEqual(r["first"], "HOST-WROTE-THIS!")
         self.assertEqual(r["write"], "failed")
