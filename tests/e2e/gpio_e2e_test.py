@@ -41,9 +41,12 @@ def control(path, command):
 
 class GpioGuestTest(unittest.TestCase):
 
-    def test_guest_sees_the_chip_sets_a_line_and_gets_an_interrupt(self):
+    # Then again after a reboot (the device reset under the same connection) and in a restarted
+    # QEMU (a new front end of the same daemon process).
+    def test_guest_sees_the_chip_sets_a_line_and_gets_an_interrupt_across_a_reboot_and_restart(
+            self):
         gpio_ko = qemu_guest.out_of_tree_module("drivers/gpio/gpio-virtio.c")
-        seen = {}
+        seen = []  # per boot: what the host saw and did
         with qemu_guest.work_dir("gpio") as work:
             sock = os.path.join(work, "gpio.sock")
             ctl = os.path.join(work, "gpio.ctl")
@@ -51,32 +54,43 @@ class GpioGuestTest(unittest.TestCase):
                     "--sim-lines=button@in,led@out,reset", f"--control-socket={ctl}"]
 
             def on_line(line):
-                if "E2E-READY set" in line:
-                    seen["led_while_held"] = control(ctl, "get led")
+                if "E2E-BEGIN" in line:
+                    # The button is still up from the previous boot: lower it before the guest
+                    # watches it, so raising it is an edge again.
+                    seen.append({"lower": control(ctl, "set button 0")})
+                elif "E2E-READY set" in line:
+                    seen[-1]["led_while_held"] = control(ctl, "get led")
                 elif "E2E-RESULT after_release" in line:
-                    seen["led_after_release"] = control(ctl, "get led")
+                    seen[-1]["led_after_release"] = control(ctl, "get led")
                 elif "E2E-READY wait" in line:
-                    seen["raise"] = control(ctl, "set button 1")
+                    seen[-1]["raise"] = control(ctl, "set button 1")
 
+            run = dict(script=GUEST_SCRIPT, modules=[], built_modules=[gpio_ko], work=work,
+                       timeout=120, extra_entries=qemu_guest.host_binary_entries(TOOL),
+                       on_line=on_line, devices=["-chardev", f"socket,id=g0,path={sock}",
+                                                 "-device", "vhost-user-gpio-pci,chardev=g0"])
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=g0,path={sock}",
-                     "-device", "vhost-user-gpio-pci,chardev=g0"],
-                    modules=[], built_modules=[gpio_ko], work=work, timeout=120,
-                    extra_entries=qemu_guest.host_binary_entries(TOOL), on_line=on_line)
+                results = [qemu_guest.run_guest(boots=2, **run),
+                           qemu_guest.run_guest_again(daemon, **run)]
                 self.assertTrue(daemon.alive(), daemon.read_log())
-        self.assertFalse(result.timed_out, result.output[-3000:])
-        r = result.results
-        self.assertNotIn("insmod_failed", r, result.output[-3000:])
-        self.assertIn("lines=8 names=button,led,reset,line3,line4,line5,line6,line7",
-                      r.get("info", ""), result.output[-3000:])
-        self.assertEqual(seen.get("led_while_held"), "ok out 1", seen)
-        # Released by the guest (its driver sets the direction to NONE when the line is freed).
-        self.assertEqual(seen.get("led_after_release"), "ok none -", seen)
-        self.assertEqual(seen.get("raise"), "ok", seen)
-        self.assertEqual(r.get("edge"), "0:1", result.output[-3000:])
-        self.assertEqual(result.script_status, 0, result.output[-3000:])
+        boots = []
+        for result in results:
+            self.assertFalse(result.timed_out, result.output[-3000:])
+            boots += result.boots
+        self.assertEqual(len(boots), 3, results[-1].output[-3000:])
+        self.assertEqual(len(seen), 3, seen)
+        for boot, host in zip(boots, seen):
+            r = boot.results
+            self.assertNotIn("insmod_failed", r, boot.output[-3000:])
+            self.assertIn("lines=8 names=button,led,reset,line3,line4,line5,line6,line7",
+                          r.get("info", ""), boot.output[-3000:])
+            self.assertEqual(host.get("lower"), "ok", seen)
+            self.assertEqual(host.get("led_while_held"), "ok out 1", seen)
+            # Released by the guest (its driver sets the direction to NONE when the line is freed).
+            self.assertEqual(host.get("led_after_release"), "ok none -", seen)
+            self.assertEqual(host.get("raise"), "ok", seen)
+            self.assertEqual(r.get("edge"), "0:1", boot.output[-3000:])
+            self.assertEqual(boot.script_status, 0, boot.output[-3000:])
 
 
 if __name__ == "__main__":
