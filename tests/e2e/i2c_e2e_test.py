@@ -36,28 +36,36 @@ i2c_guest_tool $stub roundtrip 0x50 smbus
 
 class I2cGuestTest(unittest.TestCase):
 
-    def test_guest_writes_and_reads_back_a_simulated_eeprom(self):
+    # Then again after a reboot (the device reset under the same connection) and in a restarted
+    # QEMU (a new front end of the same daemon process).
+    def test_guest_writes_and_reads_back_a_simulated_eeprom_across_a_reboot_and_restart(self):
         i2c_ko = qemu_guest.out_of_tree_module("drivers/i2c/busses/i2c-virtio.c")
         with qemu_guest.work_dir("i2c") as work:
             sock = os.path.join(work, "i2c.sock")
             argv = [DAEMON, f"--socket-path={sock}", "--device-list=sim:0x50:0x51"]
+            run = dict(script=GUEST_SCRIPT, modules=["i2c-dev"], built_modules=[i2c_ko],
+                       work=work, timeout=120,
+                       extra_entries=qemu_guest.host_binary_entries(TOOL) +
+                       qemu_guest.module_file_entries("i2c-stub", "lib/extra"),
+                       devices=["-chardev", f"socket,id=i2c0,path={sock}",
+                                "-device", "vhost-user-i2c-pci,chardev=i2c0"])
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=i2c0,path={sock}",
-                     "-device", "vhost-user-i2c-pci,chardev=i2c0"],
-                    modules=["i2c-dev"], built_modules=[i2c_ko], work=work, timeout=120,
-                    extra_entries=qemu_guest.host_binary_entries(TOOL) +
-                    qemu_guest.module_file_entries("i2c-stub", "lib/extra"))
+                results = [qemu_guest.run_guest(boots=2, **run),
+                           qemu_guest.run_guest_again(daemon, **run)]
                 self.assertTrue(daemon.alive(), daemon.read_log())
-        self.assertFalse(result.timed_out, result.output[-3000:])
-        r = result.results
-        self.assertNotIn("insmod_failed", r, result.output[-3000:])
-        self.assertIn("i2c_virtio", r.get("adapter", ""), result.output[-3000:])
-        self.assertEqual(r.get("eeprom"), "vhost-user", result.output[-3000:])
-        self.assertEqual(r.get("listed"), "ack")
-        self.assertEqual(r.get("unlisted"), "error")
-        self.assertEqual(r.get("smbus"), "vhost-user", result.output[-3000:])
+        boots = []
+        for result in results:
+            self.assertFalse(result.timed_out, result.output[-3000:])
+            boots += result.boots
+        self.assertEqual(len(boots), 3, results[-1].output[-3000:])
+        for boot in boots:
+            r = boot.results
+            self.assertNotIn("insmod_failed", r, boot.output[-3000:])
+            self.assertIn("i2c_virtio", r.get("adapter", ""), boot.output[-3000:])
+            self.assertEqual(r.get("eeprom"), "vhost-user", boot.output[-3000:])
+            self.assertEqual(r.get("listed"), "ack")
+            self.assertEqual(r.get("unlisted"), "error")
+            self.assertEqual(r.get("smbus"), "vhost-user", boot.output[-3000:])
 
 
 if __name__ == "__main__":
