@@ -62,28 +62,36 @@ class Typist:
 
 class InputGuestTest(unittest.TestCase):
 
-    def test_keys_typed_on_the_host_arrive_in_the_guest(self):
+    # Then again after a reboot (the device reset under the same connection) and in a restarted
+    # QEMU (a new front end of the same daemon process); the typist keeps typing throughout.
+    def test_keys_typed_on_the_host_arrive_in_the_guest_across_a_reboot_and_restart(self):
         with qemu_guest.work_dir("input") as work:
             sock = os.path.join(work, "input.sock")
             control = os.path.join(work, "control.sock")
             argv = [DAEMON, f"--socket-path={sock}", "--virtual-device=keyboard",
                     f"--control-socket={control}"]
+            run = dict(script=GUEST_SCRIPT, modules=["virtio_input", "evdev"], work=work,
+                       timeout=120, devices=["-chardev", f"socket,id=in0,path={sock}",
+                                             "-device", "vhost-user-input-pci,chardev=in0"])
             with qemu_guest.Daemon(argv, sock) as daemon, Typist(control, "hello") as typist:
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=in0,path={sock}",
-                     "-device", "vhost-user-input-pci,chardev=in0"],
-                    modules=["virtio_input", "evdev"], work=work, timeout=120)
+                results = [qemu_guest.run_guest(boots=2, **run),
+                           qemu_guest.run_guest_again(daemon, **run)]
                 self.assertTrue(daemon.alive(), daemon.read_log())
-        self.assertFalse(result.timed_out, result.output[-3000:])
-        r = result.results
-        self.assertTrue(r.get("device", "").startswith("/dev/input/event"), result.output[-3000:])
-        self.assertEqual(r["ev"], "120003")  # SYN, KEY, LED, REP
-        self.assertEqual(r["led"], "7")      # NUML, CAPSL, SCROLLL
-        self.assertTrue(r["phys"].startswith("virtio"), r["phys"])
+        boots = []
+        for result in results:
+            self.assertFalse(result.timed_out, result.output[-3000:])
+            boots += result.boots
+        self.assertEqual(len(boots), 3, results[-1].output[-3000:])
         self.assertIn("ok\n", typist.replies)
-        # KEY_H, KEY_E, KEY_L, KEY_L, KEY_O somewhere in the presses the guest read.
-        self.assertIn("35,18,38,38,24,", r["presses"], r["presses"])
+        for boot in boots:
+            r = boot.results
+            self.assertTrue(r.get("device", "").startswith("/dev/input/event"),
+                            boot.output[-3000:])
+            self.assertEqual(r["ev"], "120003")  # SYN, KEY, LED, REP
+            self.assertEqual(r["led"], "7")      # NUML, CAPSL, SCROLLL
+            self.assertTrue(r["phys"].startswith("virtio"), r["phys"])
+            # KEY_H, KEY_E, KEY_L, KEY_L, KEY_O somewhere in the presses the guest read.
+            self.assertIn("35,18,38,38,24,", r["presses"], r["presses"])
 
 
 if __name__ == "__main__":
