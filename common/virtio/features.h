@@ -10,6 +10,7 @@ constexpr uint64_t Bit(uint32_t bit) { return uint64_t{1} << bit; }
 
 // Virtio feature bits the engine itself cares about (device-independent).
 constexpr uint32_t kFeatureNotifyOnEmpty = 24;
+constexpr uint32_t kFeatureLogAll = 26;  // VHOST_F_LOG_ALL: dirty-page logging (migration)
 constexpr uint32_t kFeatureIndirectDesc = 28;
 constexpr uint32_t kFeatureEventIdx = 29;
 constexpr uint32_t kFeatureProtocolFeatures = 30;  // vhost-user specific

@@ -202,6 +202,18 @@ uint8_t* GuestMemory::TranslateUva(uint64_t uva, uint64_t len) const {
   return nullptr;
 }
 
+bool GuestMemory::HostToGpa(const void* host, uint64_t* gpa) const {
+  const auto address = reinterpret_cast<uintptr_t>(host);
+  for (const GuestRegion& r : regions_) {
+    const auto begin = reinterpret_cast<uintptr_t>(r.host);
+    if (address >= begin && address - begin < r.size) {
+      *gpa = r.guest_phys_addr + (address - begin);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool GuestMemory::AppendSegments(uint64_t gpa, uint64_t len, size_t max_segments,
                                  IovecList* out) const {
   while (len > 0) {

@@ -85,6 +85,10 @@ class GuestMemory {
   uint8_t* TranslateGpa(uint64_t gpa, uint64_t len) const;
   // Host address of [uva, uva + len) (front-end virtual addresses, as in SET_VRING_ADDR).
   uint8_t* TranslateUva(uint64_t uva, uint64_t len) const;
+  // The guest-physical address of host address `host` if it lies in a region (and stores it in
+  // `gpa`); for the dirty log, which takes guest-physical addresses. A linear scan: only used
+  // while migrating.
+  bool HostToGpa(const void* host, uint64_t* gpa) const;
   // Appends host segments covering [gpa, gpa + len), which may span adjacent regions. Returns
   // false (appending nothing useful) if any byte is unmapped or `out` would exceed `max_segments`.
   bool AppendSegments(uint64_t gpa, uint64_t len, size_t max_segments, IovecList* out) const;

@@ -151,10 +151,15 @@ void PackedRing::Unpop(const DescriptorChain& chain) {
 
 void PackedRing::Push(const DescriptorChain& chain, uint32_t written) {
   if (broken()) return;
+  // Migrating: the data's pages are logged before the guest may see the chain used.
+  if (log_ != nullptr) LogWritten(chain, written);
   vring_packed_desc* d = &desc_[next_used_];
   StoreRelaxed(&d->id, chain.head);
   StoreRelaxed(&d->len, written);
   StoreRelease(&d->flags, used_wrap_ ? (kAvail | kUsed) : 0);  // publishes id and len
+  // The used descriptor lies in the descriptor ring, which QEMU's log_guest_addr (the device
+  // area) does not name: its guest address comes from the memory table.
+  if (log_ != nullptr && log_rings_) LogHostWrite(d, sizeof(*d));
   next_used_ += chain.ring_slots;
   if (next_used_ >= layout_.size) {
     next_used_ -= layout_.size;
@@ -188,6 +193,7 @@ bool PackedRing::EnableNotifications() {
   } else {
     StoreRelease(&device_event_->flags, VRING_PACKED_EVENT_FLAG_ENABLE);
   }
+  if (log_ != nullptr && log_rings_) LogHostWrite(device_event_, sizeof(*device_event_));
   FullFence();
   return HasAvailable();
 }

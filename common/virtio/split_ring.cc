@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/virtio/dirty_log.h"
 #include "common/virtio/ring_access.h"
 
 namespace vhost {
@@ -138,11 +139,24 @@ absl::Status SplitRing::WalkTable(const uint8_t* table, uint32_t count, uint16_t
 
 void SplitRing::Push(const DescriptorChain& chain, uint32_t written) {
   if (broken()) return;
+  // Migrating: the data's pages are logged before the guest may see the chain used.
+  if (log_ != nullptr) LogWritten(chain, written);
   vring_used_elem* elem = &used_->ring[used_idx_ & (layout_.size - 1)];
   StoreRelaxed(&elem->id, chain.head);
   StoreRelaxed(&elem->len, written);
   ++used_idx_;
   StoreRelease(&used_->idx, used_idx_);  // publishes the element written above
+  if (log_ != nullptr) {
+    LogUsed(elem, sizeof(*elem));
+    LogUsed(&used_->idx, sizeof(used_->idx));
+  }
+}
+
+void SplitRing::LogUsed(const void* field, uint64_t len) const {
+  if (!log_rings_) return;
+  const auto offset = static_cast<uint64_t>(static_cast<const uint8_t*>(field) -
+                                            reinterpret_cast<const uint8_t*>(used_));
+  log_->Mark(used_log_gpa_ + offset, len);
 }
 
 bool SplitRing::ShouldNotify() {
@@ -165,7 +179,10 @@ bool SplitRing::ShouldNotify() {
 
 bool SplitRing::EnableNotifications() {
   if (broken()) return false;
-  if (has_feature(kFeatureEventIdx)) StoreRelease(avail_event(), last_avail_);
+  if (has_feature(kFeatureEventIdx)) {
+    StoreRelease(avail_event(), last_avail_);
+    if (log_ != nullptr) LogUsed(avail_event(), sizeof(uint16_t));
+  }
   FullFence();  // the guest must see avail_event before we look at its avail index again
   return HasAvailable();
 }

@@ -33,6 +33,9 @@ class SplitRing : public Virtqueue {
   // `table` may be unaligned (indirect tables need not be), so entries are copied out bytewise.
   absl::Status WalkTable(const uint8_t* table, uint32_t count, uint16_t first, bool top_level,
                          DescriptorChain* chain);
+  // With a log and VHOST_VRING_F_LOG: marks a write to the used ring, at the front end's
+  // log_guest_addr (the spec's rule; it need not be a guest-physical address we know).
+  void LogUsed(const void* field, uint64_t len) const;
   uint16_t* used_event() { return &avail_->ring[layout_.size]; }
   uint16_t* avail_event() { return reinterpret_cast<uint16_t*>(&used_->ring[layout_.size]); }
 

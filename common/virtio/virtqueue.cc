@@ -2,8 +2,11 @@
 
 #include <sys/eventfd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/virtio/dirty_log.h"
 #include "common/virtio/packed_ring.h"
 #include "common/virtio/split_ring.h"
 #include "glog/logging.h"
@@ -44,6 +47,22 @@ void Virtqueue::NotifyGuestIfNeeded() {
   if (broken()) return;
   // A failed write (EAGAIN on a full non-eventfd) only loses this call: the front end's problem.
   if (call_fd_ >= 0 && ShouldNotify()) eventfd_write(call_fd_, 1);
+}
+
+void Virtqueue::LogWritten(const DescriptorChain& chain, uint32_t written) const {
+  // A device that claims more than the chain holds gets the chain's bytes logged, no more.
+  uint64_t left = std::min<uint64_t>(written, chain.writable_bytes);
+  for (const iovec& segment : chain.writable) {
+    if (left == 0) break;
+    const uint64_t n = std::min<uint64_t>(left, segment.iov_len);
+    LogHostWrite(segment.iov_base, n);  // a segment never spans regions (AppendSegments)
+    left -= n;
+  }
+}
+
+void Virtqueue::LogHostWrite(const void* host, uint64_t len) const {
+  uint64_t gpa;
+  if (memory_->HostToGpa(host, &gpa)) log_->Mark(gpa, len);
 }
 
 void Virtqueue::MarkBroken(const absl::Status& why) {

@@ -21,6 +21,8 @@
 
 namespace vhost {
 
+class DirtyLog;
+
 constexpr uint32_t kMaxQueueSize = 32768;
 
 // What the front end told us about a ring (SET_VRING_NUM/ADDR/BASE).
@@ -74,6 +76,18 @@ class Virtqueue {
   // failure nothing changed: the rings still point into the old table, which the queue keeps.
   absl::Status UpdateMemory(std::shared_ptr<const GuestMemory> memory);
 
+  // Live migration's dirty-page log (dirty_log.h), or none (null, the default: Push then pays
+  // one predictable branch). With a log, Push marks the pages of the bytes it reports written
+  // into a chain, and with `log_rings` (the ring's VHOST_VRING_F_LOG) the ring memory it writes:
+  // a split ring's used ring at `used_log_gpa` (the front end's log_guest_addr), a packed ring's
+  // descriptors and event area through the memory table. Set only while nothing else uses the
+  // queue (its worker paused); the log must stay until replaced.
+  void SetDirtyLog(const DirtyLog* log, bool log_rings, uint64_t used_log_gpa) {
+    log_ = log;
+    log_rings_ = log_rings;
+    used_log_gpa_ = used_log_gpa;
+  }
+
   void set_call_fd(int fd) { call_fd_ = fd; }
   void set_err_fd(int fd) { err_fd_ = fd; }
   // Once broken, Pop/Push/HasAvailable/EnableNotifications/NotifyGuestIfNeeded touch no ring
@@ -94,6 +108,10 @@ class Virtqueue {
   virtual absl::Status MapRings(const GuestMemory& memory) = 0;
   virtual bool ShouldNotify() = 0;
   bool has_feature(uint32_t bit) const { return features_ & (uint64_t{1} << bit); }
+  // With a log: marks the pages of the first `written` bytes of the chain's writable part.
+  void LogWritten(const DescriptorChain& chain, uint32_t written) const;
+  // With a log: marks the guest pages of host memory [host, host + len) (one region).
+  void LogHostWrite(const void* host, uint64_t len) const;
 
   const int index_;
   const VringLayout layout_;
@@ -102,7 +120,10 @@ class Virtqueue {
   int call_fd_ = -1;
   int err_fd_ = -1;
   std::atomic<bool> broken_{false};
-  uint32_t memory_faults_seen_ = ~0u;  // GuestMemoryFaultCount() at the last check; ~0: never
+  uint32_t memory_faults_seen_ = ~0u;
+  const DirtyLog* log_ = nullptr;
+  bool log_rings_ = false;
+  uint64_t used_log_gpa_ = 0;  // GuestMemoryFaultCount() at the last check; ~0: never
 };
 
 }  // namespace vhost
