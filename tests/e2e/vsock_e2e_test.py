@@ -77,44 +77,53 @@ def host_client(uds, port, data, results):
 
 class VsockGuestTest(unittest.TestCase):
 
-    def test_guest_and_host_talk_both_ways(self):
+    # Then again after a reboot (the device reset under the same connection) and in a restarted
+    # QEMU (a new front end of the same daemon process): each boot talks both ways.
+    def test_guest_and_host_talk_both_ways_across_a_reboot_and_restart(self):
         data = os.urandom(4 << 20)
-        results = {}
+        results = []  # per boot: what the host client saw
+        clients = []
         with qemu_guest.work_dir("vsock") as work:
             sock = os.path.join(work, "vhost.sock")
             uds = os.path.join(work, "v.sock")
             EchoServer(uds + "_5000")
             EchoServer(uds + "_5001", socket.SOCK_SEQPACKET)
-            client = None
 
             def on_line(line):
-                nonlocal client
-                if "E2E-READY server" in line and client is None:
-                    client = threading.Thread(target=host_client,
-                                              args=(uds, 6000, data, results))
-                    client.start()
+                if "E2E-BEGIN" in line:
+                    results.append({})
+                elif "E2E-READY server" in line:
+                    clients.append(threading.Thread(target=host_client,
+                                                    args=(uds, 6000, data, results[-1])))
+                    clients[-1].start()
 
             argv = [DAEMON, f"--socket-path={sock}", f"--uds-path={uds}", "--guest-cid=7", "-v=1"]
+            run = dict(script=GUEST_SCRIPT, modules=["vmw_vsock_virtio_transport"], work=work,
+                       timeout=180, extra_entries=qemu_guest.host_binary_entries(TOOL),
+                       on_line=on_line, devices=["-chardev", f"socket,id=vs0,path={sock}",
+                                                 "-device", "vhost-user-vsock-pci,chardev=vs0"])
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=vs0,path={sock}",
-                     "-device", "vhost-user-vsock-pci,chardev=vs0"],
-                    modules=["vmw_vsock_virtio_transport"], work=work, timeout=180,
-                    extra_entries=qemu_guest.host_binary_entries(TOOL), on_line=on_line)
-                if client is not None:
+                guests = [qemu_guest.run_guest(boots=2, **run),
+                          qemu_guest.run_guest_again(daemon, **run)]
+                for client in clients:
                     client.join(30)
                 self.assertTrue(daemon.alive(), daemon.read_log())
                 log = daemon.read_log()
-        self.assertFalse(result.timed_out, result.output[-3000:] + log[-3000:])
-        r = result.results
-        self.assertNotIn("insmod_failed", r, result.output[-3000:])
-        self.assertEqual(r.get("client_echoed"), str(8 << 20), result.output[-3000:])
-        self.assertEqual(r.get("client_mismatches"), "0")
-        self.assertEqual(r.get("seqpacket"), "1ok,3000ok,70000ok,", result.output[-3000:])
-        self.assertTrue(results.get("ok_line", "").startswith("OK "), results)
-        self.assertEqual(r.get("server_echoed"), str(len(data)), result.output[-3000:])
-        self.assertEqual(results.get("echo_sha"), hashlib.sha256(data).hexdigest())
+        boots = []
+        for guest in guests:
+            self.assertFalse(guest.timed_out, guest.output[-3000:] + log[-3000:])
+            boots += guest.boots
+        self.assertEqual(len(boots), 3, guests[-1].output[-3000:])
+        self.assertEqual(len(results), 3, results)
+        for boot, host in zip(boots, results):
+            r = boot.results
+            self.assertNotIn("insmod_failed", r, boot.output[-3000:])
+            self.assertEqual(r.get("client_echoed"), str(8 << 20), boot.output[-3000:])
+            self.assertEqual(r.get("client_mismatches"), "0")
+            self.assertEqual(r.get("seqpacket"), "1ok,3000ok,70000ok,", boot.output[-3000:])
+            self.assertTrue(host.get("ok_line", "").startswith("OK "), host)
+            self.assertEqual(r.get("server_echoed"), str(len(data)), boot.output[-3000:])
+            self.assertEqual(host.get("echo_sha"), hashlib.sha256(data).hexdigest())
 
 
 if __name__ == "__main__":
