@@ -55,6 +55,25 @@ umount /share
 echo "E2E-RESULT unmounted=yes"
 """
 
+# After a reboot and in a restarted QEMU: files the first boot wrote read back (a new boot has
+# nothing cached), and each session reads the token the previous one wrote.
+AGAIN_SCRIPT = r"""
+set -e
+mkdir -p /share
+mount -t virtiofs share /share
+echo "E2E-RESULT from_guest=$(cat /share/from_guest.txt)"
+echo "E2E-RESULT renamed_sha=$(sha256sum /share/renamed | cut -d' ' -f1)"
+echo "E2E-RESULT prev=$(cat /share/session 2>/dev/null || echo none)"
+head -c 64 /dev/urandom | sha256sum | cut -d' ' -f1 > /share/session
+echo "E2E-RESULT wrote=$(cat /share/session)"
+sync
+umount /share
+echo "E2E-RESULT unmounted=yes"
+"""
+
+# The first boot runs GUEST_SCRIPT, a reboot AGAIN_SCRIPT.
+REBOOT_SCRIPT = """if [ "$E2E_BOOT" = 1 ]; then sh /workload.sh; else sh /again.sh; fi"""
+
 # GNU ls -l reads a file's security.selinux attribute (GETXATTR) and cp -a lists the source's
 # attributes (LISTXATTR): a daemon that opened the FIFO for them would block forever.
 HOSTILE_SCRIPT = r"""
@@ -117,14 +136,18 @@ class FsGuestTest(unittest.TestCase):
             self.assertEqual(os.stat(os.path.join(shared, "suid")).st_mode & 0o7777, 0o755)
             self.assertEqual(os.stat(os.path.join(shared, "suid_trunc")).st_mode & 0o7777, 0o755)
 
-    def test_guest_file_workload_on_the_shared_directory(self):
-        self.run_workload([])
+    # Then files written in the first boot read back after a reboot (the device reset under the
+    # same connection) and in a restarted QEMU (a new front end of the same daemon process).
+    def test_guest_file_workload_on_the_shared_directory_across_a_reboot_and_restart(self):
+        self.run_workload([], reboot_and_restart=True)
 
     def test_guest_file_workload_with_a_thread_pool_and_submounts(self):
         self.run_workload(["--thread-pool-size=4", "--announce-submounts", "--posix-lock"],
                           submount=True)
 
-    def run_workload(self, extra_flags, submount=False):
+    def run_workload(self, extra_flags, submount=False, reboot_and_restart=False):
+        """Runs GUEST_SCRIPT and checks its results. With `reboot_and_restart`, the guest then
+        reboots into AGAIN_SCRIPT and a second QEMU runs it against the same daemon."""
         with qemu_guest.work_dir("fs") as work:
             shared = os.path.join(work, "shared")
             os.makedirs(os.path.join(shared, "host_dir"))
@@ -139,16 +162,25 @@ class FsGuestTest(unittest.TestCase):
                 self.addCleanup(subprocess.run, ["umount", "-l", inner])
             sock = os.path.join(work, "fs.sock")
             argv = [DAEMON, f"--socket-path={sock}", f"--shared-dir={shared}"] + extra_flags
+            devices = ["-chardev", f"socket,id=fs0,path={sock}",
+                       "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"]
+            scripts = [("workload.sh", "file", (GUEST_SCRIPT.encode(), 0o755)),
+                       ("again.sh", "file", (AGAIN_SCRIPT.encode(), 0o755))]
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    GUEST_SCRIPT,
-                    ["-chardev", f"socket,id=fs0,path={sock}",
-                     "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"],
-                    modules=[], work=work, timeout=300, memory_mb=1024)
+                if reboot_and_restart:
+                    result = qemu_guest.run_guest(REBOOT_SCRIPT, devices, modules=[], work=work,
+                                                  timeout=300, memory_mb=1024, boots=2,
+                                                  extra_entries=scripts)
+                    again = qemu_guest.run_guest_again(daemon, AGAIN_SCRIPT, devices, modules=[],
+                                                       work=work, timeout=120, memory_mb=1024)
+                else:
+                    result = qemu_guest.run_guest(GUEST_SCRIPT, devices, modules=[], work=work,
+                                                  timeout=300, memory_mb=1024)
                 self.assertTrue(daemon.alive(), daemon.read_log())
                 log = daemon.read_log()
             self.assertFalse(result.timed_out, result.output[-3000:])
-            r = result.results
+            self.assertTrue(result.boots, result.output[-3000:])
+            r = result.boots[0].results
             self.assertEqual(r.get("unmounted"), "yes", result.output[-3000:] + log[-2000:])
             self.assertEqual(r["host_file"], "written on the host")
             self.assertEqual(r["host_dir"], "5")
@@ -171,6 +203,24 @@ class FsGuestTest(unittest.TestCase):
             with open(os.path.join(shared, "from_guest.txt")) as f:
                 self.assertEqual(f.read(), "written in the guest\n")
             self.assertFalse(os.path.exists(os.path.join(shared, "gone")))
+            if reboot_and_restart:
+                self.check_again(result.boots[1:] + again.boots, shared, host_sha, log)
+
+    def check_again(self, boots, shared, host_sha, log):
+        """The rebooted guest and the restarted QEMU read what the first boot wrote, and each the
+        token the session before it wrote."""
+        self.assertEqual(len(boots), 2, boots[-1].output[-3000:])
+        for boot in boots:
+            self.assertEqual(boot.script_status, 0, boot.output[-3000:] + log[-2000:])
+            self.assertEqual(boot["from_guest"], "written in the guest")
+            self.assertEqual(boot["renamed_sha"], host_sha)
+            self.assertEqual(boot["unmounted"], "yes")
+        rebooted, restarted = boots
+        self.assertEqual(rebooted["prev"], "none")
+        self.assertEqual(restarted["prev"], rebooted["wrote"])
+        self.assertNotEqual(restarted["wrote"], rebooted["wrote"])
+        with open(os.path.join(shared, "session")) as f:
+            self.assertEqual(f.read().strip(), restarted["wrote"])
 
 
 if __name__ == "__main__":
