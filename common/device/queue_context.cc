@@ -129,6 +129,26 @@ absl::Status QueueContext::TrackInflight(std::unique_ptr<InflightQueue> inflight
   return absl::OkStatus();
 }
 
+absl::Status QueueContext::TrackInflight(std::unique_ptr<InflightQueuePacked> inflight) {
+  ASSIGN_OR_RETURN(
+      InflightQueuePacked::Recovered recovered,
+      inflight->Recover(queue_->size(), queue_->Base(), [this](uint16_t slot, bool wrap) {
+        return queue_->SlotAvailable(slot, wrap);
+      }));
+  if (!queue_->SetBase(recovered.base)) {
+    return absl::InvalidArgumentError("inflight region: ring position beyond the ring");
+  }
+  if (!recovered.chains.empty()) {
+    LOG(INFO) << "queue " << index() << ": resubmitting " << recovered.chains.size()
+              << " requests left in flight";
+  }
+  queue_->RecordPopped(true);
+  resubmit_packed_.assign(std::make_move_iterator(recovered.chains.rbegin()),
+                          std::make_move_iterator(recovered.chains.rend()));
+  inflight_packed_ = std::move(inflight);
+  return absl::OkStatus();
+}
+
 absl::optional<ChainToken> QueueContext::Take() {
   if (free_.empty()) {
     // Every ring entry is ours already: a chain offered now repeats one in flight.
@@ -140,8 +160,14 @@ absl::optional<ChainToken> QueueContext::Take() {
   }
   const ChainToken token = free_.back();
   Slot& slot = slots_[token];
-  slot.resubmitted = !resubmit_.empty();
-  if (slot.resubmitted) {
+  slot.resubmitted = !resubmit_.empty() || !resubmit_packed_.empty();
+  if (!resubmit_packed_.empty()) {
+    InflightQueuePacked::Chain& saved = resubmit_packed_.back();
+    if (!queue_->PopSaved(saved.descs, &slot.chain)) return absl::nullopt;
+    slot.record = saved.record;
+    slot.saved = std::move(saved.descs);
+    resubmit_packed_.pop_back();
+  } else if (slot.resubmitted) {
     if (!queue_->PopAt(resubmit_.back(), &slot.chain)) return absl::nullopt;
     resubmit_.pop_back();
   } else if (!queue_->Pop(&slot.chain)) {
@@ -154,10 +180,18 @@ absl::optional<ChainToken> QueueContext::Take() {
     queue_->MarkBroken(absl::DataLossError("a chain made available again while in flight"));
     return absl::nullopt;
   }
+  // Recorded before the device acts on it. A resubmitted chain is recorded already.
+  if (inflight_packed_ && !slot.resubmitted) {
+    const absl::optional<uint16_t> record = inflight_packed_->Taken(queue_->Popped());
+    if (!record.has_value()) {
+      queue_->MarkBroken(absl::DataLossError("more chains in flight than the ring holds"));
+      return absl::nullopt;
+    }
+    slot.record = *record;
+  }
   free_.pop_back();
   head_in_flight_[slot.chain.head] = true;
   slot.in_flight = true;
-  // Recorded before the device acts on it. A resubmitted chain is recorded already.
   if (inflight_ && !slot.resubmitted) inflight_->Taken(slot.chain.head);
   AddInFlight(1);
   return token;
@@ -171,11 +205,14 @@ void QueueContext::AddInFlight(int delta) {
 void QueueContext::GiveBack(ChainToken token) {
   Slot& slot = slots_[token];
   if (!slot.in_flight) return;
-  if (slot.resubmitted) {
+  if (slot.resubmitted && inflight_packed_) {
+    resubmit_packed_.push_back({slot.record, std::move(slot.saved)});  // still recorded
+  } else if (slot.resubmitted) {
     resubmit_.push_back(slot.chain.head);  // still recorded in the region
   } else {
     queue_->Unpop(slot.chain);
     if (inflight_) inflight_->Untaken(slot.chain.head);
+    if (inflight_packed_) inflight_packed_->Untaken(slot.record);
   }
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
@@ -188,9 +225,12 @@ void QueueContext::Push(ChainToken token, uint32_t written) {
   if (!slot.in_flight) return;  // a device bug; the ring must not see a chain twice
   // A broken queue publishes nothing: its record stays, as for a chain never completed.
   const bool track = inflight_ && !queue_->broken();
+  const bool track_packed = inflight_packed_ && !queue_->broken();
   if (track) inflight_->Completing(slot.chain.head);
+  if (track_packed) inflight_packed_->Completing(slot.record, slot.chain.ring_slots);
   queue_->Push(slot.chain, written);
   if (track) inflight_->Completed(slot.chain.head, queue_->UsedIndex());
+  if (track_packed) inflight_packed_->Completed(slot.record);
   head_in_flight_[slot.chain.head] = false;
   slot.in_flight = false;
   free_.push_back(token);

@@ -94,8 +94,12 @@ class QueueContext {
   // there are taken first, oldest first, and the avail ring skips them. An error (a region that
   // breaks the rules) leaves the queue untracked; the caller breaks it.
   absl::Status TrackInflight(std::unique_ptr<InflightQueue> inflight);
+  // The same for a packed ring. The ring's position becomes the region's (the front end's
+  // base is stale after a crash), and the recovered chains are rebuilt from the descriptors
+  // the region saved, checked as ring descriptors are.
+  absl::Status TrackInflight(std::unique_ptr<InflightQueuePacked> inflight);
   // Chains recovered from the region and not yet taken again.
-  size_t resubmit_pending() const { return resubmit_.size(); }
+  size_t resubmit_pending() const { return resubmit_.size() + resubmit_packed_.size(); }
 
   // Takes the next chain the guest made available; it is in flight until Complete or GiveBack.
   // Empty when there is none, the queue is broken, or the guest broke the ring's rules (a chain
@@ -137,7 +141,9 @@ class QueueContext {
   struct Slot {
     DescriptorChain chain;
     bool in_flight = false;
-    bool resubmitted = false;  // taken from the inflight region, not the avail ring
+    bool resubmitted = false;              // taken from the inflight region, not the avail ring
+    uint16_t record = 0;                   // packed: the chain's head record in the region
+    std::vector<vring_packed_desc> saved;  // packed, resubmitted: as the region had it
   };
   struct Watcher {
     int fd;
@@ -165,6 +171,8 @@ class QueueContext {
   std::atomic<size_t> in_flight_{0};         // written by the serving thread, read by any
   std::unique_ptr<InflightQueue> inflight_;  // null: not tracked
   std::vector<uint16_t> resubmit_;           // heads to take before the avail ring, last first
+  std::unique_ptr<InflightQueuePacked> inflight_packed_;     // null: not tracked (or split)
+  std::vector<InflightQueuePacked::Chain> resubmit_packed_;  // the same for packed, last first
 
   std::mutex mu_;  // guards what other threads touch
   std::vector<std::pair<ChainToken, uint32_t>> posted_;

@@ -29,6 +29,29 @@ uint32_t PackedRing::Base() const {
   return avail | used << 16;
 }
 
+bool PackedRing::SetBase(uint32_t base) {
+  const uint16_t avail = base & 0x7fff;
+  const uint16_t used = (base >> 16) & 0x7fff;
+  if (avail >= layout_.size || used >= layout_.size) return false;
+  next_avail_ = avail;
+  avail_wrap_ = base & 0x8000;
+  next_used_ = used;
+  used_wrap_ = (base >> 31) != 0;
+  signalled_used_ = next_used_;
+  signalled_used_valid_ = false;
+  return true;
+}
+
+bool PackedRing::SlotAvailable(uint16_t slot, bool wrap) const {
+  return !broken() && slot < layout_.size && IsAvailable(slot, wrap);
+}
+
+void PackedRing::RecordPopped(bool on) {
+  record_popped_ = on;
+  popped_.clear();
+  if (on) popped_.reserve(layout_.size);
+}
+
 absl::Status PackedRing::MapRings(const GuestMemory& memory) {
   const uint64_t n = layout_.size;
   if (n == 0 || n > kMaxQueueSize) {
@@ -73,6 +96,7 @@ bool PackedRing::HasAvailable() { return !broken() && IsAvailable(next_avail_, a
 bool PackedRing::Pop(DescriptorChain* chain) {
   if (!HasAvailable()) return false;
   chain->Clear();
+  popped_.clear();
   uint16_t slot = next_avail_;
   bool wrap = avail_wrap_;
   absl::Status status;
@@ -88,21 +112,14 @@ bool PackedRing::Pop(DescriptorChain* chain) {
     }
     vring_packed_desc d;
     std::memcpy(&d, &desc_[slot], sizeof(d));  // read once: the guest may change it under us
+    if (record_popped_) popped_.push_back(d);
     if (++slot == layout_.size) {
       slot = 0;
       wrap = !wrap;
     }
-    chain->head = d.id;
-    if (d.flags & VRING_DESC_F_INDIRECT) {
-      if (hops != 0 || (d.flags & VRING_DESC_F_NEXT)) {
-        status = absl::InvalidArgumentError("indirect descriptor must be alone in its chain");
-      } else {
-        status = WalkIndirect(d, chain);
-      }
-      break;
-    }
-    status = chain->AddBuffer(*memory_, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
-    if (!status.ok() || !(d.flags & VRING_DESC_F_NEXT)) break;
+    bool more = false;
+    status = AddDescriptor(d, hops, chain, &more);
+    if (!status.ok() || !more) break;
   }
   if (!status.ok()) {
     MarkBroken(absl::Status(status.code(),
@@ -112,6 +129,43 @@ bool PackedRing::Pop(DescriptorChain* chain) {
   chain->ring_slots = hops + 1;
   next_avail_ = slot;
   avail_wrap_ = wrap;
+  return true;
+}
+
+absl::Status PackedRing::AddDescriptor(const vring_packed_desc& d, uint32_t hop,
+                                       DescriptorChain* chain, bool* more) {
+  chain->head = d.id;
+  *more = false;
+  if (d.flags & VRING_DESC_F_INDIRECT) {
+    if (hop != 0 || (d.flags & VRING_DESC_F_NEXT)) {
+      return absl::InvalidArgumentError("indirect descriptor must be alone in its chain");
+    }
+    return WalkIndirect(d, chain);
+  }
+  *more = d.flags & VRING_DESC_F_NEXT;
+  return chain->AddBuffer(*memory_, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
+}
+
+bool PackedRing::PopSaved(absl::Span<const vring_packed_desc> descs, DescriptorChain* chain) {
+  if (broken()) return false;
+  chain->Clear();
+  absl::Status status;
+  if (descs.empty() || descs.size() > layout_.size) {
+    status = absl::InvalidArgumentError(absl::StrCat("chain of ", descs.size(), " descriptors"));
+  }
+  for (uint32_t hop = 0; status.ok() && hop < descs.size(); ++hop) {
+    bool more = false;
+    status = AddDescriptor(descs[hop], hop, chain, &more);
+    if (status.ok() && more != (hop + 1 < descs.size())) {
+      status = absl::InvalidArgumentError("NEXT flags disagree with the chain's length");
+    }
+  }
+  if (!status.ok()) {
+    MarkBroken(absl::Status(
+        status.code(), absl::StrCat("chain saved in the inflight region: ", status.message())));
+    return false;
+  }
+  chain->ring_slots = static_cast<uint16_t>(descs.size());
   return true;
 }
 

@@ -15,9 +15,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/virtio/descriptor_chain.h"
 #include "common/virtio/features.h"
 #include "common/virtio/guest_memory.h"
+#include "common/virtio/virtio_ring_defs.h"
 
 namespace vhost {
 
@@ -72,6 +74,18 @@ class Virtqueue {
   // Makes `next` the next avail index to pop (the front end's base counted chains that are
   // resubmitted instead).
   virtual void SetNextAvail(uint16_t next) {}
+  // Packed rings only (the split ring answers false / nothing): the ring position from then on
+  // (Base()'s encoding; false if beyond the ring); whether ring slot `slot` holds a descriptor
+  // the driver made available in the lap of wrap counter `wrap`; from RecordPopped(true) on,
+  // the ring descriptors of the chain Pop took last, as read; and a chain rebuilt from ring
+  // descriptors saved earlier, checked as Pop checks the ring's (a bad one breaks the queue).
+  virtual bool SetBase(uint32_t base) { return false; }
+  virtual bool SlotAvailable(uint16_t slot, bool wrap) const { return false; }
+  virtual void RecordPopped(bool on) {}
+  virtual absl::Span<const vring_packed_desc> Popped() const { return {}; }
+  virtual bool PopSaved(absl::Span<const vring_packed_desc> descs, DescriptorChain* chain) {
+    return false;
+  }
   // Re-points the rings at a new memory table (same layout); the queue keeps its position. On
   // failure nothing changed: the rings still point into the old table, which the queue keeps.
   absl::Status UpdateMemory(std::shared_ptr<const GuestMemory> memory);
