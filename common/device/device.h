@@ -72,6 +72,12 @@ struct DeviceInfo {
   // holds) that a live migration carries to the destination daemon: the engine offers
   // VHOST_USER_PROTOCOL_F_DEVICE_STATE and calls SaveState / LoadState.
   bool migrates_state = false;
+  // Live migration may copy guest memory while the device writes it: the engine offers
+  // VHOST_F_LOG_ALL with VHOST_USER_PROTOCOL_F_LOG_SHMFD and marks every page it writes for
+  // the device (the bytes each completion reports written, and the used rings) in the front
+  // end's dirty log. Only for devices that write guest memory through completions alone and
+  // whose state otherwise migrates (without it QEMU refuses to migrate).
+  bool logs_dirty_pages = false;
 };
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what

@@ -39,6 +39,7 @@ bool HasOwnReply(FrontendRequest request) {
     case FrontendRequest::kGetInflightFd:
     case FrontendRequest::kSetDeviceStateFd:
     case FrontendRequest::kCheckDeviceState:
+    case FrontendRequest::kSetLogBase:
       return true;
     default:
       return false;
@@ -84,6 +85,7 @@ Backend::~Backend() { Reset(); }
 uint64_t Backend::OfferedFeatures() const {
   uint64_t features = info_.features | kEngineFeatures;
   if (!options_.offer_packed_ring) features &= ~Bit(kFeatureRingPacked);
+  if (info_.logs_dirty_pages) features |= Bit(kFeatureLogAll);
   return features;
 }
 
@@ -94,6 +96,7 @@ uint64_t Backend::OfferedProtocolFeatures() const {
   if (info_.config_size > 0) features |= Bit(kProtocolConfig);
   if (info_.resubmit_queues != 0) features |= Bit(kProtocolInflightShmfd);
   if (info_.migrates_state) features |= Bit(kProtocolDeviceState);
+  if (info_.logs_dirty_pages) features |= Bit(kProtocolLogShmfd);
   return features;
 }
 
@@ -225,6 +228,14 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
       return absl::nullopt;
     case FrontendRequest::kGetInflightFd:
       return GetInflightFd(m);
+    case FrontendRequest::kSetLogBase:
+      return SetLogBase(m);
+    case FrontendRequest::kSetLogFd:
+      // An eventfd to signal after logging; the shared bitmap needs none (QEMU sends none).
+      if (!has_protocol(kProtocolLogShmfd)) {
+        return absl::FailedPreconditionError("SET_LOG_FD without LOG_SHMFD");
+      }
+      return absl::nullopt;
     case FrontendRequest::kSetInflightFd:
       RETURN_IF_ERROR(SetInflightFd(m));
       return absl::nullopt;
@@ -273,13 +284,23 @@ absl::Status Backend::SetFeatures(uint64_t features) {
                                                    " include some never offered (0x",
                                                    absl::Hex(OfferedFeatures()), ")"));
   }
-  for (const Vring& vring : vrings_) {
-    if (vring.worker && features != acked_features_) {
-      return absl::FailedPreconditionError("features changed while a queue runs");
+  // Migration turns logging on and off while the queues run: the log bit alone may change then,
+  // and it is the engine's, not the device's.
+  const bool log_toggled = (features ^ acked_features_) == Bit(kFeatureLogAll);
+  if (!log_toggled) {
+    for (const Vring& vring : vrings_) {
+      if (vring.worker && features != acked_features_) {
+        return absl::FailedPreconditionError("features changed while a queue runs");
+      }
     }
+    RETURN_IF_ERROR(device_->SetFeatures(features & ~Bit(kFeatureLogAll)));
   }
-  RETURN_IF_ERROR(device_->SetFeatures(features));
+  const bool log_changed = (features ^ acked_features_) & Bit(kFeatureLogAll);
   acked_features_ = features;
+  if (log_changed) {
+    LOG(INFO) << "dirty-page logging " << (features & Bit(kFeatureLogAll) ? "on" : "off");
+    for (uint32_t i = 0; i < vrings_.size(); ++i) ApplyDirtyLog(i);
+  }
   LOG(INFO) << "features 0x" << std::hex << features
             << (features & Bit(kFeatureRingPacked) ? " (packed rings)" : "")
             << (features & Bit(kFeatureEventIdx) ? " (event idx)" : "");
@@ -359,7 +380,20 @@ absl::Status Backend::SetVringNum(const VringState& state) {
 
 absl::Status Backend::SetVringAddr(const VringAddr& addr) {
   ASSIGN_OR_RETURN(Vring * vring, VringAt(addr.index));
-  if (vring->started) return absl::FailedPreconditionError("SET_VRING_ADDR on a started queue");
+  const bool log_ring = addr.flags & kVringFlagLog;
+  if (vring->started) {
+    // Migration starts and stops logging a running ring's used writes: only the log flag and
+    // address may change then.
+    if (addr.desc_user_addr != vring->layout.desc_addr ||
+        addr.avail_user_addr != vring->layout.avail_addr ||
+        addr.used_user_addr != vring->layout.used_addr) {
+      return absl::FailedPreconditionError("SET_VRING_ADDR moves a started queue");
+    }
+    vring->log_ring = log_ring;
+    vring->log_guest_addr = addr.log_guest_addr;
+    ApplyDirtyLog(addr.index);
+    return absl::OkStatus();
+  }
   VringLayout layout = vring->layout;
   layout.desc_addr = addr.desc_user_addr;
   layout.avail_addr = addr.avail_user_addr;
@@ -370,7 +404,45 @@ absl::Status Backend::SetVringAddr(const VringAddr& addr) {
   }
   vring->layout = layout;
   vring->addr_set = true;
+  vring->log_ring = log_ring;
+  vring->log_guest_addr = addr.log_guest_addr;
   return absl::OkStatus();
+}
+
+void Backend::ApplyDirtyLog(uint32_t index) {
+  Vring& vring = vrings_[index];
+  if (!vring.queue) return;  // a queue made later gets it in MaybeStartQueue
+  const DirtyLog* log = (acked_features_ & Bit(kFeatureLogAll)) ? log_.get() : nullptr;
+  // Pushes happen on the serving thread only (completions from other threads are posted to
+  // it): with the worker stopped, this thread serves the queue.
+  const bool was_running = vring.worker != nullptr;
+  StopWorker(index);
+  vring.queue->SetDirtyLog(log, vring.log_ring, vring.log_guest_addr);
+  if (!was_running) return;
+  absl::Status status = MaybeStartQueue(index);
+  if (!status.ok()) LOG(ERROR) << "queue " << index << " cannot restart: " << status.message();
+}
+
+absl::StatusOr<Message> Backend::SetLogBase(Message& m) {
+  if (!has_protocol(kProtocolLogShmfd)) {
+    return absl::FailedPreconditionError("SET_LOG_BASE without LOG_SHMFD");
+  }
+  const LogDescription description = *m.Read<LogDescription>();
+  // The log must cover all of guest memory (the front end grows it before the memory table).
+  uint64_t end = 0;
+  for (const GuestRegion& r : memory_->regions()) {
+    end = std::max(end, r.guest_phys_addr + r.size);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<DirtyLog> log,
+                   DirtyLog::Map(m.fds[0].get(), description.mmap_size, description.mmap_offset,
+                                 DirtyLog::BytesFor(end)));
+  // The old log is unmapped only once every queue has moved to the new one.
+  std::unique_ptr<DirtyLog> old = std::move(log_);
+  log_ = std::move(log);
+  for (uint32_t i = 0; i < vrings_.size(); ++i) ApplyDirtyLog(i);
+  LOG(INFO) << "dirty log of " << log_->size() << " bytes";
+  // QEMU waits for a reply to SET_LOG_BASE (with LOG_SHMFD) before it goes on.
+  return U64Reply(m, 0);
 }
 
 absl::Status Backend::SetVringBase(const VringState& state) {
@@ -475,6 +547,9 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
       return context.status();
     }
     vring.context = *std::move(context);
+    if (acked_features_ & Bit(kFeatureLogAll)) {
+      vring.queue->SetDirtyLog(log_.get(), vring.log_ring, vring.log_guest_addr);
+    }
     // Packed rings are not tracked (only the split layout is implemented).
     if (inflight_.base != nullptr && index < inflight_.num_queues && info_.Resubmits(index) &&
         !(acked_features_ & Bit(kFeatureRingPacked))) {
@@ -727,6 +802,7 @@ void Backend::Reset() {
   transfer_.reset();
   ResetDevice();
   UnmapInflight();
+  log_.reset();  // after the queues that marked it
   acked_protocol_ = 0;
   memory_ = GuestMemory::Empty();
   absl::MutexLock lock(&backend_channel_mutex_);

@@ -20,6 +20,7 @@
 #include "common/vhost_user/channel.h"
 #include "common/vhost_user/message.h"
 #include "common/vhost_user/state_transfer.h"
+#include "common/virtio/dirty_log.h"
 #include "common/virtio/guest_memory.h"
 #include "common/virtio/virtqueue.h"
 
@@ -67,6 +68,9 @@ class Backend {
     bool addr_set = false;
     bool started = false;  // a kick fd (or no-fd flag) arrived and GET_VRING_BASE has not
     bool enabled = false;
+    // SET_VRING_ADDR's VHOST_VRING_F_LOG and log_guest_addr: where used-ring writes are logged.
+    bool log_ring = false;
+    uint64_t log_guest_addr = 0;
     UniqueFd kick, call, err;
     // Destroyed in reverse: the worker, then the context (it refers to the queue), the queue.
     std::unique_ptr<Virtqueue> queue;
@@ -85,6 +89,10 @@ class Backend {
   void StartAllEligible();
   absl::Status ReplaceMemory(std::shared_ptr<const GuestMemory> memory);
   absl::Status NotifyConfigChange();
+  // Points queue `index` at the dirty log (or none), its worker paused meanwhile: no worker
+  // marks a log after it was replaced or dropped.
+  void ApplyDirtyLog(uint32_t index);
+  absl::StatusOr<Message> SetLogBase(Message& message);
 
   absl::Status SetFeatures(uint64_t features);
   absl::Status SetMemTable(Message& message);
@@ -124,6 +132,9 @@ class Backend {
     uint16_t queue_size = 0;
   };
   InflightRegion inflight_;
+  // The front end's dirty log (SET_LOG_BASE), mapped until replaced or the connection ends; the
+  // queues mark it while VHOST_F_LOG_ALL is negotiated.
+  std::unique_ptr<DirtyLog> log_;
   // The device state transfer SET_DEVICE_STATE_FD started, until CHECK_DEVICE_STATE.
   std::unique_ptr<StateTransfer> transfer_;
   bool transfer_loads_ = false;

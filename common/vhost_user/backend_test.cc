@@ -2,6 +2,7 @@
 #include "common/vhost_user/backend.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -102,7 +103,7 @@ TEST_F(BackendTest, OffersDeviceAndEngineFeatures) {
                        kProtocolResetDevice, kProtocolConfigureMemSlots, kProtocolStatus}) {
     EXPECT_TRUE(protocol & Bit(bit)) << bit;
   }
-  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));       // not implemented, so not offered
+  EXPECT_FALSE(protocol & Bit(kProtocolLogShmfd));       // the device did not opt in
   EXPECT_FALSE(protocol & Bit(kProtocolInflightShmfd));  // the device did not opt in
   EXPECT_EQ(GetU64(FrontendRequest::kGetQueueNum), 2u);
   EXPECT_EQ(GetU64(FrontendRequest::kGetMaxMemSlots), kMaxMemSlots);
@@ -588,6 +589,179 @@ TEST_F(DeviceStateTest, ADisconnectCancelsATransferUnderWay) {
   backend_->Reset();
   EXPECT_EQ(device_.loaded, "");
   EXPECT_NE(Check(), 0u);  // nothing left to check
+}
+
+// ---- Dirty-page logging for live migration (VHOST_F_LOG_ALL, LOG_SHMFD)
+
+// Fills every writable byte of each chain it takes and completes it at once.
+class FillingDevice : public VirtioDevice {
+ public:
+  DeviceInfo Info() const override {
+    DeviceInfo info;
+    info.features = Bit(kFeatureVersion1);
+    info.logs_dirty_pages = true;
+    return info;
+  }
+  QueueResult ProcessQueue(QueueContext& context) override {
+    while (absl::optional<ChainToken> token = context.Take()) {
+      const DescriptorChain& chain = context.chain(*token);
+      const std::string fill(chain.writable_bytes, 'x');
+      context.Complete(*token, CopyToSegments(chain.writable, 0, fill.data(), fill.size()));
+    }
+    return QueueResult::Drained();
+  }
+};
+
+// A log as QEMU makes it: a memfd sealed against shrinking.
+UniqueFd SealedLog(uint64_t size, bool seal = true) {
+  UniqueFd fd(memfd_create("log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  EXPECT_EQ(ftruncate(fd.get(), size), 0);
+  if (seal) {
+    EXPECT_EQ(fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  }
+  return fd;
+}
+
+bool PageDirty(int log_fd, uint64_t gpa) {
+  const uint64_t page = gpa / 4096;
+  uint8_t byte = 0;
+  EXPECT_EQ(pread(log_fd, &byte, 1, page / 8), 1);
+  return byte & (1u << (page % 8));
+}
+
+class BackendDirtyLogTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kRingGpa = 1 << 20;
+  static constexpr uint64_t kLogBytes = (2 << 20) / 4096 / 8;  // covers the 2 MiB of memory
+  static constexpr uint64_t kUva = testing::FakeGuestMemory::kUvaOffset;
+
+  void SetUp() override {
+    ASSERT_OK(Send(Request(FrontendRequest::kSetProtocolFeatures,
+                           Bit(kProtocolLogShmfd) | Bit(kProtocolConfigureMemSlots))));
+    ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures, kFeatures)));
+    for (size_t i = 0; i < 2; ++i) {
+      Message m = Request(FrontendRequest::kAddMemReg, SingleMemoryRegion{0, ram_.region(i)});
+      m.fds.push_back(UniqueFd(dup(ram_.fd(i))));
+      ASSERT_OK(Send(std::move(m)));
+    }
+    auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
+    ASSERT_OK(sizes);
+    config_.size = 16;
+    config_.addresses = testing::LayoutRings(*sizes, kRingGpa);
+    auto driver = testing::DriverRing::Create(&ram_, config_);
+    ASSERT_OK(driver);
+    driver_ = *std::move(driver);
+    ASSERT_OK(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 16})));
+    ASSERT_OK(Send(RingAddr(0, 0)));
+    Message kick = Request(FrontendRequest::kSetVringKick, uint64_t{0});
+    kick.fds.push_back(UniqueFd(dup(kick_.get())));
+    ASSERT_OK(Send(std::move(kick)));
+    Message call = Request(FrontendRequest::kSetVringCall, uint64_t{0});
+    call.fds.push_back(UniqueFd(dup(call_.get())));
+    ASSERT_OK(Send(std::move(call)));
+    ASSERT_OK(Send(Request(FrontendRequest::kSetVringEnable, VringState{0, 1})));
+  }
+  absl::StatusOr<absl::optional<Message>> Send(Message m) {
+    absl::Status valid = ValidateFrontendMessage(m);
+    if (!valid.ok()) return valid;
+    return backend_.Handle(m);
+  }
+  Message RingAddr(uint32_t flags, uint64_t log_guest_addr) {
+    return Request(
+        FrontendRequest::kSetVringAddr,
+        VringAddr{0, flags, config_.addresses.desc + kUva, config_.addresses.device + kUva,
+                  config_.addresses.driver + kUva, log_guest_addr});
+  }
+  absl::StatusOr<absl::optional<Message>> SetLogBase(UniqueFd fd, uint64_t size,
+                                                     uint64_t offset = 0) {
+    Message m = Request(FrontendRequest::kSetLogBase, LogDescription{size, offset});
+    m.fds.push_back(std::move(fd));
+    return Send(std::move(m));
+  }
+  // One request with a 6000-byte writable buffer at `gpa` (two pages), served by the worker.
+  void Serve(uint64_t gpa) {
+    ASSERT_OK(driver_->AddChain({}, {{gpa, 6000}}).status());
+    driver_->Publish();
+    ASSERT_EQ(eventfd_write(kick_.get(), 1), 0);
+    for (;;) {
+      auto used = driver_->PollUsed();
+      ASSERT_OK(used);
+      if (used->has_value()) return;
+      pollfd fd = {call_.get(), POLLIN, 0};
+      ASSERT_EQ(poll(&fd, 1, 10000), 1);  // the worker signals the call fd
+      eventfd_t ignored;
+      eventfd_read(call_.get(), &ignored);
+    }
+  }
+
+  static constexpr uint64_t kFeatures = Bit(kFeatureVersion1) | Bit(kFeatureProtocolFeatures);
+  testing::FakeGuestMemory ram_{{{0, 1 << 20}, {1 << 20, 1 << 20}}};  // buffers, the ring
+  testing::DriverRing::Config config_;
+  std::unique_ptr<testing::DriverRing> driver_;
+  UniqueFd kick_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  UniqueFd call_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  FillingDevice device_;
+  Backend backend_{&device_, BackendOptions{}};
+};
+
+TEST_F(BackendTest, LoggingOnlyForDevicesThatOptIn) {
+  EXPECT_FALSE(backend_.OfferedFeatures() & Bit(kFeatureLogAll));
+  EXPECT_FALSE(backend_.OfferedProtocolFeatures() & Bit(kProtocolLogShmfd));
+  FillingDevice device;
+  Backend backend(&device, BackendOptions{});
+  EXPECT_TRUE(backend.OfferedFeatures() & Bit(kFeatureLogAll));
+  EXPECT_TRUE(backend.OfferedProtocolFeatures() & Bit(kProtocolLogShmfd));
+}
+
+TEST_F(BackendDirtyLogTest, RefusesHostileLogs) {
+  EXPECT_FALSE(SetLogBase(SealedLog(kLogBytes, /*seal=*/false), kLogBytes).ok());
+  EXPECT_FALSE(SetLogBase(SealedLog(kLogBytes - 1), kLogBytes - 1).ok());  // memory not covered
+  EXPECT_FALSE(SetLogBase(SealedLog(kLogBytes), kLogBytes, 1).ok());       // past the file
+  EXPECT_FALSE(SetLogBase(SealedLog(kLogBytes), kLogBytes, ~uint64_t{0}).ok());
+  Message no_fd = Request(FrontendRequest::kSetLogBase, LogDescription{kLogBytes, 0});
+  EXPECT_FALSE(Send(std::move(no_fd)).ok());
+  auto reply = SetLogBase(SealedLog(kLogBytes), kLogBytes);
+  ASSERT_OK(reply);
+  ASSERT_TRUE(reply->has_value());  // QEMU waits for it
+  EXPECT_EQ(*(*reply)->Read<uint64_t>(), 0u);
+}
+
+TEST_F(BackendDirtyLogTest, RunningQueuesLogWhatTheyWriteWhileLogAllIsOn) {
+  UniqueFd log = SealedLog(kLogBytes);
+  ASSERT_OK(SetLogBase(UniqueFd(dup(log.get())), kLogBytes));
+  Serve(0x10000);  // LOG_ALL not negotiated yet: nothing logged
+  EXPECT_FALSE(PageDirty(log.get(), 0x10000));
+
+  // Migration starts as QEMU starts it: features, then ring addresses, queues running. Only
+  // the log bit may change while they run, and the rings may not move.
+  EXPECT_FALSE(Send(Request(FrontendRequest::kSetFeatures,
+                            kFeatures | Bit(kFeatureLogAll) | Bit(kFeatureEventIdx)))
+                   .ok());
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures, kFeatures | Bit(kFeatureLogAll))));
+  ASSERT_OK(Send(RingAddr(kVringFlagLog, config_.addresses.device)));
+  Message moved = RingAddr(kVringFlagLog, config_.addresses.device);
+  moved.payload[8] += 16;  // desc_user_addr
+  EXPECT_FALSE(Send(std::move(moved)).ok());
+
+  Serve(0x20000 + 4000);  // 6000 bytes: pages 0x20 and 0x21, and 0x22 for the last 1808 bytes
+  EXPECT_TRUE(PageDirty(log.get(), 0x20000));
+  EXPECT_TRUE(PageDirty(log.get(), 0x21000));
+  EXPECT_TRUE(PageDirty(log.get(), 0x22000));
+  EXPECT_FALSE(PageDirty(log.get(), 0x23000));
+  EXPECT_TRUE(PageDirty(log.get(), config_.addresses.device));  // the used ring
+
+  // The log is replaced while the queue runs (QEMU resizes it): the new one gets the writes.
+  UniqueFd bigger = SealedLog(2 * kLogBytes);
+  ASSERT_OK(SetLogBase(UniqueFd(dup(bigger.get())), 2 * kLogBytes));
+  Serve(0x30000);
+  EXPECT_TRUE(PageDirty(bigger.get(), 0x30000));
+  EXPECT_FALSE(PageDirty(log.get(), 0x30000));
+
+  // Migration ends (or fails): logging stops.
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures, kFeatures)));
+  Serve(0x40000);
+  EXPECT_FALSE(PageDirty(bigger.get(), 0x40000));
+  ASSERT_OK(Send(Request(FrontendRequest::kGetVringBase, VringState{0, 0})));
 }
 
 }  // namespace

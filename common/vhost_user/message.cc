@@ -40,6 +40,10 @@ Shape ShapeOf(FrontendRequest request) {
       return {true, sizeof(VringState), false};
     case FrontendRequest::kSetVringAddr:
       return {true, sizeof(VringAddr), false};
+    case FrontendRequest::kSetLogBase:
+      return {true, sizeof(LogDescription), false};
+    case FrontendRequest::kSetLogFd:
+      return {true, 0, false};
     case FrontendRequest::kSetMemTable:
       return {true, sizeof(MemoryTableHeader), true};
     case FrontendRequest::kGetConfig:
@@ -195,6 +199,8 @@ absl::Status ValidateFrontendMessage(const Message& m) {
     case FrontendRequest::kAddMemReg:
     case FrontendRequest::kSetInflightFd:
     case FrontendRequest::kSetDeviceStateFd:
+    case FrontendRequest::kSetLogBase:
+    case FrontendRequest::kSetLogFd:
       return ExpectFds(m, 1, 1);
     case FrontendRequest::kRemMemReg:
       // The spec allows a (useless) fd here for compatibility; it is closed unused.

@@ -164,6 +164,15 @@ struct InflightDescription {
 };
 static_assert(sizeof(InflightDescription) == 24);
 
+// SET_LOG_BASE with LOG_SHMFD: where the dirty log lies in the fd that comes with it.
+struct LogDescription {
+  uint64_t mmap_size;
+  uint64_t mmap_offset;
+};
+static_assert(sizeof(LogDescription) == 16);
+// SET_VRING_ADDR flags: log the ring's used writes at log_guest_addr.
+constexpr uint32_t kVringFlagLog = 1u << 0;
+
 // SET_DEVICE_STATE_FD: which way the state goes, and when (vhost-user.rst).
 struct DeviceStateTransfer {
   uint32_t direction;  // kTransferSave or kTransferLoad

@@ -46,10 +46,20 @@ TEST(ValidateTest, RejectsWrongPayloadSizes) {
 TEST(ValidateTest, RejectsUnknownAndUnofferedRequests) {
   EXPECT_THAT(ValidateFrontendMessage(MakeRequest(999)),
               StatusIs(absl::StatusCode::kUnimplemented));
+  Message postcopy = Request(FrontendRequest::kPostcopyAdvise);
+  EXPECT_THAT(ValidateFrontendMessage(postcopy), StatusIs(absl::StatusCode::kUnimplemented));
+}
+
+TEST(ValidateTest, LogBaseCarriesItsDescriptionAndOneFd) {
   Message log = Request(FrontendRequest::kSetLogBase);
-  log.Append(uint64_t{0});
-  log.Append(uint64_t{0});
-  EXPECT_THAT(ValidateFrontendMessage(log), StatusIs(absl::StatusCode::kUnimplemented));
+  log.Append(LogDescription{4096, 0});
+  EXPECT_THAT(ValidateFrontendMessage(log), StatusIs(absl::StatusCode::kInvalidArgument));
+  log.fds.push_back(EventFd());
+  EXPECT_OK(ValidateFrontendMessage(log));
+  Message short_log = Request(FrontendRequest::kSetLogBase);
+  short_log.Append(uint64_t{4096});
+  short_log.fds.push_back(EventFd());
+  EXPECT_THAT(ValidateFrontendMessage(short_log), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ValidateTest, RejectsBadVersionAndFdCounts) {
