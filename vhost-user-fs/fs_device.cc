@@ -26,6 +26,7 @@ DeviceInfo FsDevice::Info() const {
   // The engine starts these threads with the first queue, after the sandbox (a user namespace
   // needs a single-threaded process).
   info.pool_threads = thread_pool_size_;
+  info.migrates_state = true;
   return info;
 }
 
@@ -60,6 +61,16 @@ QueueResult FsDevice::ProcessQueue(QueueContext& context) {
 
 void FsDevice::Reset() {
   if (server_ != nullptr) server_->Reset();
+}
+
+absl::StatusOr<std::string> FsDevice::SaveState() {
+  if (server_ == nullptr) return absl::FailedPreconditionError("no file system served yet");
+  return server_->SaveState();
+}
+
+absl::Status FsDevice::LoadState(absl::string_view state) {
+  if (server_ == nullptr) return absl::FailedPreconditionError("no file system served yet");
+  return server_->LoadState(state);
 }
 
 void FsDevice::QueueStopped(QueueContext& context) {

@@ -28,6 +28,9 @@ class FsDevice : public VirtioDevice {
   void QueueStopped(QueueContext& context) override;
   // The guest's session ends with the device: its inodes, open files and locks go.
   void Reset() override;
+  // Live migration: the FUSE session (fs_state.cc).
+  absl::StatusOr<std::string> SaveState() override;
+  absl::Status LoadState(absl::string_view state) override;
 
   FuseServer& server() { return *server_; }
   void set_server(std::unique_ptr<FuseServer> server) { server_ = std::move(server); }

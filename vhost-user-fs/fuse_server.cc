@@ -609,6 +609,8 @@ int FuseServer::Open(Request& r) {
       return err;
     }
   }
+  handle->nodeid = inode->nodeid;
+  handle->flags = flags;
   fuse_open_out out{};
   out.fh = inodes_->AddHandle(std::move(handle));
   if (!dir && options_.cache == CacheMode::kNever) out.open_flags |= FOPEN_DIRECT_IO;
@@ -649,6 +651,8 @@ int FuseServer::Create(Request& r) {
     fuse_open_out open;
   } out{};
   if (int err = LookupEntry(*parent, name, &out.entry)) return err;
+  handle->nodeid = out.entry.nodeid;
+  handle->flags = static_cast<int>(in->flags);
   out.open.fh = inodes_->AddHandle(std::move(handle));
   if (options_.cache == CacheMode::kNever) out.open.open_flags |= FOPEN_DIRECT_IO;
   r.Reply(out);

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/virtio/descriptor_chain.h"
 #include "vhost-user-fs/id_map.h"
@@ -68,6 +69,10 @@ class FuseServer {
   // A session ends (DESTROY, a new INIT, the device reset): every inode but the root, every open
   // file and every lock file goes, and with them the host locks of the guest that was.
   void Reset();
+  // Live migration (fs_state.cc), while no request runs: the session (the inodes the guest
+  // holds and its open files) as bytes, and those bytes taken in place of the session.
+  absl::StatusOr<std::string> SaveState();
+  absl::Status LoadState(absl::string_view state);
   // The waiting requests (SETLKW), for stopping queues.
   RequestWaits& waits() { return waits_; }
 
@@ -113,6 +118,10 @@ class FuseServer {
   void FillEntry(uint64_t nodeid, const struct stat& st, fuse_entry_out* out) const;
   void FillAttr(const struct stat& st, fuse_attr* attr) const;
   uint64_t Timeout() const;
+  // Migration: `path` (relative to the shared directory) opened O_PATH one component at a
+  // time, never through a symlink or out of the share; and the path of an open descriptor.
+  absl::StatusOr<UniqueFd> ResolvePath(const std::string& path);
+  absl::StatusOr<std::string> PathOf(int fd, const std::string& root_link);
 
   const FsOptions options_;
   UniqueFd proc_fds_;  // /proc/self/fd

@@ -1,5 +1,7 @@
 #include "vhost-user-fs/inode_table.h"
 
+#include <algorithm>
+
 namespace vhost {
 
 InodeTable::InodeTable(UniqueFd root) {
@@ -93,6 +95,38 @@ void InodeTable::ReleaseHandle(uint64_t fh) {
 size_t InodeTable::handle_count() {
   std::lock_guard<std::mutex> lock(mu_);
   return handles_.size();
+}
+
+InodeTable::Snapshot InodeTable::Take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Snapshot snapshot;
+  snapshot.next_nodeid = next_id_;
+  snapshot.next_fh = next_fh_;
+  for (const auto& [nodeid, entry] : by_id_) {
+    if (nodeid != kRootNodeId) snapshot.inodes.push_back({entry.inode, entry.nlookup});
+  }
+  snapshot.handles.assign(handles_.begin(), handles_.end());
+  return snapshot;
+}
+
+void InodeTable::SkipIds(uint64_t next_nodeid, uint64_t next_fh) {
+  std::lock_guard<std::mutex> lock(mu_);
+  next_id_ = std::max(next_id_, next_nodeid);
+  next_fh_ = std::max(next_fh_, next_fh);
+}
+
+bool InodeTable::Restore(std::shared_ptr<Inode> inode, uint64_t nlookup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t nodeid = inode->nodeid;
+  if (by_id_.count(nodeid) != 0 || by_file_.count({inode->dev, inode->ino}) != 0) return false;
+  by_file_[{inode->dev, inode->ino}] = nodeid;
+  by_id_[nodeid] = {std::move(inode), nlookup};
+  return true;
+}
+
+bool InodeTable::RestoreHandle(uint64_t fh, std::shared_ptr<OpenFile> handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return handles_.emplace(fh, std::move(handle)).second;
 }
 
 }  // namespace vhost

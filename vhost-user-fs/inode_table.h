@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "common/base/unique_fd.h"
 
@@ -33,6 +34,9 @@ struct Inode {
 // An open file or directory.
 struct OpenFile {
   UniqueFd fd;
+  // What it was opened as, for a migration to open it again: the node and the open flags.
+  uint64_t nodeid = 0;
+  int flags = 0;
   // Directories: the stream READDIR walks, and the lock that serializes walking it.
   std::mutex mu;
   DIR* dir = nullptr;
@@ -59,6 +63,26 @@ class InodeTable {
   std::shared_ptr<OpenFile> GetHandle(uint64_t fh);
   void ReleaseHandle(uint64_t fh);
   size_t handle_count();
+
+  // For migration: what the guest holds, taken while no request runs.
+  struct Snapshot {
+    uint64_t next_nodeid = 0;
+    uint64_t next_fh = 0;
+    struct Held {
+      std::shared_ptr<Inode> inode;
+      uint64_t nlookup = 0;
+    };
+    std::vector<Held> inodes;  // every inode but the root
+    std::vector<std::pair<uint64_t, std::shared_ptr<OpenFile>>> handles;
+  };
+  Snapshot Take();
+  // Restoring one: ids from here on start at (at least) these, so no id the guest held is
+  // given to another file.
+  void SkipIds(uint64_t next_nodeid, uint64_t next_fh);
+  // Adds `inode` under its own node id with `nlookup` lookups; false (nothing added) when the
+  // id or the file is already known.
+  bool Restore(std::shared_ptr<Inode> inode, uint64_t nlookup);
+  bool RestoreHandle(uint64_t fh, std::shared_ptr<OpenFile> handle);
 
  private:
   struct Entry {
