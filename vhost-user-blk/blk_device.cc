@@ -58,6 +58,9 @@ DeviceInfo BlkDevice::Info() const {
   // Reads, writes, flushes, discards and write-zeroes can all run twice: the guest does not
   // touch a request's sectors or buffers until it completes.
   info.resubmit_queues = DeviceInfo::kAllQueues;
+  // Data reaches guest memory only through completions, which report the bytes written: the
+  // engine's dirty log covers them, and the disk itself is shared with the destination.
+  info.logs_dirty_pages = true;
   info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_BLK_F_SIZE_MAX) | Bit(VIRTIO_BLK_F_SEG_MAX) |
                   Bit(VIRTIO_BLK_F_BLK_SIZE) | Bit(VIRTIO_BLK_F_TOPOLOGY) |
                   Bit(VIRTIO_BLK_F_FLUSH) | Bit(VIRTIO_BLK_F_CONFIG_WCE) | Bit(VIRTIO_BLK_F_MQ) |
@@ -262,8 +265,10 @@ void BlkDevice::Finish(QueueState& state, QueueContext& context, ChainToken toke
   *r.status = status;
   // Bytes written into the writable part: the data read (or the id) and the status byte.
   uint64_t written = 1;
+  // A failed read reports its data bytes too: the status byte follows them, and the engine
+  // logs (for migration) only the bytes reported written.
+  if (r.type == VIRTIO_BLK_T_IN) written += r.data_bytes;
   if (status == VIRTIO_BLK_S_OK) {
-    if (r.type == VIRTIO_BLK_T_IN) written += r.data_bytes;
     if (r.type == VIRTIO_BLK_T_GET_ID) written += std::min<uint64_t>(r.data_bytes, kSerialBytes);
   }
   // On the worker (or, stopping, the connection) thread: pushed to the ring at once.
