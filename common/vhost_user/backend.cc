@@ -550,12 +550,15 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
     if (acked_features_ & Bit(kFeatureLogAll)) {
       vring.queue->SetDirtyLog(log_.get(), vring.log_ring, vring.log_guest_addr);
     }
-    // Packed rings are not tracked (only the split layout is implemented).
-    if (inflight_.base != nullptr && index < inflight_.num_queues && info_.Resubmits(index) &&
-        !(acked_features_ & Bit(kFeatureRingPacked))) {
-      auto tracker = std::make_unique<InflightQueue>(
-          inflight_.base + index * InflightQueueBytes(inflight_.queue_size), inflight_.queue_size);
-      absl::Status tracked = vring.context->TrackInflight(std::move(tracker));
+    // Each queue's part has room for either layout; which one it holds follows the ring.
+    if (inflight_.base != nullptr && index < inflight_.num_queues && info_.Resubmits(index)) {
+      uint8_t* part = inflight_.base + index * InflightQueueBytes(inflight_.queue_size);
+      absl::Status tracked =
+          (acked_features_ & Bit(kFeatureRingPacked))
+              ? vring.context->TrackInflight(
+                    std::make_unique<InflightQueuePacked>(part, inflight_.queue_size))
+              : vring.context->TrackInflight(
+                    std::make_unique<InflightQueue>(part, inflight_.queue_size));
       if (!tracked.ok()) {
         LOG_EVERY_N(WARNING, 100) << "queue " << index << ": " << tracked.message();
         vring.queue->MarkBroken(tracked);
