@@ -128,6 +128,8 @@ class BlkDaemonTest : public ::testing::Test {
     return config;
   }
 
+  void EveryRequestCompletesOnceAcrossSigkills(RingLayout layout);
+
   std::unique_ptr<DaemonSession> session_;
   std::string image_, socket_;
   DeviceOptions options_;  // of the last Open (a reconnect repeats them)
@@ -459,13 +461,14 @@ TEST_F(BlkDaemonTest, RequestsInFlightAtASigkillCompleteOnceAfterARestart) {
 // The same with whatever real kills leave: requests submitted, the daemon SIGKILLed while it
 // serves them and a new one started, four times over; every request completes exactly once
 // with its data (without the tracking, those in flight at a kill never complete).
-TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
+void BlkDaemonTest::EveryRequestCompletesOnceAcrossSigkills(RingLayout layout) {
   constexpr int kSectorsUsed = 64;
+  const bool packed = layout == RingLayout::kPacked;
   FillSectors(kSectorsUsed, [](int i) { return static_cast<char>(i); });
-  StartDaemon();
-  Open(1, RingLayout::kSplit, /*inflight=*/true);
-  // Fewer requests than the ring holds (3 descriptors each): no head is reused, so a head names
-  // one request.
+  StartDaemon(packed ? std::vector<std::string>{"--packed-ring"} : std::vector<std::string>{});
+  Open(1, layout, /*inflight=*/true);
+  // Fewer requests than the ring holds (3 descriptors each): no head (split) or buffer id
+  // (packed) is reused, so one names one request.
   std::vector<BlkRequest> requests;
   std::vector<uint64_t> sectors;
   std::vector<int> index_of_head(128, -1);
@@ -480,7 +483,8 @@ TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
     ASSERT_OK(queue(0)->Submit());
     ASSERT_OK(daemon()->Signal(SIGKILL));
     ASSERT_OK(daemon()->Wait(kTimeout).status());
-    StartDaemon();
+    StartDaemon(packed ? std::vector<std::string>{"--packed-ring"} : std::vector<std::string>{});
+    // Packed: the front end's base is its own view of the ring, not where the daemon was.
     ASSERT_OK(device_->Reconnect(socket_, options_));
   }
   std::vector<int> completions(requests.size(), 0);
@@ -505,11 +509,84 @@ TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
   // Stopped, the daemon's record matches the ring: every completion counted, none in flight.
   ASSERT_OK(queue(0)->Stop(device_->frontend()).status());
   const uint8_t* region = device_->inflight_region();
+  if (packed) {
+    const auto* header = reinterpret_cast<const InflightQueueHeaderPacked*>(region);
+    EXPECT_EQ(header->packed_state, kInflightPackedState);
+    EXPECT_EQ(header->used_idx, queue(0)->ring().used_idx());
+    EXPECT_EQ(header->used_wrap_counter, queue(0)->ring().used_wrap());
+    EXPECT_EQ(header->used_idx, ((requests.size() + 1) * 3) % 128);
+    const auto* desc = reinterpret_cast<const InflightDescPacked*>(region + sizeof(*header));
+    for (uint16_t r = 0; r < 128; ++r) EXPECT_EQ(desc[r].inflight, 0) << r;
+    return;
+  }
   const auto* header = reinterpret_cast<const InflightQueueHeader*>(region);
   EXPECT_EQ(header->used_idx, queue(0)->ring().UsedIdx());
   EXPECT_EQ(header->used_idx, requests.size() + 1);
   const auto* desc = reinterpret_cast<const InflightDescSplit*>(region + sizeof(*header));
   for (uint16_t head = 0; head < 128; ++head) EXPECT_EQ(desc[head].inflight, 0) << head;
+}
+
+TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkills) {
+  EveryRequestCompletesOnceAcrossSigkills(RingLayout::kSplit);
+}
+
+// Packed rings: used elements overwrite the ring descriptors of requests still in flight, and
+// the front end cannot give a restarted daemon the ring position; the region holds both.
+TEST_F(BlkDaemonTest, EveryRequestCompletesOnceAcrossSigkillsOnAPackedRing) {
+  EveryRequestCompletesOnceAcrossSigkills(RingLayout::kPacked);
+}
+
+// A packed ring stopped cleanly, the daemon killed, more requests submitted while it is down: a
+// new daemon starts where the region says the old one stopped, not at the front end's (stale)
+// base, so it takes the new requests; each completes once with its data.
+TEST_F(BlkDaemonTest, APackedRingResumesAtTheRegionsPositionAfterASigkill) {
+  FillSectors(16, [](int i) { return static_cast<char>('a' + i); });
+  StartDaemon({"--packed-ring"});
+  Open(1, RingLayout::kPacked, /*inflight=*/true);
+  const uint8_t* region = device_->inflight_region();
+  const auto* header = reinterpret_cast<const InflightQueueHeaderPacked*>(region);
+  const auto* desc = reinterpret_cast<const InflightDescPacked*>(region + sizeof(*header));
+  EXPECT_EQ(header->version, kInflightVersion);
+  EXPECT_EQ(header->desc_num, 128);
+  EXPECT_EQ(device_->inflight_description().mmap_size, InflightQueueBytes(128));
+  auto read = [&](uint64_t sector) { return Make(VIRTIO_BLK_T_IN, sector, 512); };
+  for (uint64_t sector = 0; sector < 4; ++sector) {
+    BlkRequest r = read(sector);
+    ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(r.data[0], 'a' + sector);
+  }
+  ASSERT_OK(queue(0)->Stop(frontend_).status());
+  ASSERT_OK(daemon()->Signal(SIGKILL));
+  ASSERT_OK(daemon()->Wait(kTimeout).status());
+  EXPECT_EQ(header->packed_state, kInflightPackedState);
+  EXPECT_EQ(header->used_idx, 12);  // four chains of three descriptors
+  EXPECT_EQ(header->used_wrap_counter, 1);
+  for (uint16_t r = 0; r < 128; ++r) ASSERT_EQ(desc[r].inflight, 0) << r;
+
+  std::vector<BlkRequest> requests;
+  std::vector<uint16_t> ids;
+  for (uint64_t sector = 4; sector < 7; ++sector) {
+    requests.push_back(read(sector));
+    ASSERT_OK_AND_ASSIGN(const uint16_t id, AddBlkRequest(&queue(0)->ring(), requests.back()));
+    ids.push_back(id);
+  }
+  ASSERT_OK(queue(0)->Submit());
+  StartDaemon({"--packed-ring"});
+  ASSERT_OK(device_->Reconnect(socket_, options_));
+  frontend_ = device_->frontend();
+  std::vector<int> completions(ids.size(), 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue(0)->WaitForUsed(kTimeout));
+    for (size_t j = 0; j < ids.size(); ++j) completions[j] += used.id == ids[j];
+  }
+  EXPECT_EQ(completions, std::vector<int>(ids.size(), 1));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(*requests[i].status, VIRTIO_BLK_S_OK) << i;
+    EXPECT_EQ(requests[i].data[511], 'a' + 4 + i) << i;
+  }
+  ASSERT_OK(queue(0)->Stop(frontend_).status());
+  EXPECT_EQ(header->used_idx, 21);
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(BlkDaemonTest, NullDiskServesZeroes) {
