@@ -59,6 +59,10 @@ DeviceInfo GpioDevice::Info() const {
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ);
   info.config_size = sizeof(virtio_gpio_config);
+  // Requests (directions, values, interrupt types) can run again after a crash: each sets a
+  // state, and the guest never had their answer. The event queue's buffers wait for interrupts
+  // a new daemon cannot know of; untracked, they are taken again from the used index.
+  info.resubmit_queues = uint64_t{1} << kGpioRequestQueue;
   return info;
 }
 

@@ -8,6 +8,7 @@ namespace vhost {
 // watches (both in the base).
 SandboxPolicy GpioSandboxPolicy() {
   SandboxPolicy policy;
+  policy.Allow("memfd_create").Allow("fallocate");  // the inflight region (GET_INFLIGHT_FD)
   for (unsigned long request : HostChipIoctls()) policy.AllowIoctl(request);
   return policy;
 }

@@ -2,6 +2,7 @@
 // test drives through the control socket: every request type and error status, interrupts
 // (edges, levels, masking, latching, disabling, ordering), several guests from one process.
 #include <linux/virtio_gpio.h>
+#include <signal.h>
 
 #include <cstring>
 #include <map>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "common/base/status_macros.h"
+#include "common/device/inflight.h"
 #include "common/testing/status_matchers.h"
 #include "common/vhost_user/message.h"
 #include "gtest/gtest.h"
@@ -43,8 +45,11 @@ struct Guest {
   FrontendQueue* queues[2] = {};
   std::map<uint32_t, std::pair<uint16_t, uint8_t*>> irq_buffers;  // id -> line, status byte
 
-  absl::Status Connect(const std::string& socket, uint64_t features) {
-    DeviceOptions options;
+  DeviceOptions options;
+
+  absl::Status Connect(const std::string& socket, uint64_t features, bool inflight = false) {
+    options = DeviceOptions();
+    options.inflight = inflight;
     options.features = features;
     options.ram_size = 2 << 20;
     options.queue_sizes = {64, 64};
@@ -77,13 +82,18 @@ struct Guest {
     std::memset(resp, 0xff, response_len);
     EXPECT_OK(queues[0]->ring().AddChain({{*req_gpa, request_len}}, {{*resp_gpa, response_len}}));
     EXPECT_OK(queues[0]->Submit());
+    return Wait(resp, response_len);
+  }
+  // Waits for the next completed request, whose response buffer is `resp`.
+  Response Wait(const uint8_t* resp, uint32_t response_len = 2) {
+    Response r;
     absl::StatusOr<UsedElement> used = queues[0]->WaitForUsed(kTimeout);
     EXPECT_OK(used);
     if (!used.ok()) return r;
     r.len = used->len;
     r.status = resp[0];
     if (response_len > 1) r.value = resp[1];
-    if (used->len > 1) r.names.assign(reinterpret_cast<char*>(resp) + 1, used->len - 1);
+    if (used->len > 1) r.names.assign(reinterpret_cast<const char*>(resp) + 1, used->len - 1);
     return r;
   }
   uint8_t Status(uint16_t type, uint16_t gpio, uint32_t value) {
@@ -128,8 +138,13 @@ class GpioDaemonTest : public ::testing::Test {
     for (const std::string& arg : extra) count_given |= arg.rfind("--socket-count", 0) == 0;
     if (!count_given) args.push_back("--device-list=s6");
     args.insert(args.end(), extra.begin(), extra.end());
+    args_ = args;
     ASSERT_OK(session_->Start(RunfilePath("vhost-user-gpio/vhost-user-gpio"), args,
                               count_given ? socket_ + "1" : socket_));
+  }
+  // The same daemon again, on the same sockets (after the last one died).
+  void RestartDaemon() {
+    ASSERT_OK(session_->Start(RunfilePath("vhost-user-gpio/vhost-user-gpio"), args_, socket_));
   }
   DaemonProcess* daemon() { return session_->daemon(); }
   void ConnectGuest(uint64_t features = Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ) |
@@ -145,6 +160,7 @@ class GpioDaemonTest : public ::testing::Test {
 
   std::unique_ptr<DaemonSession> session_;
   std::string socket_, control_;
+  std::vector<std::string> args_;
   Guest guest_;
 };
 
@@ -295,6 +311,50 @@ TEST_F(GpioDaemonTest, ReconnectStartsFromAReleasedChip) {
   ConnectGuest();
   EXPECT_EQ(Command("get irq0\n"), "ok in 0\n");
   EXPECT_EQ(guest_.Request(VIRTIO_GPIO_MSG_GET_DIRECTION, 2, 0).value, VIRTIO_GPIO_DIRECTION_IN);
+}
+
+// Requests a killed daemon had taken on the request queue (recorded in the front end's inflight
+// region as a daemon records them) run on its successor, in order. The event queue is not
+// tracked: its held buffers are taken again from the used index, as without a region.
+TEST_F(GpioDaemonTest, RequestsInFlightAtASigkillRunAfterARestart) {
+  StartDaemon();
+  ASSERT_OK(guest_.Connect(socket_, Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ), true));
+  uint8_t* region = guest_.device->inflight_region();
+  auto part = [&](int queue) {
+    return reinterpret_cast<InflightDescSplit*>(region + queue * InflightQueueBytes(64) +
+                                                sizeof(InflightQueueHeader));
+  };
+  ASSERT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+  guest_.Unmask(2);  // held by the daemon
+  ASSERT_OK(guest_.queues[0]->Stop(guest_.frontend).status());
+  for (int head = 0; head < 64; ++head) EXPECT_EQ(part(1)[head].inflight, 0) << head;
+  ASSERT_OK(daemon()->Signal(SIGKILL));
+  ASSERT_OK(daemon()->Wait(kTimeout).status());
+
+  // Two requests the killed daemon had taken: the led made an output, then driven high.
+  std::vector<uint8_t*> responses;
+  for (const virtio_gpio_request& request :
+       {virtio_gpio_request{VIRTIO_GPIO_MSG_SET_DIRECTION, 1, VIRTIO_GPIO_DIRECTION_OUT},
+        virtio_gpio_request{VIRTIO_GPIO_MSG_SET_VALUE, 1, 1}}) {
+    uint8_t *req, *resp;
+    ASSERT_OK_AND_ASSIGN(const uint64_t req_gpa, guest_.ram->Allocate(16, 64, &req));
+    ASSERT_OK_AND_ASSIGN(const uint64_t resp_gpa, guest_.ram->Allocate(2, 64, &resp));
+    std::memcpy(req, &request, sizeof(request));
+    std::memset(resp, 0xff, 2);
+    ASSERT_OK_AND_ASSIGN(const uint16_t head, guest_.queues[0]->ring().AddChain(
+                                                  {{req_gpa, sizeof(request)}}, {{resp_gpa, 2}}));
+    part(0)[head].counter = 5 + responses.size();
+    part(0)[head].inflight = 1;
+    responses.push_back(resp);
+  }
+  ASSERT_OK(guest_.queues[0]->Submit());
+  RestartDaemon();
+  ASSERT_OK(guest_.device->Reconnect(socket_, guest_.options));
+  guest_.frontend = guest_.device->frontend();
+  for (uint8_t* resp : responses) EXPECT_EQ(guest_.Wait(resp).status, kOk);
+  EXPECT_EQ(Command("get led\n"), "ok out 1\n");
+  ASSERT_OK(guest_.queues[0]->Stop(guest_.frontend).status());
+  for (int head = 0; head < 64; ++head) EXPECT_EQ(part(0)[head].inflight, 0) << head;
 }
 
 TEST_F(GpioDaemonTest, SeveralGuestsEachWithTheirOwnChip) {
