@@ -26,11 +26,8 @@ DeviceInfo FsDevice::Info() const {
   // The engine starts these threads with the first queue, after the sandbox (a user namespace
   // needs a single-threaded process).
   info.pool_threads = thread_pool_size_;
-  // Live migration: the FUSE session travels as device state, and every byte a request writes
-  // into guest memory (reply header, READ data, directory entries) is within the length its
-  // completion reports, which the engine marks in the dirty log.
+  // Live migration: the FUSE session travels as device state (fs_state.cc).
   info.migrates_state = true;
-  info.logs_dirty_pages = true;
   // Replies reach guest memory only through completions, which report the bytes written: the
   // engine's dirty log covers them while QEMU copies memory.
   info.logs_dirty_pages = true;
