@@ -10,7 +10,12 @@ destination daemon restored their FUSE handles from the source's device state), 
 through a held fd with its caches dropped, and unmounts. Every byte is checked on the host and
 in the guest; QEMU's downtime is printed.
 
-Usage: fs_migration_e2e_test.py PATH_TO_vhost-user-fs (Bazel passes it).
+And what cannot migrate is refused cleanly: with --posix-lock, a guest holding a host POSIX
+lock (fs_guest_tool) makes the source daemon refuse to save its session, the migration fails
+and the guest runs on at the source; once the lock is released, it migrates.
+
+Usage: fs_migration_e2e_test.py PATH_TO_vhost-user-fs PATH_TO_fs_guest_tool (Bazel passes
+them).
 """
 import contextlib
 import hashlib
@@ -28,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemu_guest  # noqa: E402
 
 DAEMON = None
+TOOL = None
 
 GUEST_SCRIPT = r"""
 set -e
@@ -155,116 +161,210 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+# The guest takes a host lock through the share; the first migration must fail, the guest goes
+# on at the source, drops the lock, and the second migration carries its open file.
+LOCK_SCRIPT = r"""
+set -e
+mkdir -p /share
+mount -t virtiofs share /share
+cd /share
+exec 3<>held.txt
+echo "before" >&3
+/bin/fs_guest_tool lock /share/locked > /tmp/locker.out &
+locker=$!
+while ! grep -q locked=yes /tmp/locker.out 2>/dev/null; do sleep 0.1; done
+cat /tmp/locker.out
+echo "E2E-MIGRATE-NOW"
+read -r first
+echo "E2E-RESULT first=$first"
+echo "at the source" >&3
+kill $locker
+wait $locker || true
+sync
+echo "E2E-MIGRATE-AGAIN"
+read -r second
+echo "E2E-RESULT second=$second"
+echo "after" >&3
+exec 3>&-
+echo "E2E-RESULT held=$(cat held.txt | tr '\n' '|')"
+cd /
+umount /share
+echo "E2E-RESULT unmounted=yes"
+"""
+
+
 class FsMigrationTest(unittest.TestCase):
 
-    def test_open_files_survive_a_live_migration(self):
+    def setUp(self):
         qemu_guest.check_qemu()
-        kernel, _ = qemu_guest.find_kernel()
-        with qemu_guest.work_dir("fsmig") as work:
-            shared = os.path.join(work, "shared")
-            os.makedirs(shared)
-            input_data = os.urandom(4 << 20)
-            with open(os.path.join(shared, "input.bin"), "wb") as f:
-                f.write(input_data)
-            initrd = os.path.join(work, "initrd.img")
-            with open(qemu_guest.base_initramfs([]), "rb") as f:
-                base = f.read()
-            with open(initrd, "wb") as f:
-                f.write(base + qemu_guest.cpio_archive(
-                    [("test.sh", "file", (GUEST_SCRIPT.encode(), 0o755))]))
+        self.kernel, _ = qemu_guest.find_kernel()
+        self.stack = contextlib.ExitStack()
+        self.addCleanup(self.stack.close)
+        self.work = self.stack.enter_context(qemu_guest.work_dir("fsmig"))
+        self.shared = os.path.join(self.work, "shared")
+        os.makedirs(self.shared)
 
-            def qemu_argv(side):
-                sock = os.path.join(work, f"{side}.sock")
-                return [qemu_guest.QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64",
-                        "-smp", "1", "-m", "512M",
-                        "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
-                        "-numa", "node,memdev=mem", "-nodefaults", "-display", "none",
-                        "-serial", "stdio", "-no-reboot",
-                        "-kernel", kernel, "-initrd", initrd,
-                        "-append", "console=ttyS0 panic=-1 quiet loglevel=4",
-                        "-chardev", f"socket,id=fs0,path={sock}",
-                        "-device", "vhost-user-fs-pci,chardev=fs0,tag=share",
-                        "-qmp", f"unix:{os.path.join(work, side + '.qmp')},server=on,wait=off"]
+    def initrd(self, script, extra_entries=()):
+        path = os.path.join(self.work, "initrd.img")
+        with open(qemu_guest.base_initramfs([]), "rb") as f:
+            base = f.read()
+        with open(path, "wb") as f:
+            f.write(base + qemu_guest.cpio_archive(
+                [("test.sh", "file", (script.encode(), 0o755))] + list(extra_entries)))
+        return path
 
-            migration = os.path.join(work, "migration.sock")
-            source_sock = os.path.join(work, "source.sock")
-            dest_sock = os.path.join(work, "dest.sock")
-            with contextlib.ExitStack() as stack:
-                source_daemon = stack.enter_context(qemu_guest.Daemon(
-                    [DAEMON, f"--socket-path={source_sock}", f"--shared-dir={shared}"],
-                    source_sock))
-                dest_daemon = stack.enter_context(qemu_guest.Daemon(
-                    [DAEMON, f"--socket-path={dest_sock}", f"--shared-dir={shared}"], dest_sock))
-                source = Qemu(qemu_argv("source"), "source")
-                stack.callback(source.stop, 5)
-                stack.callback(lambda: source.proc.poll() is None and os.killpg(
-                    source.proc.pid, signal.SIGKILL))
-                dest = Qemu(qemu_argv("dest") + ["-incoming", f"unix:{migration}"], "dest")
-                stack.callback(dest.stop, 5)
-                stack.callback(lambda: dest.proc.poll() is None and os.killpg(
-                    dest.proc.pid, signal.SIGKILL))
+    def daemon(self, name, flags=()):
+        sock = os.path.join(self.work, f"{name}.sock")
+        return self.stack.enter_context(qemu_guest.Daemon(
+            [DAEMON, f"--socket-path={sock}", f"--shared-dir={self.shared}"] + list(flags), sock))
 
-                logs = lambda: (f"\n--- source console\n{source.output()[-3000:]}"
-                                f"\n--- dest console\n{dest.output()[-3000:]}"
-                                f"\n--- source daemon\n{source_daemon.read_log()[-3000:]}"
-                                f"\n--- dest daemon\n{dest_daemon.read_log()[-3000:]}")
-                self.assertTrue(source.wait_for("E2E-MIGRATE-NOW", 180), logs())
+    def qemu(self, name, daemon, initrd, incoming=None):
+        """A QEMU on `daemon`'s socket (the destination's with -incoming), killed at the end."""
+        argv = [qemu_guest.QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64",
+                "-smp", "1", "-m", "512M",
+                "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
+                "-numa", "node,memdev=mem", "-nodefaults", "-display", "none",
+                "-serial", "stdio", "-no-reboot",
+                "-kernel", self.kernel, "-initrd", initrd,
+                "-append", "console=ttyS0 panic=-1 quiet loglevel=4",
+                "-chardev", f"socket,id=fs0,path={daemon.socket_path}",
+                "-device", "vhost-user-fs-pci,chardev=fs0,tag=share",
+                "-qmp", f"unix:{os.path.join(self.work, name + '.qmp')},server=on,wait=off"]
+        if incoming:
+            argv += ["-incoming", f"unix:{incoming}"]
+        vm = Qemu(argv, name)
+        self.stack.callback(vm.stop, 5)
+        self.stack.callback(lambda: vm.proc.poll() is None and os.killpg(vm.proc.pid,
+                                                                          signal.SIGKILL))
+        return vm
 
-                source_qmp = Qmp(os.path.join(work, "source.qmp"))
-                stack.callback(source_qmp.close)
-                dest_qmp = Qmp(os.path.join(work, "dest.qmp"))
-                stack.callback(dest_qmp.close)
-                source_qmp.command("migrate", uri=f"unix:{migration}")
-                deadline = time.time() + 180
-                while True:
-                    info = source_qmp.command("query-migrate")
-                    if info.get("status") in ("completed", "failed", "cancelled"):
-                        break
-                    self.assertLess(time.time(), deadline, f"migration stuck: {info}{logs()}")
-                    time.sleep(0.1)
-                self.assertEqual(info.get("status"), "completed", f"{info}{logs()}")
-                print(f"migration: downtime {info.get('downtime')} ms, total "
-                      f"{info.get('total-time')} ms, {info.get('ram', {}).get('transferred')} "
-                      f"bytes of RAM, {info.get('ram', {}).get('dirty-sync-count')} dirty syncs",
-                      flush=True)
-                self.assertEqual(dest_qmp.command("query-status")["status"], "running", logs())
-                source_qmp.command("quit")
+    def qmp(self, name):
+        client = Qmp(os.path.join(self.work, name + ".qmp"))
+        self.stack.callback(client.close)
+        return client
 
-                dest.type("migrated\n")  # the guest's console is the destination's now
-                self.assertTrue(dest.wait_for("E2E-END", 180), logs())
-                dest.stop(60)
-                # What the guest printed before the migration is on the source's console.
-                result = qemu_guest.BootResult(source.output() + dest.output())
-                self.assertTrue(dest_daemon.alive(), logs())
-                source_log = source_daemon.read_log()
-                dest_log = dest_daemon.read_log()
-                final_logs = logs()
+    def migrate(self, source_qmp, destination, logs):
+        """Migrates to `destination` (a Unix socket path); returns query-migrate's last answer."""
+        source_qmp.command("migrate", uri=f"unix:{destination}")
+        deadline = time.time() + 180
+        while True:
+            info = source_qmp.command("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            self.assertLess(time.time(), deadline, f"migration stuck: {info}{logs()}")
+            time.sleep(0.1)
 
-            r = result.results
-            self.assertEqual(result.script_status, 0, final_logs)
-            self.assertEqual(r.get("unmounted"), "yes", final_logs)
-            self.assertEqual(r["resumed"], "migrated")
-            # The source daemon saved the session, the destination loaded it, nothing dropped.
-            self.assertIn("fs state:", source_log)
-            self.assertIn("device state loaded", dest_log)
-            self.assertIn(" 0 of them gone", dest_log)
-            # Every byte written before and after, through the same fds, is on the host.
-            with open(os.path.join(shared, "held.bin"), "rb") as f:
-                held = f.read()
-            self.assertEqual(len(held), 2 << 20)
-            self.assertEqual(sha256(held[:1 << 20]), r["part1_sha"])
-            self.assertEqual(sha256(held[1 << 20:]), r["part2_sha"])
-            self.assertEqual(r["held_sha"], sha256(held))  # read back through held fd 5
-            with open(os.path.join(shared, "held.log")) as f:
-                self.assertEqual(f.read(), "before migration\nafter migration\n")
-            self.assertEqual(r["log"], "before migration|after migration|")
-            # Every read during the migration, and one after, saw the host file exactly.
-            self.assertEqual(r["read_shas"].split(), [sha256(input_data)])
-            self.assertGreater(int(r["reads"]), 0)
-            print(f"{r['reads']} reads of a 4 MiB host file during the migration", flush=True)
-            self.assertEqual(r["input_sha_after"], sha256(input_data))
+    @staticmethod
+    def logs_of(vms, daemons):
+        def logs():
+            out = ""
+            for vm in vms:
+                out += f"\n--- {vm.name} console\n{vm.output()[-3000:]}"
+            for name, daemon in daemons:
+                out += f"\n--- {name} daemon\n{daemon.read_log()[-3000:]}"
+            return out
+        return logs
+
+    def test_open_files_survive_a_live_migration(self):
+        input_data = os.urandom(4 << 20)
+        with open(os.path.join(self.shared, "input.bin"), "wb") as f:
+            f.write(input_data)
+        initrd = self.initrd(GUEST_SCRIPT)
+        source_daemon, dest_daemon = self.daemon("source"), self.daemon("dest")
+        migration = os.path.join(self.work, "migration.sock")
+        source = self.qemu("source", source_daemon, initrd)
+        dest = self.qemu("dest", dest_daemon, initrd, incoming=migration)
+        logs = self.logs_of([source, dest], [("source", source_daemon), ("dest", dest_daemon)])
+        self.assertTrue(source.wait_for("E2E-MIGRATE-NOW", 180), logs())
+
+        source_qmp, dest_qmp = self.qmp("source"), self.qmp("dest")
+        info = self.migrate(source_qmp, migration, logs)
+        self.assertEqual(info.get("status"), "completed", f"{info}{logs()}")
+        print(f"migration: downtime {info.get('downtime')} ms, total "
+              f"{info.get('total-time')} ms, {info.get('ram', {}).get('transferred')} "
+              f"bytes of RAM, {info.get('ram', {}).get('dirty-sync-count')} dirty syncs",
+              flush=True)
+        self.assertEqual(dest_qmp.command("query-status")["status"], "running", logs())
+        source_qmp.command("quit")
+
+        dest.type("migrated\n")  # the guest's console is the destination's now
+        self.assertTrue(dest.wait_for("E2E-END", 180), logs())
+        dest.stop(60)
+        # What the guest printed before the migration is on the source's console.
+        result = qemu_guest.BootResult(source.output() + dest.output())
+        self.assertTrue(dest_daemon.alive(), logs())
+        source_log, dest_log = source_daemon.read_log(), dest_daemon.read_log()
+
+        r = result.results
+        self.assertEqual(result.script_status, 0, logs())
+        self.assertEqual(r.get("unmounted"), "yes", logs())
+        self.assertEqual(r["resumed"], "migrated")
+        # The source daemon saved the session, the destination loaded it, nothing dropped.
+        self.assertIn("fs state:", source_log)
+        self.assertIn("device state loaded", dest_log)
+        self.assertIn(" 0 of them gone", dest_log)
+        # Every byte written before and after, through the same fds, is on the host.
+        with open(os.path.join(self.shared, "held.bin"), "rb") as f:
+            held = f.read()
+        self.assertEqual(len(held), 2 << 20)
+        self.assertEqual(sha256(held[:1 << 20]), r["part1_sha"])
+        self.assertEqual(sha256(held[1 << 20:]), r["part2_sha"])
+        self.assertEqual(r["held_sha"], sha256(held))  # read back through held fd 5
+        with open(os.path.join(self.shared, "held.log")) as f:
+            self.assertEqual(f.read(), "before migration\nafter migration\n")
+        self.assertEqual(r["log"], "before migration|after migration|")
+        # Every read during the migration, and one after, saw the host file exactly.
+        self.assertEqual(r["read_shas"].split(), [sha256(input_data)])
+        self.assertGreater(int(r["reads"]), 0)
+        print(f"{r['reads']} reads of a 4 MiB host file during the migration", flush=True)
+        self.assertEqual(r["input_sha_after"], sha256(input_data))
+
+    def test_held_host_locks_refuse_the_migration_until_released(self):
+        with open(TOOL, "rb") as f:
+            tool = [("bin/fs_guest_tool", "file", (f.read(), 0o755))]
+        initrd = self.initrd(LOCK_SCRIPT, tool)
+        source_daemon = self.daemon("source", ["--posix-lock", "--thread-pool-size=2"])
+        dest_daemon = self.daemon("dest", ["--posix-lock", "--thread-pool-size=2"])
+        first = os.path.join(self.work, "first.sock")
+        source = self.qemu("source", source_daemon, initrd)
+        dest1 = self.qemu("dest1", dest_daemon, initrd, incoming=first)
+        logs = self.logs_of([source, dest1], [("source", source_daemon), ("dest", dest_daemon)])
+        self.assertTrue(source.wait_for("E2E-MIGRATE-NOW", 180), logs())
+        source_qmp = self.qmp("source")
+        info = self.migrate(source_qmp, first, logs)
+        self.assertEqual(info.get("status"), "failed", f"{info}{logs()}")
+        self.assertIn("cannot migrate", source_daemon.read_log(), logs())
+        # The guest runs on at the source; the destination QEMU gave up, its daemon did not.
+        self.assertEqual(source_qmp.command("query-status")["status"], "running", logs())
+        dest1.stop(60)
+        self.assertTrue(source_daemon.alive() and dest_daemon.alive(), logs())
+        source.type("refused\n")
+        self.assertTrue(source.wait_for("E2E-MIGRATE-AGAIN", 60), logs())
+
+        second = os.path.join(self.work, "second.sock")
+        dest2 = self.qemu("dest2", dest_daemon, initrd, incoming=second)
+        logs = self.logs_of([source, dest1, dest2],
+                            [("source", source_daemon), ("dest", dest_daemon)])
+        self.qmp("dest2")  # up and listening
+        info = self.migrate(source_qmp, second, logs)
+        self.assertEqual(info.get("status"), "completed", f"{info}{logs()}")
+        source_qmp.command("quit")
+        dest2.type("migrated\n")
+        self.assertTrue(dest2.wait_for("E2E-END", 180), logs())
+        dest2.stop(60)
+        result = qemu_guest.BootResult(source.output() + dest2.output())
+        r = result.results
+        self.assertEqual(result.script_status, 0, logs())
+        self.assertEqual(r["locked"], "yes")
+        self.assertEqual(r["first"], "refused")
+        self.assertEqual(r["second"], "migrated")
+        self.assertEqual(r["held"], "before|at the source|after|")
+        with open(os.path.join(self.shared, "held.txt")) as f:
+            self.assertEqual(f.read(), "before\nat the source\nafter\n")
+        self.assertEqual(r.get("unmounted"), "yes", logs())
 
 
 if __name__ == "__main__":
     DAEMON = os.path.abspath(sys.argv.pop(1))
+    TOOL = os.path.abspath(sys.argv.pop(1))
     unittest.main()
