@@ -3,6 +3,7 @@
 // resizing with a config-change notification, reconnects, requests in flight across a SIGKILL.
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -587,6 +588,59 @@ TEST_F(BlkDaemonTest, APackedRingResumesAtTheRegionsPositionAfterASigkill) {
   ASSERT_OK(queue(0)->Stop(frontend_).status());
   EXPECT_EQ(header->used_idx, 21);
   EXPECT_TRUE(daemon()->IsAlive());
+}
+
+// The packed region is front-end memory: a daemon started on one that breaks the rules (a
+// chain looping through its records) or records a chain outside guest memory breaks the queue,
+// says so on its error eventfd, and stays up for the next front end.
+TEST_F(BlkDaemonTest, AHostilePackedRegionBreaksTheQueueNotTheDaemon) {
+  FillSectors(1, [](int) { return 'z'; });
+  StartDaemon({"--packed-ring"});
+  auto wait_for_error = [&] {
+    pollfd pfd{queue(0)->err_fd(), POLLIN, 0};
+    return poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(kTimeout))) == 1;
+  };
+  for (bool loop : {true, false}) {
+    Open(1, RingLayout::kPacked, /*inflight=*/true);
+    BlkRequest r = Make(VIRTIO_BLK_T_IN, 0, 512);
+    ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+    ASSERT_OK(queue(0)->Stop(frontend_).status());
+    ASSERT_OK(daemon()->Signal(SIGKILL));
+    ASSERT_OK(daemon()->Wait(kTimeout).status());
+    uint8_t* region = device_->inflight_region();
+    auto* header = reinterpret_cast<InflightQueueHeaderPacked*>(region);
+    auto* desc = reinterpret_cast<InflightDescPacked*>(region + sizeof(*header));
+    ASSERT_EQ(header->packed_state, kInflightPackedState);
+    // The free list's first record made a chain in flight.
+    const uint16_t record = header->free_head;
+    ASSERT_LT(record, 128);
+    desc[record].num = 1;
+    desc[record].last = record;
+    desc[record].counter = 1;
+    desc[record].addr = uint64_t{1} << 50;  // beyond guest memory
+    desc[record].len = 512;
+    desc[record].flags = 0;
+    if (loop) {
+      desc[record].num = 3;  // its records lead back to itself
+      desc[record].next = record;
+    } else {
+      header->free_head = header->old_free_head = desc[record].next;
+    }
+    desc[record].inflight = 1;
+
+    StartDaemon({"--packed-ring"});
+    ASSERT_OK(device_->Reconnect(socket_, options_));
+    frontend_ = device_->frontend();
+    // A well-formed region is only refused when its chain is taken again.
+    ASSERT_OK(queue(0)->Kick());
+    EXPECT_TRUE(wait_for_error()) << loop;
+    EXPECT_TRUE(daemon()->IsAlive()) << loop;
+  }
+  // A new front end is served.
+  Open(1, RingLayout::kPacked, /*inflight=*/true);
+  BlkRequest r = Make(VIRTIO_BLK_T_IN, 0, 512);
+  ASSERT_EQ(Do(r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(r.data[0], 'z');
 }
 
 TEST_F(BlkDaemonTest, NullDiskServesZeroes) {
