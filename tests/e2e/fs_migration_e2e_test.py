@@ -172,7 +172,10 @@ exec 3<>held.txt
 echo "before" >&3
 /bin/fs_guest_tool lock /share/locked > /tmp/locker.out &
 locker=$!
-while ! grep -q locked=yes /tmp/locker.out 2>/dev/null; do sleep 0.1; done
+while ! grep -q locked=yes /tmp/locker.out 2>/dev/null; do
+  kill -0 $locker || { cat /tmp/locker.out; exit 1; }
+  sleep 0.1
+done
 cat /tmp/locker.out
 echo "E2E-MIGRATE-NOW"
 read -r first
@@ -320,8 +323,8 @@ class FsMigrationTest(unittest.TestCase):
         self.assertEqual(r["input_sha_after"], sha256(input_data))
 
     def test_held_host_locks_refuse_the_migration_until_released(self):
-        with open(TOOL, "rb") as f:
-            tool = [("bin/fs_guest_tool", "file", (f.read(), 0o755))]
+        # With its libraries when it has any (sanitizer builds link dynamically).
+        tool = qemu_guest.host_binary_entries(TOOL)
         initrd = self.initrd(LOCK_SCRIPT, tool)
         source_daemon = self.daemon("source", ["--posix-lock", "--thread-pool-size=2"])
         dest_daemon = self.daemon("dest", ["--posix-lock", "--thread-pool-size=2"])
