@@ -226,6 +226,19 @@ absl::Status Frontend::SetInflightFd(const InflightDescription& description, int
   return Send(std::move(m));
 }
 
+absl::Status Frontend::SetLogBase(int fd, uint64_t size, uint64_t offset) {
+  Message m = Request(FrontendRequest::kSetLogBase);
+  m.Append(LogDescription{size, offset});
+  m.fds.emplace_back(dup(fd));
+  if (!m.fds.back()) return absl::ErrnoToStatus(errno, "dup(log fd)");
+  ASSIGN_OR_RETURN(Message reply, Call(m));
+  if (reply.request() != FrontendRequest::kSetLogBase) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SET_LOG_BASE answered with ", RequestName(reply.request())));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Frontend::SetMemTable(const GuestRam& ram) {
   std::vector<size_t> all(ram.num_regions());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;

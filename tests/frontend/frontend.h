@@ -91,6 +91,9 @@ class Frontend {
   absl::StatusOr<InflightRegion> GetInflightFd(uint16_t num_queues, uint16_t queue_size);
   absl::Status SetInflightFd(const InflightDescription& description, int fd);
   BackendChannel* backend_channel() { return backend_channel_.get(); }
+  // SET_LOG_BASE (LOG_SHMFD): the dirty log is `size` bytes at `offset` of `fd` (see
+  // dirty_bitmap.h); waits for the back end's reply, as QEMU does.
+  absl::Status SetLogBase(int fd, uint64_t size, uint64_t offset = 0);
 
   // SET_MEM_TABLE with every region of `ram` (or the chosen ones).
   absl::Status SetMemTable(const GuestRam& ram);

@@ -57,6 +57,13 @@ VringAddr FrontendQueue::vring_addr() const {
   return addr;
 }
 
+absl::Status FrontendQueue::SetLogging(Frontend* frontend, bool on) {
+  VringAddr addr = vring_addr();
+  addr.flags = on ? kVringFlagLog : 0;
+  addr.log_guest_addr = gpas_.device;
+  return frontend->SetVringAddr(addr);
+}
+
 absl::Status FrontendQueue::SendSetup(Frontend* frontend) {
   return SendSetup(frontend, ring_->VringBase());
 }

@@ -58,6 +58,11 @@ class FrontendQueue {
   const QueueConfig& config() const { return config_; }
   // The SET_VRING_ADDR payload (user addresses of the three areas).
   VringAddr vring_addr() const;
+  // SET_VRING_ADDR again with VHOST_VRING_F_LOG set (or cleared) and the used ring's
+  // guest-physical address as log_guest_addr: what QEMU sends as migration starts (ends).
+  absl::Status SetLogging(Frontend* frontend, bool on);
+  // Guest-physical addresses of the ring's three areas.
+  const testing::RingAddresses& ring_gpas() const { return gpas_; }
 
   // Publishes what was added and kicks if the device asked for it. Returns whether it kicked.
   absl::StatusOr<bool> Submit();
