@@ -582,6 +582,50 @@ TEST_F(DeviceStateTest, AFrontEndThatNeverEndsTheTransferFailsAtTheDeadline) {
   EXPECT_EQ(Check(), 1u);
 }
 
+// The only phase there is: the device and its rings stopped. A running queue could change the
+// state while it is saved, or serve the guest from a session about to be replaced.
+TEST_F(DeviceStateTest, OnlyWhileEveryQueueIsStopped) {
+  testing::FakeGuestMemory ram({{0, 1 << 16}});
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures,
+                         Bit(kFeatureVersion1) | Bit(kFeatureProtocolFeatures))));
+  Message table = Request(FrontendRequest::kSetMemTable, MemoryTableHeader{1, 0});
+  table.Append(ram.region(0));
+  table.fds.push_back(UniqueFd(dup(ram.fd(0))));
+  ASSERT_OK(Send(std::move(table)));
+  auto sizes = testing::ComputeRingSizes(testing::RingLayout::kSplit, 16);
+  ASSERT_OK(sizes);
+  const testing::RingAddresses rings = testing::LayoutRings(*sizes, 0x8000);
+  const uint64_t uva = testing::FakeGuestMemory::kUvaOffset;
+  UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  auto start_queue = [&]() {
+    ASSERT_OK(Send(Request(FrontendRequest::kSetVringNum, VringState{0, 16})));
+    ASSERT_OK(Send(
+        Request(FrontendRequest::kSetVringAddr,
+                VringAddr{0, 0, rings.desc + uva, rings.device + uva, rings.driver + uva, 0})));
+    Message set_kick = Request(FrontendRequest::kSetVringKick, uint64_t{0});
+    set_kick.fds.push_back(UniqueFd(dup(kick.get())));
+    ASSERT_OK(Send(std::move(set_kick)));
+    ASSERT_OK(Send(Request(FrontendRequest::kSetVringEnable, VringState{0, 1})));
+  };
+  ASSERT_NO_FATAL_FAILURE(start_queue());
+  device_.state = "saved";
+  EXPECT_EQ(SetFd(kTransferSave, kTransferPhaseStopped, Pipe().second) & 0xff, 1u);
+  // Stopped (GET_VRING_BASE, as QEMU stops a VM): now it may.
+  ASSERT_OK(Send(Request(FrontendRequest::kGetVringBase, VringState{0, 0})));
+  auto [read_end, write_end] = Pipe();
+  EXPECT_EQ(SetFd(kTransferSave, kTransferPhaseStopped, std::move(write_end)), kDeviceStateNoFd);
+  EXPECT_EQ(ReadToEnd(read_end.get()), "saved");
+  EXPECT_EQ(Check(), 0u);
+  // A load whose queue starts before the check is not applied.
+  auto [load_read, load_write] = Pipe();
+  EXPECT_EQ(SetFd(kTransferLoad, kTransferPhaseStopped, std::move(load_read)), kDeviceStateNoFd);
+  ASSERT_TRUE(WriteAll(load_write.get(), "state"));
+  load_write.Reset();
+  ASSERT_NO_FATAL_FAILURE(start_queue());
+  EXPECT_EQ(Check(), 1u);
+  EXPECT_EQ(device_.loaded, "");
+}
+
 TEST_F(DeviceStateTest, ADisconnectCancelsATransferUnderWay) {
   // The default deadline is long; the connection ending must not wait for it.
   auto [read_end, write_end] = Pipe();
