@@ -110,7 +110,14 @@ class Content {
     Header header{kMagic, block, pass, block_crcs_[block] ^ p.crc ^ zero_crc_};
     std::memcpy(out, &header, sizeof(header));
     const uint8_t* b = &blocks_[block * kPayload];
-    for (size_t i = 0; i < kPayload; ++i) out[sizeof(Header) + i] = b[i] ^ p.bytes[i];
+    static_assert(kPayload % 8 == 0, "the payload is xored in words");
+    for (size_t i = 0; i < kPayload; i += 8) {
+      uint64_t x, y;
+      std::memcpy(&x, b + i, 8);
+      std::memcpy(&y, p.bytes.data() + i, 8);
+      x ^= y;
+      std::memcpy(out + sizeof(Header) + i, &x, 8);
+    }
   }
 
  private:
