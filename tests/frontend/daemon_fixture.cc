@@ -87,6 +87,21 @@ absl::StatusOr<uint32_t> DeviceConnection::RestartQueue(size_t i) {
   return base;
 }
 
+absl::Status DeviceConnection::RestartQueues(const std::function<absl::Status()>& while_stopped) {
+  std::vector<uint32_t> bases;
+  for (auto& queue : queues_) {
+    ASSIGN_OR_RETURN(const uint32_t base, queue->Stop(frontend_.get()));
+    bases.push_back(base);
+  }
+  RETURN_IF_ERROR(while_stopped());
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    QueueConfig config = queues_[i]->config();
+    config.start_index = static_cast<uint16_t>(bases[i]);
+    ASSIGN_OR_RETURN(queues_[i], FrontendQueue::Start(frontend_.get(), ram_.get(), config));
+  }
+  return absl::OkStatus();
+}
+
 DaemonSession::DaemonSession(std::unique_ptr<TempDir> dir)
     : dir_(std::move(dir)), socket_(dir_->File("sock")) {}
 

@@ -6,6 +6,7 @@
 #define TESTS_FRONTEND_DAEMON_FIXTURE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ class DeviceConnection {
   // Stops queue i (GET_VRING_BASE) and starts a new one, with fresh rings, where it stopped (as
   // QEMU does across a VM stop). Returns the base. What the old one had in flight is abandoned.
   absl::StatusOr<uint32_t> RestartQueue(size_t i);
+  // Stops every queue (GET_VRING_BASE, as QEMU stops a VM for a migration), runs
+  // `while_stopped` (e.g. a device state transfer), and starts them again where they stopped.
+  absl::Status RestartQueues(const std::function<absl::Status()>& while_stopped);
 
  private:
   DeviceConnection() = default;

@@ -228,6 +228,22 @@ absl::Status Frontend::SetInflightFd(const InflightDescription& description, int
   return Send(std::move(m));
 }
 
+absl::StatusOr<Frontend::DeviceStateReply> Frontend::SetDeviceStateFd(uint32_t direction, int fd) {
+  Message m = Request(FrontendRequest::kSetDeviceStateFd);
+  m.Append(DeviceStateTransfer{direction, kTransferPhaseStopped});
+  m.fds.emplace_back(dup(fd));
+  if (!m.fds.back()) return absl::ErrnoToStatus(errno, "dup(device state fd)");
+  ASSIGN_OR_RETURN(Message reply, Call(m));
+  DeviceStateReply result;
+  ASSIGN_OR_RETURN(result.value, reply.Read<uint64_t>());
+  if (!reply.fds.empty()) result.fd = std::move(reply.fds[0]);
+  return result;
+}
+
+absl::StatusOr<uint64_t> Frontend::CheckDeviceState() {
+  return CallU64(FrontendRequest::kCheckDeviceState);
+}
+
 absl::Status Frontend::SetLogBase(int fd, uint64_t size, uint64_t offset) {
   Message m = Request(FrontendRequest::kSetLogBase);
   m.Append(LogDescription{size, offset});

@@ -90,6 +90,16 @@ class Frontend {
   };
   absl::StatusOr<InflightRegion> GetInflightFd(uint16_t num_queues, uint16_t queue_size);
   absl::Status SetInflightFd(const InflightDescription& description, int fd);
+  // SET_DEVICE_STATE_FD (kTransferSave or kTransferLoad, stopped phase) over our end of a
+  // pipe: `fd` is the back end's end. Returns the reply (0 on success; kDeviceStateNoFd set
+  // when the back end uses our pipe) and its fd, if the back end sent its own channel.
+  struct DeviceStateReply {
+    uint64_t value = 0;
+    UniqueFd fd;
+  };
+  absl::StatusOr<DeviceStateReply> SetDeviceStateFd(uint32_t direction, int fd);
+  // CHECK_DEVICE_STATE: 0 when the back end saved or loaded its state.
+  absl::StatusOr<uint64_t> CheckDeviceState();
   BackendChannel* backend_channel() { return backend_channel_.get(); }
   // SET_LOG_BASE (LOG_SHMFD): the dirty log is `size` bytes at `offset` of `fd` (see
   // dirty_bitmap.h); waits for the back end's reply, as QEMU does.

@@ -26,10 +26,12 @@ T As(const std::string& body) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string& socket,
-                                                              bool busy_poll) {
+                                                              bool busy_poll,
+                                                              uint64_t protocol_features) {
   std::unique_ptr<FuseClient> c(new FuseClient());
   c->busy_poll_ = busy_poll;
   DeviceOptions options;
+  options.protocol_features |= protocol_features;
   options.queue_sizes = {128, 128};
   ASSIGN_OR_RETURN(c->device_, DeviceConnection::Open(socket, options));
   c->frontend_ = c->device_->frontend();
@@ -46,6 +48,14 @@ absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string&
   ASSIGN_OR_RETURN(std::string reply, c->Call(FUSE_INIT, 0, Bytes(init)));
   c->init_ = As<fuse_init_out>(reply);
   return c;
+}
+
+absl::Status FuseClient::WhileStopped(const std::function<absl::Status(Frontend&)>& fn) {
+  absl::Status status = device_->RestartQueues([&] { return fn(*frontend_); });
+  // The queues were replaced (or, on an error, some of them).
+  hiprio_ = device_->queue(0);
+  requests_ = device_->queue(1);
+  return status;
 }
 
 absl::StatusOr<std::string> FuseClient::Submit(FrontendQueue& queue, const std::string& request,

@@ -7,6 +7,7 @@
 #include <linux/fuse.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,8 +24,10 @@ class FuseClient {
   static constexpr uint32_t kMaxData = 1 << 20;
 
   // Connects, negotiates, starts the queues and sends FUSE_INIT.
+  // `protocol_features`: asked for besides the defaults (e.g. DEVICE_STATE).
   static absl::StatusOr<std::unique_ptr<FuseClient>> Start(const std::string& socket,
-                                                           bool busy_poll = false);
+                                                           bool busy_poll = false,
+                                                           uint64_t protocol_features = 0);
 
   // One request: `args` then `data` readable, a reply of up to `room` bytes. Returns the reply
   // body, or the FUSE error as a status with the errno's name (e.g. NotFound for ENOENT).
@@ -52,6 +55,9 @@ class FuseClient {
   absl::StatusOr<uint32_t> ReadInPlace(uint64_t nodeid, uint64_t fh, uint64_t offset,
                                        uint32_t size);
   absl::Status Forget(uint64_t nodeid, uint64_t nlookup);
+  // Stops both queues, runs `fn` on the stopped device's connection (a device state transfer,
+  // as QEMU makes one while migrating), and starts them again where they stopped.
+  absl::Status WhileStopped(const std::function<absl::Status(Frontend&)>& fn);
 
   const fuse_init_out& init() const { return init_; }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/testing/kernel_locks.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
@@ -75,7 +76,8 @@ class FsDaemonTest : public ::testing::TestWithParam<int> {
     ASSERT_OK(session_->Start(RunfilePath("vhost-user-fs/vhost-user-fs"),
                               {"--socket-path=" + session_->socket(), "--shared-dir=" + shared_,
                                absl::StrCat("--thread-pool-size=", GetParam())}));
-    ASSERT_OK_AND_ASSIGN(fs_, FuseClient::Start(session_->socket()));
+    ASSERT_OK_AND_ASSIGN(
+        fs_, FuseClient::Start(session_->socket(), /*busy_poll=*/false, Bit(kProtocolDeviceState)));
   }
   pid_t daemon_pid() { return session_->daemon()->pid(); }
 
@@ -209,6 +211,91 @@ TEST_P(FsDaemonTest, SpecialFilesAndSetuidBits) {
 }
 
 // Each queue's own thread, and a pool of 4 threads.
+// The FUSE session of one daemon process carried to another over the same directory, as QEMU
+// does in a live migration: both sandboxed, the source saves with its queues stopped, the
+// destination loads before they start again; node ids and file handles go on working there.
+absl::StatusOr<std::string> SaveSession(FuseClient& fs) {
+  std::string state;
+  RETURN_IF_ERROR(fs.WhileStopped([&](frontend::Frontend& f) -> absl::Status {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+    UniqueFd read_end(p[0]), write_end(p[1]);
+    ASSIGN_OR_RETURN(auto reply, f.SetDeviceStateFd(kTransferSave, write_end.get()));
+    write_end.Reset();  // the back end holds its own copy: its close is the end of the state
+    if (reply.value != kDeviceStateNoFd) return absl::InternalError("SET_DEVICE_STATE_FD refused");
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(read_end.get(), buf, sizeof(buf))) > 0) state.append(buf, n);
+    ASSIGN_OR_RETURN(uint64_t checked, f.CheckDeviceState());
+    if (checked != 0) return absl::InternalError("CHECK_DEVICE_STATE failed");
+    return absl::OkStatus();
+  }));
+  return state;
+}
+
+// Loads `state`; returns CHECK_DEVICE_STATE's answer.
+absl::StatusOr<uint64_t> LoadSession(FuseClient& fs, const std::string& state) {
+  uint64_t checked = ~uint64_t{0};
+  RETURN_IF_ERROR(fs.WhileStopped([&](frontend::Frontend& f) -> absl::Status {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+    UniqueFd read_end(p[0]), write_end(p[1]);
+    ASSIGN_OR_RETURN(auto reply, f.SetDeviceStateFd(kTransferLoad, read_end.get()));
+    read_end.Reset();
+    if (reply.value != kDeviceStateNoFd) return absl::InternalError("SET_DEVICE_STATE_FD refused");
+    for (size_t done = 0; done < state.size();) {
+      const ssize_t n = write(write_end.get(), state.data() + done, state.size() - done);
+      if (n <= 0) return absl::ErrnoToStatus(errno, "writing the state");
+      done += n;
+    }
+    write_end.Reset();
+    ASSIGN_OR_RETURN(checked, f.CheckDeviceState());
+    return absl::OkStatus();
+  }));
+  return checked;
+}
+
+TEST_P(FsDaemonTest, TheSessionMovesToAnotherDaemonProcess) {
+  ASSERT_OK_AND_ASSIGN(auto created, fs_->Create(kRoot, "moving.txt"));
+  ASSERT_OK(fs_->Write(created.first, created.second, 0, "before|").status());
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out host_file, fs_->Lookup(kRoot, "host.txt"));
+  ASSERT_OK_AND_ASSIGN(uint64_t host_fh, fs_->Open(host_file.nodeid, O_RDONLY));
+  ASSERT_OK_AND_ASSIGN(std::string state, SaveSession(*fs_));
+  EXPECT_NE(state.find("moving.txt"), std::string::npos);
+  // The source serves on (a migration that fails leaves the guest there).
+  ASSERT_OK_AND_ASSIGN(std::string at_source, fs_->Read(created.first, created.second, 0, 100));
+  EXPECT_EQ(at_source, "before|");
+
+  ASSERT_OK_AND_ASSIGN(auto session, DaemonSession::Create("fs-dest"));
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-fs/vhost-user-fs"),
+                           {"--socket-path=" + session->socket(), "--shared-dir=" + shared_,
+                            absl::StrCat("--thread-pool-size=", GetParam())}));
+  ASSERT_OK_AND_ASSIGN(auto dest,
+                       FuseClient::Start(session->socket(), false, Bit(kProtocolDeviceState)));
+  ASSERT_OK_AND_ASSIGN(uint64_t checked, LoadSession(*dest, state));
+  EXPECT_EQ(checked, 0u);
+  // The same handles and node ids, on the other process.
+  ASSERT_OK_AND_ASSIGN(uint32_t written, dest->Write(created.first, created.second, 7, "after"));
+  EXPECT_EQ(written, 5u);
+  ASSERT_OK_AND_ASSIGN(std::string back, dest->Read(created.first, created.second, 0, 100));
+  EXPECT_EQ(back, "before|after");
+  ASSERT_OK_AND_ASSIGN(std::string host, dest->Read(host_file.nodeid, host_fh, 0, 100));
+  EXPECT_EQ(host, "from the host");
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out again, dest->Lookup(kRoot, "moving.txt"));
+  EXPECT_EQ(again.nodeid, created.first);
+
+  // A hostile state: refused with CHECK_DEVICE_STATE failing; the daemon and its session stay.
+  std::string bad = state;
+  bad[4] = 9;  // the version
+  ASSERT_OK_AND_ASSIGN(checked, LoadSession(*dest, bad));
+  EXPECT_NE(checked, 0u);
+  ASSERT_OK_AND_ASSIGN(checked, LoadSession(*dest, state.substr(0, state.size() - 3)));
+  EXPECT_NE(checked, 0u);
+  EXPECT_TRUE(session->daemon()->IsAlive());
+  ASSERT_OK_AND_ASSIGN(back, dest->Read(created.first, created.second, 0, 100));
+  EXPECT_EQ(back, "before|after");
+}
+
 INSTANTIATE_TEST_SUITE_P(ThreadPool, FsDaemonTest, ::testing::Values(0, 4));
 
 // A user namespace can only be entered by a single-threaded process: the queue workers and the
