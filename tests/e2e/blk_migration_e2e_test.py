@@ -1,0 +1,317 @@
+"""Live migration of a guest using vhost-user-blk: two QEMU processes on this host, each with its
+own daemon on the same image file, QMP `migrate` from one to the other while the guest reads and
+writes checksummed blocks. The guest fills its page cache from the disk while QEMU copies its
+memory: those pages reach the destination only if the daemon logs them dirty (VHOST_F_LOG_ALL),
+so the guest's check of them after the migration is the dirty log's proof. A daemon that does not
+log (rng) leaves QEMU refusing to migrate, with an error and nothing crashed.
+
+Usage: blk_migration_e2e_test.py PATH_TO_vhost-user-blk PATH_TO_vhost-user-rng (Bazel passes
+them).
+"""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu_guest  # noqa: E402
+
+BLK_DAEMON = None
+RNG_DAEMON = None
+MODULES = ["virtio_blk"]
+MEMORY_MB = 256
+BLOCK = 64 << 10
+CACHED_BLOCKS = 256  # the first 16 MiB: host-written, read into the guest's page cache
+WRITTEN_BLOCKS = 256  # the next 16 MiB: written and verified by the guest across the migration
+
+# Runs on the source, then (after `migrate`) on the destination. One background loop keeps the
+# daemon writing guest memory while QEMU copies it: it drops the page cache and reads the first
+# 16 MiB into it again, pass after pass (the daemon's DMA). Another writes fresh blocks with
+# direct I/O and reads each back. The host answers "go" on the destination's console once the
+# migration completed; then every block still cached (filled on the source, most of them) is
+# checked against the host's checksums without touching the disk, and every block written is
+# read back from the disk.
+SCRIPT = r"""
+p=0
+( while [ ! -e /tmp/stop ]; do
+    echo 1 > /proc/sys/vm/drop_caches
+    k=0
+    while [ $k -lt %(cached)d ] && [ ! -e /tmp/stop ]; do
+      dd if=/dev/vda of=/dev/null bs=64k skip=$k count=4 2>/dev/null
+      k=$((k + 4))
+    done
+    p=$((p + 1)); echo $p > /tmp/passes; echo "E2E-PASS $p"
+  done ) &
+( k=0
+  while [ ! -e /tmp/stop ]; do
+    s=$((%(cached)d + k %% %(written)d))
+    dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null
+    sum=$(md5sum < /tmp/w | cut -c1-32)
+    dd if=/tmp/w of=/dev/vda bs=64k seek=$s count=1 oflag=direct conv=notrunc 2>/dev/null
+    got=$(dd if=/dev/vda bs=64k skip=$s count=1 iflag=direct 2>/dev/null | md5sum | cut -c1-32)
+    [ "$got" = "$sum" ] || echo "E2E-RESULT live_mismatch=$s"
+    echo "$s $sum" >> /tmp/written
+    k=$((k + 1)); echo $k > /tmp/rounds
+  done ) &
+echo "E2E-MIGRATE-NOW"
+read -r go
+touch /tmp/stop
+wait
+echo "E2E-RESULT rounds=$(cat /tmp/rounds)"
+echo "E2E-RESULT passes=$(cat /tmp/passes 2>/dev/null || echo 0)"
+bad=0; k=0
+while [ $k -lt %(cached)d ]; do
+  got=$(dd if=/dev/vda bs=64k skip=$k count=1 2>/dev/null | md5sum | cut -c1-32)
+  [ "$got" = "$(sed -n "$((k + 1))p" /sums)" ] || { bad=$((bad + 1)); echo "E2E-RESULT cache_mismatch=$k"; }
+  k=$((k + 1))
+done
+echo "E2E-RESULT cache_bad=$bad"
+bad=0; n=0
+awk '{last[$1] = $2} END {for (s in last) print s, last[s]}' /tmp/written > /tmp/last
+while read -r s sum; do
+  got=$(dd if=/dev/vda bs=64k skip=$s count=1 iflag=direct 2>/dev/null | md5sum | cut -c1-32)
+  [ "$got" = "$sum" ] || { bad=$((bad + 1)); echo "E2E-RESULT written_mismatch=$s"; }
+  n=$((n + 1))
+done < /tmp/last
+echo "E2E-RESULT written_bad=$bad"
+echo "E2E-RESULT written_blocks=$n"
+""" % {"cached": CACHED_BLOCKS, "written": WRITTEN_BLOCKS}
+
+# A guest that idles until the host says so (for the refused migration).
+IDLE_SCRIPT = r"""
+echo "E2E-MIGRATE-NOW"
+read -r go
+echo "E2E-RESULT still_running=yes"
+"""
+
+
+class Qmp:
+    """QEMU's machine protocol over a Unix socket: one JSON object a line."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.file = self.sock.makefile("rwb")
+        self._read()  # the greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise qemu_guest.GuestError("QMP connection closed")
+            message = json.loads(line)
+            if "event" not in message:
+                return message
+
+    def command(self, name, **arguments):
+        """Returns the whole reply: {"return": ...} or {"error": ...}."""
+        request = {"execute": name}
+        if arguments:
+            request["arguments"] = arguments
+        self.file.write(json.dumps(request).encode() + b"\n")
+        self.file.flush()
+        return self._read()
+
+    def execute(self, name, **arguments):
+        reply = self.command(name, **arguments)
+        if "error" in reply:
+            raise qemu_guest.GuestError(f"{name}: {reply['error']}")
+        return reply["return"]
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+class Qemu:
+    """One QEMU process with a QMP socket; its serial console is collected line by line."""
+
+    def __init__(self, work, name, devices, initrd, incoming=None):
+        kernel, _ = qemu_guest.find_kernel()
+        self.qmp_path = os.path.join(work, f"{name}.qmp")
+        argv = [qemu_guest.QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64",
+                "-smp", "1", "-m", f"{MEMORY_MB}M",
+                "-object", f"memory-backend-memfd,id=mem,size={MEMORY_MB}M,share=on",
+                "-numa", "node,memdev=mem", "-nodefaults", "-display", "none",
+                "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
+                "-append", "console=ttyS0 panic=-1 quiet loglevel=4",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + list(devices)
+        if incoming:
+            argv += ["-incoming", incoming]
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.reader = threading.Thread(target=self._read_console)
+        self.reader.start()
+        self.qmp = Qmp(self.qmp_path)
+
+    def _read_console(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            with self.cond:
+                self.lines.append(line.decode(errors="replace"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def output(self):
+        with self.cond:
+            return "".join(self.lines)
+
+    def wait_for(self, text, timeout):
+        """Waits until the console shows `text`; false if QEMU exited or the time ran out."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.time()
+                if left <= 0 or self.proc.poll() is not None:
+                    return False
+                self.cond.wait(min(left, 1))
+            return True
+
+    def type(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self):
+        self.qmp.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+        self.reader.join()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+def initramfs(work, script, extra=()):
+    with open(qemu_guest.base_initramfs(MODULES), "rb") as f:
+        data = f.read()
+    path = os.path.join(work, "initrd.img")
+    entries = [("test.sh", "file", (script.encode(), 0o755))] + list(extra)
+    with open(path, "wb") as f:
+        f.write(data + qemu_guest.cpio_archive(entries))
+    return path
+
+
+def wait_migration(qmp, timeout):
+    """Polls query-migrate until it ends; returns its last answer."""
+    deadline = time.time() + timeout
+    while True:
+        info = qmp.execute("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled") or time.time() > deadline:
+            return info
+        time.sleep(0.1)
+
+
+class BlkMigrationTest(unittest.TestCase):
+
+    def test_guest_io_survives_a_live_migration_between_two_daemons(self):
+        qemu_guest.check_qemu()
+        with qemu_guest.work_dir("blkmig") as work:
+            image = os.path.join(work, "disk.img")
+            content = os.urandom(CACHED_BLOCKS * BLOCK)
+            with open(image, "wb") as f:
+                f.write(content)
+                f.truncate(64 << 20)
+            sums = "".join(hashlib.md5(content[i * BLOCK:(i + 1) * BLOCK]).hexdigest() + "\n"
+                           for i in range(CACHED_BLOCKS))
+            initrd = initramfs(work, SCRIPT, [("sums", "file", (sums.encode(), 0o644))])
+            socks = [os.path.join(work, f"{side}.sock") for side in ("src", "dst")]
+            migration = os.path.join(work, "migration.sock")
+
+            def devices(sock):
+                return ["-chardev", f"socket,id=blk0,path={sock}",
+                        "-device", "vhost-user-blk-pci,chardev=blk0,id=disk"]
+
+            with qemu_guest.Daemon([BLK_DAEMON, f"--socket-path={socks[0]}",
+                                    f"--blk-file={image}"], socks[0]) as src_daemon, \
+                    qemu_guest.Daemon([BLK_DAEMON, f"--socket-path={socks[1]}",
+                                       f"--blk-file={image}"], socks[1]) as dst_daemon:
+                src = Qemu(work, "src", devices(socks[0]), initrd)
+                dst = Qemu(work, "dst", devices(socks[1]), initrd, incoming=f"unix:{migration}")
+                try:
+                    self.assertTrue(src.wait_for("E2E-MIGRATE-NOW", 180), src.output()[-3000:])
+                    # Slow enough for several dirty-page rounds while the guest works.
+                    src.qmp.execute("migrate-set-parameters", **{"max-bandwidth": 32 << 20})
+                    start = time.time()
+                    passes_before = src.output().count("E2E-PASS")
+                    src.qmp.execute("migrate", uri=f"unix:{migration}")
+                    info = wait_migration(src.qmp, 300)
+                    wall = time.time() - start
+                    passes_during = src.output().count("E2E-PASS") - passes_before
+                    logs = src_daemon.read_log()[-2000:] + dst_daemon.read_log()[-2000:]
+                    self.assertEqual(info.get("status"), "completed", f"{info}\n{logs}")
+                    print(f"migration: downtime {info.get('downtime')} ms, total "
+                          f"{info.get('total-time')} ms ({wall:.1f} s wall), "
+                          f"{info['ram']['transferred'] >> 20} MiB sent, "
+                          f"{info['ram'].get('dirty-sync-count')} dirty syncs, "
+                          f"{passes_during} cache passes ended meanwhile", flush=True)
+                    self.assertEqual(dst.qmp.execute("query-status")["status"], "running")
+                    src.qmp.command("quit")
+                    dst.type("go\n")
+                    self.assertIsNotNone(dst.wait_exit(600), dst.output()[-3000:])
+                    # The source daemon logged while QEMU copied; the destination served after.
+                    self.assertIn("dirty-page logging on", src_daemon.read_log())
+                    self.assertTrue(src_daemon.alive() and dst_daemon.alive())
+                finally:
+                    src.close()
+                    dst.close()
+        result = qemu_guest.BootResult(src.output() + dst.output())
+        out = dst.output()[-3000:]
+        self.assertEqual(result.script_status, 0, out)
+        print(f"guest: {result['rounds']} blocks written and checked, {result['passes']} cache "
+              f"passes", flush=True)
+        self.assertNotIn("live_mismatch", result.results, out)
+        self.assertEqual(result["cache_bad"], "0", out)
+        self.assertEqual(result["written_bad"], "0", out)
+        self.assertGreater(int(result["written_blocks"]), 0, out)
+
+    def test_a_daemon_without_dirty_logging_is_refused_cleanly(self):
+        qemu_guest.check_qemu()
+        with qemu_guest.work_dir("rngmig") as work:
+            initrd = initramfs(work, IDLE_SCRIPT)
+            sock = os.path.join(work, "rng.sock")
+            with qemu_guest.Daemon([RNG_DAEMON, f"--socket-path={sock}"], sock) as daemon:
+                src = Qemu(work, "src", ["-chardev", f"socket,id=rng0,path={sock}",
+                                         "-device", "vhost-user-rng-pci,chardev=rng0"], initrd)
+                try:
+                    self.assertTrue(src.wait_for("E2E-MIGRATE-NOW", 180), src.output()[-3000:])
+                    reply = src.qmp.command("migrate",
+                                            uri=f"unix:{os.path.join(work, 'nowhere.sock')}")
+                    self.assertIn("error", reply)
+                    print(f"refused: {reply['error']['desc']}", flush=True)
+                    self.assertEqual(src.qmp.execute("query-status")["status"], "running")
+                    src.type("go\n")
+                    self.assertIsNotNone(src.wait_exit(120), src.output()[-3000:])
+                    self.assertTrue(daemon.alive(), daemon.read_log()[-2000:])
+                finally:
+                    src.close()
+        result = qemu_guest.BootResult(src.output())
+        self.assertEqual(result["still_running"], "yes", src.output()[-3000:])
+
+
+if __name__ == "__main__":
+    BLK_DAEMON = os.path.abspath(sys.argv.pop(1))
+    RNG_DAEMON = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
