@@ -13,7 +13,8 @@ namespace {
 uint8_t PutBitmap(const std::vector<uint8_t>& bits, virtio_input_config* c) {
   size_t size = std::min(bits.size(), sizeof(c->u.bitmap));
   while (size > 0 && bits[size - 1] == 0) --size;
-  std::memcpy(c->u.bitmap, bits.data(), size);
+  // An empty bitmap's data() may be null, which memcpy must not get even for 0 bytes.
+  if (size > 0) std::memcpy(c->u.bitmap, bits.data(), size);
   return size;
 }
 
