@@ -1,17 +1,24 @@
 // vhost-user-rng driven over its socket by our front end: negotiation, split and packed rings,
 // concurrent requests, reconnects, the rate limit, and every kind of bad input from the issue.
 // After each bad input the daemon must still be alive and serve the next connection.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/device/inflight.h"
 #include "common/testing/status_matchers.h"
+#include "common/vhost_user/backend.h"
+#include "common/virtio/descriptor_chain.h"
 #include "common/virtio/virtio_ring_defs.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_fixture.h"
@@ -50,7 +57,8 @@ class RngDaemonTest : public ::testing::Test {
   const std::string& socket() { return session_->socket(); }
 
   // QEMU's sequence up to a running queue 0.
-  void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true, bool inflight = false) {
+  void Open(RingLayout layout = RingLayout::kSplit, bool event_idx = true, bool inflight = false,
+            uint16_t queue_size = 128) {
     DeviceOptions options;
     options.inflight = inflight;
     options.features = Bit(kFeatureVersion1) | Bit(kFeatureIndirectDesc);
@@ -58,7 +66,7 @@ class RngDaemonTest : public ::testing::Test {
     if (layout == RingLayout::kPacked) options.features |= Bit(kFeatureRingPacked);
     options.required_features = options.features;
     options.ram_size = kRamSize;
-    options.queue_sizes = {128};
+    options.queue_sizes = {queue_size};
     device_.reset();  // the daemon serves one front end at a time
     ASSERT_OK_AND_ASSIGN(device_, session_->Open(options));
     options_ = options;
@@ -354,6 +362,74 @@ TEST_F(RngDaemonTest, BadQueueSizesAndIndices) {
   ExpectServesNextConnection();
 }
 
+// GET_MAX_MEM_SLOTS tells the front end how many regions ADD_MEM_REG may add; one more is
+// refused (the daemon maps nothing for it) and the connection goes on.
+TEST_F(RngDaemonTest, MemorySlotsBeyondTheLimitAreRefused) {
+  ConnectRaw();
+  ASSERT_OK(frontend_->Handshake());
+  ASSERT_OK_AND_ASSIGN(const uint64_t slots, frontend_->GetMaxMemSlots());
+  ASSERT_EQ(slots, kMaxMemSlots);
+  const size_t page = sysconf(_SC_PAGESIZE);
+  UniqueFd ram(memfd_create("ram", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(ram.get(), (slots + 1) * page), 0);
+  auto add = [&](uint64_t i) {
+    Message m = MakeRequest(static_cast<uint32_t>(FrontendRequest::kAddMemReg));
+    m.Append(
+        SingleMemoryRegion{0, MemoryRegion{i * page, page, 0x7f0000000000 + i * page, i * page}});
+    m.fds.emplace_back(dup(ram.get()));
+    return frontend_->Send(std::move(m));
+  };
+  for (uint64_t i = 0; i < slots; ++i) ASSERT_OK(add(i)) << "region " << i;
+  ExpectRefused(add(slots));
+  // The connection is still served: a region removed frees a slot for another.
+  Message remove = MakeRequest(static_cast<uint32_t>(FrontendRequest::kRemMemReg));
+  remove.Append(SingleMemoryRegion{0, MemoryRegion{0, page, 0x7f0000000000, 0}});
+  ASSERT_OK(frontend_->Send(std::move(remove)));
+  EXPECT_OK(add(slots));
+  ExpectServesNextConnection();
+}
+
+// While one front end is served, others wait in the listen backlog (one) or are refused by the
+// kernel: the daemon holds no descriptor, thread or memory for them. The next is served once
+// the first leaves.
+TEST_F(RngDaemonTest, FrontEndsWaitingForTheDaemonHoldNothingInIt) {
+  Open();
+  auto daemon_fds = [&] {
+    size_t n = 0;
+    DIR* dir = opendir(absl::StrCat("/proc/", daemon()->pid(), "/fd").c_str());
+    EXPECT_NE(dir, nullptr);
+    if (dir == nullptr) return n;
+    while (readdir(dir) != nullptr) ++n;
+    closedir(dir);
+    return n;
+  };
+  const size_t serving = daemon_fds();
+  std::vector<UniqueFd> waiting;
+  int refused = 0;
+  for (int i = 0; i < 16; ++i) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket().c_str(), sizeof(addr.sun_path) - 1);
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      // A front end that sends nothing is never read while another is served.
+      waiting.push_back(std::move(fd));
+    } else {
+      EXPECT_EQ(errno, EAGAIN);
+      ++refused;
+    }
+  }
+  EXPECT_LE(waiting.size(), 2u);  // the backlog of one (the kernel lets one more in)
+  EXPECT_GE(refused, 14);
+  EXPECT_EQ(daemon_fds(), serving);
+  // The served front end still gets entropy.
+  Request(16);
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
+  waiting.clear();  // they hang up unserved; the daemon then takes the next front end
+  ExpectServesNextConnection();
+}
+
 // Hostile chains from the guest: the queue breaks (error eventfd, NEEDS_RESET status), the
 // daemon lives on.
 class RngHostileChainTest : public RngDaemonTest {
@@ -408,6 +484,38 @@ TEST_F(RngHostileChainTest, IndirectTableInsideIndirectTable) {
 TEST_F(RngHostileChainTest, HeadIndexOutOfRange) {
   Open(RingLayout::kSplit, false);
   queue_->ring().PushAvailHead(5000);
+  queue_->ring().Publish();
+  ExpectQueueBroken();
+}
+
+// A chain may have at most kMaxChainSegments (1024, IOV_MAX) buffers: one more breaks the queue
+// before anything is allocated for it.
+TEST_F(RngDaemonTest, AChainOfTheMostSegmentsAllowedIsServed) {
+  Open(RingLayout::kSplit, false, false, kMaxChainSegments);
+  ASSERT_OK_AND_ASSIGN(const uint64_t buf, ram_->Allocate(2 * kMaxChainSegments));
+  ASSERT_OK_AND_ASSIGN(const uint64_t table, ram_->Allocate(16 * kMaxChainSegments, 16));
+  std::vector<Buffer> buffers;
+  for (size_t i = 0; i < kMaxChainSegments; ++i) buffers.push_back({buf + 2 * i, 1});
+  ASSERT_OK(queue_->ring().AddChain({}, buffers, table));
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK_AND_ASSIGN(const UsedElement used, queue_->WaitForUsed(kTimeout));
+  EXPECT_EQ(used.len, kMaxChainSegments);
+}
+
+TEST_F(RngHostileChainTest, ChainOfMoreSegmentsThanAllowed) {
+  Open(RingLayout::kSplit, false, false, kMaxChainSegments);
+  const size_t n = kMaxChainSegments + 1;  // longer than the ring too: written raw
+  ASSERT_OK_AND_ASSIGN(const uint64_t buf, ram_->Allocate(2 * n));
+  ASSERT_OK_AND_ASSIGN(const uint64_t table, ram_->Allocate(16 * n, 16));
+  std::vector<RawDescriptor> entries;
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t flags = VRING_DESC_F_WRITE | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+    entries.push_back({buf + 2 * i, 1, flags, static_cast<uint16_t>(i + 1), 0});
+  }
+  ASSERT_OK(queue_->ring().WriteTable(table, entries));
+  queue_->ring().WriteDescriptor(
+      0, {table, static_cast<uint32_t>(16 * n), VRING_DESC_F_INDIRECT, 0, 0});
+  queue_->ring().PushAvailHead(0);
   queue_->ring().Publish();
   ExpectQueueBroken();
 }
