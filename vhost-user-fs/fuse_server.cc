@@ -592,6 +592,11 @@ int FuseServer::Open(Request& r) {
   if (inode == nullptr) return ESTALE;
   if (in == nullptr) return EINVAL;
   const bool dir = r.in.opcode == FUSE_OPENDIR;
+  if (dir && inodes_->dir_count() >= options_.max_open_dirs) {
+    LOG_EVERY_N(WARNING, 100) << options_.max_open_dirs
+                              << " directories open: OPENDIR refused (EMFILE)";
+    return EMFILE;
+  }
   int flags = dir ? (O_RDONLY | O_DIRECTORY) : static_cast<int>(in->flags);
   auto handle = std::make_shared<OpenFile>();
   handle->fd = UniqueFd(Reopen(*inode, flags & ~O_EXCL));

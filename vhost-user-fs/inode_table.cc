@@ -65,6 +65,7 @@ void InodeTable::Reset() {
     std::lock_guard<std::mutex> lock(mu_);
     by_id.swap(by_id_);
     handles.swap(handles_);
+    dirs_ = 0;
     auto root = by_id.find(kRootNodeId);
     by_id_.insert(by_id.extract(root));
     by_file_.clear();
@@ -77,6 +78,7 @@ void InodeTable::Reset() {
 uint64_t InodeTable::AddHandle(std::shared_ptr<OpenFile> handle) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t fh = next_fh_++;
+  if (handle->dir != nullptr) ++dirs_;
   handles_[fh] = std::move(handle);
   return fh;
 }
@@ -89,7 +91,15 @@ std::shared_ptr<OpenFile> InodeTable::GetHandle(uint64_t fh) {
 
 void InodeTable::ReleaseHandle(uint64_t fh) {
   std::lock_guard<std::mutex> lock(mu_);
-  handles_.erase(fh);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return;
+  if (it->second->dir != nullptr) --dirs_;
+  handles_.erase(it);
+}
+
+size_t InodeTable::dir_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dirs_;
 }
 
 size_t InodeTable::handle_count() {
@@ -126,7 +136,10 @@ bool InodeTable::Restore(std::shared_ptr<Inode> inode, uint64_t nlookup) {
 
 bool InodeTable::RestoreHandle(uint64_t fh, std::shared_ptr<OpenFile> handle) {
   std::lock_guard<std::mutex> lock(mu_);
-  return handles_.emplace(fh, std::move(handle)).second;
+  const bool dir = handle->dir != nullptr;
+  if (!handles_.emplace(fh, std::move(handle)).second) return false;
+  if (dir) ++dirs_;
+  return true;
 }
 
 }  // namespace vhost

@@ -63,6 +63,8 @@ class InodeTable {
   std::shared_ptr<OpenFile> GetHandle(uint64_t fh);
   void ReleaseHandle(uint64_t fh);
   size_t handle_count();
+  // Open directories among the handles (each holds a stream with its own buffer).
+  size_t dir_count();
 
   // For migration: what the guest holds, taken while no request runs.
   struct Snapshot {
@@ -94,6 +96,7 @@ class InodeTable {
   std::map<std::pair<dev_t, ino_t>, uint64_t> by_file_;
   uint64_t next_id_ = kRootNodeId + 1;
   std::map<uint64_t, std::shared_ptr<OpenFile>> handles_;
+  size_t dirs_ = 0;  // handles with a directory stream
   uint64_t next_fh_ = 1;
 };
 
