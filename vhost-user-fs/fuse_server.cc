@@ -739,7 +739,9 @@ int FuseServer::ReadDir(Request& r) {
   if (handle == nullptr || handle->dir == nullptr) return EBADF;
   if (dir_inode == nullptr) return ESTALE;
   const bool plus = r.in.opcode == FUSE_READDIRPLUS;
-  const size_t limit = std::min<uint64_t>(in->size, r.room());
+  // The reply is built in memory before it is copied out: at most max_pages (kMaxWrite) bytes,
+  // whatever size the guest asks for and however large its buffer claims to be.
+  const size_t limit = std::min<uint64_t>({in->size, r.room(), kMaxWrite});
   std::lock_guard<std::mutex> lock(handle->mu);
   if (in->offset == 0) {
     rewinddir(handle->dir);

@@ -257,6 +257,35 @@ TEST_F(FuseServerTest, ReadDirPlusListsEverythingAcrossCalls) {
   EXPECT_EQ(names.size(), 300u + 4u);  // f0..f299, hello.txt, escape, ., ..
 }
 
+// A READDIR reply is built in memory: it holds at most max_pages (1 MiB), however much the
+// guest asks for and however large its buffer claims to be, and the next call goes on from there.
+TEST_F(FuseServerTest, ReadDirRepliesAreBoundedWhateverSizeIsAsked) {
+  const int files = 5000;  // 224 bytes each: 1.1 MB of entries
+  for (int i = 0; i < files; ++i) {
+    const std::string name = std::to_string(i);
+    std::ofstream(shared_ + "/" + name + std::string(200 - name.size(), 'x'));
+  }
+  fuse_open_in open_in{};
+  Reply o = Send(FUSE_OPENDIR, kRootNodeId, Bytes(open_in));
+  ASSERT_EQ(o.error, 0);
+  fuse_read_in read{};
+  read.fh = As<fuse_open_out>(o.body).fh;
+  read.size = UINT32_MAX;
+  size_t entries = 0;
+  for (int calls = 0; calls < 10; ++calls) {
+    Reply r = Send(FUSE_READDIR, kRootNodeId, Bytes(read), 4 * FuseServer::kMaxWrite);
+    ASSERT_EQ(r.error, 0);
+    if (r.body.empty()) break;
+    EXPECT_LE(r.body.size(), FuseServer::kMaxWrite);
+    for (size_t off = 0; off < r.body.size(); ++entries) {
+      const auto* e = reinterpret_cast<const fuse_dirent*>(r.body.data() + off);
+      read.offset = e->off;
+      off += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + e->namelen);
+    }
+  }
+  EXPECT_EQ(entries, files + 4u);  // and hello.txt, escape, ., ..
+}
+
 TEST_F(FuseServerTest, NothingOutsideTheSharedDirectory) {
   // ".." of the root is the root.
   EXPECT_EQ(Lookup(kRootNodeId, ".."), kRootNodeId);
