@@ -15,6 +15,7 @@ import glob
 import gzip
 import hashlib
 import itertools
+import json
 import lzma
 import os
 import re
@@ -447,6 +448,44 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
                 os.unlink(mem_path)
     return GuestResult(b"".join(lines).decode(errors="replace"), proc.returncode, timed_out,
                        time.time() - start)
+
+
+class Qmp:
+    """A QMP client on QEMU's `-qmp unix:PATH,server=on,wait=off`: one command at a time,
+    events skipped; `command` returns the reply's "return" and raises GuestError on an error."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)  # until QEMU has made its socket
+        self.file = self.sock.makefile("rw")
+        json.loads(self.file.readline())  # the greeting
+        self.command("qmp_capabilities")
+
+    def command(self, name, **arguments):
+        self.file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
+        self.file.flush()
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise GuestError(f"QMP {name}: QEMU closed the connection")
+            reply = json.loads(line)
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise GuestError(f"QMP {name}: {reply['error']}")
+            return reply["return"]
+
+    def close(self):
+        self.sock.close()
 
 
 def run_guest_again(daemon, script, devices, modules, **kwargs):
