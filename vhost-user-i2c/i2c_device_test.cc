@@ -1,6 +1,7 @@
 // The virtio-i2c model on real rings in fake guest memory, against simulated buses.
 #include "vhost-user-i2c/i2c_device.h"
 
+#include <linux/i2c-dev.h>
 #include <linux/virtio_i2c.h>
 
 #include <cstring>
@@ -40,6 +41,7 @@ class I2cDeviceTest : public ::testing::Test {
     ASSERT_OK(device_->SetFeatures(features));
     TestQueue::Options options;
     options.features = features;
+    options.size = 256;  // room for a transaction of more than 42 messages
     auto queue = TestQueue::Create(&ram_, options);
     ASSERT_OK(queue);
     queue_ = *std::move(queue);
@@ -157,6 +159,15 @@ TEST_F(I2cDeviceTest, MessagesOverTheLimitFail) {
   EXPECT_EQ(Transfer(big), std::vector<uint8_t>{kErr});
   std::vector<Msg> fits{{0x50, true, std::vector<uint8_t>(64)}};
   EXPECT_EQ(Transfer(fits), std::vector<uint8_t>{kOk});
+}
+
+// A transaction holds at most I2C_RDWR_IOCTL_MAX_MSGS (42) messages: the daemon keeps no more
+// than that (plus the one that breaks it) waiting for its end, and a longer one fails whole.
+TEST_F(I2cDeviceTest, TransactionsOfMoreMessagesThanI2cDevTakesFailWhole) {
+  std::vector<Msg> most(I2C_RDWR_IOCTL_MAX_MSGS, Msg{0x50, false, {0x00}});
+  EXPECT_EQ(Transfer(most), std::vector<uint8_t>(I2C_RDWR_IOCTL_MAX_MSGS, kOk));
+  std::vector<Msg> more(I2C_RDWR_IOCTL_MAX_MSGS + 1, Msg{0x50, false, {0x00}});
+  EXPECT_EQ(Transfer(more), std::vector<uint8_t>(I2C_RDWR_IOCTL_MAX_MSGS + 1, kErr));
 }
 
 TEST_F(I2cDeviceTest, MalformedChains) {
