@@ -1,6 +1,7 @@
 // Credit accounting and the --vm syntax on their own, and the device on real rings in fake guest
 // memory with host Unix sockets, driven by a test playing the guest.
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -452,6 +453,96 @@ TEST_F(VsockDeviceTest, EmptySeqpacketMessagesForASlowHostAreBounded) {
   std::vector<Packet> got = Receive();
   ASSERT_FALSE(got.empty());
   for (const Packet& p : got) EXPECT_EQ(p.header.op, VIRTIO_VSOCK_OP_RST);  // then unknown
+}
+
+// At most kMaxConnections (4096) connections per VM, each one host socket: past them a guest's
+// REQUEST is answered RST and the daemon opens nothing for it.
+TEST_F(VsockDeviceTest, ConnectionsPastTheLimitAreRefused) {
+  // Each connection is a descriptor of this process (the device runs in it).
+  rlimit limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  limit.rlim_cur = std::max<rlim_t>(limit.rlim_cur, std::min<rlim_t>(limit.rlim_max, 8192));
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_GE(limit.rlim_cur, VsockDevice::kMaxConnections + 256);
+  // 64 host programs that never accept: each backlog holds 64 connections.
+  constexpr uint32_t kPorts = 64, kBase = 2000;
+  std::vector<UniqueFd> listeners;
+  for (uint32_t p = 0; p < kPorts; ++p) listeners.push_back(ListenHost(kBase + p));
+  constexpr uint32_t kBatch = 256;  // replies stay under kMaxQueuedReplies
+  for (uint32_t i = 0; i < VsockDevice::kMaxConnections; i += kBatch) {
+    for (uint32_t j = i; j < i + kBatch; ++j) {
+      Post(Header(10000 + j, kBase + j % kPorts, VIRTIO_VSOCK_OP_REQUEST));
+    }
+    tx_->Run(*device_);
+    ReclaimTx();
+    PostRx(kBatch, 0);
+    std::vector<Packet> got = Receive();
+    ASSERT_EQ(got.size(), kBatch);
+    for (const Packet& p : got) ASSERT_EQ(p.header.op, VIRTIO_VSOCK_OP_RESPONSE);
+  }
+  EXPECT_EQ(device_->connection_count(), VsockDevice::kMaxConnections);
+  UniqueFd spare = ListenHost(kBase + kPorts);
+  PostRx(1, 0);
+  Send(Header(9999, kBase + kPorts, VIRTIO_VSOCK_OP_REQUEST));
+  std::vector<Packet> got = Receive();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RST);
+  EXPECT_EQ(device_->connection_count(), VsockDevice::kMaxConnections);
+  EXPECT_FALSE(UniqueFd(accept4(spare.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)))
+      << "the daemon connected past its limit";
+  // One connection reset frees a slot for the next.
+  Send(Header(10000, kBase, VIRTIO_VSOCK_OP_RST));
+  PostRx(1, 0);
+  Send(Header(9999, kBase + kPorts, VIRTIO_VSOCK_OP_REQUEST));
+  got = Receive();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RESPONSE);
+}
+
+// Packets for a sibling VM that takes no rx buffers wait in its queue: at most
+// kMaxQueuedPackets (4096) packets and kMaxQueuedBytes (8 MiB) of payload; past them the
+// sender is answered RST.
+TEST_F(VsockDeviceTest, PacketsWaitingForASiblingAreBounded) {
+  VsockHub hub;
+  ReplaceDevice(MakeDevice(kGuestCid, "a", &hub));
+  std::unique_ptr<VsockDevice> sibling = MakeDevice(4, "b", &hub);
+  hub.Add(device_.get());
+  hub.Add(sibling.get());
+  auto to_sibling = [&](uint32_t port, uint16_t op) {
+    virtio_vsock_hdr h = MakeHeader(kGuestCid, port, 4, 7, VIRTIO_VSOCK_TYPE_STREAM, op);
+    h.buf_alloc = Credit::kBufAlloc;
+    return h;
+  };
+  auto rsts = [&] {
+    PostRx(64, 0);
+    size_t n = 0;
+    for (const Packet& p : Receive()) n += p.header.op == VIRTIO_VSOCK_OP_RST;
+    return n;
+  };
+  // By count: packets without payload.
+  for (size_t i = 0; i < VsockDevice::kMaxQueuedPackets + 10; ++i) {
+    Post(to_sibling(1000, VIRTIO_VSOCK_OP_CREDIT_UPDATE));
+  }
+  tx_->Run(*device_);
+  ReclaimTx();
+  EXPECT_EQ(sibling->queued_packet_count(), VsockDevice::kMaxQueuedPackets);
+  EXPECT_EQ(rsts(), 10u);
+
+  // By bytes: a fresh sibling, 64 KiB packets.
+  std::unique_ptr<VsockDevice> second = MakeDevice(5, "c", &hub);
+  hub.Add(second.get());
+  const size_t fit = VsockDevice::kMaxQueuedBytes / kMaxPacketPayload;
+  for (size_t i = 0; i < fit + 2; ++i) {
+    virtio_vsock_hdr rw =
+        MakeHeader(kGuestCid, 1001, 5, 7, VIRTIO_VSOCK_TYPE_STREAM, VIRTIO_VSOCK_OP_RW);
+    rw.buf_alloc = Credit::kBufAlloc;
+    rw.len = kMaxPacketPayload;
+    Post(rw, std::string(kMaxPacketPayload, 'p'));
+  }
+  tx_->Run(*device_);
+  ReclaimTx();
+  EXPECT_EQ(second->queued_packet_count(), fit);
+  EXPECT_EQ(rsts(), 2u);
 }
 
 TEST_F(VsockDeviceTest, ConnectResetChurnWithoutRxBuffersStaysBounded) {
