@@ -27,6 +27,7 @@
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
+#include "vhost-user-fs/request_waits.h"
 
 namespace vhost {
 namespace {
@@ -309,6 +310,28 @@ TEST_F(FsDeviceWithoutPoolTest, RequestsAreServedOnTheQueuesWorkerWhereNothingWa
   // SETLK, which never waits, takes the lock once the host lets go.
   ReleaseOnTheHost();
   EXPECT_EQ(Call(FUSE_SETLK, file_node_, LockArgs(31)), 0);
+}
+
+// FUSE_INTERRUPTs for requests that are not waiting are remembered (the request may be about
+// to wait), at most kMaxEarlyInterrupts of them: a guest interrupting requests that never wait
+// makes the oldest forgotten, not the list grow.
+TEST(RequestWaitsTest, EarlyInterruptsAreBounded) {
+  RequestWaits waits;
+  RequestWaits::ScopedQueue queue(1, /*may_wait=*/true);
+  const uint64_t n = RequestWaits::kMaxEarlyInterrupts + 1;
+  for (uint64_t unique = 1; unique <= n; ++unique) waits.Interrupt(unique);
+  int calls = 0;
+  auto call = [&] {
+    ++calls;
+    return 0;
+  };
+  EXPECT_EQ(waits.Run(1, call), 0);  // forgotten: it runs
+  EXPECT_EQ(calls, 1);
+  for (uint64_t unique = 2; unique <= n; ++unique) {
+    EXPECT_EQ(waits.Run(unique, call), -1) << unique;  // remembered: interrupted at once
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(waits.Run(2, call), 0);  // each is used once
 }
 
 }  // namespace
