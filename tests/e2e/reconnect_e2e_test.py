@@ -10,14 +10,15 @@ they do instead, so that a QEMU that starts reconnecting them fails it and gets 
 2. The socket connected before the devices are created (`--preconfig`, then x-exit-preconfig
    once the daemon has accepted), the daemon SIGKILLed while the guest uses the device and
    started again. QEMU reconnects its socket (the new daemon logs a front end), then:
-   - rng (QEMU's vhost-user-base, which gpio, i2c and input share in 10.0): QEMU aborts,
+   - rng, gpio, i2c, input (QEMU's vhost-user-base in 10.0): QEMU aborts,
      "vhost_dev_start: Assertion `hdev->vhost_ops' failed" (on the disconnect it frees its
      vhost device and does not set it up again on the reconnect);
-   - vsock (like fs, no chardev event handler): nothing more; QEMU never sets the device up
-     again and the guest's connections fail.
+   - vsock (no chardev event handler, as fs): nothing more; QEMU never sets the device up
+     again and the guest's connections fail. (fs's file operations wait for good then, which a
+     test cannot tell from slow ones, so its case is vsock's.)
 
-Usage: reconnect_e2e_test.py RNG GPIO I2C INPUT VSOCK FS VSOCK_GUEST_TOOL (daemon paths; Bazel
-passes them).
+Usage: reconnect_e2e_test.py RNG GPIO I2C INPUT VSOCK FS VSOCK_TOOL GPIO_TOOL I2C_TOOL (the
+daemons and guest tools; Bazel passes them).
 """
 import os
 import signal
@@ -31,7 +32,7 @@ import qemu_guest  # noqa: E402
 import vsock_e2e_test  # noqa: E402  (its host echo server)
 
 DAEMONS = {}
-VSOCK_TOOL = None
+TOOLS = {}  # the vsock, gpio and i2c guest tools
 SYNC_TIMEOUT_S = 120  # a guard against a hang, not a measurement
 RECONNECT_MS = 200
 
@@ -39,7 +40,7 @@ RECONNECT_MS = 200
 def daemon_argv(name, work, sock):
     extra = {
         "rng": [],
-        "gpio": ["--device-list=s8"],
+        "gpio": ["--device-list=s8", "--sim-lines=button@in,led@out"],
         "i2c": ["--device-list=sim:0x50"],
         "input": ["--virtual-device=keyboard"],
         "vsock": [f"--uds-path={os.path.join(work, 'v.sock')}", "--guest-cid=7"],
@@ -52,14 +53,41 @@ def device(name):
     return f"vhost-user-{name}-pci,chardev=c0" + (",tag=share" if name == "fs" else "")
 
 
-# Reads from /dev/hwrng until QEMU goes away (it aborts when the daemon comes back).
-RNG_SCRIPT = r"""
+# Each uses its device until QEMU goes away (it aborts when the daemon comes back); the first
+# E2E-TRY line says the device works. Input waits for an event that never comes.
+ABORT_SCRIPTS = {
+    "rng": r"""
 i=0
 while [ $i -lt 100 ]; do
   i=$((i + 1))
   echo "E2E-TRY $i $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
 done
-"""
+""",
+    "gpio": r"""
+i=0
+while [ $i -lt 100 ]; do
+  i=$((i + 1))
+  gpio_guest_tool /dev/gpiochip0 set 1 1 0 && echo "E2E-TRY $i ok"
+done
+""",
+    "i2c": r"""
+for d in /sys/class/i2c-dev/i2c-*; do
+  case "$(cat $d/name)" in *virtio*) virt=/dev/$(basename $d);; esac
+done
+i=0
+while [ $i -lt 100 ]; do
+  i=$((i + 1))
+  i2c_guest_tool $virt roundtrip 0x50 eeprom && echo "E2E-TRY $i ok"
+done
+""",
+    "input": r"""
+for e in /sys/class/input/event*; do
+  [ "$(cat $e/device/name)" = "vhost-user virtual keyboard" ] && dev=/dev/input/$(basename $e)
+done
+[ -c "$dev" ] && echo "E2E-TRY 1 ok"
+dd if=$dev bs=24 count=1
+""",
+}
 
 # Connects to the host's echo server until three tries in a row have failed (each gives up after
 # vsock's 2 s connect timeout, or `timeout` if the connection hangs).
@@ -92,7 +120,7 @@ class ReconnectTest(unittest.TestCase):
                 self.assertIn("vhost_backend_init failed: Protocol error", result.output)
                 self.assertNotIn("E2E-INIT", result.output)  # no guest ran
 
-    def kill_and_restart(self, name, script, on_try=None):
+    def kill_and_restart(self, name, script):
         """Boots `script` with the socket connected first; SIGKILLs the daemon after the guest's
         first E2E-TRY line and starts it again. Returns (result, tries printed when QEMU
         reconnected, the new daemon's log, whether it is alive)."""
@@ -100,11 +128,13 @@ class ReconnectTest(unittest.TestCase):
             sock = os.path.join(work, "d.sock")
             qmp_path = os.path.join(work, "qmp.sock")
             argv = daemon_argv(name, work, sock)
-            extra = []
+            extra = qemu_guest.host_binary_entries(TOOLS[name]) if name in TOOLS else []
             if name == "vsock":
                 vsock_e2e_test.EchoServer(os.path.join(work, "v.sock") + "_5000")
-                extra = qemu_guest.host_binary_entries(VSOCK_TOOL)
-            modules = {"rng": ["virtio_rng"], "vsock": ["vmw_vsock_virtio_transport"]}[name]
+            modules = {"rng": ["virtio_rng"], "vsock": ["vmw_vsock_virtio_transport"],
+                       "i2c": ["i2c-dev"], "input": ["virtio_input", "evdev"]}.get(name, [])
+            built = {"gpio": ["drivers/gpio/gpio-virtio.c"],
+                     "i2c": ["drivers/i2c/busses/i2c-virtio.c"]}.get(name, [])
             devices = ["-chardev", f"socket,id=c0,path={sock},reconnect-ms={RECONNECT_MS}",
                        "-device", device(name),
                        "--preconfig", "-qmp", f"unix:{qmp_path},server=on,wait=off"]
@@ -119,7 +149,8 @@ class ReconnectTest(unittest.TestCase):
                 try:
                     guest["result"] = qemu_guest.run_guest(
                         script, devices, modules=modules, work=work, timeout=120,
-                        extra_entries=extra, on_line=on_line)
+                        extra_entries=extra, on_line=on_line,
+                        built_modules=[qemu_guest.out_of_tree_module(m) for m in built])
                 except BaseException as e:  # reported by the main thread
                     guest["error"] = e
 
@@ -167,12 +198,16 @@ class ReconnectTest(unittest.TestCase):
                 self.fail(f"waited {SYNC_TIMEOUT_S} s for {what}")
             time.sleep(0.005)
 
-    def test_rng_qemu_aborts_when_it_reconnects_to_a_restarted_daemon(self):
-        result, tries, _, alive = self.kill_and_restart("rng", RNG_SCRIPT)
-        self.assertEqual(tries[0], ["1", "64"])
-        self.assertEqual(result.exit_code, -signal.SIGABRT, result.output[-3000:])
-        self.assertIn("vhost_dev_start: Assertion `hdev->vhost_ops' failed", result.output)
-        self.assertTrue(alive)  # the daemon is not what failed
+    # QEMU 10.0's vhost-user-base front ends.
+    def test_rng_gpio_i2c_input_qemu_aborts_when_it_reconnects_to_a_restarted_daemon(self):
+        for name, script in ABORT_SCRIPTS.items():
+            with self.subTest(name):
+                result, tries, _, alive = self.kill_and_restart(name, script)
+                self.assertEqual(tries[0], ["1", "64" if name == "rng" else "ok"])
+                self.assertEqual(result.exit_code, -signal.SIGABRT, result.output[-3000:])
+                self.assertIn("vhost_dev_start: Assertion `hdev->vhost_ops' failed",
+                              result.output)
+                self.assertTrue(alive)  # the daemon is not what failed
 
     def test_vsock_qemu_reconnects_its_socket_but_the_device_stays_dead(self):
         result, tries, at_reconnect, alive = self.kill_and_restart("vsock", VSOCK_SCRIPT)
@@ -189,5 +224,6 @@ class ReconnectTest(unittest.TestCase):
 if __name__ == "__main__":
     for name in ("rng", "gpio", "i2c", "input", "vsock", "fs"):
         DAEMONS[name] = os.path.abspath(sys.argv.pop(1))
-    VSOCK_TOOL = os.path.abspath(sys.argv.pop(1))
+    for name in ("vsock", "gpio", "i2c"):
+        TOOLS[name] = os.path.abspath(sys.argv.pop(1))
     unittest.main()
