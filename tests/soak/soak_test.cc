@@ -67,7 +67,7 @@ using testing::UsedElement;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 
-// Fails the workload with `what` unless `cond`.
+// Unless `cond`, fails the workload with the message made of the other arguments.
 #define SOAK_CHECK(cond, ...) \
   if (!(cond)) return absl::InternalError(absl::StrCat(__VA_ARGS__))
 
@@ -143,12 +143,12 @@ class Workload {
     return absl::OkStatus();
   }
 
-  absl::Status Start(const std::string& device, std::vector<std::string> args,
-                     const std::string& socket = "") {
+  // Starts vhost-user-<device> with `args`, "$DIR" in them naming the session's directory.
+  absl::Status Start(const std::string& device, std::vector<std::string> args) {
     ASSIGN_OR_RETURN(session_, DaemonSession::Create(name_));
     for (std::string& arg : args) arg = absl::StrReplaceAll(arg, {{"$DIR", session_->dir()}});
     return session_->Start(RunfilePath(absl::StrCat("vhost-user-", device, "/vhost-user-", device)),
-                           args, socket);
+                           args);
   }
 
   std::string name_;
