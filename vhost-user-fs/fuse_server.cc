@@ -183,6 +183,11 @@ uint32_t FuseServer::Handle(const DescriptorChain& chain) {
       err = as_caller.ok() ? Dispatch(r) : EPERM;
     }
   }
+  if (err == EMFILE || err == ENFILE) {
+    // Every inode and open file the guest holds is a descriptor: the limit is its bound.
+    LOG_EVERY_N(WARNING, 100) << "out of descriptors with " << inodes_->size() << " inodes and "
+                              << inodes_->handle_count() << " open files held by the guest";
+  }
   if (r.no_reply || chain.writable_bytes < kOutHeader) {
     if (!r.no_reply) {
       LOG_EVERY_N(WARNING, 100) << "FUSE request without room for a reply";

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -1032,6 +1033,49 @@ TEST_F(FuseServerHostileTest, OpenDirectoriesAreBounded) {
   // A new session starts with none open.
   ASSERT_EQ(Send(FUSE_DESTROY, 0, ""), 0);
   EXPECT_EQ(server_->inodes().dir_count(), 0u);
+}
+
+// Every inode the guest holds is an O_PATH descriptor: the descriptor limit (raised to the hard
+// limit at start-up) bounds them. Past it LOOKUP fails with EMFILE, and a FORGET makes room.
+TEST_F(FuseServerHostileTest, InodesAreBoundedByTheDescriptorLimit) {
+  for (int i = 0; i < 64; ++i) std::ofstream(dir_ + "/f" + std::to_string(i)) << i;
+  Start();
+  int open_fds = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = readdir(d)) open_fds += e->d_name[0] != '.';
+  closedir(d);
+  --open_fds;  // the stream's own
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = open_fds + 16;  // room for about 16 inodes (and the reopen a lookup does)
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  struct Restore {
+    rlimit limit;
+    ~Restore() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{saved};
+  std::vector<uint64_t> nodes;
+  int refused = 0;
+  for (int i = 0; i < 64; ++i) {
+    std::string body;
+    const int err = Send(FUSE_LOOKUP, kRootNodeId, Z("f" + std::to_string(i)), &body);
+    if (err == 0) {
+      fuse_entry_out entry{};
+      std::memcpy(&entry, body.data(), std::min(sizeof(entry), body.size()));
+      nodes.push_back(entry.nodeid);
+    } else {
+      EXPECT_EQ(err, EMFILE);
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(server_->inodes().size(), 1u + 16u);
+  ASSERT_FALSE(nodes.empty());
+  EXPECT_EQ(Lookup("f63"), 0u);
+  fuse_forget_in forget{};
+  forget.nlookup = 1;
+  Send(FUSE_FORGET, nodes[0], Raw(forget));  // no reply
+  EXPECT_NE(Lookup("f63"), 0u);
 }
 
 }  // namespace
