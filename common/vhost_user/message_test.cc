@@ -83,6 +83,25 @@ TEST(ValidateTest, RejectsBadVersionAndFdCounts) {
   EXPECT_THAT(ValidateFrontendMessage(nine), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Config-space messages carry at most kMaxConfigSize (256) bytes: the daemon never copies more
+// for one GET_CONFIG or SET_CONFIG, whatever size the front end claims.
+TEST(ValidateTest, ConfigAccessesAreBounded) {
+  for (FrontendRequest request : {FrontendRequest::kGetConfig, FrontendRequest::kSetConfig}) {
+    for (uint32_t size : {uint32_t{kMaxConfigSize}, uint32_t{kMaxConfigSize + 1}}) {
+      Message m = Request(request);
+      m.Append(ConfigHeader{0, size, 0});
+      m.payload.resize(sizeof(ConfigHeader) + size);
+      m.header.size = m.payload.size();
+      if (size <= kMaxConfigSize) {
+        EXPECT_OK(ValidateFrontendMessage(m)) << size;
+      } else {
+        EXPECT_THAT(ValidateFrontendMessage(m), StatusIs(absl::StatusCode::kInvalidArgument))
+            << size;
+      }
+    }
+  }
+}
+
 class ChannelTest : public ::testing::Test {
  protected:
   void SetUp() override {

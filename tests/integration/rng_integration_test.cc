@@ -430,6 +430,31 @@ TEST_F(RngDaemonTest, FrontEndsWaitingForTheDaemonHoldNothingInIt) {
   ExpectServesNextConnection();
 }
 
+// A queue has one worker thread while it runs, however often the front end stops and starts it:
+// the daemon's thread count does not grow with what the front end does.
+TEST_F(RngDaemonTest, QueueRestartsDoNotAddThreads) {
+  Open();
+  auto threads = [&] {
+    size_t n = 0;
+    DIR* dir = opendir(absl::StrCat("/proc/", daemon()->pid(), "/task").c_str());
+    EXPECT_NE(dir, nullptr);
+    if (dir == nullptr) return n;
+    while (dirent* e = readdir(dir)) n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+  };
+  const size_t running = threads();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK(frontend_->SetVringEnable(0, false));
+    ASSERT_OK(frontend_->SetVringEnable(0, true));
+  }
+  EXPECT_EQ(threads(), running);
+  Request(16);
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
+  EXPECT_EQ(threads(), running);
+}
+
 // Hostile chains from the guest: the queue breaks (error eventfd, NEEDS_RESET status), the
 // daemon lives on.
 class RngHostileChainTest : public RngDaemonTest {
