@@ -429,6 +429,28 @@ TEST_F(BlkDeviceTest, FlushPutsWrittenDataOnStableStorage) {
   }
 }
 
+// One discard or write-zeroes request carries at most max_discard_seg (32) ranges, as the config
+// space says; more is answered UNSUPP and nothing is discarded.
+TEST_F(BlkDeviceTest, DiscardsOfMoreRangesThanAnnouncedAreRefused) {
+  MakeDevice();
+  std::memset(ram_.Host(data_, 65536), 0x5a, 65536);
+  Add(VIRTIO_BLK_T_OUT, 0, {{data_, 65536}}, false);
+  Run(1);
+  const uint32_t most = BlkOptions().max_discard_segments;
+  std::vector<virtio_blk_discard_write_zeroes> ranges(most + 1);
+  for (uint32_t i = 0; i <= most; ++i) ranges[i] = {i, 1, 0};
+  const uint32_t bytes = static_cast<uint32_t>(ranges.size() * sizeof(ranges[0]));
+  std::memcpy(ram_.Host(data_ + 0x20000, bytes), ranges.data(), bytes);
+  const int over = Add(VIRTIO_BLK_T_WRITE_ZEROES, 0, {{data_ + 0x20000, bytes}}, false);
+  const int fits = Add(VIRTIO_BLK_T_WRITE_ZEROES, 0,
+                       {{data_ + 0x20000, bytes - uint32_t{sizeof(ranges[0])}}}, false);
+  Run(2);
+  EXPECT_EQ(Status(over), VIRTIO_BLK_S_UNSUPP);
+  EXPECT_EQ(Status(fits), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(FileBytes(most * kSectorSize, 4), "ZZZZ");  // only the refused request had it
+  EXPECT_EQ(FileBytes(0, 4), std::string(4, '\0'));
+}
+
 TEST_F(BlkDeviceTest, WriteZeroesAndDiscardClearData) {
   MakeDevice();
   std::memset(ram_.Host(data_, 65536), 0x5a, 65536);
