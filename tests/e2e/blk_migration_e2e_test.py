@@ -12,12 +12,8 @@ Usage: blk_migration_e2e_test.py PATH_TO_vhost-user-blk PATH_TO_vhost-user-rng (
 them).
 """
 import hashlib
-import json
 import os
-import socket
-import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -96,56 +92,8 @@ echo "E2E-RESULT still_running=yes"
 """
 
 
-class Qmp:
-    """QEMU's machine protocol over a Unix socket: one JSON object a line."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.file = self.sock.makefile("rwb")
-        self._read()  # the greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self):
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise qemu_guest.GuestError("QMP connection closed")
-            message = json.loads(line)
-            if "event" not in message:
-                return message
-
-    def command(self, name, **arguments):
-        """Returns the whole reply: {"return": ...} or {"error": ...}."""
-        request = {"execute": name}
-        if arguments:
-            request["arguments"] = arguments
-        self.file.write(json.dumps(request).encode() + b"\n")
-        self.file.flush()
-        return self._read()
-
-    def execute(self, name, **arguments):
-        reply = self.command(name, **arguments)
-        if "error" in reply:
-            raise qemu_guest.GuestError(f"{name}: {reply['error']}")
-        return reply["return"]
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-
-class Qemu:
-    """One QEMU process with a QMP socket; its serial console is collected line by line."""
+class Qemu(qemu_guest.QemuProcess):
+    """One QEMU process of the migration, with its QMP client (`qmp`)."""
 
     def __init__(self, work, name, devices, initrd, incoming=None):
         kernel, _ = qemu_guest.find_kernel()
@@ -162,55 +110,7 @@ class Qemu:
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + list(devices)
         if incoming:
             argv += ["-incoming", incoming]
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.reader = threading.Thread(target=self._read_console)
-        self.reader.start()
-        self.qmp = Qmp(self.qmp_path)
-
-    def _read_console(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            with self.cond:
-                self.lines.append(line.decode(errors="replace"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def output(self):
-        with self.cond:
-            return "".join(self.lines)
-
-    def wait_for(self, text, timeout):
-        """Waits until the console shows `text`; false if QEMU exited or the time ran out."""
-        deadline = time.time() + timeout
-        with self.cond:
-            while not any(text in line for line in self.lines):
-                left = deadline - time.time()
-                if left <= 0 or self.proc.poll() is not None:
-                    return False
-                self.cond.wait(min(left, 1))
-            return True
-
-    def type(self, text):
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
-
-    def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def close(self):
-        self.qmp.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
-        self.reader.join()
-        self.proc.stdin.close()
-        self.proc.stdout.close()
+        super().__init__(argv, self.qmp_path)
 
 
 def initramfs(work, script, extra=()):
@@ -221,19 +121,6 @@ def initramfs(work, script, extra=()):
     with open(path, "wb") as f:
         f.write(data + qemu_guest.cpio_archive(entries))
     return path
-
-
-def wait_migration(qmp, timeout, syncs=None):
-    """Polls query-migrate until the migration ends (or, with `syncs`, has synced the dirty
-    bitmap that often); returns its last answer."""
-    deadline = time.time() + timeout
-    while True:
-        info = qmp.execute("query-migrate")
-        if info.get("status") in ("completed", "failed", "cancelled") or time.time() > deadline:
-            return info
-        if syncs is not None and info.get("ram", {}).get("dirty-sync-count", 0) >= syncs:
-            return info
-        time.sleep(0.1)
 
 
 class BlkMigrationTest(unittest.TestCase):
@@ -267,21 +154,21 @@ class BlkMigrationTest(unittest.TestCase):
                     # With the guest's churn, no switchover fits in 1 ms: pre-copy goes on
                     # (QEMU keeps sending what the guest dirties) until the cache is filled. A
                     # modest bandwidth leaves TCG's vCPU time to run meanwhile.
-                    src.qmp.execute("migrate-set-parameters",
+                    src.qmp.command("migrate-set-parameters",
                                     **{"max-bandwidth": 16 << 20, "downtime-limit": 1})
                     start = time.time()
-                    src.qmp.execute("migrate", uri=f"unix:{migration}")
+                    src.qmp.command("migrate", uri=f"unix:{migration}")
                     # All of guest memory went out once (the second bitmap sync): fill.
-                    info = wait_migration(src.qmp, 300, syncs=2)
+                    info = qemu_guest.wait_migration(src.qmp, 300, syncs=2)
                     self.assertEqual(info.get("status"), "active", info)
                     src.type("fill\n")
                     self.assertTrue(src.wait_for("E2E-FILLED", 300),
-                                    f"{src.output()[-3000:]}\n{src.qmp.execute('query-migrate')}")
-                    info = src.qmp.execute("query-migrate")
+                                    f"{src.output()[-3000:]}\n{src.qmp.command('query-migrate')}")
+                    info = src.qmp.command("query-migrate")
                     self.assertEqual(info.get("status"), "active", info)
-                    src.qmp.execute("migrate-set-parameters",
+                    src.qmp.command("migrate-set-parameters",
                                     **{"max-bandwidth": 128 << 20, "downtime-limit": 300})
-                    info = wait_migration(src.qmp, 300)
+                    info = qemu_guest.wait_migration(src.qmp, 300)
                     wall = time.time() - start
                     logs = src_daemon.read_log()[-2000:] + dst_daemon.read_log()[-2000:]
                     self.assertEqual(info.get("status"), "completed", f"{info}\n{logs}")
@@ -289,7 +176,7 @@ class BlkMigrationTest(unittest.TestCase):
                           f"{info.get('total-time')} ms ({wall:.1f} s wall), "
                           f"{info['ram']['transferred'] >> 20} MiB sent, "
                           f"{info['ram'].get('dirty-sync-count')} dirty syncs", flush=True)
-                    self.assertEqual(dst.qmp.execute("query-status")["status"], "running")
+                    self.assertEqual(dst.qmp.command("query-status")["status"], "running")
                     src.qmp.command("quit")
                     dst.type("go\n")
                     self.assertIsNotNone(dst.wait_exit(600), dst.output()[-3000:])
@@ -297,8 +184,8 @@ class BlkMigrationTest(unittest.TestCase):
                     self.assertIn("dirty-page logging on", src_daemon.read_log())
                     self.assertTrue(src_daemon.alive() and dst_daemon.alive())
                 finally:
-                    src.close()
-                    dst.close()
+                    src.stop()
+                    dst.stop()
         result = qemu_guest.BootResult(src.output() + dst.output())
         out = dst.output()[-3000:]
         self.assertEqual(result.script_status, 0, out)
@@ -319,16 +206,16 @@ class BlkMigrationTest(unittest.TestCase):
                                          "-device", "vhost-user-rng-pci,chardev=rng0"], initrd)
                 try:
                     self.assertTrue(src.wait_for("E2E-MIGRATE-NOW", 180), src.output()[-3000:])
-                    reply = src.qmp.command("migrate",
+                    reply = src.qmp.reply("migrate",
                                             uri=f"unix:{os.path.join(work, 'nowhere.sock')}")
                     self.assertIn("error", reply)
                     print(f"refused: {reply['error']['desc']}", flush=True)
-                    self.assertEqual(src.qmp.execute("query-status")["status"], "running")
+                    self.assertEqual(src.qmp.command("query-status")["status"], "running")
                     src.type("go\n")
                     self.assertIsNotNone(src.wait_exit(120), src.output()[-3000:])
                     self.assertTrue(daemon.alive(), daemon.read_log()[-2000:])
                 finally:
-                    src.close()
+                    src.stop()
         result = qemu_guest.BootResult(src.output())
         self.assertEqual(result["still_running"], "yes", src.output()[-3000:])
 

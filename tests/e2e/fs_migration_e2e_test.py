@@ -19,14 +19,8 @@ them).
 """
 import contextlib
 import hashlib
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,87 +68,6 @@ cd /
 umount /share
 echo "E2E-RESULT unmounted=yes"
 """
-
-
-class Qmp:
-    """A QMP client on a Unix socket: one command at a time, events skipped."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.file = self.sock.makefile("rw")
-        json.loads(self.file.readline())  # greeting
-        self.command("qmp_capabilities")
-
-    def command(self, name, **arguments):
-        self.file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
-        self.file.flush()
-        while True:
-            reply = json.loads(self.file.readline())
-            if "event" in reply:
-                continue
-            if "error" in reply:
-                raise qemu_guest.GuestError(f"QMP {name}: {reply['error']}")
-            return reply["return"]
-
-    def close(self):
-        self.sock.close()
-
-
-class Qemu:
-    """One QEMU process of the migration, its console collected line by line."""
-
-    def __init__(self, argv, name):
-        self.name = name
-        self.lines = []
-        self.seen = threading.Condition()
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.PIPE, start_new_session=True)
-        self.reader = threading.Thread(target=self._read)
-        self.reader.start()
-
-    def _read(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            with self.seen:
-                self.lines.append(line.decode(errors="replace"))
-                self.seen.notify_all()
-
-    def wait_for(self, text, timeout):
-        deadline = time.time() + timeout
-        with self.seen:
-            while not any(text in line for line in self.lines):
-                left = deadline - time.time()
-                if left <= 0 or self.proc.poll() is not None:
-                    return False
-                self.seen.wait(min(left, 1))
-        return True
-
-    def type(self, text):
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
-
-    def output(self):
-        with self.seen:
-            return "".join(self.lines)
-
-    def stop(self, timeout):
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.reader.join()
-        self.proc.stdout.close()
-        self.proc.stdin.close()
 
 
 def sha256(data):
@@ -235,27 +148,23 @@ class FsMigrationTest(unittest.TestCase):
                 "-qmp", f"unix:{os.path.join(self.work, name + '.qmp')},server=on,wait=off"]
         if incoming:
             argv += ["-incoming", f"unix:{incoming}"]
-        vm = Qemu(argv, name)
-        self.stack.callback(vm.stop, 5)
-        self.stack.callback(lambda: vm.proc.poll() is None and os.killpg(vm.proc.pid,
-                                                                          signal.SIGKILL))
+        vm = qemu_guest.QemuProcess(argv)
+        vm.name = name
+        self.stack.callback(vm.stop)
         return vm
 
     def qmp(self, name):
-        client = Qmp(os.path.join(self.work, name + ".qmp"))
+        client = qemu_guest.Qmp(os.path.join(self.work, name + ".qmp"))
         self.stack.callback(client.close)
         return client
 
     def migrate(self, source_qmp, destination, logs):
         """Migrates to `destination` (a Unix socket path); returns query-migrate's last answer."""
         source_qmp.command("migrate", uri=f"unix:{destination}")
-        deadline = time.time() + 180
-        while True:
-            info = source_qmp.command("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                return info
-            self.assertLess(time.time(), deadline, f"migration stuck: {info}{logs()}")
-            time.sleep(0.1)
+        info = qemu_guest.wait_migration(source_qmp, 180)
+        self.assertIn(info.get("status"), ("completed", "failed", "cancelled"),
+                      f"migration stuck: {info}{logs()}")
+        return info
 
     @staticmethod
     def logs_of(vms, daemons):

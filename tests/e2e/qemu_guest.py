@@ -470,7 +470,8 @@ class Qmp:
         json.loads(self.file.readline())  # the greeting
         self.command("qmp_capabilities")
 
-    def command(self, name, **arguments):
+    def reply(self, name, **arguments):
+        """The whole reply: {"return": ...} or {"error": ...} (for commands expected to fail)."""
         self.file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
         self.file.flush()
         while True:
@@ -478,14 +479,98 @@ class Qmp:
             if not line:
                 raise GuestError(f"QMP {name}: QEMU closed the connection")
             reply = json.loads(line)
-            if "event" in reply:
-                continue
-            if "error" in reply:
-                raise GuestError(f"QMP {name}: {reply['error']}")
-            return reply["return"]
+            if "event" not in reply:
+                return reply
+
+    def command(self, name, **arguments):
+        reply = self.reply(name, **arguments)
+        if "error" in reply:
+            raise GuestError(f"QMP {name}: {reply['error']}")
+        return reply["return"]
 
     def close(self):
         self.sock.close()
+
+
+class QemuProcess:
+    """A QEMU process a test talks to while it runs (migrations): its serial console (stdout)
+    collected line by line, text typed to it, and a Qmp client when `qmp_path` names its
+    `-qmp unix:PATH,server=on,wait=off` socket. stop() ends it (the whole process group)."""
+
+    def __init__(self, argv, qmp_path=None):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.reader = threading.Thread(target=self._read_console)
+        self.reader.start()
+        self.qmp = None
+        if qmp_path:
+            try:
+                self.qmp = Qmp(qmp_path)
+            except BaseException:
+                self.stop(0)
+                raise
+
+    def _read_console(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            with self.cond:
+                self.lines.append(line.decode(errors="replace"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def output(self):
+        with self.cond:
+            return "".join(self.lines)
+
+    def wait_for(self, text, timeout):
+        """Waits until the console shows `text`; false if QEMU exited or the time ran out."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.time()
+                if left <= 0 or self.proc.poll() is not None:
+                    return False
+                self.cond.wait(min(left, 1))
+            return True
+
+    def type(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def wait_exit(self, timeout):
+        """The exit status, or None if QEMU still runs after `timeout` seconds."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=0):
+        """Waits up to `timeout` seconds for QEMU to exit, then kills its process group."""
+        if self.qmp is not None:
+            self.qmp.close()
+            self.qmp = None
+        if self.wait_exit(timeout) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.reader.join()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+def wait_migration(qmp, timeout, syncs=None):
+    """Polls query-migrate until the migration ends or `timeout` seconds pass (or, with
+    `syncs`, until it has synced the dirty bitmap that often); returns its last answer."""
+    deadline = time.time() + timeout
+    while True:
+        info = qmp.command("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled") or time.time() > deadline:
+            return info
+        if syncs is not None and info.get("ram", {}).get("dirty-sync-count", 0) >= syncs:
+            return info
+        time.sleep(0.1)
 
 
 def run_guest_again(daemon, script, devices, modules, **kwargs):
