@@ -4,7 +4,8 @@ checks blocks. Once QEMU has sent all of guest memory once, the guest reads 64 M
 into its page cache: the daemon writes those pages after QEMU sent them, so they reach the
 destination only through the daemon's dirty log (VHOST_F_LOG_ALL), and the guest's check of its
 cache after the switch is the log's proof (with the log's data marking disabled, ~95% of the
-blocks come out wrong). A daemon without dirty logging (rng) leaves QEMU refusing to migrate
+blocks come out wrong). On split rings and on packed rings (the packed descriptor ring's
+written-back descriptors are logged through the memory table). A daemon without dirty logging (rng) leaves QEMU refusing to migrate
 with an error, guest and daemon running on; QEMU's vhost-user-rng is not migratable at all, so
 its error names that rather than the missing VHOST_F_LOG_ALL.
 
@@ -126,6 +127,12 @@ def initramfs(work, script, extra=()):
 class BlkMigrationTest(unittest.TestCase):
 
     def test_guest_io_survives_a_live_migration_between_two_daemons(self):
+        self.check_live_migration(packed=False)
+
+    def test_the_same_on_packed_rings(self):
+        self.check_live_migration(packed=True)
+
+    def check_live_migration(self, packed):
         qemu_guest.check_qemu()
         with qemu_guest.work_dir("blkmig") as work:
             image = os.path.join(work, "disk.img")
@@ -141,12 +148,14 @@ class BlkMigrationTest(unittest.TestCase):
 
             def devices(sock):
                 return ["-chardev", f"socket,id=blk0,path={sock}",
-                        "-device", "vhost-user-blk-pci,chardev=blk0,id=disk"]
+                        "-device", "vhost-user-blk-pci,chardev=blk0,id=disk"
+                        + (",packed=on" if packed else "")]
 
+            ring = ["--packed-ring"] if packed else []
             with qemu_guest.Daemon([BLK_DAEMON, f"--socket-path={socks[0]}",
-                                    f"--blk-file={image}"], socks[0]) as src_daemon, \
+                                    f"--blk-file={image}"] + ring, socks[0]) as src_daemon, \
                     qemu_guest.Daemon([BLK_DAEMON, f"--socket-path={socks[1]}",
-                                       f"--blk-file={image}"], socks[1]) as dst_daemon:
+                                       f"--blk-file={image}"] + ring, socks[1]) as dst_daemon:
                 src = Qemu(work, "src", devices(socks[0]), initrd)
                 dst = Qemu(work, "dst", devices(socks[1]), initrd, incoming=f"unix:{migration}")
                 try:
@@ -182,6 +191,8 @@ class BlkMigrationTest(unittest.TestCase):
                     self.assertIsNotNone(dst.wait_exit(600), dst.output()[-3000:])
                     # The source daemon logged while QEMU copied; the destination served after.
                     self.assertIn("dirty-page logging on", src_daemon.read_log())
+                    for daemon in (src_daemon, dst_daemon):
+                        self.assertEqual("(packed rings)" in daemon.read_log(), packed)
                     self.assertTrue(src_daemon.alive() and dst_daemon.alive())
                 finally:
                     src.stop()
