@@ -102,7 +102,6 @@ def vhost_user_device(
     )
 
     if guest_test:
-        args = ["$(location :%s)" % daemon]
         data = [":" + daemon]
         if guest_tool:
             tool = name + "_guest_tool"
@@ -112,23 +111,27 @@ def vhost_user_device(
                 srcs = ["//tests/e2e:%s.cc" % tool],
                 deps = guest_tool_deps,
             )
-            args.append("$(location :%s)" % tool)
             data.append(":" + tool)
-        script = name + "_e2e_test.py"
-        native.py_test(
-            name = name + "_e2e_test",
-            size = "large",
-            srcs = ["//tests/e2e:" + script],
-            main = "//tests/e2e:" + script,
-            args = args,
-            data = data,
-            python_version = "PY3",
-            tags = ["e2e", "local"],
-            deps = ["//tests/e2e:qemu_guest"],
-        )
+        e2e_test(name = name + "_e2e_test", binaries = data)
 
     # This folder's tests by kind; the root package gathers them.
     native.test_suite(name = "unit", tags = ["unit"])
     native.test_suite(name = "integration", tags = ["integration"])
     native.test_suite(name = "e2e", tags = ["e2e"])
     native.test_suite(name = "asan_safe", tags = ["-e2e", "-no-asan"])
+
+def e2e_test(name, binaries, extra_srcs = []):
+    """tests/e2e/<name>.py, a guest test: it gets the paths of `binaries` (labels of daemons and
+    guest tools), in that order, as its arguments. `extra_srcs`: other tests/e2e scripts it
+    imports."""
+    native.py_test(
+        name = name,
+        size = "large",
+        srcs = ["//tests/e2e:%s.py" % name] + extra_srcs,
+        main = "//tests/e2e:%s.py" % name,
+        args = ["$(location %s)" % b for b in binaries],
+        data = binaries,
+        python_version = "PY3",
+        tags = ["e2e", "local"],
+        deps = ["//tests/e2e:qemu_guest"],
+    )
