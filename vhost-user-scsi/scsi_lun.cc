@@ -1,0 +1,484 @@
+#include "vhost-user-scsi/scsi_lun.h"
+
+#include <linux/virtio_scsi.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "glog/logging.h"
+#include "vhost-user-scsi/cdb.h"
+
+namespace vhost::scsi {
+namespace {
+
+// VPD pages (SPC-5 7.7, SBC-4 6.6).
+constexpr uint8_t kVpdSupportedPages = 0x00;
+constexpr uint8_t kVpdUnitSerial = 0x80;
+constexpr uint8_t kVpdDeviceId = 0x83;
+constexpr uint8_t kVpdBlockLimits = 0xb0;
+constexpr uint8_t kVpdBlockCharacteristics = 0xb1;
+constexpr uint8_t kVpdProvisioning = 0xb2;
+
+// Mode pages (SBC-4 6.5).
+constexpr uint8_t kModeCachingPage = 0x08;
+constexpr uint8_t kModeControlPage = 0x0a;
+constexpr uint8_t kModeAllPages = 0x3f;
+
+struct OpcodeInfo {
+  uint8_t opcode;
+  uint16_t service_action;
+  bool has_service_action;
+  bool needs_discard;  // only offered when the backend can deallocate
+};
+
+// What Execute implements, in the order REPORT SUPPORTED OPERATION CODES lists it.
+constexpr OpcodeInfo kOpcodes[] = {
+    {TEST_UNIT_READY, 0, false, false},
+    {REQUEST_SENSE, 0, false, false},
+    {READ_6, 0, false, false},
+    {WRITE_6, 0, false, false},
+    {INQUIRY, 0, false, false},
+    {MODE_SENSE, 0, false, false},
+    {START_STOP, 0, false, false},
+    {READ_CAPACITY, 0, false, false},
+    {READ_10, 0, false, false},
+    {WRITE_10, 0, false, false},
+    {VERIFY, 0, false, false},
+    {SYNCHRONIZE_CACHE, 0, false, false},
+    {WRITE_SAME, 0, false, false},
+    {kUnmap, 0, false, true},
+    {MODE_SENSE_10, 0, false, false},
+    {kRead16, 0, false, false},
+    {kWrite16, 0, false, false},
+    {kVerify16, 0, false, false},
+    {kSynchronizeCache16, 0, false, false},
+    {kWriteSame16, 0, false, false},
+    {kServiceActionIn16, kReadCapacity16Action, true, false},
+    {kMaintenanceIn, kReportSupportedOpcodesAction, true, false},
+    {READ_12, 0, false, false},
+    {WRITE_12, 0, false, false},
+    {kVerify12, 0, false, false},
+};
+
+// Copies `text` into a space-padded ASCII field of `width` bytes (INQUIRY, SPC-5 4.3.1).
+void PutAscii(uint8_t* out, const std::string& text, size_t width) {
+  for (size_t i = 0; i < width; ++i) out[i] = i < text.size() ? text[i] : ' ';
+}
+
+// The mode page's bytes: `changeable` gives the mask MODE SELECT could change (none: this target
+// has no MODE SELECT yet, so every bit reads 0).
+std::vector<uint8_t> CachingPage(bool wce, bool changeable) {
+  std::vector<uint8_t> page(20, 0);
+  page[0] = kModeCachingPage;
+  page[1] = page.size() - 2;
+  if (!changeable && wce) page[2] = 0x04;  // WCE
+  return page;
+}
+
+std::vector<uint8_t> ControlPage(bool d_sense, bool changeable) {
+  std::vector<uint8_t> page(12, 0);
+  page[0] = kModeControlPage;
+  page[1] = page.size() - 2;
+  if (!changeable) {
+    page[2] = d_sense ? 0x04 : 0x00;  // D_SENSE
+    page[3] = 0x10;                   // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
+    Put16(&page[8], 0xffff);          // BUSY TIMEOUT PERIOD: unlimited
+  }
+  return page;
+}
+
+}  // namespace
+
+ScsiLun::ScsiLun(BlockBackend* backend, LunIdentity identity)
+    : backend_(backend), identity_(std::move(identity)) {}
+
+ScsiResponse ScsiLun::CheckCondition(const Sense& sense) const {
+  ScsiResponse response;
+  response.response = VIRTIO_SCSI_S_OK;
+  response.status = kStatusCheckCondition;
+  response.sense =
+      EncodeSense(sense, descriptor_sense_ ? SenseFormat::kDescriptor : SenseFormat::kFixed);
+  return response;
+}
+
+// Data-in for the informational commands: truncated to the allocation length (SPC-5 4.2.5.6)
+// and to the room the initiator gave.
+ScsiResponse ScsiLun::DataIn(std::vector<uint8_t> data, size_t allocation_length,
+                             const ScsiRequest& request) const {
+  data.resize(std::min({data.size(), allocation_length, request.data_in_size}));
+  ScsiResponse response;
+  response.data_in = std::move(data);
+  return response;
+}
+
+bool ScsiLun::InRange(uint64_t lba, uint64_t blocks) const {
+  uint64_t capacity = backend_->num_blocks();
+  return lba <= capacity && blocks <= capacity - lba;
+}
+
+ScsiResponse ScsiLun::Execute(const ScsiRequest& request) {
+  absl::Span<const uint8_t> cdb = request.cdb;
+  if (std::optional<Sense> bad = CheckCdbLength(cdb)) {
+    LOG_EVERY_N(WARNING, 100) << "scsi: CDB of " << cdb.size() << " bytes rejected";
+    return CheckCondition(*bad);
+  }
+  cdb = cdb.first(CdbLength(cdb[0]));
+  switch (cdb[0]) {
+    case TEST_UNIT_READY:
+      return ScsiResponse{};
+    case START_STOP:
+      // A virtual disk has no medium to spin or eject: every power condition is accepted.
+      return ScsiResponse{};
+    case INQUIRY:
+      return Inquiry(cdb, request);
+    case REQUEST_SENSE:
+      return RequestSense(cdb, request);
+    case READ_CAPACITY:
+      return ReadCapacity10(request);
+    case kServiceActionIn16:
+      if ((cdb[1] & 0x1f) == kReadCapacity16Action) return ReadCapacity16(cdb, request);
+      return CheckCondition(kInvalidFieldInCdb);
+    case kMaintenanceIn:
+      if ((cdb[1] & 0x1f) == kReportSupportedOpcodesAction) return ReportOpcodes(cdb, request);
+      return CheckCondition(kInvalidFieldInCdb);
+    case MODE_SENSE:
+    case MODE_SENSE_10:
+      return ModeSense(cdb, request);
+    case READ_6:
+    case READ_10:
+    case READ_12:
+    case kRead16:
+    case WRITE_6:
+    case WRITE_10:
+    case WRITE_12:
+    case kWrite16:
+      return ReadWrite(cdb, request);
+    case VERIFY:
+    case kVerify12:
+    case kVerify16:
+      return Verify(cdb);
+    case SYNCHRONIZE_CACHE:
+    case kSynchronizeCache16:
+      return SynchronizeCache(cdb);
+    case kUnmap:
+      if (!backend_->supports_discard()) return CheckCondition(kInvalidOpcode);
+      return Unmap(cdb, request);
+    case WRITE_SAME:
+    case kWriteSame16:
+      return WriteSame(cdb, request);
+    default:
+      return CheckCondition(kInvalidOpcode);
+  }
+}
+
+ScsiResponse ScsiLun::Inquiry(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  bool evpd = cdb[1] & 0x01;
+  if (cdb[1] & 0xfe) return CheckCondition(kInvalidFieldInCdb);  // CMDDT (obsolete), reserved
+  uint16_t allocation_length = Get16(cdb, 3);
+  if (!evpd) {
+    if (cdb[2] != 0) return CheckCondition(kInvalidFieldInCdb);
+    return DataIn(StandardInquiry(), allocation_length, request);
+  }
+  bool found = false;
+  std::vector<uint8_t> page = VpdPage(cdb[2], &found);
+  if (!found) return CheckCondition(kInvalidFieldInCdb);
+  return DataIn(std::move(page), allocation_length, request);
+}
+
+std::vector<uint8_t> ScsiLun::StandardInquiry() const {
+  std::vector<uint8_t> data(36, 0);
+  data[0] = TYPE_DISK;  // peripheral qualifier 0: connected
+  data[2] = 0x07;       // VERSION: SPC-5
+  data[3] = 0x12;       // HISUP, RESPONSE DATA FORMAT 2
+  data[4] = data.size() - 5;
+  data[7] = 0x02;  // CMDQUE: tagged queueing
+  PutAscii(&data[8], identity_.vendor, 8);
+  PutAscii(&data[16], identity_.product, 16);
+  PutAscii(&data[32], identity_.revision, 4);
+  return data;
+}
+
+std::vector<uint8_t> ScsiLun::VpdPage(uint8_t page, bool* found) const {
+  std::vector<uint8_t> pages = {kVpdSupportedPages};
+  if (!identity_.serial.empty()) pages.push_back(kVpdUnitSerial);
+  pages.push_back(kVpdDeviceId);
+  pages.push_back(kVpdBlockLimits);
+  pages.push_back(kVpdBlockCharacteristics);
+  if (backend_->supports_discard()) pages.push_back(kVpdProvisioning);
+  *found = std::find(pages.begin(), pages.end(), page) != pages.end();
+  if (!*found) return {};
+
+  std::vector<uint8_t> data(4, 0);
+  data[1] = page;
+  switch (page) {
+    case kVpdSupportedPages:
+      data.insert(data.end(), pages.begin(), pages.end());
+      break;
+    case kVpdUnitSerial:
+      data.insert(data.end(), identity_.serial.begin(), identity_.serial.end());
+      break;
+    case kVpdDeviceId: {
+      if (identity_.wwn != 0) {
+        // NAA designator: binary code set, associated with the LUN, 8 bytes.
+        uint8_t naa[12] = {0x01, 0x03, 0x00, 0x08};
+        Put64(&naa[4], identity_.wwn);
+        data.insert(data.end(), naa, naa + sizeof(naa));
+      }
+      // T10 vendor ID designator: ASCII, vendor (8) + product (16) + serial.
+      std::vector<uint8_t> t10(4 + 24, 0);
+      t10[0] = 0x02;
+      t10[1] = 0x01;
+      PutAscii(&t10[4], identity_.vendor, 8);
+      PutAscii(&t10[12], identity_.product, 16);
+      t10.insert(t10.end(), identity_.serial.begin(), identity_.serial.end());
+      t10[3] = t10.size() - 4;
+      data.insert(data.end(), t10.begin(), t10.end());
+      break;
+    }
+    case kVpdBlockLimits: {
+      data.resize(64, 0);
+      data[4] = 0x01;  // WSNZ: WRITE SAME with 0 blocks is refused
+      Put32(&data[8], kMaxTransferBlocks);
+      if (backend_->supports_discard()) {
+        Put32(&data[20], kMaxUnmapBlocks);
+        Put32(&data[24], kMaxUnmapDescriptors);
+        Put32(&data[28], 1);  // OPTIMAL UNMAP GRANULARITY
+      }
+      Put64(&data[36], kMaxUnmapBlocks);  // MAXIMUM WRITE SAME LENGTH
+      break;
+    }
+    case kVpdBlockCharacteristics:
+      data.resize(64, 0);
+      Put16(&data[4], 0x0001);  // MEDIUM ROTATION RATE: non-rotating
+      break;
+    case kVpdProvisioning:
+      data.resize(8, 0);
+      data[5] = 0xe0;  // LBPU, LBPWS, LBPWS10: UNMAP and WRITE SAME(16/10) with UNMAP
+      data[6] = 0x02;  // PROVISIONING TYPE: thin
+      break;
+  }
+  Put16(&data[2], data.size() - 4);
+  return data;
+}
+
+ScsiResponse ScsiLun::ReadCapacity10(const ScsiRequest& request) {
+  std::vector<uint8_t> data(8, 0);
+  uint64_t last = backend_->num_blocks() == 0 ? 0 : backend_->num_blocks() - 1;
+  // Too large for 32 bits: FFFFFFFFh tells the initiator to use READ CAPACITY(16).
+  Put32(&data[0], last > 0xffffffffu ? 0xffffffffu : last);
+  Put32(&data[4], backend_->block_size());
+  return DataIn(std::move(data), data.size(), request);
+}
+
+ScsiResponse ScsiLun::ReadCapacity16(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  std::vector<uint8_t> data(32, 0);
+  uint64_t last = backend_->num_blocks() == 0 ? 0 : backend_->num_blocks() - 1;
+  Put64(&data[0], last);
+  Put32(&data[8], backend_->block_size());
+  if (backend_->supports_discard()) data[14] = 0x80;  // LBPME
+  return DataIn(std::move(data), Get32(cdb, 10), request);
+}
+
+ScsiResponse ScsiLun::ModeSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  bool ten = cdb[0] == MODE_SENSE_10;
+  bool dbd = cdb[1] & 0x08;
+  uint8_t control = cdb[2] >> 6;  // PC: current, changeable, default, saved
+  uint8_t page = cdb[2] & 0x3f;
+  if (control == 3) return CheckCondition(kSavingParametersNotSupported);
+  if (cdb[3] != 0) return CheckCondition(kInvalidFieldInCdb);  // no subpages
+  bool changeable = control == 1;
+  // Defaults are the current values: nothing changes them yet.
+  std::vector<uint8_t> pages;
+  if (page == kModeCachingPage || page == kModeAllPages) {
+    std::vector<uint8_t> p = CachingPage(write_cache_enabled_, changeable);
+    pages.insert(pages.end(), p.begin(), p.end());
+  }
+  if (page == kModeControlPage || page == kModeAllPages) {
+    std::vector<uint8_t> p = ControlPage(descriptor_sense_, changeable);
+    pages.insert(pages.end(), p.begin(), p.end());
+  }
+  if (pages.empty()) return CheckCondition(kInvalidFieldInCdb);
+
+  std::vector<uint8_t> block_descriptor;
+  if (!dbd) {
+    block_descriptor.resize(8, 0);
+    uint64_t blocks = backend_->num_blocks();
+    Put32(&block_descriptor[0], blocks > 0xffffffffu ? 0xffffffffu : blocks);
+    Put32(&block_descriptor[4], backend_->block_size() & 0xffffff);  // byte 4: density code 0
+  }
+  uint8_t device_specific = 0x10;                      // DPOFUA
+  if (backend_->read_only()) device_specific |= 0x80;  // WP
+
+  std::vector<uint8_t> data(ten ? 8 : 4, 0);
+  if (ten) {
+    data[3] = device_specific;
+    Put16(&data[6], block_descriptor.size());
+  } else {
+    data[2] = device_specific;
+    data[3] = block_descriptor.size();
+  }
+  data.insert(data.end(), block_descriptor.begin(), block_descriptor.end());
+  data.insert(data.end(), pages.begin(), pages.end());
+  if (ten) {
+    Put16(&data[0], data.size() - 2);
+  } else {
+    data[0] = data.size() - 1;
+  }
+  return DataIn(std::move(data), ten ? Get16(cdb, 7) : cdb[4], request);
+}
+
+ScsiResponse ScsiLun::RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  // No deferred errors or pending unit attentions are kept yet: the answer is NO SENSE.
+  bool descriptor = cdb[1] & 0x01;
+  return DataIn(EncodeSense(kNoSense, descriptor ? SenseFormat::kDescriptor : SenseFormat::kFixed),
+                cdb[4], request);
+}
+
+ScsiResponse ScsiLun::ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  uint8_t options = cdb[2] & 0x07;
+  bool timeouts = cdb[2] & 0x80;  // RCTD: no timeouts descriptors are kept
+  if (options != 0 || timeouts) return CheckCondition(kInvalidFieldInCdb);
+  std::vector<uint8_t> data(4, 0);
+  for (const OpcodeInfo& info : kOpcodes) {
+    if (info.needs_discard && !backend_->supports_discard()) continue;
+    uint8_t descriptor[8] = {info.opcode, 0};
+    Put16(&descriptor[2], info.service_action);
+    descriptor[5] = info.has_service_action ? 0x01 : 0x00;  // SERVACTV
+    Put16(&descriptor[6], CdbLength(info.opcode));
+    data.insert(data.end(), descriptor, descriptor + sizeof(descriptor));
+  }
+  Put32(&data[0], data.size() - 4);
+  return DataIn(std::move(data), Get32(cdb, 6), request);
+}
+
+ScsiResponse ScsiLun::ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  BlockRange range;
+  if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
+  bool write = cdb[0] == WRITE_6 || cdb[0] == WRITE_10 || cdb[0] == WRITE_12 || cdb[0] == kWrite16;
+  if (write && backend_->read_only()) return CheckCondition(kWriteProtected);
+  if (range.blocks > kMaxTransferBlocks) return CheckCondition(kInvalidFieldInCdb);
+  if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
+  uint64_t block_size = backend_->block_size();
+  uint64_t bytes = range.blocks * block_size;
+  size_t room = write ? request.data_out.size() : request.data_in_size;
+  if (bytes > room) {
+    // The initiator's buffers cannot hold the transfer: the virtio-scsi response says so and
+    // nothing is read or written.
+    LOG_EVERY_N(WARNING, 100) << "scsi: transfer of " << bytes << " bytes, buffers hold " << room;
+    ScsiResponse response;
+    response.response = VIRTIO_SCSI_S_OVERRUN;
+    return response;
+  }
+  uint64_t offset = range.lba * block_size;
+  ScsiResponse response;
+  if (write) {
+    bool fua = range.fua || !write_cache_enabled_;
+    if (!backend_->Write(offset, request.data_out.first(bytes), fua).ok()) {
+      return CheckCondition(kWriteError);
+    }
+    return response;
+  }
+  response.data_in.resize(bytes);
+  if (!backend_->Read(offset, absl::MakeSpan(response.data_in)).ok()) {
+    return CheckCondition(kUnrecoveredReadError);
+  }
+  return response;
+}
+
+ScsiResponse ScsiLun::Verify(absl::Span<const uint8_t> cdb) {
+  // BYTCHK (byte 1 bits 2-1): comparing against data-out is not implemented; without it the
+  // medium check is a bounds check (the backend has no media errors to find ahead of a read).
+  if (cdb[1] & 0x06) return CheckCondition(kInvalidFieldInCdb);
+  BlockRange range;
+  if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
+  if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
+  return ScsiResponse{};
+}
+
+ScsiResponse ScsiLun::SynchronizeCache(absl::Span<const uint8_t> cdb) {
+  BlockRange range;
+  if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
+  // NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium".
+  if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
+  if (!backend_->Flush().ok()) return CheckCondition(kWriteError);
+  return ScsiResponse{};
+}
+
+ScsiResponse ScsiLun::Unmap(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  if (backend_->read_only()) return CheckCondition(kWriteProtected);
+  if (cdb[1] & 0x01) return CheckCondition(kInvalidFieldInCdb);  // ANCHOR: not supported
+  uint16_t list_length = Get16(cdb, 7);
+  if (list_length == 0) return ScsiResponse{};  // nothing to unmap (SBC-4 5.37)
+  if (list_length > request.data_out.size()) {
+    ScsiResponse response;
+    response.response = VIRTIO_SCSI_S_OVERRUN;
+    return response;
+  }
+  absl::Span<const uint8_t> list = request.data_out.first(list_length);
+  if (list.size() < 8) return CheckCondition(kParameterListLengthError);
+  uint16_t descriptors_length = Get16(list, 2);
+  if (descriptors_length % 16 != 0 || 8u + descriptors_length > list.size()) {
+    return CheckCondition(kParameterListLengthError);
+  }
+  size_t count = descriptors_length / 16;
+  if (count > kMaxUnmapDescriptors) return CheckCondition(kInvalidFieldInParameterList);
+  // Every descriptor is checked before any is applied so a bad list changes nothing.
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t lba = Get64(list, 8 + 16 * i);
+    uint32_t blocks = Get32(list, 16 + 16 * i);
+    if (!InRange(lba, blocks)) return CheckCondition(kLbaOutOfRange);
+    if (blocks > kMaxUnmapBlocks) return CheckCondition(kInvalidFieldInParameterList);
+  }
+  uint64_t block_size = backend_->block_size();
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t lba = Get64(list, 8 + 16 * i);
+    uint32_t blocks = Get32(list, 16 + 16 * i);
+    if (blocks == 0) continue;
+    if (!backend_->Discard(lba * block_size, blocks * block_size).ok()) {
+      return CheckCondition(kWriteError);
+    }
+  }
+  return ScsiResponse{};
+}
+
+ScsiResponse ScsiLun::WriteSame(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  bool unmap = cdb[1] & 0x08;
+  bool anchor = cdb[1] & 0x10;
+  bool no_data = cdb[0] == kWriteSame16 && (cdb[1] & 0x01);  // NDOB: the block is zeroes
+  if (anchor) return CheckCondition(kInvalidFieldInCdb);
+  if (unmap && !backend_->supports_discard()) return CheckCondition(kInvalidFieldInCdb);
+  BlockRange range;
+  if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
+  if (backend_->read_only()) return CheckCondition(kWriteProtected);
+  // WSNZ is set in the block limits page: 0 blocks ("to the end") is refused.
+  if (range.blocks == 0 || range.blocks > kMaxUnmapBlocks) {
+    return CheckCondition(kInvalidFieldInCdb);
+  }
+  if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
+  uint64_t block_size = backend_->block_size();
+  absl::Span<const uint8_t> block;
+  if (!no_data) {
+    if (request.data_out.size() < block_size) {
+      ScsiResponse response;
+      response.response = VIRTIO_SCSI_S_OVERRUN;
+      return response;
+    }
+    block = request.data_out.first(block_size);
+  }
+  bool zeroes = no_data || std::all_of(block.begin(), block.end(), [](uint8_t b) { return !b; });
+  uint64_t offset = range.lba * block_size;
+  uint64_t length = range.blocks * block_size;
+  if (zeroes) {
+    if (!backend_->WriteZeroes(offset, length, unmap).ok()) return CheckCondition(kWriteError);
+    return ScsiResponse{};
+  }
+  // UNMAP with a non-zero block cannot deallocate: the blocks are written (SBC-4 5.50).
+  for (uint32_t i = 0; i < range.blocks; ++i) {
+    if (!backend_->Write(offset + i * block_size, block, !write_cache_enabled_).ok()) {
+      return CheckCondition(kWriteError);
+    }
+  }
+  return ScsiResponse{};
+}
+
+}  // namespace vhost::scsi

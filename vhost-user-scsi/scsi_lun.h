@@ -1,0 +1,104 @@
+// One logical unit: the SPC-5/SBC-4 command set of a direct-access block device, emulated on top
+// of a BlockBackend. Pure and synchronous: the virtio-scsi device decodes a request, hands the CDB
+// and data buffers to Execute and writes the response back.
+#ifndef VHOST_USER_SCSI_SCSI_LUN_H_
+#define VHOST_USER_SCSI_SCSI_LUN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "vhost-user-scsi/sense.h"
+
+namespace vhost::scsi {
+
+// The storage behind a LUN. Offsets and lengths are in bytes and multiples of block_size();
+// the LUN has checked them against the capacity.
+class BlockBackend {
+ public:
+  virtual ~BlockBackend() = default;
+  virtual uint64_t num_blocks() const = 0;
+  virtual uint32_t block_size() const = 0;
+  virtual bool read_only() const = 0;
+  // Whether Discard deallocates (thin provisioning): enables UNMAP, WRITE SAME's UNMAP bit, LBPME
+  // and the logical block provisioning VPD page.
+  virtual bool supports_discard() const = 0;
+  virtual absl::Status Read(uint64_t offset, absl::Span<uint8_t> data) = 0;
+  // `fua`: the data is on stable storage when Write returns.
+  virtual absl::Status Write(uint64_t offset, absl::Span<const uint8_t> data, bool fua) = 0;
+  virtual absl::Status Flush() = 0;
+  virtual absl::Status Discard(uint64_t offset, uint64_t length) = 0;
+  // `unmap`: the range may be deallocated as long as it then reads as zeroes.
+  virtual absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap) = 0;
+};
+
+struct LunIdentity {
+  std::string vendor = "VHOST";          // INQUIRY T10 vendor identification, 8 bytes
+  std::string product = "VIRTUAL-DISK";  // 16 bytes
+  std::string revision = "1.0";          // 4 bytes
+  std::string serial;                    // unit serial number VPD page (80h); empty: none
+  uint64_t wwn = 0;                      // NAA designator in the identification page; 0: none
+};
+
+struct ScsiRequest {
+  absl::Span<const uint8_t> cdb;       // the CDB area of the request (may be longer than the CDB)
+  absl::Span<const uint8_t> data_out;  // what the initiator sends (WRITE, UNMAP, ...)
+  size_t data_in_size = 0;             // room the initiator gave for data coming back
+};
+
+struct ScsiResponse {
+  // The virtio-scsi response: VIRTIO_SCSI_S_OK, or VIRTIO_SCSI_S_OVERRUN when the command's
+  // transfer length does not fit the buffers the initiator gave (nothing was transferred).
+  uint8_t response = 0;
+  uint8_t status = kStatusGood;  // SAM status
+  std::vector<uint8_t> sense;    // with CHECK CONDITION
+  std::vector<uint8_t> data_in;  // at most data_in_size bytes
+};
+
+class ScsiLun {
+ public:
+  // Maximum blocks one READ/WRITE may move (block limits VPD page); larger ones get INVALID FIELD.
+  static constexpr uint32_t kMaxTransferBlocks = 1 << 16;
+  static constexpr uint32_t kMaxUnmapBlocks = 1 << 22;
+  static constexpr uint32_t kMaxUnmapDescriptors = 256;
+
+  ScsiLun(BlockBackend* backend, LunIdentity identity);
+
+  // Runs one command. Never fails: errors become CHECK CONDITION with sense data.
+  ScsiResponse Execute(const ScsiRequest& request);
+
+  // Sense data format for CHECK CONDITION (the control mode page's D_SENSE).
+  void set_descriptor_sense(bool descriptor) { descriptor_sense_ = descriptor; }
+  bool write_cache_enabled() const { return write_cache_enabled_; }
+
+ private:
+  ScsiResponse CheckCondition(const Sense& sense) const;
+  ScsiResponse DataIn(std::vector<uint8_t> data, size_t allocation_length,
+                      const ScsiRequest& request) const;
+  ScsiResponse Inquiry(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  std::vector<uint8_t> StandardInquiry() const;
+  std::vector<uint8_t> VpdPage(uint8_t page, bool* found) const;
+  ScsiResponse ReadCapacity10(const ScsiRequest& request);
+  ScsiResponse ReadCapacity16(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse ModeSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse Verify(absl::Span<const uint8_t> cdb);
+  ScsiResponse SynchronizeCache(absl::Span<const uint8_t> cdb);
+  ScsiResponse Unmap(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse WriteSame(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  bool InRange(uint64_t lba, uint64_t blocks) const;
+
+  BlockBackend* backend_;
+  LunIdentity identity_;
+  bool descriptor_sense_ = false;
+  bool write_cache_enabled_ = true;
+};
+
+}  // namespace vhost::scsi
+
+#endif  // VHOST_USER_SCSI_SCSI_LUN_H_

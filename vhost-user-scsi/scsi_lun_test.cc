@@ -1,0 +1,509 @@
+#include "vhost-user-scsi/scsi_lun.h"
+
+#include <linux/virtio_scsi.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "vhost-user-scsi/cdb.h"
+
+namespace vhost::scsi {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::IsEmpty;
+
+// A disk in memory that records what the LUN asked of it.
+class MemoryBackend : public BlockBackend {
+ public:
+  MemoryBackend(uint64_t blocks, bool discard, bool read_only = false)
+      : blocks_(blocks), discard_(discard), read_only_(read_only), data_(blocks * 512, 0) {}
+  uint64_t num_blocks() const override { return blocks_; }
+  uint32_t block_size() const override { return 512; }
+  bool read_only() const override { return read_only_; }
+  bool supports_discard() const override { return discard_; }
+  absl::Status Read(uint64_t offset, absl::Span<uint8_t> data) override {
+    EXPECT_LE(offset + data.size(), data_.size());
+    memcpy(data.data(), &data_[offset], data.size());
+    return absl::OkStatus();
+  }
+  absl::Status Write(uint64_t offset, absl::Span<const uint8_t> data, bool fua) override {
+    EXPECT_LE(offset + data.size(), data_.size());
+    memcpy(&data_[offset], data.data(), data.size());
+    writes.push_back({offset, data.size(), fua});
+    return absl::OkStatus();
+  }
+  absl::Status Flush() override {
+    ++flushes;
+    return absl::OkStatus();
+  }
+  absl::Status Discard(uint64_t offset, uint64_t length) override {
+    discards.push_back({offset, length, false});
+    return absl::OkStatus();
+  }
+  absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap) override {
+    EXPECT_LE(offset + length, data_.size());
+    memset(&data_[offset], 0, length);
+    zeroes.push_back({offset, length, unmap});
+    return absl::OkStatus();
+  }
+
+  struct Op {
+    uint64_t offset;
+    uint64_t length;
+    bool flag;
+    bool operator==(const Op& o) const {
+      return offset == o.offset && length == o.length && flag == o.flag;
+    }
+  };
+  std::vector<Op> writes, discards, zeroes;
+  int flushes = 0;
+  std::vector<uint8_t>& data() { return data_; }
+
+ private:
+  uint64_t blocks_;
+  bool discard_;
+  bool read_only_;
+  std::vector<uint8_t> data_;
+};
+
+class ScsiLunTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kBlocks = 64;
+
+  ScsiLunTest() : backend_(kBlocks, /*discard=*/true), lun_(&backend_, Identity()) {}
+
+  static LunIdentity Identity() {
+    LunIdentity id;
+    id.vendor = "ACME";
+    id.product = "DISK";
+    id.revision = "0.1";
+    id.serial = "SN1";
+    id.wwn = 0x5000000000000001;
+    return id;
+  }
+
+  // The CDB padded to virtio-scsi's 32-byte CDB area.
+  static std::vector<uint8_t> Cdb(std::vector<uint8_t> bytes) {
+    bytes.resize(32, 0);
+    return bytes;
+  }
+
+  ScsiResponse Run(std::vector<uint8_t> cdb, size_t data_in = 4096,
+                   std::vector<uint8_t> data_out = {}) {
+    cdb_ = Cdb(std::move(cdb));
+    data_out_ = std::move(data_out);
+    ScsiRequest request;
+    request.cdb = cdb_;
+    request.data_out = data_out_;
+    request.data_in_size = data_in;
+    return lun_.Execute(request);
+  }
+
+  static void ExpectSense(const ScsiResponse& response, const Sense& sense) {
+    EXPECT_EQ(response.response, VIRTIO_SCSI_S_OK);
+    EXPECT_EQ(response.status, kStatusCheckCondition);
+    EXPECT_EQ(response.sense, EncodeSense(sense, SenseFormat::kFixed));
+    EXPECT_THAT(response.data_in, IsEmpty());
+  }
+
+  static void ExpectGood(const ScsiResponse& response) {
+    EXPECT_EQ(response.response, VIRTIO_SCSI_S_OK);
+    EXPECT_EQ(response.status, kStatusGood);
+    EXPECT_THAT(response.sense, IsEmpty());
+  }
+
+  MemoryBackend backend_;
+  ScsiLun lun_;
+  std::vector<uint8_t> cdb_;
+  std::vector<uint8_t> data_out_;
+};
+
+TEST_F(ScsiLunTest, TestUnitReadyAndStartStop) {
+  ExpectGood(Run({TEST_UNIT_READY}));
+  ExpectGood(Run({START_STOP, 0, 0, 0, 0x01}));
+}
+
+TEST_F(ScsiLunTest, UnknownOpcode) {
+  ScsiResponse response = Run({0x3b /* WRITE BUFFER */});
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  EXPECT_THAT(response.sense,
+              ElementsAre(0x70, 0, 0x05, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0));
+  lun_.set_descriptor_sense(true);
+  response = Run({0xc5 /* vendor specific */});
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  EXPECT_THAT(response.sense, ElementsAre(0x72, 0x05, 0x20, 0, 0, 0, 0, 0));
+}
+
+TEST_F(ScsiLunTest, ShortCdb) {
+  std::vector<uint8_t> cdb = {READ_10, 0, 0, 0, 0, 0};
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_in_size = 4096;
+  ExpectSense(lun_.Execute(request), kInvalidFieldInCdb);
+  EXPECT_TRUE(backend_.writes.empty());
+}
+
+const std::vector<uint8_t> kStandardInquiry = {0x00, 0x00, 0x07, 0x12, 31,  0x00, 0x00, 0x02, 'A',
+                                               'C',  'M',  'E',  ' ',  ' ', ' ',  ' ',  'D',  'I',
+                                               'S',  'K',  ' ',  ' ',  ' ', ' ',  ' ',  ' ',  ' ',
+                                               ' ',  ' ',  ' ',  ' ',  ' ', '0',  '.',  '1',  ' '};
+
+TEST_F(ScsiLunTest, StandardInquiry) {
+  ScsiResponse response = Run({INQUIRY, 0, 0, 0, 0xff});
+  ExpectGood(response);
+  EXPECT_EQ(response.data_in, kStandardInquiry);
+}
+
+TEST_F(ScsiLunTest, InquiryTruncatedByAllocationLengthAndBuffer) {
+  ScsiResponse response = Run({INQUIRY, 0, 0, 0, 5});
+  ExpectGood(response);
+  EXPECT_THAT(response.data_in, ElementsAre(0x00, 0x00, 0x07, 0x12, 31));
+  response = Run({INQUIRY, 0, 0, 0x01, 0x00}, /*data_in=*/8);  // 256 asked, 8 room
+  EXPECT_THAT(response.data_in,
+              ElementsAreArray(kStandardInquiry.begin(), kStandardInquiry.begin() + 8));
+}
+
+TEST_F(ScsiLunTest, InquiryInvalidFields) {
+  ExpectSense(Run({INQUIRY, 0, 0x80, 0, 0xff}), kInvalidFieldInCdb);     // page without EVPD
+  ExpectSense(Run({INQUIRY, 0x02, 0, 0, 0xff}), kInvalidFieldInCdb);     // CMDDT
+  ExpectSense(Run({INQUIRY, 0x01, 0x86, 0, 0xff}), kInvalidFieldInCdb);  // page not offered
+}
+
+TEST_F(ScsiLunTest, SupportedVpdPages) {
+  ScsiResponse response = Run({INQUIRY, 1, 0x00, 0, 0xff});
+  ExpectGood(response);
+  EXPECT_THAT(response.data_in, ElementsAre(0, 0, 0, 6, 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2));
+}
+
+TEST_F(ScsiLunTest, VpdPagesWithoutDiscardOrSerial) {
+  MemoryBackend backend(kBlocks, /*discard=*/false);
+  LunIdentity id = Identity();
+  id.serial = "";
+  ScsiLun lun(&backend, id);
+  std::vector<uint8_t> cdb = Cdb({INQUIRY, 1, 0x00, 0, 0xff});
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_in_size = 255;
+  EXPECT_THAT(lun.Execute(request).data_in, ElementsAre(0, 0, 0, 4, 0x00, 0x83, 0xb0, 0xb1));
+  cdb[2] = 0xb2;
+  EXPECT_EQ(lun.Execute(request).sense, EncodeSense(kInvalidFieldInCdb, SenseFormat::kFixed));
+  cdb[2] = 0x80;
+  EXPECT_EQ(lun.Execute(request).sense, EncodeSense(kInvalidFieldInCdb, SenseFormat::kFixed));
+  cdb[2] = 0xb0;  // block limits: no unmap limits without discard
+  std::vector<uint8_t> limits = lun.Execute(request).data_in;
+  ASSERT_EQ(limits.size(), 64u);
+  EXPECT_THAT(std::vector<uint8_t>(limits.begin() + 20, limits.begin() + 32),
+              ElementsAre(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+}
+
+TEST_F(ScsiLunTest, UnitSerialVpd) {
+  EXPECT_THAT(Run({INQUIRY, 1, 0x80, 0, 0xff}).data_in, ElementsAre(0, 0x80, 0, 3, 'S', 'N', '1'));
+}
+
+TEST_F(ScsiLunTest, DeviceIdentificationVpd) {
+  std::vector<uint8_t> expected = {0,    0x83, 0,    43,  // header
+                                   0x01, 0x03, 0x00, 0x08, 0x50, 0,   0,   0,   0,   0,
+                                   0,    0x01,                                   // NAA
+                                   0x02, 0x01, 0x00, 27,                         // T10 vendor ID
+                                   'A',  'C',  'M',  'E',  ' ',  ' ', ' ', ' ',  // vendor
+                                   'D',  'I',  'S',  'K',  ' ',  ' ', ' ', ' ', ' ', ' ',
+                                   ' ',  ' ',  ' ',  ' ',  ' ',  ' ', 'S', 'N', '1'};
+  EXPECT_EQ(Run({INQUIRY, 1, 0x83, 0, 0xff}).data_in, expected);
+}
+
+TEST_F(ScsiLunTest, BlockLimitsVpd) {
+  std::vector<uint8_t> expected(64, 0);
+  expected[1] = 0xb0;
+  expected[3] = 0x3c;
+  expected[4] = 0x01;                                   // WSNZ
+  Put32(&expected[8], ScsiLun::kMaxTransferBlocks);     // maximum transfer length
+  Put32(&expected[20], ScsiLun::kMaxUnmapBlocks);       // maximum unmap LBA count
+  Put32(&expected[24], ScsiLun::kMaxUnmapDescriptors);  // maximum unmap descriptors
+  Put32(&expected[28], 1);                              // optimal unmap granularity
+  Put64(&expected[36], ScsiLun::kMaxUnmapBlocks);       // maximum write same length
+  EXPECT_EQ(Run({INQUIRY, 1, 0xb0, 0, 0xff}).data_in, expected);
+}
+
+TEST_F(ScsiLunTest, BlockCharacteristicsVpd) {
+  std::vector<uint8_t> expected(64, 0);
+  expected[1] = 0xb1;
+  expected[3] = 0x3c;
+  expected[5] = 0x01;  // non-rotating
+  EXPECT_EQ(Run({INQUIRY, 1, 0xb1, 0, 0xff}).data_in, expected);
+}
+
+TEST_F(ScsiLunTest, ProvisioningVpd) {
+  EXPECT_THAT(Run({INQUIRY, 1, 0xb2, 0, 0xff}).data_in,
+              ElementsAre(0, 0xb2, 0, 4, 0, 0xe0, 0x02, 0));
+}
+
+TEST_F(ScsiLunTest, ReadCapacity) {
+  EXPECT_THAT(Run({READ_CAPACITY}).data_in, ElementsAre(0, 0, 0, 63, 0, 0, 0x02, 0));
+  std::vector<uint8_t> expected(32, 0);
+  expected[7] = 63;
+  expected[10] = 0x02;
+  expected[14] = 0x80;  // LBPME
+  EXPECT_EQ(
+      Run({kServiceActionIn16, kReadCapacity16Action, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}).data_in,
+      expected);
+  // Allocation length 12 truncates.
+  EXPECT_THAT(
+      Run({kServiceActionIn16, kReadCapacity16Action, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12}).data_in,
+      ElementsAre(0, 0, 0, 0, 0, 0, 0, 63, 0, 0, 0x02, 0));
+  ExpectSense(Run({kServiceActionIn16, 0x11}), kInvalidFieldInCdb);
+}
+
+TEST_F(ScsiLunTest, ReadCapacityOfAHugeDisk) {
+  class Huge : public MemoryBackend {
+   public:
+    Huge() : MemoryBackend(1, false) {}
+    uint64_t num_blocks() const override { return 0x100000001; }
+  } huge;
+  ScsiLun lun(&huge, Identity());
+  std::vector<uint8_t> cdb = Cdb({READ_CAPACITY});
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_in_size = 8;
+  EXPECT_THAT(lun.Execute(request).data_in, ElementsAre(0xff, 0xff, 0xff, 0xff, 0, 0, 0x02, 0));
+  cdb = Cdb({kServiceActionIn16, kReadCapacity16Action, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8});
+  request.cdb = cdb;
+  EXPECT_THAT(lun.Execute(request).data_in, ElementsAre(0, 0, 0, 1, 0, 0, 0, 0));  // last LBA
+}
+
+TEST_F(ScsiLunTest, ModeSense6CachingPage) {
+  ScsiResponse response = Run({MODE_SENSE, 0, 0x08, 0, 0xff});
+  ExpectGood(response);
+  std::vector<uint8_t> expected = {31,   0,    0x10, 8,  // header: DPOFUA, 8-byte descriptor
+                                   0,    0,    0,    64, 0, 0, 0x02, 0,  // block descriptor
+                                   0x08, 0x12, 0x04, 0,  0, 0, 0,    0,
+                                   0,    0,    0,    0,  0, 0, 0,    0,  // caching page, WCE
+                                   0,    0,    0,    0};
+  EXPECT_EQ(response.data_in, expected);
+}
+
+TEST_F(ScsiLunTest, ModeSense10AllPagesWithoutBlockDescriptor) {
+  ScsiResponse response = Run({MODE_SENSE_10, 0x08, 0x3f, 0, 0, 0, 0, 0, 0xff});
+  ExpectGood(response);
+  std::vector<uint8_t> expected = {
+      0,    38,   0,    0x10, 0, 0, 0, 0,                                // header, DBD
+      0x08, 0x12, 0x04, 0,    0, 0, 0, 0, 0,    0,    0, 0, 0, 0, 0, 0,  // caching
+      0,    0,    0,    0,                                               //
+      0x0a, 0x0a, 0x00, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0};             // control
+  EXPECT_EQ(response.data_in, expected);
+  // Changeable values: nothing (no MODE SELECT yet); the control page's D_SENSE follows the LUN.
+  response = Run({MODE_SENSE, 0x08, 0x4a, 0, 0xff});
+  EXPECT_THAT(response.data_in,
+              ElementsAre(15, 0, 0x10, 0, 0x0a, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+  lun_.set_descriptor_sense(true);
+  response = Run({MODE_SENSE, 0x08, 0x0a, 0, 0xff});
+  EXPECT_EQ(response.data_in[6], 0x04);
+  // Allocation length truncates.
+  EXPECT_THAT(Run({MODE_SENSE, 0x08, 0x0a, 0, 2}).data_in, ElementsAre(15, 0));
+}
+
+TEST_F(ScsiLunTest, ModeSenseErrors) {
+  ExpectSense(Run({MODE_SENSE, 0, 0xc8, 0, 0xff}), kSavingParametersNotSupported);
+  ExpectSense(Run({MODE_SENSE, 0, 0x1c, 0, 0xff}), kInvalidFieldInCdb);  // page not offered
+  ExpectSense(Run({MODE_SENSE, 0, 0x08, 1, 0xff}), kInvalidFieldInCdb);  // subpage
+}
+
+TEST_F(ScsiLunTest, ModeSenseReadOnly) {
+  MemoryBackend backend(kBlocks, false, /*read_only=*/true);
+  ScsiLun lun(&backend, Identity());
+  std::vector<uint8_t> cdb = Cdb({MODE_SENSE, 0x08, 0x08, 0, 0xff});
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_in_size = 255;
+  EXPECT_EQ(lun.Execute(request).data_in[2], 0x90);  // WP | DPOFUA
+}
+
+TEST_F(ScsiLunTest, RequestSense) {
+  EXPECT_EQ(Run({REQUEST_SENSE, 0, 0, 0, 0xff}).data_in,
+            EncodeSense(kNoSense, SenseFormat::kFixed));
+  EXPECT_THAT(Run({REQUEST_SENSE, 1, 0, 0, 0xff}).data_in, ElementsAre(0x72, 0, 0, 0, 0, 0, 0, 0));
+  EXPECT_THAT(Run({REQUEST_SENSE, 0, 0, 0, 3}).data_in, ElementsAre(0x70, 0, 0));
+}
+
+TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
+  ScsiResponse response =
+      Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0x10, 0});
+  ExpectGood(response);
+  const std::vector<uint8_t>& data = response.data_in;
+  ASSERT_GE(data.size(), 4u);
+  uint32_t length = Get32(data, 0);
+  ASSERT_EQ(data.size(), 4 + length);
+  ASSERT_EQ(length % 8, 0u);
+  EXPECT_EQ(length / 8, 25u);
+  EXPECT_THAT(std::vector<uint8_t>(data.begin() + 4, data.begin() + 12),
+              ElementsAre(TEST_UNIT_READY, 0, 0, 0, 0, 0, 0, 6));
+  bool unmap = false, read_capacity16 = false;
+  for (size_t at = 4; at < data.size(); at += 8) {
+    if (data[at] == kUnmap) unmap = true;
+    if (data[at] == kServiceActionIn16) {
+      read_capacity16 = true;
+      EXPECT_THAT(std::vector<uint8_t>(data.begin() + at, data.begin() + at + 8),
+                  ElementsAre(0x9e, 0, 0, 0x10, 0, 0x01, 0, 16));
+    }
+  }
+  EXPECT_TRUE(unmap);
+  EXPECT_TRUE(read_capacity16);
+  // Allocation length 4: just the header, which still says how much there is.
+  EXPECT_THAT(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0, 4}).data_in,
+              ElementsAre(0, 0, 0, 200));
+  // One-command forms and timeouts are not implemented.
+  ExpectSense(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 1, READ_10, 0, 0, 0, 0, 1, 0}),
+              kInvalidFieldInCdb);
+  ExpectSense(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0x80, 0, 0, 0, 0, 0, 1, 0}),
+              kInvalidFieldInCdb);
+}
+
+TEST_F(ScsiLunTest, ReportSupportedOperationCodesWithoutDiscard) {
+  MemoryBackend backend(kBlocks, false);
+  ScsiLun lun(&backend, Identity());
+  std::vector<uint8_t> cdb =
+      Cdb({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0x10, 0});
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_in_size = 4096;
+  std::vector<uint8_t> data = lun.Execute(request).data_in;
+  EXPECT_EQ(Get32(data, 0), 24u * 8);
+  for (size_t at = 4; at < data.size(); at += 8) EXPECT_NE(data[at], kUnmap);
+  cdb = Cdb({kUnmap, 0, 0, 0, 0, 0, 0, 0, 24});
+  request.cdb = cdb;
+  EXPECT_EQ(lun.Execute(request).sense, EncodeSense(kInvalidOpcode, SenseFormat::kFixed));
+}
+
+TEST_F(ScsiLunTest, WriteThenRead) {
+  std::vector<uint8_t> block(1024);
+  for (size_t i = 0; i < block.size(); ++i) block[i] = i * 7;
+  ExpectGood(Run({WRITE_10, 0x08, 0, 0, 0, 5, 0, 0, 2, 0}, 0, block));
+  EXPECT_THAT(backend_.writes, ElementsAre(MemoryBackend::Op{5 * 512, 1024, true}));
+  ScsiResponse response = Run({kRead16, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}, 1024);
+  ExpectGood(response);
+  EXPECT_EQ(response.data_in, block);
+  EXPECT_EQ(Run({READ_6, 0, 0, 5, 2}, 1024).data_in, block);
+  EXPECT_EQ(Run({READ_12, 0, 0, 0, 0, 5, 0, 0, 0, 2}, 1024).data_in, block);
+  ExpectGood(Run({WRITE_6, 0, 0, 63, 1}, 0, std::vector<uint8_t>(512, 1)));  // the last block
+  EXPECT_EQ(backend_.writes.back(), (MemoryBackend::Op{63 * 512, 512, false}));
+}
+
+TEST_F(ScsiLunTest, LbaBeyondCapacity) {
+  ExpectSense(Run({READ_10, 0, 0, 0, 0, 63, 0, 0, 2, 0}), kLbaOutOfRange);
+  ExpectSense(Run({READ_10, 0, 0, 0, 0, 64, 0, 0, 1, 0}), kLbaOutOfRange);
+  ExpectSense(Run({READ_6, 0, 0, 64, 1}), kLbaOutOfRange);
+  // LBA + length wraps 64 bits.
+  ExpectSense(Run({kWrite16, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2}, 0,
+                  std::vector<uint8_t>(1024)),
+              kLbaOutOfRange);
+  ExpectSense(Run({WRITE_12, 0, 0, 0, 0, 60, 0, 0, 0, 5}, 0, std::vector<uint8_t>(5 * 512)),
+              kLbaOutOfRange);
+  ExpectSense(Run({VERIFY, 0, 0, 0, 0, 60, 0, 0, 5, 0}), kLbaOutOfRange);
+  ExpectSense(Run({kVerify16, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 1}), kLbaOutOfRange);
+  ExpectSense(Run({SYNCHRONIZE_CACHE, 0, 0, 0, 0, 65, 0, 0, 0, 0}), kLbaOutOfRange);
+  EXPECT_TRUE(backend_.writes.empty());
+  EXPECT_EQ(backend_.flushes, 0);
+}
+
+TEST_F(ScsiLunTest, TransferLongerThanBuffers) {
+  ScsiResponse response = Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 2, 0}, /*data_in=*/1023);
+  EXPECT_EQ(response.response, VIRTIO_SCSI_S_OVERRUN);
+  EXPECT_THAT(response.data_in, IsEmpty());
+  response = Run({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 2, 0}, 0, std::vector<uint8_t>(1023));
+  EXPECT_EQ(response.response, VIRTIO_SCSI_S_OVERRUN);
+  EXPECT_TRUE(backend_.writes.empty());
+  // More than the block limits page allows.
+  ExpectSense(Run({READ_12, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x01}), kInvalidFieldInCdb);
+}
+
+TEST_F(ScsiLunTest, WriteToReadOnlyLun) {
+  MemoryBackend backend(kBlocks, true, /*read_only=*/true);
+  ScsiLun lun(&backend, Identity());
+  std::vector<uint8_t> cdb = Cdb({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0});
+  std::vector<uint8_t> data(512, 1);
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_out = data;
+  EXPECT_EQ(lun.Execute(request).sense, EncodeSense(kWriteProtected, SenseFormat::kFixed));
+  EXPECT_TRUE(backend.writes.empty());
+}
+
+TEST_F(ScsiLunTest, VerifyAndSynchronizeCache) {
+  ExpectGood(Run({VERIFY, 0, 0, 0, 0, 0, 0, 0, 64, 0}));
+  ExpectSense(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, 0, 1, 0}), kInvalidFieldInCdb);  // BYTCHK
+  ExpectGood(Run({SYNCHRONIZE_CACHE}));
+  ExpectGood(Run({kSynchronizeCache16, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 4}));
+  EXPECT_EQ(backend_.flushes, 2);
+}
+
+std::vector<uint8_t> UnmapList(std::vector<std::pair<uint64_t, uint32_t>> ranges) {
+  std::vector<uint8_t> list(8 + 16 * ranges.size(), 0);
+  Put16(&list[0], list.size() - 2);
+  Put16(&list[2], list.size() - 8);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    Put64(&list[8 + 16 * i], ranges[i].first);
+    Put32(&list[16 + 16 * i], ranges[i].second);
+  }
+  return list;
+}
+
+TEST_F(ScsiLunTest, Unmap) {
+  std::vector<uint8_t> list = UnmapList({{0, 4}, {60, 4}});
+  ExpectGood(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(list.size())}, 0, list));
+  EXPECT_THAT(backend_.discards, ElementsAre(MemoryBackend::Op{0, 2048, false},
+                                             MemoryBackend::Op{60 * 512, 2048, false}));
+}
+
+TEST_F(ScsiLunTest, UnmapBeyondCapacityChangesNothing) {
+  std::vector<uint8_t> list = UnmapList({{0, 4}, {61, 4}});
+  ExpectSense(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(list.size())}, 0, list),
+              kLbaOutOfRange);
+  EXPECT_TRUE(backend_.discards.empty());
+}
+
+TEST_F(ScsiLunTest, UnmapBadParameterLists) {
+  std::vector<uint8_t> list = UnmapList({{0, 4}});
+  // Shorter than the header.
+  ExpectSense(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, 4}, 0, list), kParameterListLengthError);
+  // Descriptors running past the parameter list.
+  ExpectSense(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, 20}, 0, list), kParameterListLengthError);
+  // A parameter list longer than the buffer.
+  EXPECT_EQ(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, 40}, 0, list).response, VIRTIO_SCSI_S_OVERRUN);
+  // No parameter list: nothing to do.
+  ExpectGood(Run({kUnmap}));
+  EXPECT_TRUE(backend_.discards.empty());
+}
+
+TEST_F(ScsiLunTest, WriteSame) {
+  std::vector<uint8_t> pattern(512, 0xab);
+  ExpectGood(Run({WRITE_SAME, 0, 0, 0, 0, 2, 0, 0, 3, 0}, 0, pattern));
+  ASSERT_EQ(backend_.writes.size(), 3u);
+  EXPECT_EQ(backend_.data()[2 * 512], 0xab);
+  EXPECT_EQ(backend_.data()[5 * 512 - 1], 0xab);
+  EXPECT_EQ(backend_.data()[5 * 512], 0);
+  // A zero block with UNMAP: the range is zeroed and may be deallocated.
+  ExpectGood(Run({kWriteSame16, 0x08, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3}, 0,
+                 std::vector<uint8_t>(512, 0)));
+  EXPECT_THAT(backend_.zeroes, ElementsAre(MemoryBackend::Op{2 * 512, 3 * 512, true}));
+  EXPECT_EQ(backend_.data()[2 * 512], 0);
+  // NDOB: no data-out buffer at all.
+  ExpectGood(Run({kWriteSame16, 0x01, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 1}));
+  EXPECT_EQ(backend_.zeroes.back(), (MemoryBackend::Op{10 * 512, 512, false}));
+}
+
+TEST_F(ScsiLunTest, WriteSameErrors) {
+  std::vector<uint8_t> pattern(512, 0xab);
+  ExpectSense(Run({WRITE_SAME, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0, pattern), kInvalidFieldInCdb);
+  ExpectSense(Run({WRITE_SAME, 0, 0, 0, 0, 62, 0, 0, 3, 0}, 0, pattern), kLbaOutOfRange);
+  EXPECT_EQ(Run({WRITE_SAME, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 0, std::vector<uint8_t>(511)).response,
+            VIRTIO_SCSI_S_OVERRUN);
+  EXPECT_TRUE(backend_.writes.empty());
+  EXPECT_TRUE(backend_.zeroes.empty());
+}
+
+}  // namespace
+}  // namespace vhost::scsi
