@@ -113,7 +113,10 @@ ScsiResponse ScsiLun::DataIn(std::vector<uint8_t> data, size_t allocation_length
 
 bool ScsiLun::InRange(uint64_t lba, uint64_t blocks) const {
   uint64_t capacity = backend_->num_blocks();
-  return lba <= capacity && blocks <= capacity - lba;
+  // A zero-length command still names its LBA, which must be on the medium (LBA 0 of an empty
+  // one is let through: SYNCHRONIZE CACHE of everything).
+  if (blocks == 0) return lba < capacity || lba == 0;
+  return lba < capacity && blocks <= capacity - lba;
 }
 
 ScsiResponse ScsiLun::Execute(const ScsiRequest& request) {
@@ -371,6 +374,7 @@ ScsiResponse ScsiLun::ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest
   }
   uint64_t offset = range.lba * block_size;
   ScsiResponse response;
+  if (bytes == 0) return response;  // transfer length 0: nothing moves, and that is no error
   if (write) {
     bool fua = range.fua || !write_cache_enabled_;
     if (!backend_->Write(offset, request.data_out.first(bytes), fua).ok()) {

@@ -409,6 +409,17 @@ TEST_F(ScsiLunTest, LbaBeyondCapacity) {
   EXPECT_EQ(backend_.flushes, 0);
 }
 
+TEST_F(ScsiLunTest, ZeroLengthTransfers) {
+  ScsiResponse response = Run({READ_10, 0, 0, 0, 0, 63, 0, 0, 0, 0});
+  ExpectGood(response);
+  EXPECT_THAT(response.data_in, IsEmpty());
+  ExpectGood(Run({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_TRUE(backend_.writes.empty());
+  // The LBA of a zero-length transfer is still checked.
+  ExpectSense(Run({READ_10, 0, 0, 0, 0, 64, 0, 0, 0, 0}), kLbaOutOfRange);
+  ExpectSense(Run({kWrite16, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0}), kLbaOutOfRange);
+}
+
 TEST_F(ScsiLunTest, TransferLongerThanBuffers) {
   ScsiResponse response = Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 2, 0}, /*data_in=*/1023);
   EXPECT_EQ(response.response, VIRTIO_SCSI_S_OVERRUN);
