@@ -126,6 +126,11 @@ ScsiResponse ScsiLun::Execute(const ScsiRequest& request) {
     return CheckCondition(*bad);
   }
   cdb = cdb.first(CdbLength(cdb[0]));
+  if (unit_attention_ && cdb[0] != INQUIRY && cdb[0] != REQUEST_SENSE) {
+    Sense attention = *unit_attention_;
+    unit_attention_.reset();
+    return CheckCondition(attention);
+  }
   switch (cdb[0]) {
     case TEST_UNIT_READY:
       return ScsiResponse{};
@@ -331,9 +336,12 @@ ScsiResponse ScsiLun::ModeSense(absl::Span<const uint8_t> cdb, const ScsiRequest
 }
 
 ScsiResponse ScsiLun::RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
-  // No deferred errors or pending unit attentions are kept yet: the answer is NO SENSE.
+  // A pending unit attention is reported (and cleared), else NO SENSE: no deferred errors are
+  // kept, every command's own error went back with it as CHECK CONDITION.
   bool descriptor = cdb[1] & 0x01;
-  return DataIn(EncodeSense(kNoSense, descriptor ? SenseFormat::kDescriptor : SenseFormat::kFixed),
+  Sense sense = unit_attention_.value_or(kNoSense);
+  unit_attention_.reset();
+  return DataIn(EncodeSense(sense, descriptor ? SenseFormat::kDescriptor : SenseFormat::kFixed),
                 cdb[4], request);
 }
 

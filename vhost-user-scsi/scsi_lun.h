@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,11 @@ class ScsiLun {
   // Runs one command. Never fails: errors become CHECK CONDITION with sense data.
   ScsiResponse Execute(const ScsiRequest& request);
 
+  // Queues a unit attention (e.g. kCapacityDataChanged after the backing grew, or a reset's
+  // 29/00): the next command other than INQUIRY and REQUEST SENSE gets it as CHECK CONDITION,
+  // or REQUEST SENSE returns it; either clears it. A newer one replaces one not yet reported.
+  void SetUnitAttention(const Sense& sense) { unit_attention_ = sense; }
+
   // Sense data format for CHECK CONDITION (the control mode page's D_SENSE).
   void set_descriptor_sense(bool descriptor) { descriptor_sense_ = descriptor; }
   bool write_cache_enabled() const { return write_cache_enabled_; }
@@ -97,6 +103,7 @@ class ScsiLun {
   LunIdentity identity_;
   bool descriptor_sense_ = false;
   bool write_cache_enabled_ = true;
+  std::optional<Sense> unit_attention_;
 };
 
 }  // namespace vhost::scsi

@@ -329,6 +329,29 @@ TEST_F(ScsiLunTest, RequestSense) {
   EXPECT_THAT(Run({REQUEST_SENSE, 0, 0, 0, 3}).data_in, ElementsAre(0x70, 0, 0));
 }
 
+TEST_F(ScsiLunTest, UnitAttentionReportedOnce) {
+  lun_.SetUnitAttention(kCapacityDataChanged);
+  // INQUIRY is answered normally and leaves it pending.
+  EXPECT_EQ(Run({INQUIRY, 0, 0, 0, 0xff}).data_in, kStandardInquiry);
+  ScsiResponse response = Run({TEST_UNIT_READY});
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  EXPECT_THAT(response.sense,
+              ElementsAre(0x70, 0, 0x06, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x2a, 0x09, 0, 0, 0, 0));
+  ExpectGood(Run({TEST_UNIT_READY}));
+  // REQUEST SENSE returns it instead, in the format asked for, and clears it.
+  lun_.SetUnitAttention(kCapacityDataChanged);
+  response = Run({REQUEST_SENSE, 1, 0, 0, 0xff});
+  ExpectGood(response);
+  EXPECT_THAT(response.data_in, ElementsAre(0x72, 0x06, 0x2a, 0x09, 0, 0, 0, 0));
+  EXPECT_EQ(Run({REQUEST_SENSE, 0, 0, 0, 0xff}).data_in,
+            EncodeSense(kNoSense, SenseFormat::kFixed));
+  // A READ with a unit attention pending does no I/O.
+  lun_.SetUnitAttention(kCapacityDataChanged);
+  response = Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0});
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  EXPECT_THAT(response.data_in, IsEmpty());
+}
+
 TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
   ScsiResponse response =
       Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0x10, 0});
