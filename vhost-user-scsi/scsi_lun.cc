@@ -38,6 +38,7 @@ constexpr OpcodeInfo kOpcodes[] = {
     {READ_6, 0, false, false},
     {WRITE_6, 0, false, false},
     {INQUIRY, 0, false, false},
+    {MODE_SELECT, 0, false, false},
     {MODE_SENSE, 0, false, false},
     {START_STOP, 0, false, false},
     {READ_CAPACITY, 0, false, false},
@@ -47,6 +48,7 @@ constexpr OpcodeInfo kOpcodes[] = {
     {SYNCHRONIZE_CACHE, 0, false, false},
     {WRITE_SAME, 0, false, false},
     {kUnmap, 0, false, true},
+    {MODE_SELECT_10, 0, false, false},
     {MODE_SENSE_10, 0, false, false},
     {kRead16, 0, false, false},
     {kWrite16, 0, false, false},
@@ -65,13 +67,13 @@ void PutAscii(uint8_t* out, const std::string& text, size_t width) {
   for (size_t i = 0; i < width; ++i) out[i] = i < text.size() ? text[i] : ' ';
 }
 
-// The mode page's bytes: `changeable` gives the mask MODE SELECT could change (none: this target
-// has no MODE SELECT yet, so every bit reads 0).
+// The mode pages' bytes; with `changeable`, the mask of what MODE SELECT may change: WCE and
+// D_SENSE.
 std::vector<uint8_t> CachingPage(bool wce, bool changeable) {
   std::vector<uint8_t> page(20, 0);
   page[0] = kModeCachingPage;
   page[1] = page.size() - 2;
-  if (!changeable && wce) page[2] = 0x04;  // WCE
+  if (changeable || wce) page[2] = 0x04;  // WCE
   return page;
 }
 
@@ -79,12 +81,24 @@ std::vector<uint8_t> ControlPage(bool d_sense, bool changeable) {
   std::vector<uint8_t> page(12, 0);
   page[0] = kModeControlPage;
   page[1] = page.size() - 2;
-  if (!changeable) {
-    page[2] = d_sense ? 0x04 : 0x00;  // D_SENSE
-    page[3] = 0x10;                   // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
-    Put16(&page[8], 0xffff);          // BUSY TIMEOUT PERIOD: unlimited
+  if (changeable) {
+    page[2] = 0x04;  // D_SENSE
+    return page;
   }
+  page[2] = d_sense ? 0x04 : 0x00;
+  page[3] = 0x10;           // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
+  Put16(&page[8], 0xffff);  // BUSY TIMEOUT PERIOD: unlimited
   return page;
+}
+
+// Whether `sent` differs from `current` only in the bits of `mask` (bytes 0-1, the page code and
+// length, are checked by the caller; PS, in byte 0, is reserved in MODE SELECT).
+bool OnlyChangeableDiffer(absl::Span<const uint8_t> sent, const std::vector<uint8_t>& current,
+                          const std::vector<uint8_t>& mask) {
+  for (size_t i = 2; i < current.size(); ++i) {
+    if ((sent[i] & ~mask[i]) != (current[i] & ~mask[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -152,6 +166,9 @@ ScsiResponse ScsiLun::Execute(const ScsiRequest& request) {
     case MODE_SENSE:
     case MODE_SENSE_10:
       return ModeSense(cdb, request);
+    case MODE_SELECT:
+    case MODE_SELECT_10:
+      return ModeSelect(cdb, request);
     case READ_6:
     case READ_10:
     case READ_12:
@@ -333,6 +350,60 @@ ScsiResponse ScsiLun::ModeSense(absl::Span<const uint8_t> cdb, const ScsiRequest
     data[0] = data.size() - 1;
   }
   return DataIn(std::move(data), ten ? Get16(cdb, 7) : cdb[4], request);
+}
+
+ScsiResponse ScsiLun::ModeSelect(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  bool ten = cdb[0] == MODE_SELECT_10;
+  if (cdb[1] & 0x01) return CheckCondition(kSavingParametersNotSupported);  // SP
+  if (!(cdb[1] & 0x10)) return CheckCondition(kInvalidFieldInCdb);          // PF: only SPC pages
+  size_t length = ten ? Get16(cdb, 7) : cdb[4];
+  if (length == 0) return ScsiResponse{};
+  if (length > request.data_out.size()) {
+    ScsiResponse response;
+    response.response = VIRTIO_SCSI_S_OVERRUN;
+    return response;
+  }
+  absl::Span<const uint8_t> list = request.data_out.first(length);
+  size_t header = ten ? 8 : 4;
+  if (list.size() < header) return CheckCondition(kParameterListLengthError);
+  size_t descriptor_length = ten ? Get16(list, 6) : list[3];
+  if (header + descriptor_length > list.size()) return CheckCondition(kParameterListLengthError);
+  if (descriptor_length != 0) {
+    // One short block descriptor, which may only restate the block length.
+    if (descriptor_length != 8) return CheckCondition(kInvalidFieldInParameterList);
+    if ((Get32(list, header + 4) & 0xffffff) != backend_->block_size()) {
+      return CheckCondition(kInvalidFieldInParameterList);
+    }
+  }
+  // Every page is checked before any is applied so a bad list changes nothing.
+  bool wce = write_cache_enabled_;
+  bool d_sense = descriptor_sense_;
+  for (size_t at = header + descriptor_length; at < list.size();) {
+    if (list.size() - at < 2) return CheckCondition(kParameterListLengthError);
+    uint8_t code = list[at] & 0x7f;  // SPF (subpages) set: no page here has one
+    size_t page_length = 2 + list[at + 1];
+    if (page_length > list.size() - at) return CheckCondition(kParameterListLengthError);
+    absl::Span<const uint8_t> page = list.subspan(at, page_length);
+    std::vector<uint8_t> current, mask;
+    if (code == kModeCachingPage) {
+      current = CachingPage(write_cache_enabled_, false);
+      mask = CachingPage(false, true);
+    } else if (code == kModeControlPage) {
+      current = ControlPage(descriptor_sense_, false);
+      mask = ControlPage(false, true);
+    } else {
+      return CheckCondition(kInvalidFieldInParameterList);
+    }
+    if (page.size() != current.size() || !OnlyChangeableDiffer(page, current, mask)) {
+      return CheckCondition(kInvalidFieldInParameterList);
+    }
+    if (code == kModeCachingPage) wce = page[2] & 0x04;
+    if (code == kModeControlPage) d_sense = page[2] & 0x04;
+    at += page_length;
+  }
+  write_cache_enabled_ = wce;
+  descriptor_sense_ = d_sense;
+  return ScsiResponse{};
 }
 
 ScsiResponse ScsiLun::RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {

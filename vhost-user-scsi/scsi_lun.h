@@ -76,7 +76,8 @@ class ScsiLun {
   // or REQUEST SENSE returns it; either clears it. A newer one replaces one not yet reported.
   void SetUnitAttention(const Sense& sense) { unit_attention_ = sense; }
 
-  // Sense data format for CHECK CONDITION (the control mode page's D_SENSE).
+  // Sense data format for CHECK CONDITION (the control mode page's D_SENSE, which MODE SELECT
+  // changes too).
   void set_descriptor_sense(bool descriptor) { descriptor_sense_ = descriptor; }
   bool write_cache_enabled() const { return write_cache_enabled_; }
 
@@ -90,6 +91,7 @@ class ScsiLun {
   ScsiResponse ReadCapacity10(const ScsiRequest& request);
   ScsiResponse ReadCapacity16(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse ModeSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse ModeSelect(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request);

@@ -295,10 +295,13 @@ TEST_F(ScsiLunTest, ModeSense10AllPagesWithoutBlockDescriptor) {
       0,    0,    0,    0,                                               //
       0x0a, 0x0a, 0x00, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0};             // control
   EXPECT_EQ(response.data_in, expected);
-  // Changeable values: nothing (no MODE SELECT yet); the control page's D_SENSE follows the LUN.
+  // Changeable values: MODE SELECT may change D_SENSE (and the caching page's WCE).
   response = Run({MODE_SENSE, 0x08, 0x4a, 0, 0xff});
   EXPECT_THAT(response.data_in,
-              ElementsAre(15, 0, 0x10, 0, 0x0a, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+              ElementsAre(15, 0, 0x10, 0, 0x0a, 0x0a, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+  response = Run({MODE_SENSE, 0x08, 0x48, 0, 0xff});
+  ASSERT_EQ(response.data_in.size(), 24u);
+  EXPECT_EQ(response.data_in[6], 0x04);
   lun_.set_descriptor_sense(true);
   response = Run({MODE_SENSE, 0x08, 0x0a, 0, 0xff});
   EXPECT_EQ(response.data_in[6], 0x04);
@@ -320,6 +323,60 @@ TEST_F(ScsiLunTest, ModeSenseReadOnly) {
   request.cdb = cdb;
   request.data_in_size = 255;
   EXPECT_EQ(lun.Execute(request).data_in[2], 0x90);  // WP | DPOFUA
+}
+
+// What MODE SENSE(6) with DBD returns for one page, turned into a MODE SELECT(6) list.
+std::vector<uint8_t> SelectList(std::vector<uint8_t> sensed) {
+  sensed[0] = 0;  // MODE DATA LENGTH is reserved in MODE SELECT
+  sensed[2] = 0;  // so is WP/DPOFUA
+  return sensed;
+}
+
+TEST_F(ScsiLunTest, ModeSelectTurnsOffTheWriteCache) {
+  std::vector<uint8_t> list = SelectList(Run({MODE_SENSE, 0x08, 0x08, 0, 0xff}).data_in);
+  ASSERT_EQ(list.size(), 24u);
+  list[6] &= ~0x04;  // WCE off
+  ExpectGood(Run({MODE_SELECT, 0x10, 0, 0, 24}, 0, list));
+  EXPECT_FALSE(lun_.write_cache_enabled());
+  EXPECT_EQ(Run({MODE_SENSE, 0x08, 0x08, 0, 0xff}).data_in[6], 0x00);
+  // Without the write cache every write is FUA.
+  ExpectGood(Run({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 0, std::vector<uint8_t>(512)));
+  EXPECT_TRUE(backend_.writes.back().flag);
+}
+
+TEST_F(ScsiLunTest, ModeSelect10SetsDescriptorSense) {
+  std::vector<uint8_t> list = Run({MODE_SENSE_10, 0x08, 0x0a, 0, 0, 0, 0, 0, 0xff}).data_in;
+  ASSERT_EQ(list.size(), 20u);
+  list[0] = list[1] = list[3] = 0;
+  list[10] |= 0x04;  // D_SENSE
+  ExpectGood(Run({MODE_SELECT_10, 0x10, 0, 0, 0, 0, 0, 0, 20}, 0, list));
+  EXPECT_THAT(Run({0x3b}).sense, ElementsAre(0x72, 0x05, 0x20, 0, 0, 0, 0, 0));
+}
+
+TEST_F(ScsiLunTest, ModeSelectErrorsChangeNothing) {
+  std::vector<uint8_t> list = SelectList(Run({MODE_SENSE, 0x08, 0x08, 0, 0xff}).data_in);
+  list[6] &= ~0x04;
+  std::vector<uint8_t> bad = list;
+  bad[7] = 0x01;  // the caching page's byte 3: not changeable
+  ExpectSense(Run({MODE_SELECT, 0x10, 0, 0, 24}, 0, bad), kInvalidFieldInParameterList);
+  ExpectSense(Run({MODE_SELECT, 0x11, 0, 0, 24}, 0, list), kSavingParametersNotSupported);
+  ExpectSense(Run({MODE_SELECT, 0x00, 0, 0, 24}, 0, list), kInvalidFieldInCdb);  // no PF
+  ExpectSense(Run({MODE_SELECT, 0x10, 0, 0, 20}, 0, list), kParameterListLengthError);
+  ExpectSense(Run({MODE_SELECT, 0x10, 0, 0, 3}, 0, list), kParameterListLengthError);
+  EXPECT_EQ(Run({MODE_SELECT, 0x10, 0, 0, 25}, 0, list).response, VIRTIO_SCSI_S_OVERRUN);
+  bad = list;
+  bad[4] = 0x1c;  // a page this target does not have
+  ExpectSense(Run({MODE_SELECT, 0x10, 0, 0, 24}, 0, bad), kInvalidFieldInParameterList);
+  // A block descriptor with another block length.
+  std::vector<uint8_t> with_descriptor = SelectList(Run({MODE_SENSE, 0, 0x08, 0, 0xff}).data_in);
+  ASSERT_EQ(with_descriptor.size(), 32u);
+  with_descriptor[14] &= ~0x04;
+  with_descriptor[10] = 0x10;  // 4096-byte blocks
+  ExpectSense(Run({MODE_SELECT, 0x10, 0, 0, 32}, 0, with_descriptor), kInvalidFieldInParameterList);
+  EXPECT_TRUE(lun_.write_cache_enabled());
+  with_descriptor[10] = 0x02;  // the current block length is fine
+  ExpectGood(Run({MODE_SELECT, 0x10, 0, 0, 32}, 0, with_descriptor));
+  EXPECT_FALSE(lun_.write_cache_enabled());
 }
 
 TEST_F(ScsiLunTest, RequestSense) {
@@ -361,7 +418,7 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
   uint32_t length = Get32(data, 0);
   ASSERT_EQ(data.size(), 4 + length);
   ASSERT_EQ(length % 8, 0u);
-  EXPECT_EQ(length / 8, 25u);
+  EXPECT_EQ(length / 8, 27u);
   EXPECT_THAT(std::vector<uint8_t>(data.begin() + 4, data.begin() + 12),
               ElementsAre(TEST_UNIT_READY, 0, 0, 0, 0, 0, 0, 6));
   bool unmap = false, read_capacity16 = false;
@@ -377,7 +434,7 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
   EXPECT_TRUE(read_capacity16);
   // Allocation length 4: just the header, which still says how much there is.
   EXPECT_THAT(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0, 4}).data_in,
-              ElementsAre(0, 0, 0, 200));
+              ElementsAre(0, 0, 0, 216));
   // One-command forms and timeouts are not implemented.
   ExpectSense(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 1, READ_10, 0, 0, 0, 0, 1, 0}),
               kInvalidFieldInCdb);
@@ -394,7 +451,7 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodesWithoutDiscard) {
   request.cdb = cdb;
   request.data_in_size = 4096;
   std::vector<uint8_t> data = lun.Execute(request).data_in;
-  EXPECT_EQ(Get32(data, 0), 24u * 8);
+  EXPECT_EQ(Get32(data, 0), 26u * 8);
   for (size_t at = 4; at < data.size(); at += 8) EXPECT_NE(data[at], kUnmap);
   cdb = Cdb({kUnmap, 0, 0, 0, 0, 0, 0, 0, 24});
   request.cdb = cdb;
