@@ -3,6 +3,7 @@
 #include <linux/virtio_scsi.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "glog/logging.h"
@@ -134,6 +135,35 @@ bool ScsiLun::InRange(uint64_t lba, uint64_t blocks) const {
 }
 
 ScsiResponse ScsiLun::Execute(const ScsiRequest& request) {
+  std::variant<ScsiResponse, BlockIo> prepared = Prepare(request);
+  if (ScsiResponse* response = std::get_if<ScsiResponse>(&prepared)) return std::move(*response);
+  const BlockIo& io = std::get<BlockIo>(prepared);
+  std::vector<uint8_t> data;
+  absl::Status status;
+  switch (io.kind) {
+    case BlockIo::kRead:
+      data.resize(io.length);
+      status = backend_->Read(io.offset, absl::MakeSpan(data));
+      break;
+    case BlockIo::kWrite:
+      status = backend_->Write(io.offset, request.data_out.first(io.length), io.fua);
+      break;
+    case BlockIo::kFlush:
+      status = backend_->Flush();
+      break;
+  }
+  ScsiResponse response = CompleteIo(io, status.ok() ? 0 : -EIO);
+  if (response.status == kStatusGood) response.data_in = std::move(data);
+  return response;
+}
+
+ScsiResponse ScsiLun::CompleteIo(const BlockIo& io, int64_t result) const {
+  if (result >= 0) return ScsiResponse{};
+  LOG_EVERY_N(WARNING, 100) << "scsi: backend I/O failed: " << -result;
+  return CheckCondition(io.kind == BlockIo::kRead ? kUnrecoveredReadError : kWriteError);
+}
+
+std::variant<ScsiResponse, BlockIo> ScsiLun::Prepare(const ScsiRequest& request) {
   absl::Span<const uint8_t> cdb = request.cdb;
   if (std::optional<Sense> bad = CheckCdbLength(cdb)) {
     LOG_EVERY_N(WARNING, 100) << "scsi: CDB of " << cdb.size() << " bytes rejected";
@@ -433,7 +463,8 @@ ScsiResponse ScsiLun::ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiReq
   return DataIn(std::move(data), Get32(cdb, 6), request);
 }
 
-ScsiResponse ScsiLun::ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+std::variant<ScsiResponse, BlockIo> ScsiLun::ReadWrite(absl::Span<const uint8_t> cdb,
+                                                       const ScsiRequest& request) {
   BlockRange range;
   if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
   bool write = cdb[0] == WRITE_6 || cdb[0] == WRITE_10 || cdb[0] == WRITE_12 || cdb[0] == kWrite16;
@@ -454,18 +485,12 @@ ScsiResponse ScsiLun::ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest
   uint64_t offset = range.lba * block_size;
   ScsiResponse response;
   if (bytes == 0) return response;  // transfer length 0: nothing moves, and that is no error
-  if (write) {
-    bool fua = range.fua || !write_cache_enabled_;
-    if (!backend_->Write(offset, request.data_out.first(bytes), fua).ok()) {
-      return CheckCondition(kWriteError);
-    }
-    return response;
-  }
-  response.data_in.resize(bytes);
-  if (!backend_->Read(offset, absl::MakeSpan(response.data_in)).ok()) {
-    return CheckCondition(kUnrecoveredReadError);
-  }
-  return response;
+  BlockIo io;
+  io.kind = write ? BlockIo::kWrite : BlockIo::kRead;
+  io.offset = offset;
+  io.length = bytes;
+  io.fua = write && (range.fua || !write_cache_enabled_);
+  return io;
 }
 
 ScsiResponse ScsiLun::Verify(absl::Span<const uint8_t> cdb) {
@@ -478,13 +503,14 @@ ScsiResponse ScsiLun::Verify(absl::Span<const uint8_t> cdb) {
   return ScsiResponse{};
 }
 
-ScsiResponse ScsiLun::SynchronizeCache(absl::Span<const uint8_t> cdb) {
+std::variant<ScsiResponse, BlockIo> ScsiLun::SynchronizeCache(absl::Span<const uint8_t> cdb) {
   BlockRange range;
   if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
   // NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium".
   if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
-  if (!backend_->Flush().ok()) return CheckCondition(kWriteError);
-  return ScsiResponse{};
+  BlockIo io;
+  io.kind = BlockIo::kFlush;
+  return io;
 }
 
 ScsiResponse ScsiLun::Unmap(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {

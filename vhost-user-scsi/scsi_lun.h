@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,6 +60,15 @@ struct ScsiResponse {
   std::vector<uint8_t> data_in;  // at most data_in_size bytes
 };
 
+// A READ, WRITE or SYNCHRONIZE CACHE that passed every check: the data phase, for the caller to run
+// on its own I/O path (blk's DiskQueue) before CompleteIo. Byte offsets, within the capacity.
+struct BlockIo {
+  enum Kind { kRead, kWrite, kFlush } kind = kRead;
+  uint64_t offset = 0;
+  uint64_t length = 0;  // the first `length` bytes of the data-in/data-out buffers
+  bool fua = false;     // write through (FUA, or the write cache is off)
+};
+
 class ScsiLun {
  public:
   // Maximum blocks one READ/WRITE may move (block limits VPD page); larger ones get INVALID FIELD.
@@ -68,8 +78,15 @@ class ScsiLun {
 
   ScsiLun(BlockBackend* backend, LunIdentity identity);
 
-  // Runs one command. Never fails: errors become CHECK CONDITION with sense data.
+  // Runs one command. Never fails: errors become CHECK CONDITION with sense data. The data
+  // phase goes through the BlockBackend synchronously (Prepare + backend + CompleteIo).
   ScsiResponse Execute(const ScsiRequest& request);
+
+  // The asynchronous form: every command but the data phase of READ/WRITE/SYNCHRONIZE CACHE is
+  // answered at once; those come back as a BlockIo, which the caller runs (reading into or writing
+  // from the request's buffers) and then hands to CompleteIo with the result (>= 0, or -errno).
+  std::variant<ScsiResponse, BlockIo> Prepare(const ScsiRequest& request);
+  ScsiResponse CompleteIo(const BlockIo& io, int64_t result) const;
 
   // Queues a unit attention (e.g. kCapacityDataChanged after the backing grew, or a reset's
   // 29/00): the next command other than INQUIRY and REQUEST SENSE gets it as CHECK CONDITION,
@@ -94,9 +111,10 @@ class ScsiLun {
   ScsiResponse ModeSelect(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
-  ScsiResponse ReadWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  std::variant<ScsiResponse, BlockIo> ReadWrite(absl::Span<const uint8_t> cdb,
+                                                const ScsiRequest& request);
   ScsiResponse Verify(absl::Span<const uint8_t> cdb);
-  ScsiResponse SynchronizeCache(absl::Span<const uint8_t> cdb);
+  std::variant<ScsiResponse, BlockIo> SynchronizeCache(absl::Span<const uint8_t> cdb);
   ScsiResponse Unmap(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse WriteSame(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   bool InRange(uint64_t lba, uint64_t blocks) const;

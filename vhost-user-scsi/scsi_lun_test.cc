@@ -2,8 +2,10 @@
 
 #include <linux/virtio_scsi.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -470,6 +472,51 @@ TEST_F(ScsiLunTest, WriteThenRead) {
   EXPECT_EQ(Run({READ_12, 0, 0, 0, 0, 5, 0, 0, 0, 2}, 1024).data_in, block);
   ExpectGood(Run({WRITE_6, 0, 0, 63, 1}, 0, std::vector<uint8_t>(512, 1)));  // the last block
   EXPECT_EQ(backend_.writes.back(), (MemoryBackend::Op{63 * 512, 512, false}));
+}
+
+TEST_F(ScsiLunTest, PrepareHandsTheDataPhaseToTheCaller) {
+  std::vector<uint8_t> cdb = Cdb({kWrite16, 0x08, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 2});
+  std::vector<uint8_t> data(1024, 5);
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_out = data;
+  std::variant<ScsiResponse, BlockIo> prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<BlockIo>(prepared));
+  BlockIo io = std::get<BlockIo>(prepared);
+  EXPECT_EQ(io.kind, BlockIo::kWrite);
+  EXPECT_EQ(io.offset, 3u * 512);
+  EXPECT_EQ(io.length, 1024u);
+  EXPECT_TRUE(io.fua);
+  EXPECT_TRUE(backend_.writes.empty());  // nothing ran yet
+  ExpectGood(lun_.CompleteIo(io, 1024));
+  ExpectSense(lun_.CompleteIo(io, -EIO), kWriteError);
+
+  cdb = Cdb({READ_10, 0, 0, 0, 0, 1, 0, 0, 1, 0});
+  request.cdb = cdb;
+  request.data_out = {};
+  request.data_in_size = 512;
+  prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<BlockIo>(prepared));
+  io = std::get<BlockIo>(prepared);
+  EXPECT_EQ(io.kind, BlockIo::kRead);
+  EXPECT_EQ(io.offset, 512u);
+  EXPECT_EQ(io.length, 512u);
+  EXPECT_FALSE(io.fua);
+  ExpectSense(lun_.CompleteIo(io, -EIO), kUnrecoveredReadError);
+
+  cdb = Cdb({SYNCHRONIZE_CACHE});
+  request.cdb = cdb;
+  prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<BlockIo>(prepared));
+  EXPECT_EQ(std::get<BlockIo>(prepared).kind, BlockIo::kFlush);
+  EXPECT_EQ(backend_.flushes, 0);
+
+  // Everything else is answered at once.
+  cdb = Cdb({READ_10, 0, 0, 0, 0, 64, 0, 0, 1, 0});
+  request.cdb = cdb;
+  prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<ScsiResponse>(prepared));
+  ExpectSense(std::get<ScsiResponse>(prepared), kLbaOutOfRange);
 }
 
 TEST_F(ScsiLunTest, LbaBeyondCapacity) {
