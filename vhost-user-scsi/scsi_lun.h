@@ -1,6 +1,7 @@
 // One logical unit: the SPC-5/SBC-4 command set of a direct-access block device, emulated on top
-// of a BlockBackend. Pure and synchronous: the virtio-scsi device decodes a request, hands the CDB
-// and data buffers to Execute and writes the response back.
+// of a BlockBackend. No threads and no I/O of its own: the virtio-scsi device decodes a request and
+// hands the CDB and data buffers to Execute (synchronous, through the BlockBackend) or to Prepare
+// (the data phase comes back as a BlockIo for the device's own I/O path), then writes the response.
 #ifndef VHOST_USER_SCSI_SCSI_LUN_H_
 #define VHOST_USER_SCSI_SCSI_LUN_H_
 
