@@ -98,7 +98,6 @@ class Qemu(qemu_guest.QemuProcess):
 
     def __init__(self, work, name, devices, initrd, incoming=None):
         kernel, _ = qemu_guest.find_kernel()
-        self.qmp_path = os.path.join(work, f"{name}.qmp")
         argv = [qemu_guest.QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64",
                 "-smp", "1", "-m", f"{MEMORY_MB}M",
                 "-object", f"memory-backend-memfd,id=mem,size={MEMORY_MB}M,share=on",
@@ -107,11 +106,10 @@ class Qemu(qemu_guest.QemuProcess):
                 # init_on_alloc=0: Debian's kernel zeroes every page it allocates, which would
                 # mark the page cache's pages dirty for QEMU just before the daemon fills them
                 # and hide a missing dirty log.
-                "-append", "console=ttyS0 panic=-1 quiet loglevel=4 init_on_alloc=0",
-                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + list(devices)
+                "-append", "console=ttyS0 panic=-1 quiet loglevel=4 init_on_alloc=0"] + list(devices)
         if incoming:
             argv += ["-incoming", incoming]
-        super().__init__(argv, self.qmp_path)
+        super().__init__(argv, qmp=True)
 
 
 def initramfs(work, script, extra=()):
@@ -166,7 +164,7 @@ class BlkMigrationTest(unittest.TestCase):
                     src.qmp.command("migrate-set-parameters",
                                     **{"max-bandwidth": 16 << 20, "downtime-limit": 1})
                     start = time.time()
-                    src.qmp.command("migrate", uri=f"unix:{migration}")
+                    qemu_guest.start_migration(src.qmp, f"unix:{migration}")
                     # All of guest memory went out once (the second bitmap sync): fill.
                     info = qemu_guest.wait_migration(src.qmp, 300, syncs=2)
                     self.assertEqual(info.get("status"), "active", info)
@@ -185,7 +183,7 @@ class BlkMigrationTest(unittest.TestCase):
                           f"{info.get('total-time')} ms ({wall:.1f} s wall), "
                           f"{info['ram']['transferred'] >> 20} MiB sent, "
                           f"{info['ram'].get('dirty-sync-count')} dirty syncs", flush=True)
-                    self.assertEqual(dst.qmp.command("query-status")["status"], "running")
+                    self.assertEqual(qemu_guest.wait_running(dst.qmp, 60), "running")
                     src.qmp.command("quit")
                     dst.type("go\n")
                     self.assertIsNotNone(dst.wait_exit(600), dst.output()[-3000:])

@@ -144,23 +144,17 @@ class FsMigrationTest(unittest.TestCase):
                 "-kernel", self.kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 panic=-1 quiet loglevel=4",
                 "-chardev", f"socket,id=fs0,path={daemon.socket_path}",
-                "-device", "vhost-user-fs-pci,chardev=fs0,tag=share",
-                "-qmp", f"unix:{os.path.join(self.work, name + '.qmp')},server=on,wait=off"]
+                "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"]
         if incoming:
             argv += ["-incoming", f"unix:{incoming}"]
-        vm = qemu_guest.QemuProcess(argv)
+        vm = qemu_guest.QemuProcess(argv, qmp=True)
         vm.name = name
         self.stack.callback(vm.stop)
         return vm
 
-    def qmp(self, name):
-        client = qemu_guest.Qmp(os.path.join(self.work, name + ".qmp"))
-        self.stack.callback(client.close)
-        return client
-
     def migrate(self, source_qmp, destination, logs):
         """Migrates to `destination` (a Unix socket path); returns query-migrate's last answer."""
-        source_qmp.command("migrate", uri=f"unix:{destination}")
+        qemu_guest.start_migration(source_qmp, f"unix:{destination}")
         info = qemu_guest.wait_migration(source_qmp, 180)
         self.assertIn(info.get("status"), ("completed", "failed", "cancelled"),
                       f"migration stuck: {info}{logs()}")
@@ -189,14 +183,14 @@ class FsMigrationTest(unittest.TestCase):
         logs = self.logs_of([source, dest], [("source", source_daemon), ("dest", dest_daemon)])
         self.assertTrue(source.wait_for("E2E-MIGRATE-NOW", 180), logs())
 
-        source_qmp, dest_qmp = self.qmp("source"), self.qmp("dest")
+        source_qmp, dest_qmp = source.qmp, dest.qmp
         info = self.migrate(source_qmp, migration, logs)
         self.assertEqual(info.get("status"), "completed", f"{info}{logs()}")
         print(f"migration: downtime {info.get('downtime')} ms, total "
               f"{info.get('total-time')} ms, {info.get('ram', {}).get('transferred')} "
               f"bytes of RAM, {info.get('ram', {}).get('dirty-sync-count')} dirty syncs",
               flush=True)
-        self.assertEqual(dest_qmp.command("query-status")["status"], "running", logs())
+        self.assertEqual(qemu_guest.wait_running(dest_qmp, 60), "running", logs())
         source_qmp.command("quit")
 
         dest.type("migrated\n")  # the guest's console is the destination's now
@@ -242,7 +236,7 @@ class FsMigrationTest(unittest.TestCase):
         dest1 = self.qemu("dest1", dest_daemon, initrd, incoming=first)
         logs = self.logs_of([source, dest1], [("source", source_daemon), ("dest", dest_daemon)])
         self.assertTrue(source.wait_for("E2E-MIGRATE-NOW", 180), logs())
-        source_qmp = self.qmp("source")
+        source_qmp = source.qmp
         info = self.migrate(source_qmp, first, logs)
         self.assertEqual(info.get("status"), "failed", f"{info}{logs()}")
         self.assertIn("cannot migrate", source_daemon.read_log(), logs())
@@ -257,7 +251,6 @@ class FsMigrationTest(unittest.TestCase):
         dest2 = self.qemu("dest2", dest_daemon, initrd, incoming=second)
         logs = self.logs_of([source, dest1, dest2],
                             [("source", source_daemon), ("dest", dest_daemon)])
-        self.qmp("dest2")  # up and listening
         info = self.migrate(source_qmp, second, logs)
         self.assertEqual(info.get("status"), "completed", f"{info}{logs()}")
         source_qmp.command("quit")

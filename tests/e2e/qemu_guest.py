@@ -451,36 +451,60 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
 
 
 class Qmp:
-    """A QMP client on QEMU's `-qmp unix:PATH,server=on,wait=off`: one command at a time,
-    events skipped; `command` returns the reply's "return" and raises GuestError on an error."""
+    """A QMP client: one command at a time; events are kept for wait_event. On `sock`, a socket
+    QEMU was handed (QemuProcess(qmp=True): no waiting for QEMU to create one), or on QEMU's
+    `-qmp unix:PATH,server=on,wait=off`, connected to once QEMU has made it. `command` returns
+    the reply's "return" and raises GuestError on an error or after `timeout` seconds."""
 
-    def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)  # until QEMU has made its socket
-        self.file = self.sock.makefile("rw")
-        json.loads(self.file.readline())  # the greeting
+    def __init__(self, path=None, timeout=30, sock=None):
+        self.timeout = timeout
+        if sock is None:
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    sock = socket.socket(socket.AF_UNIX)
+                    sock.connect(path)
+                    break
+                except OSError:
+                    sock.close()
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)  # until QEMU has made its socket (no event tells)
+        self.sock = sock
+        self.buffer = b""
+        self.events = []
+        if self._read(timeout) is None:  # the greeting
+            raise GuestError("QMP: no greeting from QEMU")
         self.command("qmp_capabilities")
+
+    def _read(self, timeout):
+        """The next message, or None after `timeout` seconds."""
+        deadline = time.time() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not data:
+                raise GuestError("QMP: QEMU closed the connection")
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
 
     def reply(self, name, **arguments):
         """The whole reply: {"return": ...} or {"error": ...} (for commands expected to fail)."""
-        self.file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
-        self.file.flush()
+        self.sock.sendall(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
         while True:
-            line = self.file.readline()
-            if not line:
-                raise GuestError(f"QMP {name}: QEMU closed the connection")
-            reply = json.loads(line)
-            if "event" not in reply:
-                return reply
+            message = self._read(self.timeout)
+            if message is None:
+                raise GuestError(f"QMP {name}: no reply in {self.timeout} s")
+            if "event" not in message:
+                return message
+            self.events.append(message)
 
     def command(self, name, **arguments):
         reply = self.reply(name, **arguments)
@@ -488,26 +512,48 @@ class Qmp:
             raise GuestError(f"QMP {name}: {reply['error']}")
         return reply["return"]
 
+    def wait_event(self, names, timeout):
+        """The first event named in `names` (kept or arriving within `timeout` seconds, which
+        ends the wait with None); earlier events of other names are dropped."""
+        deadline = time.time() + timeout
+        while True:
+            while self.events:
+                event = self.events.pop(0)
+                if event["event"] in names:
+                    return event
+            message = self._read(deadline - time.time())
+            if message is None:
+                return None
+            if "event" in message:
+                self.events.append(message)
+
     def close(self):
         self.sock.close()
 
 
 class QemuProcess:
     """A QEMU process a test talks to while it runs (migrations): its serial console (stdout)
-    collected line by line, text typed to it, and a Qmp client when `qmp_path` names its
-    `-qmp unix:PATH,server=on,wait=off` socket. stop() ends it (the whole process group)."""
+    collected line by line, text typed to it, and with `qmp` a Qmp client (`qmp`) on a monitor
+    socket handed to QEMU. stop() ends it (the whole process group)."""
 
-    def __init__(self, argv, qmp_path=None):
+    def __init__(self, argv, qmp=False):
         self.lines = []
         self.cond = threading.Condition()
+        ours, theirs = socket.socketpair() if qmp else (None, None)
+        if qmp:  # the monitor on a socket made here: connected before QEMU even starts
+            argv = list(argv) + ["-chardev", f"socket,id=qmp0,fd={theirs.fileno()}",
+                                 "-mon", "chardev=qmp0,mode=control"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     pass_fds=[theirs.fileno()] if qmp else [])
+        if qmp:
+            theirs.close()
         self.reader = threading.Thread(target=self._read_console)
         self.reader.start()
         self.qmp = None
-        if qmp_path:
+        if qmp:
             try:
-                self.qmp = Qmp(qmp_path)
+                self.qmp = Qmp(sock=ours)
             except BaseException:
                 self.stop(0)
                 raise
@@ -560,9 +606,17 @@ class QemuProcess:
         self.proc.stdout.close()
 
 
+def start_migration(qmp, uri):
+    """Starts migrating to `uri`, with QEMU's migration events on for wait_migration."""
+    qmp.command("migrate-set-capabilities",
+                capabilities=[{"capability": "events", "state": True}])
+    qmp.command("migrate", uri=uri)
+
+
 def wait_migration(qmp, timeout, syncs=None):
-    """Polls query-migrate until the migration ends or `timeout` seconds pass (or, with
-    `syncs`, until it has synced the dirty bitmap that often); returns its last answer."""
+    """Waits, woken by QEMU's MIGRATION and MIGRATION_PASS events (start_migration), until the
+    migration ends or `timeout` seconds pass (or, with `syncs`, until it has synced the dirty
+    bitmap that often); returns query-migrate's last answer."""
     deadline = time.time() + timeout
     while True:
         info = qmp.command("query-migrate")
@@ -570,7 +624,18 @@ def wait_migration(qmp, timeout, syncs=None):
             return info
         if syncs is not None and info.get("ram", {}).get("dirty-sync-count", 0) >= syncs:
             return info
-        time.sleep(0.1)
+        qmp.wait_event(("MIGRATION", "MIGRATION_PASS"), deadline - time.time())
+
+
+def wait_running(qmp, timeout):
+    """A migration's destination runs its guest a moment after the source reports the migration
+    completed: waits for QEMU's RESUME event; returns query-status's last status."""
+    deadline = time.time() + timeout
+    while True:
+        status = qmp.command("query-status")["status"]
+        if status == "running" or time.time() > deadline:
+            return status
+        qmp.wait_event(("RESUME",), deadline - time.time())
 
 
 def run_guest_again(daemon, script, devices, modules, **kwargs):
