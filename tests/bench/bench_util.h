@@ -2,6 +2,7 @@
 #ifndef TESTS_BENCH_BENCH_UTIL_H_
 #define TESTS_BENCH_BENCH_UTIL_H_
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,14 @@ inline absl::Duration ProcessCpuTime(pid_t pid) {
   long utime = 0, stime = 0;
   fields >> utime >> stime;
   return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
+}
+
+// Runs the calling thread on `cpu` only (daemon and front end on CPUs of their own).
+inline void PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
 }
 
 inline double Median(std::vector<double> v) {

@@ -53,13 +53,6 @@ using testing::UsedElement;
 constexpr uint64_t kFileBytes = 512 << 20;
 constexpr uint64_t kNullBytes = 1ull << 30;
 
-void PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
-
 struct Case {
   const char* name;
   bool write;

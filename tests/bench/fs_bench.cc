@@ -37,13 +37,6 @@ using frontend::FuseClient;
 
 constexpr uint64_t kRoot = 1;
 
-void PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
-
 struct Figures {
   double creates = 0, stats = 0, write_mbps = 0, read_mbps = 0;
 };

@@ -53,13 +53,6 @@ constexpr uint64_t kNullBytes = 1ull << 30;
 constexpr int kDepth = 32;
 constexpr uint16_t kQueueSize = 128;
 
-void PinTo(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
-
 struct Figures {
   std::vector<double> setup_ms;  // SIGKILL -> the new daemon took the front end's setup
   std::vector<double> drain_ms;  // SIGKILL -> every request outstanding at the kill completed
