@@ -473,7 +473,8 @@ std::variant<ScsiResponse, BlockIo> ScsiLun::ReadWrite(absl::Span<const uint8_t>
   if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
   uint64_t block_size = backend_->block_size();
   uint64_t bytes = range.blocks * block_size;
-  size_t room = write ? request.data_out.size() : request.data_in_size;
+  size_t room =
+      write ? std::max(request.data_out.size(), request.data_out_size) : request.data_in_size;
   if (bytes > room) {
     // The initiator's buffers cannot hold the transfer: the virtio-scsi response says so and
     // nothing is read or written.

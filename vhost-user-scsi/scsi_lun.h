@@ -49,7 +49,10 @@ struct LunIdentity {
 struct ScsiRequest {
   absl::Span<const uint8_t> cdb;       // the CDB area of the request (may be longer than the CDB)
   absl::Span<const uint8_t> data_out;  // what the initiator sends (WRITE, UNMAP, ...)
-  size_t data_in_size = 0;             // room the initiator gave for data coming back
+  // Bytes the initiator sends in all, when more than data_out holds: a device passes a WRITE's
+  // data by reference (guest buffers) and copies only parameter lists into data_out.
+  size_t data_out_size = 0;
+  size_t data_in_size = 0;  // room the initiator gave for data coming back
 };
 
 struct ScsiResponse {

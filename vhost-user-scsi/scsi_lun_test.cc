@@ -519,6 +519,21 @@ TEST_F(ScsiLunTest, PrepareHandsTheDataPhaseToTheCaller) {
   ExpectSense(std::get<ScsiResponse>(prepared), kLbaOutOfRange);
 }
 
+TEST_F(ScsiLunTest, WriteDataPassedByReference) {
+  // The device copies no WRITE data: only its size says whether the buffers hold the transfer.
+  std::vector<uint8_t> cdb = Cdb({WRITE_10, 0, 0, 0, 0, 2, 0, 0, 2, 0});
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_out_size = 1024;
+  std::variant<ScsiResponse, BlockIo> prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<BlockIo>(prepared));
+  EXPECT_EQ(std::get<BlockIo>(prepared).length, 1024u);
+  request.data_out_size = 1023;
+  prepared = lun_.Prepare(request);
+  ASSERT_TRUE(std::holds_alternative<ScsiResponse>(prepared));
+  EXPECT_EQ(std::get<ScsiResponse>(prepared).response, VIRTIO_SCSI_S_OVERRUN);
+}
+
 TEST_F(ScsiLunTest, LbaBeyondCapacity) {
   ExpectSense(Run({READ_10, 0, 0, 0, 0, 63, 0, 0, 2, 0}), kLbaOutOfRange);
   ExpectSense(Run({READ_10, 0, 0, 0, 0, 64, 0, 0, 1, 0}), kLbaOutOfRange);
