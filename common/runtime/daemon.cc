@@ -287,7 +287,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     return 0;
   }
   FLAGS_logtostderr = true;  // daemons log to stderr; the supervisor keeps the log
-  if (absl::Status s = ParseFlags(argc, argv, spec.short_names); !s.ok()) {
+  if (absl::Status s = ParseFlags(argc, argv, spec.short_names, spec.repeatable_flags); !s.ok()) {
     ExitWithUsageError(spec.program, std::string(s.message()));
   }
   absl::StatusOr<SeccompMode> seccomp = ParseSeccompMode(FLAGS_seccomp);

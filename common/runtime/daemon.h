@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct DaemonSpec {
   std::vector<std::string> capability_features;
   // One-letter aliases (-b PATH) for flags, as a peer daemon's users know them.
   std::map<char, std::string> short_names;
+  // String flags that may be given several times (scsi's --lun); see ParseFlags.
+  std::set<std::string> repeatable_flags;
   // Builds the device from its flags. InvalidArgumentError means bad command-line input (one
   // line naming the flag, exit status 2); other errors exit with status 1.
   std::function<absl::StatusOr<std::unique_ptr<VirtioDevice>>()> create_device;

@@ -11,7 +11,9 @@
 
 namespace vhost {
 
-absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names) {
+absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names,
+                        const std::set<std::string>& repeatable) {
+  std::set<std::string> given;  // repeatable flags seen so far
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
@@ -45,6 +47,9 @@ absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>
       }
     }
     if (!found) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (repeatable.count(info.name) && info.type == "string" && !given.insert(info.name).second) {
+      value = absl::StrCat(info.current_value, ";", value);
+    }
     if (gflags::SetCommandLineOption(name.c_str(), value.c_str()).empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--", name, ": invalid value '", value, "' (expected ", info.type, ")"));

@@ -5,6 +5,7 @@
 #define COMMON_RUNTIME_FLAGS_H_
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -15,8 +16,11 @@ namespace vhost {
 constexpr int kUsageExitCode = 2;
 
 // Sets every --flag=value in argv. `short_names` maps one-letter options (-b PATH) to flag
-// names. Returns InvalidArgumentError naming the offending flag.
-absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names = {});
+// names. A string flag named in `repeatable` may be given several times (--lun A --lun B): it
+// then holds every value, joined by ';' (as if given once as --lun 'A;B'). Returns
+// InvalidArgumentError naming the offending flag.
+absl::Status ParseFlags(int argc, char** argv, const std::map<char, std::string>& short_names = {},
+                        const std::set<std::string>& repeatable = {});
 
 // Prints "<program>: <message>" and exits with kUsageExitCode.
 [[noreturn]] void ExitWithUsageError(const std::string& program, const std::string& message);

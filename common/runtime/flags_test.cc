@@ -14,10 +14,11 @@ namespace {
 using ::vhost::testing::StatusIs;
 
 absl::Status Parse(std::vector<std::string> args,
-                   const std::map<char, std::string>& short_names = {}) {
+                   const std::map<char, std::string>& short_names = {},
+                   const std::set<std::string>& repeatable = {}) {
   std::vector<char*> argv = {const_cast<char*>("prog")};
   for (std::string& a : args) argv.push_back(a.data());
-  return ParseFlags(argv.size(), argv.data(), short_names);
+  return ParseFlags(argv.size(), argv.data(), short_names, repeatable);
 }
 
 TEST(FlagsTest, AcceptsTheUsualSpellings) {
@@ -30,6 +31,17 @@ TEST(FlagsTest, AcceptsTheUsualSpellings) {
   EXPECT_FALSE(FLAGS_test_switch);
   ASSERT_OK(Parse({"-p", "/c"}, {{'p', "test_path"}}));
   EXPECT_EQ(FLAGS_test_path, "/c");
+}
+
+TEST(FlagsTest, RepeatableFlagKeepsEveryValue) {
+  ASSERT_OK(Parse({"--test-path=/a", "--test_path", "/b", "--test-path=/c"}, {}, {"test_path"}));
+  EXPECT_EQ(FLAGS_test_path, "/a;/b;/c");
+  // A new parse starts from the value given, not the previous parse's.
+  ASSERT_OK(Parse({"--test-path=/d"}, {}, {"test_path"}));
+  EXPECT_EQ(FLAGS_test_path, "/d");
+  // Not repeatable: the last one wins, as in gflags.
+  ASSERT_OK(Parse({"--test-path=/a", "--test-path=/b"}));
+  EXPECT_EQ(FLAGS_test_path, "/b");
 }
 
 TEST(FlagsTest, RejectsBadInputNamingTheFlag) {
