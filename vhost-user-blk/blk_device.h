@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "common/block/disk.h"
 #include "common/device/device.h"
 #include "vhost-user-blk/blk_request.h"
-#include "vhost-user-blk/disk.h"
 
 namespace vhost {
 

@@ -4,6 +4,7 @@
 #include "vhost-user-blk/blk_device.h"
 
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -28,6 +29,8 @@
 #include <vector>
 
 #include "common/base/unique_fd.h"
+#include "common/block/file_disk.h"
+#include "common/block/null_disk.h"
 #include "common/sandbox/sandbox.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/page_cache.h"
@@ -35,9 +38,6 @@
 #include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
 #include "vhost-user-blk/blk_sandbox.h"
-#include "vhost-user-blk/file_disk.h"
-#include "vhost-user-blk/null_disk.h"
-#include "vhost-user-blk/uring_queue.h"
 
 namespace vhost {
 namespace {
@@ -764,80 +764,6 @@ TEST_F(BlkDeviceTest, ReloadPicksUpAGrownFileAndTellsTheFrontEnd) {
   device_->Reload();
   EXPECT_EQ(notified, 1);
   EXPECT_EQ(device_->capacity_sectors(), 2 * kDiskBytes / 512);
-}
-
-}  // namespace
-}  // namespace vhost
-
-namespace vhost {
-namespace {
-
-// io_uring runs operations on the kernel's side of the seccomp filter: the ring blk sets up must
-// refuse every operation and flag blk does not use (opening files, making and connecting
-// sockets), or a compromised daemon could do through the ring what its filter forbids.
-class BlkRingTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ASSERT_GE(event_fd_, 0);
-    ASSERT_OK(InitBlkRing(8, event_fd_, &ring_));
-  }
-  void TearDown() override {
-    io_uring_queue_exit(&ring_);
-    close(event_fd_);
-  }
-  // Submits the one prepared request and returns its result.
-  int Run() {
-    EXPECT_EQ(io_uring_submit(&ring_), 1);
-    io_uring_cqe* cqe = nullptr;
-    EXPECT_EQ(io_uring_wait_cqe(&ring_, &cqe), 0);
-    const int res = cqe->res;
-    io_uring_cqe_seen(&ring_, cqe);
-    return res;
-  }
-
-  io_uring ring_{};
-  int event_fd_ = -1;
-};
-
-TEST_F(BlkRingTest, RunsTheOperationsBlkUses) {
-  std::string path = TempTemplate("blk-ring-test-");
-  const int fd = mkstemp(path.data());
-  ASSERT_GE(fd, 0);
-  unlink(path.c_str());
-  char data[16] = "hello, ring";
-  iovec iov = {data, sizeof(data)};
-  io_uring_prep_writev(io_uring_get_sqe(&ring_), fd, &iov, 1, 0);
-  EXPECT_EQ(Run(), static_cast<int>(sizeof(data)));
-  io_uring_prep_fsync(io_uring_get_sqe(&ring_), fd, IORING_FSYNC_DATASYNC);
-  EXPECT_EQ(Run(), 0);
-  char back[16] = {};
-  iovec back_iov = {back, sizeof(back)};
-  io_uring_prep_readv(io_uring_get_sqe(&ring_), fd, &back_iov, 1, 0);
-  EXPECT_EQ(Run(), static_cast<int>(sizeof(back)));
-  EXPECT_STREQ(back, data);
-  close(fd);
-}
-
-TEST_F(BlkRingTest, RefusesOperationsBeyondThem) {
-  io_uring_prep_openat(io_uring_get_sqe(&ring_), AT_FDCWD, "/dev/null", O_RDONLY, 0);
-  EXPECT_EQ(Run(), -EACCES);
-  io_uring_prep_socket(io_uring_get_sqe(&ring_), AF_INET, SOCK_STREAM, 0, 0);
-  EXPECT_EQ(Run(), -EACCES);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  io_uring_prep_connect(io_uring_get_sqe(&ring_), event_fd_, reinterpret_cast<sockaddr*>(&addr),
-                        sizeof(addr));
-  EXPECT_EQ(Run(), -EACCES);
-  // An allowed operation with a flag blk never sets (here: forced to a kernel worker).
-  char byte;
-  iovec iov = {&byte, 1};
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  io_uring_prep_readv(sqe, event_fd_, &iov, 1, 0);
-  io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
-  EXPECT_EQ(Run(), -EACCES);
-  // Nor can the ring be re-registered (e.g. with other files or a new eventfd) once running.
-  EXPECT_EQ(io_uring_register_eventfd(&ring_, event_fd_), -EACCES);
 }
 
 }  // namespace

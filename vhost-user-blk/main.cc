@@ -1,11 +1,11 @@
 // vhost-user-blk: a virtio block device for a guest, served over vhost-user.
 #include "absl/strings/str_cat.h"
+#include "common/block/file_disk.h"
+#include "common/block/null_disk.h"
 #include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-blk/blk_device.h"
 #include "vhost-user-blk/blk_sandbox.h"
-#include "vhost-user-blk/file_disk.h"
-#include "vhost-user-blk/null_disk.h"
 
 DEFINE_string(blk_file, "", "Backing store: a regular file or a host block device");
 DEFINE_uint64(null_size, 0,
@@ -67,7 +67,15 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
     disk = vhost::MakeNullDisk(FLAGS_null_size);
   } else {
     absl::StatusOr<std::unique_ptr<vhost::Disk>> opened = vhost::OpenFileDisk(FLAGS_blk_file, file);
-    if (!opened.ok()) return opened.status();
+    if (!opened.ok()) {
+      // The disk's errors name the path; ours name the flag too.
+      const absl::Status& s = opened.status();
+      if (absl::IsInvalidArgument(s))
+        return InvalidArgumentError(absl::StrCat("--blk-file: ", s.message()));
+      if (absl::IsFailedPrecondition(s))
+        return InvalidArgumentError(absl::StrCat("--direct=on: ", s.message()));
+      return s;
+    }
     disk = *std::move(opened);
   }
   vhost::BlkOptions options;

@@ -1,4 +1,4 @@
-#include "vhost-user-blk/null_disk.h"
+#include "common/block/null_disk.h"
 
 #include <cstring>
 #include <utility>

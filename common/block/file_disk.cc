@@ -1,4 +1,4 @@
-#include "vhost-user-blk/file_disk.h"
+#include "common/block/file_disk.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -13,9 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/unique_fd.h"
+#include "common/block/sync_queue.h"
+#include "common/block/uring_queue.h"
 #include "glog/logging.h"
-#include "vhost-user-blk/sync_queue.h"
-#include "vhost-user-blk/uring_queue.h"
 
 namespace vhost {
 namespace {
@@ -116,18 +116,17 @@ absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
                                                    const FileDiskOptions& options) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--blk-file: ", path, ": ", strerror(errno)));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", strerror(errno)));
   }
   const bool block_device = S_ISBLK(st.st_mode);
   if (!block_device && !S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--blk-file: ", path, " is neither a regular file nor a block device"));
+        absl::StrCat(path, " is neither a regular file nor a block device"));
   }
   const int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
   UniqueFd fd(open(path.c_str(), flags));
   if (!fd) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--blk-file: cannot open ", path, ": ", strerror(errno)));
+    return absl::InvalidArgumentError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   }
   UniqueFd direct_fd;
   const bool want_direct =
@@ -135,8 +134,8 @@ absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
   if (want_direct) {
     direct_fd.Reset(open(path.c_str(), flags | O_DIRECT));
     if (!direct_fd && options.direct == DirectIo::kOn) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--direct=on: ", path, " cannot be opened with O_DIRECT: ", strerror(errno)));
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " cannot be opened with O_DIRECT: ", strerror(errno)));
     }
   }
   absl::StatusOr<uint64_t> size = SizeOf(fd.get(), block_device);

@@ -1,11 +1,11 @@
 // A regular file or a host block device as a disk, with io_uring queues that read and write
 // straight between the file and the guest's buffers.
-#ifndef VHOST_USER_BLK_FILE_DISK_H_
-#define VHOST_USER_BLK_FILE_DISK_H_
+#ifndef COMMON_BLOCK_FILE_DISK_H_
+#define COMMON_BLOCK_FILE_DISK_H_
 
 #include <string>
 
-#include "vhost-user-blk/disk.h"
+#include "common/block/disk.h"
 
 namespace vhost {
 
@@ -22,10 +22,11 @@ struct FileDiskOptions {
   bool io_uring = true;
 };
 
-// Opens the backing store. InvalidArgumentError (naming --blk-file) when it cannot be used.
+// Opens the backing store. InvalidArgumentError (naming the path; the caller adds its flag) when
+// it cannot be used; FailedPreconditionError when DirectIo::kOn and O_DIRECT is refused.
 absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
                                                    const FileDiskOptions& options);
 
 }  // namespace vhost
 
-#endif  // VHOST_USER_BLK_FILE_DISK_H_
+#endif  // COMMON_BLOCK_FILE_DISK_H_

@@ -1,7 +1,7 @@
 // A DiskQueue on io_uring: one submission ring per virtqueue, completions signalled on an
 // eventfd that the queue's worker waits on together with the guest's kicks.
-#ifndef VHOST_USER_BLK_URING_QUEUE_H_
-#define VHOST_USER_BLK_URING_QUEUE_H_
+#ifndef COMMON_BLOCK_URING_QUEUE_H_
+#define COMMON_BLOCK_URING_QUEUE_H_
 
 #include <liburing.h>
 
@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "common/base/unique_fd.h"
-#include "vhost-user-blk/disk.h"
+#include "common/block/disk.h"
 
 namespace vhost {
 
 // Sets up `ring` (`depth` entries) as UringQueue uses it: completions signal `event_fd`, and
 // the kernel runs only readv, writev and fsync on it, without SQE flags (IORING_REGISTER_
 // RESTRICTIONS). An error (e.g. a kernel before 5.10) means the caller does without io_uring.
-absl::Status InitBlkRing(uint32_t depth, int event_fd, io_uring* ring);
+absl::Status InitDiskRing(uint32_t depth, int event_fd, io_uring* ring);
 
 class UringQueue : public DiskQueue {
  public:
@@ -55,4 +55,4 @@ class UringQueue : public DiskQueue {
 
 }  // namespace vhost
 
-#endif  // VHOST_USER_BLK_URING_QUEUE_H_
+#endif  // COMMON_BLOCK_URING_QUEUE_H_

@@ -1,12 +1,12 @@
 // A DiskQueue doing plain preadv/pwritev/fdatasync on the queue's worker thread: the fallback
 // where io_uring is unavailable (old kernels, or containers whose seccomp profile forbids it).
-#ifndef VHOST_USER_BLK_SYNC_QUEUE_H_
-#define VHOST_USER_BLK_SYNC_QUEUE_H_
+#ifndef COMMON_BLOCK_SYNC_QUEUE_H_
+#define COMMON_BLOCK_SYNC_QUEUE_H_
 
 #include <utility>
 #include <vector>
 
-#include "vhost-user-blk/disk.h"
+#include "common/block/disk.h"
 
 namespace vhost {
 
@@ -42,4 +42,4 @@ bool AlignedForDirectIo(const IovecList& buffers, uint64_t offset, uint32_t alig
 
 }  // namespace vhost
 
-#endif  // VHOST_USER_BLK_SYNC_QUEUE_H_
+#endif  // COMMON_BLOCK_SYNC_QUEUE_H_

@@ -1,7 +1,7 @@
 // The host side of a block device: a file, a block device, or nothing at all (null). Each queue
 // gets its own DiskQueue so queues never share a lock or a submission ring.
-#ifndef VHOST_USER_BLK_DISK_H_
-#define VHOST_USER_BLK_DISK_H_
+#ifndef COMMON_BLOCK_DISK_H_
+#define COMMON_BLOCK_DISK_H_
 
 #include <cstdint>
 #include <memory>
@@ -50,4 +50,4 @@ class Disk {
 
 }  // namespace vhost
 
-#endif  // VHOST_USER_BLK_DISK_H_
+#endif  // COMMON_BLOCK_DISK_H_

@@ -1,16 +1,16 @@
-#include "vhost-user-blk/uring_queue.h"
+#include "common/block/uring_queue.h"
 
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/block/sync_queue.h"
 #include "glog/logging.h"
-#include "vhost-user-blk/sync_queue.h"
 
 namespace vhost {
 
-absl::Status InitBlkRing(uint32_t depth, int event_fd, io_uring* ring) {
+absl::Status InitDiskRing(uint32_t depth, int event_fd, io_uring* ring) {
   // io_uring operations are not seen by the seccomp filter: a ring that could open files or
   // make sockets would undo it. The ring starts disabled, is restricted to what UringQueue
   // submits (no SQE flags either: no fixed files, links or forced async), then enabled; after
@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<DiskQueue>> UringQueue::Create(uint32_t depth, in
   std::unique_ptr<UringQueue> queue(new UringQueue(fd, direct_fd, alignment));
   queue->event_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!queue->event_fd_) return absl::ErrnoToStatus(errno, "eventfd");
-  if (absl::Status s = InitBlkRing(depth, queue->event_fd_.get(), &queue->ring_); !s.ok()) {
+  if (absl::Status s = InitDiskRing(depth, queue->event_fd_.get(), &queue->ring_); !s.ok()) {
     return s;
   }
   queue->ring_ready_ = true;

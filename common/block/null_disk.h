@@ -1,9 +1,9 @@
 // A disk with nothing behind it: reads return zeroes, writes are dropped. For benchmarking the
 // engine itself.
-#ifndef VHOST_USER_BLK_NULL_DISK_H_
-#define VHOST_USER_BLK_NULL_DISK_H_
+#ifndef COMMON_BLOCK_NULL_DISK_H_
+#define COMMON_BLOCK_NULL_DISK_H_
 
-#include "vhost-user-blk/disk.h"
+#include "common/block/disk.h"
 
 namespace vhost {
 
@@ -11,4 +11,4 @@ std::unique_ptr<Disk> MakeNullDisk(uint64_t size_bytes);
 
 }  // namespace vhost
 
-#endif  // VHOST_USER_BLK_NULL_DISK_H_
+#endif  // COMMON_BLOCK_NULL_DISK_H_

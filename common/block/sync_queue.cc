@@ -1,4 +1,4 @@
-#include "vhost-user-blk/sync_queue.h"
+#include "common/block/sync_queue.h"
 
 #include <sys/uio.h>
 #include <unistd.h>
