@@ -15,6 +15,7 @@ namespace vhost::scsi {
 // wire values are spelled out here.
 inline constexpr uint8_t kStatusGood = 0x00;
 inline constexpr uint8_t kStatusCheckCondition = 0x02;
+inline constexpr uint8_t kStatusReservationConflict = 0x18;
 
 struct Sense {
   uint8_t key = NO_SENSE;  // <scsi/scsi.h>: ILLEGAL_REQUEST, DATA_PROTECT, ...
@@ -38,6 +39,18 @@ inline constexpr Sense kUnrecoveredReadError{MEDIUM_ERROR, 0x11, 0x00};
 inline constexpr Sense kWriteError{MEDIUM_ERROR, 0x0c, 0x00};
 inline constexpr Sense kInternalTargetFailure{HARDWARE_ERROR, 0x44, 0x00};
 inline constexpr Sense kCapacityDataChanged{UNIT_ATTENTION, 0x2a, 0x09};
+// COMPARE AND WRITE and VERIFY(BYTCHK): the medium differs from the data-out buffer.
+inline constexpr Sense kMiscompareDuringVerify{MISCOMPARE, 0x1d, 0x00};
+// Persistent reservations (SPC-5 5.14).
+inline constexpr Sense kInvalidReleaseOfPersistentReservation{ILLEGAL_REQUEST, 0x26, 0x04};
+inline constexpr Sense kInsufficientRegistrationResources{ILLEGAL_REQUEST, 0x55, 0x04};
+inline constexpr Sense kReservationsPreempted{UNIT_ATTENTION, 0x2a, 0x03};
+inline constexpr Sense kReservationsReleased{UNIT_ATTENTION, 0x2a, 0x04};
+inline constexpr Sense kRegistrationsPreempted{UNIT_ATTENTION, 0x2a, 0x05};
+// Resets (SAM-5 6.3): power on / device reset, LOGICAL UNIT RESET, I_T NEXUS RESET or loss.
+inline constexpr Sense kPowerOnReset{UNIT_ATTENTION, 0x29, 0x00};
+inline constexpr Sense kLogicalUnitReset{UNIT_ATTENTION, 0x29, 0x03};
+inline constexpr Sense kNexusLoss{UNIT_ATTENTION, 0x29, 0x07};
 
 enum class SenseFormat { kFixed, kDescriptor };
 
@@ -46,6 +59,12 @@ enum class SenseFormat { kFixed, kDescriptor };
 inline constexpr size_t kFixedSenseLength = 18;
 inline constexpr size_t kDescriptorSenseLength = 8;
 std::vector<uint8_t> EncodeSense(const Sense& sense, SenseFormat format);
+
+// The same with the INFORMATION field set (e.g. a miscompare's offset): fixed format sets VALID
+// and bytes 3-6 (a value above 32 bits leaves VALID clear and the field zero, SPC-5 4.4.3);
+// descriptor format appends the 12-byte information descriptor (type 00h), 20 bytes in all.
+inline constexpr size_t kDescriptorSenseWithInformationLength = 20;
+std::vector<uint8_t> EncodeSense(const Sense& sense, SenseFormat format, uint64_t information);
 
 }  // namespace vhost::scsi
 
