@@ -16,6 +16,7 @@ namespace vhost::scsi {
 
 // Operation codes <scsi/scsi.h> lacks (SBC-4, SPC-5).
 inline constexpr uint8_t kRead16 = 0x88;
+inline constexpr uint8_t kCompareAndWrite = 0x89;
 inline constexpr uint8_t kWrite16 = 0x8a;
 inline constexpr uint8_t kVerify16 = 0x8f;
 inline constexpr uint8_t kSynchronizeCache16 = 0x91;
