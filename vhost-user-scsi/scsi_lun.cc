@@ -25,42 +25,57 @@ constexpr uint8_t kModeCachingPage = 0x08;
 constexpr uint8_t kModeControlPage = 0x0a;
 constexpr uint8_t kModeAllPages = 0x3f;
 
+// What a command needs to be offered, beyond the LUN itself.
+enum Needs { kAlways, kDiscard, kReservations };
+
 struct OpcodeInfo {
   uint8_t opcode;
   uint16_t service_action;
   bool has_service_action;
-  bool needs_discard;  // only offered when the backend can deallocate
+  Needs needs;  // discard: the backend can deallocate; reservations: set_reservations()
 };
 
 // What Execute implements, in the order REPORT SUPPORTED OPERATION CODES lists it.
 constexpr OpcodeInfo kOpcodes[] = {
-    {TEST_UNIT_READY, 0, false, false},
-    {REQUEST_SENSE, 0, false, false},
-    {READ_6, 0, false, false},
-    {WRITE_6, 0, false, false},
-    {INQUIRY, 0, false, false},
-    {MODE_SELECT, 0, false, false},
-    {MODE_SENSE, 0, false, false},
-    {START_STOP, 0, false, false},
-    {READ_CAPACITY, 0, false, false},
-    {READ_10, 0, false, false},
-    {WRITE_10, 0, false, false},
-    {VERIFY, 0, false, false},
-    {SYNCHRONIZE_CACHE, 0, false, false},
-    {WRITE_SAME, 0, false, false},
-    {kUnmap, 0, false, true},
-    {MODE_SELECT_10, 0, false, false},
-    {MODE_SENSE_10, 0, false, false},
-    {kRead16, 0, false, false},
-    {kWrite16, 0, false, false},
-    {kVerify16, 0, false, false},
-    {kSynchronizeCache16, 0, false, false},
-    {kWriteSame16, 0, false, false},
-    {kServiceActionIn16, kReadCapacity16Action, true, false},
-    {kMaintenanceIn, kReportSupportedOpcodesAction, true, false},
-    {READ_12, 0, false, false},
-    {WRITE_12, 0, false, false},
-    {kVerify12, 0, false, false},
+    {TEST_UNIT_READY, 0, false, kAlways},
+    {REQUEST_SENSE, 0, false, kAlways},
+    {READ_6, 0, false, kAlways},
+    {WRITE_6, 0, false, kAlways},
+    {INQUIRY, 0, false, kAlways},
+    {MODE_SELECT, 0, false, kAlways},
+    {MODE_SENSE, 0, false, kAlways},
+    {START_STOP, 0, false, kAlways},
+    {READ_CAPACITY, 0, false, kAlways},
+    {READ_10, 0, false, kAlways},
+    {WRITE_10, 0, false, kAlways},
+    {VERIFY, 0, false, kAlways},
+    {SYNCHRONIZE_CACHE, 0, false, kAlways},
+    {WRITE_SAME, 0, false, kAlways},
+    {kUnmap, 0, false, kDiscard},
+    {MODE_SELECT_10, 0, false, kAlways},
+    {MODE_SENSE_10, 0, false, kAlways},
+    {PERSISTENT_RESERVE_IN, 0x00, true, kReservations},   // READ KEYS
+    {PERSISTENT_RESERVE_IN, 0x01, true, kReservations},   // READ RESERVATION
+    {PERSISTENT_RESERVE_IN, 0x02, true, kReservations},   // REPORT CAPABILITIES
+    {PERSISTENT_RESERVE_IN, 0x03, true, kReservations},   // READ FULL STATUS
+    {PERSISTENT_RESERVE_OUT, 0x00, true, kReservations},  // REGISTER
+    {PERSISTENT_RESERVE_OUT, 0x01, true, kReservations},  // RESERVE
+    {PERSISTENT_RESERVE_OUT, 0x02, true, kReservations},  // RELEASE
+    {PERSISTENT_RESERVE_OUT, 0x03, true, kReservations},  // CLEAR
+    {PERSISTENT_RESERVE_OUT, 0x04, true, kReservations},  // PREEMPT
+    {PERSISTENT_RESERVE_OUT, 0x05, true, kReservations},  // PREEMPT AND ABORT
+    {PERSISTENT_RESERVE_OUT, 0x06, true, kReservations},  // REGISTER AND IGNORE EXISTING KEY
+    {kRead16, 0, false, kAlways},
+    {kCompareAndWrite, 0, false, kAlways},
+    {kWrite16, 0, false, kAlways},
+    {kVerify16, 0, false, kAlways},
+    {kSynchronizeCache16, 0, false, kAlways},
+    {kWriteSame16, 0, false, kAlways},
+    {kServiceActionIn16, kReadCapacity16Action, true, kAlways},
+    {kMaintenanceIn, kReportSupportedOpcodesAction, true, kAlways},
+    {READ_12, 0, false, kAlways},
+    {WRITE_12, 0, false, kAlways},
+    {kVerify12, 0, false, kAlways},
 };
 
 // Copies `text` into a space-padded ASCII field of `width` bytes (INQUIRY, SPC-5 4.3.1).
@@ -106,6 +121,23 @@ bool OnlyChangeableDiffer(absl::Span<const uint8_t> sent, const std::vector<uint
 
 ScsiLun::ScsiLun(BlockBackend* backend, LunIdentity identity)
     : backend_(backend), identity_(std::move(identity)) {}
+
+bool ScsiLun::NeedsDataOutCopy(uint8_t opcode) {
+  return opcode != WRITE_6 && opcode != WRITE_10 && opcode != WRITE_12 && opcode != kWrite16;
+}
+
+ScsiResponse ScsiLun::CheckCondition(const Sense& sense, uint64_t information) const {
+  ScsiResponse response = CheckCondition(sense);
+  response.sense = EncodeSense(
+      sense, descriptor_sense_ ? SenseFormat::kDescriptor : SenseFormat::kFixed, information);
+  return response;
+}
+
+ScsiResponse ScsiLun::Overrun() const {
+  ScsiResponse response;
+  response.response = VIRTIO_SCSI_S_OVERRUN;
+  return response;
+}
 
 ScsiResponse ScsiLun::CheckCondition(const Sense& sense) const {
   ScsiResponse response;
@@ -175,6 +207,15 @@ std::variant<ScsiResponse, BlockIo> ScsiLun::Prepare(const ScsiRequest& request)
     unit_attention_.reset();
     return CheckCondition(attention);
   }
+  if (reservations_ != nullptr) {
+    Admission admission = reservations_->Admit(request.nexus, cdb);
+    if (admission.unit_attention) return CheckCondition(*admission.unit_attention);
+    if (admission.conflict) {
+      ScsiResponse response;
+      response.status = kStatusReservationConflict;
+      return response;
+    }
+  }
   switch (cdb[0]) {
     case TEST_UNIT_READY:
       return ScsiResponse{};
@@ -211,7 +252,15 @@ std::variant<ScsiResponse, BlockIo> ScsiLun::Prepare(const ScsiRequest& request)
     case VERIFY:
     case kVerify12:
     case kVerify16:
-      return Verify(cdb);
+      return Verify(cdb, request);
+    case kCompareAndWrite:
+      return CompareAndWrite(cdb, request);
+    case PERSISTENT_RESERVE_IN:
+      if (reservations_ == nullptr) return CheckCondition(kInvalidOpcode);
+      return PersistentReserveIn(cdb, request);
+    case PERSISTENT_RESERVE_OUT:
+      if (reservations_ == nullptr) return CheckCondition(kInvalidOpcode);
+      return PersistentReserveOut(cdb, request);
     case SYNCHRONIZE_CACHE:
     case kSynchronizeCache16:
       return SynchronizeCache(cdb);
@@ -299,6 +348,7 @@ std::vector<uint8_t> ScsiLun::VpdPage(uint8_t page, bool* found) const {
         Put32(&data[24], kMaxUnmapDescriptors);
         Put32(&data[28], 1);  // OPTIMAL UNMAP GRANULARITY
       }
+      data[5] = kMaxCompareAndWriteBlocks;
       Put64(&data[36], kMaxUnmapBlocks);  // MAXIMUM WRITE SAME LENGTH
       break;
     }
@@ -441,7 +491,11 @@ ScsiResponse ScsiLun::RequestSense(absl::Span<const uint8_t> cdb, const ScsiRequ
   // kept, every command's own error went back with it as CHECK CONDITION.
   bool descriptor = cdb[1] & 0x01;
   Sense sense = unit_attention_.value_or(kNoSense);
-  unit_attention_.reset();
+  if (unit_attention_) {
+    unit_attention_.reset();
+  } else if (reservations_ != nullptr) {
+    sense = reservations_->TakeUnitAttention(request.nexus).value_or(kNoSense);
+  }
   return DataIn(EncodeSense(sense, descriptor ? SenseFormat::kDescriptor : SenseFormat::kFixed),
                 cdb[4], request);
 }
@@ -452,7 +506,8 @@ ScsiResponse ScsiLun::ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiReq
   if (options != 0 || timeouts) return CheckCondition(kInvalidFieldInCdb);
   std::vector<uint8_t> data(4, 0);
   for (const OpcodeInfo& info : kOpcodes) {
-    if (info.needs_discard && !backend_->supports_discard()) continue;
+    if (info.needs == kDiscard && !backend_->supports_discard()) continue;
+    if (info.needs == kReservations && reservations_ == nullptr) continue;
     uint8_t descriptor[8] = {info.opcode, 0};
     Put16(&descriptor[2], info.service_action);
     descriptor[5] = info.has_service_action ? 0x01 : 0x00;  // SERVACTV
@@ -494,14 +549,108 @@ std::variant<ScsiResponse, BlockIo> ScsiLun::ReadWrite(absl::Span<const uint8_t>
   return io;
 }
 
-ScsiResponse ScsiLun::Verify(absl::Span<const uint8_t> cdb) {
-  // BYTCHK (byte 1 bits 2-1): comparing against data-out is not implemented; without it the
-  // medium check is a bounds check (the backend has no media errors to find ahead of a read).
-  if (cdb[1] & 0x06) return CheckCondition(kInvalidFieldInCdb);
+ScsiResponse ScsiLun::Verify(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  // BYTCHK (byte 1 bits 2-1): 00b checks the medium, which here is a bounds check (the backend
+  // has no media errors to find ahead of a read); 01b compares it with the data-out buffer;
+  // 11b (one block against each) is not implemented, 10b is reserved.
+  uint8_t bytchk = (cdb[1] >> 1) & 0x03;
+  if (bytchk > 1) return CheckCondition(kInvalidFieldInCdb);
   BlockRange range;
   if (std::optional<Sense> bad = ParseBlockRange(cdb, &range)) return CheckCondition(*bad);
+  uint64_t block_size = backend_->block_size();
+  uint64_t bytes = uint64_t{range.blocks} * block_size;
+  if (bytchk && bytes > kMaxVerifyCompareBytes) return CheckCondition(kInvalidFieldInCdb);
   if (!InRange(range.lba, range.blocks)) return CheckCondition(kLbaOutOfRange);
+  if (!bytchk || range.blocks == 0) return ScsiResponse{};
+  std::variant<ScsiResponse, absl::Span<const uint8_t>> data_out = DataOut(request, bytes);
+  if (ScsiResponse* refused = std::get_if<ScsiResponse>(&data_out)) return std::move(*refused);
+  absl::Span<const uint8_t> expected = std::get<absl::Span<const uint8_t>>(data_out);
+  std::vector<uint8_t> medium(bytes);
+  if (!backend_->Read(range.lba * block_size, absl::MakeSpan(medium)).ok()) {
+    return CheckCondition(kUnrecoveredReadError);
+  }
+  auto differ = std::mismatch(medium.begin(), medium.end(), expected.begin());
+  if (differ.first != medium.end()) {
+    // INFORMATION: the offset in the data-out buffer of the first byte that differed.
+    return CheckCondition(kMiscompareDuringVerify, differ.first - medium.begin());
+  }
   return ScsiResponse{};
+}
+
+std::variant<ScsiResponse, absl::Span<const uint8_t>> ScsiLun::DataOut(const ScsiRequest& request,
+                                                                       uint64_t bytes) const {
+  if (request.data_out.size() >= bytes) return request.data_out.first(bytes);
+  if (std::max(request.data_out.size(), request.data_out_size) < bytes) {
+    LOG_EVERY_N(WARNING, 100) << "scsi: data-out of " << bytes << " bytes, buffers hold "
+                              << std::max(request.data_out.size(), request.data_out_size);
+    return Overrun();
+  }
+  // The initiator sent enough but the device did not copy it (NeedsDataOutCopy): its bug.
+  LOG_EVERY_N(ERROR, 100) << "scsi: opcode " << int{request.cdb[0]} << " needs its data-out copied";
+  return CheckCondition(kInternalTargetFailure);
+}
+
+// COMPARE AND WRITE (SBC-4 5.2): the data-out buffer holds the blocks to compare, then the
+// blocks to write in their place if the medium matched. Synchronous: it is rare, and the
+// compare and the write must not be split by another command on this thread.
+ScsiResponse ScsiLun::CompareAndWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
+  if (cdb[1] & 0xe0) return CheckCondition(kInvalidFieldInCdb);  // WRPROTECT: no protection info
+  uint64_t lba = Get64(cdb, 2);
+  uint32_t blocks = cdb[13];
+  if (backend_->read_only()) return CheckCondition(kWriteProtected);
+  if (blocks > kMaxCompareAndWriteBlocks) return CheckCondition(kInvalidFieldInCdb);
+  if (!InRange(lba, blocks)) return CheckCondition(kLbaOutOfRange);
+  if (blocks == 0) return ScsiResponse{};  // nothing compared or written, and no error
+  uint64_t block_size = backend_->block_size();
+  uint64_t bytes = blocks * block_size;
+  std::variant<ScsiResponse, absl::Span<const uint8_t>> data_out = DataOut(request, 2 * bytes);
+  if (ScsiResponse* refused = std::get_if<ScsiResponse>(&data_out)) return std::move(*refused);
+  absl::Span<const uint8_t> compare = std::get<absl::Span<const uint8_t>>(data_out).first(bytes);
+  absl::Span<const uint8_t> write = std::get<absl::Span<const uint8_t>>(data_out).subspan(bytes);
+  std::vector<uint8_t> medium(bytes);
+  if (!backend_->Read(lba * block_size, absl::MakeSpan(medium)).ok()) {
+    return CheckCondition(kUnrecoveredReadError);
+  }
+  auto differ = std::mismatch(medium.begin(), medium.end(), compare.begin());
+  if (differ.first != medium.end()) {
+    // INFORMATION: the offset in the data-out buffer of the first byte that differed.
+    return CheckCondition(kMiscompareDuringVerify, differ.first - medium.begin());
+  }
+  bool fua = (cdb[1] & 0x08) || !write_cache_enabled_;
+  if (!backend_->Write(lba * block_size, write, fua).ok()) return CheckCondition(kWriteError);
+  return ScsiResponse{};
+}
+
+ScsiResponse ScsiLun::PersistentReserveIn(absl::Span<const uint8_t> cdb,
+                                          const ScsiRequest& request) {
+  return FromPr(reservations_->In(request.nexus, cdb), Get16(cdb, 7), request);
+}
+
+ScsiResponse ScsiLun::PersistentReserveOut(absl::Span<const uint8_t> cdb,
+                                           const ScsiRequest& request) {
+  uint32_t length = Get32(cdb, 5);
+  std::variant<ScsiResponse, absl::Span<const uint8_t>> parameters = DataOut(request, length);
+  if (ScsiResponse* refused = std::get_if<ScsiResponse>(&parameters)) return std::move(*refused);
+  return FromPr(
+      reservations_->Out(request.nexus, cdb, std::get<absl::Span<const uint8_t>>(parameters)), 0,
+      request);
+}
+
+ScsiResponse ScsiLun::FromPr(PrResult result, size_t allocation_length,
+                             const ScsiRequest& request) const {
+  ScsiResponse response;
+  switch (result.status) {
+    case kStatusGood:
+      response = DataIn(std::move(result.data_in), allocation_length, request);
+      break;
+    case kStatusCheckCondition:
+      return CheckCondition(result.sense);
+    default:
+      response.status = result.status;
+      break;
+  }
+  response.abort_nexuses = std::move(result.aborted);
+  return response;
 }
 
 std::variant<ScsiResponse, BlockIo> ScsiLun::SynchronizeCache(absl::Span<const uint8_t> cdb) {

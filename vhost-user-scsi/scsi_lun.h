@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "vhost-user-scsi/persistent_reservations.h"
 #include "vhost-user-scsi/sense.h"
 
 namespace vhost::scsi {
@@ -53,6 +54,8 @@ struct ScsiRequest {
   // data by reference (guest buffers) and copies only parameter lists into data_out.
   size_t data_out_size = 0;
   size_t data_in_size = 0;  // room the initiator gave for data coming back
+  // The I_T nexus the command came on, for persistent reservations and their unit attentions.
+  NexusId nexus = 0;
 };
 
 struct ScsiResponse {
@@ -62,6 +65,9 @@ struct ScsiResponse {
   uint8_t status = kStatusGood;  // SAM status
   std::vector<uint8_t> sense;    // with CHECK CONDITION
   std::vector<uint8_t> data_in;  // at most data_in_size bytes
+  // PERSISTENT RESERVE OUT / PREEMPT AND ABORT: the nexuses whose commands to this logical unit
+  // the device aborts (as ABORT TASK SET would) before sending this response.
+  std::vector<NexusId> abort_nexuses;
 };
 
 // A READ, WRITE or SYNCHRONIZE CACHE that passed every check: the data phase, for the caller to run
@@ -79,8 +85,24 @@ class ScsiLun {
   static constexpr uint32_t kMaxTransferBlocks = 1 << 16;
   static constexpr uint32_t kMaxUnmapBlocks = 1 << 22;
   static constexpr uint32_t kMaxUnmapDescriptors = 256;
+  // MAXIMUM COMPARE AND WRITE LENGTH (block limits VPD page): COMPARE AND WRITE runs
+  // synchronously on the caller's thread, so it is kept short.
+  static constexpr uint8_t kMaxCompareAndWriteBlocks = 32;
+  // VERIFY with BYTCHK compares at most this many bytes of data-out (which the device copies
+  // into data_out, NeedsDataOutCopy); longer ones get INVALID FIELD IN CDB.
+  static constexpr uint64_t kMaxVerifyCompareBytes = 1 << 20;
 
   ScsiLun(BlockBackend* backend, LunIdentity identity);
+
+  // Enables PERSISTENT RESERVE IN/OUT and the reservation checks on every command; null (the
+  // default) disables them (the opcodes are then unsupported). Not owned; one object per
+  // logical unit, shared by every ScsiLun (nexus) serving that unit.
+  void set_reservations(PersistentReservations* reservations) { reservations_ = reservations; }
+
+  // Whether the command reads its data-out buffer in ScsiRequest::data_out (parameter lists,
+  // COMPARE AND WRITE, VERIFY with BYTCHK, WRITE SAME's block): every command but
+  // WRITE(6/10/12/16), whose data may be passed by reference with data_out_size only.
+  static bool NeedsDataOutCopy(uint8_t opcode);
 
   // Runs one command. Never fails: errors become CHECK CONDITION with sense data. The data
   // phase goes through the BlockBackend synchronously (Prepare + backend + CompleteIo).
@@ -104,6 +126,8 @@ class ScsiLun {
 
  private:
   ScsiResponse CheckCondition(const Sense& sense) const;
+  ScsiResponse CheckCondition(const Sense& sense, uint64_t information) const;
+  ScsiResponse Overrun() const;
   ScsiResponse DataIn(std::vector<uint8_t> data, size_t allocation_length,
                       const ScsiRequest& request) const;
   ScsiResponse Inquiry(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
@@ -117,7 +141,15 @@ class ScsiLun {
   ScsiResponse ReportOpcodes(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   std::variant<ScsiResponse, BlockIo> ReadWrite(absl::Span<const uint8_t> cdb,
                                                 const ScsiRequest& request);
-  ScsiResponse Verify(absl::Span<const uint8_t> cdb);
+  ScsiResponse Verify(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse CompareAndWrite(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  // The data-out bytes a command compares or writes, or the response refusing the command when
+  // the buffers cannot hold them.
+  std::variant<ScsiResponse, absl::Span<const uint8_t>> DataOut(const ScsiRequest& request,
+                                                                uint64_t bytes) const;
+  ScsiResponse PersistentReserveIn(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse PersistentReserveOut(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
+  ScsiResponse FromPr(PrResult result, size_t allocation_length, const ScsiRequest& request) const;
   std::variant<ScsiResponse, BlockIo> SynchronizeCache(absl::Span<const uint8_t> cdb);
   ScsiResponse Unmap(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
   ScsiResponse WriteSame(absl::Span<const uint8_t> cdb, const ScsiRequest& request);
@@ -128,6 +160,7 @@ class ScsiLun {
   bool descriptor_sense_ = false;
   bool write_cache_enabled_ = true;
   std::optional<Sense> unit_attention_;
+  PersistentReservations* reservations_ = nullptr;
 };
 
 }  // namespace vhost::scsi

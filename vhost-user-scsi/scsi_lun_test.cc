@@ -2,6 +2,7 @@
 
 #include <linux/virtio_scsi.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -30,11 +31,14 @@ class MemoryBackend : public BlockBackend {
   bool supports_discard() const override { return discard_; }
   absl::Status Read(uint64_t offset, absl::Span<uint8_t> data) override {
     EXPECT_LE(offset + data.size(), data_.size());
+    ++reads;
+    if (fail_reads) return absl::InternalError("injected");
     memcpy(data.data(), &data_[offset], data.size());
     return absl::OkStatus();
   }
   absl::Status Write(uint64_t offset, absl::Span<const uint8_t> data, bool fua) override {
     EXPECT_LE(offset + data.size(), data_.size());
+    if (fail_writes) return absl::InternalError("injected");
     memcpy(&data_[offset], data.data(), data.size());
     writes.push_back({offset, data.size(), fua});
     return absl::OkStatus();
@@ -64,6 +68,9 @@ class MemoryBackend : public BlockBackend {
   };
   std::vector<Op> writes, discards, zeroes;
   int flushes = 0;
+  int reads = 0;
+  bool fail_reads = false;
+  bool fail_writes = false;
   std::vector<uint8_t>& data() { return data_; }
 
  private:
@@ -96,13 +103,14 @@ class ScsiLunTest : public ::testing::Test {
   }
 
   ScsiResponse Run(std::vector<uint8_t> cdb, size_t data_in = 4096,
-                   std::vector<uint8_t> data_out = {}) {
+                   std::vector<uint8_t> data_out = {}, NexusId nexus = 0) {
     cdb_ = Cdb(std::move(cdb));
     data_out_ = std::move(data_out);
     ScsiRequest request;
     request.cdb = cdb_;
     request.data_out = data_out_;
     request.data_in_size = data_in;
+    request.nexus = nexus;
     return lun_.Execute(request);
   }
 
@@ -223,6 +231,7 @@ TEST_F(ScsiLunTest, BlockLimitsVpd) {
   expected[1] = 0xb0;
   expected[3] = 0x3c;
   expected[4] = 0x01;                                   // WSNZ
+  expected[5] = ScsiLun::kMaxCompareAndWriteBlocks;     // maximum compare and write length
   Put32(&expected[8], ScsiLun::kMaxTransferBlocks);     // maximum transfer length
   Put32(&expected[20], ScsiLun::kMaxUnmapBlocks);       // maximum unmap LBA count
   Put32(&expected[24], ScsiLun::kMaxUnmapDescriptors);  // maximum unmap descriptors
@@ -420,12 +429,20 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
   uint32_t length = Get32(data, 0);
   ASSERT_EQ(data.size(), 4 + length);
   ASSERT_EQ(length % 8, 0u);
-  EXPECT_EQ(length / 8, 27u);
+  EXPECT_EQ(length / 8, 28u);
   EXPECT_THAT(std::vector<uint8_t>(data.begin() + 4, data.begin() + 12),
               ElementsAre(TEST_UNIT_READY, 0, 0, 0, 0, 0, 0, 6));
-  bool unmap = false, read_capacity16 = false;
+  bool unmap = false, read_capacity16 = false, compare_and_write = false;
   for (size_t at = 4; at < data.size(); at += 8) {
     if (data[at] == kUnmap) unmap = true;
+    if (data[at] == kCompareAndWrite) {
+      compare_and_write = true;
+      EXPECT_THAT(std::vector<uint8_t>(data.begin() + at, data.begin() + at + 8),
+                  ElementsAre(0x89, 0, 0, 0, 0, 0, 0, 16));
+    }
+    // No persistent reservations object: PERSISTENT RESERVE IN/OUT are not offered.
+    EXPECT_NE(data[at], PERSISTENT_RESERVE_IN);
+    EXPECT_NE(data[at], PERSISTENT_RESERVE_OUT);
     if (data[at] == kServiceActionIn16) {
       read_capacity16 = true;
       EXPECT_THAT(std::vector<uint8_t>(data.begin() + at, data.begin() + at + 8),
@@ -434,9 +451,10 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodes) {
   }
   EXPECT_TRUE(unmap);
   EXPECT_TRUE(read_capacity16);
+  EXPECT_TRUE(compare_and_write);
   // Allocation length 4: just the header, which still says how much there is.
   EXPECT_THAT(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0, 4}).data_in,
-              ElementsAre(0, 0, 0, 216));
+              ElementsAre(0, 0, 0, 224));
   // One-command forms and timeouts are not implemented.
   ExpectSense(Run({kMaintenanceIn, kReportSupportedOpcodesAction, 1, READ_10, 0, 0, 0, 0, 1, 0}),
               kInvalidFieldInCdb);
@@ -453,7 +471,7 @@ TEST_F(ScsiLunTest, ReportSupportedOperationCodesWithoutDiscard) {
   request.cdb = cdb;
   request.data_in_size = 4096;
   std::vector<uint8_t> data = lun.Execute(request).data_in;
-  EXPECT_EQ(Get32(data, 0), 26u * 8);
+  EXPECT_EQ(Get32(data, 0), 27u * 8);
   for (size_t at = 4; at < data.size(); at += 8) EXPECT_NE(data[at], kUnmap);
   cdb = Cdb({kUnmap, 0, 0, 0, 0, 0, 0, 0, 24});
   request.cdb = cdb;
@@ -587,7 +605,9 @@ TEST_F(ScsiLunTest, WriteToReadOnlyLun) {
 
 TEST_F(ScsiLunTest, VerifyAndSynchronizeCache) {
   ExpectGood(Run({VERIFY, 0, 0, 0, 0, 0, 0, 0, 64, 0}));
-  ExpectSense(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, 0, 1, 0}), kInvalidFieldInCdb);  // BYTCHK
+  // BYTCHK 10b is reserved, 11b is not implemented (01b: VerifyComparesWithDataOut).
+  ExpectSense(Run({VERIFY, 0x04, 0, 0, 0, 0, 0, 0, 1, 0}), kInvalidFieldInCdb);
+  ExpectSense(Run({VERIFY, 0x06, 0, 0, 0, 0, 0, 0, 1, 0}), kInvalidFieldInCdb);
   ExpectGood(Run({SYNCHRONIZE_CACHE}));
   ExpectGood(Run({kSynchronizeCache16, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 4}));
   EXPECT_EQ(backend_.flushes, 2);
@@ -656,6 +676,239 @@ TEST_F(ScsiLunTest, WriteSameErrors) {
             VIRTIO_SCSI_S_OVERRUN);
   EXPECT_TRUE(backend_.writes.empty());
   EXPECT_TRUE(backend_.zeroes.empty());
+}
+
+std::vector<uint8_t> CompareAndWriteCdb(uint64_t lba, uint8_t blocks, uint8_t flags = 0) {
+  std::vector<uint8_t> cdb(16, 0);
+  cdb[0] = kCompareAndWrite;
+  cdb[1] = flags;
+  Put64(&cdb[2], lba);
+  cdb[13] = blocks;
+  return cdb;
+}
+
+TEST_F(ScsiLunTest, CompareAndWriteWritesWhenTheMediumMatches) {
+  memset(&backend_.data()[3 * 512], 0x11, 512);
+  std::vector<uint8_t> data(512, 0x11);
+  data.resize(1024, 0x22);
+  ExpectGood(Run(CompareAndWriteCdb(3, 1), 0, data));
+  EXPECT_EQ(backend_.data()[3 * 512], 0x22);
+  EXPECT_EQ(backend_.data()[4 * 512 - 1], 0x22);
+  EXPECT_EQ(backend_.data()[4 * 512], 0);
+  EXPECT_THAT(backend_.writes, ElementsAre(MemoryBackend::Op{3 * 512, 512, false}));
+  // FUA writes through.
+  std::vector<uint8_t> again(512, 0x22);
+  again.resize(1024, 0x33);
+  ExpectGood(Run(CompareAndWriteCdb(3, 1, 0x08), 0, again));
+  EXPECT_EQ(backend_.writes.back(), (MemoryBackend::Op{3 * 512, 512, true}));
+  EXPECT_EQ(backend_.data()[3 * 512], 0x33);
+}
+
+TEST_F(ScsiLunTest, CompareAndWriteMiscompareWritesNothing) {
+  std::vector<uint8_t> data(2048, 0);
+  data[700] = 0x01;  // in the second block of the compare half
+  std::fill(data.begin() + 1024, data.end(), 0xff);
+  ScsiResponse response = Run(CompareAndWriteCdb(4, 2), 0, data);
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  // MISCOMPARE, 1D/00, INFORMATION 700 (2BCh) with VALID.
+  EXPECT_THAT(response.sense, ElementsAre(0xf0, 0, 0x0e, 0x00, 0x00, 0x02, 0xbc, 0x0a, 0, 0, 0, 0,
+                                          0x1d, 0x00, 0, 0, 0, 0));
+  lun_.set_descriptor_sense(true);
+  response = Run(CompareAndWriteCdb(4, 2), 0, data);
+  EXPECT_THAT(response.sense, ElementsAre(0x72, 0x0e, 0x1d, 0x00, 0, 0, 0, 12, 0x00, 0x0a, 0x80, 0,
+                                          0, 0, 0, 0, 0, 0, 0x02, 0xbc));
+  EXPECT_TRUE(backend_.writes.empty());
+  EXPECT_TRUE(std::all_of(backend_.data().begin(), backend_.data().end(),
+                          [](uint8_t b) { return b == 0; }));
+}
+
+TEST_F(ScsiLunTest, CompareAndWriteBadInput) {
+  std::vector<uint8_t> two_blocks(1024, 0);
+  uint8_t too_many = ScsiLun::kMaxCompareAndWriteBlocks + 1;
+  ExpectSense(Run(CompareAndWriteCdb(0, too_many), 0, std::vector<uint8_t>(too_many * 1024)),
+              kInvalidFieldInCdb);
+  ExpectSense(Run(CompareAndWriteCdb(63, 2), 0, std::vector<uint8_t>(2048)), kLbaOutOfRange);
+  ExpectSense(Run(CompareAndWriteCdb(64, 1), 0, two_blocks), kLbaOutOfRange);
+  ExpectSense(Run(CompareAndWriteCdb(~uint64_t{0}, 1), 0, two_blocks), kLbaOutOfRange);
+  ExpectSense(Run(CompareAndWriteCdb(0, 1, 0x20 /* WRPROTECT */), 0, two_blocks),
+              kInvalidFieldInCdb);
+  // Buffers shorter than both halves: nothing happens.
+  EXPECT_EQ(Run(CompareAndWriteCdb(0, 1), 0, std::vector<uint8_t>(1023)).response,
+            VIRTIO_SCSI_S_OVERRUN);
+  // Data-out sent but not copied for the command set: the device's bug, not the initiator's.
+  std::vector<uint8_t> cdb = Cdb(CompareAndWriteCdb(0, 1));
+  ScsiRequest request;
+  request.cdb = cdb;
+  request.data_out_size = 1024;
+  ExpectSense(lun_.Execute(request), kInternalTargetFailure);
+  EXPECT_EQ(backend_.reads, 0);
+  // No blocks: nothing read or written, no error.
+  ExpectGood(Run(CompareAndWriteCdb(0, 0)));
+  EXPECT_EQ(backend_.reads, 0);
+  backend_.fail_reads = true;
+  ExpectSense(Run(CompareAndWriteCdb(0, 1), 0, two_blocks), kUnrecoveredReadError);
+  backend_.fail_reads = false;
+  backend_.fail_writes = true;
+  ExpectSense(Run(CompareAndWriteCdb(0, 1), 0, two_blocks), kWriteError);
+  EXPECT_TRUE(backend_.writes.empty());
+
+  MemoryBackend read_only(kBlocks, false, /*read_only=*/true);
+  ScsiLun lun(&read_only, Identity());
+  request.data_out = two_blocks;
+  EXPECT_EQ(lun.Execute(request).sense, EncodeSense(kWriteProtected, SenseFormat::kFixed));
+  EXPECT_TRUE(read_only.writes.empty());
+}
+
+TEST_F(ScsiLunTest, VerifyComparesWithDataOut) {
+  std::vector<uint8_t> expected(3 * 512);
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = i * 3;
+  memcpy(&backend_.data()[2 * 512], expected.data(), expected.size());
+  ExpectGood(Run({VERIFY, 0x02, 0, 0, 0, 2, 0, 0, 3, 0}, 0, expected));
+  ExpectGood(Run({kVerify16, 0x02, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3}, 0, expected));
+  std::vector<uint8_t> wrong = expected;
+  wrong[1030] ^= 0x80;
+  ScsiResponse response = Run({kVerify12, 0x02, 0, 0, 0, 2, 0, 0, 0, 3}, 0, wrong);
+  EXPECT_EQ(response.status, kStatusCheckCondition);
+  EXPECT_THAT(response.sense, ElementsAre(0xf0, 0, 0x0e, 0x00, 0x00, 0x04, 0x06, 0x0a, 0, 0, 0, 0,
+                                          0x1d, 0x00, 0, 0, 0, 0));
+  lun_.set_descriptor_sense(true);
+  EXPECT_THAT(Run({VERIFY, 0x02, 0, 0, 0, 2, 0, 0, 3, 0}, 0, wrong).sense,
+              ElementsAre(0x72, 0x0e, 0x1d, 0x00, 0, 0, 0, 12, 0x00, 0x0a, 0x80, 0, 0, 0, 0, 0, 0,
+                          0, 0x04, 0x06));
+  lun_.set_descriptor_sense(false);
+  EXPECT_TRUE(backend_.writes.empty());
+}
+
+TEST_F(ScsiLunTest, VerifyWithDataOutBadInput) {
+  std::vector<uint8_t> block(512, 0);
+  // Buffers shorter than the verification length: nothing read.
+  EXPECT_EQ(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, 0, 2, 0}, 0, block).response, VIRTIO_SCSI_S_OVERRUN);
+  ExpectSense(Run({VERIFY, 0x02, 0, 0, 0, 63, 0, 0, 2, 0}, 0, std::vector<uint8_t>(1024)),
+              kLbaOutOfRange);
+  // More than the data-out the device copies.
+  uint32_t blocks = ScsiLun::kMaxVerifyCompareBytes / 512 + 1;
+  ExpectSense(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, static_cast<uint8_t>(blocks >> 8),
+                   static_cast<uint8_t>(blocks), 0}),
+              kInvalidFieldInCdb);
+  ExpectSense(Run({VERIFY, 0xe2, 0, 0, 0, 0, 0, 0, 1, 0}, 0, block), kInvalidFieldInCdb);
+  EXPECT_EQ(backend_.reads, 0);
+  ExpectGood(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, 0, 0, 0}));  // nothing to compare
+  EXPECT_EQ(backend_.reads, 0);
+  backend_.fail_reads = true;
+  ExpectSense(Run({VERIFY, 0x02, 0, 0, 0, 0, 0, 0, 1, 0}, 0, block), kUnrecoveredReadError);
+}
+
+TEST_F(ScsiLunTest, PersistentReserveWithoutReservations) {
+  ExpectSense(Run({PERSISTENT_RESERVE_IN, 0, 0, 0, 0, 0, 0, 0, 0x10, 0}), kInvalidOpcode);
+  ExpectSense(
+      Run({PERSISTENT_RESERVE_OUT, 0, 0, 0, 0, 0, 0, 0, 24, 0}, 0, std::vector<uint8_t>(24)),
+      kInvalidOpcode);
+}
+
+class ScsiLunReservationTest : public ScsiLunTest {
+ protected:
+  ScsiLunReservationTest() { lun_.set_reservations(&reservations_); }
+
+  ScsiResponse Out(NexusId nexus, uint8_t action, uint8_t type, uint64_t key, uint64_t action_key) {
+    std::vector<uint8_t> params(24, 0);
+    Put64(&params[0], key);
+    Put64(&params[8], action_key);
+    return Run({PERSISTENT_RESERVE_OUT, action, type, 0, 0, 0, 0, 0, 24, 0}, 0, params, nexus);
+  }
+  static void ExpectConflict(const ScsiResponse& response) {
+    EXPECT_EQ(response.response, VIRTIO_SCSI_S_OK);
+    EXPECT_EQ(response.status, kStatusReservationConflict);
+    EXPECT_THAT(response.sense, IsEmpty());
+    EXPECT_THAT(response.data_in, IsEmpty());
+  }
+
+  PersistentReservations reservations_;
+};
+
+TEST_F(ScsiLunReservationTest, ReservationConflicts) {
+  ExpectGood(Out(1, 0 /* REGISTER */, 0, 0, 0xaa));
+  ExpectGood(Out(2, 0, 0, 0, 0xbb));
+  ExpectGood(Out(1, 1 /* RESERVE */, 1 /* Write Exclusive */, 0xaa, 0));
+  std::vector<uint8_t> block(512, 0x5a);
+  ExpectConflict(Run({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 0, block, 2));
+  ExpectConflict(Run(CompareAndWriteCdb(0, 1), 0, std::vector<uint8_t>(1024), 2));
+  ExpectConflict(Run({kUnmap, 0, 0, 0, 0, 0, 0, 0, 24, 0}, 0, std::vector<uint8_t>(24), 3));
+  EXPECT_TRUE(backend_.writes.empty());
+  EXPECT_TRUE(backend_.discards.empty());
+  ExpectGood(Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 512, {}, 2));
+  ExpectGood(Run({WRITE_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 0, block, 1));
+  EXPECT_EQ(backend_.writes.size(), 1u);
+  // READ RESERVATION truncated to the allocation length still says how much there is.
+  ScsiResponse response = Run({PERSISTENT_RESERVE_IN, 1, 0, 0, 0, 0, 0, 0, 8, 0}, 4096, {}, 3);
+  ExpectGood(response);
+  EXPECT_THAT(response.data_in, ElementsAre(0, 0, 0, 2, 0, 0, 0, 16));
+  // Exclusive Access: reads conflict too; INQUIRY and READ CAPACITY do not.
+  ExpectGood(Out(1, 2 /* RELEASE */, 1, 0xaa, 0));
+  ExpectGood(Out(1, 1, 3 /* Exclusive Access */, 0xaa, 0));
+  ExpectConflict(Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 512, {}, 2));
+  ExpectGood(Run({INQUIRY, 0, 0, 0, 36}, 4096, {}, 2));
+  ExpectGood(Run({READ_CAPACITY}, 4096, {}, 2));
+}
+
+TEST_F(ScsiLunReservationTest, PreemptAndAbortAndItsUnitAttention) {
+  ExpectGood(Out(1, 0, 0, 0, 0xaa));
+  ExpectGood(Out(2, 0, 0, 0, 0xbb));
+  ExpectGood(Out(2, 1, 1, 0xbb, 0));
+  ScsiResponse response = Out(1, 5 /* PREEMPT AND ABORT */, 3, 0xaa, 0xbb);
+  ExpectGood(response);
+  EXPECT_THAT(response.abort_nexuses, ElementsAre(2));
+  // INQUIRY leaves the unit attention; the next other command reports it, once.
+  ExpectGood(Run({INQUIRY, 0, 0, 0, 36}, 4096, {}, 2));
+  ExpectSense(Run({TEST_UNIT_READY}, 0, {}, 2), kRegistrationsPreempted);
+  ExpectGood(Run({TEST_UNIT_READY}, 0, {}, 2));
+  ExpectConflict(Run({READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 512, {}, 2));
+  // REQUEST SENSE returns one, in the format it asks for.
+  ExpectGood(Out(2, 0, 0, 0, 0xbb));
+  ExpectGood(Out(1, 3 /* CLEAR */, 0, 0xaa, 0));
+  EXPECT_THAT(Run({REQUEST_SENSE, 0x01, 0, 0, 252}, 4096, {}, 2).data_in,
+              ElementsAre(0x72, 0x06, 0x2a, 0x03, 0, 0, 0, 0));
+  ExpectGood(Run({TEST_UNIT_READY}, 0, {}, 2));
+  ExpectGood(Run({TEST_UNIT_READY}, 0, {}, 1));  // the nexus that cleared hears nothing
+}
+
+TEST_F(ScsiLunReservationTest, BadPersistentReserveOut) {
+  // The parameter list length says more than the buffers hold: nothing happens.
+  EXPECT_EQ(
+      Run({PERSISTENT_RESERVE_OUT, 0, 0, 0, 0, 0, 0, 0, 24, 0}, 0, std::vector<uint8_t>(23), 1)
+          .response,
+      VIRTIO_SCSI_S_OVERRUN);
+  ScsiResponse response =
+      Run({PERSISTENT_RESERVE_OUT, 0, 0, 0, 0, 0, 0, 0, 23, 0}, 0, std::vector<uint8_t>(23), 1);
+  EXPECT_THAT(response.sense,
+              ElementsAre(0x70, 0, 0x05, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x1a, 0x00, 0, 0, 0, 0));
+  ExpectGood(Out(1, 0, 0, 0, 0xaa));
+  ExpectGood(Out(1, 1, 5, 0xaa, 0));
+  lun_.set_descriptor_sense(true);
+  EXPECT_THAT(Out(1, 2, 6 /* not the type held */, 0xaa, 0).sense,
+              ElementsAre(0x72, 0x05, 0x26, 0x04, 0, 0, 0, 0));
+  EXPECT_THAT(Out(1, 1, 2 /* no such type */, 0xaa, 0).sense,
+              ElementsAre(0x72, 0x05, 0x24, 0x00, 0, 0, 0, 0));
+  ExpectConflict(Out(2, 2, 5, 0xaa, 0));  // not registered
+  EXPECT_THAT(
+      reservations_.In(1, std::vector<uint8_t>{PERSISTENT_RESERVE_IN, 1, 0, 0, 0, 0, 0, 0, 0x10, 0})
+          .data_in[21],
+      5);
+}
+
+TEST_F(ScsiLunReservationTest, ReportSupportedOperationCodesListsThem) {
+  ScsiResponse response =
+      Run({kMaintenanceIn, kReportSupportedOpcodesAction, 0, 0, 0, 0, 0, 0, 0x10, 0});
+  const std::vector<uint8_t>& data = response.data_in;
+  ASSERT_EQ(Get32(data, 0), (28u + 11u) * 8);
+  std::vector<std::vector<uint8_t>> reservation_descriptors;
+  for (size_t at = 4; at < data.size(); at += 8) {
+    if (data[at] == PERSISTENT_RESERVE_IN || data[at] == PERSISTENT_RESERVE_OUT) {
+      reservation_descriptors.emplace_back(data.begin() + at, data.begin() + at + 8);
+    }
+  }
+  ASSERT_EQ(reservation_descriptors.size(), 11u);
+  EXPECT_THAT(reservation_descriptors[3], ElementsAre(0x5e, 0, 0, 0x03, 0, 0x01, 0, 10));
+  EXPECT_THAT(reservation_descriptors[10], ElementsAre(0x5f, 0, 0, 0x06, 0, 0x01, 0, 10));
 }
 
 }  // namespace
