@@ -250,7 +250,7 @@ def data_ranges(path):
 
 def debugfs_cat(image, path):
     """A file's content read from an ext4 image on the host, without mounting it."""
-    return subprocess.run(["debugfs", "-R", f"cat {path}", image], capture_output=True,
+    return subprocess.run(["/sbin/debugfs", "-R", f"cat {path}", image], capture_output=True,
                           check=True).stdout
 
 
@@ -284,7 +284,7 @@ class ScsiGuestTest(unittest.TestCase):
             thin_data = data_ranges(images["thin"])
             with open(images["ro"], "rb") as f:
                 ro_content = f.read()
-            fsck = subprocess.run(["e2fsck", "-fn", images["fs"]], capture_output=True,
+            fsck = subprocess.run(["/sbin/e2fsck", "-fn", images["fs"]], capture_output=True,
                                   text=True)
             keep_sha = hashlib.sha256(debugfs_cat(images["fs"], "/keep")).hexdigest()
             session = debugfs_cat(images["fs"], "/session").decode().strip()
