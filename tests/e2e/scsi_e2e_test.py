@@ -2,9 +2,10 @@
 vhost-user-scsi through QEMU's vhost-user-scsi-pci: four LUNs on two targets (one read-only, one
 at LUN 5 that only REPORT LUNS reveals) behind two request queues; INQUIRY and its VPD pages,
 READ CAPACITY(16) with LBPME, UNMAP and WRITE SAME(16) with UNMAP punching holes in the host
-file, a LOGICAL UNIT RESET answered; an ext4 file system with checksummed data, remounted,
-checked from the host (e2fsck, debugfs), fstrim giving space back; all of it again after a
-reboot and in a restarted QEMU.
+file, a LOGICAL UNIT RESET answered, a persistent reservation taken (and still held after a
+reboot and in a restarted QEMU); an ext4 file system with checksummed data, remounted, checked
+from the host (e2fsck, debugfs), fstrim giving space back, read again after the reboot and the
+restart.
 
 Usage: scsi_e2e_test.py PATH_TO_vhost-user-scsi (Bazel passes it).
 """
@@ -101,6 +102,7 @@ same() { [ "$1" = "$2" ] && echo yes || echo no; }
 wait_luns || exit 1
 show_luns
 FS=/dev/$(lun 0 0); RO=/dev/$(lun 0 1); THIN=/dev/$(lun 1 0); FAR=/dev/$(lun 1 5)
+PR_KEY=0x5eed0e2e
 """
 
 # The first boot: sg3_utils against the LUNs, the read-only LUN, holes punched in the thin LUN,
@@ -153,8 +155,15 @@ run turs_reset_ua sg_turs $FS
 run turs_after_reset sg_turs $FS
 echo "E2E-RESULT read_after_reset=$(dd if=$FS bs=1M count=4 iflag=direct 2>/dev/null | wc -c)"
 
-# PERSISTENT RESERVATIONS (coming): sg_persist (already in the guest) registers a key on the fs
-# LUN, reserves, reads the keys and the reservation back, releases.
+# Persistent reservations on the fs LUN: a key registered and a Write Exclusive - Registrants
+# Only reservation taken with it (the guest, holding it, writes the file system below); a
+# RESERVE with a key never registered is a RESERVATION CONFLICT (sg_persist exits with 24).
+run pr_caps sg_persist --in --report-capabilities $FS
+run pr_register sg_persist --out --register --param-sark=$PR_KEY $FS
+run pr_reserve sg_persist --out --reserve --param-rk=$PR_KEY --prout-type=5 $FS
+run pr_wrong_key sg_persist --out --reserve --param-rk=0xbad --prout-type=5 $FS
+run pr_keys sg_persist --in --read-keys $FS
+run pr_reservation sg_persist --in --read-reservation $FS
 
 # The file system: ext4 (metadata checksums), a file kept for the later sessions and the host
 # (its SHA-256 stored beside it), a big one read back after a remount, then deleted and trimmed.
@@ -176,10 +185,13 @@ sync
 echo "E2E-RESULT done=yes"
 """
 
-# After a reboot and in a restarted QEMU: every LUN is there again, the file kept in the first
+# After a reboot and in a restarted QEMU: every LUN is there again, the reservation too (neither
+# a reset nor the loss of the I_T nexus releases it, SPC-4 5.14.11), the file kept in the first
 # boot checks, and each session reads the token the previous one wrote.
 AGAIN_SCRIPT = PRELUDE + r"""
 run turs sg_turs $FS
+run pr_keys sg_persist --in --read-keys $FS
+run pr_reservation sg_persist --in --read-reservation $FS
 mkdir -p /mnt && mount -t ext4 -o noinit_itable $FS /mnt
 echo "E2E-RESULT keep_same=$(same "$(sha < /mnt/keep)" "$(cat /mnt/keep.sha)")"
 echo "E2E-RESULT prev=$(cat /mnt/session 2>/dev/null || echo none)"
@@ -368,6 +380,13 @@ class ScsiGuestTest(unittest.TestCase):
         self.assertEqual(thin_data, [(2 * MIB, 4 * MIB), (6 * MIB, 8 * MIB)])
         self.assertLess(allocated["thin"], 5 * MIB)
 
+        # Persistent reservations: registered, reserved, read back; a stranger's key conflicts.
+        for name in ("pr_caps", "pr_register", "pr_reserve", "pr_keys", "pr_reservation"):
+            self.assertEqual(r[f"{name}_rc"], "0", out.get(name))
+        self.assertRegex(out["pr_caps"], r"Write Exclusive, registrants only: 1")
+        self.assertEqual(r["pr_wrong_key_rc"], "24", out.get("pr_wrong_key"))
+        self.check_reservation(out)
+
         # The LUN reset was answered, reported once as a unit attention (SAM-5: 29/03 BUS DEVICE
         # RESET FUNCTION OCCURRED; sg_turs exits with 6), and the LUN kept working.
         self.assertEqual(r["reset_rc"], "0", out.get("reset"))
@@ -394,10 +413,17 @@ class ScsiGuestTest(unittest.TestCase):
         for run in (rebooted, restarted):
             self.assertEqual(run.results["keep_same"], "yes", run.output[-3000:])
             self.assertEqual(run.results["turs_rc"], "0", run.output[-3000:])
+            self.check_reservation(outputs(run.output))
         self.assertEqual(rebooted.results["prev"], "none")
         self.assertEqual(restarted.results["prev"], rebooted.results["wrote"])
         self.assertNotEqual(restarted.results["wrote"], rebooted.results["wrote"])
         self.assertEqual(session, restarted.results["wrote"])
+
+    def check_reservation(self, out):
+        """sg_persist read the registered key and the reservation held with it."""
+        self.assertRegex(out["pr_keys"], r"1 registered reservation key follows:\s+0x5eed0e2e")
+        self.assertRegex(out["pr_reservation"], r"Key=0x5eed0e2e\s+scope: LU_SCOPE,\s+type: "
+                                                r"Write Exclusive, registrants only")
 
     # HOTPLUG (coming with --control-socket): a LUN added while the guest runs shows up (sd
     # attaches it after the TRANSPORT_RESET RESCAN event) and is written; removed, it goes; a
