@@ -24,11 +24,11 @@ DAEMON = None
 # to open for writing once sd saw the write-protect bit).
 MODULES = ["virtio_scsi", "sd_mod", "sg", "crc32c_generic", "ext4"]
 # sg3_utils (package sg3-utils) and e2fsprogs' mke2fs (busybox makes ext2 only), with their
-# libraries, in the guest (mke2fs in /e2fs: /bin/mke2fs is busybox's).
-SG_TOOLS = ["/usr/bin/" + t for t in (
+# libraries, in the guest: (host path, guest directory); mke2fs in /e2fs, /bin/mke2fs being
+# busybox's.
+GUEST_TOOLS = [("/usr/bin/" + t, "bin") for t in (
     "sg_inq", "sg_vpd", "sg_readcap", "sg_luns", "sg_turs", "sg_unmap", "sg_write_same",
-    "sg_reset", "sg_raw", "sg_persist")]
-E2FS_TOOLS = ["/sbin/mke2fs"]
+    "sg_reset", "sg_raw", "sg_persist")] + [("/sbin/mke2fs", "e2fs")]
 MIB = 1 << 20
 
 # The LUNs: (target, lun, name, size in MiB, extra --lun keys). Sizes differ so a LUN shown
@@ -206,11 +206,12 @@ echo "E2E-RESULT done=yes"
 REBOOT_SCRIPT = """if [ "$E2E_BOOT" = 1 ]; then sh /first.sh; else sh /again.sh; fi"""
 
 
-def tool_entries(paths, dest_dir="bin"):
-    """cpio entries for host tools and their libraries, each library once."""
+def tool_entries(tools):
+    """cpio entries for host tools [(path, guest directory)] and their libraries, each
+    library once."""
     seen, entries = set(), []
-    for path in paths:
-        for entry in qemu_guest.host_binary_entries(path, dest_dir):
+    for path, dest_dir in tools:
+        for entry in [(dest_dir, "dir", None)] + qemu_guest.host_binary_entries(path, dest_dir):
             if entry[0] not in seen:
                 seen.add(entry[0])
                 entries.append(entry)
@@ -279,10 +280,9 @@ class ScsiGuestTest(unittest.TestCase):
                 f.write(RO_MARK)
             sock = os.path.join(work, "scsi.sock")
             devices = qemu_devices(sock)
-            entries = (tool_entries(SG_TOOLS) + [("e2fs", "dir", None)] +
-                       tool_entries(E2FS_TOOLS, "e2fs"))
-            entries += [("first.sh", "file", (FIRST_SCRIPT.encode(), 0o755)),
-                        ("again.sh", "file", (AGAIN_SCRIPT.encode(), 0o755))]
+            entries = tool_entries(GUEST_TOOLS) + [
+                ("first.sh", "file", (FIRST_SCRIPT.encode(), 0o755)),
+                ("again.sh", "file", (AGAIN_SCRIPT.encode(), 0o755))]
             with qemu_guest.Daemon(daemon_argv(sock, images), sock) as daemon:
                 results = [qemu_guest.run_guest(REBOOT_SCRIPT, devices, modules=MODULES,
                                                 work=work, boots=2, extra_entries=entries)]
