@@ -309,10 +309,14 @@ PrResult PersistentReservations::Register(NexusId nexus, uint64_t key, uint64_t 
   auto registration = next.keys.find(nexus);
   if (registration == next.keys.end()) {
     if (!ignore_key && key != 0) return Conflict();
-    if (new_key != 0) {
-      if (next.keys.size() >= kMaxRegistrations) return Check(kInsufficientRegistrationResources);
-      next.keys[nexus] = new_key;
+    if (new_key == 0) {
+      // Unregistering what is not registered succeeds and changes nothing, not even APTPL:
+      // a nexus that holds no registration does not decide what survives a power loss.
+      ++next.generation;
+      return Good();
     }
+    if (next.keys.size() >= kMaxRegistrations) return Check(kInsufficientRegistrationResources);
+    next.keys[nexus] = new_key;
   } else {
     if (!ignore_key && key != registration->second) return Conflict();
     if (new_key != 0) {

@@ -424,6 +424,11 @@ TEST_F(PersistentReservationsTest, AptplStateIsSavedAndRestored) {
   read[0] = READ_10;
   EXPECT_TRUE(restored.Admit(3, read).conflict);
   EXPECT_FALSE(restored.Admit(1, read).conflict);
+  // An unregistered nexus "unregistering" leaves APTPL as it is.
+  ASSERT_EQ(restored.Out(3, OutCdb(kRegister, 0), Params(0, 0)).status, kStatusGood);
+  std::vector<uint8_t> capabilities = {PERSISTENT_RESERVE_IN, 2, 0, 0, 0, 0, 0, 0x10, 0, 0};
+  EXPECT_EQ(restored.In(3, capabilities).data_in[3], 0x81);  // PTPL_A still set
+  EXPECT_EQ(restored.Serialize(), store.saved);
   // APTPL cleared: the saved state becomes an empty one.
   ASSERT_EQ(restored.Out(1, OutCdb(kRegister, 0), Params(0xaa, 0xac)).status, kStatusGood);
   PersistentReservations empty(&store);
