@@ -262,9 +262,10 @@ def data_ranges(path):
 
 
 def debugfs_cat(image, path):
-    """A file's content read from an ext4 image on the host, without mounting it."""
-    return subprocess.run(["/sbin/debugfs", "-R", f"cat {path}", image], capture_output=True,
-                          check=True).stdout
+    """A file's content read from an ext4 image on the host, without mounting it (empty if
+    it is not there: the guest's results say why)."""
+    return subprocess.run(["/sbin/debugfs", "-R", f"cat {path}", image],
+                          capture_output=True).stdout
 
 
 class ScsiGuestTest(unittest.TestCase):
