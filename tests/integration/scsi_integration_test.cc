@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/device/inflight.h"
@@ -655,6 +656,30 @@ TEST_F(ScsiDaemonTest, SeveralQueuesWithManyRequestsInFlight) {
   }
 }
 
+// One thread per request queue, each running commands one at a time (ScsiDriver::Run is safe
+// across queues): the daemon serves them all at once.
+TEST_F(ScsiDaemonTest, QueuesServeThreadsInParallel) {
+  constexpr size_t kQueues = 3;
+  StartOneLun({"--num-queues=3"});
+  Open(kQueues);
+  std::vector<std::thread> threads;
+  for (size_t q = 0; q < kQueues; ++q) {
+    threads.emplace_back([this, q] {
+      for (uint32_t i = 0; i < 50; ++i) {
+        const uint32_t lba = q * 4096 + i * 8;
+        const std::string data = Pattern(4096, static_cast<uint8_t>(q * 50 + i));
+        EXPECT_TRUE(Good(Run(ReadWrite10(WRITE_10, lba, 8), data, 0, 0, 0, q)));
+        EXPECT_EQ(Run(ReadWrite10(READ_10, lba, 8), "", 4096, 0, 0, q).data_in, data);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t q = 0; q < kQueues; ++q) {
+    EXPECT_EQ(FileBytes(image_, (q * 4096 + 49 * 8) * kBlock, 4096),
+              Pattern(4096, static_cast<uint8_t>(q * 50 + 49)));
+  }
+}
+
 TEST_F(ScsiDaemonTest, ReadOnlyLunRefusesWrites) {
   const std::string ro = Image("ro.img");
   WriteFile(ro, 0, std::string(8192, 'r'));
@@ -753,7 +778,11 @@ TEST_F(ScsiDaemonTest, TaskManagementFunctions) {
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_QUERY_TASK_SET), kScsiFunctionComplete);
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_ABORT_TASK_SET), kScsiFunctionComplete);
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET), kScsiFunctionComplete);
+  // I_T NEXUS RESET reports itself to the target's LUNs (SAM-5 6.3.2: 29/07 I_T NEXUS LOSS
+  // OCCURRED), once.
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET), kScsiFunctionComplete);
+  EXPECT_TRUE(CheckCondition(Run(TestUnitReady()), UNIT_ATTENTION, 0x29, 0x07));
+  EXPECT_TRUE(Good(Run(TestUnitReady())));
   // No ACA (NormACA is 0 in INQUIRY): CLEAR ACA is rejected; so is a subtype that does not exist.
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_CLEAR_ACA), VIRTIO_SCSI_S_FUNCTION_REJECTED);
   EXPECT_EQ(tmf(99), VIRTIO_SCSI_S_FUNCTION_REJECTED);
@@ -785,6 +814,66 @@ TEST_F(ScsiDaemonTest, TaskManagementFunctions) {
   ASSERT_OK(driver_->control_queue()->Submit());
   ASSERT_OK(driver_->WaitFor(driver_->control_queue(), id).status());
   EXPECT_EQ(tmf(VIRTIO_SCSI_T_TMF_ABORT_TASK_SET), kScsiFunctionComplete);
+  ExpectServing();
+}
+
+// Task management with commands in flight on a request queue: each command completes exactly
+// once, done (GOOD, its data on the disk) or aborted (VIRTIO_SCSI_S_ABORTED), and every function
+// completes.
+TEST_F(ScsiDaemonTest, TaskManagementWithCommandsInFlight) {
+  StartOneLun({"--num-queues=2"});
+  Open(2);
+  constexpr size_t kCommands = 64;
+  constexpr uint32_t kBytes = 64 * 1024;
+  std::vector<ScsiCommand> commands;
+  std::map<uint16_t, size_t> index_of;
+  FrontendQueue* queue = driver_->request_queue(1);
+  for (size_t i = 0; i < kCommands; ++i) {
+    ScsiCommand c = Make(kBytes, 0);
+    std::memset(c.data_out, 'A' + i % 26, kBytes);
+    SetScsiCdb(&c, 0, 0, ReadWrite10(WRITE_10, i * (kBytes / kBlock), kBytes / kBlock),
+               /*tag=*/100 + i);
+    ASSERT_OK_AND_ASSIGN(const uint16_t id, AddScsiCommand(&queue->ring(), c));
+    index_of[id] = i;
+    commands.push_back(c);
+  }
+  ASSERT_OK(queue->Submit());
+  std::vector<ScsiControl> tmfs;
+  for (const auto& [subtype, tag] : std::vector<std::pair<uint32_t, uint64_t>>{
+           {VIRTIO_SCSI_T_TMF_ABORT_TASK, 100 + kCommands - 1},
+           {VIRTIO_SCSI_T_TMF_QUERY_TASK, 100 + kCommands - 2},
+           {VIRTIO_SCSI_T_TMF_ABORT_TASK_SET, 0},
+           {VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET, 0}}) {
+    ASSERT_OK_AND_ASSIGN(ScsiControl tmf, AllocateScsiTmf(driver_->ram(), subtype, 0, 0, tag));
+    ASSERT_OK(AddScsiControl(&driver_->control_queue()->ring(), tmf).status());
+    tmfs.push_back(tmf);
+  }
+  ASSERT_OK(driver_->control_queue()->Submit());
+  for (size_t i = 0; i < tmfs.size(); ++i) {
+    ASSERT_OK(driver_->control_queue()->WaitForUsed(kTimeout).status());
+  }
+  for (size_t i = 0; i < tmfs.size(); ++i) {
+    const uint8_t response = tmfs[i].tmf_resp().response;
+    if (i == 1) {  // QUERY TASK: still there, or not
+      EXPECT_TRUE(response == kScsiFunctionComplete || response == VIRTIO_SCSI_S_FUNCTION_SUCCEEDED)
+          << int{response};
+    } else {
+      EXPECT_EQ(response, kScsiFunctionComplete) << i;
+    }
+  }
+  std::vector<int> completions(kCommands, 0);
+  for (size_t n = 0; n < kCommands; ++n) {
+    ASSERT_OK_AND_ASSIGN(const UsedElement used, queue->WaitForUsed(kTimeout));
+    ASSERT_EQ(index_of.count(used.id), 1u) << used.id;
+    const size_t i = index_of[used.id];
+    ++completions[i];
+    const ScsiResult r = ReadScsiResult(commands[i], used.len);
+    if (r.response == VIRTIO_SCSI_S_ABORTED) continue;
+    EXPECT_TRUE(Good(r)) << i;
+    EXPECT_EQ(FileBytes(image_, i * kBytes, kBytes), std::string(kBytes, 'A' + i % 26)) << i;
+  }
+  EXPECT_EQ(completions, std::vector<int>(kCommands, 1));
+  EXPECT_TRUE(Good(Run(TestUnitReady(), "", 0, 0, 0, 1)));
   ExpectServing();
 }
 
