@@ -34,18 +34,14 @@ BlkDevice::BlkDevice(std::unique_ptr<Disk> disk, BlkOptions options)
     : disk_(std::move(disk)),
       options_(std::move(options)),
       capacity_sectors_(disk_->size_bytes() / kSectorSize) {
-  // Every queue's DiskQueue (with its io_uring ring) is made here, once, and kept for the
+  // Every queue's ring (io_uring's, when the disk uses it) is made here, once, and kept for the
   // device's lifetime: the daemon creates the device before its seccomp filter, which does not
   // allow io_uring_setup (a ring made later could be one without restrictions).
   queues_.resize(options_.num_queues);
-  for (uint32_t i = 0; i < options_.num_queues; ++i) {
-    absl::StatusOr<std::unique_ptr<DiskQueue>> io = disk_->NewQueue(options_.max_queue_size);
-    if (!io.ok()) {
-      LOG(ERROR) << "queue " << i << ": " << io.status();
-      continue;  // the queue breaks when it starts
-    }
-    queues_[i] = std::make_unique<QueueState>();
-    queues_[i]->io = *std::move(io);
+  for (auto& state : queues_) {
+    state = std::make_unique<QueueState>();
+    state->ring = disk_->NewRing(options_.max_queue_size);
+    state->io = disk_->NewQueue(*state->ring);
   }
 }
 
@@ -114,10 +110,9 @@ absl::Status BlkDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> d
 }
 
 absl::Status BlkDevice::QueueStarted(QueueContext& context) {
-  QueueState* state = queues_[context.index()].get();
-  if (state == nullptr) return absl::UnavailableError("the disk could not set up this queue");
-  state->requests.resize(context.queue().size());
-  const int fd = state->io->event_fd();
+  QueueState& state = *queues_[context.index()];
+  state.requests.resize(context.queue().size());
+  const int fd = state.ring->event_fd();
   // Edge-triggered: each completion's signal wakes the worker once, and Reap need not read the
   // eventfd (one syscall per batch less). Level-triggered, a signal whose completion an earlier
   // Reap already took would wake the worker in a loop until the next I/O completes.
@@ -125,21 +120,20 @@ absl::Status BlkDevice::QueueStarted(QueueContext& context) {
 }
 
 QueueResult BlkDevice::ProcessQueue(QueueContext& context) {
-  QueueState* state = queues_[context.index()].get();
-  if (state == nullptr) return QueueResult::Drained();  // QueueStarted broke the queue
-  auto done = [&](uint64_t token, int64_t result) { OnIoDone(*state, context, token, result); };
-  state->io->Reap(done);
-  const size_t slots = state->requests.size();
+  QueueState& state = *queues_[context.index()];
+  auto done = [&](uint64_t token, int64_t result) { OnIoDone(state, context, token, result); };
+  state.ring->Reap(done);
+  const size_t slots = state.requests.size();
   bool submitted = false;
   // With every ring entry in flight the guest has nothing left to offer (a chain it offers now
   // breaks the ring's rules): take no more until some complete.
   while (context.in_flight() < slots) {
     const absl::optional<ChainToken> token = context.Take();
     if (!token) break;
-    submitted |= Start(*state, context, *token);
+    submitted |= Start(state, context, *token);
   }
-  if (submitted) state->io->Commit();
-  state->io->Reap(done);
+  if (submitted) state.ring->Commit();
+  state.ring->Reap(done);
   // Every slot busy with I/O (each completes through the watched eventfd): take more requests
   // when some complete, without spinning on the chains left in the ring.
   if (context.in_flight() == slots && context.queue().HasAvailable()) {
@@ -149,8 +143,7 @@ QueueResult BlkDevice::ProcessQueue(QueueContext& context) {
 }
 
 bool BlkDevice::HasCompletions(QueueContext& context) {
-  const QueueState* state = queues_[context.index()].get();
-  return state != nullptr && state->io->HasCompletions();
+  return queues_[context.index()]->ring->HasCompletions();
 }
 
 uint8_t BlkDevice::CheckRange(uint64_t sector, uint64_t bytes) const {
@@ -276,19 +269,16 @@ void BlkDevice::Finish(QueueState& state, QueueContext& context, ChainToken toke
 }
 
 void BlkDevice::QueueStopped(QueueContext& context) {
-  QueueState* state = queues_[context.index()].get();
-  if (state == nullptr) return;
+  QueueState& state = *queues_[context.index()];
   // Every request in flight finishes and completes here, so the ring position the engine
   // reports is exact and none completes later on the ring the next start reuses.
-  state->io->Drain(
-      [&](uint64_t token, int64_t result) { OnIoDone(*state, context, token, result); });
+  state.ring->Drain(
+      [&](uint64_t token, int64_t result) { OnIoDone(state, context, token, result); });
 }
 
 void BlkDevice::Reset() {
   // The queues stopped first (their I/O drained): forget what the requests pointed at.
-  for (auto& state : queues_) {
-    if (state) state->requests.clear();
-  }
+  for (auto& state : queues_) state->requests.clear();
   writeback_ = true;
   features_ = 0;
 }

@@ -1,5 +1,5 @@
 // virtio-blk (virtio 1.2 §5.2): reads and writes straight between the backing store and the
-// guest's buffers through one asynchronous DiskQueue per virtqueue; FLUSH, write-back or
+// guest's buffers on one asynchronous IoRing per virtqueue; FLUSH, write-back or
 // write-through (CONFIG_WCE), DISCARD and WRITE_ZEROES, GET_ID, read-only disks, several queues.
 #ifndef VHOST_USER_BLK_BLK_DEVICE_H_
 #define VHOST_USER_BLK_BLK_DEVICE_H_
@@ -57,7 +57,8 @@ class BlkDevice : public VirtioDevice {
     uint64_t expected = 0;  // bytes the I/O must transfer
   };
   struct QueueState {
-    std::unique_ptr<DiskQueue> io;
+    std::unique_ptr<IoRing> ring;
+    std::unique_ptr<DiskQueue> io;  // the disk on `ring`
     std::vector<Request> requests;  // by ChainToken: one per ring entry, sized in QueueStarted
   };
 
@@ -74,7 +75,7 @@ class BlkDevice : public VirtioDevice {
   std::atomic<uint64_t> capacity_sectors_;
   std::atomic<bool> writeback_{true};
   uint64_t features_ = 0;
-  // Made by the constructor and kept (null: the disk could not make that queue).
+  // Made by the constructor and kept, one per virtqueue.
   std::vector<std::unique_ptr<QueueState>> queues_;
 };
 

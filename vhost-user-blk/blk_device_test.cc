@@ -72,22 +72,15 @@ std::set<int> EpollFds(int epoll_fd) {
   return fds;
 }
 
-// A DiskQueue whose operations complete only when the test releases them or the queue drains:
-// I/O that is certainly in flight when the test looks (or stops the queue). Results are the
-// bytes asked for.
-class HeldQueue : public DiskQueue {
+// A ring whose operations complete only when the test releases them or the ring drains: I/O
+// that is certainly in flight when the test looks (or stops the queue). Results are the bytes
+// asked for.
+class HeldRing : public IoRing {
  public:
-  HeldQueue() : event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  HeldRing()
+      : IoRing(0, /*on_io_uring=*/false), event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
   int event_fd() const override { return event_fd_.get(); }
-  bool SubmitRead(const IovecList& buffers, uint64_t, uint64_t token) override {
-    return Hold(token, Bytes(buffers));
-  }
-  bool SubmitWrite(const IovecList& buffers, uint64_t, bool, uint64_t token) override {
-    return Hold(token, Bytes(buffers));
-  }
-  bool SubmitFlush(uint64_t token) override { return Hold(token, 0); }
-  void Commit() override {}
   bool HasCompletions() const override { return !released_.empty(); }
   void Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) override {
     for (const auto& [token, result] : released_) done(token, result);
@@ -99,6 +92,10 @@ class HeldQueue : public DiskQueue {
     held_.clear();
   }
 
+  bool Hold(uint64_t token, int64_t result) {
+    held_.emplace_back(token, result);
+    return true;
+  }
   size_t held() const { return held_.size(); }
   // Completes the `n` oldest operations held and signals, as the kernel would.
   void Release(size_t n) {
@@ -111,37 +108,52 @@ class HeldQueue : public DiskQueue {
   void Signal() { eventfd_write(event_fd_.get(), 1); }
 
  private:
-  static int64_t Bytes(const IovecList& buffers) {
-    int64_t bytes = 0;
-    for (const iovec& v : buffers) bytes += v.iov_len;
-    return bytes;
-  }
-  bool Hold(uint64_t token, int64_t result) {
-    held_.emplace_back(token, result);
-    return true;
-  }
-
   UniqueFd event_fd_;
   std::deque<std::pair<uint64_t, int64_t>> held_;
   std::vector<std::pair<uint64_t, int64_t>> released_;
 };
 
+// The disk's view of a HeldRing.
+class HeldQueue : public DiskQueue {
+ public:
+  explicit HeldQueue(HeldRing& ring) : ring_(ring) {}
+  bool SubmitRead(const IovecList& buffers, uint64_t, uint64_t token) override {
+    return ring_.Hold(token, Bytes(buffers));
+  }
+  bool SubmitWrite(const IovecList& buffers, uint64_t, bool, uint64_t token) override {
+    return ring_.Hold(token, Bytes(buffers));
+  }
+  bool SubmitFlush(uint64_t token) override { return ring_.Hold(token, 0); }
+
+ private:
+  static int64_t Bytes(const IovecList& buffers) {
+    int64_t bytes = 0;
+    for (const iovec& v : buffers) bytes += v.iov_len;
+    return bytes;
+  }
+
+  HeldRing& ring_;
+};
+
 class HeldDisk : public Disk {
  public:
   uint64_t size_bytes() const override { return kDiskBytes; }
-  absl::StatusOr<std::unique_ptr<DiskQueue>> NewQueue(uint32_t) override {
-    auto queue = std::make_unique<HeldQueue>();
-    queues_.push_back(queue.get());
-    return std::unique_ptr<DiskQueue>(std::move(queue));
+  std::unique_ptr<IoRing> NewRing(uint32_t) override {
+    auto ring = std::make_unique<HeldRing>();
+    rings_.push_back(ring.get());
+    return ring;
+  }
+  std::unique_ptr<DiskQueue> NewQueue(IoRing& ring) override {
+    return std::make_unique<HeldQueue>(static_cast<HeldRing&>(ring));
   }
   absl::Status Discard(uint64_t, uint64_t) override { return absl::OkStatus(); }
   absl::Status WriteZeroes(uint64_t, uint64_t, bool) override { return absl::OkStatus(); }
   absl::StatusOr<uint64_t> Refresh() override { return kDiskBytes; }
 
-  HeldQueue& queue(int index) { return *queues_[index]; }
+  HeldRing& ring(int index) { return *rings_[index]; }
 
  private:
-  std::vector<HeldQueue*> queues_;  // owned by the device
+  std::vector<HeldRing*> rings_;  // owned by the device
 };
 
 class BlkDeviceTest : public ::testing::Test {
@@ -198,11 +210,11 @@ class BlkDeviceTest : public ::testing::Test {
     ASSERT_OK(device_->SetFeatures(device_->Info().features));
     ASSERT_OK(queue_->Start(*device_));
   }
-  HeldQueue& MakeHeldDevice() {
+  HeldRing& MakeHeldDevice() {
     auto disk = std::make_unique<HeldDisk>();
     HeldDisk* held = disk.get();
     MakeDevice(std::move(disk), BlkOptions());
-    return held->queue(0);
+    return held->ring(0);
   }
 
   // Queues a request on `queue` (default queue_); returns its number (which names its status
@@ -505,7 +517,7 @@ TEST_F(BlkDeviceTest, StoppingTheQueueFinishesRequestsInFlight) {
 // request, with its own id, length and status, and the position reported is after the last
 // chain taken: the next start neither skips nor repeats one, and nothing comes back later.
 TEST_F(BlkDeviceTest, StopWithIoInFlightCompletesEveryRequestAtTheExactRingPosition) {
-  HeldQueue& io = MakeHeldDevice();
+  HeldRing& io = MakeHeldDevice();
   for (int i = 0; i < 3; ++i) Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true);
   Add(VIRTIO_BLK_T_OUT, 64, {{data_, 512}}, false);
   Add(VIRTIO_BLK_T_FLUSH, 0, {}, false);
@@ -560,7 +572,7 @@ TEST_F(BlkDeviceTest, StopWithIoInFlightCompletesEveryRequestAtTheExactRingPosit
 // A completion signal whose completion was reaped already (Reap does not reset the eventfd)
 // wakes the worker once, not in a loop until the next I/O completes.
 TEST_F(BlkDeviceTest, ACompletionSignalWithNothingToReapWakesTheWorkerOnce) {
-  HeldQueue& io = MakeHeldDevice();
+  HeldRing& io = MakeHeldDevice();
   ASSERT_EQ(DeviceFds(*queue_), std::set<int>{io.event_fd()});
   io.Signal();
   EXPECT_TRUE(queue_->RunWhenReady(*device_, absl::ZeroDuration()).has_value());
@@ -578,7 +590,7 @@ TEST_F(BlkDeviceTest, ACompletionSignalWithNothingToReapWakesTheWorkerOnce) {
 // returns Blocked, not Drained (which the worker would spin on), until I/O completes.
 TEST_F(BlkDeviceTest, EveryRingEntryInFlightBlocksUntilACompletion) {
   queue_ = NewQueue(0, /*size=*/4);
-  HeldQueue& io = MakeHeldDevice();
+  HeldRing& io = MakeHeldDevice();
   for (int i = 0; i < 4; ++i) {
     Add(VIRTIO_BLK_T_IN, i * 8, {{data_ + i * 4096, 4096}}, true, true, nullptr, true);
   }

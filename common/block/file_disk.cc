@@ -1,6 +1,7 @@
 #include "common/block/file_disk.h"
 
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -13,8 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/unique_fd.h"
-#include "common/block/sync_queue.h"
-#include "common/block/uring_queue.h"
+#include "common/block/sync_io.h"
 #include "glog/logging.h"
 
 namespace vhost {
@@ -31,6 +31,68 @@ absl::StatusOr<uint64_t> SizeOf(int fd, bool block_device) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+// The disk's operations on a ring: on io_uring, through it (straight between the file and the
+// guest's buffers); otherwise done here, on the queue's worker thread.
+class FileQueue : public DiskQueue {
+ public:
+  // `direct_fd` (or -1) is used for requests aligned to `alignment`, `fd` for the others.
+  FileQueue(IoRing& ring, int fd, int direct_fd, uint32_t alignment)
+      : ring_(ring), fd_(fd), direct_fd_(direct_fd), alignment_(alignment) {}
+
+  bool SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) override {
+    const int fd = FdFor(buffers, offset);
+    if (!ring_.on_io_uring()) {
+      ring_.CompleteInline(token, ReadAll(fd, buffers, offset));
+      return true;
+    }
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    io_uring_prep_readv(sqe, fd, buffers.data(), buffers.size(), offset);
+    io_uring_sqe_set_data64(sqe, token);
+    return true;
+  }
+
+  bool SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) override {
+    const int fd = FdFor(buffers, offset);
+    // On io_uring too, a buffered write is a copy into the page cache, which io_uring hands to
+    // its worker threads (measured 1.9x slower for 1 MiB writes): copy it here instead.
+    if (!ring_.on_io_uring() || (fd == fd_ && !sync)) {
+      int64_t result = WriteAll(fd, buffers, offset);
+      if (result >= 0 && sync && fdatasync(fd) != 0) result = -errno;
+      ring_.CompleteInline(token, result);
+      return true;
+    }
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    io_uring_prep_writev(sqe, fd, buffers.data(), buffers.size(), offset);
+    if (sync) sqe->rw_flags = RWF_DSYNC;
+    io_uring_sqe_set_data64(sqe, token);
+    return true;
+  }
+
+  bool SubmitFlush(uint64_t token) override {
+    if (!ring_.on_io_uring()) {
+      ring_.CompleteInline(token, fdatasync(fd_) == 0 ? 0 : -errno);
+      return true;
+    }
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, token);
+    return true;
+  }
+
+ private:
+  int FdFor(const IovecList& buffers, uint64_t offset) const {
+    return direct_fd_ >= 0 && AlignedForDirectIo(buffers, offset, alignment_) ? direct_fd_ : fd_;
+  }
+
+  IoRing& ring_;
+  const int fd_;
+  const int direct_fd_;
+  const uint32_t alignment_;
+};
+
 class FileDisk : public Disk {
  public:
   FileDisk(UniqueFd fd, UniqueFd direct_fd, bool block_device, uint64_t size, uint32_t alignment,
@@ -45,17 +107,14 @@ class FileDisk : public Disk {
   uint64_t size_bytes() const override { return size_; }
   bool is_block_device() const override { return block_device_; }
 
-  absl::StatusOr<std::unique_ptr<DiskQueue>> NewQueue(uint32_t depth) override {
-    if (io_uring_) {
-      absl::StatusOr<std::unique_ptr<DiskQueue>> queue =
-          UringQueue::Create(depth, fd_.get(), direct_fd_.get(), alignment_);
-      if (queue.ok()) return queue;
-      LOG(WARNING) << "io_uring unavailable (" << queue.status().message()
-                   << "); using synchronous I/O";
-      io_uring_ = false;
-    }
-    return std::unique_ptr<DiskQueue>(
-        new SyncQueue(depth, fd_.get(), direct_fd_.get(), alignment_));
+  std::unique_ptr<IoRing> NewRing(uint32_t depth) override {
+    std::unique_ptr<IoRing> ring = IoRing::Create(depth, io_uring_);
+    io_uring_ = ring->on_io_uring();  // where the kernel said no once, do not ask (and log) again
+    return ring;
+  }
+
+  std::unique_ptr<DiskQueue> NewQueue(IoRing& ring) override {
+    return std::make_unique<FileQueue>(ring, fd_.get(), direct_fd_.get(), alignment_);
   }
 
   absl::Status Discard(uint64_t offset, uint64_t length) override {

@@ -1,5 +1,5 @@
-// A regular file or a host block device as a disk, with io_uring queues that read and write
-// straight between the file and the guest's buffers.
+// A regular file or a host block device as a disk, read and written straight between the file
+// and the guest's buffers on io_uring (or synchronously where the ring is not on io_uring).
 #ifndef COMMON_BLOCK_FILE_DISK_H_
 #define COMMON_BLOCK_FILE_DISK_H_
 
@@ -17,8 +17,9 @@ struct FileDiskOptions {
   // whose buffers are not aligned for O_DIRECT go through a buffered descriptor instead.
   DirectIo direct = DirectIo::kAuto;
   uint32_t alignment = 512;  // O_DIRECT alignment of offsets, lengths and buffers
-  // io_uring queues, falling back to synchronous I/O on the worker threads where the kernel (or
-  // a container's seccomp profile) refuses io_uring; or always synchronous.
+  // NewRing's rings on io_uring, falling back to synchronous I/O on the worker threads where the
+  // kernel (or a container's seccomp profile) refuses io_uring; or always synchronous. Its
+  // queues follow the ring they are made on, whichever made it.
   bool io_uring = true;
 };
 

@@ -1,7 +1,8 @@
 // The io_uring ring every disk queue runs on (InitDiskRing).
-#include "common/block/uring_queue.h"
+#include "common/block/io_ring.h"
 
 #include <fcntl.h>
+#include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>

@@ -1,4 +1,4 @@
-#include "common/block/sync_queue.h"
+#include "common/block/sync_io.h"
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -53,38 +53,6 @@ bool AlignedForDirectIo(const IovecList& buffers, uint64_t offset, uint32_t alig
     }
   }
   return true;
-}
-
-SyncQueue::SyncQueue(uint32_t depth, int fd, int direct_fd, uint32_t alignment)
-    : fd_(fd), direct_fd_(direct_fd), alignment_(alignment) {
-  done_.reserve(depth);
-}
-
-int SyncQueue::FdFor(const IovecList& buffers, uint64_t offset) const {
-  return direct_fd_ >= 0 && AlignedForDirectIo(buffers, offset, alignment_) ? direct_fd_ : fd_;
-}
-
-bool SyncQueue::SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) {
-  done_.push_back({token, ReadAll(FdFor(buffers, offset), buffers, offset)});
-  return true;
-}
-
-bool SyncQueue::SubmitWrite(const IovecList& buffers, uint64_t offset, bool sync, uint64_t token) {
-  const int fd = FdFor(buffers, offset);
-  int64_t result = WriteAll(fd, buffers, offset);
-  if (result >= 0 && sync && fdatasync(fd) != 0) result = -errno;
-  done_.push_back({token, result});
-  return true;
-}
-
-bool SyncQueue::SubmitFlush(uint64_t token) {
-  done_.push_back({token, fdatasync(fd_) == 0 ? 0 : -errno});
-  return true;
-}
-
-void SyncQueue::Reap(absl::FunctionRef<void(uint64_t, int64_t)> done) {
-  for (const auto& [token, result] : done_) done(token, result);
-  done_.clear();
 }
 
 }  // namespace vhost
