@@ -1,7 +1,8 @@
 // vhost-user-scsi driven over its socket by our front end's virtio-scsi driver: INQUIRY and its
 // VPD pages, capacity, data round trips checked against the image files, FUA and SYNCHRONIZE
-// CACHE reaching stable storage, UNMAP and WRITE SAME giving space back to the host, several
-// targets and LUNs, several queues with many requests in flight, read-only LUNs, task management,
+// CACHE reaching stable storage, UNMAP and WRITE SAME giving space back to the host, COMPARE AND
+// WRITE, descriptor-format sense, several targets and LUNs, several queues with many requests in
+// flight, read-only LUNs, task management (also with commands in flight), a grown LUN's event,
 // bad input answered as the specs say, requests in flight across a SIGKILL.
 //
 // Sense data is checked byte for byte in the fixed format (SPC-5 4.4.3): byte 0 70h, byte 2 the
@@ -540,6 +541,52 @@ TEST_F(ScsiDaemonTest, UnmapAndWriteSameMakeHolesInTheImage) {
   EXPECT_TRUE(CheckCondition(Run(Unmap(bad.size()), std::string(bad.begin(), bad.end())),
                              ILLEGAL_REQUEST, 0x21, 0x00));
   EXPECT_EQ(FileBytes(image_, 5 * kMiB, 4096), std::string(4096, 'k'));
+}
+
+// COMPARE AND WRITE (SBC-4 5.2) through the transport: the data-out holds the blocks to compare
+// then those to write. A miscompare writes nothing and says where (INFORMATION, VALID set). With
+// D_SENSE set by MODE SELECT the sense comes in descriptor format (72h).
+TEST_F(ScsiDaemonTest, CompareAndWriteAndDescriptorSense) {
+  StartOneLun();
+  Open();
+  auto caw = [](uint64_t lba, uint8_t blocks) {
+    Cdb cdb(16, 0);
+    cdb[0] = 0x89;
+    Put(&cdb, 2, lba, 8);
+    cdb[13] = blocks;
+    return cdb;
+  };
+  ASSERT_TRUE(Good(Run(ReadWrite10(WRITE_10, 10, 2), std::string(2 * kBlock, 'x'))));
+  ASSERT_TRUE(Good(Run(caw(10, 2), std::string(2 * kBlock, 'x') + std::string(2 * kBlock, 'y'))));
+  EXPECT_EQ(FileBytes(image_, 10 * kBlock, 2 * kBlock), std::string(2 * kBlock, 'y'));
+  // The medium now differs from the compare data at byte 600.
+  const std::string compare = std::string(600, 'y') + std::string(2 * kBlock - 600, 'x');
+  ScsiResult miscompare = Run(caw(10, 2), compare + std::string(2 * kBlock, 'z'));
+  EXPECT_TRUE(CheckCondition(miscompare, MISCOMPARE, 0x1d, 0x00));
+  ASSERT_GE(miscompare.sense.size(), 7u);
+  EXPECT_EQ(miscompare.sense[0], 0xf0);  // current, INFORMATION valid
+  EXPECT_EQ(Get(std::string(miscompare.sense.begin(), miscompare.sense.end()), 3, 4), 600u);
+  EXPECT_EQ(FileBytes(image_, 10 * kBlock, 2 * kBlock), std::string(2 * kBlock, 'y'));
+  // Data-out shorter than both halves: nothing compared or written.
+  EXPECT_EQ(Run(caw(10, 2), std::string(2 * kBlock, 'y')).response, VIRTIO_SCSI_S_OVERRUN);
+  EXPECT_EQ(FileBytes(image_, 10 * kBlock, 2 * kBlock), std::string(2 * kBlock, 'y'));
+
+  // MODE SENSE(6) of the control page, D_SENSE set, back with MODE SELECT(6) (PF).
+  ScsiResult sensed = Run(Cdb{MODE_SENSE, 0x08, 0x0a, 0, 255, 0}, "", 255);
+  ASSERT_TRUE(Good(sensed));
+  ASSERT_GE(sensed.data_in.size(), 4u + 12u);
+  std::string list = sensed.data_in.substr(0, 4) + sensed.data_in.substr(4, 12);
+  list[0] = 0;  // MODE DATA LENGTH is reserved in MODE SELECT
+  list[2] = 0;
+  list[4 + 2] |= 0x04;
+  ASSERT_TRUE(Good(Run(Cdb{MODE_SELECT, 0x10, 0, 0, static_cast<uint8_t>(list.size()), 0}, list)));
+  ScsiResult descriptor = Run(ReadWrite10(READ_10, kBlocks, 1), "", kBlock);
+  EXPECT_EQ(descriptor.status, kCheckCondition);
+  ASSERT_GE(descriptor.sense.size(), 8u);
+  EXPECT_EQ(descriptor.sense[0], 0x72);
+  EXPECT_EQ(descriptor.sense[1], ILLEGAL_REQUEST);
+  EXPECT_EQ(descriptor.sense[2], 0x21);
+  EXPECT_EQ(descriptor.sense[3], 0x00);
 }
 
 TEST_F(ScsiDaemonTest, SeveralLunsOnSeveralTargets) {
