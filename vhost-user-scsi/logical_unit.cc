@@ -1,0 +1,146 @@
+#include "vhost-user-scsi/logical_unit.h"
+
+#include <sys/uio.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace vhost::scsi {
+
+// ScsiLun's view of the disk. Capacity is read by request queues while SIGHUP's Refresh changes
+// it: atomic. Read/Write/Flush are the rare synchronous commands, run on the unit's own
+// synchronous queue (the data phase of READ/WRITE goes through each request queue's disk queue).
+class LogicalUnit::DiskBackend : public BlockBackend {
+ public:
+  // The synchronous ring has no fd: made at any time, after the seccomp filter too.
+  DiskBackend(Disk* disk, const LunSpec& spec)
+      : disk_(disk),
+        block_size_(spec.block_size),
+        read_only_(spec.read_only),
+        blocks_(disk->size_bytes() / spec.block_size),
+        sync_ring_(IoRing::Create(1, /*use_io_uring=*/false)),
+        sync_queue_(disk->NewQueue(*sync_ring_)) {}
+
+  uint64_t num_blocks() const override { return blocks_.load(std::memory_order_relaxed); }
+  void set_num_blocks(uint64_t blocks) { blocks_.store(blocks, std::memory_order_relaxed); }
+  uint32_t block_size() const override { return block_size_; }
+  bool read_only() const override { return read_only_; }
+  // Files punch holes, block devices BLKDISCARD; where neither works the data stays, which
+  // UNMAP allows (it is a hint).
+  bool supports_discard() const override { return true; }
+
+  absl::Status Read(uint64_t offset, absl::Span<uint8_t> data) override {
+    return Run(sync_queue_->SubmitRead(Iov(data.data(), data.size()), offset, 0), data.size());
+  }
+  absl::Status Write(uint64_t offset, absl::Span<const uint8_t> data, bool fua) override {
+    return Run(sync_queue_->SubmitWrite(Iov(const_cast<uint8_t*>(data.data()), data.size()), offset,
+                                        fua, 0),
+               data.size());
+  }
+  absl::Status Flush() override { return Run(sync_queue_->SubmitFlush(0), 0); }
+  absl::Status Discard(uint64_t offset, uint64_t length) override {
+    absl::Status s = disk_->Discard(offset, length);
+    return absl::IsUnimplemented(s) ? absl::OkStatus() : s;
+  }
+  absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool unmap) override {
+    return disk_->WriteZeroes(offset, length, unmap);
+  }
+
+ private:
+  static IovecList Iov(uint8_t* data, size_t size) {
+    IovecList iov;
+    iov.push_back({data, size});
+    return iov;
+  }
+  absl::Status Run(bool submitted, uint64_t expected) {
+    if (!submitted) return absl::ResourceExhaustedError("no room on the synchronous queue");
+    sync_ring_->Commit();
+    int64_t result = -EIO;
+    sync_ring_->Drain([&](uint64_t, int64_t r) { result = r; });
+    if (result < 0 || static_cast<uint64_t>(result) != expected) {
+      return absl::DataLossError(absl::StrCat("synchronous I/O returned ", result));
+    }
+    return absl::OkStatus();
+  }
+
+  Disk* const disk_;
+  const uint32_t block_size_;
+  const bool read_only_;
+  std::atomic<uint64_t> blocks_;
+  const std::unique_ptr<IoRing> sync_ring_;
+  const std::unique_ptr<DiskQueue> sync_queue_;
+};
+
+absl::StatusOr<std::unique_ptr<LogicalUnit>> LogicalUnit::Create(const LunSpec& spec,
+                                                                 std::unique_ptr<Disk> disk) {
+  return std::unique_ptr<LogicalUnit>(new LogicalUnit(spec, std::move(disk)));
+}
+
+LogicalUnit::LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk)
+    : spec_(spec),
+      disk_(std::move(disk)),
+      backend_(std::make_unique<DiskBackend>(disk_.get(), spec_)),
+      lun_(backend_.get(), spec_.identity) {
+  lun_.set_reservations(&reservations_);
+}
+
+LogicalUnit::~LogicalUnit() = default;
+
+std::variant<ScsiResponse, BlockIo> LogicalUnit::Prepare(const ScsiRequest& request, uint64_t tag) {
+  absl::MutexLock lock(&mu_);
+  std::variant<ScsiResponse, BlockIo> prepared = lun_.Prepare(request);
+  if (std::holds_alternative<BlockIo>(prepared)) {
+    ++tags_[tag];
+    ++tasks_;
+  }
+  return prepared;
+}
+
+ScsiResponse LogicalUnit::CompleteIo(const BlockIo& io, int64_t result, uint64_t tag,
+                                     bool* now_idle) {
+  absl::MutexLock lock(&mu_);
+  auto it = tags_.find(tag);
+  if (it != tags_.end() && --it->second == 0) tags_.erase(it);
+  --tasks_;
+  *now_idle = tasks_ == 0 && notify_idle_;
+  if (*now_idle) notify_idle_ = false;
+  return lun_.CompleteIo(io, result);
+}
+
+bool LogicalUnit::HasTask(uint64_t tag) {
+  absl::MutexLock lock(&mu_);
+  return tags_.contains(tag);
+}
+
+size_t LogicalUnit::tasks() {
+  absl::MutexLock lock(&mu_);
+  return tasks_;
+}
+
+bool LogicalUnit::IdleOrNotify() {
+  absl::MutexLock lock(&mu_);
+  if (tasks_ == 0) return true;
+  notify_idle_ = true;
+  return false;
+}
+
+void LogicalUnit::SetUnitAttention(const Sense& sense) {
+  absl::MutexLock lock(&mu_);
+  lun_.SetUnitAttention(sense);
+}
+
+absl::StatusOr<bool> LogicalUnit::Refresh() {
+  absl::StatusOr<uint64_t> size = disk_->Refresh();
+  if (!size.ok()) return size.status();
+  const uint64_t blocks = *size / spec_.block_size;
+  if (blocks == backend_->num_blocks()) return false;
+  LOG(INFO) << "target " << spec_.target << " LUN " << spec_.lun << ": " << backend_->num_blocks()
+            << " -> " << blocks << " blocks";
+  backend_->set_num_blocks(blocks);
+  SetUnitAttention(kCapacityDataChanged);
+  return true;
+}
+
+}  // namespace vhost::scsi
