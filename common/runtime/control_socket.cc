@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/runtime/unix_listener.h"
@@ -18,13 +19,22 @@ constexpr size_t kMaxLine = 4096;  // no command is longer: a client sending mor
 absl::StatusOr<std::unique_ptr<ControlSocket>> ControlSocket::Start(const std::string& path,
                                                                     const std::string& flag,
                                                                     Handler handler) {
+  return Start(path, flag,
+               [handler = std::move(handler)](absl::string_view line, std::vector<UniqueFd>&) {
+                 return handler(line);
+               });
+}
+
+absl::StatusOr<std::unique_ptr<ControlSocket>> ControlSocket::Start(const std::string& path,
+                                                                    const std::string& flag,
+                                                                    FdHandler handler) {
   absl::StatusOr<UniqueFd> listener = ListenOnUnixSocket(path, flag, /*backlog=*/4);
   if (!listener.ok()) return listener.status();
   return std::unique_ptr<ControlSocket>(
       new ControlSocket(*std::move(listener), std::move(handler)));
 }
 
-ControlSocket::ControlSocket(UniqueFd listener, Handler handler)
+ControlSocket::ControlSocket(UniqueFd listener, FdHandler handler)
     : listener_(std::move(listener)),
       stop_(eventfd(0, EFD_CLOEXEC)),
       handler_(std::move(handler)),
@@ -48,18 +58,41 @@ void ControlSocket::Serve() {
 
 void ControlSocket::ServeClient(int client) {
   std::string pending;
+  std::vector<UniqueFd> fds;  // come with the next line
   char chunk[512];
   for (;;) {
-    pollfd fds[2] = {{client, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
-    if (fds[1].revents) return;
-    const ssize_t n = read(client, chunk, sizeof(chunk));
+    pollfd polled[2] = {{client, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (poll(polled, 2, -1) < 0 && errno != EINTR) return;
+    if (polled[1].revents) return;
+    iovec iov = {chunk, sizeof(chunk)};
+    alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))];
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(client, &msg, MSG_CMSG_CLOEXEC);
     if (n <= 0) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+        // Kept only up to kMaxFds waiting at once: a client cannot make the daemon hold more.
+        if (fds.size() < kMaxFds) {
+          fds.emplace_back(fd);
+        } else {
+          close(fd);
+        }
+      }
+    }
     pending.append(chunk, n);
     for (size_t end; (end = pending.find('\n')) != std::string::npos;) {
       absl::string_view line(pending.data(), end);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      absl::StatusOr<std::string> answer = handler_(line);
+      absl::StatusOr<std::string> answer = handler_(line, fds);
+      fds.clear();
       pending.erase(0, end + 1);
       const std::string reply = !answer.ok()
                                     ? absl::StrCat("error: ", answer.status().message(), "\n")
