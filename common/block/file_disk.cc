@@ -197,6 +197,44 @@ absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
           absl::StrCat(path, " cannot be opened with O_DIRECT: ", strerror(errno)));
     }
   }
+  return FileDiskFromFds(std::move(fd), std::move(direct_fd), path, options);
+}
+
+absl::StatusOr<std::unique_ptr<Disk>> FileDiskFromFds(UniqueFd fd, UniqueFd direct_fd,
+                                                      const std::string& name,
+                                                      const FileDiskOptions& options) {
+  // The descriptors come from outside (a control socket's client): what they are and how they
+  // were opened is checked, not assumed.
+  struct stat st;
+  if (!fd || fstat(fd.get(), &st) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": not an open file"));
+  }
+  const bool block_device = S_ISBLK(st.st_mode);
+  if (!block_device && !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is neither a regular file nor a block device"));
+  }
+  for (const UniqueFd* f : {&fd, &direct_fd}) {
+    if (!*f) continue;
+    const int mode = fcntl(f->get(), F_GETFL);
+    if (mode < 0 || (!options.read_only && (mode & O_ACCMODE) != O_RDWR) ||
+        (mode & O_ACCMODE) == O_WRONLY) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, options.read_only ? " is not open for reading"
+                                               : " is not open for reading and writing"));
+    }
+    if (f == &direct_fd && !(mode & O_DIRECT)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": the second descriptor is not O_DIRECT"));
+    }
+  }
+  if (direct_fd) {
+    struct stat direct_st;
+    if (fstat(direct_fd.get(), &direct_st) != 0 || direct_st.st_dev != st.st_dev ||
+        direct_st.st_ino != st.st_ino) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": the two descriptors differ"));
+    }
+  }
   absl::StatusOr<uint64_t> size = SizeOf(fd.get(), block_device);
   if (!size.ok()) return size.status();
   return std::unique_ptr<Disk>(new FileDisk(std::move(fd), std::move(direct_fd), block_device,

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/base/unique_fd.h"
 #include "common/block/disk.h"
 
 namespace vhost {
@@ -27,6 +28,14 @@ struct FileDiskOptions {
 // it cannot be used; FailedPreconditionError when DirectIo::kOn and O_DIRECT is refused.
 absl::StatusOr<std::unique_ptr<Disk>> OpenFileDisk(const std::string& path,
                                                    const FileDiskOptions& options);
+
+// The same on descriptors opened elsewhere (a LUN added at run time by a daemon that may no
+// longer open files): `fd` open for reading (and writing unless read_only), `direct_fd` (or
+// none) the same file with O_DIRECT. Each is checked; `name` only names it in errors.
+// options.direct is not used: O_DIRECT is what `direct_fd` brings.
+absl::StatusOr<std::unique_ptr<Disk>> FileDiskFromFds(UniqueFd fd, UniqueFd direct_fd,
+                                                      const std::string& name,
+                                                      const FileDiskOptions& options);
 
 }  // namespace vhost
 
