@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -102,6 +103,52 @@ void ControlSocket::ServeClient(int client) {
     }
     if (pending.size() > kMaxLine) return;
   }
+}
+
+absl::StatusOr<std::string> SendControlLine(const std::string& path, absl::string_view line,
+                                            const std::vector<UniqueFd>& fds) {
+  if (fds.size() > ControlSocket::kMaxFds) {
+    return absl::InvalidArgumentError("too many descriptors for one line");
+  }
+  UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": path too long for a socket"));
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (!socket || connect(socket.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::UnavailableError(absl::StrCat(path, ": ", strerror(errno)));
+  }
+  std::string text = absl::StrCat(line, "\n");
+  iovec iov = {text.data(), text.size()};
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(ControlSocket::kMaxFds * sizeof(int))] = {};
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    for (size_t i = 0; i < fds.size(); ++i) {
+      const int fd = fds[i].get();
+      std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(fd));
+    }
+  }
+  if (sendmsg(socket.get(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(text.size())) {
+    return absl::UnavailableError(absl::StrCat(path, ": ", strerror(errno)));
+  }
+  std::string answer;
+  char c;
+  while (answer.size() < kMaxLine) {
+    const ssize_t n = read(socket.get(), &c, 1);
+    if (n <= 0 || c == '\n') break;
+    answer += c;
+  }
+  return answer;
 }
 
 }  // namespace vhost

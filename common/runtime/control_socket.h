@@ -48,6 +48,11 @@ class ControlSocket {
   std::thread thread_;
 };
 
+// The client side: connects to `path`, sends `line` (without its newline) with `fds` attached,
+// and returns the answer line ("ok ..." or "error: ..."). For tools such as scsi's --hotplug.
+absl::StatusOr<std::string> SendControlLine(const std::string& path, absl::string_view line,
+                                            const std::vector<UniqueFd>& fds = {});
+
 }  // namespace vhost
 
 #endif  // COMMON_RUNTIME_CONTROL_SOCKET_H_

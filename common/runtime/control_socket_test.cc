@@ -79,6 +79,19 @@ TEST(ControlSocketTest, LinesCarryDescriptors) {
   for (int i = 0; i < 6; ++i) many.push_back(pipe_fds[1]);
   EXPECT_EQ(Send(client.get(), "many\n", many), "ok many::::");  // kMaxFds of them
   close(pipe_fds[1]);
+  // The client function, with a descriptor (one client at a time: this one first goes away).
+  client.Reset();
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  ASSERT_EQ(write(pipe_fds[1], "again", 5), 5);
+  close(pipe_fds[1]);
+  std::vector<UniqueFd> sent;
+  sent.emplace_back(pipe_fds[0]);
+  absl::StatusOr<std::string> answer = SendControlLine(path, "client", sent);
+  ASSERT_OK(answer);
+  EXPECT_EQ(*answer, "ok client:again");
+  answer = SendControlLine(path, "fail");
+  ASSERT_OK(answer);
+  EXPECT_EQ(*answer, "error: as asked");
   unlink(path.c_str());
 }
 
