@@ -175,6 +175,9 @@ SandboxPolicy& SandboxPolicy::Memory() {
 SandboxPolicy& SandboxPolicy::Threads() {
   Add("Threads", {"exit", "futex", "gettid", "getcpu", "rseq", "sched_getaffinity", "sched_yield",
                   "set_robust_list"});
+  // absl::Mutex reads a waiting thread's priority (pthread_getschedparam) when it contends: a
+  // read of the caller's own scheduling, nothing it could change.
+  Add("Threads", {"sched_getparam", "sched_getscheduler"});
   Add("Threads", {"clone", {(Arg(0) & CLONE_THREAD) == CLONE_THREAD}});
   return Add("Threads", {"clone3", {}, ENOSYS});
 }
