@@ -1,9 +1,19 @@
 // vhost-user-scsi: a virtio-scsi host adapter for a guest, served over vhost-user: many targets
 // and logical units on image files, block devices or null disks.
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/block/file_disk.h"
 #include "common/block/null_disk.h"
+#include "common/runtime/control_socket.h"
 #include "common/runtime/daemon.h"
+#include "common/runtime/flags.h"
 #include "gflags/gflags.h"
 #include "vhost-user-scsi/lun_spec.h"
 #include "vhost-user-scsi/scsi_device.h"
@@ -17,11 +27,19 @@ DEFINE_uint32(num_queues, 1,
               "Request queues, each served by its own thread (QEMU's num_queues may be fewer)");
 DEFINE_string(direct, "auto",
               "O_DIRECT I/O: on, off, or auto (on for block devices, off for files)");
+DEFINE_string(control_socket, "",
+              "Serve LUN hotplug here: add, remove, list (see --hotplug; the manual says how)");
+DEFINE_string(hotplug, "",
+              "Client mode: send one command to the daemon at --control-socket and exit: \"add "
+              "SPEC\" (opening SPEC's file= here and passing it on), \"remove target=T,lun=L\" "
+              "or \"list\"");
 DEFINE_string(io_engine, "auto",
               "io_uring, sync (preadv/pwritev on the queue threads), or auto (io_uring where the "
               "kernel allows it)");
 
 namespace {
+
+std::unique_ptr<vhost::ControlSocket> control;  // lives as long as the device
 
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   using absl::InvalidArgumentError;
@@ -68,12 +86,69 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   absl::StatusOr<std::unique_ptr<vhost::scsi::ScsiDevice>> device =
       vhost::scsi::ScsiDevice::Create(std::move(units), options);
   if (!device.ok()) return device.status();
+  if (!FLAGS_control_socket.empty()) {
+    vhost::scsi::ScsiDevice* served = device->get();
+    absl::StatusOr<std::unique_ptr<vhost::ControlSocket>> socket = vhost::ControlSocket::Start(
+        FLAGS_control_socket, "--control-socket",
+        [served](absl::string_view line, std::vector<vhost::UniqueFd>& fds) {
+          return served->Control(line, fds);
+        });
+    if (!socket.ok()) return socket.status();
+    control = *std::move(socket);
+  }
   return std::unique_ptr<vhost::VirtioDevice>(*std::move(device));
+}
+
+// --hotplug: the client side of the control socket. A LUN's image is opened here, by the user
+// running this, and its descriptor passed on: the sandboxed daemon opens no files.
+int SendHotplugCommand() {
+  if (FLAGS_control_socket.empty()) {
+    vhost::ExitWithUsageError("vhost-user-scsi", "--hotplug needs --control-socket");
+  }
+  std::vector<vhost::UniqueFd> fds;
+  absl::string_view command = FLAGS_hotplug;
+  if (absl::ConsumePrefix(&command, "add ")) {
+    absl::StatusOr<vhost::scsi::LunSpec> spec = vhost::scsi::ParseLunSpec(command, {});
+    if (!spec.ok())
+      vhost::ExitWithUsageError("vhost-user-scsi", std::string(spec.status().message()));
+    if (!spec->file.empty()) {
+      const int flags = (spec->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+      fds.emplace_back(open(spec->file.c_str(), flags));
+      if (!fds.back()) {
+        std::fprintf(stderr, "vhost-user-scsi: %s: %s\n", spec->file.c_str(), strerror(errno));
+        return 1;
+      }
+      if (FLAGS_direct == "on") {
+        fds.emplace_back(open(spec->file.c_str(), flags | O_DIRECT));
+        if (!fds.back()) {
+          std::fprintf(stderr, "vhost-user-scsi: %s: O_DIRECT: %s\n", spec->file.c_str(),
+                       strerror(errno));
+          return 1;
+        }
+      }
+    }
+  }
+  absl::StatusOr<std::string> answer =
+      vhost::SendControlLine(FLAGS_control_socket, FLAGS_hotplug, fds);
+  if (!answer.ok()) {
+    std::fprintf(stderr, "vhost-user-scsi: %s\n", std::string(answer.status().message()).c_str());
+    return 1;
+  }
+  std::printf("%s\n", answer->c_str());
+  return absl::StartsWith(*answer, "ok") ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (absl::StartsWith(argv[i], "--hotplug")) {
+      if (absl::Status s = vhost::ParseFlags(argc, argv); !s.ok()) {
+        vhost::ExitWithUsageError("vhost-user-scsi", std::string(s.message()));
+      }
+      return SendHotplugCommand();
+    }
+  }
   vhost::DaemonSpec spec;
   spec.program = "vhost-user-scsi";
   spec.description =

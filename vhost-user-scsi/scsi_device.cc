@@ -9,7 +9,12 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/block/file_disk.h"
+#include "common/block/null_disk.h"
 #include "common/virtio/chain_cursor.h"
 #include "common/virtio/features.h"
 #include "glog/logging.h"
@@ -22,6 +27,7 @@ namespace {
 constexpr Sense kLunNotSupported{ILLEGAL_REQUEST, 0x25, 0x00};
 constexpr Sense kBusDeviceReset{UNIT_ATTENTION, 0x29, 0x03};
 constexpr Sense kItNexusLoss{UNIT_ATTENTION, 0x29, 0x07};
+constexpr Sense kLunsChanged{UNIT_ATTENTION, 0x3f, 0x0e};  // REPORTED LUNS DATA HAS CHANGED
 
 constexpr uint8_t kReportLuns = 0xa0;
 // VIRTIO_SCSI_S_FUNCTION_COMPLETE (virtio 1.2 §5.6.6.2.1), absent from <linux/virtio_scsi.h>.
@@ -49,35 +55,160 @@ void WriteTmfResponse(QueueContext& context, ChainToken token, uint8_t response)
 
 absl::StatusOr<std::unique_ptr<ScsiDevice>> ScsiDevice::Create(std::vector<UnitToServe> units,
                                                                ScsiOptions options) {
-  // One ring per request queue, made now: the seccomp filter forbids new rings later.
+  // One ring per request queue, made now: the seccomp filter forbids new rings later. Units
+  // (now or hot-added) only make views of them.
   std::vector<std::unique_ptr<IoRing>> rings;
   for (uint32_t q = 0; q < options.num_queues; ++q) {
     rings.push_back(IoRing::Create(options.max_queue_size, options.io_uring));
   }
-  std::vector<Unit> made;
-  for (UnitToServe& u : units) {
-    Unit unit;
-    for (auto& ring : rings) unit.io.push_back(u.disk->NewQueue(*ring));
-    absl::StatusOr<std::unique_ptr<LogicalUnit>> logical =
-        LogicalUnit::Create(u.spec, std::move(u.disk));
-    if (!logical.ok()) return logical.status();
-    unit.unit = *std::move(logical);
-    made.push_back(std::move(unit));
+  std::unique_ptr<ScsiDevice> device(new ScsiDevice(std::move(rings), options));
+  for (UnitToServe& unit : units) {
+    if (absl::Status s = device->Insert(std::move(unit), /*announce=*/false); !s.ok()) return s;
   }
-  return std::unique_ptr<ScsiDevice>(new ScsiDevice(std::move(made), std::move(rings), options));
+  return device;
 }
 
-ScsiDevice::ScsiDevice(std::vector<Unit> units, std::vector<std::unique_ptr<IoRing>> rings,
-                       ScsiOptions options)
-    : options_(options), units_(std::move(units)), targets_(kMaxTarget + 1, false) {
-  for (Unit& u : units_) {
-    by_address_[Key(u.unit->spec().target, u.unit->spec().lun)] = &u;
-    targets_[u.unit->spec().target] = true;
-  }
+ScsiDevice::ScsiDevice(std::vector<std::unique_ptr<IoRing>> rings, ScsiOptions options)
+    : options_(options), table_(std::make_shared<UnitTable>()) {
   for (auto& ring : rings) {
     request_queues_.push_back(std::make_unique<RequestQueue>());
     request_queues_.back()->ring = std::move(ring);
   }
+}
+
+absl::StatusOr<std::shared_ptr<ScsiDevice::Unit>> ScsiDevice::MakeUnit(UnitToServe to_serve) {
+  auto unit = std::make_shared<Unit>();
+  for (auto& queue : request_queues_) unit->io.push_back(to_serve.disk->NewQueue(*queue->ring));
+  absl::StatusOr<std::unique_ptr<LogicalUnit>> logical =
+      LogicalUnit::Create(to_serve.spec, std::move(to_serve.disk));
+  if (!logical.ok()) return logical.status();
+  unit->unit = *std::move(logical);
+  return unit;
+}
+
+std::shared_ptr<const ScsiDevice::UnitTable> ScsiDevice::Table() {
+  absl::MutexLock lock(&table_mu_);
+  return table_;
+}
+
+absl::Status ScsiDevice::AddUnit(UnitToServe unit) {
+  return Insert(std::move(unit), /*announce=*/true);
+}
+
+absl::Status ScsiDevice::Insert(UnitToServe to_serve, bool announce) {
+  const uint32_t target = to_serve.spec.target, lun = to_serve.spec.lun;
+  if (target > kMaxTarget || lun > kMaxLun) {
+    return absl::InvalidArgumentError(absl::StrCat("no target ", target, " LUN ", lun));
+  }
+  absl::StatusOr<std::shared_ptr<Unit>> unit = MakeUnit(std::move(to_serve));
+  if (!unit.ok()) return unit.status();
+  {
+    absl::MutexLock lock(&table_mu_);
+    if (table_->by_address.contains(Key(target, lun))) {
+      return absl::AlreadyExistsError(absl::StrCat("target ", target, " LUN ", lun, " exists"));
+    }
+    auto table = std::make_shared<UnitTable>(*table_);
+    for (auto& [key, other] : table->by_address) {
+      if (announce && other->unit->spec().target == target) {
+        other->unit->SetUnitAttention(kLunsChanged);
+      }
+    }
+    table->by_address[Key(target, lun)] = *std::move(unit);
+    ++table->units_per_target[target];
+    table_ = std::move(table);
+    table_generation_.fetch_add(1, std::memory_order_release);
+  }
+  if (announce && (features_ & Bit(VIRTIO_SCSI_F_HOTPLUG))) {
+    QueueEvent(VIRTIO_SCSI_T_TRANSPORT_RESET, target, lun, VIRTIO_SCSI_EVT_RESET_RESCAN);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ScsiDevice::RemoveUnit(uint32_t target, uint32_t lun) {
+  {
+    absl::MutexLock lock(&table_mu_);
+    if (target > kMaxTarget || !table_->by_address.contains(Key(target, lun))) {
+      return absl::NotFoundError(absl::StrCat("no target ", target, " LUN ", lun));
+    }
+    auto table = std::make_shared<UnitTable>(*table_);
+    table->by_address.erase(Key(target, lun));
+    --table->units_per_target[target];
+    for (auto& [key, other] : table->by_address) {
+      if (other->unit->spec().target == target) other->unit->SetUnitAttention(kLunsChanged);
+    }
+    // Commands in flight keep the unit (and its disk) until they complete.
+    table_ = std::move(table);
+    table_generation_.fetch_add(1, std::memory_order_release);
+  }
+  if (features_ & Bit(VIRTIO_SCSI_F_HOTPLUG)) {
+    QueueEvent(VIRTIO_SCSI_T_TRANSPORT_RESET, target, lun, VIRTIO_SCSI_EVT_RESET_REMOVED);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ScsiDevice::Control(absl::string_view line,
+                                                std::vector<UniqueFd>& fds) {
+  std::pair<absl::string_view, absl::string_view> command =
+      absl::StrSplit(line, absl::MaxSplits(' ', 1));
+  if (command.first == "add") {
+    std::vector<LunSpec> taken;
+    for (const auto& [key, unit] : Table()->by_address) taken.push_back(unit->unit->spec());
+    absl::StatusOr<LunSpec> spec = ParseLunSpec(command.second, taken);
+    if (!spec.ok()) return spec.status();
+    UnitToServe unit;
+    unit.spec = *spec;
+    if (spec->null_size > 0) {
+      unit.disk = MakeNullDisk(spec->null_size);
+    } else {
+      if (fds.empty() || fds.size() > 2) {
+        return absl::InvalidArgumentError(
+            "add: send the image's descriptor (and optionally an O_DIRECT one) with the line");
+      }
+      FileDiskOptions options;
+      options.read_only = spec->read_only;
+      options.alignment = spec->block_size;
+      options.io_uring = options_.io_uring;
+      UniqueFd direct = fds.size() == 2 ? std::move(fds[1]) : UniqueFd();
+      absl::StatusOr<std::unique_ptr<Disk>> disk =
+          FileDiskFromFds(std::move(fds[0]), std::move(direct), spec->file, options);
+      if (!disk.ok()) return disk.status();
+      unit.disk = *std::move(disk);
+    }
+    if (absl::Status s = AddUnit(std::move(unit)); !s.ok()) return s;
+    LOG(INFO) << "added target " << spec->target << " LUN " << spec->lun;
+    return absl::StrCat("target=", spec->target, " lun=", spec->lun);
+  }
+  if (command.first == "remove") {
+    LunSpec address;
+    bool target_given = false, lun_given = false;
+    for (absl::string_view field : absl::StrSplit(command.second, ',')) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(field, absl::MaxSplits('=', 1));
+      if (kv.first == "target" && absl::SimpleAtoi(kv.second, &address.target)) {
+        target_given = true;
+      } else if (kv.first == "lun" && absl::SimpleAtoi(kv.second, &address.lun)) {
+        lun_given = true;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("remove: bad field '", field, "'"));
+      }
+    }
+    if (!target_given || !lun_given) {
+      return absl::InvalidArgumentError("remove: target=T,lun=L");
+    }
+    if (absl::Status s = RemoveUnit(address.target, address.lun); !s.ok()) return s;
+    LOG(INFO) << "removed target " << address.target << " LUN " << address.lun;
+    return std::string();
+  }
+  if (command.first == "list") {
+    std::vector<std::string> entries;
+    for (const auto& [key, unit] : Table()->by_address) {
+      entries.push_back(absl::StrCat(unit->unit->spec().target, ":", unit->unit->spec().lun));
+    }
+    std::sort(entries.begin(), entries.end());
+    return absl::StrJoin(entries, " ");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown command '", command.first, "' (add, remove, list)"));
 }
 
 DeviceInfo ScsiDevice::Info() const {
@@ -115,14 +246,16 @@ absl::Status ScsiDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   return ReadConfigBytes(c, offset, data);
 }
 
-ScsiDevice::Unit* ScsiDevice::Find(const uint8_t lun[8], bool* target_exists) {
-  *target_exists = lun[0] == 1 && targets_[lun[1]];
+const std::shared_ptr<ScsiDevice::Unit>* ScsiDevice::Find(const UnitTable& table,
+                                                          const uint8_t lun[8],
+                                                          bool* target_exists) {
+  *target_exists = lun[0] == 1 && table.units_per_target[lun[1]] > 0;
   if (!*target_exists) return nullptr;
   // Single-level LUNs only: peripheral (00b) or flat (01b) addressing, nothing below.
   if ((lun[2] >> 6) > 1 || lun[4] || lun[5] || lun[6] || lun[7]) return nullptr;
   const uint32_t l = ((uint32_t{lun[2]} << 8) | lun[3]) & 0x3fff;
-  auto it = by_address_.find(Key(lun[1], l));
-  return it == by_address_.end() ? nullptr : it->second;
+  auto it = table.by_address.find(Key(lun[1], l));
+  return it == table.by_address.end() ? nullptr : &it->second;
 }
 
 absl::Status ScsiDevice::QueueStarted(QueueContext& context) {
@@ -150,6 +283,12 @@ QueueResult ScsiDevice::ProcessQueue(QueueContext& context) {
   const uint32_t q = index - kFirstRequestQueue;
   RequestQueue& queue = *request_queues_[q];
   Reap(queue, context, /*drain=*/false);
+  // LUNs added or removed since the last turn: one atomic load when nothing changed.
+  const uint64_t generation = table_generation_.load(std::memory_order_acquire);
+  if (generation != queue.table_generation) {
+    queue.table = Table();
+    queue.table_generation = generation;
+  }
   const size_t slots = queue.commands.size();
   while (context.in_flight() < slots) {
     const absl::optional<ChainToken> token = context.Take();
@@ -200,14 +339,15 @@ void ScsiDevice::StartCommand(RequestQueue& queue, QueueContext& context, ChainT
     return;
   }
   Command& command = queue.commands[token];
-  command.unit = nullptr;
+  command.unit.reset();
   command.tag = request.tag;
   command.data_in_room = chain.writable_bytes - sizeof(virtio_scsi_cmd_resp);
   command.data_out_bytes = reader.remaining();
   const uint8_t* cdb = request.cdb;
 
   bool target_exists = false;
-  Unit* unit = Find(request.lun, &target_exists);
+  const UnitTable& table = *queue.table;
+  const std::shared_ptr<Unit>* unit = Find(table, request.lun, &target_exists);
   if (!target_exists) {
     ScsiResponse response;
     response.response = VIRTIO_SCSI_S_BAD_TARGET;
@@ -215,7 +355,7 @@ void ScsiDevice::StartCommand(RequestQueue& queue, QueueContext& context, ChainT
     return;
   }
   if (cdb[0] == kReportLuns) {
-    Respond(context, token, ReportLuns(cdb, request.lun[1], command.data_in_room), 0);
+    Respond(context, token, ReportLuns(table, cdb, request.lun[1], command.data_in_room), 0);
     return;
   }
   if (unit == nullptr) {
@@ -233,15 +373,15 @@ void ScsiDevice::StartCommand(RequestQueue& queue, QueueContext& context, ChainT
     reader.ReadBytes(queue.parameters.data(), n);
     scsi.data_out = absl::MakeConstSpan(queue.parameters);
   }
-  std::variant<ScsiResponse, BlockIo> prepared = unit->unit->Prepare(scsi, command.tag);
+  std::variant<ScsiResponse, BlockIo> prepared = (*unit)->unit->Prepare(scsi, command.tag);
   if (ScsiResponse* response = std::get_if<ScsiResponse>(&prepared)) {
     Respond(context, token, *response, 0);
     return;
   }
-  command.unit = unit;
+  command.unit = *unit;
   command.io = std::get<BlockIo>(prepared);
   command.buffers.clear();
-  DiskQueue& io = *unit->io[q];
+  DiskQueue& io = *(*unit)->io[q];
   bool queued = false;
   switch (command.io.kind) {
     case BlockIo::kRead:
@@ -277,7 +417,7 @@ void ScsiDevice::OnIoDone(RequestQueue& queue, QueueContext& context, uint64_t t
   bool now_idle = false;
   const ScsiResponse response =
       command.unit->unit->CompleteIo(command.io, result, command.tag, &now_idle);
-  command.unit = nullptr;
+  command.unit.reset();
   // A read reports its data bytes even when it failed: they follow the response header, and
   // the engine logs (for migration) only the bytes reported written.
   const uint64_t read = command.io.kind == BlockIo::kRead ? command.io.length : 0;
@@ -306,15 +446,16 @@ void ScsiDevice::Respond(QueueContext& context, ChainToken token, const ScsiResp
   context.Complete(token, sizeof(header) + data + io_bytes);
 }
 
-ScsiResponse ScsiDevice::ReportLuns(const uint8_t* cdb, uint32_t target, uint64_t room) {
+ScsiResponse ScsiDevice::ReportLuns(const UnitTable& table, const uint8_t* cdb, uint32_t target,
+                                    uint64_t room) {
   const uint8_t select = cdb[2];
   const uint32_t allocation = Get32(absl::MakeConstSpan(cdb, 12), 6);
   // SELECT REPORT: 00h logical units, 01h well-known LUNs, 02h both (SPC-5 6.33).
   if (select > 2 || allocation < 16) return CheckCondition(kInvalidFieldInCdb);
   std::vector<uint32_t> luns;
   if (select != 1) {
-    for (const Unit& u : units_) {
-      if (u.unit->spec().target == target) luns.push_back(u.unit->spec().lun);
+    for (const auto& [key, u] : table.by_address) {
+      if (u->unit->spec().target == target) luns.push_back(u->unit->spec().lun);
     }
     std::sort(luns.begin(), luns.end());
   }
@@ -367,10 +508,11 @@ ScsiResponse ScsiDevice::NoSuchLun(const uint8_t* cdb, uint64_t room) {
 // ---- the control queue
 
 void ScsiDevice::ServeControl(QueueContext& context) {
+  const std::shared_ptr<const UnitTable> table = Table();
   // Functions waiting for their unit to go idle, woken by the last completion.
   pending_tmfs_.erase(std::remove_if(pending_tmfs_.begin(), pending_tmfs_.end(),
                                      [&](const PendingTmf& tmf) {
-                                       return FinishTmf(context, tmf, /*force=*/false);
+                                       return FinishTmf(context, tmf, /*force=*/false, *table);
                                      }),
                       pending_tmfs_.end());
   while (const absl::optional<ChainToken> token = context.Take()) {
@@ -389,7 +531,7 @@ void ScsiDevice::ServeControl(QueueContext& context) {
         continue;
       }
       bool target_exists = false;
-      Unit* unit = Find(request.lun, &target_exists);
+      const std::shared_ptr<Unit>* unit = Find(*table, request.lun, &target_exists);
       if (!target_exists) {
         WriteTmfResponse(context, *token, VIRTIO_SCSI_S_BAD_TARGET);
         continue;
@@ -406,19 +548,19 @@ void ScsiDevice::ServeControl(QueueContext& context) {
         case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET: {
           // Disk I/O cannot be recalled once submitted (the ring allows no cancel): the
           // function waits for the unit's tasks to finish, then answers.
-          const PendingTmf tmf{*token, unit, request.subtype};
-          if (!FinishTmf(context, tmf, /*force=*/false)) pending_tmfs_.push_back(tmf);
+          const PendingTmf tmf{*token, *unit, request.subtype};
+          if (!FinishTmf(context, tmf, /*force=*/false, *table)) pending_tmfs_.push_back(tmf);
           break;
         }
         case VIRTIO_SCSI_T_TMF_QUERY_TASK:
           WriteTmfResponse(context, *token,
-                           unit->unit->HasTask(request.tag) ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
-                                                            : kFunctionComplete);
+                           (*unit)->unit->HasTask(request.tag) ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
+                                                               : kFunctionComplete);
           break;
         case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
           WriteTmfResponse(
               context, *token,
-              unit->unit->tasks() > 0 ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED : kFunctionComplete);
+              (*unit)->unit->tasks() > 0 ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED : kFunctionComplete);
           break;
         default:  // CLEAR ACA (no NACA support), unknown functions
           WriteTmfResponse(context, *token, VIRTIO_SCSI_S_FUNCTION_REJECTED);
@@ -433,7 +575,7 @@ void ScsiDevice::ServeControl(QueueContext& context) {
         continue;
       }
       bool target_exists = false;
-      Unit* unit = Find(request.lun, &target_exists);
+      const std::shared_ptr<Unit>* unit = Find(*table, request.lun, &target_exists);
       virtio_scsi_ctrl_an_resp response{};
       // No asynchronous notification class is supported: none is reported or subscribed to.
       response.event_actual = 0;
@@ -449,14 +591,15 @@ void ScsiDevice::ServeControl(QueueContext& context) {
   }
 }
 
-bool ScsiDevice::FinishTmf(QueueContext& context, const PendingTmf& tmf, bool force) {
+bool ScsiDevice::FinishTmf(QueueContext& context, const PendingTmf& tmf, bool force,
+                           const UnitTable& table) {
   if (!force && !tmf.unit->unit->IdleOrNotify()) return false;
   if (tmf.subtype == VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET) {
     tmf.unit->unit->SetUnitAttention(kBusDeviceReset);
   } else if (tmf.subtype == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET) {
-    for (Unit& u : units_) {
-      if (u.unit->spec().target == tmf.unit->unit->spec().target) {
-        u.unit->SetUnitAttention(kItNexusLoss);
+    for (const auto& [key, u] : table.by_address) {
+      if (u->unit->spec().target == tmf.unit->unit->spec().target) {
+        u->unit->SetUnitAttention(kItNexusLoss);
       }
     }
   }
@@ -538,7 +681,10 @@ void ScsiDevice::QueueStopped(QueueContext& context) {
     // A function still waiting is answered now: its unit's request queues may be stopped
     // already, and the device is going away or restarting.
     if (index == kControlQueue) {
-      for (const PendingTmf& tmf : pending_tmfs_) FinishTmf(context, tmf, /*force=*/true);
+      const std::shared_ptr<const UnitTable> table = Table();
+      for (const PendingTmf& tmf : pending_tmfs_) {
+        FinishTmf(context, tmf, /*force=*/true, *table);
+      }
       pending_tmfs_.clear();
     }
     return;
@@ -556,17 +702,17 @@ void ScsiDevice::Reset() {
 }
 
 void ScsiDevice::Reload() {
-  for (Unit& u : units_) {
-    absl::StatusOr<bool> grown = u.unit->Refresh();
+  for (const auto& [key, u] : Table()->by_address) {
+    const LunSpec& spec = u->unit->spec();
+    absl::StatusOr<bool> grown = u->unit->Refresh();
     if (!grown.ok()) {
-      LOG(ERROR) << "cannot re-read the size of target " << u.unit->spec().target << " LUN "
-                 << u.unit->spec().lun << ": " << grown.status();
+      LOG(ERROR) << "cannot re-read the size of target " << spec.target << " LUN " << spec.lun
+                 << ": " << grown.status();
       continue;
     }
     if (*grown && (features_ & Bit(VIRTIO_SCSI_F_CHANGE))) {
       // PARAMETERS CHANGED / CAPACITY DATA HAS CHANGED (2Ah/09h): the guest rescans the LUN.
-      QueueEvent(VIRTIO_SCSI_T_PARAM_CHANGE, u.unit->spec().target, u.unit->spec().lun,
-                 0x2a | (0x09 << 8));
+      QueueEvent(VIRTIO_SCSI_T_PARAM_CHANGE, spec.target, spec.lun, 0x2a | (0x09 << 8));
     }
   }
 }

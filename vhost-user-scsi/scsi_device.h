@@ -15,7 +15,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/unique_fd.h"
 #include "common/block/disk.h"
 #include "common/device/device.h"
 #include "vhost-user-scsi/logical_unit.h"
@@ -58,6 +61,16 @@ class ScsiDevice : public VirtioDevice {
   // and, with VIRTIO_SCSI_F_CHANGE, a parameter-change event the guest rescans on.
   void Reload() override;
 
+  // LUNs added and removed while the guest runs (the control socket's commands): the guest
+  // hears of them through TRANSPORT_RESET events (VIRTIO_SCSI_F_HOTPLUG) and the other LUNs of
+  // the target report REPORTED LUNS DATA HAS CHANGED. Any thread.
+  absl::Status AddUnit(UnitToServe unit);
+  absl::Status RemoveUnit(uint32_t target, uint32_t lun);
+  // One control-socket line: "add SPEC" (the --lun syntax; a file LUN comes as the descriptors
+  // sent with the line: the file, and optionally the same file opened with O_DIRECT; file=
+  // only names it), "remove target=T,lun=L", "list". Answers "target=T lun=L" for add.
+  absl::StatusOr<std::string> Control(absl::string_view line, std::vector<UniqueFd>& fds);
+
   // The events not yet delivered (for tests).
   size_t pending_events();
 
@@ -67,9 +80,16 @@ class ScsiDevice : public VirtioDevice {
     // By request queue: the unit's view of that queue's ring.
     std::vector<std::unique_ptr<DiskQueue>> io;
   };
+  // The units served, replaced whole when one is added or removed: a request queue keeps the
+  // table it last saw (and so every unit in it) until its next turn, and a command in flight
+  // keeps its unit.
+  struct UnitTable {
+    absl::flat_hash_map<uint32_t, std::shared_ptr<Unit>> by_address;
+    std::vector<uint32_t> units_per_target = std::vector<uint32_t>(kMaxTarget + 1, 0);
+  };
   // A command in its data phase, at a fixed place (by ChainToken) so its buffers stay put.
   struct Command {
-    Unit* unit = nullptr;
+    std::shared_ptr<Unit> unit;
     BlockIo io;
     uint64_t tag = 0;
     uint64_t data_in_room = 0;    // writable bytes after the response header
@@ -80,23 +100,30 @@ class ScsiDevice : public VirtioDevice {
     // Shared by every unit: a unit added at run time needs no new ring (which the seccomp
     // filter forbids), only a view of this one.
     std::unique_ptr<IoRing> ring;
-    std::vector<Command> commands;    // by ChainToken, sized in QueueStarted
-    std::vector<uint8_t> parameters;  // a command's data-out copy (parameter lists)
-    bool submitted = false;           // I/O queued on the ring, not yet committed
+    std::vector<Command> commands;           // by ChainToken, sized in QueueStarted
+    std::vector<uint8_t> parameters;         // a command's data-out copy (parameter lists)
+    std::shared_ptr<const UnitTable> table;  // as of this queue's last turn
+    uint64_t table_generation = 0;
+    bool submitted = false;  // I/O queued on the ring, not yet committed
   };
   // A task management function waiting for its logical unit's tasks to finish.
   struct PendingTmf {
     ChainToken token;
-    Unit* unit;
+    std::shared_ptr<Unit> unit;
     uint32_t subtype;
   };
 
-  ScsiDevice(std::vector<Unit> units, std::vector<std::unique_ptr<IoRing>> rings,
-             ScsiOptions options);
+  ScsiDevice(std::vector<std::unique_ptr<IoRing>> rings, ScsiOptions options);
+  // A unit with its views of every request queue's ring (no syscall: after the filter too).
+  absl::StatusOr<std::shared_ptr<Unit>> MakeUnit(UnitToServe unit);
+  // Serves the unit; `announce`: tell the guest (hotplug) rather than start with it.
+  absl::Status Insert(UnitToServe unit, bool announce);
+  std::shared_ptr<const UnitTable> Table();
   static uint32_t Key(uint32_t target, uint32_t lun) { return target << 16 | lun; }
   // The unit a request's 8-byte LUN field names; `target_exists` says whether its target has
   // any unit (BAD_TARGET otherwise).
-  Unit* Find(const uint8_t lun[8], bool* target_exists);
+  static const std::shared_ptr<Unit>* Find(const UnitTable& table, const uint8_t lun[8],
+                                           bool* target_exists);
 
   // Request queues.
   void StartCommand(RequestQueue& queue, QueueContext& context, ChainToken token, uint32_t q);
@@ -104,12 +131,13 @@ class ScsiDevice : public VirtioDevice {
                uint64_t resid);
   void OnIoDone(RequestQueue& queue, QueueContext& context, uint64_t token, int64_t result);
   void Reap(RequestQueue& queue, QueueContext& context, bool drain);
-  ScsiResponse ReportLuns(const uint8_t* cdb, uint32_t target, uint64_t room);
+  static ScsiResponse ReportLuns(const UnitTable& table, const uint8_t* cdb, uint32_t target,
+                                 uint64_t room);
   ScsiResponse NoSuchLun(const uint8_t* cdb, uint64_t room);
 
   // The control queue.
   void ServeControl(QueueContext& context);
-  bool FinishTmf(QueueContext& context, const PendingTmf& tmf, bool force);
+  bool FinishTmf(QueueContext& context, const PendingTmf& tmf, bool force, const UnitTable& table);
   void WakeControl();
 
   // The event queue.
@@ -117,11 +145,11 @@ class ScsiDevice : public VirtioDevice {
   QueueResult DeliverEvents(QueueContext& context);
 
   const ScsiOptions options_;
-  std::vector<Unit> units_;
-  absl::flat_hash_map<uint32_t, Unit*> by_address_;
-  std::vector<bool> targets_;  // by target: has a unit
   std::vector<std::unique_ptr<RequestQueue>> request_queues_;
-  uint64_t features_ = 0;
+  std::atomic<uint64_t> features_{0};
+  absl::Mutex table_mu_;
+  std::shared_ptr<const UnitTable> table_ ABSL_GUARDED_BY(table_mu_);
+  std::atomic<uint64_t> table_generation_{1};
 
   std::vector<PendingTmf> pending_tmfs_;  // control queue's thread only
   absl::Mutex contexts_mu_;

@@ -246,5 +246,82 @@ TEST_F(ScsiDeviceTest, GrownDiskSendsAParameterChangeEvent) {
   unlink(path.c_str());
 }
 
+// Reads the event the device delivered into a fresh buffer.
+virtio_scsi_event NextEvent(TestQueue& events, FakeGuestMemory& ram, ScsiDevice& device) {
+  const uint64_t gpa = ram.Allocate(sizeof(virtio_scsi_event));
+  EXPECT_OK(events.Add({}, {{gpa, sizeof(virtio_scsi_event)}}));
+  events.Run(device);
+  virtio_scsi_event e{};
+  std::vector<UsedElement> used = events.Used();
+  EXPECT_EQ(used.size(), 1u);
+  if (!used.empty()) std::memcpy(&e, ram.Host(gpa, sizeof(e)), sizeof(e));
+  return e;
+}
+
+TEST_F(ScsiDeviceTest, HotplugAddsAndRemovesLunsWithEvents) {
+  MakeDevice(OneUnit(std::make_unique<HeldDisk>()));
+  ASSERT_OK(device_->SetFeatures(Bit(kFeatureVersion1) | Bit(VIRTIO_SCSI_F_HOTPLUG)));
+  std::vector<UniqueFd> no_fds;
+  absl::StatusOr<std::string> added = device_->Control("add null=2M,lun=3", no_fds);
+  ASSERT_OK(added);
+  EXPECT_EQ(*added, "target=0 lun=3");
+  virtio_scsi_event e = NextEvent(events(), ram_, *device_);
+  EXPECT_EQ(e.event, VIRTIO_SCSI_T_TRANSPORT_RESET);
+  EXPECT_EQ(e.reason, VIRTIO_SCSI_EVT_RESET_RESCAN);
+  EXPECT_EQ(e.lun[1], 0);
+  EXPECT_EQ(e.lun[3], 3);
+  EXPECT_EQ(*device_->Control("list", no_fds), "0:0 0:3");
+
+  // The LUN already there reports the change once; the new one serves at once.
+  uint64_t tur = AddCommand({TEST_UNIT_READY, 0, 0, 0, 0, 0}, 0);
+  requests().Run(*device_);
+  EXPECT_EQ(Response(tur).sense[12], 0x3f);
+  EXPECT_EQ(Response(tur).sense[13], 0x0e);
+  const uint64_t cap = AddCommand({READ_CAPACITY, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 8, 2, /*lun=*/3);
+  requests().Run(*device_);
+  EXPECT_EQ(Response(cap).status, 0);
+  EXPECT_EQ(ram_.Host(cap + sizeof(virtio_scsi_cmd_resp))[2], 0x0f);  // 4096 blocks - 1
+
+  // Addresses in use, bad specs, a file LUN without its descriptor: refused, nothing changes.
+  EXPECT_FALSE(device_->Control("add null=1M,lun=3", no_fds).ok());
+  EXPECT_FALSE(device_->Control("add file=x.img", no_fds).ok());
+  EXPECT_FALSE(device_->Control("add colour=blue", no_fds).ok());
+  EXPECT_FALSE(device_->Control("remove target=0,lun=9", no_fds).ok());
+  EXPECT_FALSE(device_->Control("frobnicate", no_fds).ok());
+  EXPECT_EQ(device_->pending_events(), 0u);
+
+  ASSERT_OK(device_->Control("remove target=0,lun=3", no_fds));
+  e = NextEvent(events(), ram_, *device_);
+  EXPECT_EQ(e.event, VIRTIO_SCSI_T_TRANSPORT_RESET);
+  EXPECT_EQ(e.reason, VIRTIO_SCSI_EVT_RESET_REMOVED);
+  EXPECT_EQ(e.lun[3], 3);
+  const uint64_t gone = AddCommand({TEST_UNIT_READY, 0, 0, 0, 0, 0}, 0, 3, /*lun=*/3);
+  requests().Run(*device_);
+  EXPECT_EQ(Response(gone).sense[12], 0x25);  // LOGICAL UNIT NOT SUPPORTED
+}
+
+TEST_F(ScsiDeviceTest, RemovedLunFinishesItsIoInFlight) {
+  auto owned = std::make_unique<HeldDisk>();
+  HeldDisk* disk = owned.get();
+  std::vector<UnitToServe> units = OneUnit(std::make_unique<HeldDisk>());
+  units.emplace_back();
+  units.back().spec.lun = 1;
+  units.back().disk = std::move(owned);
+  MakeDevice(std::move(units));
+  const uint64_t read = AddCommand({READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 512, 5, /*lun=*/1);
+  requests().Run(*device_);
+  ASSERT_EQ(disk->held(), 1u);
+  ASSERT_OK(device_->RemoveUnit(0, 1));
+  // A turn: the queue drops the old table. The command keeps its unit (and disk) until it
+  // completes (under ASan, a freed disk would fail Release below).
+  requests().Run(*device_);
+  EXPECT_TRUE(requests().Used().empty());
+  disk->Release();
+  requests().Run(*device_);
+  ASSERT_EQ(requests().Used().size(), 1u);
+  EXPECT_EQ(Response(read).status, 0);
+  EXPECT_EQ(Response(read).response, VIRTIO_SCSI_S_OK);
+}
+
 }  // namespace
 }  // namespace vhost::scsi
