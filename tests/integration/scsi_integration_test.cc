@@ -2,8 +2,9 @@
 // VPD pages, capacity, data round trips checked against the image files, FUA and SYNCHRONIZE
 // CACHE reaching stable storage, UNMAP and WRITE SAME giving space back to the host, COMPARE AND
 // WRITE, descriptor-format sense, several targets and LUNs, several queues with many requests in
-// flight, read-only LUNs, task management (also with commands in flight), a grown LUN's event,
-// bad input answered as the specs say, requests in flight across a SIGKILL.
+// flight, read-only LUNs, task management (also with commands in flight), LUNs hot-added and
+// removed, a grown LUN's event, bad input answered as the specs say, requests in flight across a
+// SIGKILL.
 //
 // Sense data is checked byte for byte in the fixed format (SPC-5 4.4.3): byte 0 70h, byte 2 the
 // sense key, byte 12 the ASC, byte 13 the ASCQ.
@@ -12,8 +13,10 @@
 #include <scsi/scsi.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -950,6 +953,86 @@ TEST_F(ScsiDaemonTest, AGrownLunSendsAParameterChangeEvent) {
   EXPECT_TRUE(Good(Run(TestUnitReady())));
   ASSERT_OK_AND_ASSIGN(const absl::optional<virtio_scsi_event> more, driver_->PollEvent());
   EXPECT_FALSE(more.has_value());
+}
+
+// LUNs added and removed at run time through --control-socket (the daemon's own --hotplug client
+// opens the images and passes them): each change is a TRANSPORT_RESET event naming the LUN
+// (RESCAN, REMOVED; virtio 1.2 5.6.6.4.1), the target's other LUNs report REPORTED LUNS DATA HAS
+// CHANGED (SPC-5: 3F/0E) once, and the LUN serves, or is gone, at once.
+TEST_F(ScsiDaemonTest, LunsHotAddedAndRemoved) {
+  const std::string control = session_->File("ctl");
+  StartOneLun({"--control-socket=" + control});
+  Open();
+  // One client command; returns its exit status and prints what it said.
+  auto hotplug = [&](const std::string& command, std::string* out = nullptr) {
+    const std::string line = RunfilePath("vhost-user-scsi/vhost-user-scsi") +
+                             " --control-socket=" + control + " --hotplug='" + command + "' 2>&1";
+    FILE* pipe = popen(line.c_str(), "r");
+    std::string text;
+    char buffer[256];
+    while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) text += buffer;
+    const int status = pipe != nullptr ? pclose(pipe) : -1;
+    if (out != nullptr) *out = text;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  auto expect_event = [&](uint8_t target, uint16_t lun, uint32_t reason) {
+    absl::StatusOr<virtio_scsi_event> event = driver_->WaitForEvent(kTimeout);
+    ASSERT_OK(event);
+    EXPECT_EQ(event->event, VIRTIO_SCSI_T_TRANSPORT_RESET);
+    EXPECT_EQ(std::memcmp(event->lun, frontend::ScsiLunField(target, lun).data(), 8), 0);
+    EXPECT_EQ(event->reason, reason);
+  };
+  auto luns = [&](uint8_t target, uint16_t lun) {
+    std::vector<uint32_t> list =
+        ReportedLuns(Run(ReportLuns(0, 4096), "", 4096, target, lun).data_in);
+    return std::set<uint32_t>(list.begin(), list.end());
+  };
+  const std::string hot = Image("hot.img"), far = Image("far.img");
+  WriteFile(hot, 0, std::string(kBlock, 'h'));
+  EXPECT_TRUE(CheckCondition(Run(TestUnitReady(), "", 0, 0, 5), ILLEGAL_REQUEST, 0x25, 0x00));
+
+  std::string said;
+  ASSERT_EQ(hotplug("add file=" + hot + ",target=0,lun=5,serial=HOT-5", &said), 0) << said;
+  EXPECT_EQ(said, "ok target=0 lun=5\n");
+  expect_event(0, 5, VIRTIO_SCSI_EVT_RESET_RESCAN);
+  EXPECT_EQ(Run(ReadWrite10(READ_10, 0, 1), "", kBlock, 0, 5).data_in, std::string(kBlock, 'h'));
+  ASSERT_TRUE(Good(Run(ReadWrite10(WRITE_10, 1, 1), std::string(kBlock, 'H'), 0, 0, 5)));
+  EXPECT_EQ(FileBytes(hot, kBlock, kBlock), std::string(kBlock, 'H'));
+  EXPECT_EQ(Run(Inquiry(true, 0x80, 255), "", 255, 0, 5).data_in.substr(4), "HOT-5");
+  EXPECT_TRUE(CheckCondition(Run(TestUnitReady()), UNIT_ATTENTION, 0x3f, 0x0e));
+  EXPECT_TRUE(Good(Run(TestUnitReady())));
+  EXPECT_EQ(luns(0, 0), (std::set<uint32_t>{0, 5}));
+
+  // A new target.
+  EXPECT_EQ(Run(TestUnitReady(), "", 0, 3, 0).response, VIRTIO_SCSI_S_BAD_TARGET);
+  ASSERT_EQ(hotplug("add file=" + far + ",target=3", &said), 0) << said;
+  expect_event(3, 0, VIRTIO_SCSI_EVT_RESET_RESCAN);
+  EXPECT_TRUE(Good(Run(TestUnitReady(), "", 0, 3, 0)));
+  ASSERT_EQ(hotplug("list", &said), 0);
+  EXPECT_EQ(said, "ok 0:0 0:5 3:0\n");
+
+  // Refused: an address taken, an image that cannot be opened, a LUN that does not exist. The
+  // daemon serves on and announces nothing.
+  EXPECT_NE(hotplug("add file=" + far + ",target=0,lun=5", &said), 0) << said;
+  EXPECT_NE(hotplug("add file=" + session_->File("missing.img"), &said), 0) << said;
+  EXPECT_NE(hotplug("remove target=0,lun=9", &said), 0) << said;
+  EXPECT_NE(hotplug("frobnicate", &said), 0) << said;
+
+  // Removed: gone at once, its image untouched by anything after.
+  ASSERT_EQ(hotplug("remove target=0,lun=5", &said), 0) << said;
+  expect_event(0, 5, VIRTIO_SCSI_EVT_RESET_REMOVED);
+  EXPECT_TRUE(CheckCondition(Run(ReadWrite10(WRITE_10, 2, 1), std::string(kBlock, 'X'), 0, 0, 5),
+                             ILLEGAL_REQUEST, 0x25, 0x00));
+  EXPECT_EQ(FileBytes(hot, 2 * kBlock, kBlock), std::string(kBlock, '\0'));
+  EXPECT_TRUE(CheckCondition(Run(TestUnitReady()), UNIT_ATTENTION, 0x3f, 0x0e));
+  EXPECT_EQ(luns(0, 0), (std::set<uint32_t>{0}));
+  // The last LUN of a target removed: the target is gone.
+  ASSERT_EQ(hotplug("remove target=3,lun=0", &said), 0) << said;
+  expect_event(3, 0, VIRTIO_SCSI_EVT_RESET_REMOVED);
+  EXPECT_EQ(Run(TestUnitReady(), "", 0, 3, 0).response, VIRTIO_SCSI_S_BAD_TARGET);
+  ASSERT_OK_AND_ASSIGN(const absl::optional<virtio_scsi_event> more, driver_->PollEvent());
+  EXPECT_FALSE(more.has_value());
+  ExpectServing();
 }
 
 // A daemon killed after taking requests it never completed: a new one on the same socket, handed
