@@ -73,15 +73,23 @@ class LogicalUnit::DiskBackend : public BlockBackend {
   const std::unique_ptr<DiskQueue> sync_queue_;
 };
 
-absl::StatusOr<std::unique_ptr<LogicalUnit>> LogicalUnit::Create(const LunSpec& spec,
-                                                                 std::unique_ptr<Disk> disk) {
-  return std::unique_ptr<LogicalUnit>(new LogicalUnit(spec, std::move(disk)));
+absl::StatusOr<std::unique_ptr<LogicalUnit>> LogicalUnit::Create(
+    const LunSpec& spec, std::unique_ptr<Disk> disk, std::unique_ptr<ReservationStore> store) {
+  std::unique_ptr<LogicalUnit> unit(new LogicalUnit(spec, std::move(disk), std::move(store)));
+  absl::MutexLock lock(&unit->mu_);
+  if (absl::Status s = unit->reservations_.Load(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(spec.pr_state, ": ", s.message()));
+  }
+  return unit;
 }
 
-LogicalUnit::LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk)
+LogicalUnit::LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk,
+                         std::unique_ptr<ReservationStore> store)
     : spec_(spec),
       disk_(std::move(disk)),
       backend_(std::make_unique<DiskBackend>(disk_.get(), spec_)),
+      store_(std::move(store)),
+      reservations_(store_.get()),
       lun_(backend_.get(), spec_.identity) {
   lun_.set_reservations(&reservations_);
 }

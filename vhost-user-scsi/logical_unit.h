@@ -26,8 +26,11 @@ class LogicalUnit {
   // `disk` serves the data; the unit makes a synchronous ring of its own for the rare commands
   // that read or write on the command's thread (WRITE SAME with a pattern, COMPARE AND WRITE,
   // VERIFY with BYTCHK).
-  static absl::StatusOr<std::unique_ptr<LogicalUnit>> Create(const LunSpec& spec,
-                                                             std::unique_ptr<Disk> disk);
+  // `store` (or null: APTPL refused) holds the reservations across restarts; what it holds is
+  // loaded here.
+  static absl::StatusOr<std::unique_ptr<LogicalUnit>> Create(
+      const LunSpec& spec, std::unique_ptr<Disk> disk,
+      std::unique_ptr<ReservationStore> store = nullptr);
   ~LogicalUnit();
 
   const LunSpec& spec() const { return spec_; }
@@ -54,12 +57,14 @@ class LogicalUnit {
 
  private:
   class DiskBackend;
-  LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk);
+  LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk,
+              std::unique_ptr<ReservationStore> store);
 
   const LunSpec spec_;
   std::unique_ptr<Disk> disk_;
   std::unique_ptr<DiskBackend> backend_;
   absl::Mutex mu_;
+  const std::unique_ptr<ReservationStore> store_;
   PersistentReservations reservations_ ABSL_GUARDED_BY(mu_);
   ScsiLun lun_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> tags_ ABSL_GUARDED_BY(mu_);  // tag -> tasks with it

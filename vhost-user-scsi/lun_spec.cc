@@ -96,6 +96,9 @@ absl::StatusOr<LunSpec> ParseOne(absl::string_view text, bool* lun_given) {
           (spec.block_size != 512 && spec.block_size != 4096)) {
         return Bad("block-size= must be 512 or 4096");
       }
+    } else if (key == "pr-state") {
+      if (value.empty()) return Bad("pr-state= needs a path");
+      spec.pr_state = std::string(value);
     } else if (key == "serial") {
       if (absl::Status s = CheckAscii(key, value, 64); !s.ok()) return s;
       spec.identity.serial = std::string(value);
@@ -112,9 +115,10 @@ absl::StatusOr<LunSpec> ParseOne(absl::string_view text, bool* lun_given) {
         return Bad(absl::StrCat("wwn=", value, " is not a non-zero 64-bit 0x... number"));
       }
     } else {
-      return Bad(absl::StrCat("unknown key '", key,
-                              "' (file, null, target, lun, read-only, block-size, serial, vendor, "
-                              "product, wwn)"));
+      return Bad(
+          absl::StrCat("unknown key '", key,
+                       "' (file, null, target, lun, read-only, block-size, pr-state, serial, "
+                       "vendor, product, wwn)"));
     }
   }
   if (spec.file.empty() == !null_given) return Bad("each LUN needs exactly one of file= and null=");

@@ -24,6 +24,9 @@ struct LunSpec {
   uint32_t lun = 0;
   bool read_only = false;
   uint32_t block_size = 512;
+  // Where persistent reservations made with APTPL are kept across restarts (a StateFile);
+  // empty: APTPL is refused.
+  std::string pr_state;
   LunIdentity identity;
 };
 

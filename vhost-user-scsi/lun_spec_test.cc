@@ -11,7 +11,7 @@ using ::vhost::testing::StatusIs;
 TEST(LunSpecTest, EveryField) {
   absl::StatusOr<std::vector<LunSpec>> specs = ParseLunSpecs(
       "file=/a.img,target=3,lun=7,read-only=on,serial=S1,vendor=ACME,product=Disk One,"
-      "wwn=0x5000c50015ea71ac,block-size=4096");
+      "wwn=0x5000c50015ea71ac,block-size=4096,pr-state=/a.pr");
   ASSERT_OK(specs);
   ASSERT_EQ(specs->size(), 1u);
   const LunSpec& s = (*specs)[0];
@@ -24,6 +24,7 @@ TEST(LunSpecTest, EveryField) {
   EXPECT_EQ(s.identity.vendor, "ACME");
   EXPECT_EQ(s.identity.product, "Disk One");
   EXPECT_EQ(s.identity.wwn, 0x5000c50015ea71acu);
+  EXPECT_EQ(s.pr_state, "/a.pr");
 }
 
 TEST(LunSpecTest, LunsNumberedAroundTheOnesGiven) {

@@ -18,6 +18,7 @@
 #include "vhost-user-scsi/lun_spec.h"
 #include "vhost-user-scsi/scsi_device.h"
 #include "vhost-user-scsi/scsi_sandbox.h"
+#include "vhost-user-scsi/state_file.h"
 
 DEFINE_string(lun, "",
               "A logical unit, repeatable: file=PATH or null=BYTES, then optionally target=T "
@@ -80,6 +81,14 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
         return absl::Status(disk.status().code(), absl::StrCat("--lun: ", disk.status().message()));
       }
       unit.disk = *std::move(disk);
+    }
+    if (!spec.pr_state.empty()) {
+      absl::StatusOr<std::unique_ptr<vhost::scsi::StateFile>> state =
+          vhost::scsi::StateFile::Open(spec.pr_state);
+      if (!state.ok()) {
+        return InvalidArgumentError(absl::StrCat("--lun: pr-state=", state.status().message()));
+      }
+      unit.reservations = *std::move(state);
     }
     units.push_back(std::move(unit));
   }

@@ -79,8 +79,8 @@ ScsiDevice::ScsiDevice(std::vector<std::unique_ptr<IoRing>> rings, ScsiOptions o
 absl::StatusOr<std::shared_ptr<ScsiDevice::Unit>> ScsiDevice::MakeUnit(UnitToServe to_serve) {
   auto unit = std::make_shared<Unit>();
   for (auto& queue : request_queues_) unit->io.push_back(to_serve.disk->NewQueue(*queue->ring));
-  absl::StatusOr<std::unique_ptr<LogicalUnit>> logical =
-      LogicalUnit::Create(to_serve.spec, std::move(to_serve.disk));
+  absl::StatusOr<std::unique_ptr<LogicalUnit>> logical = LogicalUnit::Create(
+      to_serve.spec, std::move(to_serve.disk), std::move(to_serve.reservations));
   if (!logical.ok()) return logical.status();
   unit->unit = *std::move(logical);
   return unit;
@@ -155,6 +155,9 @@ absl::StatusOr<std::string> ScsiDevice::Control(absl::string_view line,
     for (const auto& [key, unit] : Table()->by_address) taken.push_back(unit->unit->spec());
     absl::StatusOr<LunSpec> spec = ParseLunSpec(command.second, taken);
     if (!spec.ok()) return spec.status();
+    if (!spec->pr_state.empty()) {
+      return absl::InvalidArgumentError("add: pr-state= needs a file the daemon opens at start");
+    }
     UnitToServe unit;
     unit.spec = *spec;
     if (spec->null_size > 0) {

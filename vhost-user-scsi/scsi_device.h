@@ -40,6 +40,7 @@ struct ScsiOptions {
 struct UnitToServe {
   LunSpec spec;
   std::unique_ptr<Disk> disk;
+  std::unique_ptr<ReservationStore> reservations;  // spec.pr_state, opened; or null
 };
 
 class ScsiDevice : public VirtioDevice {

@@ -17,6 +17,7 @@
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
 #include "gtest/gtest.h"
+#include "vhost-user-scsi/state_file.h"
 
 namespace vhost::scsi {
 namespace {
@@ -104,7 +105,7 @@ class ScsiDeviceTest : public ::testing::Test {
 
   // Adds a command for target 0 LUN `lun`; returns the gpa of its response.
   uint64_t AddCommand(std::vector<uint8_t> cdb, uint32_t data_in, uint64_t tag = 1,
-                      uint32_t lun = 0) {
+                      uint32_t lun = 0, std::vector<uint8_t> data_out = {}) {
     virtio_scsi_cmd_req req{};
     req.lun[0] = 1;
     req.lun[2] = 0x40 | (lun >> 8);
@@ -115,8 +116,14 @@ class ScsiDeviceTest : public ::testing::Test {
     std::memcpy(ram_.Host(req_gpa, sizeof(req)), &req, sizeof(req));
     const uint64_t resp_gpa = ram_.Allocate(sizeof(virtio_scsi_cmd_resp) + data_in);
     std::memset(ram_.Host(resp_gpa), 0xee, sizeof(virtio_scsi_cmd_resp));
-    EXPECT_OK(requests().Add({{req_gpa, sizeof(req)}},
-                             {{resp_gpa, uint32_t(sizeof(virtio_scsi_cmd_resp) + data_in)}}));
+    std::vector<Buffer> readable = {{req_gpa, sizeof(req)}};
+    if (!data_out.empty()) {
+      const uint64_t out_gpa = ram_.Allocate(data_out.size());
+      std::memcpy(ram_.Host(out_gpa, data_out.size()), data_out.data(), data_out.size());
+      readable.push_back({out_gpa, static_cast<uint32_t>(data_out.size())});
+    }
+    EXPECT_OK(
+        requests().Add(readable, {{resp_gpa, uint32_t(sizeof(virtio_scsi_cmd_resp) + data_in)}}));
     return resp_gpa;
   }
   const virtio_scsi_cmd_resp& Response(uint64_t gpa) {
@@ -321,6 +328,41 @@ TEST_F(ScsiDeviceTest, RemovedLunFinishesItsIoInFlight) {
   ASSERT_EQ(requests().Used().size(), 1u);
   EXPECT_EQ(Response(read).status, 0);
   EXPECT_EQ(Response(read).response, VIRTIO_SCSI_S_OK);
+}
+
+TEST_F(ScsiDeviceTest, ReservationsWithAptplSurviveARestart) {
+  const std::string state = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") +
+                            "/pr_state_" + std::to_string(getpid());
+  unlink(state.c_str());
+  auto unit_with_state = [&] {
+    std::vector<UnitToServe> units = OneUnit(std::make_unique<HeldDisk>());
+    units[0].spec.pr_state = state;
+    absl::StatusOr<std::unique_ptr<StateFile>> file = StateFile::Open(state);
+    EXPECT_OK(file);
+    units[0].reservations = *std::move(file);
+    return units;
+  };
+  MakeDevice(unit_with_state());
+  // PERSISTENT RESERVE OUT, REGISTER key 0x1122334455667788 with APTPL.
+  std::vector<uint8_t> parameters(24, 0);
+  for (int i = 0; i < 8; ++i) parameters[8 + i] = 0x11 * (i + 1);
+  parameters[20] = 0x01;  // APTPL
+  const uint64_t reg = AddCommand({0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0}, 0, 1, 0, parameters);
+  requests().Run(*device_);
+  ASSERT_EQ(Response(reg).status, 0) << int(Response(reg).sense[12]);
+
+  // A new daemon on the same state file: the key is registered there.
+  for (auto& queue : queues_) queue->Stop(*device_);
+  queues_.clear();
+  MakeDevice(unit_with_state());
+  const uint64_t keys = AddCommand({0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0}, 64);
+  requests().Run(*device_);
+  ASSERT_EQ(Response(keys).status, 0);
+  const uint8_t* data = ram_.Host(keys + sizeof(virtio_scsi_cmd_resp), 16);
+  EXPECT_EQ(data[7], 8);  // one key
+  EXPECT_EQ(data[8], 0x11);
+  EXPECT_EQ(data[15], 0x88);
+  unlink(state.c_str());
 }
 
 }  // namespace
