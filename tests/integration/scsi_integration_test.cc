@@ -706,6 +706,49 @@ TEST_F(ScsiDaemonTest, SeveralQueuesWithManyRequestsInFlight) {
   }
 }
 
+// Rings of 1024 (what QEMU's vhost-user-scsi-pci may ask), split and packed, filled with commands
+// (three descriptors each): every one completes once with its data.
+TEST_F(ScsiDaemonTest, FullRingsOf1024SplitAndPacked) {
+  StartOneLun({"--packed-ring"});
+  for (bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "packed" : "split");
+    ScsiDriver::Options options;
+    options.queue_size = 1024;
+    options.max_data = 4096;
+    if (packed) options.features |= Bit(kFeatureRingPacked);
+    driver_.reset();
+    ASSERT_OK_AND_ASSIGN(driver_, ScsiDriver::Start(session_->socket(), options));
+    ASSERT_EQ(driver_->frontend()->has_feature(kFeatureRingPacked), packed);
+    FrontendQueue* queue = driver_->request_queue(0);
+    constexpr size_t kCommands = 1024 / 3;
+    std::vector<ScsiCommand> commands;
+    std::map<uint16_t, size_t> index_of;
+    for (size_t i = 0; i < kCommands; ++i) {
+      ScsiCommand c = Make(kBlock, 0);
+      std::memset(c.data_out, static_cast<int>(i + packed), kBlock);
+      SetScsiCdb(&c, 0, 0, ReadWrite10(WRITE_10, i, 1), i);
+      ASSERT_OK_AND_ASSIGN(const uint16_t id, AddScsiCommand(&queue->ring(), c));
+      index_of[id] = i;
+      commands.push_back(c);
+    }
+    ASSERT_OK(queue->Submit());
+    std::vector<int> completions(kCommands, 0);
+    for (size_t n = 0; n < kCommands; ++n) {
+      ASSERT_OK_AND_ASSIGN(const UsedElement used, queue->WaitForUsed(kTimeout));
+      ASSERT_EQ(index_of.count(used.id), 1u) << used.id;
+      ++completions[index_of[used.id]];
+      EXPECT_TRUE(Good(ReadScsiResult(commands[index_of[used.id]], used.len)));
+    }
+    EXPECT_EQ(completions, std::vector<int>(kCommands, 1));
+    const std::string written = FileBytes(image_, 0, kCommands * kBlock);
+    for (size_t i = 0; i < kCommands; ++i) {
+      ASSERT_EQ(written.substr(i * kBlock, kBlock),
+                std::string(kBlock, static_cast<char>(i + packed)))
+          << i;
+    }
+  }
+}
+
 // One thread per request queue, each running commands one at a time (ScsiDriver::Run is safe
 // across queues): the daemon serves them all at once.
 TEST_F(ScsiDaemonTest, QueuesServeThreadsInParallel) {
