@@ -5,13 +5,16 @@ READ CAPACITY(16) with LBPME, UNMAP and WRITE SAME(16) with UNMAP punching holes
 file, a LOGICAL UNIT RESET answered, a persistent reservation taken (and still held after a
 reboot and in a restarted QEMU); an ext4 file system with checksummed data, remounted, checked
 from the host (e2fsck, debugfs), fstrim giving space back, read again after the reboot and the
-restart.
+restart. In another boot, LUNs change while the guest runs: one hot-added through the control
+socket appears (size, serial, data written and checked from the host), is hot-removed and
+disappears, and one grown on the host (SIGHUP) shows its new size without a manual rescan.
 
 Usage: scsi_e2e_test.py PATH_TO_vhost-user-scsi (Bazel passes it).
 """
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import unittest
@@ -42,6 +45,10 @@ LUNS = [
 ]
 NUM_QUEUES = 2
 RO_MARK = b"HOST-WROTE-THIS!"
+# The hotplug case: the LUN added (MiB, and the mark the host puts at its start) and the one
+# grown (from, to MiB).
+HOT_SIZE, HOT_MARK = 12, b"HOT-PLUGGED-LUN!"
+GROW_FROM, GROW_TO = 8, 20
 
 
 def daemon_argv(sock, images):
@@ -61,7 +68,7 @@ def qemu_devices(sock):
 # (found through sysfs: the scan is asynchronous and names follow its order); sg T L its
 # /dev/sgN. run NAME CMD... prints CMD's output as "E2E-OUT NAME| line" lines and its exit
 # status as E2E-RESULT NAME_rc.
-PRELUDE = r"""
+HELPERS = r"""
 set -e
 lun() {
   for d in /sys/bus/scsi/devices/*:0:$1:$2/block/*; do
@@ -76,6 +83,12 @@ run() {
   sed "s/^/E2E-OUT $name| /" /tmp/out
   echo "E2E-RESULT ${name}_rc=$rc"
 }
+sha() { sha256sum | cut -d' ' -f1; }
+same() { [ "$1" = "$2" ] && echo yes || echo no; }
+"""
+
+# The four LUNs of LUNS, waited for and shown.
+PRELUDE = HELPERS + r"""
 # The LUNs appear once virtio_scsi's scan and sd's probe are done (both asynchronous): poll.
 wait_luns() {
   i=0
@@ -97,8 +110,6 @@ show_luns() {
     echo "E2E-RESULT ro_$1=$(cat /sys/block/$d/ro)"
   done
 }
-sha() { sha256sum | cut -d' ' -f1; }
-same() { [ "$1" = "$2" ] && echo yes || echo no; }
 wait_luns || exit 1
 show_luns
 FS=/dev/$(lun 0 0); RO=/dev/$(lun 0 1); THIN=/dev/$(lun 1 0); FAR=/dev/$(lun 1 5)
@@ -204,6 +215,91 @@ echo "E2E-RESULT done=yes"
 
 # The first boot runs FIRST_SCRIPT, the reboot AGAIN_SCRIPT.
 REBOOT_SCRIPT = """if [ "$E2E_BOOT" = 1 ]; then sh /first.sh; else sh /again.sh; fi"""
+
+# Hotplug: two LUNs at start (0:0, and 0:1 to be grown); the host adds 0:2, removes it and grows
+# 0:1 when the guest says "E2E-STEP NAME" (the host reacts to the console line). Nothing tells a
+# shell script that a disk came or went, so the guest polls sysfs: wait_for TRIES TEST... runs
+# TEST every 50 ms until it succeeds, TRIES times at most.
+HOTPLUG_SCRIPT = HELPERS + r"""
+wait_for() {
+  tries=$1; shift; i=0
+  while [ $i -lt $tries ]; do
+    if "$@"; then return 0; fi
+    sleep 0.05; i=$((i + 1))
+  done
+  return 1
+}
+absent() { [ ! -e "$1" ]; }
+scsi_devices() { ls /sys/bus/scsi/devices | grep '^[0-9:]*$' | tr '\n' ' '; }
+both() { lun 0 0 && lun 0 1; }
+wait_for 600 both > /dev/null || { echo "E2E-RESULT missing=$(scsi_devices)"; exit 1; }
+echo "E2E-RESULT devices_at_start=$(scsi_devices)"
+for v in /sys/bus/virtio/devices/*; do
+  if [ "$(cat $v/device)" = 0x0008 ]; then echo "E2E-RESULT guest_features=$(cat $v/features)"; fi
+done
+
+# 1. Hot-added: the TRANSPORT_RESET RESCAN event makes virtio_scsi add 0:2 and sd attach it.
+echo "E2E-STEP add"
+if wait_for 400 lun 0 2 > /dev/null; then
+  HOT=$(lun 0 2); ID=$(basename /sys/bus/scsi/devices/*:0:0:2)
+  echo "E2E-RESULT added=yes"
+  echo "E2E-RESULT devices_after_add=$(scsi_devices)"
+  echo "E2E-RESULT sectors_hot=$(cat /sys/block/$HOT/size)"
+  echo "E2E-RESULT ro_hot=$(cat /sys/block/$HOT/ro)"
+  run inq_hot sg_inq /dev/$HOT
+  echo "E2E-RESULT hot_mark=$(dd if=/dev/$HOT bs=16 count=1 iflag=direct 2>/dev/null)"
+  dd if=/dev/urandom of=/tmp/hot.data bs=64k count=16 2>/dev/null
+  echo "E2E-RESULT hot_data=$(sha < /tmp/hot.data)"
+  run hot_write dd if=/tmp/hot.data of=/dev/$HOT bs=1M seek=2 oflag=direct
+  echo "E2E-RESULT hot_read=$(dd if=/dev/$HOT bs=1M skip=2 count=1 iflag=direct 2>/dev/null | sha)"
+else
+  echo "E2E-RESULT added=no"
+  echo "E2E-RESULT devices_after_add=$(scsi_devices)"
+  exit 1
+fi
+
+# 2. Hot-removed: the TRANSPORT_RESET REMOVED event makes virtio_scsi remove 0:2: its SCSI
+# device, scsi_disk, block device and /dev node go.
+gone() {
+  absent /sys/bus/scsi/devices/$ID && absent /sys/class/scsi_disk/$ID && \
+    absent /sys/block/$HOT && absent /dev/$HOT
+}
+echo "E2E-STEP remove"
+if wait_for 400 gone; then echo "E2E-RESULT removed=yes"; else echo "E2E-RESULT removed=no"; fi
+echo "E2E-RESULT devices_after_remove=$(scsi_devices)"
+for x in /sys/bus/scsi/devices/$ID /sys/class/scsi_disk/$ID /sys/block/$HOT /dev/$HOT; do
+  if [ -e $x ]; then echo "E2E-RESULT still_there=$x"; fi
+done
+
+# 3. Grown on the host: with VIRTIO_SCSI_F_CHANGE the PARAM_CHANGE event (2Ah/09h) makes
+# virtio_scsi rescan the LUN, and sd reads the new capacity; no one here asks it to.
+G=$(lun 0 1)
+before=$(cat /sys/block/$G/size)
+echo "E2E-RESULT grow_before=$before"
+changed() { [ "$(cat /sys/block/$G/size)" != "$before" ]; }
+echo "E2E-STEP grow"
+if wait_for 160 changed; then
+  echo "E2E-RESULT grown_seen=by_itself"
+else
+  # Not by the event: does the unit attention the next command gets make Linux rescan?
+  dd if=/dev/$G of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null
+  if wait_for 60 changed; then
+    echo "E2E-RESULT grown_seen=after_a_read"
+  else
+    echo "E2E-RESULT grown_seen=no"
+  fi
+fi
+echo "E2E-RESULT grow_after=$(cat /sys/block/$G/size)"
+dmesg | grep -i "changed" | sed 's/^/E2E-OUT dmesg| /'
+if changed; then
+  # The new space is there: written past the old end, checked on the host.
+  dd if=/dev/urandom of=/tmp/grow.data bs=64k count=16 2>/dev/null
+  echo "E2E-RESULT grow_data=$(sha < /tmp/grow.data)"
+  run grow_write dd if=/tmp/grow.data of=/dev/$G bs=1M seek=$((before / 2048)) oflag=direct
+fi
+sync
+echo "E2E-RESULT done=yes"
+"""
 
 
 def tool_entries(tools):
@@ -426,9 +522,108 @@ class ScsiGuestTest(unittest.TestCase):
         self.assertRegex(out["pr_reservation"], r"Key=0x5eed0e2e\s+scope: LU_SCOPE,\s+type: "
                                                 r"Write Exclusive, registrants only")
 
-    # HOTPLUG (coming with --control-socket): a LUN added while the guest runs shows up (sd
-    # attaches it after the TRANSPORT_RESET RESCAN event) and is written; removed, it goes; a
-    # grown LUN's new size is seen (PARAM_CHANGE 2a/09 and the unit attention).
+    def test_a_lun_added_removed_and_grown_while_the_guest_runs(self):
+        with qemu_guest.work_dir("scsi-hp") as work:
+            images = {name: os.path.join(work, name + ".img") for name in ("base", "grow", "hot")}
+            for name, size in (("base", 4), ("grow", GROW_FROM), ("hot", HOT_SIZE)):
+                with open(images[name], "wb") as f:
+                    f.truncate(size * MIB)
+            with open(images["hot"], "r+b") as f:
+                f.write(HOT_MARK)
+            sock, ctl = os.path.join(work, "scsi.sock"), os.path.join(work, "scsi.ctl")
+            argv = [DAEMON, f"--socket-path={sock}", f"--num-queues={NUM_QUEUES}",
+                    f"--control-socket={ctl}",
+                    f"--lun=file={images['base']},target=0,lun=0,serial=BASE0",
+                    f"--lun=file={images['grow']},target=0,lun=1,serial=GROW1"]
+            done, errors = {}, []
+
+            def hotplug(command):
+                proc = subprocess.run([DAEMON, f"--control-socket={ctl}", f"--hotplug={command}"],
+                                      capture_output=True, text=True, timeout=30)
+                return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+            def grow():
+                os.truncate(images["grow"], GROW_TO * MIB)
+                os.kill(daemon.proc.pid, signal.SIGHUP)
+                return hotplug("list")
+
+            steps = {
+                "add": lambda: (hotplug(f"add file={images['hot']},target=0,lun=2,serial=HOT1"),
+                                hotplug("list")),
+                "remove": lambda: (hotplug("remove target=0,lun=2"), hotplug("list")),
+                "grow": grow,
+            }
+
+            def on_line(line):  # on the console reader's thread: the guest waits meanwhile
+                m = re.search(r"E2E-STEP (\w+)", line)
+                if m and m.group(1) in steps and m.group(1) not in done:
+                    try:
+                        done[m.group(1)] = steps[m.group(1)]()
+                    except Exception as e:  # reported below, with the console
+                        errors.append(f"{m.group(1)}: {e!r}")
+
+            entries = tool_entries([("/usr/bin/sg_inq", "bin")])
+            with qemu_guest.Daemon(argv, sock) as daemon:
+                result = qemu_guest.run_guest(HOTPLUG_SCRIPT, qemu_devices(sock), modules=MODULES,
+                                              work=work, extra_entries=entries, timeout=120,
+                                              on_line=on_line)
+                log = daemon.read_log()
+                self.assertTrue(daemon.alive(), log[-3000:])
+            with open(images["hot"], "rb") as f:
+                hot = f.read()
+            with open(images["grow"], "rb") as f:
+                grown = f.read()
+
+        context = "\n" + result.output[-4000:] + "\n" + log[-3000:]
+        self.assertFalse(result.timed_out, context)
+        self.assertEqual(errors, [], context)
+        r, out = result.results, outputs(result.output)
+        self.assertEqual(r.get("devices_at_start", "").split(), ["0:0:0:0", "0:0:0:1"], context)
+        # QEMU's vhost-user-scsi-pci passes VIRTIO_SCSI_F_HOTPLUG (bit 1) and F_CHANGE (bit 2)
+        # on to the daemon once the guest accepted them.
+        features = [int(f, 16) for f in re.findall(r"features 0x([0-9a-f]+)", log)]
+        self.assertTrue(features and features[-1] & 0b110 == 0b110, context)
+        # A new LUN seen as 0:0:0:16386 means the event named LUN 2 in flat addressing (0x4002):
+        # Linux's virtio_scsi takes the event's bytes 2-3 whole as the LUN number, so events
+        # must use REPORT LUNS' encoding (peripheral, no 0x40, below 256), as QEMU's do.
+        self.assertEqual(r.get("added"), "yes", context)
+        self.assertEqual(r.get("done"), "yes", context)
+
+        # Added: the client passed the image, the daemon took it and announced it; the guest
+        # has a new disk of its size and serial, reads the host's mark, writes, reads back; the
+        # host file has what the guest wrote.
+        (add_rc, add_out), (_, listed) = done["add"]
+        self.assertEqual((add_rc, add_out), (0, "ok target=0 lun=2"))
+        self.assertEqual(listed, "ok 0:0 0:1 0:2")
+        self.assertEqual(r["devices_after_add"].split(), ["0:0:0:0", "0:0:0:1", "0:0:0:2"])
+        self.assertEqual(int(r["sectors_hot"]), HOT_SIZE * MIB // 512)
+        self.assertEqual(r["ro_hot"], "0")
+        self.assertEqual(r["inq_hot_rc"], "0", out.get("inq_hot"))
+        self.assertRegex(out["inq_hot"], r"Unit serial number: HOT1")
+        self.assertEqual(r["hot_mark"], HOT_MARK.decode())
+        self.assertEqual(r["hot_write_rc"], "0", out.get("hot_write"))
+        self.assertEqual(r["hot_read"], r["hot_data"])
+        self.assertEqual(hashlib.sha256(hot[2 * MIB:3 * MIB]).hexdigest(), r["hot_data"])
+        self.assertEqual(len(hot), HOT_SIZE * MIB)
+
+        # Removed: gone from the daemon and, every trace of it, from the guest.
+        (rm_rc, rm_out), (_, listed) = done["remove"]
+        self.assertEqual((rm_rc, rm_out), (0, "ok"))
+        self.assertEqual(listed, "ok 0:0 0:1")
+        self.assertEqual(r["removed"], "yes", context)
+        self.assertNotIn("still_there", r)
+        self.assertEqual(r["devices_after_remove"].split(), ["0:0:0:0", "0:0:0:1"])
+
+        # Grown: the guest sees the new size by itself (virtio_scsi rescans on PARAM_CHANGE),
+        # and what it wrote past the old end is in the host file.
+        self.assertEqual(done["grow"], (0, "ok 0:0 0:1"))
+        self.assertEqual(int(r["grow_before"]), GROW_FROM * MIB // 512)
+        why = f"guest saw it: {r['grown_seen']}, dmesg: {out.get('dmesg')}{context}"
+        self.assertEqual(r["grown_seen"], "by_itself", why)
+        self.assertEqual(int(r["grow_after"]), GROW_TO * MIB // 512, why)
+        self.assertEqual(r["grow_write_rc"], "0", out.get("grow_write"))
+        self.assertEqual(hashlib.sha256(grown[GROW_FROM * MIB:(GROW_FROM + 1) * MIB])
+                         .hexdigest(), r["grow_data"])
 
 
 if __name__ == "__main__":
