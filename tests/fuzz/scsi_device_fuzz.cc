@@ -3,7 +3,8 @@
 // are well-formed headers with fuzzed LUN fields, tags, CDBs and data-out, or raw bytes, cut
 // anywhere and split over descriptors; control requests are TMFs and AN requests for any LUN and
 // tag, cut short or not. The units sit on in-memory disks that can hold their I/O, so task
-// management functions meet commands in flight, and can grow (an event to deliver). It must not
+// management functions meet commands in flight, and can grow (an event to deliver); units come
+// and go while commands are in flight (hotplug). It must not
 // crash, touch a disk outside its size or write to a read-only one, report a used length beyond
 // a chain's writable size, answer CHECK CONDITION without sense data, or lose a chain.
 #include <linux/virtio_scsi.h>
@@ -12,8 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "common/base/unique_fd.h"
 #include "common/block/null_disk.h"
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/test_queue.h"
@@ -35,70 +38,77 @@ constexpr uint64_t kArena = 7 << 20;
 constexpr uint32_t kMaxWritable = 8192;  // per descriptor
 constexpr uint64_t kMaxDiskBytes = 256 << 10;
 
+// The bytes behind an in-memory disk, shared by the disk and the harness (which grows it; a
+// unit removed at run time frees its disk once its last command completes). Every operation
+// is checked against the size and the unit's block size and read-only flag.
+struct Image {
+  Image(uint64_t bytes, uint32_t block_size, bool read_only)
+      : size(bytes), block_size(block_size), read_only(read_only), data(kMaxDiskBytes) {}
+  void Check(uint64_t offset, uint64_t length, bool write) const {
+    if (write && read_only) std::abort();
+    if (offset % block_size != 0 || length % block_size != 0) std::abort();
+    if (offset > size || length > size - offset) std::abort();  // outside the image
+  }
+  void Grow() { size = std::min(size + (32 << 10), kMaxDiskBytes); }
+
+  uint64_t size;
+  const uint32_t block_size;
+  const bool read_only;
+  std::vector<uint8_t> data;
+};
+
 // An operation a request queue's disk view holds until the input releases it.
 struct HeldOp {
-  class MemoryDisk* disk;
+  std::shared_ptr<Image> image;
   IoRing* ring;
   uint64_t token;
   enum { kRead, kWrite, kFlush } kind;
   uint64_t offset;
   IovecList buffers;
-};
 
-// A disk in memory; every operation is checked against its size and its unit's block size and
-// read-only flag. Views on request queues' rings may hold their operations (in flight on cue);
-// the unit's own synchronous view never does (its ring is drained at once).
-class MemoryDisk : public Disk {
- public:
-  MemoryDisk(uint64_t bytes, uint32_t block_size, bool read_only, uint32_t request_queues,
-             std::vector<HeldOp>* held, const bool* hold)
-      : size_(bytes),
-        block_size_(block_size),
-        read_only_(read_only),
-        request_queues_(request_queues),
-        held_(held),
-        hold_(hold),
-        data_(kMaxDiskBytes) {}
-
-  uint64_t size_bytes() const override { return size_; }
-  // ScsiDevice::Create makes each unit's request-queue views first, then LogicalUnit its
-  // synchronous one: only the first `request_queues` views may hold.
-  std::unique_ptr<DiskQueue> NewQueue(IoRing& ring) override {
-    return std::make_unique<Queue>(this, &ring, views_++ < request_queues_);
-  }
-  absl::Status Discard(uint64_t offset, uint64_t length) override {
-    CheckWrite(offset, length);
-    std::memset(&data_[offset], 0, length);
-    return absl::OkStatus();
-  }
-  absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool) override {
-    return Discard(offset, length);
-  }
-  absl::StatusOr<uint64_t> Refresh() override { return size_; }
-  void Grow() { size_ = std::min(size_ + (32 << 10), kMaxDiskBytes); }
-
-  // Runs one operation; returns its result.
-  int64_t Run(const HeldOp& op) {
+  // Runs the operation on the image; returns its result.
+  int64_t Run() const {
     int64_t bytes = 0;
-    for (const iovec& v : op.buffers) bytes += v.iov_len;
-    if (op.kind == HeldOp::kFlush) return 0;
-    if (op.kind == HeldOp::kWrite) {
-      CheckWrite(op.offset, bytes);
-    } else {
-      Check(op.offset, bytes);
-    }
-    uint64_t at = op.offset;
-    for (const iovec& v : op.buffers) {
+    for (const iovec& v : buffers) bytes += v.iov_len;
+    if (kind == kFlush) return 0;
+    image->Check(offset, bytes, kind == kWrite);
+    uint64_t at = offset;
+    for (const iovec& v : buffers) {
       uint8_t* p = static_cast<uint8_t*>(v.iov_base);
-      if (op.kind == HeldOp::kRead) {
-        std::memcpy(p, &data_[at], v.iov_len);
+      if (kind == kRead) {
+        std::memcpy(p, &image->data[at], v.iov_len);
       } else {
-        std::memcpy(&data_[at], p, v.iov_len);
+        std::memcpy(&image->data[at], p, v.iov_len);
       }
       at += v.iov_len;
     }
     return bytes;
   }
+};
+
+// Views on request queues' rings may hold their operations (in flight on cue); the unit's own
+// synchronous view never does (its ring is drained at once).
+class MemoryDisk : public Disk {
+ public:
+  MemoryDisk(std::shared_ptr<Image> image, uint32_t request_queues, std::vector<HeldOp>* held,
+             const bool* hold)
+      : image_(std::move(image)), request_queues_(request_queues), held_(held), hold_(hold) {}
+
+  uint64_t size_bytes() const override { return image_->size; }
+  // ScsiDevice makes a unit's request-queue views first, then LogicalUnit its synchronous
+  // one: only the first `request_queues` views may hold.
+  std::unique_ptr<DiskQueue> NewQueue(IoRing& ring) override {
+    return std::make_unique<Queue>(this, &ring, views_++ < request_queues_);
+  }
+  absl::Status Discard(uint64_t offset, uint64_t length) override {
+    image_->Check(offset, length, /*write=*/true);
+    std::memset(&image_->data[offset], 0, length);
+    return absl::OkStatus();
+  }
+  absl::Status WriteZeroes(uint64_t offset, uint64_t length, bool) override {
+    return Discard(offset, length);
+  }
+  absl::StatusOr<uint64_t> Refresh() override { return image_->size; }
 
  private:
   class Queue : public DiskQueue {
@@ -106,13 +116,13 @@ class MemoryDisk : public Disk {
     Queue(MemoryDisk* disk, IoRing* ring, bool may_hold)
         : disk_(disk), ring_(ring), may_hold_(may_hold) {}
     bool SubmitRead(const IovecList& buffers, uint64_t offset, uint64_t token) override {
-      return Submit({disk_, ring_, token, HeldOp::kRead, offset, buffers});
+      return Submit({disk_->image_, ring_, token, HeldOp::kRead, offset, buffers});
     }
     bool SubmitWrite(const IovecList& buffers, uint64_t offset, bool, uint64_t token) override {
-      return Submit({disk_, ring_, token, HeldOp::kWrite, offset, buffers});
+      return Submit({disk_->image_, ring_, token, HeldOp::kWrite, offset, buffers});
     }
     bool SubmitFlush(uint64_t token) override {
-      return Submit({disk_, ring_, token, HeldOp::kFlush, 0, {}});
+      return Submit({disk_->image_, ring_, token, HeldOp::kFlush, 0, {}});
     }
 
    private:
@@ -120,7 +130,7 @@ class MemoryDisk : public Disk {
       if (may_hold_ && *disk_->hold_) {
         disk_->held_->push_back(std::move(op));
       } else {
-        ring_->CompleteInline(op.token, disk_->Run(op));
+        ring_->CompleteInline(op.token, op.Run());
       }
       return true;
     }
@@ -129,24 +139,17 @@ class MemoryDisk : public Disk {
     bool may_hold_;
   };
 
-  void Check(uint64_t offset, uint64_t length) const {
-    if (offset % block_size_ != 0 || length % block_size_ != 0) std::abort();
-    if (offset > size_ || length > size_ - offset) std::abort();  // outside the image
-  }
-  void CheckWrite(uint64_t offset, uint64_t length) const {
-    if (read_only_) std::abort();
-    Check(offset, length);
-  }
-
-  uint64_t size_;
-  const uint32_t block_size_;
-  const bool read_only_;
+  const std::shared_ptr<Image> image_;
   const uint32_t request_queues_;
   uint32_t views_ = 0;
   std::vector<HeldOp>* held_;
   const bool* hold_;
-  std::vector<uint8_t> data_;
 };
+
+// Addresses units are added at and removed from at run time: the ones served from the start,
+// others on their targets, new targets.
+constexpr uint32_t kHotplug[][2] = {{0, 0}, {0, 1}, {0, 300}, {3, 0},
+                                    {0, 5}, {1, 0}, {5, 7},   {0, 16383}};
 
 // LUN fields a request may carry: the units', a missing LUN on a served target, a target with
 // no unit, addressing levels the device does not serve, the REPORT LUNS well-known LUN; or
@@ -159,7 +162,7 @@ constexpr uint8_t kLuns[][8] = {
     {1, 0, 0x40, 0x05},           // no such LUN
     {1, 1, 0x40, 0x00},           // no such target
     {1, 0, 0x80, 0x00, 0, 0, 1},  // extended / second-level addressing
-    {0xc1, 0x01},                 // the REPORT LUNS well-known LUN
+    {1, 0, 0xc1, 0x01},           // target 0's REPORT LUNS well-known LUN
 };
 
 // Opcodes the command set implements (and REPORT LUNS, the device's own), for inputs that pick
@@ -335,24 +338,23 @@ void Fuzz(FuzzInput& in) {
   bool hold = config & 0x02;
 
   Harness h;
-  std::vector<MemoryDisk*> disks;
-  std::vector<UnitToServe> units;
-  auto add = [&](uint32_t target, uint32_t lun, uint64_t bytes, uint32_t block_size,
-                 bool read_only) {
+  std::vector<std::shared_ptr<Image>> images;  // every in-memory disk made, to grow
+  auto memory_unit = [&](uint32_t target, uint32_t lun, uint64_t bytes, uint32_t block_size,
+                         bool read_only) {
     UnitToServe u;
     u.spec.target = target;
     u.spec.lun = lun;
     u.spec.block_size = block_size;
     u.spec.read_only = read_only;
-    auto disk =
-        std::make_unique<MemoryDisk>(bytes, block_size, read_only, num_queues, &held, &hold);
-    disks.push_back(disk.get());
-    u.disk = std::move(disk);
-    units.push_back(std::move(u));
+    auto image = std::make_shared<Image>(bytes, block_size, read_only);
+    u.disk = std::make_unique<MemoryDisk>(image, num_queues, &held, &hold);
+    images.push_back(std::move(image));
+    return u;
   };
-  add(0, 0, 64 << 10, 512, false);
-  add(0, 1, 32 << 10, 512, true);
-  add(0, 300, 64 << 10, 4096, false);
+  std::vector<UnitToServe> units;
+  units.push_back(memory_unit(0, 0, 64 << 10, 512, false));
+  units.push_back(memory_unit(0, 1, 32 << 10, 512, true));
+  units.push_back(memory_unit(0, 300, 64 << 10, 4096, false));
   {
     UnitToServe u;
     u.spec.target = 3;
@@ -387,7 +389,7 @@ void Fuzz(FuzzInput& in) {
     std::vector<HeldOp> ops;
     ops.swap(held);
     for (const HeldOp& op : ops) {
-      int64_t result = op.disk->Run(op);
+      int64_t result = op.Run();
       if (how == 1) result = -5;                // EIO
       if (how == 2 && result > 0) result -= 1;  // short
       op.ring->CompleteInline(op.token, result);
@@ -428,9 +430,39 @@ void Fuzz(FuzzInput& in) {
       case 6:
         hold = !hold;
         break;
-      case 7:  // a disk grew (SIGHUP)
-        disks[(op >> 3) % disks.size()]->Grow();
-        dev.Reload();
+      case 7:  // the host: a disk grows (SIGHUP), a LUN comes or goes (the control socket)
+        switch ((op >> 3) % 8) {
+          case 0:
+          case 1:
+          case 2:
+          case 3:
+            images[in.Take<uint8_t>() % images.size()]->Grow();
+            dev.Reload();
+            break;
+          case 4: {
+            const auto* at = kHotplug[in.Take<uint8_t>() % 8];
+            (void)dev.RemoveUnit(at[0], at[1]);
+            break;
+          }
+          case 5: {
+            const uint8_t f = in.Take<uint8_t>();
+            const auto* at = kHotplug[f % 8];
+            if (images.size() < 16) {
+              (void)dev.AddUnit(memory_unit(at[0], at[1], 16 << 10, (f & 8) ? 4096 : 512, f & 16));
+            }
+            break;
+          }
+          case 6: {  // a control-socket line (no descriptors: a file LUN is refused)
+            std::string line(in.Take<uint8_t>() % 64, '\0');
+            line.resize(in.TakeBytes(line.data(), line.size()));
+            std::vector<UniqueFd> fds;
+            (void)dev.Control(line, fds);
+            break;
+          }
+          default:
+            dev.Reload();
+            break;
+        }
         break;
     }
     run_all();

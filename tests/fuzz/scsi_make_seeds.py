@@ -63,7 +63,7 @@ def command_set():
     s += lun_cmd([0x5A, 0x08, 0x08, 0, 0, 0, 0] + be16(255) + [0], data_in=255)
     caching = bytes([0x08, 18] + [0] * 18)  # WCE off
     s += lun_cmd([0x15, 0x10, 0, 0, 4 + len(caching), 0], bytes(4) + caching)
-    control = bytes([0x0A, 10, 0x04, 0x10, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0])  # D_SENSE on
+    control = bytes([0x0A, 10, 0x04, 0x10, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0])  # D_SENSE on
     s += lun_cmd([0x55, 0x10, 0, 0, 0, 0, 0] + be16(8 + len(control)) + [0],
                  bytes(8) + control)
     s += lun_cmd([0xA3, 0x0C, 0, 0, 0, 0] + be32(1024) + [0, 0], data_in=1024)
@@ -122,7 +122,7 @@ def reservations():
 
 
 def read_only():
-    s = bytes([RO | DSENSE | BS4K, 16])
+    s = bytes([RO | DISCARD | DSENSE | BS4K, 16])
     s += lun_cmd(rw10(0x2A, 0, 1), bytes(4096))
     s += lun_cmd(rw16(0x93, 0, 1, 0x01))
     s += lun_cmd([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], bytes(24))
@@ -152,6 +152,9 @@ def state_file():
 TWO_QUEUES, HOLD, CHANGE, HOTPLUG = 1, 2, 4, 8
 LUN0, LUN1_RO, LUN300, NULL_TARGET, NO_LUN, NO_TARGET, DEEP, WLUN = range(8)
 RAW_LUN = 0x80  # request flag: the 8 LUN bytes follow
+# Task management functions (VIRTIO_SCSI_T_TMF_*).
+(ABORT_TASK, ABORT_TASK_SET, CLEAR_ACA, CLEAR_TASK_SET, IT_NEXUS_RESET, LU_RESET, QUERY_TASK,
+ QUERY_TASK_SET) = range(8)
 
 
 def chain(writable, cuts=None):
@@ -212,7 +215,7 @@ def device_plain():
     s += bytes([7])  # disk 0 grew: an event
     s += request(LUN0, [0x00] * 6)  # CAPACITY DATA HAS CHANGED
     s += an(LUN0) + an(NO_TARGET, subscribe=True)
-    s += tmf(LUN0, 0, tag=99) + tmf(NO_LUN, 1) + tmf(LUN0, 7)  # unknown tag, bad LUN, CLEAR ACA
+    s += tmf(LUN0, ABORT_TASK, tag=9) + tmf(NO_LUN, ABORT_TASK_SET) + tmf(LUN0, CLEAR_ACA)
     return s
 
 
@@ -221,17 +224,17 @@ def device_held():
     s += request(LUN0, rw10(0x28, 0, 4), tag=3, data_in=2048)
     s += request(LUN0, rw10(0x2A, 8, 1), tag=4, data_out=bytes(512), data_in=0, queue=1)
     s += request(LUN300, rw16(0x91, 0, 0), tag=5)
-    s += tmf(LUN0, 8, tag=3)  # QUERY TASK
-    s += tmf(LUN0, 9)  # QUERY TASK SET
-    s += tmf(LUN0, 0, tag=3)  # ABORT TASK: waits
-    s += tmf(LUN0, 3)  # LOGICAL UNIT RESET: waits
-    s += tmf(LUN300, 5)  # I_T NEXUS RESET: waits
+    s += tmf(LUN0, QUERY_TASK, tag=3)
+    s += tmf(LUN0, QUERY_TASK_SET)
+    s += tmf(LUN0, ABORT_TASK, tag=3)  # waits for the read
+    s += tmf(LUN0, LU_RESET)  # waits
+    s += tmf(LUN300, IT_NEXUS_RESET)  # waits for the flush
     s += bytes([5])  # release
     s += request(LUN0, [0x00] * 6)  # the reset's unit attention
     s += request(LUN0, rw10(0x28, 0, 1), tag=6, data_in=512)
     s += bytes([5 | (1 << 3)])  # release with an error
     s += request(LUN0, rw10(0x28, 0, 1), tag=7, data_in=512)
-    s += tmf(LUN0, 1)  # ABORT TASK SET
+    s += tmf(LUN0, ABORT_TASK_SET)
     s += bytes([5 | (2 << 3)])  # release, short
     s += bytes([6])  # stop holding
     s += request(LUN0, rw10(0x28, 0, 1), tag=1, data_in=512, queue=1)
@@ -242,15 +245,49 @@ def device_hostile():
     s = bytes([HOLD | 0x10])  # a ring of 8
     for i in range(10):
         s += request(LUN0, rw10(0x28, i, 1), tag=i % 8, data_in=512)
-    s += tmf(LUN0, 2)  # CLEAR TASK SET with the ring full
+    s += tmf(LUN0, CLEAR_TASK_SET)  # with the ring full
     s += bytes([0, 0, 80]) + bytes(range(80)) + chain([8, 0, 200], [30, 50])  # raw bytes
     s += bytes([0, 0x01, 0, 0, 10]) + bytes(10) + struct.pack("<H", 0) + chain([0], [])
     s += request(LUN0, rw10(0x28, 0, 64), data_in=512)  # transfer beyond the buffers
-    s += tmf(LUN0, 0, room=0)  # no room for the response
+    s += tmf(LUN0, ABORT_TASK, room=0)  # no room for the response
     s += bytes([3, 0x40, 0, 0, 10]) + chain([1], [])  # TMF cut short
     s += bytes([3, 3, 6]) + b"\x07\x00\x00\x00\x00\x00" + chain([4], [])  # unknown type
     s += event_buffer(4)  # too small
     s += bytes([5])
+    return s
+
+
+def host(action, *args):
+    """Op 7: the host. action 0-3 grows image args[0]; 4 removes hotplug address args[0]; 5 adds
+    a unit there (args[0] | 8: 4 KiB blocks | 16: read-only); 6 sends a control-socket line;
+    7 reloads."""
+    out = bytes([7 | (action << 3)])
+    if action == 6:
+        line = args[0].encode()
+        return out + bytes([len(line)]) + line
+    return out + bytes(args)
+
+
+def device_hotplug():
+    s = bytes([HOLD | CHANGE | HOTPLUG])
+    s += event_buffer() + event_buffer() + event_buffer()
+    s += request(LUN0, rw10(0x28, 0, 2), tag=1, data_in=1024)  # held
+    s += tmf(LUN0, LU_RESET)  # waits for it
+    s += host(4, 0)  # target 0 LUN 0 removed with its read in flight
+    s += request(LUN0, [0x00] * 6)  # LUN not supported
+    s += request(LUN1_RO, [0x00] * 6)  # REPORTED LUNS DATA HAS CHANGED
+    s += bytes([5])  # the read completes on the removed unit
+    s += host(5, 0)  # added back
+    s += request(LUN0, rw10(0x28, 0, 1), data_in=512)
+    s += host(5, 6 | 8)  # target 5 LUN 7, a new target, 4 KiB blocks
+    s += request(LUN0, [0xA0, 0, 0, 0, 0, 0] + be32(64) + [0, 0], data_in=64)
+    s += host(6, "add null=1M,target=5,lun=8")
+    s += host(6, "remove target=5,lun=7")
+    s += host(6, "list")
+    s += host(6, "add file=/nonexistent")  # no descriptor sent
+    s += host(0, 0) + host(7)  # image 0 grew
+    s += event_buffer() + event_buffer()
+    s += bytes([6]) + request(LUN0, [0x00] * 6)
     return s
 
 
@@ -266,6 +303,7 @@ def main():
             "plain": device_plain(),
             "held": device_held(),
             "hostile": device_hostile(),
+            "hotplug": device_hotplug(),
         },
     }
     for target, files in seeds.items():
