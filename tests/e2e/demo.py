@@ -4,10 +4,12 @@ types on a virtual keyboard served by vhost-user-input, and uses a gpiochip serv
 vhost-user-gpio (sets an LED line, waits for a button interrupt from the host), and writes and
 reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program talks to a guest
 program over vsock through vhost-user-vsock, and the guest mounts a host directory served by
-vhost-user-fs.
+vhost-user-fs, and it asks a SCSI disk served by vhost-user-scsi who it is (sg_inq) and writes a
+checksummed block to it that the host finds in the image file.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and their guest tools)
 """
+import hashlib
 import os
 import re
 import socket
@@ -42,6 +44,16 @@ mount -t ext2 /dev/vda /mnt
 echo "guest: wrote and re-read a 256 KiB file on ext2: $(sha1sum < /mnt/sample | cut -c1-16) vs $(sha1sum < /tmp/sample | cut -c1-16)"
 df -h /mnt | tail -1
 umount /mnt
+echo
+# The SCSI disk: virtio_scsi's scan and sd's probe are asynchronous, so poll for it.
+i=0
+until sd=$(ls /sys/bus/scsi/devices/*:0:0:0/block 2>/dev/null) || [ $i -ge 600 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+echo "guest: SCSI disk /dev/$sd (virtio_scsi): $(($(cat /sys/block/$sd/size) / 2048)) MiB; sg_inq /dev/$sd says:"
+sg_inq /dev/$sd | grep -E "(Vendor|Product) identification|Unit serial number" | sed 's/^ */  /; s/ *$//'
+dd if=/tmp/sample of=/dev/$sd bs=64k seek=16 oflag=direct 2>/dev/null
+echo "guest: wrote 256 KiB at 1 MiB on /dev/$sd, read back (O_DIRECT): $(dd if=/dev/$sd bs=64k skip=16 count=4 iflag=direct 2>/dev/null | sha1sum | cut -c1-16) vs $(sha1sum < /tmp/sample | cut -c1-16)"
 echo
 echo "guest: keyboard $kbd ($(cat /sys/class/input/$(basename $kbd)/device/name)); what the host typed:"
 wait $reader || echo "  (the keyboard went quiet before all 19 keys arrived)"
@@ -144,6 +156,7 @@ def main():
     vsock = os.path.join(bin_dir, "vhost-user-vsock/vhost-user-vsock")
     vsock_tool = os.path.join(bin_dir, "vhost-user-vsock/vsock_guest_tool")
     fs = os.path.join(bin_dir, "vhost-user-fs/vhost-user-fs")
+    scsi = os.path.join(bin_dir, "vhost-user-scsi/vhost-user-scsi")
     seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
@@ -176,6 +189,13 @@ def main():
             f.write("hello from the host's shared directory")
         fs_argv = [fs, f"--socket-path={fs_sock}", f"--shared-dir={shared}"]
         print("host: " + " ".join(fs_argv))
+        scsi_sock = os.path.join(work, "scsi.sock")
+        scsi_image = os.path.join(work, "lun0.img")
+        with open(scsi_image, "wb") as f:
+            f.truncate(32 << 20)
+        scsi_argv = [scsi, f"--socket-path={scsi_sock}",
+                     f"--lun=file={scsi_image},vendor=VHOSTUSR,product=DEMO-LUN,serial=demo-lun"]
+        print("host: " + " ".join(scsi_argv))
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
@@ -184,10 +204,12 @@ def main():
                 qemu_guest.Daemon(gpio_argv, gpio_sock) as g, \
                 qemu_guest.Daemon(i2c_argv, i2c_sock) as c, \
                 qemu_guest.Daemon(vsock_argv, vsock_sock) as v, \
-                qemu_guest.Daemon(fs_argv, fs_sock) as fsd:
+                qemu_guest.Daemon(fs_argv, fs_sock) as fsd, \
+                qemu_guest.Daemon(scsi_argv, scsi_sock) as sc:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
                   "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci, "
-                  "vhost-user-i2c-pci, vhost-user-vsock-pci and vhost-user-fs-pci")
+                  "vhost-user-i2c-pci, vhost-user-vsock-pci, vhost-user-fs-pci and "
+                  "vhost-user-scsi-pci")
             result = qemu_guest.run_guest(
                 SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
@@ -202,24 +224,32 @@ def main():
                          "-chardev", f"socket,id=vs0,path={vsock_sock}",
                          "-device", "vhost-user-vsock-pci,chardev=vs0",
                          "-chardev", f"socket,id=fs0,path={fs_sock}",
-                         "-device", "vhost-user-fs-pci,chardev=fs0,tag=share"],
+                         "-device", "vhost-user-fs-pci,chardev=fs0,tag=share",
+                         "-chardev", f"socket,id=scsi0,path={scsi_sock}",
+                         "-device", "vhost-user-scsi-pci,chardev=scsi0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
-                         "evdev", "i2c-dev", "vmw_vsock_virtio_transport"], built_modules=[gpio_ko, i2c_ko], work=work,
+                         "evdev", "i2c-dev", "vmw_vsock_virtio_transport", "virtio_scsi",
+                         "sd_mod"], built_modules=[gpio_ko, i2c_ko], work=work,
                 timeout=120,
                 extra_entries=qemu_guest.host_binary_entries(gpio_tool) +
                 qemu_guest.host_binary_entries(i2c_tool) +
-                qemu_guest.host_binary_entries(vsock_tool),
+                qemu_guest.host_binary_entries(vsock_tool) +
+                qemu_guest.host_binary_entries("/usr/bin/sg_inq"),
                 on_line=lambda line: (type_when_ready(line, control),
                                       gpio_host_side(line, gpio_control, seen),
                                       vsock_host_side(line, uds, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
                     "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log(),
-                    "vhost-user-fs": fsd.read_log()}
+                    "vhost-user-fs": fsd.read_log(), "vhost-user-scsi": sc.read_log()}
             from_guest = None
             if os.path.exists(os.path.join(shared, "from-guest.txt")):
                 with open(os.path.join(shared, "from-guest.txt")) as f:
                     from_guest = f.read().strip()
+            # What the guest wrote through vhost-user-scsi, as the host's image file has it.
+            with open(scsi_image, "rb") as f:
+                f.seek(1 << 20)
+                in_image = hashlib.sha1(f.read(256 << 10)).hexdigest()[:16]
     body = result.output.split("E2E-BEGIN", 1)[-1].split("E2E-END", 1)[0]
     print(body.rstrip())
     print(f"host: the simulated LED line while the guest held it: {seen.get('led')}")
@@ -231,11 +261,17 @@ def main():
         print(f"host: {name} log:")
         print("  " + "\n  ".join(log.strip().splitlines()))
     sums = re.search(r"ext2: (\w+) vs (\w+)", body)
+    scsi_sums = re.search(r"read back \(O_DIRECT\): (\w+) vs (\w+)", body)
+    in_image_ok = scsi_sums is not None and scsi_sums.group(2) == in_image
+    print(f"host: the SCSI disk's image file at 1 MiB: {in_image} "
+          f"({'the block the guest wrote' if in_image_ok else 'NOT the block the guest wrote'})")
+    scsi_ok = (in_image_ok and scsi_sums.group(1) == scsi_sums.group(2) and
+               "Vendor identification: VHOSTUSR" in body and "Unit serial number: demo-lun" in body)
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
           "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body and
-          seen.get("vsock_ok", False) and fs_ok)
+          seen.get("vsock_ok", False) and fs_ok and scsi_ok)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
