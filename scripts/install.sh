@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${1:-/usr/local}
-# Every daemon in the tree (one vhost-user-<device>/ folder each).
-daemons=()
-for dir in vhost-user-*/; do daemons+=("${dir%/}"); done
-
-bazel build $(for d in "${daemons[@]}"; do echo "//$d:$d"; done) 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+# Every daemon in //:daemons (the root BUILD's DEVICES), so this list cannot drift from the build:
+# each is //:vhost-user-<device>, an alias of //vhost-user-<device>:vhost-user-<device>.
+bazel build //:daemons 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+mapfile -t daemons < <(bazel query 'labels(srcs, //:daemons)' 2>/dev/null | sed 's|^//:||' | sort)
+[ ${#daemons[@]} -gt 0 ] || { echo "no daemons in //:daemons" >&2; exit 1; }
 install -d "$prefix/libexec" "$prefix/share/qemu/vhost-user"
 for d in "${daemons[@]}"; do
   install -m 0755 -s "bazel-bin/$d/$d" "$prefix/libexec/$d"
