@@ -73,6 +73,7 @@ ScsiDevice::ScsiDevice(std::vector<std::unique_ptr<IoRing>> rings, ScsiOptions o
   for (auto& ring : rings) {
     request_queues_.push_back(std::make_unique<RequestQueue>());
     request_queues_.back()->ring = std::move(ring);
+    request_queues_.back()->commands = std::make_unique<Command[]>(options_.max_queue_size);
   }
 }
 
@@ -270,7 +271,10 @@ absl::Status ScsiDevice::QueueStarted(QueueContext& context) {
   }
   const uint32_t q = index - kFirstRequestQueue;
   RequestQueue& queue = *request_queues_[q];
-  queue.commands.assign(context.queue().size(), Command{});
+  if (context.queue().size() > options_.max_queue_size) {
+    return absl::InvalidArgumentError("ring larger than the device offers");  // engine-checked
+  }
+  for (uint32_t i = 0; i < options_.max_queue_size; ++i) queue.commands[i].unit.reset();
   const int fd = queue.ring->event_fd();
   // Edge-triggered, as blk: each completion's signal wakes the worker once.
   return fd >= 0 ? context.Watch(fd, EPOLLIN | EPOLLET) : absl::OkStatus();
@@ -292,7 +296,7 @@ QueueResult ScsiDevice::ProcessQueue(QueueContext& context) {
     queue.table = Table();
     queue.table_generation = generation;
   }
-  const size_t slots = queue.commands.size();
+  const size_t slots = context.queue().size();
   while (context.in_flight() < slots) {
     const absl::optional<ChainToken> token = context.Take();
     if (!token) break;
@@ -376,12 +380,14 @@ void ScsiDevice::StartCommand(RequestQueue& queue, QueueContext& context, ChainT
     reader.ReadBytes(queue.parameters.data(), n);
     scsi.data_out = absl::MakeConstSpan(queue.parameters);
   }
-  std::variant<ScsiResponse, BlockIo> prepared = (*unit)->unit->Prepare(scsi, command.tag);
+  std::variant<ScsiResponse, BlockIo> prepared = (*unit)->unit->Prepare(scsi);
   if (ScsiResponse* response = std::get_if<ScsiResponse>(&prepared)) {
     Respond(context, token, *response, 0);
     return;
   }
   command.unit = *unit;
+  command.active_tag.store(command.tag, std::memory_order_relaxed);
+  command.active_unit.store(unit->get(), std::memory_order_release);
   command.io = std::get<BlockIo>(prepared);
   command.buffers.clear();
   DiskQueue& io = *(*unit)->io[q];
@@ -409,7 +415,7 @@ void ScsiDevice::StartCommand(RequestQueue& queue, QueueContext& context, ChainT
 
 void ScsiDevice::OnIoDone(RequestQueue& queue, QueueContext& context, uint64_t token,
                           int64_t result) {
-  if (token >= queue.commands.size() || queue.commands[token].unit == nullptr) return;
+  if (token >= options_.max_queue_size || queue.commands[token].unit == nullptr) return;
   Command& command = queue.commands[token];
   if (result >= 0 && static_cast<uint64_t>(result) != command.io.length &&
       command.io.kind != BlockIo::kFlush) {
@@ -418,8 +424,8 @@ void ScsiDevice::OnIoDone(RequestQueue& queue, QueueContext& context, uint64_t t
     result = -EIO;
   }
   bool now_idle = false;
-  const ScsiResponse response =
-      command.unit->unit->CompleteIo(command.io, result, command.tag, &now_idle);
+  command.active_unit.store(nullptr, std::memory_order_release);
+  const ScsiResponse response = command.unit->unit->CompleteIo(command.io, result, &now_idle);
   command.unit.reset();
   // A read reports its data bytes even when it failed: they follow the response header, and
   // the engine logs (for migration) only the bytes reported written.
@@ -557,8 +563,8 @@ void ScsiDevice::ServeControl(QueueContext& context) {
         }
         case VIRTIO_SCSI_T_TMF_QUERY_TASK:
           WriteTmfResponse(context, *token,
-                           (*unit)->unit->HasTask(request.tag) ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
-                                                               : kFunctionComplete);
+                           HasTask(unit->get(), request.tag) ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
+                                                             : kFunctionComplete);
           break;
         case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
           WriteTmfResponse(
@@ -610,6 +616,19 @@ bool ScsiDevice::FinishTmf(QueueContext& context, const PendingTmf& tmf, bool fo
   return true;
 }
 
+bool ScsiDevice::HasTask(const Unit* unit, uint64_t tag) const {
+  for (const auto& queue : request_queues_) {
+    for (uint32_t i = 0; i < options_.max_queue_size; ++i) {
+      const Command& c = queue->commands[i];
+      if (c.active_unit.load(std::memory_order_acquire) == unit &&
+          c.active_tag.load(std::memory_order_relaxed) == tag) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void ScsiDevice::WakeControl() {
   absl::MutexLock lock(&contexts_mu_);
   if (control_context_ != nullptr) control_context_->Wake();
@@ -622,7 +641,9 @@ void ScsiDevice::QueueEvent(uint32_t event, uint32_t target, uint32_t lun, uint3
   e.event = event;
   e.lun[0] = 1;
   e.lun[1] = target;
-  e.lun[2] = 0x40 | (lun >> 8);
+  // Linux reads bytes 2-3 whole as the LUN: flat addressing (40h) only where the LUN needs it,
+  // as REPORT LUNS encodes it.
+  e.lun[2] = lun < 256 ? 0 : 0x40 | (lun >> 8);
   e.lun[3] = lun & 0xff;
   e.reason = reason;
   {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/block/file_disk.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/test_queue.h"
@@ -238,6 +239,7 @@ TEST_F(ScsiDeviceTest, GrownDiskSendsAParameterChangeEvent) {
   EXPECT_EQ(e.reason, 0x2au | 0x09u << 8);  // CAPACITY DATA HAS CHANGED
   EXPECT_EQ(e.lun[0], 1);
   EXPECT_EQ(e.lun[1], 0);
+  EXPECT_EQ(e.lun[2], 0);
 
   // And the unit reports it to the next command, then serves the new capacity.
   uint64_t tur = AddCommand({TEST_UNIT_READY, 0, 0, 0, 0, 0}, 0);
@@ -276,6 +278,7 @@ TEST_F(ScsiDeviceTest, HotplugAddsAndRemovesLunsWithEvents) {
   EXPECT_EQ(e.event, VIRTIO_SCSI_T_TRANSPORT_RESET);
   EXPECT_EQ(e.reason, VIRTIO_SCSI_EVT_RESET_RESCAN);
   EXPECT_EQ(e.lun[1], 0);
+  EXPECT_EQ(e.lun[2], 0);  // peripheral addressing: Linux reads bytes 2-3 as the LUN
   EXPECT_EQ(e.lun[3], 3);
   EXPECT_EQ(*device_->Control("list", no_fds), "0:0 0:3");
 
@@ -305,6 +308,20 @@ TEST_F(ScsiDeviceTest, HotplugAddsAndRemovesLunsWithEvents) {
   const uint64_t gone = AddCommand({TEST_UNIT_READY, 0, 0, 0, 0, 0}, 0, 3, /*lun=*/3);
   requests().Run(*device_);
   EXPECT_EQ(Response(gone).sense[12], 0x25);  // LOGICAL UNIT NOT SUPPORTED
+}
+
+TEST_F(ScsiDeviceTest, EventsWaitingForBuffersAreBounded) {
+  MakeDevice(OneUnit(std::make_unique<HeldDisk>()));
+  ASSERT_OK(device_->SetFeatures(Bit(kFeatureVersion1) | Bit(VIRTIO_SCSI_F_HOTPLUG)));
+  std::vector<UniqueFd> no_fds;
+  for (int lun = 1; lun <= 70; ++lun) {
+    ASSERT_OK(device_->Control(absl::StrCat("add null=1M,lun=", lun), no_fds));
+  }
+  EXPECT_EQ(device_->pending_events(), 64u);  // the rest dropped, and said to be
+  virtio_scsi_event e = NextEvent(events(), ram_, *device_);
+  EXPECT_EQ(e.event, VIRTIO_SCSI_T_TRANSPORT_RESET | VIRTIO_SCSI_T_EVENTS_MISSED);
+  e = NextEvent(events(), ram_, *device_);
+  EXPECT_EQ(e.event, VIRTIO_SCSI_T_TRANSPORT_RESET);  // reported once
 }
 
 TEST_F(ScsiDeviceTest, RemovedLunFinishesItsIoInFlight) {
