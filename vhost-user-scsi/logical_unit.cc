@@ -76,7 +76,7 @@ class LogicalUnit::DiskBackend : public BlockBackend {
 absl::StatusOr<std::unique_ptr<LogicalUnit>> LogicalUnit::Create(
     const LunSpec& spec, std::unique_ptr<Disk> disk, std::unique_ptr<ReservationStore> store) {
   std::unique_ptr<LogicalUnit> unit(new LogicalUnit(spec, std::move(disk), std::move(store)));
-  absl::MutexLock lock(&unit->mu_);
+  std::lock_guard<std::mutex> lock(unit->mu_);
   if (absl::Status s = unit->reservations_.Load(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(spec.pr_state, ": ", s.message()));
   }
@@ -96,46 +96,31 @@ LogicalUnit::LogicalUnit(const LunSpec& spec, std::unique_ptr<Disk> disk,
 
 LogicalUnit::~LogicalUnit() = default;
 
-std::variant<ScsiResponse, BlockIo> LogicalUnit::Prepare(const ScsiRequest& request, uint64_t tag) {
-  absl::MutexLock lock(&mu_);
+std::variant<ScsiResponse, BlockIo> LogicalUnit::Prepare(const ScsiRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
   std::variant<ScsiResponse, BlockIo> prepared = lun_.Prepare(request);
-  if (std::holds_alternative<BlockIo>(prepared)) {
-    ++tags_[tag];
-    ++tasks_;
-  }
+  if (std::holds_alternative<BlockIo>(prepared)) tasks_.fetch_add(1);
   return prepared;
 }
 
-ScsiResponse LogicalUnit::CompleteIo(const BlockIo& io, int64_t result, uint64_t tag,
-                                     bool* now_idle) {
-  absl::MutexLock lock(&mu_);
-  auto it = tags_.find(tag);
-  if (it != tags_.end() && --it->second == 0) tags_.erase(it);
-  --tasks_;
-  *now_idle = tasks_ == 0 && notify_idle_;
-  if (*now_idle) notify_idle_ = false;
+ScsiResponse LogicalUnit::CompleteIo(const BlockIo& io, int64_t result, bool* now_idle) {
+  // The last task out tells a waiting task management function. Sequentially consistent with
+  // IdleOrNotify's store-then-load: either it sees no task left, or this sees its flag.
+  *now_idle = tasks_.fetch_sub(1) == 1 && notify_idle_.exchange(false);
+  if (result >= 0) return ScsiResponse{};
+  std::lock_guard<std::mutex> lock(mu_);  // the sense format is the unit's state
   return lun_.CompleteIo(io, result);
 }
 
-bool LogicalUnit::HasTask(uint64_t tag) {
-  absl::MutexLock lock(&mu_);
-  return tags_.contains(tag);
-}
-
-size_t LogicalUnit::tasks() {
-  absl::MutexLock lock(&mu_);
-  return tasks_;
-}
-
 bool LogicalUnit::IdleOrNotify() {
-  absl::MutexLock lock(&mu_);
-  if (tasks_ == 0) return true;
-  notify_idle_ = true;
-  return false;
+  notify_idle_.store(true);
+  if (tasks_.load() != 0) return false;
+  notify_idle_.store(false);
+  return true;
 }
 
 void LogicalUnit::SetUnitAttention(const Sense& sense) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   lun_.SetUnitAttention(sense);
 }
 

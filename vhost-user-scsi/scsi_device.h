@@ -91,6 +91,10 @@ class ScsiDevice : public VirtioDevice {
   // A command in its data phase, at a fixed place (by ChainToken) so its buffers stay put.
   struct Command {
     std::shared_ptr<Unit> unit;
+    // What QUERY TASK reads from the control queue's thread while the command is in its data
+    // phase (the unit is set last and cleared first).
+    std::atomic<const Unit*> active_unit{nullptr};
+    std::atomic<uint64_t> active_tag{0};
     BlockIo io;
     uint64_t tag = 0;
     uint64_t data_in_room = 0;    // writable bytes after the response header
@@ -101,7 +105,9 @@ class ScsiDevice : public VirtioDevice {
     // Shared by every unit: a unit added at run time needs no new ring (which the seccomp
     // filter forbids), only a view of this one.
     std::unique_ptr<IoRing> ring;
-    std::vector<Command> commands;           // by ChainToken, sized in QueueStarted
+    // By ChainToken: one per ring entry of the largest ring, made once so that QUERY TASK can
+    // read them from another thread at any time.
+    std::unique_ptr<Command[]> commands;
     std::vector<uint8_t> parameters;         // a command's data-out copy (parameter lists)
     std::shared_ptr<const UnitTable> table;  // as of this queue's last turn
     uint64_t table_generation = 0;
@@ -132,6 +138,8 @@ class ScsiDevice : public VirtioDevice {
                uint64_t resid);
   void OnIoDone(RequestQueue& queue, QueueContext& context, uint64_t token, int64_t result);
   void Reap(RequestQueue& queue, QueueContext& context, bool drain);
+  // Whether a command of `unit` with `tag` is in its data phase on any request queue.
+  bool HasTask(const Unit* unit, uint64_t tag) const;
   static ScsiResponse ReportLuns(const UnitTable& table, const uint8_t* cdb, uint32_t target,
                                  uint64_t room);
   ScsiResponse NoSuchLun(const uint8_t* cdb, uint64_t room);
