@@ -106,7 +106,8 @@ std::variant<ScsiResponse, BlockIo> LogicalUnit::Prepare(const ScsiRequest& requ
 ScsiResponse LogicalUnit::CompleteIo(const BlockIo& io, int64_t result, bool* now_idle) {
   // The last task out tells a waiting task management function. Sequentially consistent with
   // IdleOrNotify's store-then-load: either it sees no task left, or this sees its flag.
-  *now_idle = tasks_.fetch_sub(1) == 1 && notify_idle_.exchange(false);
+  // (The load first spares a locked exchange on every completion but the one that wakes.)
+  *now_idle = tasks_.fetch_sub(1) == 1 && notify_idle_.load() && notify_idle_.exchange(false);
   if (result >= 0) return ScsiResponse{};
   std::lock_guard<std::mutex> lock(mu_);  // the sense format is the unit's state
   return lun_.CompleteIo(io, result);
