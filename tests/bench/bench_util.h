@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
@@ -40,6 +43,37 @@ inline void PinTo(int cpu) {
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// What a block benchmark measures in one run of a case.
+struct IoResult {
+  double ops_per_second = 0;
+  double megabytes_per_second = 0;
+  double cpu_us_per_op = 0;
+};
+
+// Runs `run` `repeat` times and returns each figure's median, or the first error.
+inline absl::StatusOr<IoResult> MedianOfRuns(int repeat,
+                                             const std::function<absl::StatusOr<IoResult>()>& run) {
+  std::vector<double> ops, mbps, cpu;
+  for (int i = 0; i < repeat; ++i) {
+    absl::StatusOr<IoResult> r = run();
+    if (!r.ok()) return r.status();
+    ops.push_back(r->ops_per_second);
+    mbps.push_back(r->megabytes_per_second);
+    cpu.push_back(r->cpu_us_per_op);
+  }
+  return IoResult{Median(ops), Median(mbps), Median(cpu)};
+}
+
+// One table row: a device against its peer, and the ratio of their rates.
+inline void PrintComparison(const char* disk, int name_width, const char* name,
+                            const IoResult& ours, const IoResult& peer) {
+  std::printf("%-6s %-*s %12.0f %10.1f %8.2fus %12.0f %10.1f %8.2fus %7.2fx\n", disk, name_width,
+              name, ours.ops_per_second, ours.megabytes_per_second, ours.cpu_us_per_op,
+              peer.ops_per_second, peer.megabytes_per_second, peer.cpu_us_per_op,
+              ours.ops_per_second / peer.ops_per_second);
+  std::fflush(stdout);
 }
 
 }  // namespace vhost

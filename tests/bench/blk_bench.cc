@@ -62,11 +62,7 @@ struct Case {
   int queues;
 };
 
-struct Result {
-  double ops_per_second = 0;
-  double megabytes_per_second = 0;
-  double cpu_us_per_op = 0;
-};
+using Result = IoResult;
 
 class Session {
  public:
@@ -226,30 +222,19 @@ int Main() {
       if (!absl::StrContains(c.name, FLAGS_only)) continue;
       Result results[2];
       for (bool ours : {true, false}) {
-        std::vector<double> ops, mbps, cpu;
-        for (int run = 0; run < FLAGS_repeat; ++run) {
+        absl::StatusOr<Result> r = MedianOfRuns(FLAGS_repeat, [&]() -> absl::StatusOr<Result> {
           Session session;
-          absl::Status s = session.Start(ours, null, c.queues);
-          absl::StatusOr<Result> r =
-              s.ok() ? session.Run(c, null ? kNullBytes : kFileBytes, absl::Seconds(FLAGS_seconds))
-                     : absl::StatusOr<Result>(s);
-          if (!r.ok()) {
-            std::fprintf(stderr, "%s %s: %s\n", ours ? "ours" : "qsd", c.name,
-                         r.status().ToString().c_str());
-            return 1;
-          }
-          ops.push_back(r->ops_per_second);
-          mbps.push_back(r->megabytes_per_second);
-          cpu.push_back(r->cpu_us_per_op);
+          if (absl::Status s = session.Start(ours, null, c.queues); !s.ok()) return s;
+          return session.Run(c, null ? kNullBytes : kFileBytes, absl::Seconds(FLAGS_seconds));
+        });
+        if (!r.ok()) {
+          std::fprintf(stderr, "%s %s: %s\n", ours ? "ours" : "qsd", c.name,
+                       r.status().ToString().c_str());
+          return 1;
         }
-        results[ours ? 0 : 1] = {Median(ops), Median(mbps), Median(cpu)};
+        results[ours ? 0 : 1] = *r;
       }
-      std::printf("%-6s %-22s %12.0f %10.1f %8.2fus %12.0f %10.1f %8.2fus %7.2fx\n",
-                  null ? "null" : "file", c.name, results[0].ops_per_second,
-                  results[0].megabytes_per_second, results[0].cpu_us_per_op,
-                  results[1].ops_per_second, results[1].megabytes_per_second,
-                  results[1].cpu_us_per_op, results[0].ops_per_second / results[1].ops_per_second);
-      std::fflush(stdout);
+      PrintComparison(null ? "null" : "file", 22, c.name, results[0], results[1]);
     }
   }
   unlink(FLAGS_file.c_str());

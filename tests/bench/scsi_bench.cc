@@ -62,11 +62,7 @@ struct Case {
   int depth;
 };
 
-struct Result {
-  double ops_per_second = 0;
-  double megabytes_per_second = 0;
-  double cpu_us_per_op = 0;
-};
+using Result = IoResult;
 
 // One in-flight slot of either device: (re)writes its request for a byte offset and adds it to
 // the ring; checks its answer once used.
@@ -247,30 +243,19 @@ int Main() {
       if (!absl::StrContains(c.name, FLAGS_only)) continue;
       Result results[2];
       for (bool scsi : {true, false}) {
-        std::vector<double> ops, mbps, cpu;
-        for (int run = 0; run < FLAGS_repeat; ++run) {
+        absl::StatusOr<Result> r = MedianOfRuns(FLAGS_repeat, [&]() -> absl::StatusOr<Result> {
           Session session;
-          absl::Status s = session.Start(scsi, null);
-          absl::StatusOr<Result> r =
-              s.ok() ? session.Run(c, null ? kNullBytes : kFileBytes, absl::Seconds(FLAGS_seconds))
-                     : absl::StatusOr<Result>(s);
-          if (!r.ok()) {
-            std::fprintf(stderr, "%s %s: %s\n", scsi ? "scsi" : "blk", c.name,
-                         r.status().ToString().c_str());
-            return 1;
-          }
-          ops.push_back(r->ops_per_second);
-          mbps.push_back(r->megabytes_per_second);
-          cpu.push_back(r->cpu_us_per_op);
+          if (absl::Status s = session.Start(scsi, null); !s.ok()) return s;
+          return session.Run(c, null ? kNullBytes : kFileBytes, absl::Seconds(FLAGS_seconds));
+        });
+        if (!r.ok()) {
+          std::fprintf(stderr, "%s %s: %s\n", scsi ? "scsi" : "blk", c.name,
+                       r.status().ToString().c_str());
+          return 1;
         }
-        results[scsi ? 0 : 1] = {Median(ops), Median(mbps), Median(cpu)};
+        results[scsi ? 0 : 1] = *r;
       }
-      std::printf("%-6s %-18s %12.0f %10.1f %8.2fus %12.0f %10.1f %8.2fus %7.2fx\n",
-                  null ? "null" : "file", c.name, results[0].ops_per_second,
-                  results[0].megabytes_per_second, results[0].cpu_us_per_op,
-                  results[1].ops_per_second, results[1].megabytes_per_second,
-                  results[1].cpu_us_per_op, results[0].ops_per_second / results[1].ops_per_second);
-      std::fflush(stdout);
+      PrintComparison(null ? "null" : "file", 18, c.name, results[0], results[1]);
     }
   }
   unlink(FLAGS_file.c_str());
