@@ -1,0 +1,102 @@
+// What a virtio-snd device is made of and tells the driver about it: its PCM streams as --streams
+// describes them, a jack and channel maps per stream, the configuration space they imply, and the
+// replies to the control queue's *_INFO requests (virtio 1.2 §5.14.6.2 - 5.14.6.8).
+//
+// --streams: STREAM[;STREAM...], STREAM = DIRECTION[:CHANNELS[:RATES[:FORMATS]]] where
+//   DIRECTION is playback or capture;
+//   CHANNELS is Nch or N-Mch (1 to 18: every count has a channel map), default 2ch;
+//   RATES is Hz values joined by ',' from the spec's list (5512 ... 384000), default 48000;
+//   FORMATS is names joined by ',' (s16, s32, float, u8, s24_3, ...: virtio's
+//     VIRTIO_SND_PCM_FMT_* in lower case, all but ima_adpcm), default s16.
+// e.g. "playback:2ch:48000,44100:s16,s32;capture:1ch:48000:s16". Default: kDefaultStreams.
+//
+// The i-th playback and the i-th capture stream share HDA function node i, which Linux's
+// virtio_snd turns into PCM device i: the default card has hw:0,0 for both aplay and arecord.
+#ifndef VHOST_USER_SND_SND_CONFIG_H_
+#define VHOST_USER_SND_SND_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "vhost-user-snd/pcm_stream.h"
+#include "vhost-user-snd/snd_spec.h"
+
+namespace vhost::snd {
+
+inline constexpr absl::string_view kDefaultStreams = "playback:2ch:48000:s16;capture:2ch:48000:s16";
+inline constexpr size_t kMaxStreams = 64;
+
+// Parses a --streams value; errors name the flag and the part at fault.
+absl::StatusOr<std::vector<PcmCaps>> ParseStreams(absl::string_view text);
+
+// One jack per stream: a line out (green) for playback, a line in (blue) for capture, on the
+// rear of the box. JACK_REMAP changes association and sequence (when features allow it);
+// plug events change connected.
+struct Jack {
+  uint8_t direction = VIRTIO_SND_D_OUTPUT;
+  uint32_t hda_fn_nid = 0;
+  uint32_t features = 0;  // 1 << VIRTIO_SND_JACK_F_*
+  bool connected = true;
+  uint8_t association = 1;  // 4 bits
+  uint8_t sequence = 0;     // 4 bits
+};
+
+// HDA pin configuration default (HDA spec 7.3.3.31) and pin capabilities (7.3.4.9) of a jack.
+uint32_t JackDefconf(const Jack& jack);
+uint32_t JackPinCaps(const Jack& jack);
+
+// The standard positions of `channels` (1 to VIRTIO_SND_CHMAP_MAX_SIZE) channels: MONO for one,
+// else the first `channels` of WAVE_FORMAT_EXTENSIBLE's order (FL FR FC LFE RL RR FLC FRC RC SL
+// SR TC TFL TFC TFR TRL TRC TRR), the order a WAV file's channels are in.
+void StandardPositions(uint8_t channels, uint8_t positions[VIRTIO_SND_CHMAP_MAX_SIZE]);
+
+class SndConfig {
+ public:
+  explicit SndConfig(std::vector<PcmCaps> streams);
+
+  const std::vector<PcmCaps>& streams() const { return streams_; }
+  std::vector<Jack>& jacks() { return jacks_; }
+  const std::vector<Jack>& jacks() const { return jacks_; }
+  uint32_t chmap_count() const { return static_cast<uint32_t>(chmaps_.size()); }
+  // The HDA function node of stream `id`.
+  uint32_t hda_fn_nid(uint32_t id) const { return nids_[id]; }
+
+  // The configuration space: jacks, streams, chmaps.
+  virtio_snd_config config() const;
+
+  // One item of each kind (ids in range).
+  virtio_snd_pcm_info PcmInfo(uint32_t id) const;
+  virtio_snd_jack_info JackInfo(uint32_t id) const;
+  virtio_snd_chmap_info ChmapInfo(uint32_t id) const;
+
+  // The reply (status header, then the items) to a VIRTIO_SND_R_{PCM,JACK,CHMAP}_INFO request
+  // (its device-readable bytes) whose device-writable part holds `reply_capacity` bytes. OK with
+  // `count` items of `size` bytes each (the structure, zero-filled up to a larger `size`), or a
+  // lone BAD_MSG header when the request is not a virtio_snd_query_info of an info code, asks
+  // for items past the last (start_id + count > the total), gives a `size` smaller than the
+  // structure, or the reply would not fit in reply_capacity (the driver must provide
+  // sizeof(virtio_snd_hdr) + count * size bytes). Bad requests get a rate-limited log line.
+  std::vector<uint8_t> InfoReply(absl::Span<const uint8_t> request, size_t reply_capacity) const;
+
+ private:
+  struct Chmap {
+    uint32_t stream;
+    uint8_t channels;
+  };
+
+  std::vector<PcmCaps> streams_;
+  std::vector<uint32_t> nids_;
+  std::vector<Jack> jacks_;
+  std::vector<Chmap> chmaps_;
+};
+
+// A control reply that is only a status header.
+std::vector<uint8_t> StatusReply(SndStatus status);
+
+}  // namespace vhost::snd
+
+#endif  // VHOST_USER_SND_SND_CONFIG_H_
