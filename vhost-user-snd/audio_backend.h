@@ -6,14 +6,16 @@
 // Lifecycle, following the virtio-snd stream states:
 //   Open(params)  on PREPARE (after SET_PARAMS): the host side exists with these parameters.
 //                 Open while open with the same parameters keeps the host side as it is (a
-//                 PREPARE after an XRUN goes on where it was); other parameters reopen it.
+//                 PREPARE after an XRUN goes on where it was); other parameters reopen it,
+//                 and so does any Open after the host side was lost (see below).
 //   Start/Stop    on START/STOP; Write/Read only in between.
 //   Write/Read    one period (any whole number of frames) of interleaved little-endian frames.
 //   Close         on RELEASE (and on destruction).
 //
 // Errors are absl::Status. UnavailableError from Write/Read means the host side went away (a
 // file that cannot be written, an audio server gone): the stream logs it once and carries on
-// silent, pacing as before, without calling the backend again until the next Open. Nothing a
+// silent, pacing as before, without calling the backend again until the next Open, which tries
+// the host side afresh (a file recreated, an audio server reconnected). Nothing a
 // backend meets at run time crashes the daemon.
 #ifndef VHOST_USER_SND_AUDIO_BACKEND_H_
 #define VHOST_USER_SND_AUDIO_BACKEND_H_

@@ -43,8 +43,11 @@ absl::Status FileBackend::Open(const StreamParams& params) {
     }
   }
   RETURN_IF_ERROR(CheckParams(capabilities(), params));
-  if (open_ && params == params_) return absl::OkStatus();
-  RETURN_IF_ERROR(Close());
+  // A host side that was lost is tried again, whatever the parameters.
+  if (open_ && params == params_ && !lost_) return absl::OkStatus();
+  // The previous sink's last fix-up failing (a full disk) is no reason to refuse a new one.
+  absl::Status closed = Close();
+  if (!closed.ok()) LOG(WARNING) << "closing " << path_ << ": " << closed;
   params_ = params;
   frames_ = 0;
   lost_ = false;

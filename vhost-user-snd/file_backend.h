@@ -5,7 +5,7 @@
 // Playback: each Open with new parameters (re)creates the file, so the sink holds the last
 // thing played; its header is kept true after every period (see WavWriter). A file that stops
 // taking writes (disk full, I/O error, the RIFF 4 GiB limit) is reported as UnavailableError
-// and the stream carries on silent.
+// and the stream carries on silent; the next Open recreates the file.
 //
 // Capture: the file is read and checked when the backend is made, and its format, rate and
 // channel count are the only ones the backend offers; Open asks for exactly those or fails with

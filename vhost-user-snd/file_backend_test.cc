@@ -127,13 +127,38 @@ void PlayIntoALimitedFile(const std::string& path) {
   if (!backend->Write(Ramp(64)).ok()) _exit(13);
   if (backend->Write(Ramp(64)).code() != absl::StatusCode::kUnavailable) _exit(14);
   if (backend->Write(Ramp(64)).code() != absl::StatusCode::kUnavailable) _exit(15);
-  if (!backend->Close().ok()) _exit(16);
+  {
+    absl::StatusOr<WavReader> reader = WavReader::Open(path);
+    if (!reader.ok() || reader->frames() != 16) _exit(16);
+  }
+  // Open again, same parameters: the sink is tried afresh (a new file) and takes frames again.
+  if (!backend->Open({AudioFormat::kS16, 48000, 2, 16}).ok()) _exit(17);
+  if (!backend->Start().ok()) _exit(18);
+  if (!backend->Write(Ramp(4)).ok()) _exit(19);
+  if (!backend->Close().ok()) _exit(20);
   absl::StatusOr<WavReader> reader = WavReader::Open(path);
-  _exit(reader.ok() && reader->frames() == 16 ? 0 : 17);
+  _exit(reader.ok() && reader->frames() == 1 ? 0 : 21);
+}
+
+// A sink whose last fix-up fails (its pad byte past the limit) still lets the next Open make a
+// new one.
+void ReopenAfterAFailedClose(const std::string& path) {
+  signal(SIGXFSZ, SIG_IGN);
+  const rlimit limit{44 + 3, 44 + 3};
+  if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(10);
+  std::unique_ptr<FileBackend> backend = FileBackend::ForPlayback(path);
+  if (!backend->Open({AudioFormat::kS24_3, 48000, 1, 16}).ok()) _exit(11);
+  if (!backend->Start().ok()) _exit(12);
+  if (!backend->Write(Ramp(3)).ok()) _exit(13);
+  if (!backend->Open({AudioFormat::kS16, 48000, 1, 16}).ok()) _exit(14);
+  absl::StatusOr<WavReader> reader = WavReader::Open(path);
+  _exit(reader.ok() && reader->format().format == AudioFormat::kS16 ? 0 : 15);
 }
 
 TEST(FileBackendTest, ASinkThatStopsTakingWritesIsUnavailableNotACrash) {
   EXPECT_EXIT(PlayIntoALimitedFile(TempPath("sink_limited.wav")), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(ReopenAfterAFailedClose(TempPath("sink_limited_pad.wav")),
+              ::testing::ExitedWithCode(0), "");
 }
 
 // --- capture: the source ---

@@ -12,8 +12,18 @@ absl::Duration MonotonicClock::Now() const {
   return absl::DurationFromTimespec(ts);
 }
 
+namespace {
+// Parameters come from the guest (through SET_PARAMS): zeros would divide by zero below.
+SampleClock::Config Sane(SampleClock::Config c) {
+  c.rate = std::max<uint32_t>(c.rate, 1);
+  c.period_frames = std::max<uint32_t>(c.period_frames, 1);
+  c.xrun_periods = std::max<uint32_t>(c.xrun_periods, 1);
+  return c;
+}
+}  // namespace
+
 SampleClock::SampleClock(const Clock* clock, const Config& config)
-    : clock_(clock), config_(config) {}
+    : clock_(clock), config_(Sane(config)) {}
 
 void SampleClock::Start() {
   start_ = clock_->Now();
@@ -60,7 +70,7 @@ std::optional<SampleClock::Period> SampleClock::Take(bool had_buffer) {
     if (starved_ == 0) first_starved_ = next_;
     ++starved_;
     period.guest_late = now - DueTime(first_starved_);
-    if (starved_ == std::max<uint32_t>(config_.xrun_periods, 1)) {
+    if (starved_ == config_.xrun_periods) {
       period.xrun = true;
       ++xruns_;
     }

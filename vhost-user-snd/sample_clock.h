@@ -68,7 +68,7 @@ class SampleClock {
     bool xrun;                  // this period made the guest's lateness an XRUN
   };
 
-  // `clock` outlives this.
+  // `clock` outlives this. Zeros in `config` are taken as 1.
   SampleClock(const Clock* clock, const Config& config);
 
   // Period 0 starts now; a restart (START after STOP) starts a new schedule.

@@ -175,6 +175,15 @@ TEST(SampleClockTest, OneMissedPeriodIsAnXrunWhenTheBufferIsOnePeriod) {
   EXPECT_THAT(sc.Take(false), Optional(::testing::Field(&SampleClock::Period::xrun, true)));
 }
 
+TEST(SampleClockTest, ZerosFromTheGuestDoNotDivideByZero) {
+  FakeClock clock(kStart);
+  SampleClock sc(&clock, {0, 0, 0});
+  sc.Start();
+  clock.Advance(absl::Seconds(2));
+  EXPECT_EQ(sc.PeriodsDue(), 2u) << "taken as 1 Hz, 1 frame";
+  EXPECT_TRUE(sc.Take(false)->xrun) << "taken as a 1-period buffer";
+}
+
 TEST(SampleClockTest, TheMonotonicClockMovesForward) {
   MonotonicClock clock;
   const absl::Duration a = clock.Now();
