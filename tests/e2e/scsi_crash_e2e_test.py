@@ -8,12 +8,12 @@ checksummed block stream of blk_guest_tool on /dev/sda (sd on virtio_scsi) while
 SIGKILLs the daemon at random or aimed moments, at least MIN_RESTARTS times and on until some
 restart has resubmitted commands (at most MAX_RESTARTS); every restarted daemon must be handed
 the inflight region. QEMU enables the rings of a reconnected back end before it sends the call
-fd the guest listens on (vhost_scsi_common_start unmasks after vhost_dev_start), so a restarted
-daemon that finds commands waiting (resubmitted, or queued while it was down) completes them
-into the notifier QEMU set first and never passes on: the restarted daemon must interrupt the
-guest once the real call fd arrives (that also covers a kill between a used index update and
-its interrupt), else the guest's commands, all completed, wait forever (the next daemon then
-serves nothing: a failure here).
+fd the guest listens on (vhost_scsi_common_start unmasks after vhost_dev_start; vhost-user-blk
+sends SET_VRING_CALL before SET_VRING_ENABLE), so a restarted daemon that finds commands waiting
+(resubmitted, or queued while it was down) completes them into the notifier QEMU set first and
+never passes on: the restarted daemon must interrupt the guest once the real call fd arrives
+(that also covers a kill between a used index update and its interrupt), else the guest's
+commands, all completed, wait forever (the next daemon then serves nothing: a failure here).
 
 And once per case the daemon stays down until the guest's SCSI midlayer has timed a command out
 (sd's timeout is set to 1 s in the guest; its iotmo_cnt counts timeouts, the guest reports each
