@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -496,6 +497,12 @@ absl::Status Backend::SetVringFd(FrontendRequest request, uint64_t value, Messag
       break;
     case FrontendRequest::kSetVringCall:
       vring->call = std::move(fd);
+      // QEMU 10.0's vhost-user-scsi enables the rings before it sends the call fd the guest
+      // listens on: completions of chains found waiting at the start (resubmitted after a crash,
+      // or queued meanwhile) went to the notifier it set first, which it does not pass on, as
+      // did those of a back end killed between a used index update and its call. One interrupt
+      // now, spurious at worst, makes the guest look at its used ring.
+      if (inflight_.base != nullptr && vring->call.valid()) eventfd_write(vring->call.get(), 1);
       break;
     default:
       vring->err = std::move(fd);

@@ -290,6 +290,41 @@ TEST(BackendInflightTest, RegionHandedOutSealedAndTakenBackChecked) {
   EXPECT_THAT(send(std::move(unsealed_set)), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// After a reconnect the front end's call fd is signalled once when it arrives: QEMU's
+// vhost-user-scsi enables its rings before it sends the call fd the guest listens on, so
+// completions of resubmitted chains may have gone to a notifier nobody reads.
+TEST(BackendInflightTest, CallFdSignalledOnceWhenARegionIsSet) {
+  for (bool with_region : {false, true}) {
+    SCOPED_TRACE(with_region);
+    ResubmittingDevice device;
+    Backend backend(&device, BackendOptions{});
+    auto send = [&](Message m) -> absl::StatusOr<absl::optional<Message>> {
+      absl::Status valid = ValidateFrontendMessage(m);
+      if (!valid.ok()) return valid;
+      return backend.Handle(m);
+    };
+    ASSERT_OK(send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolInflightShmfd))));
+    if (with_region) {
+      absl::StatusOr<absl::optional<Message>> reply =
+          send(Request(FrontendRequest::kGetInflightFd, InflightDescription{0, 0, 2, 128, 0}));
+      ASSERT_OK(reply);
+      ASSERT_TRUE(reply->has_value());
+      Message set =
+          Request(FrontendRequest::kSetInflightFd, *(*reply)->Read<InflightDescription>());
+      set.fds.push_back(UniqueFd(dup((*reply)->fds[0].get())));
+      ASSERT_OK(send(std::move(set)));
+    }
+    UniqueFd call(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    Message set_call = Request(FrontendRequest::kSetVringCall, uint64_t{0});
+    set_call.fds.push_back(UniqueFd(dup(call.get())));
+    ASSERT_OK(send(std::move(set_call)));
+    eventfd_t count = 0;
+    const bool signalled = eventfd_read(call.get(), &count) == 0;
+    EXPECT_EQ(signalled, with_region);
+    EXPECT_EQ(count, signalled ? 1u : 0u);
+  }
+}
+
 TEST_F(BackendTest, ConfigChangeGoesOverTheBackendChannel) {
   EXPECT_THAT(device_.NotifyConfigChange(), StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_OK(
