@@ -80,7 +80,9 @@ SndStatus ValidateParams(const PcmCaps& caps, const PcmParams& params) {
   if (params.period_bytes % frame != 0 || params.buffer_bytes % params.period_bytes != 0) {
     return VIRTIO_SND_S_BAD_MSG;
   }
-  if (params.buffer_bytes > kMaxBufferBytes) return VIRTIO_SND_S_NOT_SUPP;
+  if (params.buffer_bytes > kMaxBufferBytes && params.buffer_bytes > params.bytes_per_second()) {
+    return VIRTIO_SND_S_NOT_SUPP;
+  }
   return VIRTIO_SND_S_OK;
 }
 

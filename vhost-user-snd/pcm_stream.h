@@ -26,7 +26,9 @@ struct PcmCaps {
   uint32_t features = 0;                                      // 1 << VIRTIO_SND_PCM_F_*
 };
 
-// The largest buffer_bytes a stream accepts: Linux's virtio_snd asks for at most 8 MiB.
+// The largest buffer_bytes a stream accepts is kMaxBufferBytes or one second of audio, whichever
+// is more: a bound on what the device may hold for a stream, far above what Linux's virtio_snd
+// asks for (160 ms by default, its pcm_buffer_ms) even at 384 kHz, 18 channels of FLOAT64.
 inline constexpr uint32_t kMaxBufferBytes = 8u << 20;
 
 // What PCM_SET_PARAMS chose.
@@ -55,12 +57,12 @@ struct PcmParams {
 uint32_t BytesPerFrame(uint8_t format, uint8_t channels);
 // Bytes a stream of this format, rate (VIRTIO_SND_PCM_RATE_*) and channels moves per second.
 uint64_t BytesPerSecond(uint8_t format, uint8_t rate, uint8_t channels);
-// How long `frames` last at `hz`, exact to absl::Duration's resolution and without drift: the
-// time of frame N is FramesDuration(N, hz), not N times the duration of one frame.
+// How long `frames` last at `hz`, truncated to the nanosecond and without drift: the time of
+// frame N is FramesDuration(N, hz), not N times the duration of one frame.
 absl::Duration FramesDuration(uint64_t frames, uint32_t hz);
 
 // Whether `params` fit `caps`: VIRTIO_SND_S_OK; NOT_SUPP for a defined value the stream does not
-// offer (format, rate, channels, features, a buffer over kMaxBufferBytes); BAD_MSG for values
+// offer (format, rate, channels, features, a buffer over the limit above); BAD_MSG for values
 // that are invalid whatever the stream (an undefined format or rate, no channels, an empty
 // buffer or period, a period not a whole number of frames, a buffer not a whole number of
 // periods): §5.14.6.1's "malformed or contains invalid parameters".

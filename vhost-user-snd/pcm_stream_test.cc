@@ -130,6 +130,22 @@ TEST(PcmParamsTest, ValidParamsAreOk) {
   largest.period_bytes = 4096;
   largest.buffer_bytes = kMaxBufferBytes;
   EXPECT_EQ(ValidateParams(Caps(), largest), VIRTIO_SND_S_OK);
+  // Over 8 MiB is fine up to one second of audio: Linux's 160 ms at the largest frame and rate.
+  PcmCaps wide;
+  wide.channels_min = wide.channels_max = 18;
+  wide.formats = uint64_t{1} << VIRTIO_SND_PCM_FMT_FLOAT64;
+  wide.rates = uint64_t{1} << VIRTIO_SND_PCM_RATE_384000;
+  PcmParams huge;
+  huge.channels = 18;
+  huge.format = VIRTIO_SND_PCM_FMT_FLOAT64;
+  huge.rate = VIRTIO_SND_PCM_RATE_384000;
+  huge.period_bytes = 144 * 3840;       // 10 ms
+  huge.buffer_bytes = 144 * 3840 * 16;  // 160 ms: 8847360 bytes
+  EXPECT_EQ(ValidateParams(wide, huge), VIRTIO_SND_S_OK);
+  huge.buffer_bytes = 144 * 3840 * 100;  // one second
+  EXPECT_EQ(ValidateParams(wide, huge), VIRTIO_SND_S_OK);
+  huge.buffer_bytes = 144 * 3840 * 101;
+  EXPECT_EQ(ValidateParams(wide, huge), VIRTIO_SND_S_NOT_SUPP);
 }
 
 TEST(PcmParamsTest, UnsupportedValuesAreNotSupp) {
