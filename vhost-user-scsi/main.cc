@@ -1,7 +1,9 @@
 // vhost-user-scsi: a virtio-scsi host adapter for a guest, served over vhost-user: many targets
 // and logical units on image files, block devices or null disks.
 #include <fcntl.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -24,8 +26,10 @@ DEFINE_string(lun, "",
               "A logical unit, repeatable: file=PATH or null=BYTES, then optionally target=T "
               "(0-255), lun=L (0-16383), read-only=on, block-size=512|4096, serial=S, vendor=V, "
               "product=P, wwn=0xHEX; e.g. --lun file=disk.img,serial=D1 --lun file=b.img,target=1");
-DEFINE_uint32(num_queues, 1,
-              "Request queues, each served by its own thread (QEMU's num_queues may be fewer)");
+DEFINE_uint32(
+    num_queues, 0,
+    "Request queues, each served by its own thread when the guest uses it (QEMU's "
+    "num_queues, one per vCPU by default, may be fewer); 0: one per host CPU, at most 64");
 DEFINE_string(direct, "auto",
               "O_DIRECT I/O: on, off, or auto (on for block devices, off for files)");
 DEFINE_string(control_socket, "",
@@ -47,8 +51,14 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   if (FLAGS_lun.empty()) return InvalidArgumentError("--lun: at least one LUN is required");
   absl::StatusOr<std::vector<vhost::scsi::LunSpec>> specs = vhost::scsi::ParseLunSpecs(FLAGS_lun);
   if (!specs.ok()) return specs.status();
-  if (FLAGS_num_queues < 1 || FLAGS_num_queues > 64) {
-    return InvalidArgumentError("--num-queues must be in 1..64");
+  if (FLAGS_num_queues > 64) return InvalidArgumentError("--num-queues must be in 0..64");
+  uint32_t num_queues = FLAGS_num_queues;
+  if (num_queues == 0) {
+    // As many as QEMU asks by default for a guest with as many vCPUs as this host has CPUs: a
+    // queue the guest does not use costs a ring and no thread.
+    cpu_set_t cpus;
+    const int count = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    num_queues = std::clamp(count, 1, 64);
   }
   vhost::FileDiskOptions file;
   if (FLAGS_direct == "on") {
@@ -59,7 +69,7 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
     return InvalidArgumentError("--direct must be on, off or auto");
   }
   vhost::scsi::ScsiOptions options;
-  options.num_queues = FLAGS_num_queues;
+  options.num_queues = num_queues;
   if (FLAGS_io_engine == "sync") {
     options.io_uring = false;
   } else if (FLAGS_io_engine != "auto" && FLAGS_io_engine != "io_uring") {
