@@ -262,4 +262,25 @@ std::vector<uint8_t> SndConfig::InfoReply(absl::Span<const uint8_t> request,
   return reply;
 }
 
+SndStatus SndConfig::RemapJack(absl::Span<const uint8_t> request) {
+  virtio_snd_jack_remap remap;
+  if (request.size() != sizeof(remap)) {
+    LOG_EVERY_N(WARNING, 100) << "snd: jack remap request of " << request.size() << " bytes";
+    return VIRTIO_SND_S_BAD_MSG;
+  }
+  std::memcpy(&remap, request.data(), sizeof(remap));
+  if (remap.hdr.hdr.code != VIRTIO_SND_R_JACK_REMAP || remap.hdr.jack_id >= jacks_.size() ||
+      remap.association > 0xf || remap.sequence > 0xf) {
+    LOG_EVERY_N(WARNING, 100) << "snd: bad jack remap: jack " << remap.hdr.jack_id << " of "
+                              << jacks_.size() << ", association " << remap.association
+                              << ", sequence " << remap.sequence;
+    return VIRTIO_SND_S_BAD_MSG;
+  }
+  Jack& jack = jacks_[remap.hdr.jack_id];
+  if ((jack.features & (1u << VIRTIO_SND_JACK_F_REMAP)) == 0) return VIRTIO_SND_S_NOT_SUPP;
+  jack.association = static_cast<uint8_t>(remap.association);
+  jack.sequence = static_cast<uint8_t>(remap.sequence);
+  return VIRTIO_SND_S_OK;
+}
+
 }  // namespace vhost::snd

@@ -34,12 +34,11 @@ inline constexpr size_t kMaxStreams = 64;
 absl::StatusOr<std::vector<PcmCaps>> ParseStreams(absl::string_view text);
 
 // One jack per stream: a line out (green) for playback, a line in (blue) for capture, on the
-// rear of the box. JACK_REMAP changes association and sequence (when features allow it);
-// plug events change connected.
+// rear of the box. JACK_REMAP changes association and sequence; plug events change connected.
 struct Jack {
   uint8_t direction = VIRTIO_SND_D_OUTPUT;
   uint32_t hda_fn_nid = 0;
-  uint32_t features = 0;  // 1 << VIRTIO_SND_JACK_F_*
+  uint32_t features = 1u << VIRTIO_SND_JACK_F_REMAP;  // 1 << VIRTIO_SND_JACK_F_*
   bool connected = true;
   uint8_t association = 1;  // 4 bits
   uint8_t sequence = 0;     // 4 bits
@@ -81,6 +80,12 @@ class SndConfig {
   // structure, or the reply would not fit in reply_capacity (the driver must provide
   // sizeof(virtio_snd_hdr) + count * size bytes). Bad requests get a rate-limited log line.
   std::vector<uint8_t> InfoReply(absl::Span<const uint8_t> request, size_t reply_capacity) const;
+
+  // VIRTIO_SND_R_JACK_REMAP (its device-readable bytes, §5.14.6.4.2): BAD_MSG when not exactly a
+  // virtio_snd_jack_remap, for an unknown jack, or an association or sequence over the 4 bits
+  // the pin configuration holds them in; NOT_SUPP for a jack without VIRTIO_SND_JACK_F_REMAP;
+  // else OK, and JACK_INFO reports the new values.
+  SndStatus RemapJack(absl::Span<const uint8_t> request);
 
  private:
   struct Chmap {

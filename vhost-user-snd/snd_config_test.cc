@@ -143,13 +143,15 @@ TEST(SndConfigTest, PcmInfoBytes) {
   const SndConfig config = Default();
   const std::vector<uint8_t> reply =
       config.InfoReply(Query(VIRTIO_SND_R_PCM_INFO, 0, 2, sizeof(virtio_snd_pcm_info)), 4 + 64);
+  // clang-format off
   const std::vector<uint8_t> playback = {
-      0,    0, 0, 0,              // hda_fn_nid 0
-      0,    0, 0, 0,              // features
-      0x20, 0, 0, 0, 0, 0, 0, 0,  // formats: S16
-      0x80, 0, 0, 0, 0, 0, 0, 0,  // rates: 48000
-      0,    2, 2, 0, 0, 0, 0, 0,  // output, 2..2 channels, padding
+      0, 0, 0, 0,                  // hda_fn_nid 0
+      0, 0, 0, 0,                  // features
+      0x20, 0, 0, 0, 0, 0, 0, 0,   // formats: S16
+      0x80, 0, 0, 0, 0, 0, 0, 0,   // rates: 48000
+      0, 2, 2, 0, 0, 0, 0, 0,      // output, 2..2 channels, padding
   };
+  // clang-format on
   std::vector<uint8_t> capture = playback;
   capture[24] = 1;  // input
   EXPECT_EQ(reply, Bytes({kOk, playback, capture}));
@@ -180,20 +182,22 @@ TEST(SndConfigTest, PcmInfoOfSeveralRatesAndFormats) {
 
 TEST(SndConfigTest, JackInfoBytes) {
   SndConfig config = Default();
+  // clang-format off
   const std::vector<uint8_t> line_out = {
-      0,    0,    0,    0,     // hda_fn_nid 0
-      0,    0,    0,    0,     // features: no remap
+      0, 0, 0, 0,              // hda_fn_nid 0
+      1, 0, 0, 0,              // features: REMAP
       0x10, 0x40, 0x01, 0x01,  // defconf 0x01014010: jack, rear, line out, 1/8", green, assoc 1
-      0x14, 0,    0,    0,     // caps: presence detect, output
-      1,    0,    0,    0,    0, 0, 0, 0,  // connected, padding
+      0x14, 0, 0, 0,           // caps: presence detect, output
+      1, 0, 0, 0, 0, 0, 0, 0,  // connected, padding
   };
   const std::vector<uint8_t> line_in = {
-      0,    0,    0,    0,                 //
-      0,    0,    0,    0,                 //
-      0x20, 0x30, 0x81, 0x01,              // defconf 0x01813020: line in, blue, assoc 2
-      0x24, 0,    0,    0,                 // caps: presence detect, input
-      1,    0,    0,    0,    0, 0, 0, 0,  //
+      0, 0, 0, 0,              // hda_fn_nid 0
+      1, 0, 0, 0,              // features: REMAP
+      0x20, 0x30, 0x81, 0x01,  // defconf 0x01813020: line in, blue, assoc 2
+      0x24, 0, 0, 0,           // caps: presence detect, input
+      1, 0, 0, 0, 0, 0, 0, 0,  // connected, padding
   };
+  // clang-format on
   EXPECT_EQ(config.InfoReply(Query(VIRTIO_SND_R_JACK_INFO, 0, 2, 24), 52),
             Bytes({kOk, line_out, line_in}));
 
@@ -201,12 +205,55 @@ TEST(SndConfigTest, JackInfoBytes) {
   config.jacks()[1].connected = false;
   config.jacks()[1].association = 0xf;
   config.jacks()[1].sequence = 0x3;
-  config.jacks()[1].features = 1u << VIRTIO_SND_JACK_F_REMAP;
+  config.jacks()[1].features = 0;
   std::vector<uint8_t> changed = line_in;
-  changed[4] = 1;
+  changed[4] = 0;
   changed[8] = 0xf3;
   changed[16] = 0;
   EXPECT_EQ(config.InfoReply(Query(VIRTIO_SND_R_JACK_INFO, 1, 1, 24), 28), Bytes({kOk, changed}));
+}
+
+std::vector<uint8_t> Remap(uint32_t jack, uint32_t association, uint32_t sequence) {
+  const virtio_snd_jack_remap r = {{{VIRTIO_SND_R_JACK_REMAP}, jack}, association, sequence};
+  std::vector<uint8_t> bytes(sizeof(r));
+  std::memcpy(bytes.data(), &r, sizeof(r));
+  return bytes;
+}
+
+TEST(SndConfigTest, JackRemap) {
+  SndConfig config = Default();
+  EXPECT_EQ(Remap(1, 7, 2),
+            (std::vector<uint8_t>{0x02, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0}));
+  EXPECT_EQ(config.RemapJack(Remap(1, 7, 2)), VIRTIO_SND_S_OK);
+  EXPECT_EQ(config.jacks()[1].association, 7);
+  EXPECT_EQ(config.jacks()[1].sequence, 2);
+  EXPECT_EQ(JackDefconf(config.jacks()[1]), 0x01813072u);
+  EXPECT_EQ(config.JackInfo(1).hda_reg_defconf, 0x01813072u);
+  EXPECT_EQ(config.jacks()[0].association, 1);  // the other jack is as it was
+  EXPECT_EQ(config.RemapJack(Remap(0, 15, 15)), VIRTIO_SND_S_OK);
+  EXPECT_EQ(JackDefconf(config.jacks()[0]) & 0xff, 0xffu);
+
+  // Bad input changes nothing.
+  for (const std::vector<uint8_t>& bad : {Remap(2, 1, 0), Remap(0xffffffffu, 1, 0), Remap(1, 16, 0),
+                                          Remap(1, 0, 16), Remap(1, 0x80000001u, 0)}) {
+    EXPECT_EQ(config.RemapJack(bad), VIRTIO_SND_S_BAD_MSG);
+  }
+  std::vector<uint8_t> wrong_code = Remap(1, 1, 1);
+  wrong_code[0] = 0x01;  // JACK_INFO
+  EXPECT_EQ(config.RemapJack(wrong_code), VIRTIO_SND_S_BAD_MSG);
+  std::vector<uint8_t> long_remap = Remap(1, 1, 1);
+  long_remap.push_back(0);
+  EXPECT_EQ(config.RemapJack(long_remap), VIRTIO_SND_S_BAD_MSG);
+  long_remap.resize(12);
+  EXPECT_EQ(config.RemapJack(long_remap), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(config.RemapJack({}), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(config.jacks()[1].association, 7);
+  EXPECT_EQ(config.jacks()[1].sequence, 2);
+
+  // A jack that does not offer remapping.
+  config.jacks()[1].features = 0;
+  EXPECT_EQ(config.RemapJack(Remap(1, 3, 3)), VIRTIO_SND_S_NOT_SUPP);
+  EXPECT_EQ(config.jacks()[1].association, 7);
 }
 
 TEST(SndConfigTest, ChmapInfoBytes) {
