@@ -1,6 +1,6 @@
 // What a virtio-snd device is made of and tells the driver about it: its PCM streams as --streams
 // describes them, a jack and channel maps per stream, the configuration space they imply, and the
-// replies to the control queue's *_INFO requests (virtio 1.2 §5.14.6.2 - 5.14.6.8).
+// replies to the control queue's *_INFO requests and JACK_REMAP (virtio 1.2 §5.14.6).
 //
 // --streams: STREAM[;STREAM...], STREAM = DIRECTION[:CHANNELS[:RATES[:FORMATS]]] where
 //   DIRECTION is playback or capture;

@@ -11,7 +11,7 @@ struct FormatRow {
   unsigned physical_bits;
 };
 
-// In VIRTIO_SND_PCM_FMT_* order; widths from the spec's table (§5.14.6.6.2.1).
+// In VIRTIO_SND_PCM_FMT_* order; the physical widths <linux/virtio_snd.h> lists with each.
 constexpr FormatRow kFormats[kFormatCount] = {
     {"ima_adpcm", 4}, {"mu_law", 8}, {"a_law", 8},    {"s8", 8},       {"u8", 8},
     {"s16", 16},      {"u16", 16},   {"s18_3", 24},   {"u18_3", 24},   {"s20_3", 24},
