@@ -1,0 +1,89 @@
+// vhost-user-snd: a virtio sound card for guests, paced at the real sample clock, playing to and
+// recording from a null or WAV-file host side.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/runtime/daemon.h"
+#include "gflags/gflags.h"
+#include "vhost-user-snd/file_backend.h"
+#include "vhost-user-snd/null_backend.h"
+#include "vhost-user-snd/snd_config.h"
+#include "vhost-user-snd/snd_device.h"
+#include "vhost-user-snd/snd_sandbox.h"
+
+DEFINE_string(streams, std::string(vhost::snd::kDefaultStreams),
+              "PCM streams: STREAM[;STREAM...], STREAM = playback|capture[:CHANNELS[:RATES[:"
+              "FORMATS]]], e.g. \"playback:2ch:48000,44100:s16,s32;capture:1ch:48000:s16\"");
+DEFINE_string(backend, "null",
+              "Host side: null (timing only) or file (--playback-file, --capture-file)");
+DEFINE_string(playback_file, "",
+              "--backend=file: the WAV file the first playback stream writes (others are null)");
+DEFINE_string(capture_file, "",
+              "--backend=file: the WAV file the first capture stream reads, then silence "
+              "(others are null)");
+
+namespace {
+
+using absl::InvalidArgumentError;
+
+absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
+  using namespace vhost::snd;
+  absl::StatusOr<std::vector<PcmCaps>> streams = ParseStreams(FLAGS_streams);
+  if (!streams.ok()) return streams.status();
+  const bool file = FLAGS_backend == "file";
+  if (!file && FLAGS_backend != "null") {
+    return InvalidArgumentError(absl::StrCat("--backend: '", FLAGS_backend, "' is not null|file"));
+  }
+  if (!file && (!FLAGS_playback_file.empty() || !FLAGS_capture_file.empty())) {
+    return InvalidArgumentError("--playback-file and --capture-file need --backend=file");
+  }
+  std::vector<std::unique_ptr<AudioBackend>> backends;
+  bool have_sink = false, have_source = false;
+  for (const PcmCaps& caps : *streams) {
+    if (file && caps.direction == VIRTIO_SND_D_OUTPUT && !have_sink &&
+        !FLAGS_playback_file.empty()) {
+      // Created here, before the sandbox, so that a path that cannot be written fails now.
+      int fd = open(FLAGS_playback_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        return InvalidArgumentError(
+            absl::StrCat("--playback-file: ", FLAGS_playback_file, ": ", strerror(errno)));
+      }
+      close(fd);
+      backends.push_back(FileBackend::ForPlayback(FLAGS_playback_file));
+      have_sink = true;
+    } else if (file && caps.direction == VIRTIO_SND_D_INPUT && !have_source &&
+               !FLAGS_capture_file.empty()) {
+      absl::StatusOr<std::unique_ptr<FileBackend>> source =
+          FileBackend::ForCapture(FLAGS_capture_file, CaptureEnd::kSilence);
+      if (!source.ok()) {
+        return InvalidArgumentError(absl::StrCat("--capture-file: ", source.status().message()));
+      }
+      backends.push_back(*std::move(source));
+      have_source = true;
+    } else {
+      backends.push_back(std::make_unique<NullBackend>());
+    }
+  }
+  static const MonotonicClock clock;
+  absl::StatusOr<std::unique_ptr<SndDevice>> device =
+      SndDevice::Create(SndConfig(*std::move(streams)), std::move(backends), &clock);
+  if (!device.ok()) return device.status();
+  return std::unique_ptr<vhost::VirtioDevice>(*std::move(device));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vhost::DaemonSpec spec;
+  spec.program = "vhost-user-snd";
+  spec.description = "Serves a virtio-snd device (a sound card) to a guest over vhost-user.";
+  spec.backend_type = "sound";
+  spec.create_device = CreateDevice;
+  spec.sandbox = vhost::snd::SndSandboxPolicy();
+  return vhost::RunDaemon(argc, argv, spec);
+}

@@ -1,0 +1,422 @@
+#include "vhost-user-snd/snd_device.h"
+
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace vhost::snd {
+namespace {
+
+// Control requests are at most a few dozen bytes (virtio_snd_pcm_set_params is the largest).
+constexpr size_t kMaxControlRequest = 256;
+
+absl::StatusOr<AudioFormat> ToAudioFormat(uint8_t format) {
+  switch (format) {
+    case VIRTIO_SND_PCM_FMT_U8:
+      return AudioFormat::kU8;
+    case VIRTIO_SND_PCM_FMT_S16:
+      return AudioFormat::kS16;
+    case VIRTIO_SND_PCM_FMT_S24_3:
+      return AudioFormat::kS24_3;
+    case VIRTIO_SND_PCM_FMT_S32:
+      return AudioFormat::kS32;
+    case VIRTIO_SND_PCM_FMT_FLOAT:
+      return AudioFormat::kFloat;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("format ", FormatName(format), " has no host side"));
+}
+
+absl::StatusOr<UniqueFd> MakeTimer() {
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "timerfd_create");
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+uint64_t SndDevice::Stream::held_bytes() const {
+  uint64_t total = 0;
+  for (const Held& h : held) total += h.bytes - h.done;
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
+    SndConfig config, std::vector<std::unique_ptr<AudioBackend>> backends, const Clock* clock) {
+  if (backends.size() != config.streams().size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(backends.size(), " backends for ", config.streams().size(), " streams"));
+  }
+  absl::StatusOr<UniqueFd> tx = MakeTimer();
+  if (!tx.ok()) return tx.status();
+  absl::StatusOr<UniqueFd> rx = MakeTimer();
+  if (!rx.ok()) return rx.status();
+  return std::unique_ptr<SndDevice>(
+      new SndDevice(std::move(config), std::move(backends), clock, *std::move(tx), *std::move(rx)));
+}
+
+SndDevice::SndDevice(SndConfig config, std::vector<std::unique_ptr<AudioBackend>> backends,
+                     const Clock* clock, UniqueFd tx_timer, UniqueFd rx_timer)
+    : config_(std::move(config)),
+      clock_(clock),
+      tx_timer_(std::move(tx_timer)),
+      rx_timer_(std::move(rx_timer)) {
+  streams_.reserve(backends.size());
+  for (size_t i = 0; i < backends.size(); ++i) {
+    streams_.emplace_back(static_cast<uint32_t>(i), config_.streams()[i], std::move(backends[i]));
+  }
+}
+
+SndDevice::~SndDevice() {
+  for (Stream& s : streams_) (void)s.backend->Close();
+}
+
+DeviceInfo SndDevice::Info() const {
+  DeviceInfo info;
+  info.virtio_id = kVirtioIdSound;
+  info.num_queues = 4;
+  info.max_queue_size = 1024;
+  info.features = Bit(kFeatureVersion1);
+  info.config_size = sizeof(virtio_snd_config);
+  return info;
+}
+
+absl::Status SndDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
+  return ReadConfigBytes(config_.config(), offset, data);
+}
+
+absl::Status SndDevice::QueueStarted(QueueContext& context) {
+  const int index = context.index();
+  if (index != kTxQueue && index != kRxQueue) return absl::OkStatus();
+  const uint8_t direction = index == kTxQueue ? VIRTIO_SND_D_OUTPUT : VIRTIO_SND_D_INPUT;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    data_context(direction) = &context;
+  }
+  return context.Watch(timer(direction));
+}
+
+QueueResult SndDevice::ProcessQueue(QueueContext& context) {
+  switch (context.index()) {
+    case kControlQueue:
+      ProcessControl(context);
+      return QueueResult::Drained();
+    case kTxQueue:
+      ProcessData(context, VIRTIO_SND_D_OUTPUT);
+      return QueueResult::Drained();
+    case kRxQueue:
+      ProcessData(context, VIRTIO_SND_D_INPUT);
+      return QueueResult::Drained();
+    default:
+      // The event queue: its buffers wait in the ring for events this device does not send.
+      return QueueResult::Blocked();
+  }
+}
+
+void SndDevice::QueueStopped(QueueContext& context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Stream& s : streams_) {
+    while (!s.held.empty() && s.held.front().context == &context) {
+      Finish(s, s.held.front(), VIRTIO_SND_S_OK);
+      s.held.pop_front();
+    }
+  }
+  if (tx_context_ == &context) tx_context_ = nullptr;
+  if (rx_context_ == &context) rx_context_ = nullptr;
+}
+
+void SndDevice::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Stream& s : streams_) {
+    FinishAll(s, VIRTIO_SND_S_OK);  // none after QueueStopped; kept for a direct caller
+    (void)s.backend->Close();
+    s.clock.reset();
+    s.lost = false;
+    s.pcm.Reset();
+  }
+}
+
+// ---- control queue
+
+void SndDevice::ProcessControl(QueueContext& context) {
+  while (absl::optional<ChainToken> token = context.Take()) {
+    const DescriptorChain& chain = context.chain(*token);
+    if (chain.writable_bytes < sizeof(virtio_snd_hdr)) {
+      LOG_EVERY_N(WARNING, 100) << "snd: control request with no room for its status";
+      context.Complete(*token, 0);
+      continue;
+    }
+    std::vector<uint8_t> reply;
+    if (chain.readable_bytes > kMaxControlRequest) {
+      LOG_EVERY_N(WARNING, 100) << "snd: control request of " << chain.readable_bytes << " bytes";
+      reply = StatusReply(VIRTIO_SND_S_BAD_MSG);
+    } else {
+      std::vector<uint8_t> request(chain.readable_bytes);
+      CopyFromSegments(chain.readable, 0, request.data(), request.size());
+      std::lock_guard<std::mutex> lock(mu_);
+      const SndStatus status = ControlRequest(request, chain.writable_bytes, &reply);
+      if (reply.empty()) reply = StatusReply(status);
+    }
+    const size_t n = std::min<size_t>(reply.size(), chain.writable_bytes);
+    context.Complete(*token, CopyToSegments(chain.writable, 0, reply.data(), n));
+  }
+}
+
+SndStatus SndDevice::ControlRequest(absl::Span<const uint8_t> request, size_t writable,
+                                    std::vector<uint8_t>* reply) {
+  virtio_snd_hdr hdr;
+  if (request.size() < sizeof(hdr)) {
+    LOG_EVERY_N(WARNING, 100) << "snd: control request of " << request.size() << " bytes";
+    return VIRTIO_SND_S_BAD_MSG;
+  }
+  std::memcpy(&hdr, request.data(), sizeof(hdr));
+  switch (hdr.code) {
+    case VIRTIO_SND_R_PCM_INFO:
+    case VIRTIO_SND_R_JACK_INFO:
+    case VIRTIO_SND_R_CHMAP_INFO:
+      *reply = config_.InfoReply(request, writable);
+      return VIRTIO_SND_S_OK;
+    case VIRTIO_SND_R_JACK_REMAP:
+      return config_.RemapJack(request);
+    case VIRTIO_SND_R_PCM_SET_PARAMS:
+    case VIRTIO_SND_R_PCM_PREPARE:
+    case VIRTIO_SND_R_PCM_RELEASE:
+    case VIRTIO_SND_R_PCM_START:
+    case VIRTIO_SND_R_PCM_STOP: {
+      // As HandlePcmRequest does, on the PcmStream inside each Stream.
+      PcmRequest parsed;
+      SndStatus status = ParsePcmRequest(request, &parsed);
+      if (status != VIRTIO_SND_S_OK) {
+        LOG_EVERY_N(WARNING, 100) << "snd: malformed PCM request of " << request.size() << " bytes";
+        return status;
+      }
+      if (parsed.stream_id >= streams_.size()) {
+        LOG_EVERY_N(WARNING, 100) << "snd: PCM request for stream " << parsed.stream_id << " of "
+                                  << streams_.size();
+        return VIRTIO_SND_S_BAD_MSG;
+      }
+      PcmStream& pcm = streams_[parsed.stream_id].pcm;
+      const PcmState before = pcm.state();
+      status = pcm.Handle(parsed, [this](const PcmRequest& r) { return Act(r); });
+      if (status == VIRTIO_SND_S_BAD_MSG) {
+        LOG_EVERY_N(WARNING, 100) << "snd: stream " << parsed.stream_id << ": command 0x"
+                                  << std::hex << parsed.code << std::dec << " refused in state "
+                                  << StateName(before);
+      }
+      return status;
+    }
+    default:
+      LOG_EVERY_N(WARNING, 100) << "snd: unsupported control request 0x" << std::hex << hdr.code;
+      return VIRTIO_SND_S_NOT_SUPP;
+  }
+}
+
+// The host side of a command the stream's lifecycle allows (mu_ held).
+absl::Status SndDevice::Act(const PcmRequest& request) {
+  Stream& s = streams_[request.stream_id];
+  const PcmParams& params =
+      request.code == VIRTIO_SND_R_PCM_SET_PARAMS ? request.params : s.pcm.params();
+  auto open = [&]() -> absl::Status {
+    absl::StatusOr<AudioFormat> format = ToAudioFormat(params.format);
+    if (!format.ok()) return format.status();
+    StreamParams host;
+    host.format = *format;
+    host.rate = params.rate_hz();
+    host.channels = params.channels;
+    host.period_frames = params.period_frames();
+    absl::Status opened = s.backend->Open(host);
+    if (absl::IsUnavailable(opened)) {
+      LOG(WARNING) << "snd: stream " << request.stream_id << " runs silent: " << opened;
+      s.lost = true;
+      return absl::OkStatus();
+    }
+    if (opened.ok()) s.lost = false;
+    return opened;
+  };
+  switch (request.code) {
+    case VIRTIO_SND_R_PCM_SET_PARAMS: {
+      // Buffers queued under the old parameters are not played with the new ones.
+      FinishAll(s, VIRTIO_SND_S_OK);
+      return open();
+    }
+    case VIRTIO_SND_R_PCM_PREPARE: {
+      absl::Status opened = open();
+      if (!opened.ok()) return opened;
+      SampleClock::Config clock;
+      clock.rate = params.rate_hz();
+      clock.period_frames = params.period_frames();
+      clock.xrun_periods = params.buffer_bytes / params.period_bytes;
+      s.clock = std::make_unique<SampleClock>(clock_, clock);
+      return absl::OkStatus();
+    }
+    case VIRTIO_SND_R_PCM_START: {
+      if (!s.lost) {
+        absl::Status started = s.backend->Start();
+        if (!started.ok()) return started;
+      }
+      s.clock->Start();
+      if (QueueContext* ctx = data_context(s.pcm.caps().direction)) ctx->Wake();
+      return absl::OkStatus();
+    }
+    case VIRTIO_SND_R_PCM_STOP:
+      s.clock->Stop();
+      if (!s.lost) return s.backend->Stop();
+      return absl::OkStatus();
+    case VIRTIO_SND_R_PCM_RELEASE:
+      // §5.14.6.6.5.1: every pending I/O message of the stream is completed.
+      FinishAll(s, VIRTIO_SND_S_OK);
+      s.clock.reset();
+      return s.backend->Close();
+  }
+  return absl::OkStatus();
+}
+
+// ---- tx and rx queues
+
+void SndDevice::ProcessData(QueueContext& context, uint8_t direction) {
+  uint64_t expirations;
+  while (read(timer(direction), &expirations, sizeof(expirations)) > 0) {
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  while (absl::optional<ChainToken> token = context.Take()) {
+    AcceptBuffer(context, *token, direction);
+  }
+  for (Stream& s : streams_) {
+    if (s.pcm.caps().direction == direction && s.clock && s.clock->running()) RunClock(s);
+  }
+  ArmTimer(direction);
+}
+
+void SndDevice::AcceptBuffer(QueueContext& context, ChainToken token, uint8_t direction) {
+  const DescriptorChain& chain = context.chain(token);
+  auto refuse = [&](const char* why) {
+    LOG_EVERY_N(WARNING, 100) << "snd: " << (direction == VIRTIO_SND_D_OUTPUT ? "tx" : "rx")
+                              << " buffer refused: " << why;
+    Answer(context, token, direction, VIRTIO_SND_S_BAD_MSG, 0);
+  };
+  virtio_snd_pcm_xfer xfer;
+  if (chain.readable_bytes < sizeof(xfer) || chain.writable_bytes < sizeof(virtio_snd_pcm_status)) {
+    return refuse("no room for its header or status");
+  }
+  CopyFromSegments(chain.readable, 0, &xfer, sizeof(xfer));
+  const uint64_t bytes = direction == VIRTIO_SND_D_OUTPUT
+                             ? chain.readable_bytes - sizeof(xfer)
+                             : chain.writable_bytes - sizeof(virtio_snd_pcm_status);
+  if (direction == VIRTIO_SND_D_INPUT && chain.readable_bytes != sizeof(xfer)) {
+    return refuse("capture buffer with data to play");
+  }
+  if (xfer.stream_id >= streams_.size()) return refuse("unknown stream");
+  Stream& s = streams_[xfer.stream_id];
+  if (s.pcm.caps().direction != direction) return refuse("stream of the other direction");
+  const PcmState state = s.pcm.state();
+  if (state != PcmState::kPrepared && state != PcmState::kStarted && state != PcmState::kStopped) {
+    return refuse("stream not prepared");
+  }
+  const PcmParams& params = s.pcm.params();
+  if (bytes == 0 || bytes > params.buffer_bytes || bytes % params.frame_bytes() != 0) {
+    return refuse("not a whole number of frames within the stream's buffer");
+  }
+  s.held.push_back(Held{&context, token, static_cast<uint32_t>(bytes)});
+}
+
+void SndDevice::RunClock(Stream& s) {
+  const PcmParams& params = s.pcm.params();
+  const bool playback = s.pcm.caps().direction == VIRTIO_SND_D_OUTPUT;
+  const AudioFormat format = *ToAudioFormat(params.format);
+  while (std::optional<SampleClock::Period> period = s.clock->Take(!s.held.empty())) {
+    period_.resize(params.period_bytes);
+    size_t filled = 0;
+    if (!playback) {
+      absl::Status read = s.lost ? absl::OkStatus() : s.backend->Read(absl::MakeSpan(period_));
+      if (s.lost || !read.ok()) FillSilence(format, absl::MakeSpan(period_));
+      if (absl::IsUnavailable(read)) {
+        LOG(WARNING) << "snd: stream " << s.pcm.id() << " capture lost, silent: " << read;
+        s.lost = true;
+      }
+    }
+    while (filled < period_.size() && !s.held.empty()) {
+      Held& h = s.held.front();
+      const DescriptorChain& chain = h.context->chain(h.token);
+      const size_t n = std::min<size_t>(h.bytes - h.done, period_.size() - filled);
+      if (playback) {
+        CopyFromSegments(chain.readable, sizeof(virtio_snd_pcm_xfer) + h.done,
+                         period_.data() + filled, n);
+      } else {
+        CopyToSegments(chain.writable, h.done, period_.data() + filled, n);
+      }
+      h.done += n;
+      filled += n;
+      if (h.done == h.bytes) {
+        const Held done = h;
+        s.held.pop_front();
+        Finish(s, done, VIRTIO_SND_S_OK);
+      }
+    }
+    if (playback) {
+      // The guest was late for (part of) this period: silence plays in its place.
+      FillSilence(format, absl::MakeSpan(period_).subspan(filled));
+      if (!s.lost) {
+        absl::Status written = s.backend->Write(period_);
+        if (absl::IsUnavailable(written)) {
+          LOG(WARNING) << "snd: stream " << s.pcm.id() << " playback lost, silent: " << written;
+          s.lost = true;
+        } else if (!written.ok()) {
+          LOG_EVERY_N(WARNING, 100) << "snd: stream " << s.pcm.id() << ": " << written;
+        }
+      }
+    }
+  }
+}
+
+void SndDevice::Finish(Stream& s, const Held& held, SndStatus status) {
+  const uint64_t latency = std::min<uint64_t>(s.held_bytes(), UINT32_MAX);
+  Answer(*held.context, held.token, s.pcm.caps().direction, status, static_cast<uint32_t>(latency));
+}
+
+void SndDevice::FinishAll(Stream& s, SndStatus status) {
+  while (!s.held.empty()) {
+    const Held h = s.held.front();
+    s.held.pop_front();
+    Finish(s, h, status);
+  }
+}
+
+// tx: the status is the writable part; rx: it follows the frames, and the whole writable part
+// counts as written (a buffer completed early keeps what the guest had past the captured frames).
+void SndDevice::Answer(QueueContext& context, ChainToken token, uint8_t direction, SndStatus status,
+                       uint32_t latency) {
+  const DescriptorChain& chain = context.chain(token);
+  if (chain.writable_bytes < sizeof(virtio_snd_pcm_status)) {
+    context.Complete(token, 0);
+    return;
+  }
+  const virtio_snd_pcm_status wire{status, latency};
+  const uint64_t at = direction == VIRTIO_SND_D_OUTPUT ? 0 : chain.writable_bytes - sizeof(wire);
+  CopyToSegments(chain.writable, at, &wire, sizeof(wire));
+  context.Complete(token, static_cast<uint32_t>(at + sizeof(wire)));
+}
+
+void SndDevice::ArmTimer(uint8_t direction) {
+  absl::Duration next = absl::InfiniteDuration();
+  for (const Stream& s : streams_) {
+    if (s.pcm.caps().direction == direction && s.clock && s.clock->running()) {
+      next = std::min(next, s.clock->NextDue());
+    }
+  }
+  itimerspec spec{};
+  if (next != absl::InfiniteDuration()) {
+    spec.it_value = absl::ToTimespec(std::max(next, absl::Nanoseconds(1)));
+  }
+  if (timerfd_settime(timer(direction), TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+    PLOG_EVERY_N(ERROR, 100) << "snd: timerfd_settime";
+  }
+}
+
+}  // namespace vhost::snd

@@ -1,0 +1,335 @@
+// SndDevice on TestQueues with a FakeClock: playback lands in the WAV sink only when its period
+// is due and completes in order; capture fills buffers from a WAV source at the clock; the
+// control queue's answers (info, lifecycle errors, unknown codes); bad data buffers get a
+// status; held buffers are all completed on RELEASE and when their queue stops.
+#include "vhost-user-snd/snd_device.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/testing/fake_guest_memory.h"
+#include "common/testing/status_matchers.h"
+#include "common/testing/test_queue.h"
+#include "gtest/gtest.h"
+#include "vhost-user-snd/file_backend.h"
+#include "vhost-user-snd/null_backend.h"
+#include "vhost-user-snd/wav_file.h"
+
+namespace vhost::snd {
+namespace {
+
+using testing::Buffer;
+using testing::FakeGuestMemory;
+using testing::TestQueue;
+using testing::UsedElement;
+
+constexpr uint32_t kPlayback = 0;
+constexpr uint32_t kCapture = 1;
+// 48 kHz, 2 channels of s16: 4-byte frames; a 10 ms period of 480 frames; 4 periods a buffer.
+constexpr uint32_t kFrameBytes = 4;
+constexpr uint32_t kPeriodFrames = 480;
+constexpr uint32_t kPeriodBytes = kPeriodFrames * kFrameBytes;
+constexpr uint32_t kBufferBytes = 4 * kPeriodBytes;
+const absl::Duration kPeriod = absl::Milliseconds(10);
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(::testing::TempDir(), "/", name);
+}
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7);
+  return v;
+}
+
+class SndDeviceTest : public ::testing::Test {
+ protected:
+  // Stream 0 plays into `sink_`, stream 1 records `source` (nothing: a null backend).
+  void Make(const std::vector<uint8_t>& source = {}) {
+    sink_ = TempPath(
+        absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-sink.wav"));
+    std::vector<std::unique_ptr<AudioBackend>> backends;
+    backends.push_back(FileBackend::ForPlayback(sink_));
+    if (source.empty()) {
+      backends.push_back(std::make_unique<NullBackend>());
+    } else {
+      const std::string path = TempPath("source.wav");
+      ASSERT_OK_AND_ASSIGN(WavWriter writer, WavWriter::Create(path, WavFormat()));
+      ASSERT_OK(writer.Write(source));
+      ASSERT_OK(writer.Close());
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileBackend> capture,
+                           FileBackend::ForCapture(path, CaptureEnd::kSilence));
+      backends.push_back(std::move(capture));
+    }
+    ASSERT_OK_AND_ASSIGN(std::vector<PcmCaps> streams, ParseStreams(kDefaultStreams));
+    ASSERT_OK_AND_ASSIGN(
+        device_, SndDevice::Create(SndConfig(std::move(streams)), std::move(backends), &clock_));
+    for (int index : {kControlQueue, kTxQueue, kRxQueue}) {
+      TestQueue::Options options;
+      options.index = index;
+      ASSERT_OK_AND_ASSIGN(queues_[index], TestQueue::Create(&ram_, options));
+      ASSERT_OK(queues_[index]->Start(*device_));
+    }
+  }
+  void TearDown() override {
+    for (auto& q : queues_) {
+      if (q) q->Stop(*device_);
+    }
+  }
+  TestQueue& q(int index) { return *queues_[index]; }
+
+  uint64_t Put(const void* data, size_t n) {
+    const uint64_t gpa = ram_.Allocate(n);
+    std::memcpy(ram_.Host(gpa, n), data, n);
+    return gpa;
+  }
+  template <typename T>
+  T Get(uint64_t gpa) {
+    T value;
+    std::memcpy(&value, ram_.Host(gpa, sizeof(T)), sizeof(T));
+    return value;
+  }
+
+  // One control request; returns the reply's status (or ~0 when nothing was written).
+  uint32_t Control(const void* request, size_t n, uint32_t reply_bytes = 4,
+                   uint32_t* written = nullptr) {
+    const uint64_t in = Put(request, n);
+    const uint64_t out = ram_.Allocate(reply_bytes);
+    absl::StatusOr<uint16_t> id =
+        q(kControlQueue).Add({{in, static_cast<uint32_t>(n)}}, {{out, reply_bytes}});
+    EXPECT_OK(id);
+    q(kControlQueue).Run(*device_);
+    std::vector<UsedElement> used = q(kControlQueue).Used();
+    EXPECT_EQ(used.size(), 1u);
+    if (used.empty()) return ~0u;
+    if (written) *written = used[0].len;
+    if (used[0].len < 4) return ~0u;
+    return Get<uint32_t>(out);
+  }
+  uint32_t Pcm(uint32_t code, uint32_t stream) {
+    virtio_snd_pcm_hdr hdr{{code}, stream};
+    return Control(&hdr, sizeof(hdr));
+  }
+  uint32_t SetParams(uint32_t stream, uint32_t buffer_bytes = kBufferBytes,
+                     uint32_t period_bytes = kPeriodBytes) {
+    PcmParams params;
+    params.buffer_bytes = buffer_bytes;
+    params.period_bytes = period_bytes;
+    params.channels = 2;
+    params.format = VIRTIO_SND_PCM_FMT_S16;
+    params.rate = VIRTIO_SND_PCM_RATE_48000;
+    virtio_snd_pcm_set_params wire = params.ToWire(stream);
+    return Control(&wire, sizeof(wire));
+  }
+  void Open(uint32_t stream) {
+    ASSERT_EQ(SetParams(stream), VIRTIO_SND_S_OK);
+    ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_PREPARE, stream), VIRTIO_SND_S_OK);
+  }
+
+  // A playback buffer; returns its id and (in *status) where its status goes.
+  uint16_t Play(const std::vector<uint8_t>& frames, uint64_t* status, uint32_t stream = kPlayback) {
+    std::vector<uint8_t> bytes(sizeof(virtio_snd_pcm_xfer));
+    std::memcpy(bytes.data(), &stream, sizeof(stream));
+    bytes.insert(bytes.end(), frames.begin(), frames.end());
+    const uint64_t in = Put(bytes.data(), bytes.size());
+    *status = ram_.Allocate(sizeof(virtio_snd_pcm_status));
+    absl::StatusOr<uint16_t> id = q(kTxQueue).Add({{in, static_cast<uint32_t>(bytes.size())}},
+                                                  {{*status, sizeof(virtio_snd_pcm_status)}});
+    EXPECT_OK(id);
+    return id.ok() ? *id : 0;
+  }
+  // A capture buffer of `bytes` frames' bytes plus its status; returns its id.
+  uint16_t Record(uint32_t bytes, uint64_t* data, uint32_t stream = kCapture) {
+    virtio_snd_pcm_xfer xfer{stream};
+    const uint64_t in = Put(&xfer, sizeof(xfer));
+    *data = ram_.Allocate(bytes + sizeof(virtio_snd_pcm_status));
+    absl::StatusOr<uint16_t> id =
+        q(kRxQueue).Add({{in, sizeof(xfer)}},
+                        {{*data, static_cast<uint32_t>(bytes + sizeof(virtio_snd_pcm_status))}});
+    EXPECT_OK(id);
+    return id.ok() ? *id : 0;
+  }
+
+  std::vector<uint8_t> SinkData() {
+    absl::StatusOr<WavReader> reader = WavReader::Open(sink_);
+    EXPECT_OK(reader);
+    if (!reader.ok()) return {};
+    std::vector<uint8_t> data(reader->frames() * reader->format().frame_bytes());
+    EXPECT_OK(reader->Read(absl::MakeSpan(data)));
+    return data;
+  }
+
+  FakeClock clock_;
+  FakeGuestMemory ram_;
+  std::string sink_;
+  std::unique_ptr<SndDevice> device_;
+  std::unique_ptr<TestQueue> queues_[4];
+};
+
+TEST_F(SndDeviceTest, PlaybackLandsInTheSinkWhenDueInOrder) {
+  Make();
+  Open(kPlayback);
+  const std::vector<uint8_t> first = Pattern(kPeriodBytes, 1);
+  const std::vector<uint8_t> second = Pattern(kPeriodBytes, 99);
+  uint64_t status1, status2;
+  const uint16_t id1 = Play(first, &status1);
+  const uint16_t id2 = Play(second, &status2);
+  q(kTxQueue).Run(*device_);
+  EXPECT_TRUE(q(kTxQueue).Used().empty());  // prepared, not started: held
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_OK);
+  q(kTxQueue).Run(*device_);
+  EXPECT_TRUE(q(kTxQueue).Used().empty());  // nothing due yet
+  EXPECT_TRUE(SinkData().empty());
+
+  clock_.Advance(kPeriod - absl::Nanoseconds(1));
+  q(kTxQueue).Run(*device_);
+  EXPECT_TRUE(q(kTxQueue).Used().empty());  // never ahead of the clock
+
+  clock_.Advance(absl::Nanoseconds(1));
+  q(kTxQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kTxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, id1);
+  EXPECT_EQ(used[0].len, sizeof(virtio_snd_pcm_status));
+  virtio_snd_pcm_status s1 = Get<virtio_snd_pcm_status>(status1);
+  EXPECT_EQ(s1.status, VIRTIO_SND_S_OK);
+  EXPECT_EQ(s1.latency_bytes, kPeriodBytes);  // the second buffer is still queued
+  EXPECT_EQ(SinkData(), first);
+
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  used = q(kTxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, id2);
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(status2).status, VIRTIO_SND_S_OK);
+  std::vector<uint8_t> both = first;
+  both.insert(both.end(), second.begin(), second.end());
+  EXPECT_EQ(SinkData(), both);
+
+  // The guest is late: a period of silence plays in its place.
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  both.resize(both.size() + kPeriodBytes, 0);
+  EXPECT_EQ(SinkData(), both);
+}
+
+TEST_F(SndDeviceTest, CaptureFillsBuffersFromTheSourceAtTheClock) {
+  const std::vector<uint8_t> source = Pattern(2 * kPeriodBytes, 5);
+  Make(source);
+  Open(kCapture);
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kCapture), VIRTIO_SND_S_OK);
+  uint64_t data1, data2;
+  const uint16_t id1 = Record(kPeriodBytes, &data1);
+  const uint16_t id2 = Record(kPeriodBytes, &data2);
+  q(kRxQueue).Run(*device_);
+  EXPECT_TRUE(q(kRxQueue).Used().empty());
+  clock_.Advance(kPeriod);
+  q(kRxQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kRxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, id1);
+  EXPECT_EQ(used[0].len, kPeriodBytes + sizeof(virtio_snd_pcm_status));
+  EXPECT_EQ(0, std::memcmp(ram_.Host(data1, kPeriodBytes), source.data(), kPeriodBytes));
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(data1 + kPeriodBytes).status, VIRTIO_SND_S_OK);
+  clock_.Advance(kPeriod);
+  q(kRxQueue).Run(*device_);
+  used = q(kRxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, id2);
+  EXPECT_EQ(
+      0, std::memcmp(ram_.Host(data2, kPeriodBytes), source.data() + kPeriodBytes, kPeriodBytes));
+}
+
+TEST_F(SndDeviceTest, ControlAnswers) {
+  Make();
+  // PCM_INFO of both streams.
+  virtio_snd_query_info query{{VIRTIO_SND_R_PCM_INFO}, 0, 2, sizeof(virtio_snd_pcm_info)};
+  const uint32_t reply_bytes = 4 + 2 * sizeof(virtio_snd_pcm_info);
+  uint32_t written = 0;
+  EXPECT_EQ(Control(&query, sizeof(query), reply_bytes, &written), VIRTIO_SND_S_OK);
+  EXPECT_EQ(written, reply_bytes);
+  // Lifecycle: nothing before SET_PARAMS; unknown streams.
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_PREPARE, kPlayback), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_PREPARE, 7), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(SetParams(kPlayback, kBufferBytes, kPeriodBytes + 2), VIRTIO_SND_S_BAD_MSG);
+  Open(kPlayback);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_STOP, kPlayback), VIRTIO_SND_S_BAD_MSG);
+  // Unknown codes; a reply with no room for its status; a truncated header.
+  virtio_snd_hdr unknown{0x0999};
+  EXPECT_EQ(Control(&unknown, sizeof(unknown)), VIRTIO_SND_S_NOT_SUPP);
+  EXPECT_EQ(Control(&unknown, sizeof(unknown), 2, &written), ~0u);
+  EXPECT_EQ(written, 0u);
+  EXPECT_EQ(Control(&unknown, 2), VIRTIO_SND_S_BAD_MSG);
+  // JACK_REMAP of jack 0.
+  virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 2, 3};
+  EXPECT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+}
+
+TEST_F(SndDeviceTest, BadBuffersGetAStatus) {
+  Make();
+  uint64_t status;
+  Play(Pattern(kPeriodBytes, 0), &status);  // stream not prepared
+  q(kTxQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kTxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(status).status, VIRTIO_SND_S_BAD_MSG);
+  Open(kPlayback);
+  for (const auto& [frames, stream] : std::vector<std::pair<std::vector<uint8_t>, uint32_t>>{
+           {Pattern(kPeriodBytes + 1, 0), kPlayback},  // a partial frame
+           {Pattern(kBufferBytes + 4, 0), kPlayback},  // more than the stream's buffer
+           {Pattern(kPeriodBytes, 0), 9},              // unknown stream
+           {Pattern(kPeriodBytes, 0), kCapture},       // the other direction
+           {{}, kPlayback}}) {                         // no frames
+    Play(frames, &status, stream);
+    q(kTxQueue).Run(*device_);
+    ASSERT_EQ(q(kTxQueue).Used().size(), 1u);
+    EXPECT_EQ(Get<virtio_snd_pcm_status>(status).status, VIRTIO_SND_S_BAD_MSG);
+  }
+  // A chain too short for the header.
+  const uint64_t out = ram_.Allocate(8);
+  ASSERT_OK(q(kTxQueue).Add({}, {{out, 8}}));
+  q(kTxQueue).Run(*device_);
+  ASSERT_EQ(q(kTxQueue).Used().size(), 1u);
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(out).status, VIRTIO_SND_S_BAD_MSG);
+}
+
+TEST_F(SndDeviceTest, ReleaseCompletesHeldBuffers) {
+  Make();
+  Open(kPlayback);
+  uint64_t status1, status2;
+  Play(Pattern(kPeriodBytes, 1), &status1);
+  Play(Pattern(kPeriodBytes, 2), &status2);
+  q(kTxQueue).Run(*device_);
+  EXPECT_TRUE(q(kTxQueue).Used().empty());
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_RELEASE, kPlayback), VIRTIO_SND_S_OK);
+  q(kTxQueue).Run(*device_);  // pushes what the control thread completed
+  EXPECT_EQ(q(kTxQueue).Used().size(), 2u);
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(status2).status, VIRTIO_SND_S_OK);
+  EXPECT_TRUE(SinkData().empty());  // nothing was due: nothing played
+}
+
+TEST_F(SndDeviceTest, QueueStoppedCompletesHeldBuffers) {
+  Make();
+  Open(kPlayback);
+  Open(kCapture);
+  uint64_t status, data;
+  Play(Pattern(kPeriodBytes, 1), &status);
+  Record(kPeriodBytes, &data);
+  q(kTxQueue).Run(*device_);
+  q(kRxQueue).Run(*device_);
+  EXPECT_EQ(q(kTxQueue).context().in_flight(), 1u);
+  EXPECT_EQ(q(kRxQueue).context().in_flight(), 1u);
+  q(kTxQueue).Stop(*device_);
+  q(kRxQueue).Stop(*device_);
+  EXPECT_EQ(q(kTxQueue).Used().size(), 1u);
+  EXPECT_EQ(q(kRxQueue).Used().size(), 1u);
+  queues_[kTxQueue].reset();
+  queues_[kRxQueue].reset();
+}
+
+}  // namespace
+}  // namespace vhost::snd
