@@ -372,7 +372,10 @@ ScsiResponse ScsiLun::ReadCapacity10(const ScsiRequest& request) {
   // Too large for 32 bits: FFFFFFFFh tells the initiator to use READ CAPACITY(16).
   Put32(&data[0], last > 0xffffffffu ? 0xffffffffu : last);
   Put32(&data[4], backend_->block_size());
-  return DataIn(std::move(data), data.size(), request);
+  // READ CAPACITY(10) has no allocation length: all 8 bytes, as the buffer allows. (The size
+  // is taken before the move: argument order is unspecified, and clang moves first.)
+  const size_t size = data.size();
+  return DataIn(std::move(data), size, request);
 }
 
 ScsiResponse ScsiLun::ReadCapacity16(absl::Span<const uint8_t> cdb, const ScsiRequest& request) {
