@@ -1,6 +1,7 @@
 // vhost-user-snd driven over its socket by our front end: the daemon starts with --streams, its
 // features and configuration space read as the streams say, and a PCM_INFO round trip on the
-// control queue describes them.
+// control queue describes them; with the file backend, inside its sandbox, a played buffer
+// lands in the WAV sink and a capture buffer comes back with the WAV source's frames.
 #include <linux/virtio_snd.h>
 
 #include <cstring>
@@ -11,6 +12,8 @@
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
+#include "vhost-user-snd/pcm_stream.h"
+#include "vhost-user-snd/wav_file.h"
 
 namespace vhost {
 namespace {
@@ -68,6 +71,95 @@ TEST(SndDaemonTest, ConfigAndPcmInfo) {
   EXPECT_EQ(info[1].channels_max, 1);
   EXPECT_EQ(info[2].channels_min, 6);
   EXPECT_EQ(info[2].formats, 1u << VIRTIO_SND_PCM_FMT_FLOAT);
+  EXPECT_TRUE(session->daemon()->IsAlive());
+}
+
+// One chain on queue `q`: `in` readable bytes, `out_bytes` writable ones; waits for it and
+// returns what the device wrote.
+std::vector<uint8_t> Transact(DeviceConnection* device, int q, const std::vector<uint8_t>& in,
+                              uint32_t out_bytes) {
+  uint8_t* in_host = nullptr;
+  uint8_t* out_host = nullptr;
+  absl::StatusOr<uint64_t> in_gpa = device->ram()->Allocate(in.size(), 64, &in_host);
+  absl::StatusOr<uint64_t> out_gpa = device->ram()->Allocate(out_bytes, 64, &out_host);
+  EXPECT_OK(in_gpa);
+  EXPECT_OK(out_gpa);
+  if (!in_gpa.ok() || !out_gpa.ok()) return {};
+  std::memcpy(in_host, in.data(), in.size());
+  EXPECT_OK(device->queue(q)->ring().AddChain({{*in_gpa, static_cast<uint32_t>(in.size())}},
+                                              {{*out_gpa, out_bytes}}));
+  EXPECT_OK(device->queue(q)->Submit());
+  absl::StatusOr<UsedElement> used = device->queue(q)->WaitForUsed(kTimeout);
+  EXPECT_OK(used);
+  if (!used.ok()) return {};
+  return std::vector<uint8_t>(out_host, out_host + std::min(used->len, out_bytes));
+}
+
+template <typename T>
+std::vector<uint8_t> Bytes(const T& value) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&value);
+  return std::vector<uint8_t>(p, p + sizeof(T));
+}
+
+uint32_t Status(const std::vector<uint8_t>& reply, size_t at = 0) {
+  uint32_t status = ~0u;
+  if (reply.size() >= at + 4) std::memcpy(&status, reply.data() + at, 4);
+  return status;
+}
+
+TEST(SndDaemonTest, FileBackendPlaysAndRecordsInItsSandbox) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
+  const std::string sink = session->File("sink.wav");
+  const std::string source = session->File("source.wav");
+  constexpr uint32_t kPeriodBytes = 480 * 4;  // 10 ms of 48 kHz stereo s16
+  std::vector<uint8_t> recorded(kPeriodBytes), played(kPeriodBytes);
+  for (uint32_t i = 0; i < kPeriodBytes; ++i) {
+    recorded[i] = static_cast<uint8_t>(i * 3 + 1);
+    played[i] = static_cast<uint8_t>(i * 5 + 2);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(snd::WavWriter writer, snd::WavWriter::Create(source, snd::WavFormat()));
+    ASSERT_OK(writer.Write(recorded));
+    ASSERT_OK(writer.Close());
+  }
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-snd/vhost-user-snd"),
+                           {"--socket-path=" + session->socket(), "--backend=file",
+                            "--playback-file=" + sink, "--capture-file=" + source}));
+  DeviceOptions options;
+  options.features = Bit(kFeatureVersion1);
+  options.required_features = options.features;
+  options.ram_size = 4 << 20;
+  options.queue_sizes = {64, 64, 64, 64};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DeviceConnection> device, session->Open(options));
+
+  for (uint32_t stream : {0u, 1u}) {
+    snd::PcmParams params;
+    params.buffer_bytes = 4 * kPeriodBytes;
+    params.period_bytes = kPeriodBytes;
+    params.channels = 2;
+    params.format = VIRTIO_SND_PCM_FMT_S16;
+    params.rate = VIRTIO_SND_PCM_RATE_48000;
+    EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(stream)), 4)), VIRTIO_SND_S_OK);
+    for (uint32_t code : {VIRTIO_SND_R_PCM_PREPARE, VIRTIO_SND_R_PCM_START}) {
+      const virtio_snd_pcm_hdr hdr{{code}, stream};
+      EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(hdr), 4)), VIRTIO_SND_S_OK);
+    }
+  }
+  // Playback: the buffer completes once its period has been written to the sink.
+  std::vector<uint8_t> tx = Bytes(virtio_snd_pcm_xfer{0});
+  tx.insert(tx.end(), played.begin(), played.end());
+  EXPECT_EQ(Status(Transact(device.get(), 2, tx, sizeof(virtio_snd_pcm_status))), VIRTIO_SND_S_OK);
+  ASSERT_OK_AND_ASSIGN(snd::WavReader reader, snd::WavReader::Open(sink));
+  std::vector<uint8_t> in_sink(kPeriodBytes);
+  ASSERT_GE(reader.frames(), 480u);
+  ASSERT_OK(reader.Read(absl::MakeSpan(in_sink)));
+  EXPECT_EQ(in_sink, played);
+  // Capture: the source's frames, then the status.
+  const std::vector<uint8_t> rx = Transact(device.get(), 3, Bytes(virtio_snd_pcm_xfer{1}),
+                                           kPeriodBytes + sizeof(virtio_snd_pcm_status));
+  ASSERT_EQ(rx.size(), kPeriodBytes + sizeof(virtio_snd_pcm_status));
+  EXPECT_EQ(std::vector<uint8_t>(rx.begin(), rx.begin() + kPeriodBytes), recorded);
+  EXPECT_EQ(Status(rx, kPeriodBytes), VIRTIO_SND_S_OK);
   EXPECT_TRUE(session->daemon()->IsAlive());
 }
 
