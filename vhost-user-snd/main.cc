@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   }
   static const MonotonicClock clock;
   absl::StatusOr<std::unique_ptr<SndDevice>> device =
-      SndDevice::Create(SndConfig(*std::move(streams)), std::move(backends), &clock);
+      SndDevice::Create(*std::move(streams), std::move(backends), &clock);
   if (!device.ok()) return device.status();
   return std::unique_ptr<vhost::VirtioDevice>(*std::move(device));
 }

@@ -40,6 +40,40 @@ absl::StatusOr<UniqueFd> MakeTimer() {
   return UniqueFd(fd);
 }
 
+// What `caps` offers that `host` can open; an error when nothing is left.
+absl::StatusOr<PcmCaps> FitToHost(uint32_t id, PcmCaps caps, const Capabilities& host) {
+  uint64_t formats = 0, rates = 0;
+  for (uint8_t f = 0; f < kFormatCount; ++f) {
+    absl::StatusOr<AudioFormat> format = ToAudioFormat(f);
+    if (!((caps.formats >> f) & 1) || !format.ok()) continue;
+    if (std::find(host.formats.begin(), host.formats.end(), *format) != host.formats.end()) {
+      formats |= uint64_t{1} << f;
+    }
+  }
+  for (uint8_t r = 0; r < kRateCount; ++r) {
+    if (((caps.rates >> r) & 1) &&
+        std::find(host.rates.begin(), host.rates.end(), RateHz(r)) != host.rates.end()) {
+      rates |= uint64_t{1} << r;
+    }
+  }
+  caps.formats = formats;
+  caps.rates = rates;
+  caps.channels_min =
+      static_cast<uint8_t>(std::max<uint32_t>(caps.channels_min, host.channels_min));
+  caps.channels_max =
+      static_cast<uint8_t>(std::min<uint32_t>(caps.channels_max, host.channels_max));
+  if (formats == 0 || rates == 0 || caps.channels_min > caps.channels_max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--streams: stream ", id, " (",
+        caps.direction == VIRTIO_SND_D_OUTPUT ? "playback" : "capture",
+        ") asks for no format, rate or channel count its host side can open (",
+        host.formats.size() == 1 ? AudioFormatName(host.formats[0]) : "several formats", ", ",
+        host.rates.size() == 1 ? absl::StrCat(host.rates[0], " Hz") : "several rates", ", ",
+        host.channels_min, "-", host.channels_max, " ch)"));
+  }
+  return caps;
+}
+
 }  // namespace
 
 uint64_t SndDevice::Stream::held_bytes() const {
@@ -49,11 +83,19 @@ uint64_t SndDevice::Stream::held_bytes() const {
 }
 
 absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
-    SndConfig config, std::vector<std::unique_ptr<AudioBackend>> backends, const Clock* clock) {
-  if (backends.size() != config.streams().size()) {
+    std::vector<PcmCaps> streams, std::vector<std::unique_ptr<AudioBackend>> backends,
+    const Clock* clock) {
+  if (backends.size() != streams.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(backends.size(), " backends for ", config.streams().size(), " streams"));
+        absl::StrCat(backends.size(), " backends for ", streams.size(), " streams"));
   }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    absl::StatusOr<PcmCaps> fit =
+        FitToHost(static_cast<uint32_t>(i), streams[i], backends[i]->capabilities());
+    if (!fit.ok()) return fit.status();
+    streams[i] = *fit;
+  }
+  SndConfig config(std::move(streams));
   absl::StatusOr<UniqueFd> tx = MakeTimer();
   if (!tx.ok()) return tx.status();
   absl::StatusOr<UniqueFd> rx = MakeTimer();
@@ -330,6 +372,9 @@ void SndDevice::RunClock(Stream& s) {
   const PcmParams& params = s.pcm.params();
   const bool playback = s.pcm.caps().direction == VIRTIO_SND_D_OUTPUT;
   const AudioFormat format = *ToAudioFormat(params.format);
+  // After a long stall (the queues stopped while the VM paused, the daemon not scheduled) the
+  // periods missed are dropped, not burst through: at most a buffer's worth is caught up.
+  s.clock->SkipBacklog(s.clock->config().xrun_periods);
   while (std::optional<SampleClock::Period> period = s.clock->Take(!s.held.empty())) {
     period_.resize(params.period_bytes);
     size_t filled = 0;

@@ -34,10 +34,13 @@ inline constexpr int kRxQueue = 3;
 
 class SndDevice : public VirtioDevice {
  public:
-  // One backend per stream of `config` (same order). `clock` outlives the device; the timerfds
-  // are armed on CLOCK_MONOTONIC at its times, so outside tests it is a MonotonicClock.
+  // One backend per stream (same order). Each stream offers what --streams asked for and its
+  // backend can open (PCM_INFO says so): InvalidArgumentError when that is nothing. `clock`
+  // outlives the device; the timerfds are armed on CLOCK_MONOTONIC at its times, so outside
+  // tests it is a MonotonicClock.
   static absl::StatusOr<std::unique_ptr<SndDevice>> Create(
-      SndConfig config, std::vector<std::unique_ptr<AudioBackend>> backends, const Clock* clock);
+      std::vector<PcmCaps> streams, std::vector<std::unique_ptr<AudioBackend>> backends,
+      const Clock* clock);
   ~SndDevice() override;
 
   DeviceInfo Info() const override;

@@ -48,7 +48,8 @@ std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
 class SndDeviceTest : public ::testing::Test {
  protected:
   // Stream 0 plays into `sink_`, stream 1 records `source` (nothing: a null backend).
-  void Make(const std::vector<uint8_t>& source = {}) {
+  void Make(const std::vector<uint8_t>& source = {},
+            absl::string_view streams_flag = kDefaultStreams, WavFormat source_format = {}) {
     sink_ = TempPath(
         absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-sink.wav"));
     std::vector<std::unique_ptr<AudioBackend>> backends;
@@ -57,16 +58,19 @@ class SndDeviceTest : public ::testing::Test {
       backends.push_back(std::make_unique<NullBackend>());
     } else {
       const std::string path = TempPath("source.wav");
-      ASSERT_OK_AND_ASSIGN(WavWriter writer, WavWriter::Create(path, WavFormat()));
+      ASSERT_OK_AND_ASSIGN(WavWriter writer, WavWriter::Create(path, source_format));
       ASSERT_OK(writer.Write(source));
       ASSERT_OK(writer.Close());
       ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileBackend> capture,
                            FileBackend::ForCapture(path, CaptureEnd::kSilence));
       backends.push_back(std::move(capture));
     }
-    ASSERT_OK_AND_ASSIGN(std::vector<PcmCaps> streams, ParseStreams(kDefaultStreams));
-    ASSERT_OK_AND_ASSIGN(
-        device_, SndDevice::Create(SndConfig(std::move(streams)), std::move(backends), &clock_));
+    ASSERT_OK_AND_ASSIGN(std::vector<PcmCaps> streams, ParseStreams(streams_flag));
+    absl::StatusOr<std::unique_ptr<SndDevice>> device =
+        SndDevice::Create(std::move(streams), std::move(backends), &clock_);
+    create_status_ = device.status();
+    if (!device.ok()) return;
+    device_ = *std::move(device);
     for (int index : {kControlQueue, kTxQueue, kRxQueue}) {
       TestQueue::Options options;
       options.index = index;
@@ -75,6 +79,7 @@ class SndDeviceTest : public ::testing::Test {
     }
   }
   void TearDown() override {
+    if (!device_) return;
     for (auto& q : queues_) {
       if (q) q->Stop(*device_);
     }
@@ -163,6 +168,7 @@ class SndDeviceTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  absl::Status create_status_;
   FakeGuestMemory ram_;
   std::string sink_;
   std::unique_ptr<SndDevice> device_;
@@ -267,6 +273,37 @@ TEST_F(SndDeviceTest, ControlAnswers) {
   // JACK_REMAP of jack 0.
   virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 2, 3};
   EXPECT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+}
+
+TEST_F(SndDeviceTest, StreamsOfferWhatTheirHostSideOpens) {
+  WavFormat mono;
+  mono.rate = 44100;
+  mono.channels = 1;
+  // The capture file is 44.1 kHz mono: the capture stream offers that and no more.
+  Make(Pattern(64, 0), "playback:2ch:48000:s16,s20_3;capture:1-2ch:48000,44100:s16,s32", mono);
+  ASSERT_OK(create_status_);
+  virtio_snd_query_info query{{VIRTIO_SND_R_PCM_INFO}, 0, 2, sizeof(virtio_snd_pcm_info)};
+  const uint32_t reply_bytes = 4 + 2 * sizeof(virtio_snd_pcm_info);
+  const uint64_t in = Put(&query, sizeof(query));
+  const uint64_t out = ram_.Allocate(reply_bytes);
+  ASSERT_OK(q(kControlQueue).Add({{in, sizeof(query)}}, {{out, reply_bytes}}));
+  q(kControlQueue).Run(*device_);
+  ASSERT_EQ(q(kControlQueue).Used().size(), 1u);
+  const virtio_snd_pcm_info playback = Get<virtio_snd_pcm_info>(out + 4);
+  const virtio_snd_pcm_info capture = Get<virtio_snd_pcm_info>(out + 4 + sizeof(playback));
+  EXPECT_EQ(playback.formats, uint64_t{1} << VIRTIO_SND_PCM_FMT_S16);  // no host side has s20
+  EXPECT_EQ(capture.formats, uint64_t{1} << VIRTIO_SND_PCM_FMT_S16);
+  EXPECT_EQ(capture.rates, uint64_t{1} << VIRTIO_SND_PCM_RATE_44100);
+  EXPECT_EQ(capture.channels_min, 1);
+  EXPECT_EQ(capture.channels_max, 1);
+}
+
+TEST_F(SndDeviceTest, AStreamItsHostSideCannotOpenIsRefused) {
+  WavFormat mono;
+  mono.channels = 1;
+  Make(Pattern(64, 0), kDefaultStreams, mono);  // a 2-channel capture stream, a mono file
+  EXPECT_EQ(create_status_.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(device_);
 }
 
 TEST_F(SndDeviceTest, BadBuffersGetAStatus) {
