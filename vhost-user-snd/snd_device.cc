@@ -95,6 +95,7 @@ absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
     if (!fit.ok()) return fit.status();
     streams[i] = *fit;
   }
+  for (PcmCaps& caps : streams) caps.features |= 1u << VIRTIO_SND_PCM_F_EVT_XRUNS;
   SndConfig config(std::move(streams));
   absl::StatusOr<UniqueFd> tx = MakeTimer();
   if (!tx.ok()) return tx.status();
@@ -136,6 +137,11 @@ absl::Status SndDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
 
 absl::Status SndDevice::QueueStarted(QueueContext& context) {
   const int index = context.index();
+  if (index == kEventQueue) {
+    std::lock_guard<std::mutex> lock(mu_);
+    event_context_ = &context;
+    return absl::OkStatus();
+  }
   if (index != kTxQueue && index != kRxQueue) return absl::OkStatus();
   const uint8_t direction = index == kTxQueue ? VIRTIO_SND_D_OUTPUT : VIRTIO_SND_D_INPUT;
   {
@@ -156,8 +162,15 @@ QueueResult SndDevice::ProcessQueue(QueueContext& context) {
     case kRxQueue:
       ProcessData(context, VIRTIO_SND_D_INPUT);
       return QueueResult::Drained();
+    case kEventQueue: {
+      // Held until an event happens; the ring bounds how many.
+      std::lock_guard<std::mutex> lock(mu_);
+      while (absl::optional<ChainToken> token = context.Take()) {
+        event_buffers_.push_back(*token);
+      }
+      return QueueResult::Drained();
+    }
     default:
-      // The event queue: its buffers wait in the ring for events this device does not send.
       return QueueResult::Blocked();
   }
 }
@@ -169,6 +182,11 @@ void SndDevice::QueueStopped(QueueContext& context) {
       Finish(s, s.held.front(), VIRTIO_SND_S_OK);
       s.held.pop_front();
     }
+  }
+  if (event_context_ == &context) {
+    for (ChainToken token : event_buffers_) context.Complete(token, 0);
+    event_buffers_.clear();
+    event_context_ = nullptr;
   }
   if (tx_context_ == &context) tx_context_ = nullptr;
   if (rx_context_ == &context) rx_context_ = nullptr;
@@ -376,6 +394,9 @@ void SndDevice::RunClock(Stream& s) {
   // periods missed are dropped, not burst through: at most a buffer's worth is caught up.
   s.clock->SkipBacklog(s.clock->config().xrun_periods);
   while (std::optional<SampleClock::Period> period = s.clock->Take(!s.held.empty())) {
+    if (period->xrun && (params.features >> VIRTIO_SND_PCM_F_EVT_XRUNS & 1)) {
+      SendEvent(virtio_snd_event{{VIRTIO_SND_EVT_PCM_XRUN}, s.pcm.id()});
+    }
     period_.resize(params.period_bytes);
     size_t filled = 0;
     if (!playback) {
@@ -446,6 +467,23 @@ void SndDevice::Answer(QueueContext& context, ChainToken token, uint8_t directio
   const uint64_t at = direction == VIRTIO_SND_D_OUTPUT ? 0 : chain.writable_bytes - sizeof(wire);
   CopyToSegments(chain.writable, at, &wire, sizeof(wire));
   context.Complete(token, static_cast<uint32_t>(at + sizeof(wire)));
+}
+
+void SndDevice::SendEvent(const virtio_snd_event& event) {
+  while (event_context_ != nullptr && !event_buffers_.empty()) {
+    const ChainToken token = event_buffers_.front();
+    event_buffers_.pop_front();
+    const DescriptorChain& chain = event_context_->chain(token);
+    if (chain.writable_bytes < sizeof(event)) {
+      LOG_EVERY_N(WARNING, 100) << "snd: event buffer of " << chain.writable_bytes << " bytes";
+      event_context_->Complete(token, 0);
+      continue;
+    }
+    event_context_->Complete(token, CopyToSegments(chain.writable, 0, &event, sizeof(event)));
+    return;
+  }
+  LOG_EVERY_N(WARNING, 100) << "snd: event 0x" << std::hex << event.hdr.code
+                            << " dropped: the guest gave no event buffer";
 }
 
 void SndDevice::ArmTimer(uint8_t direction) {

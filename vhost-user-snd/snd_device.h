@@ -2,8 +2,10 @@
 // requests (snd_config) and drives the PCM streams' lifecycle (pcm_stream) and their host sides
 // (audio_backend); the tx and rx queues hold the guest's buffers per stream and move them one
 // period at a time at each stream's sample clock (sample_clock), woken by a timerfd per data
-// queue. The event queue's buffers stay in the ring: the device sends no events (period-elapsed
-// events are optional and XRUN events are not offered).
+// queue. Every stream offers VIRTIO_SND_PCM_F_EVT_XRUNS: a stream whose SET_PARAMS asked for it
+// gets an XRUN event when the guest let a whole buffer's worth of periods go by without a
+// buffer; the event queue's buffers are held for that (period-elapsed events, optional, are not
+// sent).
 //
 // Threads: each queue has its worker; the streams and the buffers they hold are shared by the
 // control, tx and rx workers under one mutex. A buffer held for a stream is completed at the
@@ -86,6 +88,8 @@ class SndDevice : public VirtioDevice {
   void Answer(QueueContext& context, ChainToken token, uint8_t direction, SndStatus status,
               uint32_t latency);
   void ArmTimer(uint8_t direction);
+  // Sends `event` in a held event buffer, or drops it (logged) when the guest gave none.
+  void SendEvent(const virtio_snd_event& event);
   int timer(uint8_t direction) const {
     return direction == VIRTIO_SND_D_OUTPUT ? tx_timer_.get() : rx_timer_.get();
   }
@@ -102,7 +106,9 @@ class SndDevice : public VirtioDevice {
   std::vector<Stream> streams_;
   QueueContext* tx_context_ = nullptr;
   QueueContext* rx_context_ = nullptr;
-  std::vector<uint8_t> period_;  // scratch for one period
+  QueueContext* event_context_ = nullptr;
+  std::deque<ChainToken> event_buffers_;  // of event_context_
+  std::vector<uint8_t> period_;           // scratch for one period
 };
 
 }  // namespace vhost::snd

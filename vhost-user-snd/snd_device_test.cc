@@ -71,7 +71,7 @@ class SndDeviceTest : public ::testing::Test {
     create_status_ = device.status();
     if (!device.ok()) return;
     device_ = *std::move(device);
-    for (int index : {kControlQueue, kTxQueue, kRxQueue}) {
+    for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) {
       TestQueue::Options options;
       options.index = index;
       ASSERT_OK_AND_ASSIGN(queues_[index], TestQueue::Create(&ram_, options));
@@ -119,8 +119,9 @@ class SndDeviceTest : public ::testing::Test {
     return Control(&hdr, sizeof(hdr));
   }
   uint32_t SetParams(uint32_t stream, uint32_t buffer_bytes = kBufferBytes,
-                     uint32_t period_bytes = kPeriodBytes) {
+                     uint32_t period_bytes = kPeriodBytes, uint32_t features = 0) {
     PcmParams params;
+    params.features = features;
     params.buffer_bytes = buffer_bytes;
     params.period_bytes = period_bytes;
     params.channels = 2;
@@ -273,6 +274,53 @@ TEST_F(SndDeviceTest, ControlAnswers) {
   // JACK_REMAP of jack 0.
   virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 2, 3};
   EXPECT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+}
+
+TEST_F(SndDeviceTest, XrunEventWhenAWholeBufferWentByWithoutData) {
+  Make();
+  ASSERT_EQ(SetParams(kPlayback, kBufferBytes, kPeriodBytes, 1u << VIRTIO_SND_PCM_F_EVT_XRUNS),
+            VIRTIO_SND_S_OK);
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_PREPARE, kPlayback), VIRTIO_SND_S_OK);
+  Open(kCapture);  // without the feature: never an event
+  const uint64_t event = ram_.Allocate(sizeof(virtio_snd_event));
+  ASSERT_OK(q(kEventQueue).Add({}, {{event, sizeof(virtio_snd_event)}}));
+  q(kEventQueue).Run(*device_);
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_OK);
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kCapture), VIRTIO_SND_S_OK);
+  // Three periods without a buffer: a glitch, not yet an XRUN.
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(kPeriod);
+    q(kTxQueue).Run(*device_);
+    q(kRxQueue).Run(*device_);
+  }
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());
+  // The fourth (the buffer is 4 periods) makes it one.
+  clock_.Advance(kPeriod);
+  q(kRxQueue).Run(*device_);
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());  // the capture stream did not ask
+  q(kTxQueue).Run(*device_);
+  q(kEventQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, sizeof(virtio_snd_event));
+  const virtio_snd_event got = Get<virtio_snd_event>(event);
+  EXPECT_EQ(got.hdr.code, VIRTIO_SND_EVT_PCM_XRUN);
+  EXPECT_EQ(got.data, kPlayback);
+}
+
+TEST_F(SndDeviceTest, QueueStoppedReturnsEventBuffers) {
+  Make();
+  const uint64_t event = ram_.Allocate(sizeof(virtio_snd_event));
+  ASSERT_OK(q(kEventQueue).Add({}, {{event, sizeof(virtio_snd_event)}}));
+  q(kEventQueue).Run(*device_);
+  EXPECT_EQ(q(kEventQueue).context().in_flight(), 1u);
+  q(kEventQueue).Stop(*device_);
+  std::vector<UsedElement> used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, 0u);
+  queues_[kEventQueue].reset();
 }
 
 TEST_F(SndDeviceTest, StreamsOfferWhatTheirHostSideOpens) {
