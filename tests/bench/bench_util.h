@@ -2,10 +2,13 @@
 #ifndef TESTS_BENCH_BENCH_UTIL_H_
 #define TESTS_BENCH_BENCH_UTIL_H_
 
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -13,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -43,6 +47,23 @@ inline void PinTo(int cpu) {
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// Writes a file of `bytes` (a multiple of 1 MiB) and syncs it: the page-cached backing of the
+// block benchmarks.
+inline absl::Status MakeFilledFile(const std::string& path, uint64_t bytes) {
+  const int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "open " + path);
+  std::vector<char> chunk(1 << 20, 0x5a);
+  for (uint64_t off = 0; off < bytes; off += chunk.size()) {
+    if (pwrite(fd, chunk.data(), chunk.size(), off) != static_cast<ssize_t>(chunk.size())) {
+      close(fd);
+      return absl::ErrnoToStatus(errno, "write " + path);
+    }
+  }
+  fsync(fd);
+  close(fd);
+  return absl::OkStatus();
 }
 
 // What a block benchmark measures in one run of a case.

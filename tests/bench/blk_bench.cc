@@ -183,23 +183,8 @@ class Session {
   std::unique_ptr<DeviceConnection> device_;
 };
 
-absl::Status MakeFile() {
-  const int fd = open(FLAGS_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "open " + FLAGS_file);
-  std::vector<char> chunk(1 << 20, 0x5a);
-  for (uint64_t off = 0; off < kFileBytes; off += chunk.size()) {
-    if (pwrite(fd, chunk.data(), chunk.size(), off) != static_cast<ssize_t>(chunk.size())) {
-      close(fd);
-      return absl::ErrnoToStatus(errno, "write " + FLAGS_file);
-    }
-  }
-  fsync(fd);
-  close(fd);
-  return absl::OkStatus();
-}
-
 int Main() {
-  if (absl::Status s = MakeFile(); !s.ok()) {
+  if (absl::Status s = MakeFilledFile(FLAGS_file, kFileBytes); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
   }
