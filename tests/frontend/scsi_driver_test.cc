@@ -4,6 +4,7 @@
 
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
+#include "tests/frontend/chain_layout_test_base.h"
 
 namespace vhost::frontend {
 namespace {
@@ -11,49 +12,13 @@ namespace {
 using testing::DriverRing;
 using testing::RingLayout;
 
-// A split ring's descriptor (virtio 1.2 §2.7.5).
-struct Desc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t flags;
-  uint16_t next;
-};
-constexpr uint16_t kDescNext = 1;
-constexpr uint16_t kDescWrite = 2;
-
 TEST(ScsiDriverTest, LunFieldIsVirtioFlatFormat) {
   EXPECT_EQ(ScsiLunField(0, 0), (std::array<uint8_t, 8>{1, 0, 0x40, 0, 0, 0, 0, 0}));
   EXPECT_EQ(ScsiLunField(5, 300), (std::array<uint8_t, 8>{1, 5, 0x41, 0x2c, 0, 0, 0, 0}));
   EXPECT_EQ(ScsiLunField(255, 16383), (std::array<uint8_t, 8>{1, 255, 0x7f, 0xff, 0, 0, 0, 0}));
 }
 
-class ScsiChainTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(1 << 20));
-    ASSERT_OK_AND_ASSIGN(const testing::RingSizes sizes,
-                         testing::ComputeRingSizes(RingLayout::kSplit, 16));
-    ASSERT_OK_AND_ASSIGN(const uint64_t base, ram_->Allocate(sizes.total_size + 16, 4096));
-    DriverRing::Config config;
-    config.size = 16;
-    config.addresses = testing::LayoutRings(sizes, base);
-    ASSERT_OK_AND_ASSIGN(ring_, DriverRing::Create(ram_.get(), config));
-  }
-  // The chain starting at `head`, as the device would walk it.
-  std::vector<Desc> Chain(uint16_t head) {
-    auto* table = reinterpret_cast<Desc*>(
-        ram_->HostAddress(ring_->config().addresses.desc, 16 * sizeof(Desc)));
-    std::vector<Desc> chain;
-    for (uint16_t i = head;; i = table[i].next) {
-      chain.push_back(table[i]);
-      if (!(table[i].flags & kDescNext) || chain.size() > 16) break;
-    }
-    return chain;
-  }
-
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<DriverRing> ring_;
-};
+using ScsiChainTest = ChainLayoutTest;
 
 TEST_F(ScsiChainTest, CommandIsHeaderDataOutThenResponseDataIn) {
   ASSERT_OK_AND_ASSIGN(ScsiCommand c, AllocateScsiCommand(ram_.get(), 1024, 4096));

@@ -5,22 +5,13 @@
 
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
+#include "tests/frontend/chain_layout_test_base.h"
 
 namespace vhost::frontend {
 namespace {
 
 using testing::DriverRing;
 using testing::RingLayout;
-
-// A split ring's descriptor (virtio 1.2 §2.7.5).
-struct Desc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t flags;
-  uint16_t next;
-};
-constexpr uint16_t kDescNext = 1;
-constexpr uint16_t kDescWrite = 2;
 
 std::vector<uint8_t> Bytes(const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
@@ -83,33 +74,7 @@ TEST(SndWireTest, FormatWidthsAndRates) {
   EXPECT_EQ(SndRateHz(VIRTIO_SND_PCM_RATE_384000 + 1), 0u);
 }
 
-class SndChainTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(ram_, GuestRam::Create(1 << 20));
-    ASSERT_OK_AND_ASSIGN(const testing::RingSizes sizes,
-                         testing::ComputeRingSizes(RingLayout::kSplit, 16));
-    ASSERT_OK_AND_ASSIGN(const uint64_t base, ram_->Allocate(sizes.total_size + 16, 4096));
-    DriverRing::Config config;
-    config.size = 16;
-    config.addresses = testing::LayoutRings(sizes, base);
-    ASSERT_OK_AND_ASSIGN(ring_, DriverRing::Create(ram_.get(), config));
-  }
-  // The chain starting at `head`, as the device would walk it.
-  std::vector<Desc> Chain(uint16_t head) {
-    auto* table = reinterpret_cast<Desc*>(
-        ram_->HostAddress(ring_->config().addresses.desc, 16 * sizeof(Desc)));
-    std::vector<Desc> chain;
-    for (uint16_t i = head;; i = table[i].next) {
-      chain.push_back(table[i]);
-      if (!(table[i].flags & kDescNext) || chain.size() > 16) break;
-    }
-    return chain;
-  }
-
-  std::unique_ptr<GuestRam> ram_;
-  std::unique_ptr<DriverRing> ring_;
-};
+using SndChainTest = ChainLayoutTest;
 
 TEST_F(SndChainTest, QueryIsRequestThenHeaderAndItems) {
   ASSERT_OK_AND_ASSIGN(SndControl c, AllocateSndControl(ram_.get(), 256));
