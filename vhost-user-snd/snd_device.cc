@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
 SndDevice::SndDevice(SndConfig config, std::vector<std::unique_ptr<AudioBackend>> backends,
                      const Clock* clock, UniqueFd tx_timer, UniqueFd rx_timer)
     : config_(std::move(config)),
+      initial_jacks_(config_.jacks()),
       clock_(clock),
       tx_timer_(std::move(tx_timer)),
       rx_timer_(std::move(rx_timer)) {
@@ -201,6 +202,7 @@ void SndDevice::Reset() {
     s.lost = false;
     s.pcm.Reset();
   }
+  config_.jacks() = initial_jacks_;
 }
 
 // ---- control queue

@@ -98,6 +98,7 @@ class SndDevice : public VirtioDevice {
   }
 
   SndConfig config_;
+  const std::vector<Jack> initial_jacks_;  // as JACK_REMAP finds them after a reset
   const Clock* const clock_;
   const UniqueFd tx_timer_;
   const UniqueFd rx_timer_;

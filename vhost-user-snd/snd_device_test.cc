@@ -323,6 +323,35 @@ TEST_F(SndDeviceTest, QueueStoppedReturnsEventBuffers) {
   queues_[kEventQueue].reset();
 }
 
+TEST_F(SndDeviceTest, ResetForgetsStreamsAndRemaps) {
+  Make();
+  auto jack0_defconf = [this]() {
+    virtio_snd_query_info query{{VIRTIO_SND_R_JACK_INFO}, 0, 1, sizeof(virtio_snd_jack_info)};
+    const uint32_t reply_bytes = 4 + sizeof(virtio_snd_jack_info);
+    const uint64_t in = Put(&query, sizeof(query));
+    const uint64_t out = ram_.Allocate(reply_bytes);
+    EXPECT_OK(q(kControlQueue).Add({{in, sizeof(query)}}, {{out, reply_bytes}}));
+    q(kControlQueue).Run(*device_);
+    EXPECT_EQ(q(kControlQueue).Used().size(), 1u);
+    return Get<virtio_snd_jack_info>(out + 4).hda_reg_defconf;
+  };
+  const uint32_t defconf = jack0_defconf();
+  Open(kPlayback);
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_OK);
+  virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 5, 6};
+  ASSERT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+  ASSERT_NE(jack0_defconf(), defconf);
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) q(index).Stop(*device_);
+  device_->Reset();
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) {
+    ASSERT_OK(q(index).Start(*device_));
+  }
+  // The stream has no parameters again: nothing to prepare or start.
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_PREPARE, kPlayback), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(jack0_defconf(), defconf);  // the remap is forgotten
+}
+
 TEST_F(SndDeviceTest, StreamsOfferWhatTheirHostSideOpens) {
   WavFormat mono;
   mono.rate = 44100;
