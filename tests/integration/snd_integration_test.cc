@@ -195,5 +195,51 @@ TEST(SndDaemonTest, FileBackendPlaysAndRecordsInItsSandbox) {
   EXPECT_TRUE(session->daemon()->IsAlive());
 }
 
+// A queue stopping (GET_VRING_BASE, as QEMU stops a VM) while the device holds buffers for a
+// prepared stream: the reply comes, every buffer the device took is completed first, and the
+// stream carries on with the restarted queue.
+TEST(SndDaemonTest, QueueStopCompletesHeldBuffers) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-snd/vhost-user-snd"),
+                           {"--socket-path=" + session->socket()}));
+  DeviceOptions options;
+  options.features = Bit(kFeatureVersion1);
+  options.required_features = options.features;
+  options.ram_size = 4 << 20;
+  options.queue_sizes = {64, 64, 64, 64};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DeviceConnection> device, session->Open(options));
+  constexpr uint32_t kPeriodBytes = 480 * 4;
+  snd::PcmParams params;
+  params.buffer_bytes = 4 * kPeriodBytes;
+  params.period_bytes = kPeriodBytes;
+  params.channels = 2;
+  params.format = VIRTIO_SND_PCM_FMT_S16;
+  params.rate = VIRTIO_SND_PCM_RATE_48000;
+  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(0)), 4)), VIRTIO_SND_S_OK);
+  const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, 0};
+  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
+  // Two buffers held (the stream is not started), then a bad one answered at once: once it is,
+  // the device has taken the two before it.
+  std::vector<uint8_t> tx = Bytes(virtio_snd_pcm_xfer{0});
+  tx.resize(tx.size() + kPeriodBytes, 1);
+  uint8_t* held[2];
+  for (uint8_t*& status : held) {
+    status = Send(device.get(), 2, tx, sizeof(virtio_snd_pcm_status));
+    ASSERT_NE(status, nullptr);
+    std::memset(status, 0xff, sizeof(virtio_snd_pcm_status));
+  }
+  std::vector<uint8_t> partial = tx;
+  partial.pop_back();  // not a whole frame
+  EXPECT_EQ(Status(Transact(device.get(), 2, partial, sizeof(virtio_snd_pcm_status))),
+            VIRTIO_SND_S_BAD_MSG);
+  ASSERT_OK_AND_ASSIGN(uint32_t base, device->RestartQueue(2));
+  EXPECT_EQ(base, 3u);
+  for (uint8_t* status : held) EXPECT_EQ(Status({status, status + 4}), VIRTIO_SND_S_OK);
+  // The restarted queue serves the stream.
+  EXPECT_EQ(Status(Transact(device.get(), 2, partial, sizeof(virtio_snd_pcm_status))),
+            VIRTIO_SND_S_BAD_MSG);
+  EXPECT_TRUE(session->daemon()->IsAlive());
+}
+
 }  // namespace
 }  // namespace vhost
