@@ -50,8 +50,10 @@ class SndDeviceTest : public ::testing::Test {
   // Stream 0 plays into `sink_`, stream 1 records `source` (nothing: a null backend).
   void Make(const std::vector<uint8_t>& source = {},
             absl::string_view streams_flag = kDefaultStreams, WavFormat source_format = {}) {
-    sink_ = TempPath(
-        absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-sink.wav"));
+    if (sink_.empty()) {
+      sink_ = TempPath(absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                                    "-sink.wav"));
+    }
     std::vector<std::unique_ptr<AudioBackend>> backends;
     backends.push_back(FileBackend::ForPlayback(sink_));
     if (source.empty()) {
@@ -274,6 +276,25 @@ TEST_F(SndDeviceTest, ControlAnswers) {
   // JACK_REMAP of jack 0.
   virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 2, 3};
   EXPECT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+}
+
+TEST_F(SndDeviceTest, ALostHostSidePlaysSilentlyAtTheClock) {
+  sink_ = "/nonexistent-dir/sink.wav";  // the sink cannot be created
+  Make();
+  Open(kPlayback);  // the stream is told OK and runs silent
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_OK);
+  uint64_t status;
+  const uint16_t id = Play(Pattern(kPeriodBytes, 3), &status);
+  q(kTxQueue).Run(*device_);
+  EXPECT_TRUE(q(kTxQueue).Used().empty());  // still paced
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kTxQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].id, id);
+  EXPECT_EQ(Get<virtio_snd_pcm_status>(status).status, VIRTIO_SND_S_OK);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_STOP, kPlayback), VIRTIO_SND_S_OK);
+  EXPECT_EQ(Pcm(VIRTIO_SND_R_PCM_RELEASE, kPlayback), VIRTIO_SND_S_OK);
 }
 
 TEST_F(SndDeviceTest, XrunEventWhenAWholeBufferWentByWithoutData) {
