@@ -180,8 +180,9 @@ void SndDevice::QueueStopped(QueueContext& context) {
   std::lock_guard<std::mutex> lock(mu_);
   for (Stream& s : streams_) {
     while (!s.held.empty() && s.held.front().context == &context) {
-      Finish(s, s.held.front(), VIRTIO_SND_S_OK);
+      const Held h = s.held.front();
       s.held.pop_front();
+      Finish(s, h, VIRTIO_SND_S_OK);
     }
   }
   if (event_context_ == &context) {
