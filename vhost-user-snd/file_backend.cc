@@ -1,5 +1,10 @@
 #include "vhost-user-snd/file_backend.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,8 +14,11 @@
 namespace vhost::snd {
 
 std::unique_ptr<FileBackend> FileBackend::ForPlayback(std::string path) {
-  return std::unique_ptr<FileBackend>(
+  std::unique_ptr<FileBackend> backend(
       new FileBackend(std::move(path), std::nullopt, CaptureEnd::kSilence));
+  backend->sink_file_.Reset(open(backend->path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!backend->sink_file_) backend->sink_open_errno_ = errno;
+  return backend;
 }
 
 absl::StatusOr<std::unique_ptr<FileBackend>> FileBackend::ForCapture(std::string path,
@@ -54,8 +62,12 @@ absl::Status FileBackend::Open(const StreamParams& params) {
   if (source_) {
     source_->Rewind();
   } else {
+    if (!sink_file_) {
+      return absl::UnavailableError(absl::StrCat(path_, ": ", strerror(sink_open_errno_)));
+    }
     absl::StatusOr<WavWriter> sink =
-        WavWriter::Create(path_, WavFormat{params.format, params.rate, params.channels});
+        WavWriter::CreateOnFd(UniqueFd(dup(sink_file_.get())), path_,
+                              WavFormat{params.format, params.rate, params.channels});
     if (!sink.ok()) {
       LOG(WARNING) << "playback file " << path_ << ": " << sink.status();
       return absl::UnavailableError(absl::StrCat(path_, ": ", sink.status().message()));

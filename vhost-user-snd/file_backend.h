@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/base/unique_fd.h"
 #include "vhost-user-snd/audio_backend.h"
 #include "vhost-user-snd/wav_file.h"
 
@@ -31,7 +32,9 @@ enum class CaptureEnd { kSilence, kLoop };
 
 class FileBackend : public AudioBackend {
  public:
-  // A sink at `path`, created on the first Open.
+  // A sink at `path`, opened (created) now, before any sandbox, and rewritten from the start by
+  // each Open through that descriptor: the daemon never opens a file after its filter. A path
+  // that cannot be opened makes every Open fail with UnavailableError.
   static std::unique_ptr<FileBackend> ForPlayback(std::string path);
   // A source read from `path`: InvalidArgumentError when it is no WAV file this reads.
   static absl::StatusOr<std::unique_ptr<FileBackend>> ForCapture(std::string path, CaptureEnd end);
@@ -53,6 +56,8 @@ class FileBackend : public AudioBackend {
   absl::Status Lost(const absl::Status& cause);
 
   const std::string path_;
+  UniqueFd sink_file_;               // playback: the file, for the backend's life
+  int sink_open_errno_ = 0;          // why it could not be opened
   std::optional<WavWriter> sink_;    // playback, while open
   std::optional<WavReader> source_;  // capture, for the backend's life
   const CaptureEnd end_;

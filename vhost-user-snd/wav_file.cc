@@ -99,7 +99,20 @@ absl::StatusOr<WavWriter> WavWriter::Create(const std::string& path, const WavFo
   }
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", path));
-  WavWriter writer(UniqueFd(fd), format, max_data_bytes);
+  return CreateOnFd(UniqueFd(fd), path, format, max_data_bytes);
+}
+
+absl::StatusOr<WavWriter> WavWriter::CreateOnFd(UniqueFd fd, const std::string& name,
+                                                const WavFormat& format, uint64_t max_data_bytes) {
+  if (format.channels == 0 || format.channels > 0xFFFF || format.rate == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("no WAV file can hold ", format.ToString()));
+  }
+  // Only a regular file has anything to truncate (a device such as /dev/full does not).
+  struct stat st;
+  if (!fd || fstat(fd.get(), &st) != 0 || (S_ISREG(st.st_mode) && ftruncate(fd.get(), 0) != 0)) {
+    return ErrnoStatus(errno, absl::StrCat("truncating ", name));
+  }
+  WavWriter writer(std::move(fd), format, max_data_bytes);
   RETURN_IF_ERROR(writer.WriteHeader());
   return writer;
 }

@@ -45,6 +45,11 @@ class WavWriter {
   // `max_data_bytes` caps the data below kMaxDataBytes (for tests).
   static absl::StatusOr<WavWriter> Create(const std::string& path, const WavFormat& format,
                                           uint64_t max_data_bytes = kMaxDataBytes);
+  // The same on a file already open for writing (truncated here): how a sandboxed daemon, which
+  // may not open files, starts a new sink on the file it opened at start. `name` is for errors.
+  static absl::StatusOr<WavWriter> CreateOnFd(UniqueFd fd, const std::string& name,
+                                              const WavFormat& format,
+                                              uint64_t max_data_bytes = kMaxDataBytes);
 
   WavWriter(WavWriter&&) = default;
   WavWriter& operator=(WavWriter&&) = delete;  // would drop a file unfinished
