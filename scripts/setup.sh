@@ -21,8 +21,9 @@ BUILD_PACKAGES=(
   libunwind-dev liburing-dev
 )
 # sg3-utils and e2fsprogs (mke2fs, e2fsck, debugfs): the SCSI guest test copies the tools into its
-# guest and checks the ext4 image from the host.
-TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs)
+# guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
+TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
+  alsa-utils)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
 
 missing=()

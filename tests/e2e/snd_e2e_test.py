@@ -1,0 +1,247 @@
+"""A Linux guest's virtio_snd driver and alsa-utils use our vhost-user-snd (--backend=file)
+through QEMU 10's vhost-user-snd-pci: the card and its playback and capture PCMs are listed;
+the guest plays a 440 Hz tone (aplay -D hw:0,0) and the daemon's WAV sink holds that tone at
+the right frequency and duration, with no gap of silence in it; the guest records (arecord -D
+hw:0,0) the daemon's WAV source and gets exactly its samples back, after any leading silence;
+neither aplay nor the guest kernel reports an XRUN.
+
+The recording leaves the guest on a scratch virtio-blk disk of QEMU's own (not over the
+serial console), so the host compares every frame.
+
+Usage: snd_e2e_test.py PATH_TO_vhost-user-snd (Bazel passes it).
+"""
+import math
+import os
+import struct
+import sys
+import unittest
+import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu_guest  # noqa: E402
+
+DAEMON = None
+MODULES = ["virtio_snd", "virtio_blk"]
+RATE, CHANNELS, WIDTH = 48000, 2, 2
+FRAME = CHANNELS * WIDTH
+TONE_HZ, TONE_SECONDS = 440.0, 2
+# The capture source is longer than the recording, so leading silence (the frames between
+# START and arecord's first read) pushes no source frame out of the comparison.
+SOURCE_SECONDS, RECORD_SECONDS = 3, 2
+# aplay's ring: TCG makes the guest slow, so a generous buffer; a period is what the daemon
+# completes at a time, so "a period or two" bounds the sink's extra frames.
+PERIOD_US, BUFFER_US = 50000, 400000
+PERIOD_FRAMES = RATE * PERIOD_US // 1000000
+SCRATCH_BYTES = 1 << 20  # holds RECORD_SECONDS of S16 stereo (384000 bytes)
+
+
+def tone_frames(hz, seconds, amplitude=12000):
+    """S16LE stereo: the tone on both channels (the right a quarter period ahead)."""
+    out = bytearray()
+    for n in range(RATE * seconds):
+        phase = 2 * math.pi * hz * n / RATE
+        out += struct.pack("<hh", round(amplitude * math.sin(phase)),
+                           round(amplitude * math.cos(phase)))
+    return bytes(out)
+
+
+def source_frames(seconds):
+    """S16LE stereo no sample of which is zero and no stretch of which repeats (a 32-bit LCG),
+    so the recording's alignment with it is unambiguous and silence is never mistaken for it."""
+    out = bytearray()
+    x = 12345
+    for _ in range(RATE * seconds * CHANNELS):
+        x = (x * 1103515245 + 12345) & 0xffffffff
+        v = (x >> 16) - 32768
+        out += struct.pack("<h", v if v != 0 else 1)
+    return bytes(out)
+
+
+def write_wav(path, frames):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(CHANNELS)
+        w.setsampwidth(WIDTH)
+        w.setframerate(RATE)
+        w.writeframes(frames)
+
+
+def left_channel(frames):
+    return [s for s, _ in struct.iter_unpack("<hh", frames)]
+
+
+def rising_crossings(samples):
+    """Times (in frames, interpolated) at which the signal goes from below zero to zero or
+    above."""
+    times = []
+    for i in range(1, len(samples)):
+        a, b = samples[i - 1], samples[i]
+        if a < 0 <= b:
+            times.append(i - 1 + (-a) / (b - a))
+    return times
+
+
+def longest_zero_run(frames):
+    longest = run = 0
+    for s in struct.iter_unpack("<hh", frames):
+        run = run + 1 if s == (0, 0) else 0
+        longest = max(longest, run)
+    return longest
+
+
+def alsa_entries():
+    """alsa-lib's configuration (alsa.conf and the card and PCM definitions it includes):
+    aplay and arecord cannot open even hw:0,0 without it."""
+    entries = [("usr/share", "dir", None), ("usr/share/alsa", "dir", None)]
+    for top in ("/usr/share/alsa/cards", "/usr/share/alsa/pcm"):
+        for root, _, files in os.walk(top):
+            entries.append((root.lstrip("/"), "dir", None))
+            for name in sorted(files):
+                with open(os.path.join(root, name), "rb") as f:
+                    entries.append((os.path.join(root, name).lstrip("/"), "file",
+                                    (f.read(), 0o644)))
+    with open("/usr/share/alsa/alsa.conf", "rb") as f:
+        entries.append(("usr/share/alsa/alsa.conf", "file", (f.read(), 0o644)))
+    return entries
+
+
+GUEST_SCRIPT = r"""
+run() {
+  name=$1; shift
+  "$@" > /tmp/out 2>&1 && rc=0 || rc=$?
+  sed "s/^/E2E-OUT $name| /" /tmp/out
+  echo "E2E-RESULT ${name}_rc=$rc"
+}
+# virtio_snd registers the card once its PCM_INFO/JACK_INFO/CHMAP_INFO replies are in.
+i=0
+while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+echo "E2E-RESULT card_after_seconds=$(cut -d' ' -f1 /proc/uptime)"
+run cards cat /proc/asound/cards
+run pcm cat /proc/asound/pcm
+run aplay_l aplay -l
+run arecord_l arecord -l
+dmesg -c > /dev/null
+up() { cut -d' ' -f1 /proc/uptime; }
+t0=$(up)
+run play aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav
+echo "E2E-RESULT play_seconds=$(awk "BEGIN { print $(up) - $t0 }")"
+run play_dmesg dmesg -c
+t0=$(up)
+run record arecord -D hw:0,0 -f S16_LE -c 2 -r 48000 -d @RECORD_SECONDS@ \
+  --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ -t raw /tmp/rec.raw
+echo "E2E-RESULT record_seconds=$(awk "BEGIN { print $(up) - $t0 }")"
+echo "E2E-RESULT record_bytes=$(wc -c < /tmp/rec.raw)"
+run record_dmesg dmesg -c
+dd if=/tmp/rec.raw of=/dev/vda bs=65536 conv=fsync 2>/dev/null
+echo "E2E-RESULT written=$?"
+"""
+
+
+class SndGuestTest(unittest.TestCase):
+
+    def test_the_guest_plays_a_tone_to_the_wav_sink_and_records_the_wav_source(self):
+        with qemu_guest.work_dir("snd") as work:
+            sock = os.path.join(work, "snd.sock")
+            sink = os.path.join(work, "played.wav")
+            source = os.path.join(work, "source.wav")
+            scratch = os.path.join(work, "scratch.img")
+            tone = tone_frames(TONE_HZ, TONE_SECONDS)
+            tone_wav = os.path.join(work, "tone.wav")
+            write_wav(tone_wav, tone)
+            src = source_frames(SOURCE_SECONDS)
+            write_wav(source, src)
+            with open(scratch, "wb") as f:
+                f.truncate(SCRATCH_BYTES)
+            with open(tone_wav, "rb") as f:
+                tone_file = f.read()
+            script = (GUEST_SCRIPT.replace("@PERIOD_US@", str(PERIOD_US))
+                      .replace("@BUFFER_US@", str(BUFFER_US))
+                      .replace("@RECORD_SECONDS@", str(RECORD_SECONDS)))
+            extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
+                     + [("bin/arecord", "link", "aplay"),
+                        ("tone.wav", "file", (tone_file, 0o644))]
+                     + alsa_entries())
+            argv = [DAEMON, f"--socket-path={sock}", "--backend=file",
+                    "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16",
+                    f"--playback-file={sink}", f"--capture-file={source}"]
+            with qemu_guest.Daemon(argv, sock) as daemon:
+                result = qemu_guest.run_guest(
+                    script, work=work, modules=MODULES, extra_entries=extra, timeout=120,
+                    devices=["-chardev", f"socket,id=snd0,path={sock}",
+                             "-device", "vhost-user-snd-pci,chardev=snd0",
+                             "-drive", f"file={scratch},if=none,id=scratch,format=raw",
+                             "-device", "virtio-blk-pci,drive=scratch"])
+                log = daemon.read_log()
+                self.assertTrue(daemon.alive(), log)
+            out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
+            self.assertFalse(result.timed_out, out)
+            self.assertEqual(result.script_status, 0, out)
+            r = result.results
+            self.assertNotIn("insmod_failed", r, out)
+
+            # The card and its two PCMs.
+            self.assertIn("VirtIO SoundCard", result.output, out)
+            self.assertEqual(r["aplay_l_rc"], "0", out)
+            self.assertEqual(r["arecord_l_rc"], "0", out)
+            lines = result.output.splitlines()
+            self.assertTrue(any("E2E-OUT aplay_l|" in l and "card 0:" in l and "device 0:" in l
+                                for l in lines), out)
+            self.assertTrue(any("E2E-OUT arecord_l|" in l and "card 0:" in l and "device 0:" in l
+                                for l in lines), out)
+
+            # Played without an underrun, and the guest kernel saw no XRUN.
+            self.assertEqual(r["play_rc"], "0", out)
+            guest_lines = [l for l in lines if l.startswith("E2E-OUT play")
+                           or l.startswith("E2E-OUT record")]
+            self.assertFalse([l for l in guest_lines if "underrun" in l.lower()
+                              or "overrun" in l.lower() or "xrun" in l.lower()], out)
+
+            # The sink: its header says what was played; the tone in it has the right
+            # frequency and duration, with no silence inserted.
+            with wave.open(sink, "rb") as w:
+                self.assertEqual((w.getnchannels(), w.getsampwidth(), w.getframerate()),
+                                 (CHANNELS, WIDTH, RATE), log[-3000:])
+                played = w.readframes(w.getnframes())
+            frames = len(played) // FRAME
+            nonzero = [i for i, s in enumerate(struct.iter_unpack("<hh", played))
+                       if s != (0, 0)]
+            self.assertTrue(nonzero, f"the sink holds {frames} frames of silence\n{out}")
+            first, last = nonzero[0], nonzero[-1]
+            held = played[first * FRAME:(last + 1) * FRAME]
+            duration = len(held) // FRAME
+            self.assertLessEqual(abs(duration - RATE * TONE_SECONDS), 2 * PERIOD_FRAMES,
+                                 f"tone of {duration} frames in a sink of {frames}\n{out}")
+            gap = longest_zero_run(held)
+            self.assertLess(gap, 3, f"{gap} frames of silence inside the tone (the guest "
+                            f"was late by {gap / RATE * 1000:.1f} ms)\n{out}")
+            crossings = rising_crossings(left_channel(held))
+            hz = (len(crossings) - 1) * RATE / (crossings[-1] - crossings[0])
+            self.assertAlmostEqual(hz, TONE_HZ, delta=2, msg=out)
+            # Bit-exact, in fact: the tone's first and last frames are not silent, so the
+            # sink's non-silent stretch is exactly what aplay played.
+            self.assertTrue(held == tone, f"the sink's {duration} frames of tone differ from "
+                            f"the {len(tone) // FRAME} played")
+
+            # The recording: leading silence, then the source's frames, exactly.
+            size = int(r["record_bytes"])
+            self.assertEqual(r["record_rc"], "0", out)
+            self.assertEqual(r["written"], "0", out)
+            self.assertEqual(size, RATE * RECORD_SECONDS * FRAME, out)
+            with open(scratch, "rb") as f:
+                rec = f.read(size)
+            lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
+                         if s != (0, 0)), None)
+            self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
+            self.assertLess(lead, RATE // 2, f"{lead} frames of leading silence\n{out}")
+            got = rec[lead * FRAME:]
+            print(f"card after {r['card_after_seconds']} s of guest uptime; aplay took "
+                  f"{r['play_seconds']} s, arecord {r['record_seconds']} s (guest clock); "
+                  f"sink: {frames} frames, the tone {duration} of them at {hz:.3f} Hz; "
+                  f"recording: {lead} frames of leading silence", file=sys.stderr)
+            self.assertTrue(got == src[:len(got)],
+                            f"recorded frames differ from the source after {lead} frames of "
+                            f"leading silence")
+
+
+if __name__ == "__main__":
+    DAEMON = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
