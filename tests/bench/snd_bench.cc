@@ -1,0 +1,234 @@
+// Timing of vhost-user-snd through our own front end: for each host side (null, and file: a WAV
+// sink for playback, a WAV source for capture) and each direction, one stream at 48 kHz S16
+// stereo with `--periods` periods of `--period_ms` kept queued, run for `--seconds`. Prints, per
+// run: the clock drift (frames the device completed against the wall time elapsed × the rate,
+// CLOCK_MONOTONIC), the jitter of each completion against the ideal schedule (one period apart),
+// the time from queueing a buffer to its completion (for playback: to the host sink, which the
+// device writes when it completes the buffer), the latency_bytes the device reports, and the
+// daemon's CPU time per second of audio. Figures only; asserts nothing.
+//
+//   bazel build //tests/bench:snd_bench
+//   bazel-bin/tests/bench/snd_bench --seconds=60
+#include <linux/virtio_snd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/base/status_macros.h"
+#include "gflags/gflags.h"
+#include "tests/bench/bench_util.h"
+#include "tests/frontend/daemon_fixture.h"
+#include "tests/frontend/snd_driver.h"
+#include "tests/integration/runfiles.h"
+#include "vhost-user-snd/wav_file.h"
+
+DEFINE_string(daemon, "", "vhost-user-snd binary (default: the one built with this benchmark)");
+DEFINE_double(seconds, 10.0, "Measured time per run (60 for the drift figure)");
+DEFINE_int32(period_ms, 10, "Period length");
+DEFINE_int32(periods, 4, "Periods kept queued on the data queue (the stream's buffer_bytes)");
+DEFINE_string(backends, "null,file", "Host sides to run, comma-separated");
+DEFINE_string(directions, "playback,capture", "Directions to run, comma-separated");
+
+namespace vhost {
+namespace {
+
+using frontend::DaemonSession;
+using frontend::SndDriver;
+using frontend::SndPcmBuffer;
+
+constexpr uint32_t kRate = 48000;
+constexpr uint32_t kFrameBytes = 4;  // S16 stereo
+
+// CLOCK_MONOTONIC, the clock the daemon's timerfds run on, in seconds.
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
+struct Figures {
+  uint64_t completions = 0;
+  double drift_ppm = 0;  // > 0: the device completes fewer frames than the wall clock asks
+  double drift_ms = 0;   // how far behind the schedule the last completion came
+  double jitter_p50_us = 0, jitter_p99_us = 0, jitter_max_us = 0;
+  double queued_to_done_p50_ms = 0, queued_to_done_max_ms = 0;
+  uint32_t latency_bytes_min = 0, latency_bytes_max = 0;
+  uint64_t errors = 0;  // completions whose status was not S_OK
+  double cpu_ms_per_audio_s = 0;
+};
+
+absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
+  const uint32_t period_frames = kRate * FLAGS_period_ms / 1000;
+  const uint32_t period_bytes = period_frames * kFrameBytes;
+  const double period_s = static_cast<double>(period_frames) / kRate;
+  ASSIGN_OR_RETURN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("sndbench"));
+  std::vector<std::string> args = {"--socket-path=" + session->socket(), "--minloglevel=1",
+                                   "--backend=" + backend};
+  if (backend == "file") {
+    // The source lasts the whole run (then the device would read silence, a cheaper path).
+    const std::string source = session->File("source.wav");
+    ASSIGN_OR_RETURN(snd::WavWriter writer, snd::WavWriter::Create(source, snd::WavFormat()));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> tone,
+                     frontend::SndSineTone(VIRTIO_SND_PCM_FMT_S16, 2, kRate, 1000, 0.5, kRate));
+    for (int s = 0; s < FLAGS_seconds + 2; ++s) RETURN_IF_ERROR(writer.Write(tone));
+    RETURN_IF_ERROR(writer.Close());
+    args.push_back("--playback-file=" + session->File("sink.wav"));
+    args.push_back("--capture-file=" + source);
+  }
+  RETURN_IF_ERROR(session->Start(
+      FLAGS_daemon.empty() ? RunfilePath("vhost-user-snd/vhost-user-snd") : FLAGS_daemon, args));
+  const pid_t pid = session->daemon()->pid();
+  SndDriver::Options options;
+  options.ram_size = 8 << 20;
+  ASSIGN_OR_RETURN(std::unique_ptr<SndDriver> driver, SndDriver::Start(session->socket(), options));
+
+  // The default streams: 0 playback, 1 capture. Buffers queued between PREPARE and START, as a
+  // driver does, so no period goes by empty.
+  const uint32_t stream = capture ? 1 : 0;
+  ASSIGN_OR_RETURN(uint32_t set, driver->SetParams(frontend::SndSetParams(
+                                     stream, FLAGS_periods * period_bytes, period_bytes, 2,
+                                     VIRTIO_SND_PCM_FMT_S16, VIRTIO_SND_PCM_RATE_48000)));
+  if (set != VIRTIO_SND_S_OK) return absl::InternalError(absl::StrCat("SET_PARAMS: ", set));
+  ASSIGN_OR_RETURN(uint32_t prepared, driver->PcmCommand(VIRTIO_SND_R_PCM_PREPARE, stream));
+  if (prepared != VIRTIO_SND_S_OK) return absl::InternalError("PREPARE failed");
+  std::vector<SndPcmBuffer> buffers(FLAGS_periods);
+  std::vector<int> buffer_of_id(options.queue_size, -1);
+  std::vector<double> queued_at(FLAGS_periods);
+  ASSIGN_OR_RETURN(
+      std::vector<uint8_t> tone,
+      frontend::SndSineTone(VIRTIO_SND_PCM_FMT_S16, 2, kRate, 440, 0.5, period_frames));
+  auto queue = [&](int i) -> absl::Status {
+    frontend::ResetSndPcmBuffer(&buffers[i]);
+    ASSIGN_OR_RETURN(uint16_t id, driver->QueuePcm(buffers[i]));
+    buffer_of_id[id] = i;
+    queued_at[i] = Now();
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < FLAGS_periods; ++i) {
+    ASSIGN_OR_RETURN(buffers[i], driver->AllocatePcmBuffer(stream, period_bytes, capture));
+    if (!capture) std::copy(tone.begin(), tone.end(), buffers[i].data);
+    RETURN_IF_ERROR(queue(i));
+  }
+
+  const absl::Duration cpu_before = ProcessCpuTime(pid);
+  ASSIGN_OR_RETURN(uint32_t started, driver->PcmCommand(VIRTIO_SND_R_PCM_START, stream));
+  if (started != VIRTIO_SND_S_OK) return absl::InternalError("START failed");
+  const double start = Now();
+  std::vector<double> done;  // each completion's arrival
+  std::vector<double> queued_to_done;
+  Figures f;
+  f.latency_bytes_min = ~0u;
+  while (Now() - start < FLAGS_seconds) {
+    ASSIGN_OR_RETURN(testing::UsedElement used, driver->WaitForPcm(capture));
+    const double now = Now();
+    if (used.id >= buffer_of_id.size() || buffer_of_id[used.id] < 0) {
+      return absl::InternalError(absl::StrCat("unknown chain ", used.id));
+    }
+    const int i = buffer_of_id[used.id];
+    buffer_of_id[used.id] = -1;
+    done.push_back(now);
+    queued_to_done.push_back(now - queued_at[i]);
+    if (buffers[i].status->status != VIRTIO_SND_S_OK) ++f.errors;
+    f.latency_bytes_min = std::min(f.latency_bytes_min, buffers[i].status->latency_bytes);
+    f.latency_bytes_max = std::max(f.latency_bytes_max, buffers[i].status->latency_bytes);
+    RETURN_IF_ERROR(queue(i));
+  }
+  const absl::Duration cpu = ProcessCpuTime(pid) - cpu_before;
+  for (uint32_t code : {VIRTIO_SND_R_PCM_STOP, VIRTIO_SND_R_PCM_RELEASE}) {
+    RETURN_IF_ERROR(driver->PcmCommand(code, stream).status());
+  }
+  if (done.size() < 2) return absl::InternalError("fewer than two completions");
+
+  f.completions = done.size();
+  // Drift: from the first completion to the last, (n - 1) periods completed.
+  const double span = done.back() - done.front();
+  const double expected = (done.size() - 1) * period_s;
+  f.drift_ppm = (span / expected - 1) * 1e6;
+  f.drift_ms = (span - expected) * 1e3;
+  // Jitter: each completion's lateness against the ideal schedule (a period apart), anchored at
+  // the completion that came earliest relative to it; includes this process's wake-up.
+  std::vector<double> offset(done.size());
+  for (size_t n = 0; n < done.size(); ++n) offset[n] = done[n] - n * period_s;
+  const double anchor = *std::min_element(offset.begin(), offset.end());
+  std::vector<double> late;
+  for (double o : offset) late.push_back((o - anchor) * 1e6);
+  f.jitter_p50_us = Percentile(late, 0.5);
+  f.jitter_p99_us = Percentile(late, 0.99);
+  f.jitter_max_us = *std::max_element(late.begin(), late.end());
+  f.queued_to_done_p50_ms = Percentile(queued_to_done, 0.5) * 1e3;
+  f.queued_to_done_max_ms = *std::max_element(queued_to_done.begin(), queued_to_done.end()) * 1e3;
+  f.cpu_ms_per_audio_s = absl::ToDoubleMilliseconds(cpu) / (done.back() - start);
+  return f;
+}
+
+int Main() {
+  const std::string daemon =
+      FLAGS_daemon.empty() ? RunfilePath("vhost-user-snd/vhost-user-snd") : FLAGS_daemon;
+  struct stat st;
+  if (stat(daemon.c_str(), &st) != 0) {
+    std::fprintf(stderr, "no daemon at %s\n", daemon.c_str());
+    return 1;
+  }
+  const double bytes_per_ms = kRate * kFrameBytes / 1000.0;
+  std::printf(
+      "vhost-user-snd timing: 48000 Hz S16 stereo, %d ms periods, %d queued, %.0f s per run; "
+      "load average %s\n",
+      FLAGS_period_ms, FLAGS_periods, FLAGS_seconds, LoadAverage().c_str());
+  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %19s %9s %6s\n", "host", "dir", "done", "drift ppm",
+              "drift ms", "jitter p50/p99/max us", "queued->done ms", "latency_bytes (ms)",
+              "CPU ms/s", "errors");
+  const std::vector<std::string> backends = absl::StrSplit(FLAGS_backends, ',', absl::SkipEmpty());
+  const std::vector<std::string> directions =
+      absl::StrSplit(FLAGS_directions, ',', absl::SkipEmpty());
+  for (const std::string& backend : backends) {
+    for (const std::string& direction : directions) {
+      absl::StatusOr<Figures> f = Run(backend, direction == "capture");
+      if (!f.ok()) {
+        std::fprintf(stderr, "%s %s failed: %s\n", backend.c_str(), direction.c_str(),
+                     f.status().ToString().c_str());
+        return 1;
+      }
+      std::printf(
+          "%-5s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6u-%-6u (%.0f-%.0f) "
+          "%9.3f %6lu\n",
+          backend.c_str(), direction.c_str(), static_cast<unsigned long>(f->completions),
+          f->drift_ppm, f->drift_ms, f->jitter_p50_us, f->jitter_p99_us, f->jitter_max_us,
+          f->queued_to_done_p50_ms, f->queued_to_done_max_ms, f->latency_bytes_min,
+          f->latency_bytes_max, f->latency_bytes_min / bytes_per_ms,
+          f->latency_bytes_max / bytes_per_ms, f->cpu_ms_per_audio_s,
+          static_cast<unsigned long>(f->errors));
+      std::fflush(stdout);
+    }
+  }
+  std::printf("load average after: %s\n", LoadAverage().c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace vhost
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return vhost::Main();
+}
