@@ -136,6 +136,55 @@ inline void FillSilence(AudioFormat format, absl::Span<uint8_t> frames) {
   memset(frames.data(), format == AudioFormat::kU8 ? 0x80 : 0, frames.size());
 }
 
+// Scales every sample of `frames` by gain/100 (a stream's volume control): 100 leaves them as
+// they are, 0 is silence. Integers are truncated toward their zero.
+inline void ApplyGain(AudioFormat format, uint32_t gain, absl::Span<uint8_t> frames) {
+  if (gain >= 100) return;
+  if (gain == 0) return FillSilence(format, frames);
+  const auto scale = [gain](int64_t v) { return v * gain / 100; };
+  uint8_t* p = frames.data();
+  const size_t n = frames.size();
+  switch (format) {
+    case AudioFormat::kU8:
+      for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(scale(p[i] - 128) + 128);
+      break;
+    case AudioFormat::kS16:
+      for (size_t i = 0; i + 2 <= n; i += 2) {
+        int16_t v;
+        memcpy(&v, p + i, 2);
+        v = static_cast<int16_t>(scale(v));
+        memcpy(p + i, &v, 2);
+      }
+      break;
+    case AudioFormat::kS24_3:
+      for (size_t i = 0; i + 3 <= n; i += 3) {
+        // Sign-extended from the third byte (no shift of a negative value).
+        int32_t v = p[i] + 256 * p[i + 1] + 65536 * static_cast<int8_t>(p[i + 2]);
+        v = static_cast<int32_t>(scale(v));
+        p[i] = static_cast<uint8_t>(v);
+        p[i + 1] = static_cast<uint8_t>(v >> 8);
+        p[i + 2] = static_cast<uint8_t>(v >> 16);
+      }
+      break;
+    case AudioFormat::kS32:
+      for (size_t i = 0; i + 4 <= n; i += 4) {
+        int32_t v;
+        memcpy(&v, p + i, 4);
+        v = static_cast<int32_t>(scale(v));
+        memcpy(p + i, &v, 4);
+      }
+      break;
+    case AudioFormat::kFloat:
+      for (size_t i = 0; i + 4 <= n; i += 4) {
+        float v;
+        memcpy(&v, p + i, 4);
+        v = v * static_cast<float>(gain) / 100.0f;
+        memcpy(p + i, &v, 4);
+      }
+      break;
+  }
+}
+
 class AudioBackend {
  public:
   virtual ~AudioBackend() = default;

@@ -23,6 +23,10 @@ DEFINE_string(backend, "null",
               "Host side: null (timing only) or file (--playback-file, --capture-file)");
 DEFINE_string(playback_file, "",
               "--backend=file: the WAV file the first playback stream writes (others are null)");
+DEFINE_bool(controls, false,
+            "Offer VIRTIO_SND_F_CTLS: a volume (0-100%) and a switch (mute) per stream, "
+            "\"PCM Playback Volume\" etc. in the guest's mixer. Needs QEMU's "
+            "vhost-user-snd-pci,controls=on (without it the guest's probe fails)");
 DEFINE_string(capture_file, "",
               "--backend=file: the WAV file the first capture stream reads, then silence "
               "(others are null)");
@@ -71,7 +75,7 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   }
   static const MonotonicClock clock;
   absl::StatusOr<std::unique_ptr<SndDevice>> device =
-      SndDevice::Create(*std::move(streams), std::move(backends), &clock);
+      SndDevice::Create(*std::move(streams), std::move(backends), &clock, FLAGS_controls);
   if (!device.ok()) return device.status();
   return std::unique_ptr<vhost::VirtioDevice>(*std::move(device));
 }

@@ -1,6 +1,8 @@
 #include "vhost-user-snd/snd_config.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -145,7 +147,7 @@ void StandardPositions(uint8_t channels, uint8_t positions[VIRTIO_SND_CHMAP_MAX_
   }
 }
 
-SndConfig::SndConfig(std::vector<PcmCaps> streams) : streams_(std::move(streams)) {
+SndConfig::SndConfig(std::vector<PcmCaps> streams, bool controls) : streams_(std::move(streams)) {
   uint32_t next_nid[2] = {0, 0};  // per direction
   for (uint32_t id = 0; id < streams_.size(); ++id) {
     const PcmCaps& caps = streams_[id];
@@ -159,15 +161,94 @@ SndConfig::SndConfig(std::vector<PcmCaps> streams) : streams_(std::move(streams)
     for (unsigned c = caps.channels_min; c <= caps.channels_max; ++c) {
       chmaps_.push_back({id, static_cast<uint8_t>(c)});
     }
+    if (controls) {
+      controls_.push_back({id, false, kVolumeMax});
+      controls_.push_back({id, true, 1});
+    }
   }
 }
 
-virtio_snd_config SndConfig::config() const {
-  virtio_snd_config config = {};
+SndConfigCtls SndConfig::config() const {
+  SndConfigCtls config = {};
   config.jacks = static_cast<uint32_t>(jacks_.size());
   config.streams = static_cast<uint32_t>(streams_.size());
   config.chmaps = chmap_count();
+  config.controls = control_count();
   return config;
+}
+
+SndCtlInfo SndConfig::CtlInfo(uint32_t id) const {
+  const Control& control = controls_[id];
+  const bool playback = streams_[control.stream].direction == VIRTIO_SND_D_OUTPUT;
+  SndCtlInfo info = {};
+  info.hdr.hda_fn_nid = nids_[control.stream];
+  info.role = control.is_switch ? kSndCtlRoleMute : kSndCtlRoleVolume;
+  info.type = control.is_switch ? kSndCtlTypeBoolean : kSndCtlTypeInteger;
+  info.access = (1u << kSndCtlAccessRead) | (1u << kSndCtlAccessWrite);
+  info.count = 1;
+  info.index = nids_[control.stream];
+  const std::string name = absl::StrCat("PCM ", playback ? "Playback " : "Capture ",
+                                        control.is_switch ? "Switch" : "Volume");
+  std::memcpy(info.name, name.data(), std::min(name.size(), sizeof(info.name) - 1));
+  if (!control.is_switch) info.value.integer = {0, kVolumeMax, 1};
+  return info;
+}
+
+std::vector<uint8_t> SndConfig::ControlReply(absl::Span<const uint8_t> request,
+                                             size_t reply_capacity) {
+  SndCtlHdr hdr;
+  if (request.size() < sizeof(hdr)) {
+    LOG_EVERY_N(WARNING, 100) << "snd: control element request of " << request.size() << " bytes";
+    return StatusReply(VIRTIO_SND_S_BAD_MSG);
+  }
+  std::memcpy(&hdr, request.data(), sizeof(hdr));
+  const uint32_t code = hdr.hdr.code;
+  if (code == kSndRCtlTlvRead || code == kSndRCtlTlvWrite || code == kSndRCtlTlvCommand ||
+      code == kSndRCtlEnumItems) {
+    // No control offers TLV access or is enumerated (a driver that asks anyway is told so).
+    return StatusReply(VIRTIO_SND_S_NOT_SUPP);
+  }
+  const size_t expected = sizeof(hdr) + (code == kSndRCtlWrite ? sizeof(SndCtlValue) : size_t{0});
+  if ((code != kSndRCtlRead && code != kSndRCtlWrite) || request.size() != expected ||
+      hdr.control_id >= controls_.size()) {
+    LOG_EVERY_N(WARNING, 100) << "snd: bad control element request 0x" << std::hex << code
+                              << std::dec << " of " << request.size() << " bytes for control "
+                              << hdr.control_id << " of " << controls_.size();
+    return StatusReply(VIRTIO_SND_S_BAD_MSG);
+  }
+  Control& control = controls_[hdr.control_id];
+  if (code == kSndRCtlRead) {
+    if (reply_capacity < sizeof(virtio_snd_hdr) + sizeof(SndCtlValue)) {
+      LOG_EVERY_N(WARNING, 100) << "snd: control read with " << reply_capacity
+                                << " bytes for its reply";
+      return StatusReply(VIRTIO_SND_S_BAD_MSG);
+    }
+    SndCtlValue value = {};
+    value.value.integer[0] = control.value;
+    std::vector<uint8_t> reply = StatusReply(VIRTIO_SND_S_OK);
+    Append(&reply, value, sizeof(value));
+    return reply;
+  }
+  SndCtlValue value;
+  std::memcpy(&value, request.data() + sizeof(hdr), sizeof(value));
+  const uint32_t v = value.value.integer[0];
+  if (v > (control.is_switch ? 1 : kVolumeMax)) {
+    LOG_EVERY_N(WARNING, 100) << "snd: control " << hdr.control_id << " written " << v
+                              << ", out of its range";
+    return StatusReply(VIRTIO_SND_S_BAD_MSG);
+  }
+  control.value = v;
+  return StatusReply(VIRTIO_SND_S_OK);
+}
+
+uint32_t SndConfig::Gain(uint32_t id) const {
+  // Controls are in stream order, volume then switch: 2*id and 2*id+1.
+  if (2 * uint64_t{id} + 1 >= controls_.size()) return kVolumeMax;
+  return controls_[2 * id + 1].value == 0 ? 0 : controls_[2 * id].value;
+}
+
+void SndConfig::ResetControls() {
+  for (Control& control : controls_) control.value = control.is_switch ? 1 : kVolumeMax;
 }
 
 virtio_snd_pcm_info SndConfig::PcmInfo(uint32_t id) const {
@@ -230,6 +311,9 @@ std::vector<uint8_t> SndConfig::InfoReply(absl::Span<const uint8_t> request,
     case VIRTIO_SND_R_CHMAP_INFO:
       kind = {sizeof(virtio_snd_chmap_info), chmap_count()};
       break;
+    case kSndRCtlInfo:
+      kind = {sizeof(SndCtlInfo), control_count()};
+      break;
     default:
       LOG_EVERY_N(WARNING, 100) << "snd: 0x" << std::hex << query.hdr.code
                                 << " is not an info request";
@@ -256,6 +340,9 @@ std::vector<uint8_t> SndConfig::InfoReply(absl::Span<const uint8_t> request,
         break;
       case VIRTIO_SND_R_CHMAP_INFO:
         Append(&reply, ChmapInfo(id), query.size);
+        break;
+      case kSndRCtlInfo:
+        Append(&reply, CtlInfo(id), query.size);
         break;
     }
   }

@@ -53,9 +53,17 @@ uint32_t JackPinCaps(const Jack& jack);
 // SR TC TFL TFC TFR TRL TRC TRR), the order a WAV file's channels are in.
 void StandardPositions(uint8_t channels, uint8_t positions[VIRTIO_SND_CHMAP_MAX_SIZE]);
 
+// With controls (VIRTIO_SND_F_CTLS, virtio 1.3 §5.14.6.10), two control elements per stream,
+// named as ALSA mixers name them and indexed by the stream's PCM device (its HDA function node):
+// control 2*id is "PCM Playback Volume" (or "PCM Capture Volume"), an INTEGER 0..100 step 1 (a
+// linear gain in percent, default 100: unchanged samples); control 2*id+1 is "PCM Playback
+// Switch" (or Capture), a BOOLEAN, 1 (default) lets sound through, 0 mutes (ALSA's "Switch"
+// convention). Both are one-member values, read and write only: no TLV, no enumerated items.
+inline constexpr uint32_t kVolumeMax = 100;
+
 class SndConfig {
  public:
-  explicit SndConfig(std::vector<PcmCaps> streams);
+  explicit SndConfig(std::vector<PcmCaps> streams, bool controls = false);
 
   const std::vector<PcmCaps>& streams() const { return streams_; }
   std::vector<Jack>& jacks() { return jacks_; }
@@ -64,15 +72,17 @@ class SndConfig {
   // The HDA function node of stream `id`.
   uint32_t hda_fn_nid(uint32_t id) const { return nids_[id]; }
 
-  // The configuration space: jacks, streams, chmaps.
-  virtio_snd_config config() const;
+  // The configuration space: jacks, streams, chmaps, and controls (0 without them).
+  SndConfigCtls config() const;
+  uint32_t control_count() const { return static_cast<uint32_t>(controls_.size()); }
 
   // One item of each kind (ids in range).
   virtio_snd_pcm_info PcmInfo(uint32_t id) const;
   virtio_snd_jack_info JackInfo(uint32_t id) const;
   virtio_snd_chmap_info ChmapInfo(uint32_t id) const;
+  SndCtlInfo CtlInfo(uint32_t id) const;
 
-  // The reply (status header, then the items) to a VIRTIO_SND_R_{PCM,JACK,CHMAP}_INFO request
+  // The reply (status header, then the items) to a VIRTIO_SND_R_{PCM,JACK,CHMAP,CTL}_INFO request
   // (its device-readable bytes) whose device-writable part holds `reply_capacity` bytes. OK with
   // `count` items of `size` bytes each (the structure, zero-filled up to a larger `size`), or a
   // lone BAD_MSG header when the request is not a virtio_snd_query_info of an info code, asks
@@ -87,16 +97,35 @@ class SndConfig {
   // else OK, and JACK_INFO reports the new values.
   SndStatus RemapJack(absl::Span<const uint8_t> request);
 
+  // The reply to VIRTIO_SND_R_CTL_{ENUM_ITEMS,READ,WRITE,TLV_*} (its device-readable bytes; the
+  // device-writable part holds `reply_capacity` bytes). BAD_MSG when the request is not exactly
+  // a virtio_snd_ctl_hdr (plus a virtio_snd_ctl_value for WRITE), for an unknown control, a
+  // READ reply that would not fit, or a written value out of the control's range (volume not
+  // 0..100, switch not 0 or 1); NOT_SUPP for ENUM_ITEMS (no control is enumerated) and the TLV
+  // requests. READ answers OK and the value; WRITE OK. Bad requests get a rate-limited log line.
+  std::vector<uint8_t> ControlReply(absl::Span<const uint8_t> request, size_t reply_capacity);
+
+  // The gain stream `id`'s samples get: 0 (muted) to kVolumeMax (unchanged).
+  uint32_t Gain(uint32_t id) const;
+  // The controls back at their defaults (a device reset).
+  void ResetControls();
+
  private:
   struct Chmap {
     uint32_t stream;
     uint8_t channels;
+  };
+  struct Control {
+    uint32_t stream;
+    bool is_switch;  // else the volume
+    uint32_t value;
   };
 
   std::vector<PcmCaps> streams_;
   std::vector<uint32_t> nids_;
   std::vector<Jack> jacks_;
   std::vector<Chmap> chmaps_;
+  std::vector<Control> controls_;
 };
 
 // A control reply that is only a status header.

@@ -121,10 +121,10 @@ TEST(ParseStreamsTest, BadInputNamesTheFlag) {
 }
 
 TEST(SndConfigTest, ConfigSpaceCountsJacksStreamsChmaps) {
-  const virtio_snd_config config = Default().config();
+  const SndConfigCtls config = Default().config();
   std::vector<uint8_t> bytes(sizeof(config));
   std::memcpy(bytes.data(), &config, sizeof(config));
-  EXPECT_EQ(bytes, (std::vector<uint8_t>{2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0}));
+  EXPECT_EQ(bytes, (std::vector<uint8_t>{2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0}));
 
   absl::StatusOr<std::vector<PcmCaps>> streams =
       ParseStreams("playback:1-2ch;capture:1ch;playback:6ch");
@@ -404,6 +404,151 @@ TEST(SndConfigTest, StandardPositionsClearTheRest) {
   EXPECT_EQ(positions[0], VIRTIO_SND_CHMAP_FL);
   EXPECT_EQ(positions[1], VIRTIO_SND_CHMAP_FR);
   for (unsigned i = 2; i < VIRTIO_SND_CHMAP_MAX_SIZE; ++i) EXPECT_EQ(positions[i], 0) << i;
+}
+
+// ---- Control elements.
+
+const std::vector<uint8_t> kNotSupp = {0x02, 0x80, 0x00, 0x00};
+
+SndConfig WithControls() {
+  absl::StatusOr<std::vector<PcmCaps>> streams = ParseStreams(kDefaultStreams);
+  EXPECT_TRUE(streams.ok()) << streams.status();
+  return SndConfig(streams.ok() ? *streams : std::vector<PcmCaps>(), /*controls=*/true);
+}
+
+std::vector<uint8_t> CtlRequest(uint32_t code, uint32_t id) {
+  const SndCtlHdr hdr = {{code}, id};
+  std::vector<uint8_t> bytes(sizeof(hdr));
+  std::memcpy(bytes.data(), &hdr, sizeof(hdr));
+  return bytes;
+}
+
+std::vector<uint8_t> CtlWrite(uint32_t id, uint32_t value) {
+  std::vector<uint8_t> bytes = CtlRequest(kSndRCtlWrite, id);
+  SndCtlValue v = {};
+  v.value.integer[0] = value;
+  const size_t at = bytes.size();
+  bytes.resize(at + sizeof(v));
+  std::memcpy(bytes.data() + at, &v, sizeof(v));
+  return bytes;
+}
+
+// A READ reply: OK, then a 512-byte value whose first member is `value`.
+std::vector<uint8_t> ReadReply(uint32_t value) {
+  std::vector<uint8_t> reply = kOk;
+  reply.resize(4 + sizeof(SndCtlValue), 0);
+  std::memcpy(reply.data() + 4, &value, sizeof(value));
+  return reply;
+}
+
+std::vector<uint8_t> U32(std::initializer_list<uint32_t> words) {
+  std::vector<uint8_t> bytes;
+  for (uint32_t w : words) {
+    for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<uint8_t>(w >> (8 * i)));
+  }
+  return bytes;
+}
+
+std::vector<uint8_t> Name(const char* name) {
+  std::vector<uint8_t> bytes(44, 0);
+  std::memcpy(bytes.data(), name, strlen(name));
+  return bytes;
+}
+
+TEST(SndControlsTest, NoneWithoutTheFlag) {
+  SndConfig config = Default();
+  EXPECT_EQ(config.control_count(), 0u);
+  EXPECT_EQ(config.config().controls, 0u);
+  EXPECT_EQ(config.InfoReply(Query(kSndRCtlInfo, 0, 1, sizeof(SndCtlInfo)), 4096), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 4096), kBadMsg);
+  EXPECT_EQ(config.Gain(0), kVolumeMax);
+}
+
+TEST(SndControlsTest, AVolumeAndASwitchPerStreamNamedForAlsa) {
+  SndConfig config = WithControls();
+  EXPECT_EQ(config.control_count(), 4u);
+  EXPECT_EQ(config.config().controls, 4u);
+  // hda_fn_nid, role, type, access (read|write), count, index, name, padding, min/max/step.
+  const std::vector<uint8_t> volume =
+      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 3, 1, 0}), Name("PCM Playback Volume"),
+             U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
+  const std::vector<uint8_t> mute =
+      Bytes({U32({0, kSndCtlRoleMute, kSndCtlTypeBoolean, 3, 1, 0}), Name("PCM Playback Switch"),
+             std::vector<uint8_t>(28, 0)});
+  const std::vector<uint8_t> capture_volume =
+      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 3, 1, 0}), Name("PCM Capture Volume"),
+             U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
+  const std::vector<uint8_t> capture_mute =
+      Bytes({U32({0, kSndCtlRoleMute, kSndCtlTypeBoolean, 3, 1, 0}), Name("PCM Capture Switch"),
+             std::vector<uint8_t>(28, 0)});
+  ASSERT_EQ(volume.size(), sizeof(SndCtlInfo));
+  EXPECT_EQ(config.InfoReply(Query(kSndRCtlInfo, 0, 4, sizeof(SndCtlInfo)), 4 + 4 * 96),
+            Bytes({kOk, volume, mute, capture_volume, capture_mute}));
+  // Past the last, a short item size, no room: BAD_MSG as for the other info requests.
+  EXPECT_EQ(config.InfoReply(Query(kSndRCtlInfo, 3, 2, 96), 4096), kBadMsg);
+  EXPECT_EQ(config.InfoReply(Query(kSndRCtlInfo, 0, 1, 95), 4096), kBadMsg);
+  EXPECT_EQ(config.InfoReply(Query(kSndRCtlInfo, 0, 1, 96), 99), kBadMsg);
+}
+
+TEST(SndControlsTest, SecondStreamsOfADirectionGetTheNextIndex) {
+  absl::StatusOr<std::vector<PcmCaps>> streams = ParseStreams("playback;playback");
+  ASSERT_OK(streams);
+  const SndConfig config(*streams, true);
+  const SndCtlInfo info = config.CtlInfo(2);
+  EXPECT_STREQ(reinterpret_cast<const char*>(info.name), "PCM Playback Volume");
+  EXPECT_EQ(info.index, 1u);
+  EXPECT_EQ(info.hdr.hda_fn_nid, 1u);
+}
+
+TEST(SndControlsTest, ReadWriteAndGain) {
+  SndConfig config = WithControls();
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 516), ReadReply(100));
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(1));
+  EXPECT_EQ(config.Gain(0), 100u);
+  EXPECT_EQ(config.ControlReply(CtlWrite(0, 50), 4), kOk);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 516), ReadReply(50));
+  EXPECT_EQ(config.Gain(0), 50u);
+  EXPECT_EQ(config.Gain(1), 100u);  // the other stream's controls are its own
+  EXPECT_EQ(config.ControlReply(CtlWrite(1, 0), 4), kOk);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(0));
+  EXPECT_EQ(config.Gain(0), 0u);  // muted, whatever the volume
+  EXPECT_EQ(config.ControlReply(CtlWrite(1, 1), 4), kOk);
+  EXPECT_EQ(config.Gain(0), 50u);
+  EXPECT_EQ(config.ControlReply(CtlWrite(2, 0), 4), kOk);
+  EXPECT_EQ(config.Gain(1), 0u);
+  config.ResetControls();
+  EXPECT_EQ(config.Gain(0), 100u);
+  EXPECT_EQ(config.Gain(1), 100u);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(1));
+}
+
+TEST(SndControlsTest, BadRequestsChangeNothing) {
+  SndConfig config = WithControls();
+  // Out of range: a volume over 100, a switch other than 0 or 1.
+  EXPECT_EQ(config.ControlReply(CtlWrite(0, 101), 4), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlWrite(0, 0xffffffff), 4), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlWrite(1, 2), 4), kBadMsg);
+  // Unknown controls.
+  EXPECT_EQ(config.ControlReply(CtlWrite(4, 0), 4), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 4), 516), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0xffffffff), 516), kBadMsg);
+  // Wrong sizes: a write without its value, a read with one, a truncated header, a read reply
+  // with no room for the value.
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlWrite, 0), 4), kBadMsg);
+  std::vector<uint8_t> long_read = CtlWrite(0, 0);
+  long_read[0] = static_cast<uint8_t>(kSndRCtlRead);
+  EXPECT_EQ(config.ControlReply(long_read, 516), kBadMsg);
+  EXPECT_EQ(config.ControlReply(std::vector<uint8_t>(kBadMsg.begin(), kBadMsg.end()), 4), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 515), kBadMsg);
+  // Not enumerated, no TLV.
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlEnumItems, 0), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 0), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvWrite, 0), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvCommand, 0), 4096), kNotSupp);
+  // Not a control element code at all.
+  EXPECT_EQ(config.ControlReply(CtlRequest(VIRTIO_SND_R_PCM_INFO, 0), 4096), kBadMsg);
+  EXPECT_EQ(config.Gain(0), 100u);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(1));
 }
 
 }  // namespace

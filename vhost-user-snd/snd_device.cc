@@ -14,8 +14,8 @@
 namespace vhost::snd {
 namespace {
 
-// Control requests are at most a few dozen bytes (virtio_snd_pcm_set_params is the largest).
-constexpr size_t kMaxControlRequest = 256;
+// The largest control request is CTL_WRITE: a virtio_snd_ctl_hdr and a 512-byte value.
+constexpr size_t kMaxControlRequest = sizeof(SndCtlHdr) + sizeof(SndCtlValue);
 
 absl::StatusOr<AudioFormat> ToAudioFormat(uint8_t format) {
   switch (format) {
@@ -84,7 +84,7 @@ uint64_t SndDevice::Stream::held_bytes() const {
 
 absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
     std::vector<PcmCaps> streams, std::vector<std::unique_ptr<AudioBackend>> backends,
-    const Clock* clock) {
+    const Clock* clock, bool controls) {
   if (backends.size() != streams.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat(backends.size(), " backends for ", streams.size(), " streams"));
@@ -96,7 +96,7 @@ absl::StatusOr<std::unique_ptr<SndDevice>> SndDevice::Create(
     streams[i] = *fit;
   }
   for (PcmCaps& caps : streams) caps.features |= 1u << VIRTIO_SND_PCM_F_EVT_XRUNS;
-  SndConfig config(std::move(streams));
+  SndConfig config(std::move(streams), controls);
   absl::StatusOr<UniqueFd> tx = MakeTimer();
   if (!tx.ok()) return tx.status();
   absl::StatusOr<UniqueFd> rx = MakeTimer();
@@ -128,12 +128,22 @@ DeviceInfo SndDevice::Info() const {
   info.num_queues = 4;
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1);
-  info.config_size = sizeof(virtio_snd_config);
+  // Without controls the configuration space ends before `controls` (virtio 1.2's layout).
+  if (config_.control_count() > 0) info.features |= Bit(kSndFCtls);
+  info.config_size =
+      config_.control_count() > 0 ? sizeof(SndConfigCtls) : sizeof(virtio_snd_config);
   return info;
 }
 
 absl::Status SndDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
-  return ReadConfigBytes(config_.config(), offset, data);
+  std::lock_guard<std::mutex> lock(mu_);
+  const SndConfigCtls config = config_.config();
+  if (config_.control_count() == 0) {
+    virtio_snd_config plain;
+    std::memcpy(&plain, &config, sizeof(plain));
+    return ReadConfigBytes(plain, offset, data);
+  }
+  return ReadConfigBytes(config, offset, data);
 }
 
 absl::Status SndDevice::QueueStarted(QueueContext& context) {
@@ -204,6 +214,7 @@ void SndDevice::Reset() {
     s.pcm.Reset();
   }
   config_.jacks() = initial_jacks_;
+  config_.ResetControls();
 }
 
 // ---- control queue
@@ -245,6 +256,21 @@ SndStatus SndDevice::ControlRequest(absl::Span<const uint8_t> request, size_t wr
     case VIRTIO_SND_R_JACK_INFO:
     case VIRTIO_SND_R_CHMAP_INFO:
       *reply = config_.InfoReply(request, writable);
+      return VIRTIO_SND_S_OK;
+    case kSndRCtlInfo:
+    case kSndRCtlEnumItems:
+    case kSndRCtlRead:
+    case kSndRCtlWrite:
+    case kSndRCtlTlvRead:
+    case kSndRCtlTlvWrite:
+    case kSndRCtlTlvCommand:
+      if (config_.control_count() == 0) {
+        LOG_EVERY_N(WARNING, 100) << "snd: control element request 0x" << std::hex << hdr.code
+                                  << " without VIRTIO_SND_F_CTLS";
+        return VIRTIO_SND_S_NOT_SUPP;
+      }
+      *reply = hdr.code == kSndRCtlInfo ? config_.InfoReply(request, writable)
+                                        : config_.ControlReply(request, writable);
       return VIRTIO_SND_S_OK;
     case VIRTIO_SND_R_JACK_REMAP:
       return config_.RemapJack(request);
@@ -405,6 +431,7 @@ void SndDevice::RunClock(Stream& s) {
     if (!playback) {
       absl::Status read = s.lost ? absl::OkStatus() : s.backend->Read(absl::MakeSpan(period_));
       if (s.lost || !read.ok()) FillSilence(format, absl::MakeSpan(period_));
+      ApplyGain(format, config_.Gain(s.pcm.id()), absl::MakeSpan(period_));
       if (absl::IsUnavailable(read)) {
         LOG(WARNING) << "snd: stream " << s.pcm.id() << " capture lost, silent: " << read;
         s.lost = true;
@@ -431,6 +458,7 @@ void SndDevice::RunClock(Stream& s) {
     if (playback) {
       // The guest was late for (part of) this period: silence plays in its place.
       FillSilence(format, absl::MakeSpan(period_).subspan(filled));
+      ApplyGain(format, config_.Gain(s.pcm.id()), absl::MakeSpan(period_));
       if (!s.lost) {
         absl::Status written = s.backend->Write(period_);
         if (absl::IsUnavailable(written)) {

@@ -5,7 +5,8 @@
 // queue. Every stream offers VIRTIO_SND_PCM_F_EVT_XRUNS: a stream whose SET_PARAMS asked for it
 // gets an XRUN event when the guest let a whole buffer's worth of periods go by without a
 // buffer; the event queue's buffers are held for that (period-elapsed events, optional, are not
-// sent).
+// sent). With controls (VIRTIO_SND_F_CTLS) each stream's volume and switch (SndConfig) scale
+// or silence every period on its way to or from the host side.
 //
 // Threads: each queue has its worker; the streams and the buffers they hold are shared by the
 // control, tx and rx workers under one mutex. A buffer held for a stream is completed at the
@@ -40,9 +41,11 @@ class SndDevice : public VirtioDevice {
   // backend can open (PCM_INFO says so): InvalidArgumentError when that is nothing. `clock`
   // outlives the device; the timerfds are armed on CLOCK_MONOTONIC at its times, so outside
   // tests it is a MonotonicClock.
+  // With `controls`, VIRTIO_SND_F_CTLS is offered: a volume and a switch per stream (see
+  // SndConfig) scale or mute its samples on their way to (playback) or from (capture) the host.
   static absl::StatusOr<std::unique_ptr<SndDevice>> Create(
       std::vector<PcmCaps> streams, std::vector<std::unique_ptr<AudioBackend>> backends,
-      const Clock* clock);
+      const Clock* clock, bool controls = false);
   ~SndDevice() override;
 
   DeviceInfo Info() const override;
@@ -97,7 +100,7 @@ class SndDevice : public VirtioDevice {
     return direction == VIRTIO_SND_D_OUTPUT ? tx_context_ : rx_context_;
   }
 
-  SndConfig config_;
+  SndConfig config_;                       // guarded by mu_ (jacks and control values change)
   const std::vector<Jack> initial_jacks_;  // as JACK_REMAP finds them after a reset
   const Clock* const clock_;
   const UniqueFd tx_timer_;

@@ -69,7 +69,7 @@ class SndDeviceTest : public ::testing::Test {
     }
     ASSERT_OK_AND_ASSIGN(std::vector<PcmCaps> streams, ParseStreams(streams_flag));
     absl::StatusOr<std::unique_ptr<SndDevice>> device =
-        SndDevice::Create(std::move(streams), std::move(backends), &clock_);
+        SndDevice::Create(std::move(streams), std::move(backends), &clock_, controls_);
     create_status_ = device.status();
     if (!device.ok()) return;
     device_ = *std::move(device);
@@ -170,6 +170,18 @@ class SndDeviceTest : public ::testing::Test {
     return data;
   }
 
+  // Writes control `id`'s value; returns the reply's status.
+  uint32_t CtlWrite(uint32_t id, uint32_t value) {
+    struct {
+      SndCtlHdr hdr;
+      SndCtlValue value;
+    } request = {};
+    request.hdr = {{kSndRCtlWrite}, id};
+    request.value.value.integer[0] = value;
+    return Control(&request, sizeof(request));
+  }
+
+  bool controls_ = false;  // read by Make()
   FakeClock clock_;
   absl::Status create_status_;
   FakeGuestMemory ram_;
@@ -276,6 +288,120 @@ TEST_F(SndDeviceTest, ControlAnswers) {
   // JACK_REMAP of jack 0.
   virtio_snd_jack_remap remap{{{VIRTIO_SND_R_JACK_REMAP}, 0}, 2, 3};
   EXPECT_EQ(Control(&remap, sizeof(remap)), VIRTIO_SND_S_OK);
+}
+
+TEST_F(SndDeviceTest, NoControlsWithoutTheFlag) {
+  Make();
+  const DeviceInfo info = device_->Info();
+  EXPECT_EQ(info.features & Bit(kSndFCtls), 0u);
+  EXPECT_EQ(info.config_size, sizeof(virtio_snd_config));
+  virtio_snd_query_info query{{kSndRCtlInfo}, 0, 1, sizeof(SndCtlInfo)};
+  EXPECT_EQ(Control(&query, sizeof(query), 4 + sizeof(SndCtlInfo)), VIRTIO_SND_S_NOT_SUPP);
+  EXPECT_EQ(CtlWrite(0, 50), VIRTIO_SND_S_NOT_SUPP);
+}
+
+TEST_F(SndDeviceTest, ControlsAreOfferedAndAnswered) {
+  controls_ = true;
+  Make();
+  const DeviceInfo info = device_->Info();
+  EXPECT_NE(info.features & Bit(kSndFCtls), 0u);
+  EXPECT_EQ(info.config_size, sizeof(SndConfigCtls));
+  std::vector<uint8_t> controls(4);
+  ASSERT_OK(device_->ReadConfig(12, absl::MakeSpan(controls)));
+  EXPECT_EQ(controls, (std::vector<uint8_t>{4, 0, 0, 0}));  // volume and switch, two streams
+  virtio_snd_query_info query{{kSndRCtlInfo}, 0, 4, sizeof(SndCtlInfo)};
+  uint32_t written = 0;
+  EXPECT_EQ(Control(&query, sizeof(query), 4 + 4 * sizeof(SndCtlInfo), &written), VIRTIO_SND_S_OK);
+  EXPECT_EQ(written, 4 + 4 * sizeof(SndCtlInfo));
+  // A write (the largest control request) and the read that sees it.
+  EXPECT_EQ(CtlWrite(0, 30), VIRTIO_SND_S_OK);
+  SndCtlHdr read{{kSndRCtlRead}, 0};
+  const uint64_t in = Put(&read, sizeof(read));
+  const uint64_t out = ram_.Allocate(4 + sizeof(SndCtlValue));
+  ASSERT_OK(q(kControlQueue).Add({{in, sizeof(read)}}, {{out, 4 + sizeof(SndCtlValue)}}));
+  q(kControlQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kControlQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, 4 + sizeof(SndCtlValue));
+  EXPECT_EQ(Get<uint32_t>(out), VIRTIO_SND_S_OK);
+  EXPECT_EQ(Get<uint32_t>(out + 4), 30u);
+  // Bad input: out of range, unknown control, TLV.
+  EXPECT_EQ(CtlWrite(0, 101), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(CtlWrite(1, 2), VIRTIO_SND_S_BAD_MSG);
+  EXPECT_EQ(CtlWrite(4, 1), VIRTIO_SND_S_BAD_MSG);
+  SndCtlHdr tlv{{kSndRCtlTlvRead}, 0};
+  EXPECT_EQ(Control(&tlv, sizeof(tlv)), VIRTIO_SND_S_NOT_SUPP);
+  // A reset brings the defaults back.
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) q(index).Stop(*device_);
+  device_->Reset();
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) {
+    ASSERT_OK(q(index).Start(*device_));
+  }
+  ASSERT_OK(q(kControlQueue).Add({{in, sizeof(read)}}, {{out, 4 + sizeof(SndCtlValue)}}));
+  q(kControlQueue).Run(*device_);
+  ASSERT_EQ(q(kControlQueue).Used().size(), 1u);
+  EXPECT_EQ(Get<uint32_t>(out + 4), 100u);
+}
+
+// S16 frames of `value` on both channels.
+std::vector<uint8_t> Constant(int16_t value, uint32_t bytes) {
+  std::vector<uint8_t> v(bytes);
+  for (size_t i = 0; i + 2 <= v.size(); i += 2) std::memcpy(v.data() + i, &value, 2);
+  return v;
+}
+
+TEST_F(SndDeviceTest, PlaybackVolumeScalesAndTheSwitchMutes) {
+  controls_ = true;
+  Make();
+  Open(kPlayback);
+  ASSERT_EQ(CtlWrite(0, 50), VIRTIO_SND_S_OK);  // stream 0's volume
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kPlayback), VIRTIO_SND_S_OK);
+  uint64_t status;
+  Play(Constant(-12000, kPeriodBytes), &status);
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  ASSERT_EQ(q(kTxQueue).Used().size(), 1u);
+  std::vector<uint8_t> expected = Constant(-6000, kPeriodBytes);
+  EXPECT_EQ(SinkData(), expected);
+
+  ASSERT_EQ(CtlWrite(1, 0), VIRTIO_SND_S_OK);  // stream 0's switch off: muted
+  Play(Constant(-12000, kPeriodBytes), &status);
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  ASSERT_EQ(q(kTxQueue).Used().size(), 1u);
+  expected.resize(2 * kPeriodBytes, 0);
+  EXPECT_EQ(SinkData(), expected);
+
+  ASSERT_EQ(CtlWrite(1, 1), VIRTIO_SND_S_OK);  // on again, at the volume it had
+  Play(Constant(400, kPeriodBytes), &status);
+  clock_.Advance(kPeriod);
+  q(kTxQueue).Run(*device_);
+  ASSERT_EQ(q(kTxQueue).Used().size(), 1u);
+  const std::vector<uint8_t> third = Constant(200, kPeriodBytes);
+  expected.insert(expected.end(), third.begin(), third.end());
+  EXPECT_EQ(SinkData(), expected);
+}
+
+TEST_F(SndDeviceTest, CaptureVolumeScalesAndTheSwitchMutes) {
+  controls_ = true;
+  Make(Constant(8000, 2 * kPeriodBytes));
+  Open(kCapture);
+  ASSERT_EQ(CtlWrite(2, 25), VIRTIO_SND_S_OK);  // stream 1's volume
+  ASSERT_EQ(Pcm(VIRTIO_SND_R_PCM_START, kCapture), VIRTIO_SND_S_OK);
+  uint64_t data1, data2;
+  Record(kPeriodBytes, &data1);
+  Record(kPeriodBytes, &data2);
+  clock_.Advance(kPeriod);
+  q(kRxQueue).Run(*device_);
+  ASSERT_EQ(q(kRxQueue).Used().size(), 1u);
+  const std::vector<uint8_t> quarter = Constant(2000, kPeriodBytes);
+  EXPECT_EQ(0, std::memcmp(ram_.Host(data1, kPeriodBytes), quarter.data(), kPeriodBytes));
+  ASSERT_EQ(CtlWrite(3, 0), VIRTIO_SND_S_OK);  // stream 1's switch
+  clock_.Advance(kPeriod);
+  q(kRxQueue).Run(*device_);
+  ASSERT_EQ(q(kRxQueue).Used().size(), 1u);
+  const std::vector<uint8_t> silence(kPeriodBytes, 0);
+  EXPECT_EQ(0, std::memcmp(ram_.Host(data2, kPeriodBytes), silence.data(), kPeriodBytes));
 }
 
 TEST_F(SndDeviceTest, ALostHostSidePlaysSilentlyAtTheClock) {
