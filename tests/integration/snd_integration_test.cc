@@ -1,7 +1,8 @@
 // vhost-user-snd driven over its socket by our front end: the daemon starts with --streams, its
 // features and configuration space read as the streams say, and a PCM_INFO round trip on the
 // control queue describes them; with the file backend, inside its sandbox, a played buffer
-// lands in the WAV sink and a capture buffer comes back with the WAV source's frames.
+// lands in the WAV sink and a capture buffer comes back with the WAV source's frames; with
+// --controls, a muted stream writes silence to the sink and a volume of 50 halves the samples.
 #include <linux/virtio_snd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 #include "vhost-user-snd/pcm_stream.h"
+#include "vhost-user-snd/snd_spec.h"
 #include "vhost-user-snd/wav_file.h"
 
 namespace vhost {
@@ -238,6 +240,89 @@ TEST(SndDaemonTest, QueueStopCompletesHeldBuffers) {
   // The restarted queue serves the stream.
   EXPECT_EQ(Status(Transact(device.get(), 2, partial, sizeof(virtio_snd_pcm_status))),
             VIRTIO_SND_S_BAD_MSG);
+  EXPECT_TRUE(session->daemon()->IsAlive());
+}
+
+// --controls: the feature and the controls count are offered; a buffer played muted reaches the
+// WAV sink as silence, one played at volume 50 with half its amplitude.
+TEST(SndDaemonTest, ControlsMuteAndScaleWhatReachesTheSink) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
+  const std::string sink = session->File("sink.wav");
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-snd/vhost-user-snd"),
+                           {"--socket-path=" + session->socket(), "--backend=file",
+                            "--playback-file=" + sink, "--controls"}));
+  DeviceOptions options;
+  options.features = Bit(kFeatureVersion1) | Bit(snd::kSndFCtls);
+  options.required_features = options.features;
+  options.ram_size = 4 << 20;
+  options.queue_sizes = {64, 64, 64, 64};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DeviceConnection> device, session->Open(options));
+  EXPECT_TRUE(device->acked_features() & Bit(snd::kSndFCtls));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint8_t> bytes,
+                       device->frontend()->GetConfig(0, sizeof(snd::SndConfigCtls)));
+  snd::SndConfigCtls config;
+  ASSERT_EQ(bytes.size(), sizeof(config));
+  std::memcpy(&config, bytes.data(), sizeof(config));
+  EXPECT_EQ(config.controls, 4u);  // a volume and a switch for each default stream
+
+  auto write = [&](uint32_t id, uint32_t value) {
+    struct {
+      snd::SndCtlHdr hdr;
+      snd::SndCtlValue value;
+    } request = {};
+    request.hdr = {{snd::kSndRCtlWrite}, id};
+    request.value.value.integer[0] = value;
+    return Status(Transact(device.get(), 0, Bytes(request), 4));
+  };
+  constexpr uint32_t kPeriodBytes = 480 * 4;  // 10 ms of 48 kHz stereo s16
+  snd::PcmParams params;
+  params.buffer_bytes = 4 * kPeriodBytes;
+  params.period_bytes = kPeriodBytes;
+  params.channels = 2;
+  params.format = VIRTIO_SND_PCM_FMT_S16;
+  params.rate = VIRTIO_SND_PCM_RATE_48000;
+  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(0)), 4)), VIRTIO_SND_S_OK);
+  const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, 0};
+  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
+  const virtio_snd_pcm_hdr start{{VIRTIO_SND_R_PCM_START}, 0};
+  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(start), 4)), VIRTIO_SND_S_OK);
+
+  // A period of 8000 on every sample.
+  std::vector<uint8_t> tx = Bytes(virtio_snd_pcm_xfer{0});
+  for (uint32_t i = 0; i < kPeriodBytes / 2; ++i) {
+    const std::vector<uint8_t> sample = Bytes(int16_t{8000});
+    tx.insert(tx.end(), sample.begin(), sample.end());
+  }
+  // Muted: it completes once written to the sink, as silence.
+  ASSERT_EQ(write(1, 0), VIRTIO_SND_S_OK);
+  EXPECT_EQ(Status(Transact(device.get(), 2, tx, sizeof(virtio_snd_pcm_status))), VIRTIO_SND_S_OK);
+  // Sound on again at volume 50: half the amplitude.
+  ASSERT_EQ(write(0, 50), VIRTIO_SND_S_OK);
+  ASSERT_EQ(write(1, 1), VIRTIO_SND_S_OK);
+  EXPECT_EQ(Status(Transact(device.get(), 2, tx, sizeof(virtio_snd_pcm_status))), VIRTIO_SND_S_OK);
+  // Out of range, refused.
+  EXPECT_EQ(write(0, 101), VIRTIO_SND_S_BAD_MSG);
+
+  // The sink: silence (the muted buffer, and periods the guest was late for), then the halved
+  // buffer, then maybe more silence; nothing at full amplitude.
+  ASSERT_OK_AND_ASSIGN(snd::WavReader reader, snd::WavReader::Open(sink));
+  std::vector<uint8_t> in_sink(reader.frames() * 4);
+  ASSERT_OK(reader.Read(absl::MakeSpan(in_sink)));
+  ASSERT_EQ(in_sink.size() % kPeriodBytes, 0u);
+  std::vector<uint8_t> half;
+  for (uint32_t i = 0; i < kPeriodBytes / 2; ++i) {
+    const std::vector<uint8_t> sample = Bytes(int16_t{4000});
+    half.insert(half.end(), sample.begin(), sample.end());
+  }
+  int loud = 0;
+  for (size_t at = 0; at < in_sink.size(); at += kPeriodBytes) {
+    const std::vector<uint8_t> period(in_sink.begin() + at, in_sink.begin() + at + kPeriodBytes);
+    if (std::all_of(period.begin(), period.end(), [](uint8_t b) { return b == 0; })) continue;
+    EXPECT_EQ(period, half) << "period at byte " << at;
+    ++loud;
+  }
+  EXPECT_EQ(loud, 1);
+  EXPECT_GE(in_sink.size(), 2 * kPeriodBytes);  // the muted buffer took a period too
   EXPECT_TRUE(session->daemon()->IsAlive());
 }
 
