@@ -3,13 +3,17 @@ through QEMU 10's vhost-user-snd-pci: the card and its playback and capture PCMs
 the guest plays a 440 Hz tone (aplay -D hw:0,0) and the daemon's WAV sink holds that tone at
 the right frequency and duration, with no gap of silence in it; the guest records (arecord -D
 hw:0,0) the daemon's WAV source and gets exactly its samples back, after any leading silence;
-neither aplay nor the guest kernel reports an XRUN.
+neither aplay nor the guest kernel reports an XRUN. The same again after the guest reboots (the
+device reset under the same connection) and in a second QEMU against the same daemon: each
+PREPARE starts the sink and the source over.
 
 The recording leaves the guest on a scratch virtio-blk disk of QEMU's own (not over the
-serial console), so the host compares every frame.
+serial console), so the host compares every frame; the host copies the sink when the guest
+says aplay is done.
 
 Usage: snd_e2e_test.py PATH_TO_vhost-user-snd (Bazel passes it).
 """
+import io
 import math
 import os
 import struct
@@ -32,7 +36,8 @@ SOURCE_SECONDS, RECORD_SECONDS = 3, 2
 # completes at a time, so "a period or two" bounds the sink's extra frames.
 PERIOD_US, BUFFER_US = 50000, 400000
 PERIOD_FRAMES = RATE * PERIOD_US // 1000000
-SCRATCH_BYTES = 1 << 20  # holds RECORD_SECONDS of S16 stereo (384000 bytes)
+SLOT = 1 << 19  # a boot's slot on the scratch disk: RECORD_SECONDS of S16 stereo, 384000 bytes
+BOOTS = 2
 
 
 def tone_frames(hz, seconds, amplitude=12000):
@@ -131,115 +136,140 @@ run record arecord -D hw:0,0 -f S16_LE -c 2 -r 48000 -d @RECORD_SECONDS@ \
 echo "E2E-RESULT record_seconds=$(awk "BEGIN { print $(up) - $t0 }")"
 echo "E2E-RESULT record_bytes=$(wc -c < /tmp/rec.raw)"
 run record_dmesg dmesg -c
-dd if=/tmp/rec.raw of=/dev/vda bs=65536 conv=fsync 2>/dev/null
+# Each boot's recording in its own slot of the scratch disk.
+dd if=/tmp/rec.raw of=/dev/vda bs=@SLOT@ seek=$((E2E_BOOT - 1)) conv=fsync 2>/dev/null
 echo "E2E-RESULT written=$?"
 """
 
 
 class SndGuestTest(unittest.TestCase):
 
-    def test_the_guest_plays_a_tone_to_the_wav_sink_and_records_the_wav_source(self):
+    def test_play_and_record_across_a_reboot_and_a_qemu_restart(self):
+        tone = tone_frames(TONE_HZ, TONE_SECONDS)
+        src = source_frames(SOURCE_SECONDS)
         with qemu_guest.work_dir("snd") as work:
             sock = os.path.join(work, "snd.sock")
             sink = os.path.join(work, "played.wav")
             source = os.path.join(work, "source.wav")
-            scratch = os.path.join(work, "scratch.img")
-            tone = tone_frames(TONE_HZ, TONE_SECONDS)
+            write_wav(source, src)
             tone_wav = os.path.join(work, "tone.wav")
             write_wav(tone_wav, tone)
-            src = source_frames(SOURCE_SECONDS)
-            write_wav(source, src)
-            with open(scratch, "wb") as f:
-                f.truncate(SCRATCH_BYTES)
             with open(tone_wav, "rb") as f:
                 tone_file = f.read()
+            scratch = [os.path.join(work, f"scratch{n}.img") for n in (1, 2)]  # per QEMU
+            for path in scratch:
+                with open(path, "wb") as f:
+                    f.truncate(SLOT * BOOTS)
             script = (GUEST_SCRIPT.replace("@PERIOD_US@", str(PERIOD_US))
                       .replace("@BUFFER_US@", str(BUFFER_US))
-                      .replace("@RECORD_SECONDS@", str(RECORD_SECONDS)))
+                      .replace("@RECORD_SECONDS@", str(RECORD_SECONDS))
+                      .replace("@SLOT@", str(SLOT)))
             extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
                      + [("bin/arecord", "link", "aplay"),
                         ("tone.wav", "file", (tone_file, 0o644))]
                      + alsa_entries())
+            sinks = []  # the sink as each session's aplay left it
+
+            def on_line(line):
+                if "E2E-RESULT play_rc=" in line:
+                    with open(sink, "rb") as f:
+                        sinks.append(f.read())
+
+            def devices(disk):
+                return ["-chardev", f"socket,id=snd0,path={sock}",
+                        "-device", "vhost-user-snd-pci,chardev=snd0",
+                        "-drive", f"file={disk},if=none,id=scratch,format=raw",
+                        "-device", "virtio-blk-pci,drive=scratch"]
+
+            run = dict(script=script, work=work, modules=MODULES, extra_entries=extra,
+                       timeout=120, on_line=on_line)
             argv = [DAEMON, f"--socket-path={sock}", "--backend=file",
                     "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16",
                     f"--playback-file={sink}", f"--capture-file={source}"]
             with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(
-                    script, work=work, modules=MODULES, extra_entries=extra, timeout=120,
-                    devices=["-chardev", f"socket,id=snd0,path={sock}",
-                             "-device", "vhost-user-snd-pci,chardev=snd0",
-                             "-drive", f"file={scratch},if=none,id=scratch,format=raw",
-                             "-device", "virtio-blk-pci,drive=scratch"])
+                first = qemu_guest.run_guest(boots=BOOTS, devices=devices(scratch[0]), **run)
+                second = qemu_guest.run_guest_again(daemon, devices=devices(scratch[1]), **run)
                 log = daemon.read_log()
                 self.assertTrue(daemon.alive(), log)
-            out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
-            self.assertFalse(result.timed_out, out)
-            self.assertEqual(result.script_status, 0, out)
-            r = result.results
-            self.assertNotIn("insmod_failed", r, out)
+            recordings = []
+            for path, boots in ((scratch[0], BOOTS), (scratch[1], 1)):
+                with open(path, "rb") as f:
+                    recordings += [f.read(SLOT) for _ in range(boots)]
+            for result in (first, second):
+                self.assertFalse(result.timed_out, result.output[-6000:] + log[-3000:])
+            sessions = first.boots + second.boots
+            self.assertEqual(len(sessions), BOOTS + 1, second.output[-6000:] + log[-3000:])
+            self.assertEqual(len(sinks), BOOTS + 1, second.output[-6000:] + log[-3000:])
+            for n, (session, played, rec) in enumerate(zip(sessions, sinks, recordings)):
+                with self.subTest(session=n + 1):
+                    self.check_session(n + 1, session, played, rec, tone, src, log)
+            self.assertEqual(log.count("front end connected"), 2, log)
+            self.assertGreaterEqual(log.count("features 0x"), BOOTS + 1, log)
 
-            # The card and its two PCMs.
-            self.assertIn("VirtIO SoundCard", result.output, out)
-            self.assertEqual(r["aplay_l_rc"], "0", out)
-            self.assertEqual(r["arecord_l_rc"], "0", out)
-            lines = result.output.splitlines()
-            self.assertTrue(any("E2E-OUT aplay_l|" in l and "card 0:" in l and "device 0:" in l
+    def check_session(self, n, session, sink_file, rec, tone, src, log):
+        out = session.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
+        self.assertEqual(session.script_status, 0, out)
+        r = session.results
+        self.assertNotIn("insmod_failed", r, out)
+
+        # The card and its two PCMs.
+        self.assertIn("VirtIO SoundCard", session.output, out)
+        self.assertEqual(r["aplay_l_rc"], "0", out)
+        self.assertEqual(r["arecord_l_rc"], "0", out)
+        lines = session.output.splitlines()
+        for tool in ("aplay_l", "arecord_l"):
+            self.assertTrue(any(f"E2E-OUT {tool}|" in l and "card 0:" in l and "device 0:" in l
                                 for l in lines), out)
-            self.assertTrue(any("E2E-OUT arecord_l|" in l and "card 0:" in l and "device 0:" in l
-                                for l in lines), out)
 
-            # Played without an underrun, and the guest kernel saw no XRUN.
-            self.assertEqual(r["play_rc"], "0", out)
-            guest_lines = [l for l in lines if l.startswith("E2E-OUT play")
-                           or l.startswith("E2E-OUT record")]
-            self.assertFalse([l for l in guest_lines if "underrun" in l.lower()
-                              or "overrun" in l.lower() or "xrun" in l.lower()], out)
+        # Played and recorded without an underrun or overrun (aplay/arecord say so), and the
+        # guest kernel logged no XRUN.
+        self.assertEqual(r["play_rc"], "0", out)
+        said = [l for l in lines if l.startswith(("E2E-OUT play", "E2E-OUT record"))]
+        self.assertFalse([l for l in said if "underrun" in l.lower() or "overrun" in l.lower()
+                          or "xrun" in l.lower()], out)
 
-            # The sink: its header says what was played; the tone in it has the right
-            # frequency and duration, with no silence inserted.
-            with wave.open(sink, "rb") as w:
-                self.assertEqual((w.getnchannels(), w.getsampwidth(), w.getframerate()),
-                                 (CHANNELS, WIDTH, RATE), log[-3000:])
-                played = w.readframes(w.getnframes())
-            frames = len(played) // FRAME
-            nonzero = [i for i, s in enumerate(struct.iter_unpack("<hh", played))
-                       if s != (0, 0)]
-            self.assertTrue(nonzero, f"the sink holds {frames} frames of silence\n{out}")
-            first, last = nonzero[0], nonzero[-1]
-            held = played[first * FRAME:(last + 1) * FRAME]
-            duration = len(held) // FRAME
-            self.assertLessEqual(abs(duration - RATE * TONE_SECONDS), 2 * PERIOD_FRAMES,
-                                 f"tone of {duration} frames in a sink of {frames}\n{out}")
-            gap = longest_zero_run(held)
-            self.assertLess(gap, 3, f"{gap} frames of silence inside the tone (the guest "
-                            f"was late by {gap / RATE * 1000:.1f} ms)\n{out}")
-            crossings = rising_crossings(left_channel(held))
-            hz = (len(crossings) - 1) * RATE / (crossings[-1] - crossings[0])
-            self.assertAlmostEqual(hz, TONE_HZ, delta=2, msg=out)
-            # Bit-exact, in fact: the tone's first and last frames are not silent, so the
-            # sink's non-silent stretch is exactly what aplay played.
-            self.assertTrue(held == tone, f"the sink's {duration} frames of tone differ from "
-                            f"the {len(tone) // FRAME} played")
+        # The sink: its header says what was played; the tone in it has the right frequency
+        # and duration, with no silence inserted.
+        with wave.open(io.BytesIO(sink_file), "rb") as w:
+            self.assertEqual((w.getnchannels(), w.getsampwidth(), w.getframerate()),
+                             (CHANNELS, WIDTH, RATE), log[-3000:])
+            played = w.readframes(w.getnframes())
+        frames = len(played) // FRAME
+        nonzero = [i for i, s in enumerate(struct.iter_unpack("<hh", played)) if s != (0, 0)]
+        self.assertTrue(nonzero, f"the sink holds {frames} frames of silence\n{out}")
+        first, last = nonzero[0], nonzero[-1]
+        held = played[first * FRAME:(last + 1) * FRAME]
+        duration = len(held) // FRAME
+        self.assertLessEqual(abs(duration - RATE * TONE_SECONDS), 2 * PERIOD_FRAMES,
+                             f"tone of {duration} frames in a sink of {frames}\n{out}")
+        gap = longest_zero_run(held)
+        self.assertLess(gap, 3, f"{gap} frames of silence inside the tone (the guest was "
+                        f"late by {gap / RATE * 1000:.1f} ms)\n{out}")
+        crossings = rising_crossings(left_channel(held))
+        hz = (len(crossings) - 1) * RATE / (crossings[-1] - crossings[0])
+        self.assertAlmostEqual(hz, TONE_HZ, delta=2, msg=out)
+        # Bit-exact, in fact: the tone's first and last frames are not silent, so the sink's
+        # non-silent stretch is exactly what aplay played.
+        self.assertTrue(held == tone, f"the sink's {duration} frames of tone differ from the "
+                        f"{len(tone) // FRAME} played")
 
-            # The recording: leading silence, then the source's frames, exactly.
-            size = int(r["record_bytes"])
-            self.assertEqual(r["record_rc"], "0", out)
-            self.assertEqual(r["written"], "0", out)
-            self.assertEqual(size, RATE * RECORD_SECONDS * FRAME, out)
-            with open(scratch, "rb") as f:
-                rec = f.read(size)
-            lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
-                         if s != (0, 0)), None)
-            self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
-            self.assertLess(lead, RATE // 2, f"{lead} frames of leading silence\n{out}")
-            got = rec[lead * FRAME:]
-            print(f"card after {r['card_after_seconds']} s of guest uptime; aplay took "
-                  f"{r['play_seconds']} s, arecord {r['record_seconds']} s (guest clock); "
-                  f"sink: {frames} frames, the tone {duration} of them at {hz:.3f} Hz; "
-                  f"recording: {lead} frames of leading silence", file=sys.stderr)
-            self.assertTrue(got == src[:len(got)],
-                            f"recorded frames differ from the source after {lead} frames of "
-                            f"leading silence")
+        # The recording: leading silence, then the source's frames from its start, exactly.
+        size = int(r["record_bytes"])
+        self.assertEqual(r["record_rc"], "0", out)
+        self.assertEqual(r["written"], "0", out)
+        self.assertEqual(size, RATE * RECORD_SECONDS * FRAME, out)
+        rec = rec[:size]
+        lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec)) if s != (0, 0)),
+                    None)
+        self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
+        self.assertLess(lead, RATE // 2, f"{lead} frames of leading silence\n{out}")
+        got = rec[lead * FRAME:]
+        print(f"session {n}: card after {r['card_after_seconds']} s of guest uptime; aplay "
+              f"took {r['play_seconds']} s, arecord {r['record_seconds']} s (guest clock); "
+              f"sink: {frames} frames, the tone {duration} of them at {hz:.3f} Hz; "
+              f"recording: {lead} frames of leading silence", file=sys.stderr)
+        self.assertTrue(got == src[:len(got)], f"recorded frames differ from the source after "
+                        f"{lead} frames of leading silence")
 
 
 if __name__ == "__main__":
