@@ -1,11 +1,12 @@
 // Timing of vhost-user-snd through our own front end: for each host side (null, and file: a WAV
 // sink for playback, a WAV source for capture) and each direction, one stream at 48 kHz S16
 // stereo with `--periods` periods of `--period_ms` kept queued, run for `--seconds`. Prints, per
-// run: the clock drift (frames the device completed against the wall time elapsed × the rate,
-// CLOCK_MONOTONIC), the jitter of each completion against the ideal schedule (one period apart),
-// the time from queueing a buffer to its completion (for playback: to the host sink, which the
-// device writes when it completes the buffer), the latency_bytes the device reports, and the
-// daemon's CPU time per second of audio. Figures only; asserts nothing.
+// run: the drift (frames the device completed against the wall time elapsed × the rate, on
+// CLOCK_MONOTONIC; a period the device went through without a guest buffer counts as drift), the
+// jitter of each interval between completions against one period, the time from queueing a
+// buffer to its completion (for playback: to the host sink, which the device writes when it
+// completes the buffer), the latency_bytes the device reports, and the daemon's CPU time per
+// second of audio. Figures only; asserts nothing.
 //
 //   bazel build //tests/bench:snd_bench
 //   bazel-bin/tests/bench/snd_bench --seconds=60
@@ -37,6 +38,7 @@ DEFINE_double(seconds, 10.0, "Measured time per run (60 for the drift figure)");
 DEFINE_int32(period_ms, 10, "Period length");
 DEFINE_int32(periods, 4, "Periods kept queued on the data queue (the stream's buffer_bytes)");
 DEFINE_string(backends, "null,file", "Host sides to run, comma-separated");
+DEFINE_bool(event_idx, true, "Negotiate VIRTIO_F_EVENT_IDX (notification suppression)");
 DEFINE_string(directions, "playback,capture", "Directions to run, comma-separated");
 
 namespace vhost {
@@ -73,6 +75,7 @@ struct Figures {
   double drift_ms = 0;   // how far behind the schedule the last completion came
   double jitter_p50_us = 0, jitter_p99_us = 0, jitter_max_us = 0;
   double queued_to_done_p50_ms = 0, queued_to_done_max_ms = 0;
+  double latency_bytes_p50 = 0;
   uint32_t latency_bytes_min = 0, latency_bytes_max = 0;
   uint64_t errors = 0;  // completions whose status was not S_OK
   double cpu_ms_per_audio_s = 0;
@@ -101,6 +104,7 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   const pid_t pid = session->daemon()->pid();
   SndDriver::Options options;
   options.ram_size = 8 << 20;
+  if (!FLAGS_event_idx) options.features &= ~Bit(kFeatureEventIdx);
   ASSIGN_OR_RETURN(std::unique_ptr<SndDriver> driver, SndDriver::Start(session->socket(), options));
 
   // The default streams: 0 playback, 1 capture. Buffers queued between PREPARE and START, as a
@@ -137,6 +141,7 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   const double start = Now();
   std::vector<double> done;  // each completion's arrival
   std::vector<double> queued_to_done;
+  std::vector<double> latency_bytes;
   Figures f;
   f.latency_bytes_min = ~0u;
   while (Now() - start < FLAGS_seconds) {
@@ -150,6 +155,7 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
     done.push_back(now);
     queued_to_done.push_back(now - queued_at[i]);
     if (buffers[i].status->status != VIRTIO_SND_S_OK) ++f.errors;
+    latency_bytes.push_back(buffers[i].status->latency_bytes);
     f.latency_bytes_min = std::min(f.latency_bytes_min, buffers[i].status->latency_bytes);
     f.latency_bytes_max = std::max(f.latency_bytes_max, buffers[i].status->latency_bytes);
     RETURN_IF_ERROR(queue(i));
@@ -166,16 +172,17 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   const double expected = (done.size() - 1) * period_s;
   f.drift_ppm = (span / expected - 1) * 1e6;
   f.drift_ms = (span - expected) * 1e3;
-  // Jitter: each completion's lateness against the ideal schedule (a period apart), anchored at
-  // the completion that came earliest relative to it; includes this process's wake-up.
-  std::vector<double> offset(done.size());
-  for (size_t n = 0; n < done.size(); ++n) offset[n] = done[n] - n * period_s;
-  const double anchor = *std::min_element(offset.begin(), offset.end());
-  std::vector<double> late;
-  for (double o : offset) late.push_back((o - anchor) * 1e6);
-  f.jitter_p50_us = Percentile(late, 0.5);
-  f.jitter_p99_us = Percentile(late, 0.99);
-  f.jitter_max_us = *std::max_element(late.begin(), late.end());
+  // Jitter per period: how far each interval between two completions is from one period (a
+  // period the device went through without a guest buffer shows as an interval of two).
+  // Includes this process's wake-up.
+  std::vector<double> deviation;
+  for (size_t n = 1; n < done.size(); ++n) {
+    deviation.push_back(std::abs(done[n] - done[n - 1] - period_s) * 1e6);
+  }
+  f.jitter_p50_us = Percentile(deviation, 0.5);
+  f.jitter_p99_us = Percentile(deviation, 0.99);
+  f.jitter_max_us = *std::max_element(deviation.begin(), deviation.end());
+  f.latency_bytes_p50 = Percentile(latency_bytes, 0.5);
   f.queued_to_done_p50_ms = Percentile(queued_to_done, 0.5) * 1e3;
   f.queued_to_done_max_ms = *std::max_element(queued_to_done.begin(), queued_to_done.end()) * 1e3;
   f.cpu_ms_per_audio_s = absl::ToDoubleMilliseconds(cpu) / (done.back() - start);
@@ -195,8 +202,8 @@ int Main() {
       "vhost-user-snd timing: 48000 Hz S16 stereo, %d ms periods, %d queued, %.0f s per run; "
       "load average %s\n",
       FLAGS_period_ms, FLAGS_periods, FLAGS_seconds, LoadAverage().c_str());
-  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %19s %9s %6s\n", "host", "dir", "done", "drift ppm",
-              "drift ms", "jitter p50/p99/max us", "queued->done ms", "latency_bytes (ms)",
+  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %27s %9s %6s\n", "host", "dir", "done", "drift ppm",
+              "drift ms", "jitter p50/p99/max us", "queued->done ms", "latency_bytes p50 (min-max)",
               "CPU ms/s", "errors");
   const std::vector<std::string> backends = absl::StrSplit(FLAGS_backends, ',', absl::SkipEmpty());
   const std::vector<std::string> directions =
@@ -210,14 +217,13 @@ int Main() {
         return 1;
       }
       std::printf(
-          "%-5s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6u-%-6u (%.0f-%.0f) "
+          "%-5s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6.0f (%u-%u) = %.0f ms "
           "%9.3f %6lu\n",
           backend.c_str(), direction.c_str(), static_cast<unsigned long>(f->completions),
           f->drift_ppm, f->drift_ms, f->jitter_p50_us, f->jitter_p99_us, f->jitter_max_us,
-          f->queued_to_done_p50_ms, f->queued_to_done_max_ms, f->latency_bytes_min,
-          f->latency_bytes_max, f->latency_bytes_min / bytes_per_ms,
-          f->latency_bytes_max / bytes_per_ms, f->cpu_ms_per_audio_s,
-          static_cast<unsigned long>(f->errors));
+          f->queued_to_done_p50_ms, f->queued_to_done_max_ms, f->latency_bytes_p50,
+          f->latency_bytes_min, f->latency_bytes_max, f->latency_bytes_p50 / bytes_per_ms,
+          f->cpu_ms_per_audio_s, static_cast<unsigned long>(f->errors));
       std::fflush(stdout);
     }
   }
