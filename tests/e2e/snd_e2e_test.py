@@ -7,6 +7,10 @@ neither aplay nor the guest kernel reports an XRUN. The same again after the gue
 device reset under the same connection) and in a second QEMU against the same daemon: each
 PREPARE starts the sink and the source over.
 
+With --controls (and QEMU's controls=on), in a boot of its own: amixer lists each stream's
+volume and switch; the playback volume at 50 halves the tone in the sink (within 1 LSB) and
+the playback switch off leaves the sink silent.
+
 The recording leaves the guest on a scratch virtio-blk disk of QEMU's own (not over the
 serial console), so the host compares every frame; the host copies the sink when the guest
 says aplay is done.
@@ -94,10 +98,10 @@ def longest_zero_run(frames):
 
 
 def alsa_entries():
-    """alsa-lib's configuration (alsa.conf and the card and PCM definitions it includes):
-    aplay and arecord cannot open even hw:0,0 without it."""
+    """alsa-lib's configuration (alsa.conf and the card, PCM and control definitions it
+    includes): aplay and arecord cannot open even hw:0,0 without it, nor amixer card 0."""
     entries = [("usr/share", "dir", None), ("usr/share/alsa", "dir", None)]
-    for top in ("/usr/share/alsa/cards", "/usr/share/alsa/pcm"):
+    for top in ("/usr/share/alsa/cards", "/usr/share/alsa/pcm", "/usr/share/alsa/ctl"):
         for root, _, files in os.walk(top):
             entries.append((root.lstrip("/"), "dir", None))
             for name in sorted(files):
@@ -139,6 +143,29 @@ run record_dmesg dmesg -c
 # Each boot's recording in its own slot of the scratch disk.
 dd if=/tmp/rec.raw of=/dev/vda bs=@SLOT@ seek=$((E2E_BOOT - 1)) conv=fsync 2>/dev/null
 echo "E2E-RESULT written=$?"
+"""
+
+
+CONTROLS = ("PCM Playback Volume", "PCM Playback Switch", "PCM Capture Volume",
+            "PCM Capture Switch")
+CONTROLS_TONE_SECONDS = 1
+
+CONTROLS_SCRIPT = r"""
+run() {
+  name=$1; shift
+  "$@" > /tmp/out 2>&1 && rc=0 || rc=$?
+  sed "s/^/E2E-OUT $name| /" /tmp/out
+  echo "E2E-RESULT ${name}_rc=$rc"
+}
+i=0
+while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+run controls amixer -c 0 controls
+run half amixer -c 0 cset name='PCM Playback Volume' 50
+run half_get amixer -c 0 cget name='PCM Playback Volume'
+run play_half aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav
+run mute amixer -c 0 cset name='PCM Playback Switch' off
+run mute_get amixer -c 0 cget name='PCM Playback Switch'
+run play_muted aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav
 """
 
 
@@ -270,6 +297,90 @@ class SndGuestTest(unittest.TestCase):
               f"recording: {lead} frames of leading silence", file=sys.stderr)
         self.assertTrue(got == src[:len(got)], f"recorded frames differ from the source after "
                         f"{lead} frames of leading silence")
+
+
+    def test_controls_with_amixer(self):
+        """--controls and QEMU's controls=on: amixer lists a volume and a switch per stream;
+        the volume at 50 halves the played tone (the daemon truncates toward zero, so within
+        1 LSB) and the switch off makes it silence."""
+        tone = tone_frames(TONE_HZ, CONTROLS_TONE_SECONDS)
+        with qemu_guest.work_dir("sndctl") as work:
+            sock = os.path.join(work, "snd.sock")
+            sink = os.path.join(work, "played.wav")
+            tone_wav = os.path.join(work, "tone.wav")
+            write_wav(tone_wav, tone)
+            with open(tone_wav, "rb") as f:
+                tone_file = f.read()
+            script = (CONTROLS_SCRIPT.replace("@PERIOD_US@", str(PERIOD_US))
+                      .replace("@BUFFER_US@", str(BUFFER_US)))
+            extra = qemu_guest.host_binary_entries("/usr/bin/aplay")
+            have = {e[0] for e in extra}  # aplay's libraries and directories, once
+            extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/amixer")
+                      if e[0] not in have]
+            extra += [("tone.wav", "file", (tone_file, 0o644))] + alsa_entries()
+            sinks = {}  # the sink as each aplay left it
+
+            def on_line(line):
+                for name in ("play_half", "play_muted"):
+                    if f"E2E-RESULT {name}_rc=" in line:
+                        with open(sink, "rb") as f:
+                            sinks[name] = f.read()
+
+            devices = ["-chardev", f"socket,id=snd0,path={sock}",
+                       "-device", "vhost-user-snd-pci,chardev=snd0,controls=on"]
+            argv = [DAEMON, f"--socket-path={sock}", "--backend=file", "--controls",
+                    "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16",
+                    f"--playback-file={sink}"]
+            with qemu_guest.Daemon(argv, sock) as daemon:
+                result = qemu_guest.run_guest(script=script, devices=devices, work=work,
+                                              modules=MODULES, extra_entries=extra,
+                                              timeout=120, on_line=on_line)
+                log = daemon.read_log()
+                self.assertTrue(daemon.alive(), log)
+        out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
+        self.assertFalse(result.timed_out, out)
+        self.assertEqual(result.script_status, 0, out)
+        r = result.results
+
+        # The four controls, as amixer names them.
+        self.assertEqual(r["controls_rc"], "0", out)
+        listed = [l for l in result.output.splitlines() if "E2E-OUT controls|" in l]
+        for name in CONTROLS:
+            self.assertTrue(any(f"name='{name}'" in l for l in listed), f"{name}\n{out}")
+
+        # Volume 50: read back, then the sink holds the tone at half its amplitude.
+        self.assertEqual(r["half_rc"], "0", out)
+        self.assertEqual(r["play_half_rc"], "0", out)
+        self.assertTrue(any("E2E-OUT half_get|" in l and "values=50" in l
+                            for l in result.output.splitlines()), out)
+        self.assertIn("play_half", sinks, out)
+        with wave.open(io.BytesIO(sinks["play_half"]), "rb") as w:
+            played = w.readframes(w.getnframes())
+        samples = [v for (v,) in struct.iter_unpack("<h", played)]
+        nonzero = [i for i, v in enumerate(samples) if v != 0]
+        self.assertTrue(nonzero, f"the sink holds {len(samples)} silent samples\n{out}")
+        # The tone's first frame is (0, 12000): its left sample is the first of the stretch.
+        start = nonzero[0] - nonzero[0] % CHANNELS
+        held = samples[start:start + len(tone) // WIDTH]
+        want = [v for (v,) in struct.iter_unpack("<h", tone)]
+        self.assertEqual(len(held), len(want), out)
+        worst = max(abs(2 * h - w) for h, w in zip(held, want))
+        self.assertLessEqual(worst, 2, f"a sample off half the tone's by {worst / 2} LSB")
+        self.assertFalse(any(samples[start + len(want):]), f"sound after the tone\n{out}")
+
+        # Switch off: read back, then the sink holds only silence, as long as the tone.
+        self.assertEqual(r["mute_rc"], "0", out)
+        self.assertEqual(r["play_muted_rc"], "0", out)
+        self.assertTrue(any("E2E-OUT mute_get|" in l and "values=off" in l
+                            for l in result.output.splitlines()), out)
+        self.assertIn("play_muted", sinks, out)
+        with wave.open(io.BytesIO(sinks["play_muted"]), "rb") as w:
+            frames = w.getnframes()
+            muted = w.readframes(frames)
+        self.assertGreaterEqual(frames, len(tone) // FRAME, out)
+        self.assertFalse(any(muted), f"the muted sink holds sound\n{out}")
+        print(f"controls: half-volume sink {len(samples) // CHANNELS} frames (worst "
+              f"{worst / 2} LSB off), muted sink {frames} frames", file=sys.stderr)
 
 
 if __name__ == "__main__":
