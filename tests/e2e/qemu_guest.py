@@ -371,7 +371,7 @@ class GuestResult(BootResult):
 
 
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
-              memory_mb=512, work=None, on_line=None, built_modules=(), boots=1):
+              memory_mb=512, work=None, on_line=None, built_modules=(), boots=1, pass_fds=()):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
@@ -382,6 +382,7 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     the last it reboots (`reboot -f`, so QEMU resets every device under the same vhost-user
     connections). The script finds the boot's number (from 1) in $E2E_BOOT; the result's
     `boots` has each boot's results.
+    pass_fds: descriptors QEMU inherits (a monitor socket made by the test: see qmp_socketpair).
     Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
     """
     check_qemu()
@@ -412,7 +413,7 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     start = time.time()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.PIPE if boots > 1 else subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, pass_fds=list(pass_fds))
     timed_out = False
     lines = []
     asked = 0
@@ -450,26 +451,27 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
                        time.time() - start)
 
 
+def qmp_socketpair():
+    """A QMP monitor made before QEMU starts: (our socket, QEMU's socket, QEMU arguments). QEMU
+    gets a listening socket made here (pass it in pass_fds and close it here once QEMU runs);
+    ours is already connected to it (the kernel queues the connection until QEMU accepts), so
+    Qmp(sock=ours) needs no waiting for QEMU to create a socket."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(f"\0vhost-user-e2e-qmp-{os.getpid()}-{time.time_ns()}")  # abstract: no file
+    listener.listen(1)
+    ours = socket.socket(socket.AF_UNIX)
+    ours.connect(listener.getsockname())
+    return ours, listener, ["-chardev", f"socket,id=qmp0,fd={listener.fileno()},server=on,wait=off",
+                            "-mon", "chardev=qmp0,mode=control"]
+
+
 class Qmp:
-    """A QMP client: one command at a time; events are kept for wait_event. On `sock`, a socket
-    QEMU was handed (QemuProcess(qmp=True): no waiting for QEMU to create one), or on QEMU's
-    `-qmp unix:PATH,server=on,wait=off`, connected to once QEMU has made it. `command` returns
+    """A QMP client on `sock`, the test's end of a monitor socket QEMU was handed
+    (qmp_socketpair): one command at a time; events are kept for wait_event. `command` returns
     the reply's "return" and raises GuestError on an error or after `timeout` seconds."""
 
-    def __init__(self, path=None, timeout=30, sock=None):
+    def __init__(self, sock, timeout=30):
         self.timeout = timeout
-        if sock is None:
-            deadline = time.time() + timeout
-            while True:
-                try:
-                    sock = socket.socket(socket.AF_UNIX)
-                    sock.connect(path)
-                    break
-                except OSError:
-                    sock.close()
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.05)  # until QEMU has made its socket (no event tells)
         self.sock = sock
         self.buffer = b""
         self.events = []
@@ -539,10 +541,10 @@ class QemuProcess:
     def __init__(self, argv, qmp=False):
         self.lines = []
         self.cond = threading.Condition()
-        ours, theirs = socket.socketpair() if qmp else (None, None)
+        ours, theirs = None, None
         if qmp:  # the monitor on a socket made here: connected before QEMU even starts
-            argv = list(argv) + ["-chardev", f"socket,id=qmp0,fd={theirs.fileno()}",
-                                 "-mon", "chardev=qmp0,mode=control"]
+            ours, theirs, monitor = qmp_socketpair()
+            argv = list(argv) + monitor
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      pass_fds=[theirs.fileno()] if qmp else [])

@@ -126,7 +126,7 @@ class ReconnectTest(unittest.TestCase):
         reconnected, the new daemon's log, whether it is alive)."""
         with qemu_guest.work_dir(f"rc-{name}") as work:
             sock = os.path.join(work, "d.sock")
-            qmp_path = os.path.join(work, "qmp.sock")
+            qmp_ours, qmp_theirs, monitor = qemu_guest.qmp_socketpair()
             argv = daemon_argv(name, work, sock)
             extra = qemu_guest.host_binary_entries(TOOLS[name]) if name in TOOLS else []
             if name == "vsock":
@@ -137,7 +137,7 @@ class ReconnectTest(unittest.TestCase):
                      "i2c": ["drivers/i2c/busses/i2c-virtio.c"]}.get(name, [])
             devices = ["-chardev", f"socket,id=c0,path={sock},reconnect-ms={RECONNECT_MS}",
                        "-device", device(name),
-                       "--preconfig", "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+                       "--preconfig"] + monitor
             tries = []
             guest = {}
 
@@ -149,7 +149,7 @@ class ReconnectTest(unittest.TestCase):
                 try:
                     guest["result"] = qemu_guest.run_guest(
                         script, devices, modules=modules, work=work, timeout=120,
-                        extra_entries=extra, on_line=on_line,
+                        extra_entries=extra, on_line=on_line, pass_fds=[qmp_theirs.fileno()],
                         built_modules=[qemu_guest.out_of_tree_module(m) for m in built])
                 except BaseException as e:  # reported by the main thread
                     guest["error"] = e
@@ -158,7 +158,7 @@ class ReconnectTest(unittest.TestCase):
             runner = threading.Thread(target=run)
             runner.start()
             try:
-                qmp = qemu_guest.Qmp(qmp_path)
+                qmp = qemu_guest.Qmp(sock=qmp_ours)
                 self.wait_for(lambda: daemon.connections() == 1, runner,
                               "QEMU to connect its socket")
                 qmp.command("x-exit-preconfig")  # now QEMU creates the device
@@ -178,6 +178,8 @@ class ReconnectTest(unittest.TestCase):
                 raise AssertionError(f"{e}\n{output}\n{daemon.read_log()[-2000:]}") from None
             finally:
                 runner.join()
+                qmp_theirs.close()
+                qmp_ours.close()
                 log, alive = daemon.read_log(), daemon.alive()
                 daemon.__exit__(None, None, None)
             if "error" in guest:
