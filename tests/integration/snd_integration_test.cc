@@ -119,6 +119,19 @@ uint32_t Status(const std::vector<uint8_t>& reply, size_t at = 0) {
   return status;
 }
 
+// SET_PARAMS (four 10 ms periods of 48 kHz stereo S16) and PREPARE for `stream`.
+void SetParamsAndPrepare(DeviceConnection* device, uint32_t stream, uint32_t period_bytes) {
+  snd::PcmParams params;
+  params.buffer_bytes = 4 * period_bytes;
+  params.period_bytes = period_bytes;
+  params.channels = 2;
+  params.format = VIRTIO_SND_PCM_FMT_S16;
+  params.rate = VIRTIO_SND_PCM_RATE_48000;
+  EXPECT_EQ(Status(Transact(device, 0, Bytes(params.ToWire(stream)), 4)), VIRTIO_SND_S_OK);
+  const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, stream};
+  EXPECT_EQ(Status(Transact(device, 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
+}
+
 TEST(SndDaemonTest, FileBackendPlaysAndRecordsInItsSandbox) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
   const std::string sink = session->File("sink.wav");
@@ -146,17 +159,7 @@ TEST(SndDaemonTest, FileBackendPlaysAndRecordsInItsSandbox) {
   options.queue_sizes = {64, 64, 64, 64};
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DeviceConnection> device, session->Open(options));
 
-  for (uint32_t stream : {0u, 1u}) {
-    snd::PcmParams params;
-    params.buffer_bytes = 4 * kPeriodBytes;
-    params.period_bytes = kPeriodBytes;
-    params.channels = 2;
-    params.format = VIRTIO_SND_PCM_FMT_S16;
-    params.rate = VIRTIO_SND_PCM_RATE_48000;
-    EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(stream)), 4)), VIRTIO_SND_S_OK);
-    const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, stream};
-    EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
-  }
+  for (uint32_t stream : {0u, 1u}) SetParamsAndPrepare(device.get(), stream, kPeriodBytes);
   // Each stream's buffer is queued before START, as a driver does. Should the daemon take it
   // only after the first periods passed, those played silence (or dropped what the source
   // had): the checks below allow for that, and so assume nothing of the host's timing.
@@ -211,15 +214,7 @@ TEST(SndDaemonTest, QueueStopCompletesHeldBuffers) {
   options.queue_sizes = {64, 64, 64, 64};
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DeviceConnection> device, session->Open(options));
   constexpr uint32_t kPeriodBytes = 480 * 4;
-  snd::PcmParams params;
-  params.buffer_bytes = 4 * kPeriodBytes;
-  params.period_bytes = kPeriodBytes;
-  params.channels = 2;
-  params.format = VIRTIO_SND_PCM_FMT_S16;
-  params.rate = VIRTIO_SND_PCM_RATE_48000;
-  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(0)), 4)), VIRTIO_SND_S_OK);
-  const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, 0};
-  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
+  SetParamsAndPrepare(device.get(), 0, kPeriodBytes);
   // Two buffers held (the stream is not started), then a bad one answered at once: once it is,
   // the device has taken the two before it.
   std::vector<uint8_t> tx = Bytes(virtio_snd_pcm_xfer{0});
@@ -275,15 +270,7 @@ TEST(SndDaemonTest, ControlsMuteAndScaleWhatReachesTheSink) {
     return Status(Transact(device.get(), 0, Bytes(request), 4));
   };
   constexpr uint32_t kPeriodBytes = 480 * 4;  // 10 ms of 48 kHz stereo s16
-  snd::PcmParams params;
-  params.buffer_bytes = 4 * kPeriodBytes;
-  params.period_bytes = kPeriodBytes;
-  params.channels = 2;
-  params.format = VIRTIO_SND_PCM_FMT_S16;
-  params.rate = VIRTIO_SND_PCM_RATE_48000;
-  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(params.ToWire(0)), 4)), VIRTIO_SND_S_OK);
-  const virtio_snd_pcm_hdr prepare{{VIRTIO_SND_R_PCM_PREPARE}, 0};
-  EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(prepare), 4)), VIRTIO_SND_S_OK);
+  SetParamsAndPrepare(device.get(), 0, kPeriodBytes);
   const virtio_snd_pcm_hdr start{{VIRTIO_SND_R_PCM_START}, 0};
   EXPECT_EQ(Status(Transact(device.get(), 0, Bytes(start), 4)), VIRTIO_SND_S_OK);
 
