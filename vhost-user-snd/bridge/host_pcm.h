@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "vhost-user-snd/audio_backend.h"
 
@@ -24,6 +25,11 @@ enum class PcmDirection : uint8_t { kPlayback, kCapture };
 class HostPcm {
  public:
   virtual ~HostPcm() = default;
+
+  // What the host side can open in `direction`: asked once, when the bridge starts, for the
+  // guest's PCM_INFO. A host side that cannot be reached then offers everything (its streams
+  // run silent until it can).
+  virtual Capabilities Probe(PcmDirection direction) { return AnyCapabilities(); }
 
   // Opens the host side for `direction` with these parameters (format, rate, channels exactly;
   // the host's buffer holds a few periods of period_frames). Closes what was open first.
