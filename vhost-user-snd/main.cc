@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/runtime/control_socket.h"
 #include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
 #include "vhost-user-snd/file_backend.h"
@@ -30,10 +31,15 @@ DEFINE_bool(controls, false,
 DEFINE_string(capture_file, "",
               "--backend=file: the WAV file the first capture stream reads, then silence "
               "(others are null)");
+DEFINE_string(control_socket, "",
+              "Serve the host's side of the card here, one command a line: \"list\", \"jack ID "
+              "plug\", \"jack ID unplug\" (the guest sees the jack change; see the manual)");
 
 namespace {
 
 using absl::InvalidArgumentError;
+
+std::unique_ptr<vhost::ControlSocket> control;  // lives as long as the device
 
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   using namespace vhost::snd;
@@ -77,6 +83,14 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   absl::StatusOr<std::unique_ptr<SndDevice>> device =
       SndDevice::Create(*std::move(streams), std::move(backends), &clock, FLAGS_controls);
   if (!device.ok()) return device.status();
+  if (!FLAGS_control_socket.empty()) {
+    SndDevice* served = device->get();
+    absl::StatusOr<std::unique_ptr<vhost::ControlSocket>> socket = vhost::ControlSocket::Start(
+        FLAGS_control_socket, "--control-socket",
+        [served](absl::string_view line) { return served->HostCommand(line); });
+    if (!socket.ok()) return socket.status();
+    control = *std::move(socket);
+  }
   return std::unique_ptr<vhost::VirtioDevice>(*std::move(device));
 }
 

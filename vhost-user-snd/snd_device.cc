@@ -8,7 +8,10 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "glog/logging.h"
 
 namespace vhost::snd {
@@ -16,6 +19,8 @@ namespace {
 
 // The largest control request is CTL_WRITE: a virtio_snd_ctl_hdr and a 512-byte value.
 constexpr size_t kMaxControlRequest = sizeof(SndCtlHdr) + sizeof(SndCtlValue);
+// Events kept for want of an event buffer: a guest that posts none is not worth more memory.
+constexpr size_t kMaxPendingEvents = 64;
 
 absl::StatusOr<AudioFormat> ToAudioFormat(uint8_t format) {
   switch (format) {
@@ -179,6 +184,9 @@ QueueResult SndDevice::ProcessQueue(QueueContext& context) {
       while (absl::optional<ChainToken> token = context.Take()) {
         event_buffers_.push_back(*token);
       }
+      while (!pending_events_.empty() && DeliverEvent(pending_events_.front())) {
+        pending_events_.pop_front();
+      }
       return QueueResult::Drained();
     }
     default:
@@ -213,8 +221,55 @@ void SndDevice::Reset() {
     s.lost = false;
     s.pcm.Reset();
   }
-  config_.jacks() = initial_jacks_;
+  // A reset forgets remaps; what is plugged in stays as the host left it.
+  std::vector<Jack> jacks = initial_jacks_;
+  for (size_t i = 0; i < jacks.size(); ++i) jacks[i].connected = config_.jacks()[i].connected;
+  config_.jacks() = std::move(jacks);
   config_.ResetControls();
+  pending_events_.clear();  // the driver reads JACK_INFO afresh
+}
+
+// ---- the host's side
+
+absl::StatusOr<std::string> SndDevice::HostCommand(absl::string_view line) {
+  const std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (words.size() == 1 && words[0] == "list") {
+    std::vector<std::string> items;
+    for (size_t id = 0; id < config_.jacks().size(); ++id) {
+      const Jack& jack = config_.jacks()[id];
+      items.push_back(absl::StrCat("jack ", id,
+                                   jack.direction == VIRTIO_SND_D_OUTPUT ? " out " : " in ",
+                                   jack.connected ? "plugged" : "unplugged"));
+    }
+    return absl::StrJoin(items, "; ");
+  }
+  if (words.size() == 3 && words[0] == "jack") return JackCommand(words[1], words[2]);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown command '", line, "' (list, jack ID plug|unplug)"));
+}
+
+absl::StatusOr<std::string> SndDevice::JackCommand(absl::string_view id_text,
+                                                   absl::string_view action) {
+  uint32_t id = 0;
+  if (!absl::SimpleAtoi(id_text, &id) || id >= config_.jacks().size()) {
+    return absl::InvalidArgumentError(absl::StrCat("jack: '", id_text, "' is not a jack id (0-",
+                                                   config_.jacks().size() - 1, ")"));
+  }
+  if (action != "plug" && action != "unplug") {
+    return absl::InvalidArgumentError(absl::StrCat("jack: '", action, "' is not plug or unplug"));
+  }
+  Jack& jack = config_.jacks()[id];
+  const bool plug = action == "plug";
+  if (jack.connected != plug) {
+    jack.connected = plug;
+    LOG(INFO) << "snd: jack " << id << (plug ? " plugged" : " unplugged");
+    SendEvent(
+        virtio_snd_event{{plug ? VIRTIO_SND_EVT_JACK_CONNECTED : VIRTIO_SND_EVT_JACK_DISCONNECTED},
+                         id},
+        /*keep=*/true);
+  }
+  return absl::StrCat("jack ", id, plug ? " plugged" : " unplugged");
 }
 
 // ---- control queue
@@ -500,7 +555,17 @@ void SndDevice::Answer(QueueContext& context, ChainToken token, uint8_t directio
   context.Complete(token, static_cast<uint32_t>(at + sizeof(wire)));
 }
 
-void SndDevice::SendEvent(const virtio_snd_event& event) {
+void SndDevice::SendEvent(const virtio_snd_event& event, bool keep) {
+  if (DeliverEvent(event)) return;
+  if (keep && pending_events_.size() < kMaxPendingEvents) {
+    pending_events_.push_back(event);
+    return;
+  }
+  LOG_EVERY_N(WARNING, 100) << "snd: event 0x" << std::hex << event.hdr.code
+                            << " dropped: the guest gave no event buffer";
+}
+
+bool SndDevice::DeliverEvent(const virtio_snd_event& event) {
   while (event_context_ != nullptr && !event_buffers_.empty()) {
     const ChainToken token = event_buffers_.front();
     event_buffers_.pop_front();
@@ -511,10 +576,9 @@ void SndDevice::SendEvent(const virtio_snd_event& event) {
       continue;
     }
     event_context_->Complete(token, CopyToSegments(chain.writable, 0, &event, sizeof(event)));
-    return;
+    return true;
   }
-  LOG_EVERY_N(WARNING, 100) << "snd: event 0x" << std::hex << event.hdr.code
-                            << " dropped: the guest gave no event buffer";
+  return false;
 }
 
 void SndDevice::ArmTimer(uint8_t direction) {

@@ -8,6 +8,10 @@
 // sent). With controls (VIRTIO_SND_F_CTLS) each stream's volume and switch (SndConfig) scale
 // or silence every period on its way to or from the host side.
 //
+// The host's side (HostCommand, served on --control-socket) plugs and unplugs the jacks: JACK_INFO
+// reports the state and the guest gets VIRTIO_SND_EVT_JACK_CONNECTED or _DISCONNECTED. Unlike
+// an XRUN (stale once late), such an event waits for an event buffer when the guest gave none.
+//
 // Threads: each queue has its worker; the streams and the buffers they hold are shared by the
 // control, tx and rx workers under one mutex. A buffer held for a stream is completed at the
 // clock, on RELEASE, when its queue stops, or on reset: never left behind.
@@ -18,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/base/unique_fd.h"
@@ -55,6 +60,10 @@ class SndDevice : public VirtioDevice {
   void QueueStopped(QueueContext& context) override;
   void Reset() override;
 
+  // One line of the control socket (the manual's "Control socket"): "list", "jack ID plug",
+  // "jack ID unplug". Returns the answer's text, or InvalidArgumentError for a bad line.
+  absl::StatusOr<std::string> HostCommand(absl::string_view line);
+
  private:
   // A data buffer held for a stream.
   struct Held {
@@ -91,8 +100,12 @@ class SndDevice : public VirtioDevice {
   void Answer(QueueContext& context, ChainToken token, uint8_t direction, SndStatus status,
               uint32_t latency);
   void ArmTimer(uint8_t direction);
-  // Sends `event` in a held event buffer, or drops it (logged) when the guest gave none.
-  void SendEvent(const virtio_snd_event& event);
+  // Sends `event` in a held event buffer. When the guest gave none it is dropped (logged), or,
+  // with `keep`, sent when one comes (at most kMaxPendingEvents wait; a reset drops them).
+  void SendEvent(const virtio_snd_event& event, bool keep = false);
+  // Writes `event` into the next usable event buffer; false when there is none.
+  bool DeliverEvent(const virtio_snd_event& event);
+  absl::StatusOr<std::string> JackCommand(absl::string_view id, absl::string_view action);
   int timer(uint8_t direction) const {
     return direction == VIRTIO_SND_D_OUTPUT ? tx_timer_.get() : rx_timer_.get();
   }
@@ -111,8 +124,9 @@ class SndDevice : public VirtioDevice {
   QueueContext* tx_context_ = nullptr;
   QueueContext* rx_context_ = nullptr;
   QueueContext* event_context_ = nullptr;
-  std::deque<ChainToken> event_buffers_;  // of event_context_
-  std::vector<uint8_t> period_;           // scratch for one period
+  std::deque<ChainToken> event_buffers_;         // of event_context_
+  std::deque<virtio_snd_event> pending_events_;  // kept for the next event buffers
+  std::vector<uint8_t> period_;                  // scratch for one period
 };
 
 }  // namespace vhost::snd

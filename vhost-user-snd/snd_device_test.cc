@@ -181,6 +181,26 @@ class SndDeviceTest : public ::testing::Test {
     return Control(&request, sizeof(request));
   }
 
+  // JACK_INFO of jack `id`.
+  virtio_snd_jack_info JackInfo(uint32_t id) {
+    virtio_snd_query_info query{{VIRTIO_SND_R_JACK_INFO}, id, 1, sizeof(virtio_snd_jack_info)};
+    const uint32_t reply_bytes = 4 + sizeof(virtio_snd_jack_info);
+    const uint64_t in = Put(&query, sizeof(query));
+    const uint64_t out = ram_.Allocate(reply_bytes);
+    EXPECT_OK(q(kControlQueue).Add({{in, sizeof(query)}}, {{out, reply_bytes}}));
+    q(kControlQueue).Run(*device_);
+    EXPECT_EQ(q(kControlQueue).Used().size(), 1u);
+    EXPECT_EQ(Get<uint32_t>(out), VIRTIO_SND_S_OK);
+    return Get<virtio_snd_jack_info>(out + 4);
+  }
+  // Posts an event buffer; returns where the event goes.
+  uint64_t PostEventBuffer() {
+    const uint64_t event = ram_.Allocate(sizeof(virtio_snd_event));
+    EXPECT_OK(q(kEventQueue).Add({}, {{event, sizeof(virtio_snd_event)}}));
+    q(kEventQueue).Run(*device_);
+    return event;
+  }
+
   bool controls_ = false;  // read by Make()
   FakeClock clock_;
   absl::Status create_status_;
@@ -455,6 +475,82 @@ TEST_F(SndDeviceTest, XrunEventWhenAWholeBufferWentByWithoutData) {
   const virtio_snd_event got = Get<virtio_snd_event>(event);
   EXPECT_EQ(got.hdr.code, VIRTIO_SND_EVT_PCM_XRUN);
   EXPECT_EQ(got.data, kPlayback);
+}
+
+TEST_F(SndDeviceTest, JackPlugEventsAndJackInfo) {
+  Make();
+  EXPECT_EQ(JackInfo(kPlayback).connected, 1);
+  EXPECT_EQ(JackInfo(kCapture).connected, 1);
+  ASSERT_OK_AND_ASSIGN(std::string list, device_->HostCommand("list"));
+  EXPECT_EQ(list, "jack 0 out plugged; jack 1 in plugged");
+
+  // Unplugged with an event buffer posted: the event at once, JACK_INFO agrees.
+  const uint64_t event1 = PostEventBuffer();
+  ASSERT_OK_AND_ASSIGN(std::string reply, device_->HostCommand("jack 1 unplug"));
+  EXPECT_EQ(reply, "jack 1 unplugged");
+  q(kEventQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, sizeof(virtio_snd_event));
+  EXPECT_EQ(Get<virtio_snd_event>(event1).hdr.code, VIRTIO_SND_EVT_JACK_DISCONNECTED);
+  EXPECT_EQ(Get<virtio_snd_event>(event1).data, kCapture);
+  EXPECT_EQ(JackInfo(kCapture).connected, 0);
+  EXPECT_EQ(JackInfo(kPlayback).connected, 1);
+  ASSERT_OK_AND_ASSIGN(list, device_->HostCommand("list"));
+  EXPECT_EQ(list, "jack 0 out plugged; jack 1 in unplugged");
+
+  // No change, no event.
+  EXPECT_OK(device_->HostCommand("jack 1 unplug"));
+  EXPECT_OK(device_->HostCommand("  jack   0   plug "));
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());
+
+  // Two changes with one event buffer posted: the first takes it, the second waits for the
+  // next buffer rather than being lost.
+  const uint64_t unused = PostEventBuffer();
+  ASSERT_OK(device_->HostCommand("jack 1 plug"));
+  ASSERT_OK(device_->HostCommand("jack 0 unplug"));
+  q(kEventQueue).Run(*device_);
+  used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(Get<virtio_snd_event>(unused).hdr.code, VIRTIO_SND_EVT_JACK_CONNECTED);
+  EXPECT_EQ(Get<virtio_snd_event>(unused).data, kCapture);
+  const uint64_t event2 = PostEventBuffer();
+  used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(Get<virtio_snd_event>(event2).hdr.code, VIRTIO_SND_EVT_JACK_DISCONNECTED);
+  EXPECT_EQ(Get<virtio_snd_event>(event2).data, kPlayback);
+  EXPECT_EQ(JackInfo(kPlayback).connected, 0);
+  EXPECT_EQ(JackInfo(kCapture).connected, 1);
+}
+
+TEST_F(SndDeviceTest, BadHostCommandsGetAnError) {
+  Make();
+  for (const char* line :
+       {"", " ", "frob", "list all", "jack", "jack 0", "jack 2 plug", "jack -1 plug", "jack x plug",
+        "jack 4294967296 plug", "jack 0 yank", "jack 0 plug now", "JACK 0 plug"}) {
+    absl::StatusOr<std::string> reply = device_->HostCommand(line);
+    EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument) << "'" << line << "'";
+  }
+  EXPECT_EQ(JackInfo(kPlayback).connected, 1);  // nothing changed
+  EXPECT_EQ(JackInfo(kCapture).connected, 1);
+  PostEventBuffer();
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());
+}
+
+TEST_F(SndDeviceTest, ResetKeepsWhatIsPluggedInAndDropsWaitingEvents) {
+  Make();
+  ASSERT_OK(device_->HostCommand("jack 0 unplug"));  // no event buffer: the event waits
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) q(index).Stop(*device_);
+  device_->Reset();
+  for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) {
+    ASSERT_OK(q(index).Start(*device_));
+  }
+  EXPECT_EQ(JackInfo(kPlayback).connected, 0);
+  PostEventBuffer();
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());  // JACK_INFO says it; no stale event
 }
 
 TEST_F(SndDeviceTest, QueueStoppedReturnsEventBuffers) {
