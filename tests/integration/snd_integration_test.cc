@@ -2,7 +2,8 @@
 // features and configuration space read as the streams say, and a PCM_INFO round trip on the
 // control queue describes them; with the file backend, inside its sandbox, a played buffer
 // lands in the WAV sink and a capture buffer comes back with the WAV source's frames; with
-// --controls, a muted stream writes silence to the sink and a volume of 50 halves the samples.
+// --controls, a muted stream writes silence to the sink and a volume of 50 halves the samples;
+// jacks unplugged and plugged on --control-socket reach the driver as events and JACK_INFO.
 #include <linux/virtio_snd.h>
 
 #include <algorithm>
@@ -10,9 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
+#include "tests/frontend/control_client.h"
 #include "tests/frontend/daemon_fixture.h"
+#include "tests/frontend/snd_driver.h"
 #include "tests/integration/runfiles.h"
 #include "vhost-user-snd/pcm_stream.h"
 #include "vhost-user-snd/snd_spec.h"
@@ -310,6 +314,49 @@ TEST(SndDaemonTest, ControlsMuteAndScaleWhatReachesTheSink) {
   }
   EXPECT_EQ(loud, 1);
   EXPECT_GE(in_sink.size(), 2 * kPeriodBytes);  // the muted buffer took a period too
+  EXPECT_TRUE(session->daemon()->IsAlive());
+}
+
+// --control-socket: a jack unplugged and plugged back reaches the driver as a
+// JACK_DISCONNECTED and a JACK_CONNECTED event, and JACK_INFO agrees; bad lines get an error
+// reply and change nothing.
+TEST(SndDaemonTest, JackEventsFromTheControlSocket) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
+  const std::string control = session->File("control.sock");
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-snd/vhost-user-snd"),
+                           {"--socket-path=" + session->socket(), "--control-socket=" + control}));
+  frontend::SndDriver::Options options;
+  options.timeout = kTimeout;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<frontend::SndDriver> driver,
+                       frontend::SndDriver::Start(session->socket(), options));
+  ASSERT_OK_AND_ASSIGN(std::vector<virtio_snd_jack_info> jacks, driver->JackInfo(0, 2));
+  EXPECT_EQ(jacks[0].connected, 1);
+  EXPECT_EQ(jacks[1].connected, 1);
+
+  ASSERT_OK_AND_ASSIGN(std::string replies,
+                       frontend::SendControlCommands(
+                           control, "jack 0 unplug\nfrob\njack 7 plug\njack 1 yank\nlist\n"));
+  const std::vector<std::string> lines = absl::StrSplit(replies, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 5u) << replies;
+  EXPECT_EQ(lines[0], "ok jack 0 unplugged");
+  for (int i : {1, 2, 3}) EXPECT_EQ(lines[i].rfind("error: ", 0), 0u) << lines[i];
+  EXPECT_EQ(lines[4], "ok jack 0 out unplugged; jack 1 in plugged");
+  ASSERT_OK_AND_ASSIGN(virtio_snd_event event, driver->WaitForEvent(kTimeout));
+  EXPECT_EQ(event.hdr.code, VIRTIO_SND_EVT_JACK_DISCONNECTED);
+  EXPECT_EQ(event.data, 0u);
+  ASSERT_OK_AND_ASSIGN(jacks, driver->JackInfo(0, 2));
+  EXPECT_EQ(jacks[0].connected, 0);
+  EXPECT_EQ(jacks[1].connected, 1);
+
+  ASSERT_OK_AND_ASSIGN(replies, frontend::SendControlCommands(control, "jack 0 plug\n"));
+  EXPECT_EQ(replies, "ok jack 0 plugged\n");
+  ASSERT_OK_AND_ASSIGN(event, driver->WaitForEvent(kTimeout));
+  EXPECT_EQ(event.hdr.code, VIRTIO_SND_EVT_JACK_CONNECTED);
+  EXPECT_EQ(event.data, 0u);
+  ASSERT_OK_AND_ASSIGN(jacks, driver->JackInfo(0, 1));
+  EXPECT_EQ(jacks[0].connected, 1);
+  ASSERT_OK_AND_ASSIGN(absl::optional<virtio_snd_event> more, driver->PollEvent());
+  EXPECT_FALSE(more.has_value());  // one event per change
   EXPECT_TRUE(session->daemon()->IsAlive());
 }
 
