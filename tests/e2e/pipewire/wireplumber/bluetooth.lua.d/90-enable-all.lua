@@ -1,0 +1,1 @@
+-- No Bluetooth in the tests' headless PipeWire (see main.lua.d/90-enable-all.lua).
