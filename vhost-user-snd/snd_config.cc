@@ -1,5 +1,7 @@
 #include "vhost-user-snd/snd_config.h"
 
+#include <sound/tlv.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -147,6 +149,10 @@ void StandardPositions(uint8_t channels, uint8_t positions[VIRTIO_SND_CHMAP_MAX_
   }
 }
 
+DbLinearTlv VolumeDbTlv() {
+  return {SNDRV_CTL_TLVT_DB_LINEAR, 2 * sizeof(int32_t), SNDRV_CTL_TLVD_DB_GAIN_MUTE, 0};
+}
+
 SndConfig::SndConfig(std::vector<PcmCaps> streams, bool controls) : streams_(std::move(streams)) {
   uint32_t next_nid[2] = {0, 0};  // per direction
   for (uint32_t id = 0; id < streams_.size(); ++id) {
@@ -185,6 +191,7 @@ SndCtlInfo SndConfig::CtlInfo(uint32_t id) const {
   info.role = control.is_switch ? kSndCtlRoleMute : kSndCtlRoleVolume;
   info.type = control.is_switch ? kSndCtlTypeBoolean : kSndCtlTypeInteger;
   info.access = (1u << kSndCtlAccessRead) | (1u << kSndCtlAccessWrite);
+  if (!control.is_switch) info.access |= 1u << kSndCtlAccessTlvRead;
   info.count = 1;
   info.index = nids_[control.stream];
   const std::string name = absl::StrCat("PCM ", playback ? "Playback " : "Capture ",
@@ -203,20 +210,31 @@ std::vector<uint8_t> SndConfig::ControlReply(absl::Span<const uint8_t> request,
   }
   std::memcpy(&hdr, request.data(), sizeof(hdr));
   const uint32_t code = hdr.hdr.code;
-  if (code == kSndRCtlTlvRead || code == kSndRCtlTlvWrite || code == kSndRCtlTlvCommand ||
-      code == kSndRCtlEnumItems) {
-    // No control offers TLV access or is enumerated (a driver that asks anyway is told so).
+  if (code == kSndRCtlTlvWrite || code == kSndRCtlTlvCommand || code == kSndRCtlEnumItems) {
+    // No control offers TLV write access or is enumerated (a driver that asks anyway is told so).
     return StatusReply(VIRTIO_SND_S_NOT_SUPP);
   }
   const size_t expected = sizeof(hdr) + (code == kSndRCtlWrite ? sizeof(SndCtlValue) : size_t{0});
-  if ((code != kSndRCtlRead && code != kSndRCtlWrite) || request.size() != expected ||
-      hdr.control_id >= controls_.size()) {
+  if ((code != kSndRCtlRead && code != kSndRCtlWrite && code != kSndRCtlTlvRead) ||
+      request.size() != expected || hdr.control_id >= controls_.size()) {
     LOG_EVERY_N(WARNING, 100) << "snd: bad control element request 0x" << std::hex << code
                               << std::dec << " of " << request.size() << " bytes for control "
                               << hdr.control_id << " of " << controls_.size();
     return StatusReply(VIRTIO_SND_S_BAD_MSG);
   }
   Control& control = controls_[hdr.control_id];
+  if (code == kSndRCtlTlvRead) {
+    if (control.is_switch) return StatusReply(VIRTIO_SND_S_NOT_SUPP);  // no TLV access
+    const DbLinearTlv tlv = VolumeDbTlv();
+    if (reply_capacity < sizeof(virtio_snd_hdr) + sizeof(tlv)) {
+      LOG_EVERY_N(WARNING, 100) << "snd: control TLV read with " << reply_capacity
+                                << " bytes for its reply";
+      return StatusReply(VIRTIO_SND_S_BAD_MSG);
+    }
+    std::vector<uint8_t> reply = StatusReply(VIRTIO_SND_S_OK);
+    Append(&reply, tlv, sizeof(tlv));
+    return reply;
+  }
   if (code == kSndRCtlRead) {
     if (reply_capacity < sizeof(virtio_snd_hdr) + sizeof(SndCtlValue)) {
       LOG_EVERY_N(WARNING, 100) << "snd: control read with " << reply_capacity

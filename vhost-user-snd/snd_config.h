@@ -58,8 +58,20 @@ void StandardPositions(uint8_t channels, uint8_t positions[VIRTIO_SND_CHMAP_MAX_
 // control 2*id is "PCM Playback Volume" (or "PCM Capture Volume"), an INTEGER 0..100 step 1 (a
 // linear gain in percent, default 100: unchanged samples); control 2*id+1 is "PCM Playback
 // Switch" (or Capture), a BOOLEAN, 1 (default) lets sound through, 0 mutes (ALSA's "Switch"
-// convention). Both are one-member values, read and write only: no TLV, no enumerated items.
+// convention). Both are one-member values, read and write; no enumerated items. The volume also
+// has TLV read access: its dB scale (VolumeDbTlv) is SNDRV_CTL_TLVT_DB_LINEAR from mute to 0 dB,
+// which is what a linear gain is (ALSA then shows 50 as -6.02 dB); a dB_SCALE or MINMAX, linear
+// in dB, would misstate it.
 inline constexpr uint32_t kVolumeMax = 100;
+
+// The volume's TLV as CTL_TLV_READ returns it: type, length in bytes, min and max in 0.01 dB.
+struct DbLinearTlv {
+  uint32_t type;
+  uint32_t length;
+  int32_t min;
+  int32_t max;
+};
+DbLinearTlv VolumeDbTlv();
 
 class SndConfig {
  public:
@@ -100,9 +112,10 @@ class SndConfig {
   // The reply to VIRTIO_SND_R_CTL_{ENUM_ITEMS,READ,WRITE,TLV_*} (its device-readable bytes; the
   // device-writable part holds `reply_capacity` bytes). BAD_MSG when the request is not exactly
   // a virtio_snd_ctl_hdr (plus a virtio_snd_ctl_value for WRITE), for an unknown control, a
-  // READ reply that would not fit, or a written value out of the control's range (volume not
-  // 0..100, switch not 0 or 1); NOT_SUPP for ENUM_ITEMS (no control is enumerated) and the TLV
-  // requests. READ answers OK and the value; WRITE OK. Bad requests get a rate-limited log line.
+  // READ or TLV_READ reply that would not fit, or a written value out of the control's range
+  // (volume not 0..100, switch not 0 or 1); NOT_SUPP for ENUM_ITEMS (no control is enumerated),
+  // TLV_READ of a switch (no TLV), TLV_WRITE and TLV_COMMAND. READ answers OK and the value;
+  // TLV_READ of a volume OK and VolumeDbTlv(); WRITE OK. Bad requests get a rate-limited log line.
   std::vector<uint8_t> ControlReply(absl::Span<const uint8_t> request, size_t reply_capacity);
 
   // The gain stream `id`'s samples get: 0 (muted) to kVolumeMax (unchanged).

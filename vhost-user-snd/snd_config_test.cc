@@ -468,16 +468,17 @@ TEST(SndControlsTest, AVolumeAndASwitchPerStreamNamedForAlsa) {
   SndConfig config = WithControls();
   EXPECT_EQ(config.control_count(), 4u);
   EXPECT_EQ(config.config().controls, 4u);
-  // hda_fn_nid, role, type, access (read|write), count, index, name, padding, min/max/step.
+  // hda_fn_nid, role, type, access (read|write, and tlv_read for volumes), count, index, name,
+  // padding, min/max/step.
   const std::vector<uint8_t> volume =
-      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 3, 1, 0}), Name("PCM Playback Volume"),
-             U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
+      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 0x13, 1, 0}),
+             Name("PCM Playback Volume"), U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
   const std::vector<uint8_t> mute =
       Bytes({U32({0, kSndCtlRoleMute, kSndCtlTypeBoolean, 3, 1, 0}), Name("PCM Playback Switch"),
              std::vector<uint8_t>(28, 0)});
   const std::vector<uint8_t> capture_volume =
-      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 3, 1, 0}), Name("PCM Capture Volume"),
-             U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
+      Bytes({U32({0, kSndCtlRoleVolume, kSndCtlTypeInteger, 0x13, 1, 0}),
+             Name("PCM Capture Volume"), U32({0, 0, 100, 1}), std::vector<uint8_t>(12, 0)});
   const std::vector<uint8_t> capture_mute =
       Bytes({U32({0, kSndCtlRoleMute, kSndCtlTypeBoolean, 3, 1, 0}), Name("PCM Capture Switch"),
              std::vector<uint8_t>(28, 0)});
@@ -522,6 +523,22 @@ TEST(SndControlsTest, ReadWriteAndGain) {
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(1));
 }
 
+// The volume's dB scale, byte for byte: SNDRV_CTL_TLVT_DB_LINEAR (2), 8 bytes, from
+// SNDRV_CTL_TLVD_DB_GAIN_MUTE (-9999999, mute) to 0 dB in 0.01 dB units.
+TEST(SndControlsTest, VolumeTlvIsALinearDbScale) {
+  SndConfig config = WithControls();
+  const std::vector<uint8_t> want = Bytes({kOk, U32({2, 8, static_cast<uint32_t>(-9999999), 0})});
+  ASSERT_EQ(want.size(), 20u);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 0), 20), want);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 2), 4096), want);  // capture's
+  const std::vector<uint8_t> bytes = Bytes({U32({2, 8, static_cast<uint32_t>(-9999999), 0})});
+  const DbLinearTlv tlv = VolumeDbTlv();
+  ASSERT_EQ(sizeof(tlv), bytes.size());
+  EXPECT_EQ(std::memcmp(&tlv, bytes.data(), sizeof(tlv)), 0);
+  // Reading it changes nothing.
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 516), ReadReply(100));
+}
+
 TEST(SndControlsTest, BadRequestsChangeNothing) {
   SndConfig config = WithControls();
   // Out of range: a volume over 100, a switch other than 0 or 1.
@@ -540,11 +557,20 @@ TEST(SndControlsTest, BadRequestsChangeNothing) {
   EXPECT_EQ(config.ControlReply(long_read, 516), kBadMsg);
   EXPECT_EQ(config.ControlReply(std::vector<uint8_t>(kBadMsg.begin(), kBadMsg.end()), 4), kBadMsg);
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 515), kBadMsg);
-  // Not enumerated, no TLV.
+  // Not enumerated; no TLV on a switch, no TLV written or commanded on any control.
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlEnumItems, 0), 4096), kNotSupp);
-  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 0), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 1), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 3), 4096), kNotSupp);
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvWrite, 0), 4096), kNotSupp);
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvCommand, 0), 4096), kNotSupp);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvWrite, 1), 4096), kNotSupp);
+  // TLV_READ: an unknown control, a header with more after it, no room for the TLV.
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 4), 4096), kBadMsg);
+  std::vector<uint8_t> long_tlv = CtlWrite(0, 0);
+  long_tlv[0] = static_cast<uint8_t>(kSndRCtlTlvRead);
+  long_tlv[1] = static_cast<uint8_t>(kSndRCtlTlvRead >> 8);
+  EXPECT_EQ(config.ControlReply(long_tlv, 4096), kBadMsg);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlTlvRead, 0), 19), kBadMsg);
   // Not a control element code at all.
   EXPECT_EQ(config.ControlReply(CtlRequest(VIRTIO_SND_R_PCM_INFO, 0), 4096), kBadMsg);
   EXPECT_EQ(config.Gain(0), 100u);

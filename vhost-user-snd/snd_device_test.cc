@@ -349,8 +349,27 @@ TEST_F(SndDeviceTest, ControlsAreOfferedAndAnswered) {
   EXPECT_EQ(CtlWrite(0, 101), VIRTIO_SND_S_BAD_MSG);
   EXPECT_EQ(CtlWrite(1, 2), VIRTIO_SND_S_BAD_MSG);
   EXPECT_EQ(CtlWrite(4, 1), VIRTIO_SND_S_BAD_MSG);
-  SndCtlHdr tlv{{kSndRCtlTlvRead}, 0};
+  SndCtlHdr tlv{{kSndRCtlTlvRead}, 1};  // a switch has no TLV
   EXPECT_EQ(Control(&tlv, sizeof(tlv)), VIRTIO_SND_S_NOT_SUPP);
+  SndCtlHdr tlv_write{{kSndRCtlTlvWrite}, 0};
+  EXPECT_EQ(Control(&tlv_write, sizeof(tlv_write)), VIRTIO_SND_S_NOT_SUPP);
+  // The volume's dB scale, laid out as Linux asks for it: the status header in one buffer, the
+  // TLV in a buffer of the size ALSA's caller gave.
+  tlv = {{kSndRCtlTlvRead}, 0};
+  const uint64_t tlv_in = Put(&tlv, sizeof(tlv));
+  const uint64_t tlv_hdr = ram_.Allocate(4);
+  const uint64_t tlv_out = ram_.Allocate(64);
+  ASSERT_OK(q(kControlQueue).Add({{tlv_in, sizeof(tlv)}}, {{tlv_hdr, 4}, {tlv_out, 64}}));
+  q(kControlQueue).Run(*device_);
+  used = q(kControlQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, 4 + sizeof(DbLinearTlv));
+  EXPECT_EQ(Get<uint32_t>(tlv_hdr), VIRTIO_SND_S_OK);
+  const DbLinearTlv got = Get<DbLinearTlv>(tlv_out);
+  EXPECT_EQ(got.type, 2u);  // SNDRV_CTL_TLVT_DB_LINEAR
+  EXPECT_EQ(got.length, 8u);
+  EXPECT_EQ(got.min, -9999999);  // mute
+  EXPECT_EQ(got.max, 0);
   // A reset brings the defaults back.
   for (int index : {kControlQueue, kEventQueue, kTxQueue, kRxQueue}) q(index).Stop(*device_);
   device_->Reset();
