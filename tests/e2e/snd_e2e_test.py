@@ -7,8 +7,12 @@ neither aplay nor the guest kernel reports an XRUN. The same again after the gue
 device reset under the same connection) and in a second QEMU against the same daemon: each
 PREPARE starts the sink and the source over.
 
-With --controls (and QEMU's controls=on), in a boot of its own: amixer lists each stream's
-volume and switch; the playback volume at 50 halves the tone in the sink (within 1 LSB) and
+With --controls (and QEMU's controls=on) and --control-socket, in a boot of its own: a 10 s
+tone played with no underrun or XRUN (aplay and the kernel log say none) lands in the sink
+whole and bit-exact; the host unplugs and plugs the playback jack on the control socket and
+the guest's "Line Out Jack" control goes off and on again; amixer lists each stream's volume
+and switch and the volume's dB scale (a DB_LINEAR TLV: "dBlinear-min=-99999.99dB,max=0.00dB",
+and 50 as -6.02 dB); the playback volume at 50 halves the tone in the sink (within 1 LSB) and
 the playback switch off leaves the sink silent.
 
 The recording leaves the guest on a scratch virtio-blk disk of QEMU's own (not over the
@@ -20,6 +24,7 @@ Usage: snd_e2e_test.py PATH_TO_vhost-user-snd (Bazel passes it).
 import io
 import math
 import os
+import socket
 import struct
 import sys
 import unittest
@@ -150,6 +155,9 @@ CONTROLS = ("PCM Playback Volume", "PCM Playback Switch", "PCM Capture Volume",
             "PCM Capture Switch")
 CONTROLS_TONE_SECONDS = 1
 
+LONG_TONE_SECONDS = 10
+JACKS = ("Line Out Jack", "Line Jack")  # virtio_snd's names for a line out and a line in
+
 CONTROLS_SCRIPT = r"""
 run() {
   name=$1; shift
@@ -160,8 +168,22 @@ run() {
 i=0
 while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 run controls amixer -c 0 controls
+run contents amixer -c 0 contents
+dmesg -c > /dev/null
+run play_long aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /long.wav
+run play_long_dmesg dmesg -c
+# The playback jack as the guest's ALSA sees it: on or off.
+jack() { amixer -c 0 cget iface=CARD,name='Line Out Jack' | sed -n 's/.*: values=//p'; }
+# The host changes the jack when asked; wait (bounded) for the guest to see it.
+for want in off on; do
+  echo "E2E-JACK-REQUEST $want"
+  i=0
+  while [ "$(jack)" != "$want" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  echo "E2E-RESULT jack_$want=$(jack)"
+done
 run half amixer -c 0 cset name='PCM Playback Volume' 50
 run half_get amixer -c 0 cget name='PCM Playback Volume'
+run half_sget amixer -c 0 sget PCM
 run play_half aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav
 run mute amixer -c 0 cset name='PCM Playback Switch' off
 run mute_get amixer -c 0 cget name='PCM Playback Switch'
@@ -300,41 +322,58 @@ class SndGuestTest(unittest.TestCase):
 
 
     def test_controls_with_amixer(self):
-        """--controls and QEMU's controls=on: amixer lists a volume and a switch per stream;
-        the volume at 50 halves the played tone (the daemon truncates toward zero, so within
-        1 LSB) and the switch off makes it silence."""
+        """--controls and QEMU's controls=on, in one boot: a 10 s tone played whole, bit-exact
+        and without an XRUN; the playback jack unplugged and plugged from the host's control
+        socket, seen by the guest's "Line Out Jack"; amixer lists a volume and a switch per
+        stream and the volume's dB scale; the volume at 50 halves the played tone (the daemon
+        truncates toward zero, so within 1 LSB) and the switch off makes it silence."""
         tone = tone_frames(TONE_HZ, CONTROLS_TONE_SECONDS)
+        long_tone = tone_frames(TONE_HZ, LONG_TONE_SECONDS)
         with qemu_guest.work_dir("sndctl") as work:
             sock = os.path.join(work, "snd.sock")
+            control = os.path.join(work, "control.sock")
             sink = os.path.join(work, "played.wav")
             tone_wav = os.path.join(work, "tone.wav")
             write_wav(tone_wav, tone)
             with open(tone_wav, "rb") as f:
                 tone_file = f.read()
+            write_wav(tone_wav, long_tone)
+            with open(tone_wav, "rb") as f:
+                long_file = f.read()
             script = (CONTROLS_SCRIPT.replace("@PERIOD_US@", str(PERIOD_US))
                       .replace("@BUFFER_US@", str(BUFFER_US)))
             extra = qemu_guest.host_binary_entries("/usr/bin/aplay")
             have = {e[0] for e in extra}  # aplay's libraries and directories, once
             extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/amixer")
                       if e[0] not in have]
-            extra += [("tone.wav", "file", (tone_file, 0o644))] + alsa_entries()
+            extra += [("tone.wav", "file", (tone_file, 0o644)),
+                      ("long.wav", "file", (long_file, 0o644))] + alsa_entries()
             sinks = {}  # the sink as each aplay left it
+            replies = []  # the control socket's answers
 
             def on_line(line):
-                for name in ("play_half", "play_muted"):
+                for name in ("play_long", "play_half", "play_muted"):
                     if f"E2E-RESULT {name}_rc=" in line:
                         with open(sink, "rb") as f:
                             sinks[name] = f.read()
+                if "E2E-JACK-REQUEST " in line:
+                    action = "unplug" if line.split("E2E-JACK-REQUEST ")[1].strip() == "off" \
+                        else "plug"
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                        c.connect(control)
+                        c.sendall(f"jack 0 {action}\n".encode())
+                        c.shutdown(socket.SHUT_WR)
+                        replies.append(c.makefile().read().strip())
 
             devices = ["-chardev", f"socket,id=snd0,path={sock}",
                        "-device", "vhost-user-snd-pci,chardev=snd0,controls=on"]
             argv = [DAEMON, f"--socket-path={sock}", "--backend=file", "--controls",
                     "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16",
-                    f"--playback-file={sink}"]
+                    f"--playback-file={sink}", f"--control-socket={control}"]
             with qemu_guest.Daemon(argv, sock) as daemon:
                 result = qemu_guest.run_guest(script=script, devices=devices, work=work,
                                               modules=MODULES, extra_entries=extra,
-                                              timeout=120, on_line=on_line)
+                                              timeout=180, on_line=on_line)
                 log = daemon.read_log()
                 self.assertTrue(daemon.alive(), log)
         out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
@@ -348,10 +387,45 @@ class SndGuestTest(unittest.TestCase):
         for name in CONTROLS:
             self.assertTrue(any(f"name='{name}'" in l for l in listed), f"{name}\n{out}")
 
-        # Volume 50: read back, then the sink holds the tone at half its amplitude.
+        # The two jacks, plugged in.
+        self.assertEqual(r["contents_rc"], "0", out)
+        contents = [l for l in result.output.splitlines() if "E2E-OUT contents|" in l]
+        for name in JACKS:
+            at = next((i for i, l in enumerate(contents) if f"name='{name}'" in l), None)
+            self.assertIsNotNone(at, f"{name}\n{out}")
+            self.assertIn(": values=on", contents[at + 2], out)
+
+        # 10 s played without an underrun or XRUN, into the sink whole and bit-exact.
+        self.assertEqual(r["play_long_rc"], "0", out)
+        said = [l for l in result.output.splitlines() if l.startswith("E2E-OUT play_long")]
+        self.assertFalse([l for l in said if "underrun" in l.lower() or "xrun" in l.lower()],
+                         out)
+        self.assertIn("play_long", sinks, out)
+        with wave.open(io.BytesIO(sinks["play_long"]), "rb") as w:
+            long_played = w.readframes(w.getnframes())
+        nonzero = [i for i, f in enumerate(struct.iter_unpack("<hh", long_played))
+                   if f != (0, 0)]
+        self.assertTrue(nonzero, out)
+        held = long_played[nonzero[0] * FRAME:(nonzero[-1] + 1) * FRAME]
+        self.assertEqual(len(held), len(long_tone), out)
+        self.assertTrue(held == long_tone, "the sink's 10 s differ from the tone played")
+
+        # The host unplugged the playback jack, then plugged it back: the guest saw both.
+        self.assertEqual(replies, ["ok jack 0 unplugged", "ok jack 0 plugged"], out)
+        self.assertEqual(r.get("jack_off"), "off", out)
+        self.assertEqual(r.get("jack_on"), "on", out)
+
+        # Volume 50: read back with its dB scale, then the sink holds the tone at half its
+        # amplitude.
         self.assertEqual(r["half_rc"], "0", out)
         self.assertEqual(r["play_half_rc"], "0", out)
         self.assertTrue(any("E2E-OUT half_get|" in l and "values=50" in l
+                            for l in result.output.splitlines()), out)
+        self.assertTrue(any("E2E-OUT half_get|" in l
+                            and "dBlinear-min=-99999.99dB,max=0.00dB" in l
+                            for l in result.output.splitlines()), out)
+        self.assertEqual(r["half_sget_rc"], "0", out)
+        self.assertTrue(any("E2E-OUT half_sget|" in l and "Playback 50 [50%] [-6.02dB]" in l
                             for l in result.output.splitlines()), out)
         self.assertIn("play_half", sinks, out)
         with wave.open(io.BytesIO(sinks["play_half"]), "rb") as w:
@@ -379,7 +453,8 @@ class SndGuestTest(unittest.TestCase):
             muted = w.readframes(frames)
         self.assertGreaterEqual(frames, len(tone) // FRAME, out)
         self.assertFalse(any(muted), f"the muted sink holds sound\n{out}")
-        print(f"controls: half-volume sink {len(samples) // CHANNELS} frames (worst "
+        print(f"controls: 10 s sink {len(long_played) // FRAME} frames; half-volume sink "
+              f"{len(samples) // CHANNELS} frames (worst "
               f"{worst / 2} LSB off), muted sink {frames} frames", file=sys.stderr)
 
 
