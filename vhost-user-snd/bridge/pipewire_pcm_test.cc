@@ -1,0 +1,298 @@
+// PipeWirePcm against a headless PipeWire of the test's own: pipewire and WirePlumber with
+// tests/e2e/pipewire/ (the config tests/e2e/pipewire_host.py uses), in a fresh
+// XDG_RUNTIME_DIR, with a 48 kHz null sink, `test-sink`, that drives the graph at the wall
+// clock. What is played is recorded from the sink's monitor with pw-record; what is captured
+// comes from pw-play as a source node, `test-source`. S16 at 48 kHz passes PipeWire
+// bit-exact, so the samples are compared exactly.
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/frontend/daemon_process.h"
+#include "vhost-user-snd/bridge/host_pcm.h"
+#include "vhost-user-snd/wav_file.h"
+
+namespace vhost::snd {
+namespace {
+
+using frontend::DaemonProcess;
+
+// Long periods (50 ms, a 200 ms ring): a test thread slowed down by the sanitizers or a busy
+// machine must not underrun or overrun, which would put gaps into the compared samples.
+constexpr uint32_t kPeriod = 2400;
+constexpr StreamParams kParams{AudioFormat::kS16, 48000, 2, kPeriod};
+
+std::string ConfigDir() {
+  return absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"), "/tests/e2e/pipewire");
+}
+
+// Polls `done` until it holds or `timeout` passes: how the test waits for PipeWire's nodes
+// and links to appear (a deadline for a hang, not a measurement).
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+// stdout of a shell command (a pw-* tool talking to the test's server).
+std::string RunTool(const std::string& command) {
+  std::string out;
+  if (FILE* f = popen((command + " 2>/dev/null").c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+    pclose(f);
+  }
+  return out;
+}
+
+int ThreadCount() {
+  int n = 0;
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(dir)) n += e->d_name[0] != '.';
+    closedir(dir);
+  }
+  return n;
+}
+
+std::vector<uint8_t> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+bool Contains(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& needle) {
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) !=
+         haystack.end();
+}
+
+// `frames` S16 stereo frames: a `hz` sine on the left, a ramp on the right (so that a
+// channel swap or a lost frame shows).
+std::vector<uint8_t> Tone(size_t frames, double hz) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < frames; ++i) {
+    const auto left =
+        static_cast<int16_t>(std::lround(12000 * std::sin(2 * M_PI * hz * i / 48000)));
+    const auto right = static_cast<int16_t>(static_cast<int>(i % 20000) - 10000);
+    for (int16_t v : {left, right}) {
+      out.push_back(static_cast<uint8_t>(v & 0xff));
+      out.push_back(static_cast<uint8_t>((v >> 8) & 0xff));
+    }
+  }
+  return out;
+}
+
+class PipeWirePcmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/pwpcm-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    run_dir_ = dir_ + "/run";
+    ASSERT_EQ(mkdir(run_dir_.c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir_ + "/config").c_str(), 0700), 0);
+    ASSERT_EQ(
+        symlink((ConfigDir() + "/wireplumber").c_str(), (dir_ + "/config/wireplumber").c_str()), 0);
+    // The PipeWirePcm under test and every tool find the server by these.
+    unsetenv("PIPEWIRE_REMOTE");
+    setenv("XDG_RUNTIME_DIR", run_dir_.c_str(), 1);
+    setenv("PIPEWIRE_RUNTIME_DIR", run_dir_.c_str(), 1);
+    setenv("HOME", dir_.c_str(), 1);
+    setenv("XDG_CONFIG_HOME", (dir_ + "/config").c_str(), 1);
+    setenv("XDG_STATE_HOME", (dir_ + "/state").c_str(), 1);
+  }
+
+  void TearDown() override {
+    helpers_.clear();
+    manager_.reset();
+    server_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // pipewire, then WirePlumber, ready once it has made test-sink the default sink.
+  void StartServer() {
+    auto server = DaemonProcess::Start(
+        {"pipewire", {"-c", ConfigDir() + "/pipewire.conf"}, run_dir_ + "/pipewire-0"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto manager = DaemonProcess::Start({"wireplumber", {}, ""});
+    ASSERT_TRUE(manager.ok()) << manager.status();
+    manager_ = *std::move(manager);
+    ASSERT_TRUE(WaitUntil([] {
+      return RunTool("pw-metadata -n default 0 default.audio.sink").find("test-sink") !=
+             std::string::npos;
+    })) << "WirePlumber did not pick the default sink";
+  }
+
+  void KillServer() {
+    ASSERT_TRUE(server_->Signal(SIGKILL).ok());
+    ASSERT_TRUE(manager_->Signal(SIGKILL).ok());
+    ASSERT_TRUE(server_->Wait(absl::Seconds(10)).ok());
+  }
+
+  // Starts a pw-* tool, kept running until the test ends (or stopped through the pointer).
+  DaemonProcess* Spawn(const std::string& tool, std::vector<std::string> args) {
+    auto p = DaemonProcess::Start({tool, std::move(args), ""});
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return nullptr;
+    helpers_.push_back(*std::move(p));
+    return helpers_.back().get();
+  }
+
+  static bool Linked(const std::string& port) {
+    return RunTool("pw-link -l").find(port) != std::string::npos;
+  }
+
+  static bool HasNode(const std::string& name) {
+    return RunTool("pw-cli ls Node").find(absl::StrCat("node.name = \"", name, "\"")) !=
+           std::string::npos;
+  }
+
+  // A source node `test-source` playing `frames` (S16 48 kHz stereo) once linked.
+  void StartSource(const std::vector<uint8_t>& frames) {
+    const std::string path = dir_ + "/source.wav";
+    auto wav = WavWriter::Create(path, {AudioFormat::kS16, 48000, 2});
+    ASSERT_TRUE(wav.ok()) << wav.status();
+    ASSERT_TRUE(wav->Write(frames).ok());
+    ASSERT_TRUE(wav->Close().ok());
+    ASSERT_NE(
+        Spawn("pw-play", {"-P", "{ media.class = Audio/Source node.name = test-source }", path}),
+        nullptr);
+    ASSERT_TRUE(WaitUntil([] { return HasNode("test-source"); }));
+  }
+
+  std::string dir_;
+  std::string run_dir_;
+  std::unique_ptr<DaemonProcess> server_;
+  std::unique_ptr<DaemonProcess> manager_;
+  std::vector<std::unique_ptr<DaemonProcess>> helpers_;
+};
+
+TEST_F(PipeWirePcmTest, OpenFailsUnavailableWithoutServer) {
+  auto pcm = NewPipeWirePcm("");
+  EXPECT_EQ(pcm->Open(PcmDirection::kPlayback, kParams).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pcm->Open(PcmDirection::kCapture, kParams).code(), absl::StatusCode::kUnavailable);
+  // Nothing is open: the stream calls fail cleanly.
+  const std::vector<uint8_t> period(kParams.period_bytes());
+  EXPECT_EQ(pcm->Start().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pcm->Write(period).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pcm->DelayFrames(), 0u);
+}
+
+TEST_F(PipeWirePcmTest, RejectsParametersItCannotName) {
+  StreamParams params = kParams;
+  params.period_frames = 0;
+  EXPECT_EQ(NewPipeWirePcm("")->Open(PcmDirection::kPlayback, params).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PipeWirePcmTest, PlaybackReachesTheSinkBitExact) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string recording = dir_ + "/sink.wav";
+  DaemonProcess* recorder =
+      Spawn("pw-record", {"--target", "test-sink", "-P",
+                          "{ stream.capture.sink = true node.name = test-recorder }", "--format",
+                          "s16", "--rate", "48000", "--channels", "2", recording});
+  ASSERT_NE(recorder, nullptr);
+  ASSERT_TRUE(WaitUntil([] { return Linked("test-recorder:input_FL"); }));
+
+  const int threads_before = ThreadCount();
+  auto pcm = NewPipeWirePcm("test-sink");
+  ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, kParams).ok());
+  EXPECT_GT(ThreadCount(), threads_before);  // the stream's loop
+  ASSERT_TRUE(pcm->Start().ok());
+  // Half a second of a 997 Hz tone, then silence: Write blocks at the sink's pace, so once
+  // the ring's worth of silence after it is written, the tone has reached the sink.
+  const std::vector<uint8_t> tone = Tone(24000, 997);
+  for (size_t at = 0; at < tone.size(); at += kParams.period_bytes()) {
+    ASSERT_TRUE(pcm->Write({tone.data() + at, kParams.period_bytes()}).ok());
+  }
+  const std::vector<uint8_t> silence(kParams.period_bytes());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(pcm->Write(silence).ok());
+  EXPECT_TRUE(Linked("vhost-user-snd-playback:output_FL"));
+  pcm->Close();
+  EXPECT_EQ(ThreadCount(), threads_before);  // Close leaves no thread behind
+
+  // SIGINT: pw-record finishes the file.
+  ASSERT_TRUE(recorder->Signal(SIGINT).ok());
+  ASSERT_TRUE(recorder->Wait(absl::Seconds(10)).ok());
+  EXPECT_TRUE(Contains(ReadFile(recording), tone)) << "the tone is not in the sink bit-exact";
+}
+
+TEST_F(PipeWirePcmTest, CaptureReadsTheSourceBitExact) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // pw-play leaves out the last few ms of a file: a second of it, the first half compared.
+  const std::vector<uint8_t> file = Tone(48000, 441);
+  const std::vector<uint8_t> expected(file.begin(), file.begin() + file.size() / 2);
+  ASSERT_NO_FATAL_FAILURE(StartSource(file));
+
+  auto pcm = NewPipeWirePcm("test-source");
+  ASSERT_TRUE(pcm->Open(PcmDirection::kCapture, kParams).ok());
+  ASSERT_TRUE(pcm->Start().ok());
+  std::vector<uint8_t> captured;
+  std::vector<uint8_t> period(kParams.period_bytes());
+  // The source starts once linked, after some silence: a few seconds of periods at most.
+  for (int i = 0; i < 100 && !Contains(captured, expected); ++i) {
+    ASSERT_TRUE(pcm->Read(absl::MakeSpan(period)).ok());
+    captured.insert(captured.end(), period.begin(), period.end());
+  }
+  EXPECT_TRUE(Contains(captured, expected)) << "the source's samples were not captured exactly";
+  pcm->Close();
+}
+
+TEST_F(PipeWirePcmTest, ServerGoneMidStreamIsUnavailable) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(StartSource(Tone(480000, 441)));  // ten seconds: plays throughout
+  auto playback = NewPipeWirePcm("test-sink");
+  auto capture = NewPipeWirePcm("test-source");
+  ASSERT_TRUE(playback->Open(PcmDirection::kPlayback, kParams).ok());
+  ASSERT_TRUE(capture->Open(PcmDirection::kCapture, kParams).ok());
+  ASSERT_TRUE(playback->Start().ok());
+  ASSERT_TRUE(capture->Start().ok());
+  std::vector<uint8_t> period(kParams.period_bytes());
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(playback->Write(period).ok());
+    ASSERT_TRUE(capture->Read(absl::MakeSpan(period)).ok());
+  }
+
+  ASSERT_NO_FATAL_FAILURE(KillServer());
+  // What is in the rings may still go through; then the loss shows, as UnavailableError.
+  absl::Status played, recorded;
+  for (int i = 0; i < 20 && played.ok(); ++i) played = playback->Write(period);
+  for (int i = 0; i < 20 && recorded.ok(); ++i) recorded = capture->Read(absl::MakeSpan(period));
+  EXPECT_EQ(played.code(), absl::StatusCode::kUnavailable) << played;
+  EXPECT_EQ(recorded.code(), absl::StatusCode::kUnavailable) << recorded;
+  // Seen as the server's loss, not as a stream that merely stopped moving.
+  EXPECT_EQ(played.message().find("not linked"), absl::string_view::npos) << played;
+  EXPECT_EQ(recorded.message().find("not linked"), absl::string_view::npos) << recorded;
+  EXPECT_EQ(playback->DelayFrames(), 0u);
+  playback->Close();
+  capture->Close();
+  // The next Open tries afresh, and there is no server now.
+  EXPECT_EQ(playback->Open(PcmDirection::kPlayback, kParams).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace vhost::snd
