@@ -1,5 +1,6 @@
 // vhost-user-snd: a virtio sound card for guests, paced at the real sample clock, playing to and
-// recording from a null or WAV-file host side.
+// recording from a null, WAV-file, ALSA or PipeWire host side (the last two through
+// vhost-user-snd-bridge, a separate process: see bridge_backend.h).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "common/runtime/control_socket.h"
 #include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
+#include "vhost-user-snd/bridge_backend.h"
 #include "vhost-user-snd/file_backend.h"
 #include "vhost-user-snd/null_backend.h"
 #include "vhost-user-snd/snd_config.h"
@@ -21,7 +23,14 @@ DEFINE_string(streams, std::string(vhost::snd::kDefaultStreams),
               "PCM streams: STREAM[;STREAM...], STREAM = playback|capture[:CHANNELS[:RATES[:"
               "FORMATS]]], e.g. \"playback:2ch:48000,44100:s16,s32;capture:1ch:48000:s16\"");
 DEFINE_string(backend, "null",
-              "Host side: null (timing only) or file (--playback-file, --capture-file)");
+              "Host side: null (timing only), file (--playback-file, --capture-file), alsa or "
+              "pipewire (--audio-device; played and recorded by vhost-user-snd-bridge)");
+DEFINE_string(audio_device, "",
+              "--backend=alsa: the ALSA PCM every stream uses (default \"default\"); "
+              "--backend=pipewire: the target node (default: the session manager's choice)");
+DEFINE_string(bridge, "",
+              "--backend=alsa|pipewire: the vhost-user-snd-bridge binary (default: the one "
+              "beside this program)");
 DEFINE_string(playback_file, "",
               "--backend=file: the WAV file the first playback stream writes (others are null)");
 DEFINE_bool(controls, false,
@@ -39,6 +48,28 @@ namespace {
 
 using absl::InvalidArgumentError;
 
+// --backend=alsa|pipewire: one bridge process for all streams, started now, before the sandbox.
+absl::StatusOr<std::vector<std::unique_ptr<vhost::snd::AudioBackend>>> StartBridgedStreams(
+    const std::vector<vhost::snd::PcmCaps>& streams) {
+  using namespace vhost::snd;
+  std::vector<BridgeDirection> directions;
+  for (const PcmCaps& caps : streams) {
+    directions.push_back(caps.direction == VIRTIO_SND_D_OUTPUT ? BridgeDirection::kPlayback
+                                                               : BridgeDirection::kCapture);
+  }
+  constexpr int kBridgeStartMs = 10000;  // it probes the host side once per stream
+  absl::StatusOr<std::vector<BridgeStream>> bridged =
+      StartBridge(FLAGS_bridge.empty() ? DefaultBridgePath() : FLAGS_bridge, FLAGS_backend,
+                  FLAGS_audio_device, directions, kBridgeStartMs);
+  if (!bridged.ok()) return bridged.status();
+  std::vector<std::unique_ptr<AudioBackend>> backends;
+  for (size_t i = 0; i < bridged->size(); ++i) {
+    backends.push_back(std::make_unique<BridgeBackend>(std::move((*bridged)[i].socket),
+                                                       directions[i], (*bridged)[i].caps));
+  }
+  return backends;
+}
+
 std::unique_ptr<vhost::ControlSocket> control;  // lives as long as the device
 
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
@@ -46,15 +77,27 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   absl::StatusOr<std::vector<PcmCaps>> streams = ParseStreams(FLAGS_streams);
   if (!streams.ok()) return streams.status();
   const bool file = FLAGS_backend == "file";
-  if (!file && FLAGS_backend != "null") {
-    return InvalidArgumentError(absl::StrCat("--backend: '", FLAGS_backend, "' is not null|file"));
+  const bool bridged = FLAGS_backend == "alsa" || FLAGS_backend == "pipewire";
+  if (!file && !bridged && FLAGS_backend != "null") {
+    return InvalidArgumentError(
+        absl::StrCat("--backend: '", FLAGS_backend, "' is not null|file|alsa|pipewire"));
   }
   if (!file && (!FLAGS_playback_file.empty() || !FLAGS_capture_file.empty())) {
     return InvalidArgumentError("--playback-file and --capture-file need --backend=file");
   }
+  if (!bridged && (!FLAGS_audio_device.empty() || !FLAGS_bridge.empty())) {
+    return InvalidArgumentError("--audio-device and --bridge need --backend=alsa|pipewire");
+  }
   std::vector<std::unique_ptr<AudioBackend>> backends;
+  if (bridged) {
+    absl::StatusOr<std::vector<std::unique_ptr<AudioBackend>>> bridge =
+        StartBridgedStreams(*streams);
+    if (!bridge.ok()) return bridge.status();
+    backends = *std::move(bridge);
+  }
   bool have_sink = false, have_source = false;
   for (const PcmCaps& caps : *streams) {
+    if (bridged) break;
     if (file && caps.direction == VIRTIO_SND_D_OUTPUT && !have_sink &&
         !FLAGS_playback_file.empty()) {
       // Created here, before the sandbox, so that a path that cannot be written fails now.
