@@ -42,7 +42,8 @@ DEFINE_string(capture_file, "",
               "(others are null)");
 DEFINE_string(control_socket, "",
               "Serve the host's side of the card here, one command a line: \"list\", \"jack ID "
-              "plug\", \"jack ID unplug\" (the guest sees the jack change; see the manual)");
+              "plug\", \"jack ID unplug\", \"control ID VALUE\" (with --controls); the guest "
+              "gets an event for each change (see the manual)");
 
 namespace {
 

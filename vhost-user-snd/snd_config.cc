@@ -259,6 +259,17 @@ std::vector<uint8_t> SndConfig::ControlReply(absl::Span<const uint8_t> request,
   return StatusReply(VIRTIO_SND_S_OK);
 }
 
+absl::Status SndConfig::SetControlValue(uint32_t id, uint32_t value) {
+  Control& control = controls_[id];
+  const uint32_t max = control.is_switch ? 1 : kVolumeMax;
+  if (value > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control ", id, ": ", value, " is not within 0-", max));
+  }
+  control.value = value;
+  return absl::OkStatus();
+}
+
 uint32_t SndConfig::Gain(uint32_t id) const {
   // Controls are in stream order, volume then switch: 2*id and 2*id+1.
   if (2 * uint64_t{id} + 1 >= controls_.size()) return kVolumeMax;

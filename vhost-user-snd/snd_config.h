@@ -118,6 +118,12 @@ class SndConfig {
   // TLV_READ of a volume OK and VolumeDbTlv(); WRITE OK. Bad requests get a rate-limited log line.
   std::vector<uint8_t> ControlReply(absl::Span<const uint8_t> request, size_t reply_capacity);
 
+  // Control `id`'s value (id < control_count()).
+  uint32_t ControlValue(uint32_t id) const { return controls_[id].value; }
+  // Sets control `id` (< control_count()) from the host's side: InvalidArgumentError for a
+  // value out of its range (as a CTL_WRITE's would be).
+  absl::Status SetControlValue(uint32_t id, uint32_t value);
+
   // The gain stream `id`'s samples get: 0 (muted) to kVolumeMax (unchanged).
   uint32_t Gain(uint32_t id) const;
   // The controls back at their defaults (a device reset).

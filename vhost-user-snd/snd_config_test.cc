@@ -539,6 +539,19 @@ TEST(SndControlsTest, VolumeTlvIsALinearDbScale) {
   EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 0), 516), ReadReply(100));
 }
 
+TEST(SndControlsTest, TheHostSetsValuesInRange) {
+  SndConfig config = WithControls();
+  EXPECT_OK(config.SetControlValue(0, 0));
+  EXPECT_OK(config.SetControlValue(1, 0));
+  EXPECT_EQ(config.ControlValue(0), 0u);
+  EXPECT_EQ(config.ControlReply(CtlRequest(kSndRCtlRead, 1), 516), ReadReply(0));
+  EXPECT_OK(config.SetControlValue(2, 100));
+  EXPECT_EQ(config.SetControlValue(2, 101).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.SetControlValue(3, 2).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.ControlValue(2), 100u);
+  EXPECT_EQ(config.ControlValue(3), 1u);
+}
+
 TEST(SndControlsTest, BadRequestsChangeNothing) {
   SndConfig config = WithControls();
   // Out of range: a volume over 100, a switch other than 0 or 1.

@@ -242,11 +242,43 @@ absl::StatusOr<std::string> SndDevice::HostCommand(absl::string_view line) {
                                    jack.direction == VIRTIO_SND_D_OUTPUT ? " out " : " in ",
                                    jack.connected ? "plugged" : "unplugged"));
     }
+    for (uint32_t id = 0; id < config_.control_count(); ++id) {
+      items.push_back(absl::StrCat("control ", id, " ", config_.ControlValue(id)));
+    }
     return absl::StrJoin(items, "; ");
   }
   if (words.size() == 3 && words[0] == "jack") return JackCommand(words[1], words[2]);
+  if (words.size() == 3 && words[0] == "control") return ControlCommand(words[1], words[2]);
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown command '", line, "' (list, jack ID plug|unplug)"));
+      absl::StrCat("unknown command '", line, "' (list, jack ID plug|unplug, control ID VALUE)"));
+}
+
+absl::StatusOr<std::string> SndDevice::ControlCommand(absl::string_view id_text,
+                                                      absl::string_view value_text) {
+  if (config_.control_count() == 0) {
+    return absl::InvalidArgumentError("control: the device has no controls (--controls)");
+  }
+  uint32_t id = 0, value = 0;
+  if (!absl::SimpleAtoi(id_text, &id) || id >= config_.control_count()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control: '", id_text, "' is not a control id (0-", config_.control_count() - 1, ")"));
+  }
+  if (!absl::SimpleAtoi(value_text, &value)) {
+    return absl::InvalidArgumentError(absl::StrCat("control: '", value_text, "' is not a value"));
+  }
+  const uint32_t before = config_.ControlValue(id);
+  if (absl::Status set = config_.SetControlValue(id, value); !set.ok()) return set;
+  if (value != before) {
+    LOG(INFO) << "snd: control " << id << " set to " << value;
+    const SndCtlEvent notify{{kSndEvtCtlNotify},
+                             static_cast<uint16_t>(id),
+                             static_cast<uint16_t>(1u << kSndCtlEvtMaskValue)};
+    virtio_snd_event event;
+    static_assert(sizeof(event) == sizeof(notify));
+    std::memcpy(&event, &notify, sizeof(event));
+    SendEvent(event, /*keep=*/true);
+  }
+  return absl::StrCat("control ", id, " ", value);
 }
 
 absl::StatusOr<std::string> SndDevice::JackCommand(absl::string_view id_text,

@@ -9,8 +9,9 @@
 // or silence every period on its way to or from the host side.
 //
 // The host's side (HostCommand, served on --control-socket) plugs and unplugs the jacks: JACK_INFO
-// reports the state and the guest gets VIRTIO_SND_EVT_JACK_CONNECTED or _DISCONNECTED. Unlike
-// an XRUN (stale once late), such an event waits for an event buffer when the guest gave none.
+// reports the state and the guest gets VIRTIO_SND_EVT_JACK_CONNECTED or _DISCONNECTED; it also
+// sets control values, and the guest gets VIRTIO_SND_EVT_CTL_NOTIFY. Unlike an XRUN (stale once
+// late), such an event waits for an event buffer when the guest gave none.
 //
 // Threads: each queue has its worker; the streams and the buffers they hold are shared by the
 // control, tx and rx workers under one mutex. A buffer held for a stream is completed at the
@@ -61,7 +62,8 @@ class SndDevice : public VirtioDevice {
   void Reset() override;
 
   // One line of the control socket (the manual's "Control socket"): "list", "jack ID plug",
-  // "jack ID unplug". Returns the answer's text, or InvalidArgumentError for a bad line.
+  // "jack ID unplug", "control ID VALUE". Returns the answer's text, or InvalidArgumentError for
+  // a bad line (which changes nothing).
   absl::StatusOr<std::string> HostCommand(absl::string_view line);
 
  private:
@@ -106,6 +108,7 @@ class SndDevice : public VirtioDevice {
   // Writes `event` into the next usable event buffer; false when there is none.
   bool DeliverEvent(const virtio_snd_event& event);
   absl::StatusOr<std::string> JackCommand(absl::string_view id, absl::string_view action);
+  absl::StatusOr<std::string> ControlCommand(absl::string_view id, absl::string_view value);
   int timer(uint8_t direction) const {
     return direction == VIRTIO_SND_D_OUTPUT ? tx_timer_.get() : rx_timer_.get();
   }

@@ -558,6 +558,55 @@ TEST_F(SndDeviceTest, BadHostCommandsGetAnError) {
   EXPECT_TRUE(q(kEventQueue).Used().empty());
 }
 
+TEST_F(SndDeviceTest, HostSetsAControlAndTheGuestIsNotified) {
+  controls_ = true;
+  Make();
+  ASSERT_OK_AND_ASSIGN(std::string list, device_->HostCommand("list"));
+  EXPECT_EQ(list,
+            "jack 0 out plugged; jack 1 in plugged; control 0 100; control 1 1; control 2 100; "
+            "control 3 1");
+  const uint64_t event = PostEventBuffer();
+  ASSERT_OK_AND_ASSIGN(std::string reply, device_->HostCommand("control 2 40"));
+  EXPECT_EQ(reply, "control 2 40");
+  q(kEventQueue).Run(*device_);
+  std::vector<UsedElement> used = q(kEventQueue).Used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used[0].len, sizeof(SndCtlEvent));
+  const SndCtlEvent got = Get<SndCtlEvent>(event);
+  EXPECT_EQ(got.hdr.code, kSndEvtCtlNotify);
+  EXPECT_EQ(got.control_id, 2u);
+  EXPECT_EQ(got.mask, 1u << kSndCtlEvtMaskValue);
+  // The guest reads the new value.
+  SndCtlHdr read{{kSndRCtlRead}, 2};
+  const uint64_t in = Put(&read, sizeof(read));
+  const uint64_t out = ram_.Allocate(4 + sizeof(SndCtlValue));
+  ASSERT_OK(q(kControlQueue).Add({{in, sizeof(read)}}, {{out, 4 + sizeof(SndCtlValue)}}));
+  q(kControlQueue).Run(*device_);
+  ASSERT_EQ(q(kControlQueue).Used().size(), 1u);
+  EXPECT_EQ(Get<uint32_t>(out), VIRTIO_SND_S_OK);
+  EXPECT_EQ(Get<uint32_t>(out + 4), 40u);
+  // The same value again: no event. Bad lines: an error, no change, no event.
+  EXPECT_OK(device_->HostCommand("control 2 40"));
+  for (const char* line : {"control 0 101", "control 1 2", "control 4 0", "control x 1",
+                           "control 0 -1", "control 0", "control 0 1 2", "control 0 1x"}) {
+    EXPECT_EQ(device_->HostCommand(line).status().code(), absl::StatusCode::kInvalidArgument)
+        << "'" << line << "'";
+  }
+  PostEventBuffer();
+  q(kEventQueue).Run(*device_);
+  EXPECT_TRUE(q(kEventQueue).Used().empty());
+  ASSERT_OK_AND_ASSIGN(list, device_->HostCommand("list"));
+  EXPECT_EQ(list,
+            "jack 0 out plugged; jack 1 in plugged; control 0 100; control 1 1; control 2 40; "
+            "control 3 1");
+}
+
+TEST_F(SndDeviceTest, NoControlsToSetWithoutTheFlag) {
+  Make();
+  EXPECT_EQ(device_->HostCommand("control 0 1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(SndDeviceTest, ResetKeepsWhatIsPluggedInAndDropsWaitingEvents) {
   Make();
   ASSERT_OK(device_->HostCommand("jack 0 unplug"));  // no event buffer: the event waits

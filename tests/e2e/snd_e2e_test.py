@@ -10,10 +10,11 @@ PREPARE starts the sink and the source over.
 With --controls (and QEMU's controls=on) and --control-socket, in a boot of its own: a 10 s
 tone played with no underrun or XRUN (aplay and the kernel log say none) lands in the sink
 whole and bit-exact; the host unplugs and plugs the playback jack on the control socket and
-the guest's "Line Out Jack" control goes off and on again; amixer lists each stream's volume
-and switch and the volume's dB scale (a DB_LINEAR TLV: "dBlinear-min=-99999.99dB,max=0.00dB",
-and 50 as -6.02 dB); the playback volume at 50 halves the tone in the sink (within 1 LSB) and
-the playback switch off leaves the sink silent.
+the guest's "Line Out Jack" control goes off and on again; the host sets the capture volume
+and the guest reads it and sees ALSA's control event for it (CTL_NOTIFY); amixer lists each
+stream's volume and switch and the volume's dB scale (a DB_LINEAR TLV:
+"dBlinear-min=-99999.99dB,max=0.00dB", and 50 as -6.02 dB); the playback volume at 50 halves
+the tone in the sink (within 1 LSB) and the playback switch off leaves the sink silent.
 
 The recording leaves the guest on a scratch virtio-blk disk of QEMU's own (not over the
 serial console), so the host compares every frame; the host copies the sink when the guest
@@ -172,6 +173,10 @@ run contents amixer -c 0 contents
 dmesg -c > /dev/null
 run play_long aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /long.wav
 run play_long_dmesg dmesg -c
+# ALSA's control events, printed on the console (a tty: line by line) as they come; started
+# two host round trips and a dozen amixer runs before the host sets a control.
+amixer -c 0 events &
+events=$!
 # The playback jack as the guest's ALSA sees it: on or off.
 jack() { amixer -c 0 cget iface=CARD,name='Line Out Jack' | sed -n 's/.*: values=//p'; }
 # The host changes the jack when asked; wait (bounded) for the guest to see it.
@@ -181,6 +186,12 @@ for want in off on; do
   while [ "$(jack)" != "$want" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
   echo "E2E-RESULT jack_$want=$(jack)"
 done
+# The host sets the capture volume (which nothing in the guest writes), with a CTL_NOTIFY.
+capture() { amixer -c 0 cget name='PCM Capture Volume' | sed -n 's/.*: values=//p'; }
+echo "E2E-CTL-REQUEST"
+i=0
+while [ "$(capture)" != 30 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+echo "E2E-RESULT capture_volume=$(capture)"
 run half amixer -c 0 cset name='PCM Playback Volume' 50
 run half_get amixer -c 0 cget name='PCM Playback Volume'
 run half_sget amixer -c 0 sget PCM
@@ -188,6 +199,7 @@ run play_half aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US
 run mute amixer -c 0 cset name='PCM Playback Switch' off
 run mute_get amixer -c 0 cget name='PCM Playback Switch'
 run play_muted aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav
+kill $events
 """
 
 
@@ -324,7 +336,8 @@ class SndGuestTest(unittest.TestCase):
     def test_controls_with_amixer(self):
         """--controls and QEMU's controls=on, in one boot: a 10 s tone played whole, bit-exact
         and without an XRUN; the playback jack unplugged and plugged from the host's control
-        socket, seen by the guest's "Line Out Jack"; amixer lists a volume and a switch per
+        socket, seen by the guest's "Line Out Jack"; the capture volume set there, with its
+        CTL_NOTIFY seen in `amixer events`; amixer lists a volume and a switch per
         stream and the volume's dB scale; the volume at 50 halves the played tone (the daemon
         truncates toward zero, so within 1 LSB) and the switch off makes it silence."""
         tone = tone_frames(TONE_HZ, CONTROLS_TONE_SECONDS)
@@ -356,12 +369,16 @@ class SndGuestTest(unittest.TestCase):
                     if f"E2E-RESULT {name}_rc=" in line:
                         with open(sink, "rb") as f:
                             sinks[name] = f.read()
+                command = None
                 if "E2E-JACK-REQUEST " in line:
-                    action = "unplug" if line.split("E2E-JACK-REQUEST ")[1].strip() == "off" \
-                        else "plug"
+                    want = line.split("E2E-JACK-REQUEST ")[1].strip()
+                    command = "jack 0 unplug" if want == "off" else "jack 0 plug"
+                elif "E2E-CTL-REQUEST" in line:
+                    command = "control 2 30"  # the capture volume
+                if command:
                     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
                         c.connect(control)
-                        c.sendall(f"jack 0 {action}\n".encode())
+                        c.sendall(f"{command}\n".encode())
                         c.shutdown(socket.SHUT_WR)
                         replies.append(c.makefile().read().strip())
 
@@ -410,10 +427,16 @@ class SndGuestTest(unittest.TestCase):
         self.assertEqual(len(held), len(long_tone), out)
         self.assertTrue(held == long_tone, "the sink's 10 s differ from the tone played")
 
-        # The host unplugged the playback jack, then plugged it back: the guest saw both.
-        self.assertEqual(replies, ["ok jack 0 unplugged", "ok jack 0 plugged"], out)
+        # The host unplugged the playback jack, then plugged it back: the guest saw both. Then
+        # it set the capture volume: the guest reads it, and ALSA's control events show the
+        # CTL_NOTIFY (nothing in the guest writes that control).
+        self.assertEqual(replies, ["ok jack 0 unplugged", "ok jack 0 plugged",
+                                   "ok control 2 30"], out)
         self.assertEqual(r.get("jack_off"), "off", out)
         self.assertEqual(r.get("jack_on"), "on", out)
+        self.assertEqual(r.get("capture_volume"), "30", out)
+        self.assertIn("event value: numid=7,iface=MIXER,name='PCM Capture Volume'",
+                      result.output, out)
 
         # Volume 50: read back with its dB scale, then the sink holds the tone at half its
         # amplitude.

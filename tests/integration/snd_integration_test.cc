@@ -3,7 +3,8 @@
 // control queue describes them; with the file backend, inside its sandbox, a played buffer
 // lands in the WAV sink and a capture buffer comes back with the WAV source's frames; with
 // --controls, a muted stream writes silence to the sink and a volume of 50 halves the samples;
-// jacks unplugged and plugged on --control-socket reach the driver as events and JACK_INFO.
+// jacks unplugged and plugged on --control-socket reach the driver as events and JACK_INFO, and
+// a control set there as a CTL_NOTIFY event and the value CTL_READ returns.
 #include <linux/virtio_snd.h>
 
 #include <algorithm>
@@ -357,6 +358,43 @@ TEST(SndDaemonTest, JackEventsFromTheControlSocket) {
   EXPECT_EQ(jacks[0].connected, 1);
   ASSERT_OK_AND_ASSIGN(absl::optional<virtio_snd_event> more, driver->PollEvent());
   EXPECT_FALSE(more.has_value());  // one event per change
+  EXPECT_TRUE(session->daemon()->IsAlive());
+}
+
+// --controls and --control-socket: a control the host sets reaches the driver as a CTL_NOTIFY
+// event (the control's id, the VALUE mask) and CTL_READ returns the new value.
+TEST(SndDaemonTest, ControlSetFromTheControlSocketIsNotified) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DaemonSession> session, DaemonSession::Create("snd"));
+  const std::string control = session->File("control.sock");
+  ASSERT_OK(session->Start(
+      RunfilePath("vhost-user-snd/vhost-user-snd"),
+      {"--socket-path=" + session->socket(), "--controls", "--control-socket=" + control}));
+  frontend::SndDriver::Options options;
+  options.timeout = kTimeout;
+  options.features |= Bit(frontend::kSndFeatureCtls);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<frontend::SndDriver> driver,
+                       frontend::SndDriver::Start(session->socket(), options));
+  ASSERT_OK_AND_ASSIGN(std::string replies,
+                       frontend::SendControlCommands(control, "control 0 30\ncontrol 0 101\n"));
+  const std::vector<std::string> lines = absl::StrSplit(replies, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << replies;
+  EXPECT_EQ(lines[0], "ok control 0 30");
+  EXPECT_EQ(lines[1].rfind("error: ", 0), 0u) << lines[1];
+  ASSERT_OK_AND_ASSIGN(virtio_snd_event event, driver->WaitForEvent(kTimeout));
+  snd::SndCtlEvent notify;
+  std::memcpy(&notify, &event, sizeof(notify));
+  EXPECT_EQ(notify.hdr.code, snd::kSndEvtCtlNotify);
+  EXPECT_EQ(notify.control_id, 0u);
+  EXPECT_EQ(notify.mask, 1u << snd::kSndCtlEvtMaskValue);
+  const snd::SndCtlHdr read = {{snd::kSndRCtlRead}, 0};
+  ASSERT_OK_AND_ASSIGN(frontend::SndReply reply, driver->Control(read, sizeof(snd::SndCtlValue)));
+  EXPECT_EQ(reply.status, VIRTIO_SND_S_OK);
+  uint32_t value = 0;
+  ASSERT_GE(reply.payload.size(), sizeof(value));
+  std::memcpy(&value, reply.payload.data(), sizeof(value));
+  EXPECT_EQ(value, 30u);
+  ASSERT_OK_AND_ASSIGN(absl::optional<virtio_snd_event> more, driver->PollEvent());
+  EXPECT_FALSE(more.has_value());  // the refused line sent nothing
   EXPECT_TRUE(session->daemon()->IsAlive());
 }
 
