@@ -1,5 +1,6 @@
 #include "vhost-user-snd/bridge/stream_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -13,8 +14,11 @@
 namespace vhost::snd {
 namespace {
 
-// The playback queue holds this many periods (and at least one chunk) before dropping.
+// The playback queue holds this many periods (and at least one chunk) before dropping; the
+// capture socket about as many before the bridge waits for the daemon.
 constexpr size_t kQueuedPeriods = 4;
+// How long a capture send waits for room before looking for commands again.
+constexpr int kSendWaitMs = 20;
 
 BridgeDirection ToWire(PcmDirection d) {
   return d == PcmDirection::kPlayback ? BridgeDirection::kPlayback : BridgeDirection::kCapture;
@@ -113,6 +117,7 @@ void StreamServer::Handle(Item& item) {
       started_ = false;
       params_ = item.message.params;
       period_.resize(params_.period_bytes());
+      if (direction_ == PcmDirection::kCapture) LimitSendBuffer();
       failed_ = false;
       open_ = true;
       if (absl::Status s = pcm_->Open(direction_, params_); !s.ok()) {
@@ -145,6 +150,16 @@ void StreamServer::Handle(Item& item) {
   }
 }
 
+void StreamServer::LimitSendBuffer() {
+  // Recorded frames waiting for the daemon are latency: a few periods are enough to ride out
+  // its timer's jitter. (The kernel doubles the figure for its own bookkeeping.)
+  const int bytes = static_cast<int>(
+      std::min<size_t>(kQueuedPeriods * params_.period_bytes() / 2 + 4096, 4u << 20));
+  if (setsockopt(socket_.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) != 0) {
+    PLOG(WARNING) << "SO_SNDBUF";
+  }
+}
+
 void StreamServer::CaptureOnePeriod() {
   if (absl::Status s = pcm_->Read(absl::MakeSpan(period_)); !s.ok()) return Report(s);
   SendFrames(period_);
@@ -159,15 +174,23 @@ void StreamServer::SendFrames(absl::Span<const uint8_t> frames) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
-    if (sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-      // The daemon has not taken the last periods (its clock is slower, or the stream is
-      // about to stop): these frames go.
-      std::lock_guard<std::mutex> lock(mu_);
-      dropped_ += (frames.size() - done) / params_.frame_bytes();
-      LOG_EVERY_N(WARNING, 100) << "daemon behind the host's clock: capture frames dropped";
-      return;
+    if (sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+      done += n;
+      continue;
     }
-    done += n;
+    // The daemon has not taken the last periods: wait for it (the host's buffer absorbs the
+    // wait, or overruns if it is long), unless a command is waiting, which comes first.
+    bool command_waiting;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      command_waiting = done_ || !queue_.empty();
+      if (command_waiting || errno != EAGAIN) {
+        dropped_ += (frames.size() - done) / params_.frame_bytes();
+        return;
+      }
+    }
+    pollfd pfd{socket_.get(), POLLOUT, 0};
+    poll(&pfd, 1, kSendWaitMs);
   }
 }
 

@@ -5,9 +5,11 @@
 //
 // Playback frames wait in a queue of at most a few periods; past that the oldest are dropped
 // (the host plays slower than the guest's clock), which keeps the added latency bounded.
-// Capture frames are sent as the host records them; when the daemon has not taken the last
-// ones, they are dropped likewise. Host errors go to the daemon as kError, once per Open.
-// A message that does not parse ends the stream: the daemon is not trusted.
+// Capture frames are sent as the host records them into a socket buffer of a few periods;
+// when the daemon has not taken them, the bridge waits (the host's own buffer overruns if the
+// wait is long), unless a command comes, which drops the rest of the period. Host errors go to the
+// daemon as kError, once per Open. A message that does not parse ends the stream: the daemon is not
+// trusted.
 #ifndef VHOST_USER_SND_BRIDGE_STREAM_SERVER_H_
 #define VHOST_USER_SND_BRIDGE_STREAM_SERVER_H_
 
@@ -44,6 +46,7 @@ class StreamServer {
   void Work();
   void Handle(Item& item);
   void CaptureOnePeriod();
+  void LimitSendBuffer();
   void Report(const absl::Status& status);
   void SendFrames(absl::Span<const uint8_t> frames);
 
