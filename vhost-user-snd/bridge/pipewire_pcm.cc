@@ -255,14 +255,18 @@ absl::Status PipeWirePcm::Write(absl::Span<const uint8_t> frames) {
   if (direction_ != PcmDirection::kPlayback) {
     return absl::FailedPreconditionError("Write on a capture stream");
   }
+  // The graph must move something within kStallTimeout: a deadline reset on progress, not
+  // per wakeup, so that a process callback that runs but moves nothing cannot keep us here.
+  auto deadline = std::chrono::steady_clock::now() + kStallTimeout;
   size_t done = 0;
   while (done < frames.size()) {
     if (failed_) return Unavailable();
     if (!started_) return absl::FailedPreconditionError("stream stopped");
     const size_t n = RingPush(frames.data() + done, frames.size() - done);
     done += n;
-    if (n == 0 && cv_.wait_for(lock, kStallTimeout) == std::cv_status::timeout &&
-        ring_fill_ == ring_.size()) {
+    if (n > 0) {
+      deadline = std::chrono::steady_clock::now() + kStallTimeout;
+    } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
       return absl::UnavailableError("PipeWire: the stream does not play (not linked?)");
     }
   }
@@ -275,13 +279,17 @@ absl::Status PipeWirePcm::Read(absl::Span<uint8_t> frames) {
   if (direction_ != PcmDirection::kCapture) {
     return absl::FailedPreconditionError("Read on a playback stream");
   }
+  // As in Write.
+  auto deadline = std::chrono::steady_clock::now() + kStallTimeout;
   size_t done = 0;
   while (done < frames.size()) {
     if (failed_) return Unavailable();
     if (!started_) return absl::FailedPreconditionError("stream stopped");
     const size_t n = RingPop(frames.data() + done, frames.size() - done);
     done += n;
-    if (n == 0 && cv_.wait_for(lock, kStallTimeout) == std::cv_status::timeout && ring_fill_ == 0) {
+    if (n > 0) {
+      deadline = std::chrono::steady_clock::now() + kStallTimeout;
+    } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
       return absl::UnavailableError("PipeWire: the stream does not record (not linked?)");
     }
   }
