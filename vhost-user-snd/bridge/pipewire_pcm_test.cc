@@ -8,11 +8,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -102,6 +105,46 @@ std::vector<uint8_t> Tone(size_t frames, double hz) {
   return out;
 }
 
+// Writes `value` (in [-1, 1)) as one sample of `format` at `out`; returns the float PipeWire
+// makes of that sample (audioconvert's scaling: 2^7, 2^15, 2^23, 2^31 to full scale).
+float Encode(AudioFormat format, double value, uint8_t* out) {
+  int64_t v = 0;
+  double scale = 1;
+  switch (format) {
+    case AudioFormat::kU8:
+      scale = 128;
+      v = std::lround(value * scale) + 128;
+      break;
+    case AudioFormat::kS16:
+      scale = 32768;
+      break;
+    case AudioFormat::kS24_3:
+      scale = 8388608;
+      break;
+    case AudioFormat::kS32:
+      scale = 2147483648.0;
+      break;
+    case AudioFormat::kFloat: {
+      const auto f = static_cast<float>(value);
+      memcpy(out, &f, 4);
+      return f;
+    }
+  }
+  if (format != AudioFormat::kU8) v = std::llround(value * scale);
+  for (uint32_t b = 0; b < BytesPerSample(format); ++b) out[b] = static_cast<uint8_t>(v >> (8 * b));
+  return static_cast<float>((format == AudioFormat::kU8 ? v - 128 : v) / scale);
+}
+
+// The samples of a WAV file of 32-bit floats: what follows its "data" chunk header.
+std::vector<float> FloatData(const std::vector<uint8_t>& wav) {
+  static constexpr uint8_t kData[] = {'d', 'a', 't', 'a'};
+  auto at = std::search(wav.begin(), wav.end(), std::begin(kData), std::end(kData));
+  if (wav.end() - at < 8) return {};
+  std::vector<float> out((wav.end() - at - 8) / 4);
+  memcpy(out.data(), &*(at + 8), out.size() * 4);
+  return out;
+}
+
 class PipeWirePcmTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -130,12 +173,14 @@ class PipeWirePcmTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ignored);
   }
 
-  // pipewire, then WirePlumber, ready once it has made test-sink the default sink.
-  void StartServer() {
+  // pipewire, then WirePlumber (unless `session_manager` is false: then nothing links
+  // streams), ready once it has made test-sink the default sink.
+  void StartServer(bool session_manager = true) {
     auto server = DaemonProcess::Start(
         {"pipewire", {"-c", ConfigDir() + "/pipewire.conf"}, run_dir_ + "/pipewire-0"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+    if (!session_manager) return;
     auto manager = DaemonProcess::Start({"wireplumber", {}, ""});
     ASSERT_TRUE(manager.ok()) << manager.status();
     manager_ = *std::move(manager);
@@ -182,6 +227,19 @@ class PipeWirePcmTest : public ::testing::Test {
     ASSERT_TRUE(WaitUntil([] { return HasNode("test-source"); }));
   }
 
+  // Starts pw-record on the sink's monitor into `path`, in `format` (a pw-record name), and
+  // waits until it is linked.
+  DaemonProcess* StartRecorder(const std::string& path, const std::string& format = "s16") {
+    DaemonProcess* recorder =
+        Spawn("pw-record", {"--target", "test-sink", "-P",
+                            "{ stream.capture.sink = true node.name = test-recorder }", "--format",
+                            format, "--rate", "48000", "--channels", "2", path});
+    if (recorder != nullptr) {
+      EXPECT_TRUE(WaitUntil([] { return Linked("test-recorder:input_FL"); }));
+    }
+    return recorder;
+  }
+
   std::string dir_;
   std::string run_dir_;
   std::unique_ptr<DaemonProcess> server_;
@@ -210,12 +268,8 @@ TEST_F(PipeWirePcmTest, RejectsParametersItCannotName) {
 TEST_F(PipeWirePcmTest, PlaybackReachesTheSinkBitExact) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string recording = dir_ + "/sink.wav";
-  DaemonProcess* recorder =
-      Spawn("pw-record", {"--target", "test-sink", "-P",
-                          "{ stream.capture.sink = true node.name = test-recorder }", "--format",
-                          "s16", "--rate", "48000", "--channels", "2", recording});
+  DaemonProcess* recorder = StartRecorder(recording);
   ASSERT_NE(recorder, nullptr);
-  ASSERT_TRUE(WaitUntil([] { return Linked("test-recorder:input_FL"); }));
 
   const int threads_before = ThreadCount();
   auto pcm = NewPipeWirePcm("test-sink");
@@ -292,6 +346,87 @@ TEST_F(PipeWirePcmTest, ServerGoneMidStreamIsUnavailable) {
   // The next Open tries afresh, and there is no server now.
   EXPECT_EQ(playback->Open(PcmDirection::kPlayback, kParams).code(),
             absl::StatusCode::kUnavailable);
+}
+
+// Each format reaches the sink as the sample values it encodes (PipeWire's float, recorded as
+// such): a wrong mapping to SPA formats (S24 as 4-byte S24_32, say) would show as garbage.
+TEST_F(PipeWirePcmTest, EveryFormatReachesTheSinkAsItsValues) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  constexpr size_t kFrames = 4 * kPeriod;
+  for (AudioFormat format : kAllFormats) {
+    SCOPED_TRACE(AudioFormatName(format));
+    // The left channel a sine, the right a ramp that is never 0 (it finds the first frame).
+    std::vector<double> values;
+    for (size_t i = 0; i < kFrames; ++i) {
+      values.push_back(0.37 * std::sin(2 * M_PI * 1000 * i / 48000));
+      values.push_back(-0.75 + 0.5 * static_cast<double>(i) / kFrames);
+    }
+    StreamParams params = kParams;
+    params.format = format;
+    std::vector<uint8_t> frames(values.size() * BytesPerSample(format));
+    std::vector<float> expected;
+    for (size_t i = 0; i < values.size(); ++i) {
+      expected.push_back(Encode(format, values[i], &frames[i * BytesPerSample(format)]));
+    }
+
+    const std::string recording = absl::StrCat(dir_, "/sink-", AudioFormatName(format), ".wav");
+    DaemonProcess* recorder = StartRecorder(recording, "f32");
+    ASSERT_NE(recorder, nullptr);
+    auto pcm = NewPipeWirePcm("test-sink");
+    ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, params).ok());
+    ASSERT_TRUE(pcm->Start().ok());
+    for (size_t at = 0; at < frames.size(); at += params.period_bytes()) {
+      ASSERT_TRUE(pcm->Write({frames.data() + at, params.period_bytes()}).ok());
+    }
+    std::vector<uint8_t> silence(params.period_bytes());
+    FillSilence(format, absl::MakeSpan(silence));
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(pcm->Write(silence).ok());
+    pcm->Close();
+    ASSERT_TRUE(recorder->Signal(SIGINT).ok());
+    ASSERT_TRUE(recorder->Wait(absl::Seconds(10)).ok());
+
+    const std::vector<float> got = FloatData(ReadFile(recording));
+    size_t first = 1;
+    while (first < got.size() && got[first] == 0) first += 2;
+    ASSERT_LE(first - 1 + expected.size(), got.size()) << "the sink got too little";
+    // S32 keeps 24 bits in a float (PipeWire drops its low byte); the others are exact.
+    const float tolerance = format == AudioFormat::kS32 ? 1.0f / (1 << 23) : 0.0f;
+    size_t wrong = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      wrong += std::fabs(got[first - 1 + i] - expected[i]) > tolerance;
+    }
+    EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " samples";
+  }
+}
+
+// A stream nothing links (no session manager runs) neither plays nor hangs: Write fills the
+// ring, then gives up after a bounded wait.
+TEST_F(PipeWirePcmTest, UnlinkedStreamDoesNotHang) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(/*session_manager=*/false));
+  auto pcm = NewPipeWirePcm("test-sink");
+  ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, kParams).ok());
+  ASSERT_TRUE(pcm->Start().ok());
+  const std::vector<uint8_t> period(kParams.period_bytes());
+  absl::Status status;
+  for (int i = 0; i < 10 && status.ok(); ++i) status = pcm->Write(period);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_GE(pcm->DelayFrames(), 4 * kPeriod);  // the ring is full of what was not played
+}
+
+// A socket that accepts connections and never answers: Open gives up after a bounded wait.
+TEST_F(PipeWirePcmTest, SilentServerFailsOpenUnavailable) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = run_dir_ + "/pipewire-0";
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  auto pcm = NewPipeWirePcm("");
+  EXPECT_EQ(pcm->Open(PcmDirection::kPlayback, kParams).code(), absl::StatusCode::kUnavailable);
+  close(fd);
 }
 
 }  // namespace
