@@ -30,7 +30,8 @@ Audio/Source/Virtual does not do: WirePlumber will not link a playback stream in
 Bit-exactness (measured here with pipewire 0.3.65): S16 at 48 kHz, stereo into a stereo sink,
 passes through bit-exact - PipeWire converts to float and back, and S16 -> float -> S16 is
 exact without volume or dithering (0.3.65 does not dither by default). Both directions were
-checked with the whole file. To avoid resampling, the stream's rate must be the graph's rate:
+checked with the whole file. Through the float sink, U8, S16, S24 (3 bytes) and F32 keep their
+exact values; S32 keeps its top 24 bits (vhost-user-snd/bridge/pipewire_pcm_test.cc). To avoid resampling, the stream's rate must be the graph's rate:
 default.clock.rate = 48000 and default.clock.allowed-rates = [ 48000 ] here, so a 48 kHz
 stream is never resampled, and a stream at another rate is resampled to 48 kHz (not exact).
 A stream can insist with `resample.disable = true`, or ask the graph to switch with node.rate

@@ -389,7 +389,8 @@ TEST_F(PipeWirePcmTest, EveryFormatReachesTheSinkAsItsValues) {
     size_t first = 1;
     while (first < got.size() && got[first] == 0) first += 2;
     ASSERT_LE(first - 1 + expected.size(), got.size()) << "the sink got too little";
-    // S32 keeps 24 bits in a float (PipeWire drops its low byte); the others are exact.
+    // S32 has more bits than PipeWire's float keeps (24): within one step of those. The
+    // others are exact.
     const float tolerance = format == AudioFormat::kS32 ? 1.0f / (1 << 23) : 0.0f;
     size_t wrong = 0;
     for (size_t i = 0; i < expected.size(); ++i) {
