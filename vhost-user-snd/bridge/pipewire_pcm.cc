@@ -49,13 +49,16 @@ spa_audio_format SpaFormat(AudioFormat format) {
 class PipeWirePcm : public HostPcm {
  public:
   explicit PipeWirePcm(std::string target) : target_(std::move(target)) {
-    // Idempotent and reference-counted in libpipewire; every instance pairs it with pw_deinit.
-    pw_init(nullptr, nullptr);
+    // Once per process, and never pw_deinit: in this libpipewire (0.3.65) it is not
+    // reference-counted and would pull the library's state from under the bridge's other
+    // streams.
+    static const bool initialized = [] {
+      pw_init(nullptr, nullptr);
+      return true;
+    }();
+    (void)initialized;
   }
-  ~PipeWirePcm() override {
-    Close();
-    pw_deinit();
-  }
+  ~PipeWirePcm() override { Close(); }
 
   absl::Status Open(PcmDirection direction, const StreamParams& params) override;
   absl::Status Start() override;
