@@ -413,7 +413,8 @@ void PipeWirePcm::OnProcess(void* data) {
       d.chunk->size = static_cast<uint32_t>(want);
     } else if (self->started_) {
       const uint32_t offset = std::min(d.chunk->offset, d.maxsize);
-      const size_t size = std::min<size_t>(d.chunk->size, d.maxsize - offset);
+      size_t size = std::min<size_t>(d.chunk->size, d.maxsize - offset);
+      size -= size % frame_bytes;  // whole frames only, so the ring stays frame-aligned
       const uint8_t* in = bytes + offset;
       // The reader is late: the oldest frames go, so what it reads next is recent.
       const size_t total = self->ring_fill_ + size;
