@@ -414,6 +414,70 @@ TEST_F(PipeWirePcmTest, UnlinkedStreamDoesNotHang) {
   EXPECT_GE(pcm->DelayFrames(), 4 * kPeriod);  // the ring is full of what was not played
 }
 
+// The guest late: the sink gets silence after what was written, never a repeat of it.
+TEST_F(PipeWirePcmTest, UnderrunPlaysSilence) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string recording = dir_ + "/sink.wav";
+  DaemonProcess* recorder = StartRecorder(recording);
+  ASSERT_NE(recorder, nullptr);
+  auto pcm = NewPipeWirePcm("test-sink");
+  ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, kParams).ok());
+  ASSERT_TRUE(pcm->Start().ok());
+  const std::vector<uint8_t> tone = Tone(kPeriod, 997);
+  ASSERT_TRUE(pcm->Write(tone).ok());
+  // Nothing more is written while the sink records a second (its file grows by 192000 bytes).
+  ASSERT_TRUE(WaitUntil([&] {
+    struct stat st;
+    return stat(recording.c_str(), &st) == 0 && st.st_size > 4 * 48000 + 4096;
+  }));
+  pcm->Close();
+  ASSERT_TRUE(recorder->Signal(SIGINT).ok());
+  ASSERT_TRUE(recorder->Wait(absl::Seconds(10)).ok());
+
+  const std::vector<uint8_t> got = ReadFile(recording);
+  const auto at = std::search(got.begin(), got.end(), tone.begin(), tone.end());
+  ASSERT_NE(at, got.end()) << "the tone is not in the sink";
+  EXPECT_GT(got.end() - (at + tone.size()), 4 * 24000) << "half a second recorded after it";
+  EXPECT_TRUE(std::all_of(at + tone.size(), got.end(), [](uint8_t b) { return b == 0; }))
+      << "something other than silence followed the tone";
+}
+
+// A capture reader that is late loses the oldest frames, not the newest: after another reader
+// of the same source has read four rings' worth, the late one reads recent frames.
+TEST_F(PipeWirePcmTest, LateCaptureDropsTheOldestFrames) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // Each frame holds its own index: the left sample its low 15 bits, the right the rest.
+  std::vector<uint8_t> file;
+  for (uint32_t i = 0; i < 20 * kPeriod; ++i) {
+    for (uint32_t v : {i & 0x7fff, i >> 15}) {
+      file.push_back(static_cast<uint8_t>(v));
+      file.push_back(static_cast<uint8_t>(v >> 8));
+    }
+  }
+  const auto index = [](const uint8_t* frame) {
+    return (frame[0] | frame[1] << 8) + ((frame[2] | frame[3] << 8) << 15);
+  };
+  ASSERT_NO_FATAL_FAILURE(StartSource(file));
+  auto late = NewPipeWirePcm("test-source");
+  auto prompt = NewPipeWirePcm("test-source");
+  ASSERT_TRUE(late->Open(PcmDirection::kCapture, kParams).ok());
+  ASSERT_TRUE(prompt->Open(PcmDirection::kCapture, kParams).ok());
+  ASSERT_TRUE(late->Start().ok());
+  ASSERT_TRUE(prompt->Start().ok());
+  std::vector<uint8_t> period(kParams.period_bytes());
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(prompt->Read(absl::MakeSpan(period)).ok());
+  const int prompt_last = index(&period[period.size() - 4]);
+  ASSERT_GT(prompt_last, static_cast<int>(8 * kPeriod)) << "the source did not play";
+
+  ASSERT_TRUE(late->Read(absl::MakeSpan(period)).ok());
+  // Its ring (four periods) holds only what came last, and in order.
+  const int first = index(&period[0]);
+  EXPECT_GT(first, prompt_last - static_cast<int>(5 * kPeriod));
+  for (size_t f = 1; f < kPeriod; ++f) {
+    ASSERT_EQ(index(&period[4 * f]), first + static_cast<int>(f)) << "frame " << f;
+  }
+}
+
 // A socket that accepts connections and never answers: Open gives up after a bounded wait.
 TEST_F(PipeWirePcmTest, SilentServerFailsOpenUnavailable) {
   const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
