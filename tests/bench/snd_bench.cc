@@ -1,25 +1,34 @@
-// Timing of vhost-user-snd through our own front end: for each host side (null, and file: a WAV
-// sink for playback, a WAV source for capture) and each direction, one stream at 48 kHz S16
-// stereo with `--periods` periods of `--period_ms` kept queued, run for `--seconds`. Prints, per
-// run: the drift (frames the device completed against the wall time elapsed × the rate, on
-// CLOCK_MONOTONIC; a period the device went through without a guest buffer counts as drift), the
-// jitter of each interval between completions against one period, the time from queueing a
-// buffer to its completion (for playback: to the host sink, which the device writes when it
-// completes the buffer), the latency_bytes the device reports, and the daemon's CPU time per
-// second of audio. Figures only; asserts nothing.
+// Timing of vhost-user-snd through our own front end: for each host side (null; file: a WAV
+// sink for playback, a WAV source for capture; alsa: through vhost-user-snd-bridge to alsa-lib's
+// file plugin, writing to a FIFO this benchmark reads, and reading a raw source) and each
+// direction, one stream at 48 kHz S16 stereo with `--periods` periods of `--period_ms` kept queued,
+// run for `--seconds`. Prints, per run: the drift (frames the device completed against the wall
+// time elapsed × the rate, on CLOCK_MONOTONIC; a period the device went through without a guest
+// buffer counts as drift), the jitter of each interval between completions against one period, the
+// time from queueing a buffer to its completion (for playback: to the host sink, which the device
+// writes when it completes the buffer), for alsa playback the time from queueing a buffer to its
+// frames coming out of alsa-lib (each buffer carries its number), the latency_bytes the device
+// reports, and the daemon's (and the bridge's) CPU time per second of audio. Figures only; asserts
+// nothing.
 //
 //   bazel build //tests/bench:snd_bench
 //   bazel-bin/tests/bench/snd_bench --seconds=60
+#include <fcntl.h>
 #include <linux/virtio_snd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,7 +46,7 @@ DEFINE_string(daemon, "", "vhost-user-snd binary (default: the one built with th
 DEFINE_double(seconds, 10.0, "Measured time per run (60 for the drift figure)");
 DEFINE_int32(period_ms, 10, "Period length");
 DEFINE_int32(periods, 4, "Periods kept queued on the data queue (the stream's buffer_bytes)");
-DEFINE_string(backends, "null,file", "Host sides to run, comma-separated");
+DEFINE_string(backends, "null,file,alsa", "Host sides to run, comma-separated");
 DEFINE_bool(event_idx, true, "Negotiate VIRTIO_F_EVENT_IDX (notification suppression)");
 DEFINE_string(directions, "playback,capture", "Directions to run, comma-separated");
 
@@ -79,7 +88,73 @@ struct Figures {
   uint32_t latency_bytes_min = 0, latency_bytes_max = 0;
   uint64_t errors = 0;  // completions whose status was not S_OK
   double cpu_ms_per_audio_s = 0;
+  double bridge_cpu_ms_per_audio_s = 0;
+  double to_host_p50_ms = -1, to_host_max_ms = -1;  // alsa playback: queued to out of alsa-lib
 };
+
+// Reads what alsa-lib's file plugin writes into a FIFO and notes when each buffer's number
+// (the value of all its samples) first comes out. The plugin opens the FIFO on every open of
+// the PCM (the bridge's probe too), so the reader opens it again after each end.
+class FifoSink {
+ public:
+  explicit FifoSink(std::string path) : path_(std::move(path)) {
+    mkfifo(path_.c_str(), 0600);
+    thread_ = std::thread([this] { Read(); });
+  }
+  ~FifoSink() {
+    stop_ = true;
+    // A writer of our own lets a reader blocked in open() go; closed at once, so it reads
+    // the end.
+    int fd = open(path_.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) close(fd);
+    thread_.join();
+  }
+  std::map<int, double> arrivals() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return arrivals_;
+  }
+
+ private:
+  void Read() {
+    std::vector<int16_t> frames(4096 * 2);
+    while (!stop_) {
+      int fd = open(path_.c_str(), O_RDONLY);
+      if (fd < 0) return;
+      ssize_t n;
+      size_t carry = 0;  // bytes of a partial frame
+      auto* bytes = reinterpret_cast<uint8_t*>(frames.data());
+      while ((n = read(fd, bytes + carry, frames.size() * 2 - carry)) > 0) {
+        const double now = Now();
+        const size_t total = carry + n;
+        const size_t whole = total / kFrameBytes;
+        std::lock_guard<std::mutex> lock(mu_);
+        for (size_t i = 0; i < whole; ++i) {
+          const int number = frames[2 * i];
+          if (number != 0 && number != last_) arrivals_.emplace(number, now);
+          if (number != 0) last_ = number;
+        }
+        carry = total - whole * kFrameBytes;
+        memmove(bytes, bytes + whole * kFrameBytes, carry);
+      }
+      close(fd);
+    }
+  }
+
+  const std::string path_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<int, double> arrivals_;
+  int last_ = 0;
+};
+
+// The bridge process the daemon started (its only child), 0 if none.
+pid_t ChildOf(pid_t pid) {
+  std::ifstream children(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  int child = 0;
+  children >> child;
+  return child;
+}
 
 absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   const uint32_t period_frames = kRate * FLAGS_period_ms / 1000;
@@ -99,9 +174,34 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
     args.push_back("--playback-file=" + session->File("sink.wav"));
     args.push_back("--capture-file=" + source);
   }
+  std::unique_ptr<FifoSink> fifo;
+  if (backend == "alsa") {
+    // Playback: alsa-lib's file plugin into a FIFO we read; capture: from a raw source file
+    // longer than the run (same path as the guest test's stand-in for a sound card).
+    const std::string source = session->File("source.raw");
+    {
+      ASSIGN_OR_RETURN(std::vector<uint8_t> tone,
+                       frontend::SndSineTone(VIRTIO_SND_PCM_FMT_S16, 2, kRate, 1000, 0.5, kRate));
+      std::ofstream out(source, std::ios::binary);
+      for (int s = 0; s < FLAGS_seconds + 2; ++s) {
+        out.write(reinterpret_cast<const char*>(tone.data()), tone.size());
+      }
+    }
+    fifo = std::make_unique<FifoSink>(session->File("sink.fifo"));
+    std::ofstream(session->File(".asoundrc"))
+        << "pcm.bench_sink { type file; slave.pcm null; file \"" << session->File("sink.fifo")
+        << "\"; format raw }\n"
+        << "pcm.bench_source { type file; slave.pcm null; file \"/dev/null\"; infile \"" << source
+        << "\"; format raw }\n"
+        << "pcm.bench { type asym; playback.pcm \"bench_sink\"; capture.pcm \"bench_source\" }\n";
+    setenv("HOME", session->dir().c_str(), 1);  // the bridge's alsa-lib reads $HOME/.asoundrc
+    args.push_back("--audio-device=bench");
+    args.push_back("--bridge=" + RunfilePath("vhost-user-snd/vhost-user-snd-bridge"));
+  }
   RETURN_IF_ERROR(session->Start(
       FLAGS_daemon.empty() ? RunfilePath("vhost-user-snd/vhost-user-snd") : FLAGS_daemon, args));
   const pid_t pid = session->daemon()->pid();
+  const pid_t bridge = ChildOf(pid);
   SndDriver::Options options;
   options.ram_size = 8 << 20;
   if (!FLAGS_event_idx) options.features &= ~Bit(kFeatureEventIdx);
@@ -119,14 +219,26 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   std::vector<SndPcmBuffer> buffers(FLAGS_periods);
   std::vector<int> buffer_of_id(options.queue_size, -1);
   std::vector<double> queued_at(FLAGS_periods);
+  // Playback buffers are numbered (every sample holds the number) so the FIFO reader can tell
+  // when each comes out of alsa-lib; numbers wrap below 32768.
+  std::map<int, double> numbered_at;
+  int next_number = 1;
   ASSIGN_OR_RETURN(
       std::vector<uint8_t> tone,
       frontend::SndSineTone(VIRTIO_SND_PCM_FMT_S16, 2, kRate, 440, 0.5, period_frames));
   auto queue = [&](int i) -> absl::Status {
     frontend::ResetSndPcmBuffer(&buffers[i]);
+    if (fifo && !capture) {
+      std::fill_n(reinterpret_cast<int16_t*>(buffers[i].data), period_frames * 2,
+                  static_cast<int16_t>(next_number));
+    }
     ASSIGN_OR_RETURN(uint16_t id, driver->QueuePcm(buffers[i]));
     buffer_of_id[id] = i;
     queued_at[i] = Now();
+    if (fifo && !capture) {
+      numbered_at[next_number] = queued_at[i];
+      next_number = next_number % 32000 + 1;
+    }
     return absl::OkStatus();
   };
   for (int i = 0; i < FLAGS_periods; ++i) {
@@ -136,6 +248,7 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   }
 
   const absl::Duration cpu_before = ProcessCpuTime(pid);
+  const absl::Duration bridge_cpu_before = bridge ? ProcessCpuTime(bridge) : absl::ZeroDuration();
   ASSIGN_OR_RETURN(uint32_t started, driver->PcmCommand(VIRTIO_SND_R_PCM_START, stream));
   if (started != VIRTIO_SND_S_OK) return absl::InternalError("START failed");
   const double start = Now();
@@ -161,6 +274,8 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
     RETURN_IF_ERROR(queue(i));
   }
   const absl::Duration cpu = ProcessCpuTime(pid) - cpu_before;
+  const absl::Duration bridge_cpu =
+      bridge ? ProcessCpuTime(bridge) - bridge_cpu_before : absl::ZeroDuration();
   for (uint32_t code : {VIRTIO_SND_R_PCM_STOP, VIRTIO_SND_R_PCM_RELEASE}) {
     RETURN_IF_ERROR(driver->PcmCommand(code, stream).status());
   }
@@ -186,6 +301,21 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   f.queued_to_done_p50_ms = Percentile(queued_to_done, 0.5) * 1e3;
   f.queued_to_done_max_ms = *std::max_element(queued_to_done.begin(), queued_to_done.end()) * 1e3;
   f.cpu_ms_per_audio_s = absl::ToDoubleMilliseconds(cpu) / (done.back() - start);
+  f.bridge_cpu_ms_per_audio_s = absl::ToDoubleMilliseconds(bridge_cpu) / (done.back() - start);
+  if (fifo && !capture) {
+    std::vector<double> to_host;
+    for (const auto& [number, arrived] : fifo->arrivals()) {
+      auto queued = numbered_at.find(number);
+      // Numbers wrap: only a queueing before the arrival counts.
+      if (queued != numbered_at.end() && arrived >= queued->second) {
+        to_host.push_back(arrived - queued->second);
+      }
+    }
+    if (!to_host.empty()) {
+      f.to_host_p50_ms = Percentile(to_host, 0.5) * 1e3;
+      f.to_host_max_ms = *std::max_element(to_host.begin(), to_host.end()) * 1e3;
+    }
+  }
   return f;
 }
 
@@ -202,9 +332,10 @@ int Main() {
       "vhost-user-snd timing: 48000 Hz S16 stereo, %d ms periods, %d queued, %.0f s per run; "
       "load average %s\n",
       FLAGS_period_ms, FLAGS_periods, FLAGS_seconds, LoadAverage().c_str());
-  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %27s %9s %6s\n", "host", "dir", "done", "drift ppm",
-              "drift ms", "jitter p50/p99/max us", "queued->done ms", "latency_bytes p50 (min-max)",
-              "CPU ms/s", "errors");
+  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %27s %9s %6s %15s %17s\n", "host", "dir", "done",
+              "drift ppm", "drift ms", "jitter p50/p99/max us", "queued->done ms",
+              "latency_bytes p50 (min-max)", "CPU ms/s", "errors", "bridge CPU ms/s",
+              "queued->host ms");
   const std::vector<std::string> backends = absl::StrSplit(FLAGS_backends, ',', absl::SkipEmpty());
   const std::vector<std::string> directions =
       absl::StrSplit(FLAGS_directions, ',', absl::SkipEmpty());
@@ -218,12 +349,13 @@ int Main() {
       }
       std::printf(
           "%-5s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6.0f (%u-%u) = %.0f ms "
-          "%9.3f %6lu\n",
+          "%9.3f %6lu %15.3f %8.1f /%7.1f\n",
           backend.c_str(), direction.c_str(), static_cast<unsigned long>(f->completions),
           f->drift_ppm, f->drift_ms, f->jitter_p50_us, f->jitter_p99_us, f->jitter_max_us,
           f->queued_to_done_p50_ms, f->queued_to_done_max_ms, f->latency_bytes_p50,
           f->latency_bytes_min, f->latency_bytes_max, f->latency_bytes_p50 / bytes_per_ms,
-          f->cpu_ms_per_audio_s, static_cast<unsigned long>(f->errors));
+          f->cpu_ms_per_audio_s, static_cast<unsigned long>(f->errors),
+          f->bridge_cpu_ms_per_audio_s, f->to_host_p50_ms, f->to_host_max_ms);
       std::fflush(stdout);
     }
   }
