@@ -25,7 +25,14 @@ The capture source: `pw-play -P '{ media.class = Audio/Source node.name = test-s
 in.wav`. With media.class Audio/Source, pw-play's stream is a source node that WirePlumber
 does not link anywhere itself; a capture stream naming it gets linked to it, and only then is
 it driven, so nothing of the file is lost before someone records it. (A null sink of class
-Audio/Source/Virtual does not do: WirePlumber will not link a playback stream into it.)
+Audio/Source/Virtual does not do: WirePlumber will not link a playback stream into it.) Being
+the only source, it also becomes the default source, so a capture stream with no target
+records it too.
+
+vhost-user-snd-bridge's streams (vhost-user-snd/bridge/pipewire_pcm.cc) are nodes named
+vhost-user-snd-playback and vhost-user-snd-capture: wait_linked() on those tells a test that
+the guest's stream has reached the graph. The bridge inherits the daemon's environment, so
+start the daemon with env().
 
 Bit-exactness (measured here with pipewire 0.3.65): S16 at 48 kHz, stereo into a stereo sink,
 passes through bit-exact - PipeWire converts to float and back, and S16 -> float -> S16 is
