@@ -19,11 +19,13 @@ BUILD_PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ clang-format
   libabsl-dev libgflags-dev libgoogle-glog-dev libgtest-dev libgmock-dev libseccomp-dev
   libunwind-dev liburing-dev
+  libasound2-dev libpipewire-0.3-dev
 )
 # sg3-utils and e2fsprogs (mke2fs, e2fsck, debugfs): the SCSI guest test copies the tools into its
 # guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
+# pipewire, pipewire-bin, wireplumber: the headless PipeWire the sound bridge's tests start.
 TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
-  alsa-utils)
+  alsa-utils pipewire pipewire-bin wireplumber)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
 
 missing=()
