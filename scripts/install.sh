@@ -23,3 +23,8 @@ for d in "${daemons[@]}"; do
 JSON
   echo "installed $prefix/libexec/$d and $prefix/share/qemu/vhost-user/50-$d.json"
 done
+# vhost-user-snd's host audio bridge (--backend=alsa|pipewire), which it looks for beside
+# itself. Dynamically linked: it needs libasound2 and libpipewire-0.3-0 at run time.
+bazel build //vhost-user-snd:vhost-user-snd-bridge 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+install -m 0755 -s bazel-bin/vhost-user-snd/vhost-user-snd-bridge "$prefix/libexec/"
+echo "installed $prefix/libexec/vhost-user-snd-bridge"
