@@ -46,6 +46,14 @@ spa_audio_format SpaFormat(AudioFormat format) {
   return SPA_AUDIO_FORMAT_UNKNOWN;
 }
 
+// PipeWire converts any format and resamples any rate to its graph's, but a stream has at
+// most SPA_AUDIO_MAX_CHANNELS channels.
+Capabilities PipeWireCapabilities() {
+  Capabilities caps = AnyCapabilities();
+  caps.channels_max = SPA_AUDIO_MAX_CHANNELS;
+  return caps;
+}
+
 class PipeWirePcm : public HostPcm {
  public:
   explicit PipeWirePcm(std::string target) : target_(std::move(target)) {
@@ -60,6 +68,7 @@ class PipeWirePcm : public HostPcm {
   }
   ~PipeWirePcm() override { Close(); }
 
+  Capabilities Probe(PcmDirection direction) override { return PipeWireCapabilities(); }
   absl::Status Open(PcmDirection direction, const StreamParams& params) override;
   absl::Status Start() override;
   absl::Status Stop() override;
@@ -130,7 +139,7 @@ const pw_core_events kCoreEvents = [] {
 
 absl::Status PipeWirePcm::Open(PcmDirection direction, const StreamParams& params) {
   Close();
-  if (absl::Status s = CheckParams(AnyCapabilities(), params); !s.ok()) return s;
+  if (absl::Status s = CheckParams(PipeWireCapabilities(), params); !s.ok()) return s;
   direction_ = direction;
   params_ = params;
   {

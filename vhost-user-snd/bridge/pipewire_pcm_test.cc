@@ -263,6 +263,15 @@ TEST_F(PipeWirePcmTest, RejectsParametersItCannotName) {
   params.period_frames = 0;
   EXPECT_EQ(NewPipeWirePcm("")->Open(PcmDirection::kPlayback, params).code(),
             absl::StatusCode::kInvalidArgument);
+  // Every format and rate, but no more channels than a SPA stream carries (64).
+  const Capabilities caps = NewPipeWirePcm("")->Probe(PcmDirection::kCapture);
+  EXPECT_EQ(caps.formats.size(), std::size(kAllFormats));
+  EXPECT_EQ(caps.rates.size(), std::size(kVirtioRates));
+  EXPECT_EQ(caps.channels_max, 64u);
+  params = kParams;
+  params.channels = 65;
+  EXPECT_EQ(NewPipeWirePcm("")->Open(PcmDirection::kPlayback, params).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(PipeWirePcmTest, PlaybackReachesTheSinkBitExact) {
@@ -412,6 +421,22 @@ TEST_F(PipeWirePcmTest, UnlinkedStreamDoesNotHang) {
   for (int i = 0; i < 10 && status.ok(); ++i) status = pcm->Write(period);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_GE(pcm->DelayFrames(), 4 * kPeriod);  // the ring is full of what was not played
+}
+
+// Mono and more channels than the sink has (no positions: PipeWire's AUX channels) play too.
+TEST_F(PipeWirePcmTest, OtherChannelCountsPlay) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (uint32_t channels : {1u, 6u}) {
+    SCOPED_TRACE(channels);
+    StreamParams params = kParams;
+    params.channels = channels;
+    auto pcm = NewPipeWirePcm("test-sink");
+    ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, params).ok());
+    ASSERT_TRUE(pcm->Start().ok());
+    // Eight periods through a ring of four: the graph took at least four.
+    const std::vector<uint8_t> period(params.period_bytes());
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(pcm->Write(period).ok()) << "period " << i;
+  }
 }
 
 // The guest late: the sink gets silence after what was written, never a repeat of it.
