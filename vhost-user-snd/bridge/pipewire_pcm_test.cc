@@ -421,6 +421,13 @@ TEST_F(PipeWirePcmTest, UnlinkedStreamDoesNotHang) {
   for (int i = 0; i < 10 && status.ok(); ++i) status = pcm->Write(period);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_GE(pcm->DelayFrames(), 4 * kPeriod);  // the ring is full of what was not played
+  // Stop drops it; writing needs a Start again, which finds the ring empty.
+  ASSERT_TRUE(pcm->Stop().ok());
+  EXPECT_EQ(pcm->DelayFrames(), 0u);
+  EXPECT_EQ(pcm->Write(period).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(pcm->Start().ok());
+  EXPECT_TRUE(pcm->Write(period).ok());
+  EXPECT_EQ(pcm->DelayFrames(), kPeriod);
 }
 
 // Mono and more channels than the sink has (no positions: PipeWire's AUX channels) play too.
