@@ -119,10 +119,10 @@ def cpio_archive(entries):
 
 # ---- modules
 
-def module_closure(version, names):
-    """Module files (relative to /lib/modules/VERSION) for `names` and their dependencies, in load
-    order. Built-in modules are skipped."""
-    base = f"/lib/modules/{version}"
+def module_closure(version, names, root=""):
+    """Module files (relative to ROOT/lib/modules/VERSION) for `names` and their dependencies, in
+    load order. Built-in modules are skipped. `root`: an unpacked kernel package (another arch)."""
+    base = f"{root}/lib/modules/{version}"
     deps = {}
     with open(f"{base}/modules.dep") as f:
         for line in f:
@@ -154,8 +154,8 @@ def module_closure(version, names):
     return order
 
 
-def _read_module(version, rel):
-    path = f"/lib/modules/{version}/{rel}"
+def _read_module(version, rel, root=""):
+    path = f"{root}/lib/modules/{version}/{rel}"
     with open(path, "rb") as f:
         data = f.read()
     if path.endswith(".xz"):
@@ -218,10 +218,12 @@ def out_of_tree_module(source_rel):
     return cached
 
 
-def base_initramfs(modules, built_modules=()):
+def base_initramfs(modules, built_modules=(), version=None, root="", busybox=BUSYBOX):
     """The cached gzip'd base archive: busybox, /init, the modules (names from /lib/modules,
-    then paths of built .ko files, loaded in that order). Returns its path."""
-    _, version = find_kernel()
+    then paths of built .ko files, loaded in that order). Returns its path. `version`, `root`
+    and `busybox` name another kernel's modules (ROOT/lib/modules/VERSION) and its busybox."""
+    if version is None:
+        _, version = find_kernel()
     with open(__file__, "rb") as f:
         me = hashlib.sha256(f.read()).hexdigest()[:12]
     key = hashlib.sha256(
@@ -231,19 +233,19 @@ def base_initramfs(modules, built_modules=()):
     path = os.path.join(CACHE_DIR, f"base-{version}-{key}.cpio.gz")
     if os.path.exists(path):
         return path
-    if not os.path.exists(BUSYBOX):
-        raise GuestError(f"{BUSYBOX} missing: {SETUP_HINT}")
-    with open(BUSYBOX, "rb") as f:
+    if not os.path.exists(busybox):
+        raise GuestError(f"{busybox} missing: {SETUP_HINT}")
+    with open(busybox, "rb") as f:
         busybox = f.read()
     entries = [(d, "dir", None) for d in
                ("bin", "proc", "sys", "dev", "tmp", "lib", "lib/modules", "mnt", "usr")]
     entries.append(("bin/busybox", "file", (busybox, 0o755)))
     entries += [(f"bin/{a}", "link", "busybox") for a in APPLETS]
     entries.append(("init", "file", (INIT.encode(), 0o755)))
-    order = module_closure(version, modules)
+    order = module_closure(version, modules, root)
     for rel in order:
         entries.append((f"lib/modules/{_loaded_name(rel)}", "file",
-                        (_read_module(version, rel), 0o644)))
+                        (_read_module(version, rel, root), 0o644)))
     loaded = [_loaded_name(r) for r in order]
     for module in built_modules:
         with open(module, "rb") as f:
@@ -388,6 +390,19 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     check_qemu()
     kernel, _ = find_kernel()
     base = base_initramfs(modules, built_modules)
+    initrd = guest_initrd(base, script, extra_entries, boots, work)
+    memory_args, mem_path = guest_memory(memory, memory_mb)
+    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1",
+            "-m", f"{memory_mb}M"] + memory_args + [
+            "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
+    return run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path)
+
+
+def guest_initrd(base, script, extra_entries=(), boots=1, work=None):
+    """The initramfs for one run (in `work`, a temporary directory by default): the cached `base`
+    with the script, `extra_entries` and the number of boots appended. Returns its path."""
     work = work or tempfile.mkdtemp(prefix="guest-", dir="/tmp")
     initrd = os.path.join(work, "initrd.img")
     with open(base, "rb") as f:
@@ -397,17 +412,25 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
         extra.append(("boots", "file", (str(boots).encode(), 0o644)))
     with open(initrd, "wb") as f:
         f.write(data + cpio_archive(extra))
+    return initrd
 
+
+def guest_memory(memory, memory_mb):
+    """QEMU arguments for the guest's shared memory ("memfd", or "file" in /dev/shm) and the
+    file to remove afterwards (None for memfd)."""
     if memory == "memfd":
-        backend = f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on"
+        backend, mem_path = f"memory-backend-memfd,id=mem,size={memory_mb}M,share=on", None
     else:
         mem_path = os.path.join("/dev/shm", f"vhost-user-e2e-{os.getpid()}-{time.time_ns()}")
         backend = f"memory-backend-file,id=mem,size={memory_mb}M,share=on,mem-path={mem_path}"
-    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1",
-            "-m", f"{memory_mb}M", "-object", backend, "-numa", "node,memdev=mem",
-            "-nodefaults", "-display", "none", "-serial", "stdio",
-            "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
+    return ["-object", backend, "-numa", "node,memdev=mem"], mem_path
+
+
+def run_qemu(argv, boots=1, timeout=180, on_line=None, pass_fds=(), mem_path=None):
+    """Runs QEMU (`argv`, the guest's console on stdio) until it exits or `timeout` seconds
+    pass, answering init's boot-number questions (run_guest's `boots`); removes `mem_path`
+    afterwards. Returns a GuestResult."""
+    argv = list(argv)
     if boots == 1:
         argv.append("-no-reboot")  # a kernel panic ends the run instead of booting again
     start = time.time()
@@ -444,7 +467,7 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
         proc.stdout.close()
         if proc.stdin is not None:
             proc.stdin.close()
-        if memory != "memfd":
+        if mem_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(mem_path)
     return GuestResult(b"".join(lines).decode(errors="replace"), proc.returncode, timed_out,
