@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -311,6 +312,10 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   }
   std::vector<UniqueFd> listeners;
   std::vector<std::unique_ptr<VirtioDevice>> devices;
+  // Declared after the devices (in `instances`, then `devices`): runs before they are destroyed.
+  absl::Cleanup stop_callers = [&spec] {
+    if (spec.before_devices_destroyed) spec.before_devices_destroyed();
+  };
   for (DaemonInstance& instance : *instances) {
     absl::StatusOr<UniqueFd> listener =
         instance.socket_path.empty() ? InheritedListener(FLAGS_fd)

@@ -46,6 +46,9 @@ struct DaemonSpec {
   // Runs after the sockets listen and before the seccomp filter, single-threaded: a daemon's own
   // confinement (vhost-user-fs's namespaces). An error exits with status 1.
   std::function<absl::Status()> before_seccomp;
+  // Runs once the devices exist, on every way out of RunDaemon, before they are destroyed: stops
+  // what calls into them from other threads (a control socket kept beside the device).
+  std::function<void()> before_devices_destroyed;
 };
 
 // Runs the daemon; returns the process exit status.
