@@ -100,7 +100,13 @@ class AlsaPcm : public HostPcm {
 
   absl::Status Stop() override {
     if (pcm_ == nullptr) return absl::OkStatus();
-    snd_pcm_drop(pcm_);
+    // Playback plays out its buffer (at most kBufferPeriods): the daemon already told the guest
+    // these frames were played. Capture drops what was not read.
+    if (direction_ == PcmDirection::kPlayback) {
+      snd_pcm_drain(pcm_);
+    } else {
+      snd_pcm_drop(pcm_);
+    }
     if (int err = snd_pcm_prepare(pcm_); err < 0) return AlsaError("prepare", err);
     return absl::OkStatus();
   }

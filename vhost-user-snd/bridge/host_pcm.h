@@ -35,7 +35,8 @@ class HostPcm {
   // the host's buffer holds a few periods of period_frames). Closes what was open first.
   virtual absl::Status Open(PcmDirection direction, const StreamParams& params) = 0;
   virtual absl::Status Start() = 0;
-  // Stops at once, dropping what the host has not played yet.
+  // Stops: playback plays out what the host holds (bounded by its buffer: the daemon already
+  // completed those frames to the guest as played), capture drops what was not read.
   virtual absl::Status Stop() = 0;
   // Playback: hands `frames` (whole frames) to the host, blocking while its buffer is full.
   virtual absl::Status Write(absl::Span<const uint8_t> frames) = 0;

@@ -24,6 +24,12 @@ namespace {
 // Periods the ring holds: like ALSA's buffer, enough for the bridge's thread to be a period or
 // two late without an underrun, no more latency than that.
 constexpr size_t kRingPeriods = 4;
+// Periods in the ring before the graph starts taking them (see OnProcess).
+constexpr size_t kStartPeriods = 2;
+// How much longer than the ring's duration Stop waits for the graph to play it out.
+constexpr auto kDrainSlack = std::chrono::milliseconds(200);
+// Graph cycles after the ring ran dry before Stop returns (the frames' way to the sink).
+constexpr uint64_t kDrainCycles = 3;
 // How long Open waits for the server to accept the stream, and Write/Read for the graph to
 // take or give anything. Far longer than a period: a stream that makes no progress for this
 // long is not linked or its server hangs, and the bridge must not hang with it.
@@ -116,7 +122,10 @@ class PipeWirePcm : public HostPcm {
   size_t ring_fill_ = 0;
   bool open_ = false;
   bool started_ = false;
-  bool failed_ = false;  // the server or the stream went away: Write/Read are Unavailable
+  bool primed_ = false;    // guarded by mu_: the graph takes frames from the ring
+  bool draining_ = false;  // guarded by mu_: Stop waits for the ring to play out
+  uint64_t cycles_ = 0;    // guarded by mu_: process callbacks so far
+  bool failed_ = false;    // the server or the stream went away: Write/Read are Unavailable
   std::string error_;
   uint64_t underruns_ = 0;
   uint64_t overruns_ = 0;
@@ -250,13 +259,29 @@ absl::Status PipeWirePcm::Start() {
   if (failed_) return Unavailable();
   ring_head_ = ring_fill_ = 0;
   started_ = true;
+  primed_ = false;
   return absl::OkStatus();
 }
 
 absl::Status PipeWirePcm::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (started_ && direction_ == PcmDirection::kPlayback && !failed_) {
+    // The daemon completed these frames as played: let the graph play them out (bounded, in
+    // case it stalls) rather than cut the end of every sound.
+    draining_ = true;
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(1000 * kRingPeriods * params_.period_frames / params_.rate) +
+        kDrainSlack;
+    cv_.wait_until(lock, deadline, [this] { return ring_fill_ == 0 || failed_; });
+    // The last frames taken are in the graph still: a few more cycles carry them through.
+    const uint64_t emptied_at = cycles_;
+    cv_.wait_until(lock, deadline, [&] { return cycles_ >= emptied_at + kDrainCycles || failed_; });
+    draining_ = false;
+  }
   started_ = false;
-  ring_head_ = ring_fill_ = 0;  // drops what was not played (or not read) yet
+  primed_ = false;
+  ring_head_ = ring_fill_ = 0;  // drops what was not read (or, past the deadline, played) yet
   cv_.notify_all();
   return absl::OkStatus();
 }
@@ -407,14 +432,25 @@ void PipeWirePcm::OnProcess(void* data) {
   auto* bytes = static_cast<uint8_t*>(d.data);
   {
     std::lock_guard<std::mutex> lock(self->mu_);
+    ++self->cycles_;
     if (self->direction_ == PcmDirection::kPlayback) {
       size_t want = d.maxsize / frame_bytes;
       if (buffer->requested != 0) want = std::min<size_t>(want, buffer->requested);
       want *= frame_bytes;
-      const size_t got = self->started_ ? self->RingPop(bytes, want) : 0;
+      // Like ALSA's start threshold: play once kStartPeriods are in (after Start and after
+      // an underrun), so a period written a little late by the bridge is not an underrun.
+      const size_t threshold =
+          std::min(kStartPeriods * self->params_.period_bytes(), self->ring_.size());
+      if (self->started_ && (self->ring_fill_ >= threshold || self->draining_)) {
+        self->primed_ = true;
+      }
+      const size_t got = self->primed_ ? self->RingPop(bytes, want) : 0;
       // The guest is late (or not started): the graph gets silence, never stale data.
       if (got < want) {
-        if (self->started_) ++self->underruns_;
+        if (self->primed_ && !self->draining_) {
+          ++self->underruns_;
+          self->primed_ = false;
+        }
         FillSilence(self->params_.format, absl::MakeSpan(bytes + got, want - got));
       }
       d.chunk->offset = 0;

@@ -303,6 +303,25 @@ TEST_F(PipeWirePcmTest, PlaybackReachesTheSinkBitExact) {
   EXPECT_TRUE(Contains(ReadFile(recording), tone)) << "the tone is not in the sink bit-exact";
 }
 
+// What was written before Stop is played, not cut: the daemon already told the guest it was.
+TEST_F(PipeWirePcmTest, StopPlaysOutWhatWasWritten) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string recording = dir_ + "/sink.wav";
+  DaemonProcess* recorder = StartRecorder(recording);
+  ASSERT_NE(recorder, nullptr);
+  auto pcm = NewPipeWirePcm("test-sink");
+  ASSERT_TRUE(pcm->Open(PcmDirection::kPlayback, kParams).ok());
+  ASSERT_TRUE(pcm->Start().ok());
+  const std::vector<uint8_t> tone = Tone(3 * kPeriod, 997);
+  ASSERT_TRUE(pcm->Write(tone).ok());
+  ASSERT_TRUE(pcm->Stop().ok());
+  EXPECT_EQ(pcm->DelayFrames() >= 3 * kPeriod, false) << "Stop returned before playing out";
+  pcm->Close();
+  ASSERT_TRUE(recorder->Signal(SIGINT).ok());
+  ASSERT_TRUE(recorder->Wait(absl::Seconds(10)).ok());
+  EXPECT_TRUE(Contains(ReadFile(recording), tone)) << "the end of the sound was cut";
+}
+
 TEST_F(PipeWirePcmTest, CaptureReadsTheSourceBitExact) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   // pw-play leaves out the last few ms of a file: a second of it, the first half compared.
@@ -421,7 +440,8 @@ TEST_F(PipeWirePcmTest, UnlinkedStreamDoesNotHang) {
   for (int i = 0; i < 10 && status.ok(); ++i) status = pcm->Write(period);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_GE(pcm->DelayFrames(), 4 * kPeriod);  // the ring is full of what was not played
-  // Stop drops it; writing needs a Start again, which finds the ring empty.
+  // Stop waits (bounded) for the ring to play out, then drops what did not; writing needs a
+  // Start again, which finds the ring empty.
   ASSERT_TRUE(pcm->Stop().ok());
   EXPECT_EQ(pcm->DelayFrames(), 0u);
   EXPECT_EQ(pcm->Write(period).code(), absl::StatusCode::kFailedPrecondition);
@@ -457,6 +477,9 @@ TEST_F(PipeWirePcmTest, UnderrunPlaysSilence) {
   ASSERT_TRUE(pcm->Start().ok());
   const std::vector<uint8_t> tone = Tone(kPeriod, 997);
   ASSERT_TRUE(pcm->Write(tone).ok());
+  // A period of silence after it, as the daemon writes when the guest has nothing: the graph
+  // starts taking frames once two periods are in.
+  ASSERT_TRUE(pcm->Write(std::vector<uint8_t>(kParams.period_bytes())).ok());
   // Nothing more is written while the sink records a second (its file grows by 192000 bytes).
   ASSERT_TRUE(WaitUntil([&] {
     struct stat st;
