@@ -120,17 +120,17 @@ def vhost_user_device(
     native.test_suite(name = "e2e", tags = ["e2e"])
     native.test_suite(name = "asan_safe", tags = ["-e2e", "-no-asan"])
 
-def e2e_test(name, binaries, extra_srcs = []):
+def e2e_test(name, binaries, extra_srcs = [], extra_data = []):
     """tests/e2e/<name>.py, a guest test: it gets the paths of `binaries` (labels of daemons and
     guest tools), in that order, as its arguments. `extra_srcs`: other tests/e2e scripts it
-    imports."""
+    imports; `extra_data`: files they read."""
     native.py_test(
         name = name,
         size = "large",
         srcs = ["//tests/e2e:%s.py" % name] + extra_srcs,
         main = "//tests/e2e:%s.py" % name,
         args = ["$(location %s)" % b for b in binaries],
-        data = binaries,
+        data = binaries + extra_data,
         python_version = "PY3",
         tags = ["e2e", "local"],
         deps = ["//tests/e2e:qemu_guest"],

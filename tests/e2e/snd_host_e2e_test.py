@@ -1,9 +1,17 @@
-"""A Linux guest's virtio_snd plays and records through vhost-user-snd --backend=alsa, with the
-host side in vhost-user-snd-bridge: the guest's aplay -D hw:0,0 of a 440 Hz tone reaches the
-host's ALSA device bit-exact, and arecord -D hw:0,0 returns the host device's samples frame for
-frame after any leading silence. The host device is alsa-lib's file plugin over null (this
-machine has no sound card and cannot load snd-aloop), joined by an asym PCM: playback is written
-to a raw file, capture read from one. Neither aplay nor the guest kernel reports an XRUN.
+"""A Linux guest's virtio_snd plays and records through vhost-user-snd's host audio sides, served
+by vhost-user-snd-bridge, one boot each:
+
+- --backend=alsa: the guest's aplay -D hw:0,0 of a 440 Hz tone reaches the host's ALSA device
+  bit-exact, and arecord -D hw:0,0 returns the host device's samples frame for frame after any
+  leading silence. The host device is alsa-lib's file plugin over null (this machine has no
+  sound card and cannot load snd-aloop), joined by an asym PCM: playback is written to a raw
+  file, capture read from one.
+- --backend=pipewire: a headless PipeWire started by the test (pipewire_host.py: a null sink
+  clocked at 48 kHz, WirePlumber linking streams to it). The tone reaches the sink bit-exact
+  (recorded from its monitor with pw-record), and arecord gets a PipeWire source's frames
+  (pw-play of a known file as an Audio/Source node) as one unbroken, exact stretch.
+
+Neither aplay nor the guest kernel reports an XRUN.
 
 Usage: snd_host_e2e_test.py PATH_TO_vhost-user-snd PATH_TO_vhost-user-snd-bridge
 """
@@ -11,8 +19,10 @@ import os
 import struct
 import sys
 import unittest
+import wave
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pipewire_host  # noqa: E402
 import qemu_guest  # noqa: E402
 import snd_e2e_test as snd  # noqa: E402  (tones, the guest script, alsa-lib's configuration)
 
@@ -26,10 +36,112 @@ pcm.vhost_e2e {{ type asym; playback.pcm "vhost_sink"; capture.pcm "vhost_source
 """
 
 
+def guest_run(work, sock, argv, env=None):
+    """Boots a guest that plays the tone (aplay) and records (arecord) through the daemon
+    started with `argv` (in `env`); returns (result, daemon log, tone, recording)."""
+    tone = snd.tone_frames(snd.TONE_HZ, snd.TONE_SECONDS)
+    tone_wav = os.path.join(work, "tone.wav")
+    snd.write_wav(tone_wav, tone)
+    with open(tone_wav, "rb") as f:
+        tone_file = f.read()
+    scratch = os.path.join(work, "scratch.img")
+    with open(scratch, "wb") as f:
+        f.truncate(snd.SLOT)
+    script = (snd.GUEST_SCRIPT.replace("@PERIOD_US@", str(snd.PERIOD_US))
+              .replace("@BUFFER_US@", str(snd.BUFFER_US))
+              .replace("@RECORD_SECONDS@", str(snd.RECORD_SECONDS))
+              .replace("@SLOT@", str(snd.SLOT)))
+    extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
+             + [("bin/arecord", "link", "aplay"), ("tone.wav", "file", (tone_file, 0o644))]
+             + snd.alsa_entries())
+    devices = ["-chardev", f"socket,id=snd0,path={sock}",
+               "-device", "vhost-user-snd-pci,chardev=snd0",
+               "-drive", f"file={scratch},if=none,id=scratch,format=raw",
+               "-device", "virtio-blk-pci,drive=scratch"]
+    saved = dict(os.environ)
+    os.environ.update(env or {})  # the daemon, and the bridge it starts, inherit it
+    try:
+        with qemu_guest.Daemon(argv, sock) as daemon:
+            result = qemu_guest.run_guest(script=script, devices=devices, work=work,
+                                          modules=snd.MODULES, extra_entries=extra, timeout=120)
+            log = daemon.read_log()
+            alive = daemon.alive()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    with open(scratch, "rb") as f:
+        rec = f.read(snd.SLOT)
+    return result, log + ("" if alive else "\nTHE DAEMON DIED"), tone, rec
+
+
 class SndHostAudioTest(unittest.TestCase):
 
+    def check_guest(self, result, log):
+        """The boot ran, aplay and arecord succeeded, nothing reported an xrun; returns the
+        boot's results and the text to show on failure."""
+        out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
+        self.assertNotIn("THE DAEMON DIED", log, out)
+        self.assertFalse(result.timed_out, out)
+        self.assertEqual(len(result.boots), 1, out)
+        session = result.boots[0]
+        r = session.results
+        self.assertEqual(session.script_status, 0, out)
+        self.assertEqual(r["play_rc"], "0", out)
+        self.assertEqual(r["record_rc"], "0", out)
+        said = [l for l in session.output.splitlines()
+                if l.startswith(("E2E-OUT play", "E2E-OUT record"))]
+        self.assertFalse([l for l in said if "underrun" in l.lower()
+                          or "overrun" in l.lower() or "xrun" in l.lower()], out)
+        return r, out
+
+    def test_pipewire_play_and_record(self):
+        # The source outlasts the recording wherever in it the capture stream is linked.
+        src = snd.source_frames(snd.RECORD_SECONDS + 4)
+        with qemu_guest.work_dir("sndpw") as work:
+            sock = os.path.join(work, "snd.sock")
+            source = os.path.join(work, "source.wav")
+            snd.write_wav(source, src)
+            sink = os.path.join(work, "sink.wav")
+            argv = [DAEMON, f"--socket-path={sock}", "--backend=pipewire", f"--bridge={BRIDGE}",
+                    "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16"]
+            with pipewire_host.PipeWireHost(os.path.join(work, "pw")) as pw:
+                with pw.record(sink), pw.source(source):
+                    result, log, tone, rec = guest_run(work, sock, argv, pw.env())
+            r, out = self.check_guest(result, log)
+
+            # Playback: the sink's monitor holds the tone, bit-exact, inside silence.
+            with wave.open(sink, "rb") as w:
+                played = w.readframes(w.getnframes())
+            self.assertIn(tone[:snd.FRAME * 4800], played,
+                          f"the tone's first 100 ms are not in the PipeWire sink\n{out}")
+            at = played.find(tone[:snd.FRAME * 4800])
+            held = played[at:at + len(tone)]
+            if held != tone:
+                differ = next((i for i in range(0, min(len(held), len(tone)), snd.FRAME)
+                               if held[i:i + snd.FRAME] != tone[i:i + snd.FRAME]), len(held))
+                self.fail(f"the tone in the PipeWire sink differs from the one played from frame "
+                          f"{differ // snd.FRAME} of {len(tone) // snd.FRAME} (the sink holds "
+                          f"{len(held) // snd.FRAME} from there, then "
+                          f"{snd.longest_zero_run(played[at + differ:at + differ + 96000])} "
+                          f"frames of silence)\n{out}")
+
+            # Capture: after leading silence, one unbroken stretch of the source, exactly.
+            rec = rec[:int(r["record_bytes"])]
+            self.assertEqual(len(rec), snd.RATE * snd.RECORD_SECONDS * snd.FRAME, out)
+            lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
+                         if s != (0, 0)), None)
+            self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
+            got = rec[lead * snd.FRAME:]
+            start = src.find(got[:snd.FRAME * 480])
+            self.assertGreaterEqual(start, 0, f"the recording's first 10 ms are not in the "
+                                    f"source\n{out}")
+            self.assertTrue(got == src[start:start + len(got)], f"the recording breaks off from "
+                            f"the source after its first 10 ms\n{out}")
+            print(f"pipewire: tone bit-exact at frame {at // snd.FRAME} of the sink; recording: "
+                  f"{lead} frames of silence, then the source from frame "
+                  f"{start // snd.FRAME}", file=sys.stderr)
+
     def test_alsa_play_and_record(self):
-        tone = snd.tone_frames(snd.TONE_HZ, snd.TONE_SECONDS)
         src = snd.source_frames(snd.SOURCE_SECONDS)
         with qemu_guest.work_dir("sndalsa") as work:
             sock = os.path.join(work, "snd.sock")
@@ -39,47 +151,12 @@ class SndHostAudioTest(unittest.TestCase):
                 f.write(src)
             with open(os.path.join(work, ".asoundrc"), "w") as f:
                 f.write(ASOUNDRC.format(sink=sink, source=source))
-            tone_wav = os.path.join(work, "tone.wav")
-            snd.write_wav(tone_wav, tone)
-            with open(tone_wav, "rb") as f:
-                tone_file = f.read()
-            scratch = os.path.join(work, "scratch.img")
-            with open(scratch, "wb") as f:
-                f.truncate(snd.SLOT)
-            script = (snd.GUEST_SCRIPT.replace("@PERIOD_US@", str(snd.PERIOD_US))
-                      .replace("@BUFFER_US@", str(snd.BUFFER_US))
-                      .replace("@RECORD_SECONDS@", str(snd.RECORD_SECONDS))
-                      .replace("@SLOT@", str(snd.SLOT)))
-            extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
-                     + [("bin/arecord", "link", "aplay"),
-                        ("tone.wav", "file", (tone_file, 0o644))]
-                     + snd.alsa_entries())
-            devices = ["-chardev", f"socket,id=snd0,path={sock}",
-                       "-device", "vhost-user-snd-pci,chardev=snd0",
-                       "-drive", f"file={scratch},if=none,id=scratch,format=raw",
-                       "-device", "virtio-blk-pci,drive=scratch"]
             argv = [DAEMON, f"--socket-path={sock}", "--backend=alsa", f"--bridge={BRIDGE}",
                     "--audio-device=vhost_e2e",
                     "--streams=playback:2ch:48000:s16;capture:2ch:48000:s16"]
-            os.environ["HOME"] = work  # alsa-lib in the bridge reads $HOME/.asoundrc
-            with qemu_guest.Daemon(argv, sock) as daemon:
-                result = qemu_guest.run_guest(script=script, devices=devices, work=work,
-                                              modules=snd.MODULES, extra_entries=extra,
-                                              timeout=120)
-                log = daemon.read_log()
-                self.assertTrue(daemon.alive(), log)
-            out = result.output[-6000:] + "\ndaemon log:\n" + log[-3000:]
-            self.assertFalse(result.timed_out, out)
-            self.assertEqual(len(result.boots), 1, out)
-            session = result.boots[0]
-            r = session.results
-            self.assertEqual(session.script_status, 0, out)
-            self.assertEqual(r["play_rc"], "0", out)
-            self.assertEqual(r["record_rc"], "0", out)
-            said = [l for l in session.output.splitlines()
-                    if l.startswith(("E2E-OUT play", "E2E-OUT record"))]
-            self.assertFalse([l for l in said if "underrun" in l.lower()
-                              or "overrun" in l.lower() or "xrun" in l.lower()], out)
+            # alsa-lib in the bridge reads $HOME/.asoundrc.
+            result, log, tone, rec = guest_run(work, sock, argv, {"HOME": work})
+            r, out = self.check_guest(result, log)
 
             # Playback: the host device's file holds the tone, bit-exact, between the silence
             # the daemon played before aplay's first period and after its last.
@@ -92,8 +169,7 @@ class SndHostAudioTest(unittest.TestCase):
                             f"of tone differ from the {len(tone) // snd.FRAME} played\n{out}")
 
             # Capture: leading silence, then the host device's frames from its first, exactly.
-            with open(scratch, "rb") as f:
-                rec = f.read(int(r["record_bytes"]))
+            rec = rec[:int(r["record_bytes"])]
             self.assertEqual(len(rec), snd.RATE * snd.RECORD_SECONDS * snd.FRAME, out)
             lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
                          if s != (0, 0)), None)
