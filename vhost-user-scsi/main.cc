@@ -44,7 +44,9 @@ DEFINE_string(io_engine, "auto",
 
 namespace {
 
-std::unique_ptr<vhost::ControlSocket> control;  // lives as long as the device
+// Calls into the device from a thread of its own: stopped (before_devices_destroyed) before
+// the device goes.
+std::unique_ptr<vhost::ControlSocket> control;
 
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   using absl::InvalidArgumentError;
@@ -178,5 +180,6 @@ int main(int argc, char** argv) {
   spec.repeatable_flags = {"lun"};
   spec.create_device = CreateDevice;
   spec.sandbox = vhost::scsi::ScsiSandboxPolicy();
+  spec.before_devices_destroyed = [] { control.reset(); };
   return vhost::RunDaemon(argc, argv, spec);
 }

@@ -71,7 +71,9 @@ absl::StatusOr<std::vector<std::unique_ptr<vhost::snd::AudioBackend>>> StartBrid
   return backends;
 }
 
-std::unique_ptr<vhost::ControlSocket> control;  // lives as long as the device
+// Calls into the device from a thread of its own: stopped (before_devices_destroyed) before
+// the device goes.
+std::unique_ptr<vhost::ControlSocket> control;
 
 absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
   using namespace vhost::snd;
@@ -147,5 +149,6 @@ int main(int argc, char** argv) {
   spec.backend_type = "sound";
   spec.create_device = CreateDevice;
   spec.sandbox = vhost::snd::SndSandboxPolicy();
+  spec.before_devices_destroyed = [] { control.reset(); };
   return vhost::RunDaemon(argc, argv, spec);
 }
