@@ -65,6 +65,43 @@ if [ -n "$guest_image" ]; then
         $SUDO apt-get install -y -q --no-install-recommends --allow-downgrades "${ksrc[@]}"; }
   fi
 fi
+# ---- The aarch64 guest of the SCMI tests (tests/e2e/aarch64_guest.py): qemu-system-aarch64
+# (backports, QEMU 10 like the x86 one), a cross compiler and dtc for its modules and device tree,
+# and Debian's arm64 build of the x86 guest's kernel (same version, so linux-source-6.12 above is
+# its source) with busybox-static, downloaded as .debs (never installed) through a private apt
+# state for arm64 that leaves the machine's own architectures alone.
+ARM64_DEBS=/var/cache/vhost-user-arm64
+arm64_missing=()
+for p in gcc-12-aarch64-linux-gnu device-tree-compiler; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || arm64_missing+=("$p")
+done
+if [ ${#arm64_missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q --no-install-recommends "${arm64_missing[@]}" ||
+    { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${arm64_missing[@]}"; }
+fi
+if ! command -v qemu-system-aarch64 >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-arm ||
+    { $SUDO apt-get update -q &&
+      $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-arm; }
+fi
+if [ -n "${kver:-}" ] && [ -n "${kpkg_version:-}" ] && [ "${kver%-amd64}" != "$kver" ]; then
+  arm64_kver=${kver%-amd64}-arm64
+  if [ ! -f "$ARM64_DEBS/linux-image-$arm64_kver-unsigned_${kpkg_version}_arm64.deb" ] ||
+     [ ! -f "$ARM64_DEBS/linux-headers-${arm64_kver}_${kpkg_version}_arm64.deb" ] ||
+     ! ls "$ARM64_DEBS"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+    $SUDO mkdir -p "$ARM64_DEBS/apt/lists/partial" "$ARM64_DEBS/apt/archives/partial"
+    $SUDO touch "$ARM64_DEBS/apt/status"
+    apt_arm64=(-o APT::Architecture=arm64 -o APT::Architectures=arm64
+      -o Dir::State::Lists="$ARM64_DEBS/apt/lists" -o Dir::State::status="$ARM64_DEBS/apt/status"
+      -o Dir::Cache="$ARM64_DEBS/apt" -o APT::Sandbox::User=root)
+    $SUDO apt-get "${apt_arm64[@]}" update -q
+    (cd "$ARM64_DEBS" && $SUDO apt-get "${apt_arm64[@]}" download -q \
+      "linux-image-$arm64_kver-unsigned=$kpkg_version" "linux-headers-$arm64_kver=$kpkg_version" \
+      busybox-static)
+  fi
+fi
 # The peer for the vhost-user-fs benchmark: QEMU 7.2's C virtiofsd (QEMU 10 no longer ships it),
 # unpacked from bookworm's qemu-system-common without installing that package.
 VIRTIOFSD=/var/cache/vhost-user-peers/virtiofsd
