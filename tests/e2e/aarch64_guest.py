@@ -203,6 +203,13 @@ def machine_dtb(path, machine_args, extra_source):
     return path
 
 
+def scmi_device_args(socket_path, chardev_id="scmi0"):
+    """QEMU arguments for a vhost-user-scmi-pci front end on the daemon's socket (it has no
+    MSI-X: both queues share one interrupt line)."""
+    return ["-chardev", f"socket,id={chardev_id},path={socket_path}",
+            "-device", f"vhost-user-scmi-pci,chardev={chardev_id}"]
+
+
 def run_aarch64_guest(script, devices, modules=(), memory="memfd", extra_entries=(),
                       timeout=180, memory_mb=512, work=None, on_line=None, built_modules=None,
                       boots=1, pass_fds=(), dt_source=None):
