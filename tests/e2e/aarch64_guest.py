@@ -127,7 +127,7 @@ def kernel_root():
 def scmi_modules():
     """Paths of the cross-built SCMI_SOURCES modules, in load order, built once per kernel."""
     root, release = kernel_root()
-    out = os.path.join(qemu_guest.CACHE_DIR, f"scmi-modules-{release}")
+    out = os.path.join(qemu_guest.CACHE_DIR, "scmi-modules-" + os.path.basename(root)[6:])
     paths = [os.path.join(out, f"{name}.ko") for name in SCMI_SOURCES]
     if all(os.path.exists(p) for p in paths):
         return paths
@@ -224,14 +224,16 @@ def run_aarch64_guest(script, devices, modules=(), memory="memfd", extra_entries
         built_modules = scmi_modules()
     base = qemu_guest.base_initramfs(SCMI_MODULES + list(modules), built_modules, version=release,
                                      root=root, busybox=os.path.join(root, "bin/busybox"))
-    work = work or tempfile.mkdtemp(prefix="guest-arm64-", dir="/tmp")
-    initrd = qemu_guest.guest_initrd(base, script, extra_entries, boots, work)
-    memory_args, mem_path = qemu_guest.guest_memory(memory, memory_mb)
-    machine = MACHINE + ["-m", f"{memory_mb}M"] + memory_args
-    dtb = machine_dtb(os.path.join(work, "virt.dtb"), machine,
-                      scmi_dt_source() if dt_source is None else dt_source)
-    argv = [QEMU] + machine + [
-        "-nodefaults", "-display", "none", "-serial", "stdio",
-        "-kernel", os.path.join(root, f"boot/vmlinuz-{release}"), "-initrd", initrd, "-dtb", dtb,
-        "-append", "console=ttyAMA0 panic=-1 quiet loglevel=4"] + list(devices)
-    return qemu_guest.run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path)
+    with contextlib.ExitStack() as stack:
+        if work is None:
+            work = stack.enter_context(tempfile.TemporaryDirectory(prefix="guest-arm64-"))
+        initrd = qemu_guest.guest_initrd(base, script, extra_entries, boots, work)
+        memory_args, mem_path = qemu_guest.guest_memory(memory, memory_mb)
+        machine = MACHINE + ["-m", f"{memory_mb}M"] + memory_args
+        dtb = machine_dtb(os.path.join(work, "virt.dtb"), machine,
+                          scmi_dt_source() if dt_source is None else dt_source)
+        argv = [QEMU] + machine + [
+            "-nodefaults", "-display", "none", "-serial", "stdio",
+            "-kernel", os.path.join(root, f"boot/vmlinuz-{release}"), "-initrd", initrd,
+            "-dtb", dtb, "-append", "console=ttyAMA0 panic=-1 quiet loglevel=4"] + list(devices)
+        return qemu_guest.run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path)
