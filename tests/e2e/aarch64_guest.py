@@ -17,6 +17,7 @@ Daemon) is qemu_guest's.
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -42,6 +43,8 @@ SCMI_SOURCES = {
     # A consumer whose sysfs files set a regulator's voltage (min/max_microvolts).
     "reg-virt-consumer": "regulator/virtual.c",
 }
+# Our own modules, from this folder: a clock consumer whose sysfs files set a clock's rate.
+LOCAL_SOURCES = {"scmi-clock-consumer": "scmi_clock_consumer.c"}
 SCMI_HEADERS = ["firmware/arm_scmi/common.h", "firmware/arm_scmi/protocols.h",
                 "firmware/arm_scmi/notify.h"]
 # Kconfig defaults of the transport's options (VERSION1_COMPLIANCE defaults to y).
@@ -125,10 +128,18 @@ def kernel_root():
 
 
 def scmi_modules():
-    """Paths of the cross-built SCMI_SOURCES modules, in load order, built once per kernel."""
+    """Paths of the cross-built SCMI_SOURCES and LOCAL_SOURCES modules, in load order, built
+    once per kernel and version of the sources."""
     root, release = kernel_root()
-    out = os.path.join(qemu_guest.CACHE_DIR, "scmi-modules-" + os.path.basename(root)[6:])
-    paths = [os.path.join(out, f"{name}.ko") for name in SCMI_SOURCES]
+    here = os.path.dirname(os.path.abspath(__file__))
+    local = {name: os.path.join(here, source) for name, source in LOCAL_SOURCES.items()}
+    key = hashlib.sha256(repr((SCMI_SOURCES, SCMI_CFLAGS)).encode())
+    for path in local.values():
+        with open(path, "rb") as f:
+            key.update(f.read())
+    out = os.path.join(qemu_guest.CACHE_DIR,
+                       f"scmi-modules-{os.path.basename(root)[6:]}-{key.hexdigest()[:12]}")
+    paths = [os.path.join(out, f"{name}.ko") for name in list(SCMI_SOURCES) + list(local)]
     if all(os.path.exists(p) for p in paths):
         return paths
     if shutil.which("aarch64-linux-gnu-gcc-12") is None:
@@ -143,38 +154,50 @@ def scmi_modules():
                        for s in list(SCMI_SOURCES.values()) + SCMI_HEADERS]
             subprocess.run(["tar", "-xJf", qemu_guest.KERNEL_SOURCE_TARBALL, "-C", build,
                             "--strip-components=2"] + members, check=True)
+            sources = dict(SCMI_SOURCES)
+            for name, path in local.items():
+                shutil.copy(path, os.path.join(build, "local-" + os.path.basename(path)))
+                sources[name] = "local-" + os.path.basename(path)
             with open(os.path.join(build, "Kbuild"), "w") as f:
                 f.write(f"ccflags-y += {SCMI_CFLAGS}\n")
-                for name, source in SCMI_SOURCES.items():
+                for name, source in sources.items():
                     f.write(f"obj-m += {name}.o\n{name}-y := {source[:-2]}.o\n")
             made = subprocess.run(["make", "-C", f"{root}/usr/src/linux-headers-{release}",
                                    f"M={build}", "modules"], capture_output=True, text=True)
             if made.returncode != 0:
                 raise GuestError(f"building the SCMI modules failed:\n{made.stdout}\n{made.stderr}")
             os.makedirs(out, exist_ok=True)
-            for name in SCMI_SOURCES:
+            for name in sources:
                 tmp = os.path.join(out, f"{name}.ko.{os.getpid()}.tmp")
                 shutil.copy(os.path.join(build, f"{name}.ko"), tmp)
                 os.replace(tmp, os.path.join(out, f"{name}.ko"))
     return paths
 
 
-def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=()):
+def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=()):
     """Device-tree source adding /firmware/scmi (compatible "arm,scmi-virtio") with a subnode
-    per protocol in `protocols`; `regulators` (voltage domain ids, needs 0x17) become
-    regulators/regulator@ID (named scmi-regN) each with a virtual consumer
-    /scmi-consumer-ID whose min_microvolts/max_microvolts files set its voltage."""
+    per protocol in `protocols`. Consumers, for a guest script to drive through sysfs
+    (/sys/devices/platform/NODE/...):
+    `regulators` (voltage domain ids; needs 0x17): regulators/regulator@ID named scmi-regID,
+    each with a virtual consumer scmi-regulator-consumer-ID (min_microvolts, max_microvolts:
+    set both to set the voltage);
+    `clocks` (clock ids; needs 0x14): a scmi-clock-consumer-ID each (scmi_clock_consumer.c:
+    rate, enabled)."""
     nodes = []
     for protocol in protocols:
         body = PROTOCOL_PROPERTIES[protocol]
         if protocol == 0x17 and regulators:
-            body += "regulators { #address-cells = <1>; #size-cells = <0>;" + "".join(
-                f" scmi_reg{r}: regulator@{r:x} {{ reg = <{r}>; regulator-name = \"scmi-reg{r}\"; }};"
-                for r in regulators) + " };"
-        nodes.append(f"\t\t\tprotocol@{protocol:x} {{ reg = <0x{protocol:x}>; {body} }};\n")
+            body += " regulators { #address-cells = <1>; #size-cells = <0>;" + "".join(
+                f" scmi_reg{r}: regulator@{r:x} {{ reg = <{r}>; "
+                f"regulator-name = \"scmi-reg{r}\"; }};" for r in regulators) + " };"
+        label = "scmi_clk: " if protocol == 0x14 else ""
+        nodes.append(f"\t\t\t{label}protocol@{protocol:x} {{ reg = <0x{protocol:x}>; {body} }};\n")
     consumers = "".join(
-        f"\tscmi-consumer-{r} {{ compatible = \"regulator-virtual-consumer\"; "
+        f"\tscmi-regulator-consumer-{r} {{ compatible = \"regulator-virtual-consumer\"; "
         f"default-supply = <&scmi_reg{r}>; }};\n" for r in regulators)
+    consumers += "".join(
+        f"\tscmi-clock-consumer-{c} {{ compatible = \"vhost-user-test,clock-consumer\"; "
+        f"clocks = <&scmi_clk {c}>; }};\n" for c in clocks)
     return ("/ {\n\tfirmware {\n\t\tscmi {\n\t\t\tcompatible = \"arm,scmi-virtio\";\n"
             "\t\t\t#address-cells = <1>;\n\t\t\t#size-cells = <0>;\n" + "".join(nodes) +
             "\t\t};\n\t};\n" + consumers + "};\n")

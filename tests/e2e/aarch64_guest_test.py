@@ -17,19 +17,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aarch64_guest  # noqa: E402
 
 # What the guest reports: the machine, the SCMI node and protocol subnodes in the device tree,
-# the regulator node with its consumer, and the cross-built modules loaded (the transport's
-# virtio driver registered).
+# the regulator node with its consumer, the clock consumer, and the cross-built modules loaded
+# (the transport's virtio driver registered; the clock consumer's platform driver too).
 SCRIPT = r"""
 echo "E2E-RESULT machine=$(uname -m)"
 echo "E2E-RESULT compatible=$(cat /proc/device-tree/firmware/scmi/compatible)"
 echo "E2E-RESULT protocols=$(cd /proc/device-tree/firmware/scmi && echo protocol@*)"
 echo "E2E-RESULT clock_cells=$(od -An -tx1 /proc/device-tree/firmware/scmi/protocol@14/#clock-cells | tr -d ' ')"
 echo "E2E-RESULT regulator=$(cat /proc/device-tree/firmware/scmi/protocol@17/regulators/regulator@2/regulator-name)"
-echo "E2E-RESULT consumer=$(cat /proc/device-tree/scmi-consumer-2/compatible)"
-for m in scmi_transport_virtio scmi_hwmon scmi_iio scmi_regulator reg_virt_consumer industrialio kfifo_buf; do
+echo "E2E-RESULT regulator_consumer=$(cat /proc/device-tree/scmi-regulator-consumer-2/compatible)"
+echo "E2E-RESULT clock_consumer=$(cat /proc/device-tree/scmi-clock-consumer-1/compatible)"
+for m in scmi_transport_virtio scmi_hwmon scmi_iio scmi_regulator reg_virt_consumer scmi_clock_consumer industrialio kfifo_buf; do
   [ -d /sys/module/$m ] && echo "E2E-RESULT module_$m=loaded"
 done
 [ -d /sys/bus/virtio/drivers/scmi-virtio ] && echo "E2E-RESULT virtio_driver=scmi-virtio"
+[ -d /sys/bus/platform/drivers/scmi-clock-consumer ] && echo "E2E-RESULT clock_driver=registered"
 echo "E2E-RESULT boot=$E2E_BOOT"
 """
 
@@ -40,7 +42,8 @@ class Aarch64GuestTest(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="dtb-") as work:
             dtb = aarch64_guest.machine_dtb(
                 os.path.join(work, "virt.dtb"), aarch64_guest.MACHINE + ["-m", "256M"],
-                aarch64_guest.scmi_dt_source(protocols=(0x14, 0x15, 0x17), regulators=(0, 3)))
+                aarch64_guest.scmi_dt_source(protocols=(0x14, 0x15, 0x17), regulators=(0, 3),
+                                             clocks=(5,)))
 
             def fdtget(*args):
                 return subprocess.run(["fdtget", dtb] + list(args), check=True,
@@ -54,7 +57,9 @@ class Aarch64GuestTest(unittest.TestCase):
                              ["regulator@0", "regulator@3"])
             # Each consumer's supply is its regulator's phandle.
             phandle = fdtget("/firmware/scmi/protocol@17/regulators/regulator@3", "phandle")
-            self.assertEqual(fdtget("/scmi-consumer-3", "default-supply"), phandle)
+            self.assertEqual(fdtget("/scmi-regulator-consumer-3", "default-supply"), phandle)
+            clock_provider = fdtget("/firmware/scmi/protocol@14", "phandle")
+            self.assertEqual(fdtget("/scmi-clock-consumer-5", "clocks"), clock_provider + ["5"])
             # The machine's own tree is still there (the guest needs its UART and PCI host).
             self.assertIn("pl011@9000000", fdtget("-l", "/"))
 
@@ -62,7 +67,7 @@ class Aarch64GuestTest(unittest.TestCase):
         start = time.time()
         result = aarch64_guest.run_aarch64_guest(
             SCRIPT, [], boots=2, timeout=240,
-            dt_source=aarch64_guest.scmi_dt_source(regulators=(2,)))
+            dt_source=aarch64_guest.scmi_dt_source(regulators=(2,), clocks=(1,)))
         print(f"two boots: {result.wall_seconds:.1f} s wall "
               f"({time.time() - start:.1f} s with preparation)", file=sys.stderr)
         self.assertFalse(result.timed_out, result.output[-3000:])
@@ -77,11 +82,13 @@ class Aarch64GuestTest(unittest.TestCase):
                 f"protocol@{p:x}" for p in sorted(aarch64_guest.PROTOCOL_PROPERTIES)))
             self.assertEqual(boot["clock_cells"], "00000001")
             self.assertEqual(boot["regulator"], "scmi-reg2")
-            self.assertEqual(boot["consumer"], "regulator-virtual-consumer")
+            self.assertEqual(boot["regulator_consumer"], "regulator-virtual-consumer")
+            self.assertEqual(boot["clock_consumer"], "vhost-user-test,clock-consumer")
             for m in ("scmi_transport_virtio", "scmi_hwmon", "scmi_iio", "scmi_regulator",
-                      "reg_virt_consumer", "industrialio", "kfifo_buf"):
+                      "reg_virt_consumer", "scmi_clock_consumer", "industrialio", "kfifo_buf"):
                 self.assertEqual(boot.results.get(f"module_{m}"), "loaded", m)
             self.assertEqual(boot["virtio_driver"], "scmi-virtio")
+            self.assertEqual(boot["clock_driver"], "registered")
         self.assertEqual(result.exit_code, 0)
 
 
