@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -110,23 +109,13 @@ absl::Status BridgeBackend::Stop() {
 absl::Status BridgeBackend::Write(absl::Span<const uint8_t> frames) {
   RETURN_IF_ERROR(CheckTransfer(open_, started_, params_, frames.size()));
   RETURN_IF_ERROR(Receive(0));
-  BridgeHeader header = BridgeDataHeader();
-  const size_t chunk = BridgeChunkBytes(params_.frame_bytes());
-  for (size_t done = 0; done < frames.size();) {
-    const size_t n = std::min(chunk, frames.size() - done);
-    iovec iov[2] = {{&header, sizeof(header)}, {const_cast<uint8_t*>(frames.data() + done), n}};
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    if (sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-      if (errno != EAGAIN) return BridgeGone(strerror(errno));
-      // The host plays slower than the guest's clock: this period's rest is dropped.
-      const uint64_t lost = (frames.size() - done) / params_.frame_bytes();
-      frames_lost_ += lost;
-      LOG_EVERY_N(WARNING, 100) << "audio bridge behind: " << lost << " playback frames dropped";
-      return absl::OkStatus();
-    }
-    done += n;
+  absl::StatusOr<size_t> sent = SendBridgeFrames(socket_.get(), frames, params_.frame_bytes());
+  if (!sent.ok()) return BridgeGone(sent.status().message());
+  if (*sent < frames.size()) {
+    // The host plays slower than the guest's clock: this period's rest is dropped.
+    const uint64_t lost = (frames.size() - *sent) / params_.frame_bytes();
+    frames_lost_ += lost;
+    LOG_EVERY_N(WARNING, 100) << "audio bridge behind: " << lost << " playback frames dropped";
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,10 @@
 #include "vhost-user-snd/bridge_protocol.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -70,6 +75,26 @@ BridgeHeader BridgeDataHeader() {
 
 size_t BridgeChunkBytes(size_t frame_bytes) {
   return frame_bytes == 0 ? 0 : kMaxBridgeChunk / frame_bytes * frame_bytes;
+}
+
+absl::StatusOr<size_t> SendBridgeFrames(int socket, absl::Span<const uint8_t> frames,
+                                        size_t frame_bytes) {
+  BridgeHeader header = BridgeDataHeader();
+  const size_t chunk = BridgeChunkBytes(frame_bytes);
+  size_t done = 0;
+  while (done < frames.size()) {
+    const size_t n = std::min(chunk, frames.size() - done);
+    iovec iov[2] = {{&header, sizeof(header)}, {const_cast<uint8_t*>(frames.data() + done), n}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    if (sendmsg(socket, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      if (errno == EAGAIN) break;
+      return absl::UnavailableError(strerror(errno));
+    }
+    done += n;
+  }
+  return done;
 }
 
 absl::StatusOr<BridgeMessage> DecodeBridgeMessage(absl::Span<const uint8_t> bytes) {

@@ -83,6 +83,12 @@ absl::StatusOr<BridgeMessage> DecodeBridgeMessage(absl::Span<const uint8_t> byte
 // The bytes of whole frames that fit in one chunk, for frames of `frame_bytes`.
 size_t BridgeChunkBytes(size_t frame_bytes);
 
+// Sends `frames` on `socket` as kData messages of whole frames, without waiting: returns the
+// bytes sent before the socket was full (all of them, or fewer on EAGAIN); the errno of any
+// other failure as an error (the peer gone: EPIPE, ECONNRESET).
+absl::StatusOr<size_t> SendBridgeFrames(int socket, absl::Span<const uint8_t> frames,
+                                        size_t frame_bytes);
+
 }  // namespace vhost::snd
 
 #endif  // VHOST_USER_SND_BRIDGE_PROTOCOL_H_

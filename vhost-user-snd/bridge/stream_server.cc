@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <cerrno>
 #include <cstring>
@@ -166,26 +165,16 @@ void StreamServer::CaptureOnePeriod() {
 }
 
 void StreamServer::SendFrames(absl::Span<const uint8_t> frames) {
-  BridgeHeader header = BridgeDataHeader();
-  const size_t chunk = BridgeChunkBytes(params_.frame_bytes());
-  for (size_t done = 0; done < frames.size();) {
-    const size_t n = std::min(chunk, frames.size() - done);
-    iovec iov[2] = {{&header, sizeof(header)}, {const_cast<uint8_t*>(frames.data() + done), n}};
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    if (sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
-      done += n;
-      continue;
-    }
+  while (!frames.empty()) {
+    absl::StatusOr<size_t> sent = SendBridgeFrames(socket_.get(), frames, params_.frame_bytes());
+    if (sent.ok()) frames.remove_prefix(*sent);
+    if (frames.empty()) return;
     // The daemon has not taken the last periods: wait for it (the host's buffer absorbs the
     // wait, or overruns if it is long), unless a command is waiting, which comes first.
-    bool command_waiting;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      command_waiting = done_ || !queue_.empty();
-      if (command_waiting || errno != EAGAIN) {
-        dropped_ += (frames.size() - done) / params_.frame_bytes();
+      if (!sent.ok() || done_ || !queue_.empty()) {
+        dropped_ += frames.size() / params_.frame_bytes();
         return;
       }
     }
