@@ -16,9 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -31,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_process.h"
 #include "vhost-user-snd/bridge/host_pcm.h"
+#include "vhost-user-snd/bridge/pipewire_server.h"
 #include "vhost-user-snd/wav_file.h"
 
 namespace vhost::snd {
@@ -45,29 +44,6 @@ constexpr StreamParams kParams{AudioFormat::kS16, 48000, 2, kPeriod};
 
 std::string ConfigDir() {
   return absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"), "/tests/e2e/pipewire");
-}
-
-// Polls `done` until it holds or `timeout` passes: how the test waits for PipeWire's nodes
-// and links to appear (a deadline for a hang, not a measurement).
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
-}
-
-// stdout of a shell command (a pw-* tool talking to the test's server).
-std::string RunTool(const std::string& command) {
-  std::string out;
-  if (FILE* f = popen((command + " 2>/dev/null").c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-    pclose(f);
-  }
-  return out;
 }
 
 int ThreadCount() {
@@ -147,72 +123,31 @@ std::vector<float> FloatData(const std::vector<uint8_t>& wav) {
 
 class PipeWirePcmTest : public ::testing::Test {
  protected:
+  // The PipeWirePcm under test and every tool find the server through the environment
+  // Create sets, before the server runs (some tests run none).
   void SetUp() override {
-    char dir[] = "/tmp/pwpcm-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    run_dir_ = dir_ + "/run";
-    ASSERT_EQ(mkdir(run_dir_.c_str(), 0700), 0);
-    ASSERT_EQ(mkdir((dir_ + "/config").c_str(), 0700), 0);
-    ASSERT_EQ(
-        symlink((ConfigDir() + "/wireplumber").c_str(), (dir_ + "/config/wireplumber").c_str()), 0);
-    // The PipeWirePcm under test and every tool find the server by these.
-    unsetenv("PIPEWIRE_REMOTE");
-    setenv("XDG_RUNTIME_DIR", run_dir_.c_str(), 1);
-    setenv("PIPEWIRE_RUNTIME_DIR", run_dir_.c_str(), 1);
-    setenv("HOME", dir_.c_str(), 1);
-    setenv("XDG_CONFIG_HOME", (dir_ + "/config").c_str(), 1);
-    setenv("XDG_STATE_HOME", (dir_ + "/state").c_str(), 1);
+    auto pw = PipeWireServer::Create(ConfigDir());
+    ASSERT_TRUE(pw.ok()) << pw.status();
+    pw_ = *std::move(pw);
+    dir_ = pw_->dir();
+    run_dir_ = pw_->run_dir();
   }
 
-  void TearDown() override {
-    helpers_.clear();
-    manager_.reset();
-    server_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
+  void TearDown() override { pw_.reset(); }
 
   // pipewire, then WirePlumber (unless `session_manager` is false: then nothing links
   // streams), ready once it has made test-sink the default sink.
   void StartServer(bool session_manager = true) {
-    auto server = DaemonProcess::Start(
-        {"pipewire", {"-c", ConfigDir() + "/pipewire.conf"}, run_dir_ + "/pipewire-0"});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    if (!session_manager) return;
-    auto manager = DaemonProcess::Start({"wireplumber", {}, ""});
-    ASSERT_TRUE(manager.ok()) << manager.status();
-    manager_ = *std::move(manager);
-    ASSERT_TRUE(WaitUntil([] {
-      return RunTool("pw-metadata -n default 0 default.audio.sink").find("test-sink") !=
-             std::string::npos;
-    })) << "WirePlumber did not pick the default sink";
+    const absl::Status started = pw_->Start(session_manager);
+    ASSERT_TRUE(started.ok()) << started;
   }
 
   void KillServer() {
-    ASSERT_TRUE(server_->Signal(SIGKILL).ok());
-    ASSERT_TRUE(manager_->Signal(SIGKILL).ok());
-    ASSERT_TRUE(server_->Wait(absl::Seconds(10)).ok());
+    const absl::Status killed = pw_->Kill();
+    ASSERT_TRUE(killed.ok()) << killed;
   }
 
-  // Starts a pw-* tool, kept running until the test ends (or stopped through the pointer).
-  DaemonProcess* Spawn(const std::string& tool, std::vector<std::string> args) {
-    auto p = DaemonProcess::Start({tool, std::move(args), ""});
-    EXPECT_TRUE(p.ok()) << p.status();
-    if (!p.ok()) return nullptr;
-    helpers_.push_back(*std::move(p));
-    return helpers_.back().get();
-  }
-
-  static bool Linked(const std::string& port) {
-    return RunTool("pw-link -l").find(port) != std::string::npos;
-  }
-
-  static bool HasNode(const std::string& name) {
-    return RunTool("pw-cli ls Node").find(absl::StrCat("node.name = \"", name, "\"")) !=
-           std::string::npos;
-  }
+  static bool Linked(const std::string& port) { return PipeWireServer::Linked(port); }
 
   // A source node `test-source` playing `frames` (S16 48 kHz stereo) once linked.
   void StartSource(const std::vector<uint8_t>& frames) {
@@ -221,30 +156,21 @@ class PipeWirePcmTest : public ::testing::Test {
     ASSERT_TRUE(wav.ok()) << wav.status();
     ASSERT_TRUE(wav->Write(frames).ok());
     ASSERT_TRUE(wav->Close().ok());
-    ASSERT_NE(
-        Spawn("pw-play", {"-P", "{ media.class = Audio/Source node.name = test-source }", path}),
-        nullptr);
-    ASSERT_TRUE(WaitUntil([] { return HasNode("test-source"); }));
+    auto source = pw_->StartSource(path);
+    ASSERT_TRUE(source.ok()) << source.status();
   }
 
   // Starts pw-record on the sink's monitor into `path`, in `format` (a pw-record name), and
   // waits until it is linked.
   DaemonProcess* StartRecorder(const std::string& path, const std::string& format = "s16") {
-    DaemonProcess* recorder =
-        Spawn("pw-record", {"--target", "test-sink", "-P",
-                            "{ stream.capture.sink = true node.name = test-recorder }", "--format",
-                            format, "--rate", "48000", "--channels", "2", path});
-    if (recorder != nullptr) {
-      EXPECT_TRUE(WaitUntil([] { return Linked("test-recorder:input_FL"); }));
-    }
-    return recorder;
+    auto recorder = pw_->StartRecorder(path, format);
+    EXPECT_TRUE(recorder.ok()) << recorder.status();
+    return recorder.ok() ? *recorder : nullptr;
   }
 
+  std::unique_ptr<PipeWireServer> pw_;
   std::string dir_;
   std::string run_dir_;
-  std::unique_ptr<DaemonProcess> server_;
-  std::unique_ptr<DaemonProcess> manager_;
-  std::vector<std::unique_ptr<DaemonProcess>> helpers_;
 };
 
 TEST_F(PipeWirePcmTest, OpenFailsUnavailableWithoutServer) {
@@ -481,7 +407,7 @@ TEST_F(PipeWirePcmTest, UnderrunPlaysSilence) {
   // starts taking frames once two periods are in.
   ASSERT_TRUE(pcm->Write(std::vector<uint8_t>(kParams.period_bytes())).ok());
   // Nothing more is written while the sink records a second (its file grows by 192000 bytes).
-  ASSERT_TRUE(WaitUntil([&] {
+  ASSERT_TRUE(PipeWireServer::WaitUntil([&] {
     struct stat st;
     return stat(recording.c_str(), &st) == 0 && st.st_size > 4 * 48000 + 4096;
   }));
