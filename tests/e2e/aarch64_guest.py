@@ -40,6 +40,7 @@ SCMI_SOURCES = {
     "scmi-hwmon": "hwmon/scmi-hwmon.c",
     "scmi_iio": "iio/common/scmi_sensors/scmi_iio.c",
     "scmi-regulator": "regulator/scmi-regulator.c",
+    "scmi-cpufreq": "cpufreq/scmi-cpufreq.c",
     # A consumer whose sysfs files set a regulator's voltage (min/max_microvolts).
     "reg-virt-consumer": "regulator/virtual.c",
 }
@@ -49,12 +50,13 @@ SCMI_HEADERS = ["firmware/arm_scmi/common.h", "firmware/arm_scmi/protocols.h",
                 "firmware/arm_scmi/notify.h"]
 # Kconfig defaults of the transport's options (VERSION1_COMPLIANCE defaults to y).
 SCMI_CFLAGS = "-DCONFIG_ARM_SCMI_TRANSPORT_VIRTIO_VERSION1_COMPLIANCE=1"
-# Modules of Debian's arm64 kernel that scmi_iio needs.
-SCMI_MODULES = ["industrialio", "kfifo_buf"]
+# Modules of Debian's arm64 kernel that scmi_iio needs, and cpufreq's userspace governor (to set
+# a performance level from the guest).
+SCMI_MODULES = ["industrialio", "kfifo_buf", "cpufreq_userspace"]
 
 # Protocol subnodes (Documentation/devicetree/bindings/firmware/arm,scmi.yaml); Base (0x10) is
-# implicit. Perf (0x13) as a power-domain provider: Debian builds scmi_perf_domain in, not
-# scmi-cpufreq.
+# implicit. Perf (0x13) as a power-domain provider (scmi_perf_domain, built in), or with
+# scmi_dt_source(cpu_perf_domain=ID) as the CPU's clock for scmi-cpufreq.
 PROTOCOL_PROPERTIES = {
     0x11: "#power-domain-cells = <1>;",
     0x12: "",
@@ -174,7 +176,8 @@ def scmi_modules():
     return paths
 
 
-def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=()):
+def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(),
+                   cpu_perf_domain=None):
     """Device-tree source adding /firmware/scmi (compatible "arm,scmi-virtio") with a subnode
     per protocol in `protocols`. Consumers, for a guest script to drive through sysfs
     (/sys/devices/platform/NODE/...):
@@ -182,7 +185,10 @@ def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(
     each with a virtual consumer scmi-regulator-consumer-ID (min_microvolts, max_microvolts:
     set both to set the voltage);
     `clocks` (clock ids; needs 0x14): a scmi-clock-consumer-ID each (scmi_clock_consumer.c:
-    rate, enabled)."""
+    rate, enabled);
+    `cpu_perf_domain` (a performance domain id; needs 0x13): the CPU's clock, so scmi-cpufreq
+    drives it (/sys/devices/system/cpu/cpufreq/policy0: scaling_available_frequencies, and
+    with the userspace governor scaling_setspeed)."""
     nodes = []
     for protocol in protocols:
         body = PROTOCOL_PROPERTIES[protocol]
@@ -190,7 +196,9 @@ def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(
             body += " regulators { #address-cells = <1>; #size-cells = <0>;" + "".join(
                 f" scmi_reg{r}: regulator@{r:x} {{ reg = <{r}>; "
                 f"regulator-name = \"scmi-reg{r}\"; }};" for r in regulators) + " };"
-        label = "scmi_clk: " if protocol == 0x14 else ""
+        if protocol == 0x13 and cpu_perf_domain is not None:
+            body = "#clock-cells = <1>;"  # the binding allows one of the two
+        label = {0x13: "scmi_dvfs: ", 0x14: "scmi_clk: "}.get(protocol, "")
         nodes.append(f"\t\t\t{label}protocol@{protocol:x} {{ reg = <0x{protocol:x}>; {body} }};\n")
     consumers = "".join(
         f"\tscmi-regulator-consumer-{r} {{ compatible = \"regulator-virtual-consumer\"; "
@@ -198,9 +206,11 @@ def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(
     consumers += "".join(
         f"\tscmi-clock-consumer-{c} {{ compatible = \"vhost-user-test,clock-consumer\"; "
         f"clocks = <&scmi_clk {c}>; }};\n" for c in clocks)
+    cpu = ("" if cpu_perf_domain is None else
+           f"&{{/cpus/cpu@0}} {{ clocks = <&scmi_dvfs {cpu_perf_domain}>; }};\n")
     return ("/ {\n\tfirmware {\n\t\tscmi {\n\t\t\tcompatible = \"arm,scmi-virtio\";\n"
             "\t\t\t#address-cells = <1>;\n\t\t\t#size-cells = <0>;\n" + "".join(nodes) +
-            "\t\t};\n\t};\n" + consumers + "};\n")
+            "\t\t};\n\t};\n" + consumers + "};\n" + cpu)
 
 
 def machine_dtb(path, machine_args, extra_source):

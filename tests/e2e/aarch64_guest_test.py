@@ -27,7 +27,7 @@ echo "E2E-RESULT clock_cells=$(od -An -tx1 /proc/device-tree/firmware/scmi/proto
 echo "E2E-RESULT regulator=$(cat /proc/device-tree/firmware/scmi/protocol@17/regulators/regulator@2/regulator-name)"
 echo "E2E-RESULT regulator_consumer=$(cat /proc/device-tree/scmi-regulator-consumer-2/compatible)"
 echo "E2E-RESULT clock_consumer=$(cat /proc/device-tree/scmi-clock-consumer-1/compatible)"
-for m in scmi_transport_virtio scmi_hwmon scmi_iio scmi_regulator reg_virt_consumer scmi_clock_consumer industrialio kfifo_buf; do
+for m in scmi_transport_virtio scmi_hwmon scmi_iio scmi_regulator reg_virt_consumer scmi_clock_consumer scmi_cpufreq cpufreq_userspace industrialio kfifo_buf; do
   [ -d /sys/module/$m ] && echo "E2E-RESULT module_$m=loaded"
 done
 [ -d /sys/bus/virtio/drivers/scmi-virtio ] && echo "E2E-RESULT virtio_driver=scmi-virtio"
@@ -42,15 +42,15 @@ class Aarch64GuestTest(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="dtb-") as work:
             dtb = aarch64_guest.machine_dtb(
                 os.path.join(work, "virt.dtb"), aarch64_guest.MACHINE + ["-m", "256M"],
-                aarch64_guest.scmi_dt_source(protocols=(0x14, 0x15, 0x17), regulators=(0, 3),
-                                             clocks=(5,)))
+                aarch64_guest.scmi_dt_source(protocols=(0x13, 0x14, 0x15, 0x17),
+                                             regulators=(0, 3), clocks=(5,), cpu_perf_domain=2))
 
             def fdtget(*args):
                 return subprocess.run(["fdtget", dtb] + list(args), check=True,
                                       capture_output=True, text=True).stdout.split()
 
             self.assertEqual(fdtget("-l", "/firmware/scmi"),
-                             ["protocol@14", "protocol@15", "protocol@17"])
+                             ["protocol@13", "protocol@14", "protocol@15", "protocol@17"])
             self.assertEqual(fdtget("/firmware/scmi", "compatible"), ["arm,scmi-virtio"])
             self.assertEqual(fdtget("/firmware/scmi/protocol@15", "#thermal-sensor-cells"), ["1"])
             self.assertEqual(fdtget("-l", "/firmware/scmi/protocol@17/regulators"),
@@ -60,6 +60,10 @@ class Aarch64GuestTest(unittest.TestCase):
             self.assertEqual(fdtget("/scmi-regulator-consumer-3", "default-supply"), phandle)
             clock_provider = fdtget("/firmware/scmi/protocol@14", "phandle")
             self.assertEqual(fdtget("/scmi-clock-consumer-5", "clocks"), clock_provider + ["5"])
+            # The CPU's clock is the performance domain, for scmi-cpufreq.
+            self.assertEqual(fdtget("/firmware/scmi/protocol@13", "#clock-cells"), ["1"])
+            perf_provider = fdtget("/firmware/scmi/protocol@13", "phandle")
+            self.assertEqual(fdtget("/cpus/cpu@0", "clocks"), perf_provider + ["2"])
             # The machine's own tree is still there (the guest needs its UART and PCI host).
             self.assertIn("pl011@9000000", fdtget("-l", "/"))
 
@@ -85,7 +89,8 @@ class Aarch64GuestTest(unittest.TestCase):
             self.assertEqual(boot["regulator_consumer"], "regulator-virtual-consumer")
             self.assertEqual(boot["clock_consumer"], "vhost-user-test,clock-consumer")
             for m in ("scmi_transport_virtio", "scmi_hwmon", "scmi_iio", "scmi_regulator",
-                      "reg_virt_consumer", "scmi_clock_consumer", "industrialio", "kfifo_buf"):
+                      "reg_virt_consumer", "scmi_clock_consumer", "scmi_cpufreq",
+                      "cpufreq_userspace", "industrialio", "kfifo_buf"):
                 self.assertEqual(boot.results.get(f"module_{m}"), "loaded", m)
             self.assertEqual(boot["virtio_driver"], "scmi-virtio")
             self.assertEqual(boot["clock_driver"], "registered")
