@@ -5,18 +5,25 @@ vhost-user-gpio (sets an LED line, waits for a button interrupt from the host), 
 reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program talks to a guest
 program over vsock through vhost-user-vsock, and the guest mounts a host directory served by
 vhost-user-fs, and it asks a SCSI disk served by vhost-user-scsi who it is (sg_inq) and writes a
-checksummed block to it that the host finds in the image file.
+checksummed block to it that the host finds in the image file, and it plays a 1 s 440 Hz tone
+(aplay -D hw:0,0) on a sound card served by vhost-user-snd, whose WAV sink the host measures.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and their guest tools)
 """
 import hashlib
+import io
 import os
 import re
 import socket
+import struct
 import sys
+import wave
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemu_guest  # noqa: E402
+import snd_e2e_test as snd  # noqa: E402  (its tone, WAV and alsa-lib helpers)
+
+TONE_HZ, TONE_SECONDS = 440.0, 1
 
 SCRIPT = r"""
 set -e
@@ -89,6 +96,16 @@ echo "guest: /share/hello.txt says: $(cat /share/hello.txt)"
 echo "written by the guest at $(date -u +%T)" > /share/from-guest.txt
 sync && umount /share
 echo
+# virtio_snd registers the card once the device has answered its PCM, jack and channel map
+# queries.
+i=0
+while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+echo "guest: sound: $(aplay -l | grep '^card 0')"
+aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav > /tmp/aplay 2>&1 &&
+  rc=0 || rc=$?
+sed 's/^/  aplay: /' /tmp/aplay
+echo "guest: played a 1 s 440 Hz tone with aplay -D hw:0,0: exit status $rc"
+echo
 """
 
 
@@ -135,6 +152,25 @@ def vsock_host_side(line, uds, seen):
     seen["vsock_ok"] = echo == message
 
 
+def measure_tone(sink, tone):
+    """What vhost-user-snd's WAV sink holds: the frequency and duration of its sound, and
+    whether that is exactly the tone played."""
+    try:
+        with open(sink, "rb") as f, wave.open(io.BytesIO(f.read()), "rb") as w:
+            played = w.readframes(w.getnframes())
+    except (OSError, EOFError, wave.Error):
+        return None
+    nonzero = [i for i, s in enumerate(struct.iter_unpack("<hh", played)) if s != (0, 0)]
+    if not nonzero:
+        return None
+    held = played[nonzero[0] * snd.FRAME:(nonzero[-1] + 1) * snd.FRAME]
+    crossings = snd.rising_crossings(snd.left_channel(held))
+    if len(crossings) < 2:
+        return None
+    hz = (len(crossings) - 1) * snd.RATE / (crossings[-1] - crossings[0])
+    return hz, len(held) // snd.FRAME / snd.RATE, held == tone
+
+
 def control_command(path, command):
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
@@ -157,6 +193,8 @@ def main():
     vsock_tool = os.path.join(bin_dir, "vhost-user-vsock/vsock_guest_tool")
     fs = os.path.join(bin_dir, "vhost-user-fs/vhost-user-fs")
     scsi = os.path.join(bin_dir, "vhost-user-scsi/vhost-user-scsi")
+    sound = os.path.join(bin_dir, "vhost-user-snd/vhost-user-snd")
+    tone = snd.tone_frames(TONE_HZ, TONE_SECONDS)
     seen = {}
     with qemu_guest.work_dir("demo") as work:
         rng_sock = os.path.join(work, "rng.sock")
@@ -196,6 +234,24 @@ def main():
         scsi_argv = [scsi, f"--socket-path={scsi_sock}",
                      f"--lun=file={scsi_image},vendor=VHOSTUSR,product=DEMO-LUN,serial=demo-lun"]
         print("host: " + " ".join(scsi_argv))
+        snd_sock = os.path.join(work, "snd.sock")
+        sink = os.path.join(work, "played.wav")
+        tone_wav = os.path.join(work, "tone.wav")
+        snd.write_wav(tone_wav, tone)
+        with open(tone_wav, "rb") as f:
+            tone_file = f.read()
+        snd_argv = [sound, f"--socket-path={snd_sock}", "--backend=file",
+                    f"--playback-file={sink}"]
+        print("host: " + " ".join(snd_argv))
+        # aplay and the libraries it needs (those the guest tools already bring, once), and
+        # alsa-lib's configuration, without which it cannot open even hw:0,0.
+        extra = (qemu_guest.host_binary_entries(gpio_tool) +
+                 qemu_guest.host_binary_entries(i2c_tool) +
+                 qemu_guest.host_binary_entries(vsock_tool) +
+                 qemu_guest.host_binary_entries("/usr/bin/sg_inq"))
+        have = {e[0] for e in extra}
+        extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/aplay") if e[0] not in have]
+        extra += [("tone.wav", "file", (tone_file, 0o644))] + snd.alsa_entries()
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
@@ -205,13 +261,16 @@ def main():
                 qemu_guest.Daemon(i2c_argv, i2c_sock) as c, \
                 qemu_guest.Daemon(vsock_argv, vsock_sock) as v, \
                 qemu_guest.Daemon(fs_argv, fs_sock) as fsd, \
-                qemu_guest.Daemon(scsi_argv, scsi_sock) as sc:
+                qemu_guest.Daemon(scsi_argv, scsi_sock) as sc, \
+                qemu_guest.Daemon(snd_argv, snd_sock) as sn:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
                   "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci, "
-                  "vhost-user-i2c-pci, vhost-user-vsock-pci, vhost-user-fs-pci and "
-                  "vhost-user-scsi-pci")
+                  "vhost-user-i2c-pci, vhost-user-vsock-pci, vhost-user-fs-pci, "
+                  "vhost-user-scsi-pci and vhost-user-snd-pci")
+            script = (SCRIPT.replace("@PERIOD_US@", str(snd.PERIOD_US))
+                      .replace("@BUFFER_US@", str(snd.BUFFER_US)))
             result = qemu_guest.run_guest(
-                SCRIPT, ["-chardev", f"socket,id=rng0,path={rng_sock}",
+                script, ["-chardev", f"socket,id=rng0,path={rng_sock}",
                          "-device", "vhost-user-rng-pci,chardev=rng0",
                          "-chardev", f"socket,id=blk0,path={blk_sock}",
                          "-device", "vhost-user-blk-pci,chardev=blk0",
@@ -226,22 +285,22 @@ def main():
                          "-chardev", f"socket,id=fs0,path={fs_sock}",
                          "-device", "vhost-user-fs-pci,chardev=fs0,tag=share",
                          "-chardev", f"socket,id=scsi0,path={scsi_sock}",
-                         "-device", "vhost-user-scsi-pci,chardev=scsi0"],
+                         "-device", "vhost-user-scsi-pci,chardev=scsi0",
+                         "-chardev", f"socket,id=snd0,path={snd_sock}",
+                         "-device", "vhost-user-snd-pci,chardev=snd0"],
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
                          "evdev", "i2c-dev", "vmw_vsock_virtio_transport", "virtio_scsi",
-                         "sd_mod"], built_modules=[gpio_ko, i2c_ko], work=work,
-                timeout=120,
-                extra_entries=qemu_guest.host_binary_entries(gpio_tool) +
-                qemu_guest.host_binary_entries(i2c_tool) +
-                qemu_guest.host_binary_entries(vsock_tool) +
-                qemu_guest.host_binary_entries("/usr/bin/sg_inq"),
+                         "sd_mod", "virtio_snd"], built_modules=[gpio_ko, i2c_ko], work=work,
+                timeout=120, extra_entries=extra,
                 on_line=lambda line: (type_when_ready(line, control),
                                       gpio_host_side(line, gpio_control, seen),
                                       vsock_host_side(line, uds, seen)))
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
                     "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log(),
-                    "vhost-user-fs": fsd.read_log(), "vhost-user-scsi": sc.read_log()}
+                    "vhost-user-fs": fsd.read_log(), "vhost-user-scsi": sc.read_log(),
+                    "vhost-user-snd": sn.read_log()}
+            tone_in_sink = measure_tone(sink, tone)
             from_guest = None
             if os.path.exists(os.path.join(shared, "from-guest.txt")):
                 with open(os.path.join(shared, "from-guest.txt")) as f:
@@ -265,13 +324,23 @@ def main():
     in_image_ok = scsi_sums is not None and scsi_sums.group(2) == in_image
     print(f"host: the SCSI disk's image file at 1 MiB: {in_image} "
           f"({'the block the guest wrote' if in_image_ok else 'NOT the block the guest wrote'})")
+    if tone_in_sink is None:
+        print("host: vhost-user-snd's WAV sink holds no tone")
+    else:
+        hz, seconds, exact = tone_in_sink
+        print(f"host: vhost-user-snd's WAV sink holds {hz:.2f} Hz for {seconds:.3f} s "
+              f"({'exactly the samples played' if exact else 'NOT the samples played'})")
+    # Within 2 Hz, and a period or two of the second played, as tests/e2e/snd_e2e_test.py asks.
+    snd_ok = (tone_in_sink is not None and abs(tone_in_sink[0] - TONE_HZ) <= 2 and
+              abs(tone_in_sink[1] - TONE_SECONDS) * snd.RATE <= 2 * snd.PERIOD_FRAMES and
+              tone_in_sink[2] and "hw:0,0: exit status 0" in body)
     scsi_ok = (in_image_ok and scsi_sums.group(1) == scsi_sums.group(2) and
                "Vendor identification: VHOSTUSR" in body and "Unit serial number: demo-lun" in body)
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
           "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body and
-          seen.get("vsock_ok", False) and fs_ok and scsi_ok)
+          seen.get("vsock_ok", False) and fs_ok and scsi_ok and snd_ok)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
