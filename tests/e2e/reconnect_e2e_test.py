@@ -172,7 +172,7 @@ class ReconnectTest(unittest.TestCase):
                 self.wait_for(lambda: daemon.connections() == 1, runner,
                               "QEMU to reconnect its socket")
                 tries_at_reconnect = len(tries)
-            except AssertionError as e:
+            except (AssertionError, OSError) as e:  # OSError: QEMU closed its monitor
                 runner.join()  # QEMU's output says why (run_guest's timeout ends a hang)
                 output = guest["result"].output[-3000:] if "result" in guest else guest
                 raise AssertionError(f"{e}\n{output}\n{daemon.read_log()[-2000:]}") from None
