@@ -663,14 +663,15 @@ def wait_running(qmp, timeout):
         qmp.wait_event(("RESUME",), deadline - time.time())
 
 
-def run_guest_again(daemon, script, devices, modules, **kwargs):
+def run_guest_again(daemon, script, devices, modules, runner=None, **kwargs):
     """A QEMU restart: runs the guest (run_guest's arguments) in a new QEMU process against
     `daemon`, whose previous front end has exited. Raises GuestError unless the same daemon
-    process, still running, accepted the new QEMU as one more front end."""
+    process, still running, accepted the new QEMU as one more front end. `runner`: another
+    guest's run_guest (aarch64_guest.run_aarch64_guest)."""
     pid, accepted = daemon.proc.pid, daemon.connections()
     if not daemon.alive():
         raise GuestError(f"the daemon exited before the restart: {daemon.read_log()[-3000:]}")
-    result = run_guest(script, devices, modules, **kwargs)
+    result = (runner or run_guest)(script, devices, modules, **kwargs)
     if not daemon.alive() or daemon.proc.pid != pid:
         raise GuestError(f"daemon {pid} did not survive the restart: {daemon.read_log()[-3000:]}")
     if daemon.connections() != accepted + 1:
