@@ -302,7 +302,9 @@ absl::Time ScmiPlatform::AdvanceLocked(absl::Time now) {
   absl::Time next = absl::InfiniteFuture();
   for (Sensor& sensor : sensors) {
     if (sensor.step == 0) continue;
-    const absl::Duration interval = absl::Milliseconds(sensor.interval_ms);
+    // The guest's SENSOR_CONFIG_SET interval, or the config's.
+    const absl::Duration interval = absl::Milliseconds(
+        sensor.config_interval_ms != 0 ? sensor.config_interval_ms : sensor.interval_ms);
     if (sensor.next_step == absl::InfinitePast()) sensor.next_step = now + interval;
     if (now >= sensor.next_step) {
       // One step per call however late: a reading moves smoothly, never jumps.
