@@ -146,8 +146,13 @@ def scmi_modules():
         return paths
     if shutil.which("aarch64-linux-gnu-gcc-12") is None:
         raise GuestError(f"aarch64-linux-gnu-gcc-12 missing: {SETUP_HINT}")
-    if not os.path.exists(qemu_guest.KERNEL_SOURCE_TARBALL):
-        raise GuestError(f"{qemu_guest.KERNEL_SOURCE_TARBALL} missing: {SETUP_HINT}")
+    source_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"],
+                                    capture_output=True, text=True).stdout
+    _, package_version = _versions()
+    if source_version != package_version or not os.path.exists(
+            qemu_guest.KERNEL_SOURCE_TARBALL):
+        raise GuestError(f"{qemu_guest.KERNEL_SOURCE_TARBALL} must be linux-source-6.12 "
+                         f"{package_version}, the kernel's version: {SETUP_HINT}")
     with _cache_lock():
         if all(os.path.exists(p) for p in paths):
             return paths
