@@ -186,9 +186,11 @@ def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(
     """Device-tree source adding /firmware/scmi (compatible "arm,scmi-virtio") with a subnode
     per protocol in `protocols`. Consumers, for a guest script to drive through sysfs
     (/sys/devices/platform/NODE/...):
-    `regulators` (voltage domain ids; needs 0x17): regulators/regulator@ID named scmi-regID,
-    each with a virtual consumer scmi-regulator-consumer-ID (min_microvolts, max_microvolts:
-    set both to set the voltage);
+    `regulators` (voltage domain ids; needs 0x17), or {id: (min_uV, max_uV) or None}:
+    regulators/regulator@ID named scmi-regID, each with a virtual consumer
+    scmi-regulator-consumer-ID (min_microvolts, max_microvolts: set both to set the voltage).
+    Linux lets a consumer change a voltage only within the regulator's constraints
+    (regulator-min/max-microvolt), so give ranges for regulators the guest sets;
     `clocks` (clock ids; needs 0x14): a scmi-clock-consumer-ID each (scmi_clock_consumer.c:
     rate, enabled);
     `cpu_perf_domain` (a performance domain id; needs 0x13): the CPU's clock, so scmi-cpufreq
@@ -198,9 +200,13 @@ def scmi_dt_source(protocols=tuple(PROTOCOL_PROPERTIES), regulators=(), clocks=(
     for protocol in protocols:
         body = PROTOCOL_PROPERTIES[protocol]
         if protocol == 0x17 and regulators:
+            ranges = regulators if isinstance(regulators, dict) else {}
             body += " regulators { #address-cells = <1>; #size-cells = <0>;" + "".join(
                 f" scmi_reg{r}: regulator@{r:x} {{ reg = <{r}>; "
-                f"regulator-name = \"scmi-reg{r}\"; }};" for r in regulators) + " };"
+                f"regulator-name = \"scmi-reg{r}\";" + (
+                    f" regulator-min-microvolt = <{ranges[r][0]}>;"
+                    f" regulator-max-microvolt = <{ranges[r][1]}>;" if ranges.get(r) else "") +
+                " };" for r in regulators) + " };"
         if protocol == 0x13 and cpu_perf_domain is not None:
             body = "#clock-cells = <1>;"  # the binding allows one of the two
         label = {0x13: "scmi_dvfs: ", 0x14: "scmi_clk: "}.get(protocol, "")

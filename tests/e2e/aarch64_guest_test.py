@@ -43,7 +43,8 @@ class Aarch64GuestTest(unittest.TestCase):
             dtb = aarch64_guest.machine_dtb(
                 os.path.join(work, "virt.dtb"), aarch64_guest.MACHINE + ["-m", "256M"],
                 aarch64_guest.scmi_dt_source(protocols=(0x13, 0x14, 0x15, 0x17),
-                                             regulators=(0, 3), clocks=(5,), cpu_perf_domain=2))
+                                             regulators={0: (1800000, 3300000), 3: None},
+                                             clocks=(5,), cpu_perf_domain=2))
 
             def fdtget(*args):
                 return subprocess.run(["fdtget", dtb] + list(args), check=True,
@@ -55,6 +56,13 @@ class Aarch64GuestTest(unittest.TestCase):
             self.assertEqual(fdtget("/firmware/scmi/protocol@15", "#thermal-sensor-cells"), ["1"])
             self.assertEqual(fdtget("-l", "/firmware/scmi/protocol@17/regulators"),
                              ["regulator@0", "regulator@3"])
+            # A range lets the guest change the voltage; none leaves it fixed.
+            self.assertEqual(fdtget("/firmware/scmi/protocol@17/regulators/regulator@0",
+                                    "regulator-min-microvolt"), ["1800000"])
+            self.assertEqual(fdtget("/firmware/scmi/protocol@17/regulators/regulator@0",
+                                    "regulator-max-microvolt"), ["3300000"])
+            self.assertNotIn("regulator-max-microvolt", fdtget(
+                "-p", "/firmware/scmi/protocol@17/regulators/regulator@3"))
             # Each consumer's supply is its regulator's phandle.
             phandle = fdtget("/firmware/scmi/protocol@17/regulators/regulator@3", "phandle")
             self.assertEqual(fdtget("/scmi-regulator-consumer-3", "default-supply"), phandle)
