@@ -54,6 +54,10 @@ SCMI_CFLAGS = "-DCONFIG_ARM_SCMI_TRANSPORT_VIRTIO_VERSION1_COMPLIANCE=1"
 # a performance level from the guest).
 SCMI_MODULES = ["industrialio", "kfifo_buf", "cpufreq_userspace"]
 
+# Kernel arguments that make the SCMI core log what it negotiates ("Initialized protocol: 0x15"
+# for each protocol the platform lists and the device tree names) in dmesg.
+SCMI_DEBUG = 'dyndbg="file drivers/firmware/arm_scmi/* +p"'
+
 # Protocol subnodes (Documentation/devicetree/bindings/firmware/arm,scmi.yaml); Base (0x10) is
 # implicit. Perf (0x13) as a power-domain provider (scmi_perf_domain, built in), or with
 # scmi_dt_source(cpu_perf_domain=ID) as the CPU's clock for scmi-cpufreq.
@@ -256,11 +260,12 @@ def scmi_device_args(socket_path, chardev_id="scmi0"):
 
 def run_aarch64_guest(script, devices, modules=(), memory="memfd", extra_entries=(),
                       timeout=180, memory_mb=512, work=None, on_line=None, built_modules=None,
-                      boots=1, pass_fds=(), dt_source=None):
+                      boots=1, pass_fds=(), dt_source=None, append=""):
     """run_guest for the aarch64 guest: boots it with `devices` (e.g. a vhost-user-scmi-pci),
     loads SCMI_MODULES + `modules` (names in the arm64 kernel) then `built_modules` (default:
     the SCMI modules, scmi_modules()), runs `script`; same result (GuestResult) and arguments.
-    dt_source: device-tree source merged into the machine's tree (default scmi_dt_source())."""
+    dt_source: device-tree source merged into the machine's tree (default scmi_dt_source()).
+    append: more kernel arguments (e.g. SCMI_DEBUG)."""
     if shutil.which(QEMU) is None:
         raise GuestError(f"{QEMU} not found: {SETUP_HINT}")
     root, release = kernel_root()
@@ -279,5 +284,6 @@ def run_aarch64_guest(script, devices, modules=(), memory="memfd", extra_entries
         argv = [QEMU] + machine + [
             "-nodefaults", "-display", "none", "-serial", "stdio",
             "-kernel", os.path.join(root, f"boot/vmlinuz-{release}"), "-initrd", initrd,
-            "-dtb", dtb, "-append", "console=ttyAMA0 panic=-1 quiet loglevel=4"] + list(devices)
+            "-dtb", dtb, "-append", f"console=ttyAMA0 panic=-1 quiet loglevel=4 {append}"
+        ] + list(devices)
         return qemu_guest.run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path)
