@@ -524,12 +524,4 @@ absl::StatusOr<std::string> ScmiPlatform::Execute(absl::string_view command) {
   return InvalidArgumentError(absl::StrCat("unknown command '", command, "'"));
 }
 
-absl::Status ScmiPlatform::ServeControlSocket(const std::string& path, const std::string& flag) {
-  absl::StatusOr<std::unique_ptr<ControlSocket>> control =
-      ControlSocket::Start(path, flag, [this](absl::string_view line) { return Execute(line); });
-  if (!control.ok()) return control.status();
-  control_ = *std::move(control);
-  return absl::OkStatus();
-}
-
 }  // namespace vhost::scmi

@@ -44,7 +44,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "common/runtime/control_socket.h"
 
 namespace vhost::scmi {
 
@@ -182,7 +181,6 @@ class ScmiPlatform {
 
   // A control socket command; returns the text after "ok".
   absl::StatusOr<std::string> Execute(absl::string_view command);
-  absl::Status ServeControlSocket(const std::string& path, const std::string& flag);
 
  private:
   ScmiPlatform() = default;
@@ -191,7 +189,6 @@ class ScmiPlatform {
 
   std::function<void()> on_change_;
   std::function<void(const std::string&)> on_system_request_;
-  std::unique_ptr<ControlSocket> control_;  // last: stops before the rest goes away
 };
 
 }  // namespace vhost::scmi
