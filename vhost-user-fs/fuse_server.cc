@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ constexpr size_t kOutHeader = sizeof(fuse_out_header);
 // Arguments are copied out of guest memory once; no request but WRITE (whose data is not
 // copied) and SETXATTR has more than names and fixed structures.
 constexpr size_t kMaxArgs = 64 * 1024 + 2 * 256;
+// FUSE_INIT's body before 7.36: major, minor, max_readahead, flags.
+constexpr size_t kInitInShort = offsetof(fuse_init_in, flags2);
 
 // The caller's fsuid/fsgid while a request creates a file, when we run as root, so the file
 // belongs to the guest's user. (Permission checks are the guest kernel's: virtiofs mounts with
@@ -355,7 +358,8 @@ int FuseServer::LookupEntry(const Inode& parent, const char* name, fuse_entry_ou
   if (fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
   std::shared_ptr<Inode> inode = inodes_->Ref(std::move(fd), st);
   FillEntry(inode->nodeid, st, out);
-  if (options_.announce_submounts && S_ISDIR(st.st_mode) && st.st_dev != parent.dev) {
+  if ((session_flags_ & FUSE_SUBMOUNTS) && options_.announce_submounts && S_ISDIR(st.st_mode) &&
+      st.st_dev != parent.dev) {
     out->attr.flags |= FUSE_ATTR_SUBMOUNT;
   }
   return 0;
@@ -363,25 +367,57 @@ int FuseServer::LookupEntry(const Inode& parent, const char* name, fuse_entry_ou
 
 // ---- operations
 
+// FUSE_INIT as every Linux client from 7.12 on sends it: 16 bytes (major, minor, max_readahead,
+// flags) before 7.36, 64 after (flags2 and reserved words). We speak the smaller of both minors,
+// reply in the size of that minor's fuse_init_out (the client reads no more), and agree only to
+// flags the client offered, flags2 only to a client that said it reads them (FUSE_INIT_EXT).
 int FuseServer::Init(Request& r) {
-  const fuse_init_in* in = r.Arg<fuse_init_in>();
-  if (in == nullptr || in->major != FUSE_KERNEL_VERSION) return EPROTO;
-  fuse_init_out out{};
-  out.major = FUSE_KERNEL_VERSION;
-  out.minor = std::min<uint32_t>(in->minor, FUSE_KERNEL_MINOR_VERSION);
-  out.max_readahead = in->max_readahead;
-  uint32_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
+  // The body as the client sent it, not whatever else the chain's readable part holds.
+  const size_t size = std::min<size_t>(
+      r.args.size(), r.in.len > sizeof(fuse_in_header) ? r.in.len - sizeof(fuse_in_header) : 0);
+  fuse_init_in in{};
+  std::memcpy(&in, r.args.data(), std::min(size, sizeof(in)));
+  if (size >= offsetof(fuse_init_in, max_readahead) && in.major > FUSE_KERNEL_VERSION) {
+    // A client of a later major: our major alone, and it sends a new INIT in ours (fuse.h).
+    fuse_init_out out{};
+    out.major = FUSE_KERNEL_VERSION;
+    out.minor = FUSE_KERNEL_MINOR_VERSION;
+    r.payload.assign(reinterpret_cast<const char*>(&out), FUSE_COMPAT_INIT_OUT_SIZE);
+    return 0;
+  }
+  if (size < kInitInShort || in.major != FUSE_KERNEL_VERSION || in.minor < kMinMinor) {
+    LOG_EVERY_N(WARNING, 100) << "FUSE_INIT of " << size << " bytes, protocol " << in.major << "."
+                              << in.minor << ": refused (EPROTO)";
+    return EPROTO;
+  }
+  uint64_t offered = in.flags & ~uint64_t{FUSE_INIT_EXT};
+  if ((in.flags & FUSE_INIT_EXT) && size >= sizeof(fuse_init_in)) {
+    offered |= uint64_t{in.flags2} << 32;
+  }
+  uint64_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
                     FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
                     FUSE_HANDLE_KILLPRIV;
   if (options_.announce_submounts) wanted |= FUSE_SUBMOUNTS;
   if (options_.posix_lock) wanted |= FUSE_POSIX_LOCKS;
-  out.flags = in->flags & wanted;
+  const uint64_t agreed = offered & wanted;
+  fuse_init_out out{};
+  out.major = FUSE_KERNEL_VERSION;
+  out.minor = std::min<uint32_t>(in.minor, FUSE_KERNEL_MINOR_VERSION);
+  out.max_readahead = in.max_readahead;
+  out.flags = static_cast<uint32_t>(agreed);
+  if (agreed >> 32) {
+    out.flags |= FUSE_INIT_EXT;
+    out.flags2 = static_cast<uint32_t>(agreed >> 32);
+  }
   out.max_background = 64;
   out.congestion_threshold = 48;
   out.max_write = kMaxWrite;
   out.time_gran = 1;
-  out.max_pages = kMaxWrite / 4096;
-  r.Reply(out);
+  if (agreed & FUSE_MAX_PAGES) out.max_pages = kMaxWrite / 4096;
+  r.payload.assign(reinterpret_cast<const char*>(&out),
+                   out.minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof(out));
+  session_minor_ = out.minor;
+  session_flags_ = agreed;
   return 0;
 }
 
@@ -625,7 +661,9 @@ int FuseServer::Open(Request& r) {
   out.fh = inodes_->AddHandle(std::move(handle));
   if (!dir && options_.cache == CacheMode::kNever) out.open_flags |= FOPEN_DIRECT_IO;
   if (!dir && options_.cache == CacheMode::kAlways) out.open_flags |= FOPEN_KEEP_CACHE;
-  if (dir && options_.cache == CacheMode::kAlways) out.open_flags |= FOPEN_CACHE_DIR;
+  if (dir && options_.cache == CacheMode::kAlways && session_minor_ >= 28) {
+    out.open_flags |= FOPEN_CACHE_DIR;  // 7.28
+  }
   r.Reply(out);
   return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <linux/fuse.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -55,6 +56,11 @@ struct FsOptions {
 class FuseServer {
  public:
   static constexpr uint32_t kMaxWrite = 1 << 20;
+  // The oldest FUSE minor served (EPROTO below it): from 7.12 on, every request a client sends
+  // has the layout it has today (later fields took the place of padding, or come only with an
+  // INIT flag we do not agree to), and replies are today's but for fuse_init_out before 7.23.
+  // Linux's virtiofs client started at 7.31 (5.4).
+  static constexpr uint32_t kMinMinor = 12;
 
   // Opens the shared directory and /proc/self/fd itself (unsandboxed: tests, --sandbox=none).
   static absl::StatusOr<std::unique_ptr<FuseServer>> Create(const FsOptions& options);
@@ -134,6 +140,10 @@ class FuseServer {
   std::mutex locks_mu_;
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OpenFile>> lock_files_;
   RequestWaits waits_;
+  // What the last FUSE_INIT agreed: replies carry no bit the client does not know. Before any
+  // INIT (and after a migration, which does not carry them) our own minor and every flag.
+  std::atomic<uint32_t> session_minor_{FUSE_KERNEL_MINOR_VERSION};
+  std::atomic<uint64_t> session_flags_{~uint64_t{0}};
 };
 
 }  // namespace vhost
