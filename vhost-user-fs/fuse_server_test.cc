@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "vhost-user-fs/fs_device.h"
@@ -187,6 +189,151 @@ TEST_F(FuseServerTest, LookupGetattrOpenRead) {
   EXPECT_EQ(Send(FUSE_READ, node, Bytes(read)).error, EBADF);  // released
   EXPECT_EQ(Send(FUSE_RELEASE, node, Bytes(release)).error, EBADF);
   EXPECT_EQ(server_->inodes().handle_count(), 0u);
+}
+
+// FUSE_INIT as a client of `minor` sends it: 16 bytes before 7.36, 64 (flags2 read only with
+// FUSE_INIT_EXT) from 7.36 on.
+std::string InitRequest(uint32_t minor, uint64_t flags) {
+  fuse_init_in in{};
+  in.major = FUSE_KERNEL_VERSION;
+  in.minor = minor;
+  in.max_readahead = 1 << 17;
+  in.flags = static_cast<uint32_t>(flags);
+  in.flags2 = static_cast<uint32_t>(flags >> 32);
+  const size_t size = minor < 36 ? offsetof(fuse_init_in, flags2) : sizeof(in);
+  EXPECT_EQ(size, minor < 36 ? 16u : 64u);
+  return std::string(reinterpret_cast<const char*>(&in), size);
+}
+
+TEST_F(FuseServerTest, InitNegotiatesDownToTheClientsMinor) {
+  // What Linux 5.4 to 6.x offer; WRITEBACK_CACHE and SECURITY_CTX we never agree to.
+  const uint64_t offered = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_WRITEBACK_CACHE |
+                           FUSE_MAX_PAGES | FUSE_PARALLEL_DIROPS;
+  struct Case {
+    uint32_t minor;
+    uint64_t flags;
+    uint32_t want_flags;
+    uint32_t want_max_pages;
+  };
+  const uint32_t agreed = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS;
+  for (const Case& c : {
+           // 7.27 knows no FUSE_MAX_PAGES (7.28): no max_pages either.
+           Case{27, FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS, agreed, 0},
+           Case{31, offered, agreed | FUSE_MAX_PAGES, 256},
+           Case{36, offered | FUSE_INIT_EXT | FUSE_SECURITY_CTX, agreed | FUSE_MAX_PAGES, 256},
+           Case{FUSE_KERNEL_MINOR_VERSION, offered | FUSE_INIT_EXT | FUSE_SECURITY_CTX,
+                agreed | FUSE_MAX_PAGES, 256},
+       }) {
+    SCOPED_TRACE(c.minor);
+    Reply r = Send(FUSE_INIT, 0, InitRequest(c.minor, c.flags));
+    ASSERT_EQ(r.error, 0);
+    EXPECT_EQ(r.body.size(), sizeof(fuse_init_out));  // 64: every minor from 7.23 on
+    auto out = As<fuse_init_out>(r.body);
+    EXPECT_EQ(out.major, 7u);
+    EXPECT_EQ(out.minor, c.minor);
+    EXPECT_EQ(out.flags, c.want_flags);  // no FUSE_INIT_EXT: no flags2 agreed
+    EXPECT_EQ(out.flags2, 0u);
+    EXPECT_EQ(out.max_pages, c.want_max_pages);
+    EXPECT_EQ(out.max_write, FuseServer::kMaxWrite);
+    EXPECT_EQ(out.max_readahead, 1u << 17);
+    // The session works in the client's forms: LOOKUP, CREATE, WRITE, READ, GETATTR, SETATTR.
+    const uint64_t node = Lookup(kRootNodeId, "hello.txt");
+    ASSERT_NE(node, 0u);
+    fuse_create_in create{};
+    create.flags = O_RDWR;
+    create.mode = S_IFREG | 0644;
+    const std::string name = absl::StrCat("new", c.minor);
+    Reply created = Send(FUSE_CREATE, kRootNodeId, Bytes(create) + Name(name));
+    ASSERT_EQ(created.error, 0);
+    const auto entry = As<fuse_entry_out>(created.body);
+    const auto open = As<fuse_open_out>(created.body.substr(sizeof(fuse_entry_out)));
+    fuse_write_in write{};
+    write.fh = open.fh;
+    write.size = 5;
+    Reply wrote = Send(FUSE_WRITE, entry.nodeid, Bytes(write), 65536, "abcde");
+    ASSERT_EQ(wrote.error, 0);
+    EXPECT_EQ(As<fuse_write_out>(wrote.body).size, 5u);
+    fuse_read_in read{};
+    read.fh = open.fh;
+    read.size = 100;
+    EXPECT_EQ(Send(FUSE_READ, entry.nodeid, Bytes(read)).body, "abcde");
+    fuse_setattr_in setattr{};
+    setattr.valid = FATTR_SIZE;
+    setattr.size = 2;
+    ASSERT_EQ(Send(FUSE_SETATTR, entry.nodeid, Bytes(setattr)).error, 0);
+    Reply attr = Send(FUSE_GETATTR, entry.nodeid, Bytes(fuse_getattr_in{}));
+    ASSERT_EQ(attr.error, 0);
+    EXPECT_EQ(As<fuse_attr_out>(attr.body).attr.size, 2u);
+  }
+  // Before 7.23, fuse_init_out ended after max_write (FUSE_COMPAT_22_INIT_OUT_SIZE).
+  Reply r = Send(FUSE_INIT, 0, InitRequest(22, FUSE_ASYNC_READ));
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(r.body.size(), size_t{FUSE_COMPAT_22_INIT_OUT_SIZE});
+  EXPECT_EQ(As<fuse_init_out>(r.body).minor, 22u);
+  EXPECT_EQ(As<fuse_init_out>(r.body).max_write, FuseServer::kMaxWrite);
+  // A client newer than us gets our minor.
+  r = Send(FUSE_INIT, 0, InitRequest(FUSE_KERNEL_MINOR_VERSION + 5, FUSE_ASYNC_READ));
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(As<fuse_init_out>(r.body).minor, uint32_t{FUSE_KERNEL_MINOR_VERSION});
+}
+
+TEST_F(FuseServerTest, MalformedInit) {
+  const std::string current = InitRequest(FUSE_KERNEL_MINOR_VERSION, FUSE_ASYNC_READ);
+  // Shorter than the 16-byte form, or nothing at all.
+  EXPECT_EQ(Send(FUSE_INIT, 0, current.substr(0, 15)).error, EPROTO);
+  EXPECT_EQ(Send(FUSE_INIT, 0, current.substr(0, 8)).error, EPROTO);
+  EXPECT_EQ(Send(FUSE_INIT, 0, "").error, EPROTO);
+  // A header claiming only 12 of the 64 bytes the chain holds: the rest is not read.
+  EXPECT_EQ(Send(FUSE_INIT, 0, current, 65536, "", sizeof(fuse_in_header) + 12).error, EPROTO);
+  // Majors other than 7, minors older than we serve.
+  fuse_init_in in{};
+  in.major = 6;
+  in.minor = 40;
+  EXPECT_EQ(Send(FUSE_INIT, 0, Bytes(in)).error, EPROTO);
+  in.major = 7;
+  in.minor = FuseServer::kMinMinor - 1;
+  EXPECT_EQ(Send(FUSE_INIT, 0, Bytes(in)).error, EPROTO);
+  // A later major: our major (and minor) alone, 8 bytes, for the client to retry in.
+  in.major = 8;
+  in.minor = 0;
+  Reply r = Send(FUSE_INIT, 0, Bytes(in));
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(r.body.size(), size_t{FUSE_COMPAT_INIT_OUT_SIZE});
+  EXPECT_EQ(As<fuse_init_out>(r.body).major, 7u);
+  EXPECT_EQ(As<fuse_init_out>(r.body).minor, uint32_t{FUSE_KERNEL_MINOR_VERSION});
+  // flags2 without FUSE_INIT_EXT is not read; FUSE_INIT_EXT is never echoed for nothing.
+  in = fuse_init_in{};
+  in.major = 7;
+  in.minor = FUSE_KERNEL_MINOR_VERSION;
+  in.flags = FUSE_ASYNC_READ;
+  in.flags2 = 0xffffffff;
+  r = Send(FUSE_INIT, 0, Bytes(in));
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(As<fuse_init_out>(r.body).flags, uint32_t{FUSE_ASYNC_READ});
+  EXPECT_EQ(As<fuse_init_out>(r.body).flags2, 0u);
+}
+
+TEST(FuseServerInitTest, OpenFlagsTheClientKnows) {
+  std::string tmpl = TempTemplate("fuse-init-");
+  const std::string dir = mkdtemp(tmpl.data());
+  FsOptions options;
+  options.shared_dir = dir;
+  options.cache = CacheMode::kAlways;
+  ASSERT_OK_AND_ASSIGN(auto server, FuseServer::Create(options));
+  auto opendir_flags = [&](uint32_t minor) {
+    EXPECT_EQ(SendRequest(*server, FUSE_INIT, 0, InitRequest(minor, FUSE_ASYNC_READ)), 0);
+    std::string body;
+    EXPECT_EQ(SendRequest(*server, FUSE_OPENDIR, kRootNodeId, std::string(sizeof(fuse_open_in), 0),
+                          &body),
+              0);
+    fuse_open_out out{};
+    std::memcpy(&out, body.data(), std::min(sizeof(out), body.size()));
+    return out.open_flags;
+  };
+  EXPECT_FALSE(opendir_flags(27) & FOPEN_CACHE_DIR);  // FOPEN_CACHE_DIR is 7.28's
+  EXPECT_TRUE(opendir_flags(28) & FOPEN_CACHE_DIR);
+  server.reset();
+  RemoveTree(dir);
 }
 
 TEST_F(FuseServerTest, CreateWriteRenameLinkSymlinkUnlink) {
@@ -427,6 +574,13 @@ TEST(FuseServerSubmountTest, MountPointsAreAnnounced) {
   };
   EXPECT_TRUE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
   EXPECT_FALSE(lookup_flags("plain") & FUSE_ATTR_SUBMOUNT);
+  // A client that did not offer FUSE_SUBMOUNTS (7.31 knows no attr.flags) is told nothing.
+  EXPECT_EQ(SendRequest(*server, FUSE_INIT, 0, InitRequest(31, FUSE_ASYNC_READ)), 0);
+  EXPECT_FALSE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
+  EXPECT_EQ(SendRequest(*server, FUSE_INIT, 0,
+                        InitRequest(FUSE_KERNEL_MINOR_VERSION, FUSE_SUBMOUNTS | FUSE_INIT_EXT)),
+            0);
+  EXPECT_TRUE(lookup_flags("inner") & FUSE_ATTR_SUBMOUNT);
   server.reset();  // its fds keep the mount busy
   EXPECT_EQ(umount((dir + "/inner").c_str()), 0) << strerror(errno);
   RemoveTree(dir);
