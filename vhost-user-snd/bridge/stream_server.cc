@@ -16,6 +16,8 @@ namespace {
 // The playback queue holds this many periods (and at least one chunk) before dropping; the
 // capture socket about as many before the bridge waits for the daemon.
 constexpr size_t kQueuedPeriods = 4;
+// Commands waiting for the worker past which the daemon is not believed (see Run).
+constexpr size_t kMaxQueuedCommands = 64;
 // How long a capture send waits for room before looking for commands again.
 constexpr int kSendWaitMs = 20;
 
@@ -55,7 +57,14 @@ void StreamServer::Run() {
     }
     Item item{*message, {}};
     item.message.payload = {};
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (message->op != BridgeOp::kData && ++queued_commands_ > kMaxQueuedCommands) {
+      // A daemon sends a few commands per stream change; thousands waiting behind a host that
+      // blocks are not a stream, and would only grow the bridge.
+      LOG(ERROR) << "stream ends: the daemon sent more than " << kMaxQueuedCommands
+                 << " commands the host has not caught up with";
+      break;
+    }
     if (message->op == BridgeOp::kData) {
       if (direction_ != PcmDirection::kPlayback) continue;
       item.data.assign(message->payload.begin(), message->payload.end());
@@ -97,7 +106,11 @@ void StreamServer::Work() {
       if (!queue_.empty()) {
         item = std::move(queue_.front());
         queue_.pop_front();
-        if (item->message.op == BridgeOp::kData) queued_bytes_ -= item->data.size();
+        if (item->message.op == BridgeOp::kData) {
+          queued_bytes_ -= item->data.size();
+        } else {
+          --queued_commands_;
+        }
       }
     }
     if (item) {

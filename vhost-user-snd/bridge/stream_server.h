@@ -7,9 +7,9 @@
 // (the host plays slower than the guest's clock), which keeps the added latency bounded.
 // Capture frames are sent as the host records them into a socket buffer of a few periods;
 // when the daemon has not taken them, the bridge waits (the host's own buffer overruns if the
-// wait is long), unless a command comes, which drops the rest of the period. Host errors go to the
-// daemon as kError, once per Open. A message that does not parse ends the stream: the daemon is not
-// trusted.
+// wait is long), unless a command comes, which drops the rest of the period. Host errors go to
+// the daemon as kError, once per Open. A message that does not parse ends the stream, and so do
+// more than a few dozen commands waiting for a host that blocks: the daemon is not trusted.
 #ifndef VHOST_USER_SND_BRIDGE_STREAM_SERVER_H_
 #define VHOST_USER_SND_BRIDGE_STREAM_SERVER_H_
 
@@ -58,6 +58,7 @@ class StreamServer {
   std::condition_variable changed_;
   std::deque<Item> queue_;         // guarded by mu_
   size_t queued_bytes_ = 0;        // guarded by mu_: kData bytes in queue_
+  size_t queued_commands_ = 0;     // guarded by mu_: other items in queue_
   size_t queue_limit_ = 0;         // guarded by mu_: bytes past which the oldest frames go
   size_t queued_frame_bytes_ = 1;  // guarded by mu_: of the last kOpen
   bool done_ = false;              // guarded by mu_: the daemon is gone

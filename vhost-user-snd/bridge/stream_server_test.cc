@@ -27,7 +27,8 @@ struct HostLog {
   std::vector<std::string> calls;
   std::vector<uint8_t> played;
   absl::Status open_result = absl::OkStatus();
-  uint8_t next_sample = 0;  // capture: each Read fills with consecutive bytes
+  absl::Notification* open_blocks = nullptr;  // Open waits for it
+  uint8_t next_sample = 0;                    // capture: each Read fills with consecutive bytes
 };
 
 class FakePcm : public HostPcm {
@@ -35,6 +36,7 @@ class FakePcm : public HostPcm {
   explicit FakePcm(HostLog* log) : log_(log) {}
   Capabilities Probe(PcmDirection) override { return {{AudioFormat::kS16}, {48000}, 1, 2}; }
   absl::Status Open(PcmDirection d, const StreamParams& p) override {
+    if (log_->open_blocks != nullptr) log_->open_blocks->WaitForNotification();
     std::lock_guard<std::mutex> lock(log_->mu);
     log_->calls.push_back(d == PcmDirection::kPlayback ? "open playback" : "open capture");
     return log_->open_result;
@@ -199,6 +201,28 @@ TEST_F(StreamServerTest, AnOpenForTheOtherDirectionEndsTheStream) {
   Send(EncodeBridgeOpen(BridgeDirection::kCapture, kParams));
   finished_.WaitForNotification();
   EXPECT_THAT(Calls(), ::testing::Not(::testing::Contains("open capture")));
+}
+
+// A host that blocks (here in Open) while the daemon sends command after command: past a few
+// dozen waiting, the bridge ends the stream rather than queue them all.
+TEST_F(StreamServerTest, CommandsPilingUpBehindABlockedHostEndTheStream) {
+  absl::Notification release;
+  log_.open_blocks = &release;
+  Serve(PcmDirection::kPlayback);
+  Send(EncodeBridgeOpen(BridgeDirection::kPlayback, kParams));
+  for (int i = 0; i < 1000; ++i) {
+    const std::vector<uint8_t> stop = EncodeBridgeCommand(BridgeOp::kStop);
+    // Without waiting: once the bridge stops reading, the socket fills.
+    if (send(daemon_.get(), stop.data(), stop.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) break;
+  }
+  release.Notify();
+  pollfd pfd{daemon_.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "the bridge still reads";
+  char c;
+  // Closed with our commands unread: a reset rather than an orderly end.
+  const ssize_t r = recv(daemon_.get(), &c, 1, 0);
+  EXPECT_TRUE(r == 0 || (r < 0 && errno == ECONNRESET)) << "the bridge closed its end";
+  finished_.WaitForNotification();
 }
 
 TEST_F(StreamServerTest, TheDaemonGoingAwayEndsTheStream) {
