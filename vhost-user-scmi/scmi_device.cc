@@ -922,7 +922,7 @@ QueueResult ScmiDevice::ProcessQueue(QueueContext& context) {
     // (A longer one is cut, and its parameters' length then answers PROTOCOL_ERROR.)
     std::vector<uint8_t> request(std::min<uint64_t>(chain.readable_bytes, 4 + 4096));
     ChainReader reader(chain);
-    reader.ReadBytes(request.data(), request.size());
+    if (!request.empty()) reader.ReadBytes(request.data(), request.size());
     const Message reply = HandleCommand(request, chain.writable_bytes, &delayed);
     ChainWriter writer(chain);
     writer.WriteBytes(reply.data(), reply.size());

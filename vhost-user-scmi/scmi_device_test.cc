@@ -62,7 +62,7 @@ uint32_t Hdr(uint8_t protocol, uint8_t id, uint16_t token = 0, uint8_t type = kC
 
 Words WordsOf(const std::vector<uint8_t>& bytes, size_t from) {
   Words w((bytes.size() - from) / 4);
-  std::memcpy(w.data(), bytes.data() + from, w.size() * 4);
+  if (!w.empty()) std::memcpy(w.data(), bytes.data() + from, w.size() * 4);
   return w;
 }
 
@@ -589,7 +589,7 @@ class ScmiQueueTest : public ScmiDeviceTest {
   }
   Words Reply(uint32_t len) {
     Words w(len / 4);
-    std::memcpy(w.data(), ram_.Host(reply_, len), len);
+    if (!w.empty()) std::memcpy(w.data(), ram_.Host(reply_, len), len);
     return w;
   }
   void PostEventBuffers(int n, uint32_t size = 128) {
@@ -603,7 +603,7 @@ class ScmiQueueTest : public ScmiDeviceTest {
     std::vector<Words> out;
     for (const UsedElement& used : queues_[1]->Used()) {
       Words w(used.len / 4);
-      std::memcpy(w.data(), ram_.Host(events_ + 256 * used.id, used.len), used.len);
+      if (!w.empty()) std::memcpy(w.data(), ram_.Host(events_ + 256 * used.id, used.len), used.len);
       out.push_back(w);
     }
     return out;

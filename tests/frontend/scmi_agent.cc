@@ -86,7 +86,7 @@ absl::StatusOr<ScmiReply> ScmiAgent::CallRaw(const std::vector<uint8_t>& request
   if (request.size() > kMaxRequest || room > kMaxReply) {
     return absl::InvalidArgumentError("request or reply too large for the agent's buffers");
   }
-  std::memcpy(request_, request.data(), request.size());
+  if (!request.empty()) std::memcpy(request_, request.data(), request.size());
   std::memset(reply_, 0xee, room);
   std::vector<testing::Buffer> readable;
   if (!request.empty()) readable.push_back({request_gpa_, static_cast<uint32_t>(request.size())});
@@ -118,7 +118,7 @@ absl::StatusOr<std::vector<uint32_t>> ScmiAgent::WaitForEvent(absl::Duration tim
   }
   const uint32_t slot = slot_of_id_[used->id];
   std::vector<uint32_t> words(used->len / 4);
-  std::memcpy(words.data(), events_ + slot * kRoom, words.size() * 4);
+  if (!words.empty()) std::memcpy(words.data(), events_ + slot * kRoom, words.size() * 4);
   if (absl::Status s = PostEventBuffer(slot); !s.ok()) return s;
   return words;
 }
