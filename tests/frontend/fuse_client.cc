@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -27,7 +28,8 @@ T As(const std::string& body) {
 
 absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string& socket,
                                                               bool busy_poll,
-                                                              uint64_t protocol_features) {
+                                                              uint64_t protocol_features,
+                                                              uint32_t minor) {
   std::unique_ptr<FuseClient> c(new FuseClient());
   c->busy_poll_ = busy_poll;
   DeviceOptions options;
@@ -42,10 +44,15 @@ absl::StatusOr<std::unique_ptr<FuseClient>> FuseClient::Start(const std::string&
   ASSIGN_OR_RETURN(c->out_gpa_, c->ram_->Allocate(kMaxData + 64 * 1024, 4096, &c->out_));
   fuse_init_in init{};
   init.major = FUSE_KERNEL_VERSION;
-  init.minor = 31;
+  init.minor = minor;
   init.max_readahead = 1 << 17;
-  init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES;
-  ASSIGN_OR_RETURN(std::string reply, c->Call(FUSE_INIT, 0, Bytes(init)));
+  init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS;
+  if (minor >= 28) init.flags |= FUSE_MAX_PAGES;
+  // 7.36 added flags2 and reserved words, and FUSE_INIT_EXT to say they are read.
+  if (minor >= 36) init.flags |= FUSE_INIT_EXT;
+  const size_t size = minor >= 36 ? sizeof(init) : offsetof(fuse_init_in, flags2);
+  ASSIGN_OR_RETURN(std::string reply,
+                   c->Call(FUSE_INIT, 0, Bytes(init).substr(0, size), "", sizeof(fuse_init_out)));
   c->init_ = As<fuse_init_out>(reply);
   return c;
 }

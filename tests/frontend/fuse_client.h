@@ -25,9 +25,12 @@ class FuseClient {
 
   // Connects, negotiates, starts the queues and sends FUSE_INIT.
   // `protocol_features`: asked for besides the defaults (e.g. DEVICE_STATE).
-  static absl::StatusOr<std::unique_ptr<FuseClient>> Start(const std::string& socket,
-                                                           bool busy_poll = false,
-                                                           uint64_t protocol_features = 0);
+  // `minor`: the FUSE minor spoken, with FUSE_INIT in that minor's form (16 bytes before 7.36,
+  // as Linux before 5.17 sends it); the requests after it have the same layout in every minor
+  // from 7.12 on.
+  static absl::StatusOr<std::unique_ptr<FuseClient>> Start(
+      const std::string& socket, bool busy_poll = false, uint64_t protocol_features = 0,
+      uint32_t minor = FUSE_KERNEL_MINOR_VERSION);
 
   // One request: `args` then `data` readable, a reply of up to `room` bytes. Returns the reply
   // body, or the FUSE error as a status with the errno's name (e.g. NotFound for ENOENT).

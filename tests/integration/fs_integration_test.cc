@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -387,6 +388,75 @@ TEST(FsChrootTest, KeptDirectoriesLeadNowhereOutsideTheShare) {
   ASSERT_OK_AND_ASSIGN(fuse_entry_out up, fs->Lookup(kRoot, ".."));
   EXPECT_EQ(up.nodeid, kRoot);
   ExpectKeptDirectoriesInside(session->daemon()->pid(), shared, /*chroot=*/true);
+}
+
+// A guest kernel before 5.17 (FUSE 7.31: Debian 11's 5.10) sends the 16-byte FUSE_INIT and
+// reads a reply of its own minor; the share is then used as that kernel would.
+TEST(FsOldClientTest, Protocol731ClientMountsAndUsesTheShare) {
+  ASSERT_OK_AND_ASSIGN(auto session, DaemonSession::Create("fs-731"));
+  const std::string shared = session->File("shared");
+  mkdir(shared.c_str(), 0755);
+  std::ofstream(shared + "/host.txt") << "from the host";
+  ASSERT_OK(session->Start(RunfilePath("vhost-user-fs/vhost-user-fs"),
+                           {"--socket-path=" + session->socket(), "--shared-dir=" + shared,
+                            "--cache=always", "--announce-submounts"}));
+  ASSERT_OK_AND_ASSIGN(auto fs, FuseClient::Start(session->socket(), /*busy_poll=*/false,
+                                                  /*protocol_features=*/0, /*minor=*/31));
+  EXPECT_EQ(fs->init().major, 7u);
+  EXPECT_EQ(fs->init().minor, 31u);
+  EXPECT_EQ(fs->init().flags & (FUSE_INIT_EXT | FUSE_SUBMOUNTS), 0u);  // never offered
+  EXPECT_EQ(fs->init().flags2, 0u);
+  EXPECT_TRUE(fs->init().flags & FUSE_DO_READDIRPLUS);
+  EXPECT_TRUE(fs->init().flags & FUSE_MAX_PAGES);
+  EXPECT_EQ(fs->init().max_write, 1u << 20);
+
+  ASSERT_OK_AND_ASSIGN(fuse_entry_out host, fs->Lookup(kRoot, "host.txt"));
+  EXPECT_EQ(host.attr.size, 13u);
+  ASSERT_OK_AND_ASSIGN(auto created, fs->Create(kRoot, "guest.txt"));
+  ASSERT_OK_AND_ASSIGN(uint32_t n, fs->Write(created.first, created.second, 0, "from the guest"));
+  EXPECT_EQ(n, 14u);
+  ASSERT_OK_AND_ASSIGN(std::string back, fs->Read(created.first, created.second, 5, 100));
+  EXPECT_EQ(back, "the guest");
+  ASSERT_OK(fs->Release(created.first, created.second));
+  ASSERT_OK_AND_ASSIGN(fuse_attr attr, fs->GetAttr(created.first));
+  EXPECT_EQ(attr.size, 14u);
+  std::ifstream on_host(shared + "/guest.txt");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(on_host)), {}), "from the guest");
+
+  // READDIR; FOPEN_CACHE_DIR (--cache=always) is 7.28's, so a 7.31 client gets it.
+  fuse_open_in open{};
+  open.flags = O_RDONLY | O_DIRECTORY;
+  ASSERT_OK_AND_ASSIGN(
+      std::string opened,
+      fs->Call(FUSE_OPENDIR, kRoot, std::string(reinterpret_cast<char*>(&open), sizeof(open))));
+  fuse_open_out dir{};
+  std::memcpy(&dir, opened.data(), std::min(sizeof(dir), opened.size()));
+  EXPECT_TRUE(dir.open_flags & FOPEN_CACHE_DIR);
+  fuse_read_in read{};
+  read.fh = dir.fh;
+  read.size = 4096;
+  std::vector<std::string> names;
+  for (;;) {
+    ASSERT_OK_AND_ASSIGN(
+        std::string entries,
+        fs->Call(FUSE_READDIR, kRoot, std::string(reinterpret_cast<char*>(&read), sizeof(read))));
+    if (entries.empty()) break;
+    for (size_t at = 0; at + FUSE_NAME_OFFSET <= entries.size();) {
+      fuse_dirent d;
+      std::memcpy(&d, entries.data() + at, FUSE_NAME_OFFSET);
+      ASSERT_LE(at + FUSE_DIRENT_SIZE(&d), entries.size());
+      names.push_back(entries.substr(at + FUSE_NAME_OFFSET, d.namelen));
+      read.offset = d.off;
+      at += FUSE_DIRENT_SIZE(&d);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "guest.txt", "host.txt"}));
+  fuse_release_in release{};
+  release.fh = dir.fh;
+  ASSERT_OK(fs->Call(FUSE_RELEASEDIR, kRoot,
+                     std::string(reinterpret_cast<char*>(&release), sizeof(release)))
+                .status());
 }
 
 // --posix-lock: a front end that goes away while the guest's SETLKW waits for a lock a host
