@@ -1,18 +1,21 @@
 // Timing of vhost-user-snd through our own front end: for each host side (null; file: a WAV
 // sink for playback, a WAV source for capture; alsa: through vhost-user-snd-bridge to alsa-lib's
-// file plugin, writing to a FIFO this benchmark reads, and reading a raw source) and each
+// file plugin, writing to a FIFO this benchmark reads, and reading a raw source; pipewire:
+// through the bridge to a headless PipeWire of the benchmark's own, whose null sink pw-record
+// copies into a FIFO this benchmark reads, and a pw-play source node for capture) and each
 // direction, one stream at 48 kHz S16 stereo with `--periods` periods of `--period_ms` kept queued,
 // run for `--seconds`. Prints, per run: the drift (frames the device completed against the wall
 // time elapsed × the rate, on CLOCK_MONOTONIC; a period the device went through without a guest
 // buffer counts as drift), the jitter of each interval between completions against one period, the
 // time from queueing a buffer to its completion (for playback: to the host sink, which the device
-// writes when it completes the buffer), for alsa playback the time from queueing a buffer to its
-// frames coming out of alsa-lib (each buffer carries its number), the latency_bytes the device
+// writes when it completes the buffer), for alsa and pipewire playback the time from queueing a
+// buffer to its frames coming out of the host side (each buffer carries its number), the
+// latency_bytes the device
 // reports, and the daemon's (and the bridge's) CPU time per second of audio. Figures only; asserts
 // nothing.
 //
-//   bazel build //tests/bench:snd_bench
-//   bazel-bin/tests/bench/snd_bench --seconds=60
+//   bazel build -c opt //tests/bench:snd_bench
+//   bazel-out/k8-opt/bin/tests/bench/snd_bench --seconds=60
 #include <fcntl.h>
 #include <linux/virtio_snd.h>
 #include <sys/stat.h>
@@ -40,13 +43,14 @@
 #include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/snd_driver.h"
 #include "tests/integration/runfiles.h"
+#include "vhost-user-snd/bridge/pipewire_server.h"
 #include "vhost-user-snd/wav_file.h"
 
 DEFINE_string(daemon, "", "vhost-user-snd binary (default: the one built with this benchmark)");
 DEFINE_double(seconds, 10.0, "Measured time per run (60 for the drift figure)");
 DEFINE_int32(period_ms, 10, "Period length");
 DEFINE_int32(periods, 4, "Periods kept queued on the data queue (the stream's buffer_bytes)");
-DEFINE_string(backends, "null,file,alsa", "Host sides to run, comma-separated");
+DEFINE_string(backends, "null,file,alsa,pipewire", "Host sides to run, comma-separated");
 DEFINE_bool(event_idx, true, "Negotiate VIRTIO_F_EVENT_IDX (notification suppression)");
 DEFINE_string(directions, "playback,capture", "Directions to run, comma-separated");
 
@@ -89,12 +93,13 @@ struct Figures {
   uint64_t errors = 0;  // completions whose status was not S_OK
   double cpu_ms_per_audio_s = 0;
   double bridge_cpu_ms_per_audio_s = 0;
-  double to_host_p50_ms = -1, to_host_max_ms = -1;  // alsa playback: queued to out of alsa-lib
+  // alsa and pipewire playback: queued to out of alsa-lib, or to the null sink's monitor.
+  double to_host_p50_ms = -1, to_host_max_ms = -1;
 };
 
-// Reads what alsa-lib's file plugin writes into a FIFO and notes when each buffer's number
-// (the value of all its samples) first comes out. The plugin opens the FIFO on every open of
-// the PCM (the bridge's probe too), so the reader opens it again after each end.
+// Reads what alsa-lib's file plugin or pw-record writes into a FIFO and notes when each
+// buffer's number (the value of all its samples) first comes out. The plugin opens the FIFO on
+// every open of the PCM (the bridge's probe too), so the reader opens it again after each end.
 class FifoSink {
  public:
   explicit FifoSink(std::string path) : path_(std::move(path)) {
@@ -198,6 +203,34 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
     args.push_back("--audio-device=bench");
     args.push_back("--bridge=" + RunfilePath("vhost-user-snd/vhost-user-snd-bridge"));
   }
+  // Declared after the FIFO reader: the server and its pw-record go first, so that the reader
+  // sees the FIFO's end.
+  std::unique_ptr<snd::PipeWireServer> pw;
+  if (backend == "pipewire") {
+    // Sets the environment the daemon (and so the bridge) inherits; the bridge's streams go
+    // to the default sink and source, test-sink and test-source.
+    ASSIGN_OR_RETURN(pw, snd::PipeWireServer::Create(RunfilePath("tests/e2e/pipewire")));
+    RETURN_IF_ERROR(pw->Start());
+    if (capture) {
+      // pw-play as a source node, playing (once linked) a tone longer than the run.
+      const std::string source = pw->dir() + "/source.wav";
+      ASSIGN_OR_RETURN(snd::WavWriter writer, snd::WavWriter::Create(source, snd::WavFormat()));
+      ASSIGN_OR_RETURN(std::vector<uint8_t> tone,
+                       frontend::SndSineTone(VIRTIO_SND_PCM_FMT_S16, 2, kRate, 1000, 0.5, kRate));
+      for (int s = 0; s < FLAGS_seconds + 4; ++s) RETURN_IF_ERROR(writer.Write(tone));
+      RETURN_IF_ERROR(writer.Close());
+      RETURN_IF_ERROR(pw->StartSource(source).status());
+    } else {
+      // pw-record of the sink's monitor, raw S16 (pw-record goes by the .raw name), written
+      // into the FIFO in the graph cycle the sink consumes it: the frames' arrival at the sink.
+      // The FIFO is in the session's directory, which outlives the reader (the server's goes
+      // with the server).
+      const std::string sink = session->File("sink.raw");
+      fifo = std::make_unique<FifoSink>(sink);
+      RETURN_IF_ERROR(pw->StartRecorder(sink, "s16", "bench-recorder").status());
+    }
+    args.push_back("--bridge=" + RunfilePath("vhost-user-snd/vhost-user-snd-bridge"));
+  }
   RETURN_IF_ERROR(session->Start(
       FLAGS_daemon.empty() ? RunfilePath("vhost-user-snd/vhost-user-snd") : FLAGS_daemon, args));
   const pid_t pid = session->daemon()->pid();
@@ -216,11 +249,19 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   if (set != VIRTIO_SND_S_OK) return absl::InternalError(absl::StrCat("SET_PARAMS: ", set));
   ASSIGN_OR_RETURN(uint32_t prepared, driver->PcmCommand(VIRTIO_SND_R_PCM_PREPARE, stream));
   if (prepared != VIRTIO_SND_S_OK) return absl::InternalError("PREPARE failed");
+  if (pw) {
+    // The bridge opened its stream at PREPARE: measure once WirePlumber has linked it.
+    const std::string port =
+        capture ? "vhost-user-snd-capture:input_FL" : "vhost-user-snd-playback:output_FL";
+    if (!snd::PipeWireServer::WaitUntil([&] { return snd::PipeWireServer::Linked(port); })) {
+      return absl::DeadlineExceededError(absl::StrCat(port, " not linked"));
+    }
+  }
   std::vector<SndPcmBuffer> buffers(FLAGS_periods);
   std::vector<int> buffer_of_id(options.queue_size, -1);
   std::vector<double> queued_at(FLAGS_periods);
   // Playback buffers are numbered (every sample holds the number) so the FIFO reader can tell
-  // when each comes out of alsa-lib; numbers wrap below 32768.
+  // when each comes out of the host side; numbers wrap below 32768.
   std::map<int, double> numbered_at;
   int next_number = 1;
   ASSIGN_OR_RETURN(
@@ -279,6 +320,10 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
   for (uint32_t code : {VIRTIO_SND_R_PCM_STOP, VIRTIO_SND_R_PCM_RELEASE}) {
     RETURN_IF_ERROR(driver->PcmCommand(code, stream).status());
   }
+  // The daemon (and its bridge) go before a PipeWire server would, so the bridge does not see
+  // the server vanish.
+  driver.reset();
+  session->Stop();
   if (done.size() < 2) return absl::InternalError("fewer than two completions");
 
   f.completions = done.size();
@@ -332,7 +377,7 @@ int Main() {
       "vhost-user-snd timing: 48000 Hz S16 stereo, %d ms periods, %d queued, %.0f s per run; "
       "load average %s\n",
       FLAGS_period_ms, FLAGS_periods, FLAGS_seconds, LoadAverage().c_str());
-  std::printf("%-5s %-8s %6s %9s %8s %23s %17s %27s %9s %6s %15s %17s\n", "host", "dir", "done",
+  std::printf("%-8s %-8s %6s %9s %8s %23s %17s %27s %9s %6s %15s %17s\n", "host", "dir", "done",
               "drift ppm", "drift ms", "jitter p50/p99/max us", "queued->done ms",
               "latency_bytes p50 (min-max)", "CPU ms/s", "errors", "bridge CPU ms/s",
               "queued->host ms");
@@ -348,7 +393,7 @@ int Main() {
         return 1;
       }
       std::printf(
-          "%-5s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6.0f (%u-%u) = %.0f ms "
+          "%-8s %-8s %6lu %9.1f %8.3f %7.0f /%6.0f /%7.0f %8.1f /%7.1f %6.0f (%u-%u) = %.0f ms "
           "%9.3f %6lu %15.3f %8.1f /%7.1f\n",
           backend.c_str(), direction.c_str(), static_cast<unsigned long>(f->completions),
           f->drift_ppm, f->drift_ms, f->jitter_p50_us, f->jitter_p99_us, f->jitter_max_us,
