@@ -37,7 +37,8 @@ def vhost_user_device(
         integration_deps = [],
         guest_test = True,
         guest_tool = False,
-        guest_tool_deps = []):
+        guest_tool_deps = [],
+        guest_test_deps = []):
     """Everything of device `name` (in folder vhost-user-<name>).
 
     Args:
@@ -51,6 +52,7 @@ def vhost_user_device(
       integration_deps: extra deps of tests/integration/<name>_integration_test.cc.
       guest_test: whether tests/e2e/<name>_e2e_test.py boots a guest against the daemon.
       guest_tool: whether tests/e2e/<name>_guest_tool.cc is built (static) into the guest.
+      guest_test_deps: py_libraries the guest test needs beyond qemu_guest.
     """
     library = name + "_device"
     daemon = "vhost-user-" + name
@@ -112,7 +114,7 @@ def vhost_user_device(
                 deps = guest_tool_deps,
             )
             data.append(":" + tool)
-        e2e_test(name = name + "_e2e_test", binaries = data)
+        e2e_test(name = name + "_e2e_test", binaries = data, deps = guest_test_deps)
 
     # This folder's tests by kind; the root package gathers them.
     native.test_suite(name = "unit", tags = ["unit"])
@@ -120,10 +122,11 @@ def vhost_user_device(
     native.test_suite(name = "e2e", tags = ["e2e"])
     native.test_suite(name = "asan_safe", tags = ["-e2e", "-no-asan"])
 
-def e2e_test(name, binaries, extra_srcs = [], extra_data = []):
+def e2e_test(name, binaries, extra_srcs = [], extra_data = [], deps = []):
     """tests/e2e/<name>.py, a guest test: it gets the paths of `binaries` (labels of daemons and
     guest tools), in that order, as its arguments. `extra_srcs`: other tests/e2e scripts it
-    imports; `extra_data`: files they read."""
+    imports; `extra_data`: files they read; `deps`: py_libraries beyond qemu_guest (e.g. the
+    aarch64 guest)."""
     native.py_test(
         name = name,
         size = "large",
@@ -133,5 +136,5 @@ def e2e_test(name, binaries, extra_srcs = [], extra_data = []):
         data = binaries + extra_data,
         python_version = "PY3",
         tags = ["e2e", "local"],
-        deps = ["//tests/e2e:qemu_guest"],
+        deps = ["//tests/e2e:qemu_guest"] + deps,
     )
