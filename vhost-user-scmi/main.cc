@@ -7,6 +7,7 @@
 #include "common/runtime/control_socket.h"
 #include "common/runtime/daemon.h"
 #include "gflags/gflags.h"
+#include "vhost-user-scmi/iio_sensors.h"
 #include "vhost-user-scmi/scmi_device.h"
 #include "vhost-user-scmi/scmi_sandbox.h"
 
@@ -14,6 +15,9 @@ DEFINE_string(platform, "",
               "A file describing the simulated platform (see README.md); default: two "
               "temperature and two voltage sensors, an accelerometer, two clocks, a regulator, "
               "a performance domain, a power and a reset domain");
+DEFINE_string(iio_root, "",
+              "Also serve the host's IIO sensors found here (e.g. /sys/bus/iio/devices): "
+              "temperature, voltage, current, accelerometers and gyroscopes");
 DEFINE_string(control_socket, "",
               "A Unix socket taking commands that read and change the platform (see README.md)");
 
@@ -37,6 +41,15 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
       vhost::scmi::ScmiPlatform::Parse(text);
   if (!platform.ok()) {
     return InvalidArgumentError(absl::StrCat("--platform: ", platform.status().message()));
+  }
+  if (!FLAGS_iio_root.empty()) {
+    absl::StatusOr<std::vector<vhost::scmi::Sensor>> host =
+        vhost::scmi::ScanIioSensors(FLAGS_iio_root);
+    if (!host.ok())
+      return InvalidArgumentError(absl::StrCat("--iio-root: ", host.status().message()));
+    if (absl::Status s = (*platform)->AddSensors(*std::move(host)); !s.ok()) {
+      return InvalidArgumentError(absl::StrCat("--iio-root: ", s.message()));
+    }
   }
   auto device = std::make_unique<vhost::scmi::ScmiDevice>(*std::move(platform));
   if (!FLAGS_control_socket.empty()) {

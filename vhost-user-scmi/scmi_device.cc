@@ -958,8 +958,8 @@ absl::Time ScmiDevice::CollectNotifications(std::vector<Message>* out) {
       out->push_back(Build(Notification(kSensor, kSensorTripPointEvent), r.data));
     }
     s.crossed.clear();
-    // The event queue runs again when a notifying sensor steps.
-    if (s.step != 0 && (s.update_notify || s.trip_notify)) {
+    // The event queue runs again when a notifying sensor steps or a host sensor is polled.
+    if ((s.step != 0 || !s.host.empty()) && (s.update_notify || s.trip_notify)) {
       next = std::min(next, s.next_step == absl::InfinitePast() ? now : s.next_step);
     }
   }

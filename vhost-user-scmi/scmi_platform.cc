@@ -1,6 +1,9 @@
 #include "vhost-user-scmi/scmi_platform.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <utility>
 
@@ -298,9 +301,57 @@ absl::StatusOr<std::unique_ptr<ScmiPlatform>> ScmiPlatform::Parse(absl::string_v
   return p;
 }
 
+absl::Status ScmiPlatform::AddSensors(std::vector<Sensor> more) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (Sensor& s : more) {
+    if (!DescribeLocked(s.name).empty()) {
+      return InvalidArgumentError(absl::StrCat("host sensor name '", s.name, "' is taken"));
+    }
+    if (sensors.size() >= kMaxEntities) return InvalidArgumentError("too many sensors");
+    sensors.push_back(std::move(s));
+  }
+  RefreshHostLocked();
+  return absl::OkStatus();
+}
+
+void ScmiPlatform::RefreshHostLocked() {
+  for (Sensor& s : sensors) {
+    if (s.host.empty()) continue;
+    std::vector<int64_t> values = s.values;
+    for (size_t i = 0; i < s.host.size() && i < values.size(); ++i) {
+      const HostChannel& channel = s.host[i];
+      char text[64];
+      ssize_t n = -1;
+      if (lseek(channel.fd->get(), 0, SEEK_SET) == 0) {
+        n = read(channel.fd->get(), text, sizeof(text) - 1);
+      }
+      double raw;
+      if (n <= 0 ||
+          !absl::SimpleAtod(absl::StripAsciiWhitespace(absl::string_view(text, n)), &raw)) {
+        LOG_EVERY_N(WARNING, 100) << "host sensor " << s.name << ": unreadable; keeps its value";
+        continue;
+      }
+      const double value = (raw + channel.offset) * channel.scale * channel.factor;
+      values[i] = std::llround(std::clamp(value, -9.2e18, 9.2e18));  // nearest, not toward 0
+    }
+    if (values != s.values) SetValuesLocked(s, values);
+  }
+}
+
 absl::Time ScmiPlatform::AdvanceLocked(absl::Time now) {
   absl::Time next = absl::InfiniteFuture();
+  RefreshHostLocked();
   for (Sensor& sensor : sensors) {
+    if (!sensor.host.empty() && (sensor.update_notify || sensor.trip_notify)) {
+      // Host sensors are polled for notifications at their interval.
+      const absl::Duration interval = absl::Milliseconds(
+          sensor.config_interval_ms != 0 ? sensor.config_interval_ms : sensor.interval_ms);
+      if (sensor.next_step == absl::InfinitePast() || now >= sensor.next_step) {
+        sensor.next_step = now + interval;
+      }
+      next = std::min(next, sensor.next_step);
+      continue;
+    }
     if (sensor.step == 0) continue;
     // The guest's SENSOR_CONFIG_SET interval, or the config's.
     const absl::Duration interval = absl::Milliseconds(

@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/base/unique_fd.h"
 
 namespace vhost::scmi {
 
@@ -66,6 +67,13 @@ inline constexpr size_t kMaxAxes = 16;
 inline constexpr size_t kMaxEntities = 256;  // per kind
 inline constexpr size_t kMaxRates = 64;      // listed rates, levels or OPPs per entity
 
+// A host sensor's channel (iio_sensors.h): an attribute file re-read at each reading, whose
+// number N gives the value (N + offset) * scale * factor.
+struct HostChannel {
+  std::shared_ptr<UniqueFd> fd;
+  double scale = 1, offset = 0, factor = 1;
+};
+
 struct TripPoint {
   uint8_t events = 0;  // bits[1:0] of trip_point_ev_ctrl: 1 rising, 2 falling, 3 both
   int64_t value = 0;
@@ -82,6 +90,7 @@ struct Sensor {
   int64_t step = 0;
   int64_t direction = 1;  // where the next step goes
   uint32_t interval_ms = 1000;
+  std::vector<HostChannel> host;  // non-empty: read from the host, one channel per value
   absl::Time next_step = absl::InfinitePast();
 
   // What the guest set (back to these on a device reset).
@@ -163,6 +172,11 @@ class ScmiPlatform {
   std::string system_request = "none";
   bool system_notify = false;
   std::vector<std::string> host_requests;
+
+  // Adds host sensors after the configured ones; an error if a name is taken.
+  absl::Status AddSensors(std::vector<Sensor> more);
+  // Re-reads the host sensors (a changed value counts as a change). Under mu.
+  void RefreshHostLocked();
 
   // Moves stepping sensors by the intervals passed until `now`; returns when the next is due
   // (InfiniteFuture if none steps). Under mu.

@@ -2,8 +2,9 @@
 // scmi_agent.h), inside its sandbox: Base discovery of the protocols; a sensor reading changed
 // through --control-socket read anew; a sensor update notification and a delayed response on
 // the event queue; a clock rate set and read back (and seen by the host); a guest's shutdown
-// request reported on the control socket; a --platform file; malformed messages answered with
-// SCMI status codes and the daemon alive after them.
+// request reported on the control socket; a --platform file; a host IIO sensor (--iio-root);
+// malformed messages answered with SCMI status codes and the daemon alive after them.
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -151,6 +152,23 @@ TEST_F(ScmiDaemonTest, PlatformFile) {
   EXPECT_EQ(Call(kPowerDomain, kProtocolAttributes).Word(0), 0u);
   EXPECT_EQ(Call(kPowerDomain, kPowerDomainAttributes, {0}).status, kNotFound);
   EXPECT_EQ(Control("list"), "ok sensor:fan_speed=1200 clock:fan_clk=25000,off\n");
+}
+
+TEST_F(ScmiDaemonTest, HostIioSensorReadInsideTheSandbox) {
+  const std::string root = ::testing::TempDir() + "/scmi_iio";
+  const std::string device = root + "/iio:device0";
+  ASSERT_EQ(system(("rm -rf " + root + " && mkdir -p " + device).c_str()), 0);
+  std::ofstream(device + "/name") << "host\n";
+  std::ofstream(device + "/in_temp_input") << "41000\n";
+  StartDaemon({"--iio-root=" + root});
+  // After the five sensors of the default platform.
+  EXPECT_EQ(Call(kSensor, kProtocolAttributes).Word(0) & 0xffff, 6u);
+  EXPECT_EQ(Call(kSensor, kSensorNameGet, {5}).Name(4), "host_temp");
+  EXPECT_EQ(Call(kSensor, kSensorReadingGet, {5, 0}).Word(0), 41000u);
+  // The file is read anew (no open after the seccomp filter: the daemon kept its descriptor).
+  std::ofstream(device + "/in_temp_input") << "43500\n";
+  EXPECT_EQ(Call(kSensor, kSensorReadingGet, {5, 0}).Word(0), 43500u);
+  EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
 TEST_F(ScmiDaemonTest, MalformedMessagesAnsweredDaemonAlive) {
