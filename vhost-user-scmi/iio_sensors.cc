@@ -145,4 +145,65 @@ absl::StatusOr<std::vector<Sensor>> ScanIioSensors(const std::string& root) {
   return sensors;
 }
 
+absl::StatusOr<std::vector<Sensor>> ScanHwmonSensors(const std::string& root) {
+  struct HwmonType {
+    const char* prefix;
+    uint8_t unit;
+    int8_t scale;
+  };
+  static constexpr HwmonType kHwmonTypes[] = {
+      {"temp", kUnitCelsius, -3}, {"in", kUnitVolts, -3},      {"curr", kUnitAmps, -3},
+      {"power", kUnitWatts, -6},  {"energy", kUnitJoules, -6},
+  };
+  std::error_code error;
+  fs::directory_iterator it(root, error);
+  if (error) return absl::NotFoundError(absl::StrCat("cannot read ", root, ": ", error.message()));
+  std::vector<fs::path> devices;
+  for (const fs::directory_entry& entry : it) {
+    if (absl::StartsWith(entry.path().filename().string(), "hwmon"))
+      devices.push_back(entry.path());
+  }
+  std::sort(devices.begin(), devices.end());
+  auto clean = [](std::string name) {
+    for (char& c : name) {
+      if (!(absl::ascii_isalnum(c) || c == '_' || c == '.' || c == '-')) c = '_';
+    }
+    return name;
+  };
+  std::vector<Sensor> sensors;
+  for (const fs::path& dir : devices) {
+    std::string device = clean(ReadSmall(dir / "name"));
+    if (device.empty()) device = dir.filename().string();
+    std::vector<std::string> inputs;
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+      const std::string file = entry.path().filename().string();
+      if (absl::EndsWith(file, "_input")) inputs.push_back(file.substr(0, file.size() - 6));
+    }
+    std::sort(inputs.begin(), inputs.end());
+    for (const HwmonType& type : kHwmonTypes) {
+      for (const std::string& channel : inputs) {
+        absl::string_view rest = channel;
+        if (!absl::ConsumePrefix(&rest, type.prefix) || rest.empty() ||
+            !std::all_of(rest.begin(), rest.end(), absl::ascii_isdigit)) {
+          continue;
+        }
+        const fs::path value = dir / (channel + "_input");
+        const int fd = open(value.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", value.string()));
+        Sensor s;
+        const std::string label = clean(ReadSmall(dir / (channel + "_label")));
+        s.name = (device + "_" + (label.empty() ? channel : label)).substr(0, kMaxNameLength);
+        s.unit = type.unit;
+        s.scale = type.scale;
+        HostChannel host;
+        host.fd = std::make_shared<UniqueFd>(fd);
+        s.host.push_back(std::move(host));
+        s.values.assign(1, 0);
+        sensors.push_back(std::move(s));
+      }
+    }
+  }
+  return sensors;
+}
+
 }  // namespace vhost::scmi

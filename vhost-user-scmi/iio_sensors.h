@@ -23,6 +23,11 @@ namespace vhost::scmi {
 // be read.
 absl::StatusOr<std::vector<Sensor>> ScanIioSensors(const std::string& root);
 
+// The same for hwmon devices under `root` (e.g. /sys/class/hwmon): each hwmonN's tempN (m°C),
+// inN (mV), currN (mA) with scale 10^-3, and powerN (µW), energyN (µJ) with 10^-6, from their
+// *_input files, named "<device name>_<label or channel>" (e.g. "k10temp_Tctl").
+absl::StatusOr<std::vector<Sensor>> ScanHwmonSensors(const std::string& root);
+
 }  // namespace vhost::scmi
 
 #endif  // VHOST_USER_SCMI_IIO_SENSORS_H_

@@ -76,6 +76,35 @@ TEST_F(IioSensorsTest, ChannelsBecomeSensors) {
 
 TEST_F(IioSensorsTest, MissingRootIsAnError) {
   EXPECT_FALSE(ScanIioSensors((root_ / "nothing").string()).ok());
+  EXPECT_FALSE(ScanHwmonSensors((root_ / "nothing").string()).ok());
+}
+
+TEST_F(IioSensorsTest, HwmonChannels) {
+  Write("hwmon/hwmon0/name", "k10temp");
+  Write("hwmon/hwmon0/temp1_input", "48250");
+  Write("hwmon/hwmon0/temp1_label", "Tctl");
+  Write("hwmon/hwmon0/temp1_crit", "100000");  // not an input
+  Write("hwmon/hwmon1/name", "ina219");
+  Write("hwmon/hwmon1/in1_input", "3312");
+  Write("hwmon/hwmon1/curr1_input", "250");
+  Write("hwmon/hwmon1/power1_input", "827000");
+  Write("hwmon/hwmon1/fan1_input", "1200");  // no SCMI driver shows fans
+  ASSERT_OK_AND_ASSIGN(std::vector<Sensor> sensors, ScanHwmonSensors((root_ / "hwmon").string()));
+  ASSERT_EQ(sensors.size(), 4u);
+  EXPECT_EQ(sensors[0].name, "k10temp_Tctl");
+  EXPECT_EQ(sensors[0].unit, kUnitCelsius);
+  EXPECT_EQ(sensors[1].name, "ina219_in1");
+  EXPECT_EQ(sensors[1].unit, kUnitVolts);
+  EXPECT_EQ(sensors[2].name, "ina219_curr1");
+  EXPECT_EQ(sensors[3].name, "ina219_power1");
+  EXPECT_EQ(sensors[3].unit, kUnitWatts);
+  EXPECT_EQ(sensors[3].scale, -6);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ScmiPlatform> p, ScmiPlatform::Parse(""));
+  ASSERT_OK(p->AddSensors(std::move(sensors)));
+  EXPECT_EQ(*p->Execute("get k10temp_Tctl"), "sensor:k10temp_Tctl=48250");
+  EXPECT_EQ(*p->Execute("get ina219_power1"), "sensor:ina219_power1=827000");
+  Write("hwmon/hwmon0/temp1_input", "51000");
+  EXPECT_EQ(*p->Execute("get k10temp_Tctl"), "sensor:k10temp_Tctl=51000");
 }
 
 }  // namespace

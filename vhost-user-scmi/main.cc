@@ -18,6 +18,9 @@ DEFINE_string(platform, "",
 DEFINE_string(iio_root, "",
               "Also serve the host's IIO sensors found here (e.g. /sys/bus/iio/devices): "
               "temperature, voltage, current, accelerometers and gyroscopes");
+DEFINE_string(hwmon_root, "",
+              "Also serve the host's hwmon sensors found here (e.g. /sys/class/hwmon): "
+              "temperature, voltage, current, power and energy inputs");
 DEFINE_string(control_socket, "",
               "A Unix socket taking commands that read and change the platform (see README.md)");
 
@@ -49,6 +52,16 @@ absl::StatusOr<std::unique_ptr<vhost::VirtioDevice>> CreateDevice() {
       return InvalidArgumentError(absl::StrCat("--iio-root: ", host.status().message()));
     if (absl::Status s = (*platform)->AddSensors(*std::move(host)); !s.ok()) {
       return InvalidArgumentError(absl::StrCat("--iio-root: ", s.message()));
+    }
+  }
+  if (!FLAGS_hwmon_root.empty()) {
+    absl::StatusOr<std::vector<vhost::scmi::Sensor>> host =
+        vhost::scmi::ScanHwmonSensors(FLAGS_hwmon_root);
+    if (!host.ok()) {
+      return InvalidArgumentError(absl::StrCat("--hwmon-root: ", host.status().message()));
+    }
+    if (absl::Status s = (*platform)->AddSensors(*std::move(host)); !s.ok()) {
+      return InvalidArgumentError(absl::StrCat("--hwmon-root: ", s.message()));
     }
   }
   auto device = std::make_unique<vhost::scmi::ScmiDevice>(*std::move(platform));
