@@ -376,7 +376,7 @@ int FuseServer::Init(Request& r) {
   const size_t size = std::min<size_t>(
       r.args.size(), r.in.len > sizeof(fuse_in_header) ? r.in.len - sizeof(fuse_in_header) : 0);
   fuse_init_in in{};
-  std::memcpy(&in, r.args.data(), std::min(size, sizeof(in)));
+  if (size > 0) std::memcpy(&in, r.args.data(), std::min(size, sizeof(in)));  // no args: null
   if (size >= offsetof(fuse_init_in, max_readahead) && in.major > FUSE_KERNEL_VERSION) {
     // A client of a later major: our major alone, and it sends a new INIT in ours (fuse.h).
     fuse_init_out out{};
