@@ -27,11 +27,13 @@ bool Implements(uint8_t protocol, uint32_t message) {
       return message <= kBaseNotifyErrors;
     case kPowerDomain:
       return message == kPowerDomainAttributes || message == kPowerStateSet ||
-             message == kPowerStateGet || message == kPowerDomainNameGet;
+             message == kPowerStateGet || message == kPowerStateNotify ||
+             message == kPowerDomainNameGet;
     case kSystemPower:
       return message == kSystemPowerStateSet || message == kSystemPowerStateNotify;
     case kPerformance:
-      return message <= kPerfLevelGet || message == kPerfDomainNameGet;
+      return message <= kPerfLevelGet || message == kPerfNotifyLevel ||
+             message == kPerfDomainNameGet;
     case kClock:
       return message <= kClockNameGet;
     case kSensor:
@@ -303,7 +305,8 @@ Reply Power(const Command& c, ScmiPlatform& p) {
       if (!c.in.Is(1)) return Error(kProtocolError);
       const PowerDomain* d = Find(p.power_domains, c.in.U32(0));
       if (d == nullptr) return Error(kNotFound);
-      r.U32(1u << 29 | (Extended(d->name) ? 1u << 27 : 0));  // synchronous state changes
+      // Synchronous state changes; notifications of the host's with the event queue.
+      r.U32((c.p2a ? 1u << 31 : 0) | 1u << 29 | (Extended(d->name) ? 1u << 27 : 0));
       r.Name(d->name, kShortName);
       return r;
     }
@@ -324,6 +327,15 @@ Reply Power(const Command& c, ScmiPlatform& p) {
       const PowerDomain* d = Find(p.power_domains, c.in.U32(0));
       if (d == nullptr) return Error(kNotFound);
       r.U32(d->on ? kPowerStateOn : kPowerStateOff);
+      return r;
+    }
+    case kPowerStateNotify: {
+      if (!c.in.Is(2)) return Error(kProtocolError);
+      PowerDomain* d = Find(p.power_domains, c.in.U32(0));
+      if (d == nullptr) return Error(kNotFound);
+      if (c.in.U32(1) & ~1u) return Error(kInvalidParameters);
+      if (!c.p2a) return Error(kNotSupported);
+      d->notify = c.in.U32(1) & 1;
       return r;
     }
     case kPowerDomainNameGet:
@@ -379,10 +391,9 @@ Reply Perf(const Command& c, ScmiPlatform& p) {
     return r;
   }
   if (id == kPerfDomainNameGet) return NameGet(c, p.perf_domains);
-  const size_t words = id == kPerfLimitsSet                               ? 3
-                       : id == kPerfDescribeLevels || id == kPerfLevelSet ? 2
-                                                                          : 1;
-  if (id > kPerfLevelGet) return Error(kNotSupported);
+  if (id > kPerfLevelGet && id != kPerfNotifyLevel) return Error(kNotSupported);
+  const bool two = id == kPerfDescribeLevels || id == kPerfLevelSet || id == kPerfNotifyLevel;
+  const size_t words = id == kPerfLimitsSet ? 3 : two ? 2 : 1;
   if (!c.in.Is(words)) return Error(kProtocolError);
   PerfDomain* d = Find(p.perf_domains, c.in.U32(0));
   if (d == nullptr) return Error(kNotFound);
@@ -394,8 +405,9 @@ Reply Perf(const Command& c, ScmiPlatform& p) {
   };
   switch (id) {
     case kPerfDomainAttributes:
-      // Limits and levels can be set; the levels are frequencies in kHz.
-      r.U32(1u << 31 | 1u << 30 | (Extended(d->name) ? 1u << 26 : 0));
+      // Limits and levels can be set (the levels are frequencies in kHz); the host's level
+      // changes are notified with the event queue.
+      r.U32(1u << 31 | 1u << 30 | (c.p2a ? 1u << 28 : 0) | (Extended(d->name) ? 1u << 26 : 0));
       r.U32(0);                   // rate limit
       r.U32(d->opps.back().khz);  // sustained frequency (kHz)
       r.U32(d->opps.back().khz);  // sustained performance level
@@ -453,6 +465,11 @@ Reply Perf(const Command& c, ScmiPlatform& p) {
     }
     case kPerfLevelGet:
       r.U32(d->level);
+      return r;
+    case kPerfNotifyLevel:
+      if (c.in.U32(1) & ~1u) return Error(kInvalidParameters);
+      if (!c.p2a) return Error(kNotSupported);
+      d->notify_level = c.in.U32(1) & 1;
       return r;
   }
   return Error(kNotSupported);
@@ -962,6 +979,28 @@ absl::Time ScmiDevice::CollectNotifications(std::vector<Message>* out) {
     if ((s.step != 0 || !s.host.empty()) && (s.update_notify || s.trip_notify)) {
       next = std::min(next, s.next_step == absl::InfinitePast() ? now : s.next_step);
     }
+  }
+  for (size_t i = 0; i < p.power_domains.size(); ++i) {
+    PowerDomain& d = p.power_domains[i];
+    if (d.changed && d.notify) {
+      Reply r;
+      r.U32(0);  // agent: the platform
+      r.U32(static_cast<uint32_t>(i));
+      r.U32(d.on ? kPowerStateOn : kPowerStateOff);
+      out->push_back(Build(Notification(kPowerDomain, kPowerStateChanged), r.data));
+    }
+    d.changed = false;
+  }
+  for (size_t i = 0; i < p.perf_domains.size(); ++i) {
+    PerfDomain& d = p.perf_domains[i];
+    if (d.changed && d.notify_level) {
+      Reply r;
+      r.U32(0);
+      r.U32(static_cast<uint32_t>(i));
+      r.U32(d.level);
+      out->push_back(Build(Notification(kPerformance, kPerfLevelChanged), r.data));
+    }
+    d.changed = false;
   }
   for (const std::string& request : p.host_requests) {
     if (!p.system_notify) break;

@@ -128,8 +128,9 @@ TEST_F(ScmiDeviceTest, VersionsAndMessageAttributes) {
   }
   Result r = Call(kSensor, kProtocolMessageAttributes, {kSensorAxisNameGet});
   EXPECT_EQ(r.words, Words{0});
-  EXPECT_EQ(StatusOf(kPowerDomain, kProtocolMessageAttributes, {0x6}), kNotFound);  // NOTIFY
-  EXPECT_EQ(StatusOf(kPowerDomain, 0x6, {0, 1}), kNotSupported);
+  EXPECT_EQ(StatusOf(kPowerDomain, kProtocolMessageAttributes, {0x7}), kNotFound);  // ASYNC
+  EXPECT_EQ(StatusOf(kPowerDomain, 0x7, {0, 1}), kNotSupported);
+  EXPECT_EQ(StatusOf(kPerformance, kProtocolMessageAttributes, {0x9}), kNotFound);  // LIMITS
 }
 
 TEST_F(ScmiDeviceTest, MalformedMessages) {
@@ -201,7 +202,7 @@ TEST_F(ScmiDeviceTest, BaseDiscovery) {
 TEST_F(ScmiDeviceTest, PowerDomain) {
   EXPECT_EQ(Call(kPowerDomain, kProtocolAttributes).words, (Words{1, 0, 0, 0}));
   Result r = Call(kPowerDomain, kPowerDomainAttributes, {0});
-  EXPECT_EQ(r.words[0], 1u << 29);  // synchronous state changes only
+  EXPECT_EQ(r.words[0], 1u << 31 | 1u << 29);  // notifications, synchronous changes only
   EXPECT_EQ(r.Name(4), "gpu");
   EXPECT_EQ(StatusOf(kPowerDomain, kPowerDomainAttributes, {1}), kNotFound);
   EXPECT_EQ(Call(kPowerDomain, kPowerStateGet, {0}).words, Words{kPowerStateOff});
@@ -218,6 +219,13 @@ TEST_F(ScmiDeviceTest, PowerDomain) {
   EXPECT_EQ(r.words[0], 0u);
   ASSERT_EQ(r.data.size(), 68u);
   EXPECT_EQ(r.Name(4), "gpu");
+  EXPECT_EQ(StatusOf(kPowerDomain, kPowerStateNotify, {0, 1}), kSuccess);
+  EXPECT_EQ(StatusOf(kPowerDomain, kPowerStateNotify, {0, 2}), kInvalidParameters);
+  EXPECT_EQ(StatusOf(kPowerDomain, kPowerStateNotify, {1, 1}), kNotFound);
+  EXPECT_EQ(StatusOf(kPowerDomain, kPowerStateNotify, {0}), kProtocolError);
+  Build(kTestPlatform, /*p2a=*/false);
+  EXPECT_EQ(Call(kPowerDomain, kPowerDomainAttributes, {0}).words[0], 1u << 29);
+  EXPECT_EQ(StatusOf(kPowerDomain, kPowerStateNotify, {0, 1}), kNotSupported);
 }
 
 // ---- System power
@@ -249,7 +257,7 @@ TEST_F(ScmiDeviceTest, Performance) {
   EXPECT_EQ(Call(kPerformance, kProtocolAttributes).words, (Words{1u << 16 | 1, 0, 0, 0}));
   Result r = Call(kPerformance, kPerfDomainAttributes, {0});
   ASSERT_EQ(r.words.size(), 8u);
-  EXPECT_EQ(r.words[0], 1u << 31 | 1u << 30);
+  EXPECT_EQ(r.words[0], 1u << 31 | 1u << 30 | 1u << 28);  // limits, level; level notifications
   EXPECT_EQ(r.words[1], 0u);
   EXPECT_EQ(r.words[2], 1200000u);
   EXPECT_EQ(r.words[3], 1200000u);
@@ -288,6 +296,13 @@ TEST_F(ScmiDeviceTest, Performance) {
   EXPECT_EQ(*device_->platform().Execute("get cpu_perf"), "perf:cpu_perf=800000,400000-900000");
   EXPECT_EQ(Call(kPerformance, kPerfDomainNameGet, {0}).Name(4), "cpu_perf");
   EXPECT_EQ(StatusOf(kPerformance, 0xb, {0, 0}), kNotSupported);  // fast channels
+  EXPECT_EQ(StatusOf(kPerformance, kPerfNotifyLevel, {0, 1}), kSuccess);
+  EXPECT_EQ(StatusOf(kPerformance, kPerfNotifyLevel, {0, 3}), kInvalidParameters);
+  EXPECT_EQ(StatusOf(kPerformance, kPerfNotifyLevel, {1, 1}), kNotFound);
+  EXPECT_EQ(StatusOf(kPerformance, kPerfNotifyLevel, {0}), kProtocolError);
+  Build(kTestPlatform, /*p2a=*/false);
+  EXPECT_EQ(Call(kPerformance, kPerfDomainAttributes, {0}).words[0], 1u << 31 | 1u << 30);
+  EXPECT_EQ(StatusOf(kPerformance, kPerfNotifyLevel, {0, 1}), kNotSupported);
 }
 
 // ---- Clock
@@ -658,6 +673,25 @@ TEST_F(ScmiQueueTest, SensorUpdateNotification) {
                               0, 0, 7, 0, 0, 0}));
   // A sensor without notifications stays quiet.
   ASSERT_OK(device_->platform().Execute("sensor temp 1000").status());
+  queues_[1]->Run(*device_);
+  EXPECT_TRUE(Events().empty());
+}
+
+TEST_F(ScmiQueueTest, PowerAndPerformanceChangesOnTheHost) {
+  EXPECT_EQ(Send({Hdr(kPowerDomain, kPowerStateNotify), 0, 1}, 136), 8u);
+  EXPECT_EQ(Send({Hdr(kPerformance, kPerfNotifyLevel), 0, 1}, 136), 8u);
+  PostEventBuffers(3);
+  ASSERT_OK(device_->platform().Execute("power gpu on").status());
+  ASSERT_OK(device_->platform().Execute("perf cpu_perf 1200000").status());
+  queues_[1]->Run(*device_);
+  std::vector<Words> events = Events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0],
+            (Words{Hdr(kPowerDomain, kPowerStateChanged, 0, kNotification), 0, 0, kPowerStateOn}));
+  EXPECT_EQ(events[1],
+            (Words{Hdr(kPerformance, kPerfLevelChanged, 0, kNotification), 0, 0, 1200000}));
+  // The guest's own changes are not notified back to it.
+  EXPECT_EQ(Send({Hdr(kPerformance, kPerfLevelSet), 0, 400000}, 136), 8u);
   queues_[1]->Run(*device_);
   EXPECT_TRUE(Events().empty());
 }

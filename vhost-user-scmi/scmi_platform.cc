@@ -404,6 +404,8 @@ void ScmiPlatform::ResetGuestStateLocked() {
     sensor.changed = false;
     sensor.crossed.clear();
   }
+  for (PowerDomain& d : power_domains) d.notify = d.changed = false;
+  for (PerfDomain& d : perf_domains) d.notify_level = d.changed = false;
   system_notify = false;
   host_requests.clear();
 }
@@ -539,7 +541,11 @@ absl::StatusOr<std::string> ScmiPlatform::Execute(absl::string_view command) {
       if (d.name != name) continue;
       if (arg != "on" && arg != "off") return InvalidArgumentError("power NAME on|off");
       d.on = arg == "on";
-      return DescribeLocked(name);
+      d.changed = true;
+      std::string text = DescribeLocked(name);
+      lock.unlock();
+      NotifyChange();
+      return text;
     }
     return not_found();
   }
@@ -568,7 +574,11 @@ absl::StatusOr<std::string> ScmiPlatform::Execute(absl::string_view command) {
       }
       if (!found) return InvalidArgumentError(absl::StrCat("'", arg, "' is not an OPP of ", name));
       d.level = level;
-      return DescribeLocked(name);
+      d.changed = true;
+      std::string text = DescribeLocked(name);
+      lock.unlock();
+      NotifyChange();
+      return text;
     }
     return not_found();
   }

@@ -21,7 +21,8 @@
 // Control socket commands (one line each; answers "ok ..." or "error: ..."):
 //   list                       every entity, "KIND:NAME=STATE" separated by spaces
 //   get NAME                   one entity, the same way
-//   sensor NAME V[,V,V]        sets a sensor's reading (a notification to a guest that asked)
+//   sensor NAME V[,V,V]        sets a sensor's reading (a notification to a guest that asked;
+//                              so for power and perf below)
 //   clock NAME HZ | clock NAME on|off
 //   power NAME on|off
 //   voltage NAME UV | voltage NAME on|off
@@ -126,6 +127,8 @@ struct Clock {
 struct PowerDomain {
   std::string name;
   bool on = false;
+  bool notify = false;   // the guest asked for POWER_STATE_CHANGED
+  bool changed = false;  // the host changed the state since the event queue looked
 };
 
 struct ResetDomain {
@@ -152,6 +155,8 @@ struct PerfDomain {
   std::vector<Opp> opps;  // ascending
   uint32_t level = 0;
   uint32_t limit_min = 0, limit_max = 0;
+  bool notify_level = false;  // the guest asked for PERFORMANCE_LEVEL_CHANGED
+  bool changed = false;       // the host changed the level since the event queue looked
 };
 
 class ScmiPlatform {

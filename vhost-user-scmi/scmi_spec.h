@@ -97,7 +97,9 @@ inline constexpr uint8_t kBaseNotifyErrors = 0x8;
 inline constexpr uint8_t kPowerDomainAttributes = 0x3;
 inline constexpr uint8_t kPowerStateSet = 0x4;
 inline constexpr uint8_t kPowerStateGet = 0x5;
+inline constexpr uint8_t kPowerStateNotify = 0x6;
 inline constexpr uint8_t kPowerDomainNameGet = 0x8;
+inline constexpr uint8_t kPowerStateChanged = 0x0;  // notification
 inline constexpr uint32_t kPowerStateOn = 0;
 inline constexpr uint32_t kPowerStateOff = 1u << 30;
 
@@ -120,7 +122,9 @@ inline constexpr uint8_t kPerfLimitsSet = 0x5;
 inline constexpr uint8_t kPerfLimitsGet = 0x6;
 inline constexpr uint8_t kPerfLevelSet = 0x7;
 inline constexpr uint8_t kPerfLevelGet = 0x8;
+inline constexpr uint8_t kPerfNotifyLevel = 0xa;
 inline constexpr uint8_t kPerfDomainNameGet = 0xc;
+inline constexpr uint8_t kPerfLevelChanged = 0x1;  // notification
 
 // Clock (0x14).
 inline constexpr uint8_t kClockAttributes = 0x3;
