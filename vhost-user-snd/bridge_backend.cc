@@ -124,8 +124,10 @@ absl::Status BridgeBackend::Read(absl::Span<uint8_t> frames) {
   RETURN_IF_ERROR(CheckTransfer(open_, started_, params_, frames.size()));
   RETURN_IF_ERROR(Receive(frames.size()));
   const size_t n = std::min(pending_.size(), frames.size());
-  memcpy(frames.data(), pending_.data(), n);
-  pending_.erase(pending_.begin(), pending_.begin() + n);
+  if (n > 0) {  // an empty vector's data() may be null, which memcpy must not get
+    memcpy(frames.data(), pending_.data(), n);
+    pending_.erase(pending_.begin(), pending_.begin() + n);
+  }
   if (n < frames.size()) {
     // The host has recorded less than a period by the guest's clock: silence for the rest.
     FillSilence(params_.format, frames.subspan(n));
