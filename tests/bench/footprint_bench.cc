@@ -1,0 +1,252 @@
+// What an idle daemon costs (issue 20's footprint targets): for each daemon kind that starts
+// without hardware, the time from spawn to its socket appearing (median of --starts), then its
+// resident memory while idle with no front end (VmRSS, RssAnon, RssFile from /proc/PID/status,
+// Pss from /proc/PID/smaps_rollup) and again with a front end connected (one queue started); then
+// --count daemons of mixed kinds started round-robin and their total PSS. Prints the targets
+// beside the figures; asserts nothing.
+//
+//   bazel build -c opt //tests/bench:footprint_bench && bazel-bin/tests/bench/footprint_bench
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/base/status_macros.h"
+#include "gflags/gflags.h"
+#include "tests/bench/bench_util.h"
+#include "tests/frontend/daemon_fixture.h"
+#include "tests/integration/runfiles.h"
+
+DEFINE_int32(starts, 11, "Starts per kind for the start-to-listening median");
+DEFINE_int32(count, 100, "Idle daemons of mixed kinds for the total PSS (0 skips it)");
+DEFINE_string(only, "", "Measure only the kinds whose name contains this");
+
+extern char** environ;
+
+namespace vhost {
+namespace {
+
+using frontend::DeviceConnection;
+using frontend::DeviceOptions;
+using frontend::TempDir;
+
+constexpr double kTargetRssKb = 1.5 * 1024;
+constexpr double kTargetStartMs = 5;
+constexpr double kTargetTotalPssMb = 40;
+
+struct Kind {
+  const char* name;
+  // Flags besides --socket-path; "$DIR" is the daemon's own temporary directory.
+  std::vector<std::string> args;
+};
+
+const std::vector<Kind>& Kinds() {
+  static const auto* kinds = new std::vector<Kind>{
+      {"rng", {}},
+      {"blk", {"--null-size=1073741824"}},
+      {"input", {"--virtual-device=keyboard"}},
+      {"gpio", {"--device-list=s8"}},
+      {"i2c", {"--device-list=sim:0x50"}},
+      {"vsock", {"--uds-path=$DIR/vm.vsock", "--guest-cid=3"}},
+      {"fs", {"--shared-dir=$DIR"}},
+      {"scsi", {"--lun=null=1073741824"}},
+      {"snd", {"--backend=null"}},
+      {"scmi", {}},
+  };
+  return *kinds;
+}
+
+// One daemon: spawned, waited for until its socket exists, SIGKILLed and reaped on destruction.
+class Daemon {
+ public:
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const Kind& kind) {
+    std::unique_ptr<Daemon> d(new Daemon);
+    ASSIGN_OR_RETURN(d->dir_, TempDir::Create("fp"));
+    d->socket_ = d->dir_->File("sock");
+    std::vector<std::string> args = {
+        RunfilePath(absl::StrCat("vhost-user-", kind.name, "/", "vhost-user-", kind.name)),
+        "--socket-path=" + d->socket_, "--minloglevel=1"};
+    for (std::string a : kind.args) {
+      if (size_t at = a.find("$DIR"); at != std::string::npos) a.replace(at, 4, d->dir_->path());
+      args.push_back(a);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string log = d->dir_->File("log");
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const absl::Time start = absl::Now();
+    const int err = posix_spawn(&d->pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (err != 0) return absl::ErrnoToStatus(err, "spawn " + args[0]);
+    // Polled finely: the figure is a few milliseconds.
+    for (;;) {
+      struct stat st;
+      if (stat(d->socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) break;
+      int status;
+      if (waitpid(d->pid_, &status, WNOHANG) == d->pid_) {
+        d->pid_ = -1;
+        std::ifstream in(log);
+        std::stringstream text;
+        text << in.rdbuf();
+        return absl::InternalError(absl::StrCat(kind.name, " exited: ", text.str()));
+      }
+      if (absl::Now() - start > absl::Seconds(5)) return absl::DeadlineExceededError(kind.name);
+      usleep(50);
+    }
+    d->start_to_listening_ = absl::Now() - start;
+    return d;
+  }
+
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Waits until the main thread sleeps in the serving loop's poll: start-up is over.
+  absl::Status WaitIdle() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      std::ifstream in(absl::StrCat("/proc/", pid_, "/syscall"));
+      long nr = -1;
+      in >> nr;
+      if (nr == SYS_poll || nr == SYS_ppoll) return absl::OkStatus();
+      usleep(200);
+    }
+    return absl::DeadlineExceededError("not idle in poll");
+  }
+
+  pid_t pid() const { return pid_; }
+  const std::string& socket() const { return socket_; }
+  absl::Duration start_to_listening() const { return start_to_listening_; }
+
+ private:
+  Daemon() = default;
+  std::unique_ptr<TempDir> dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  absl::Duration start_to_listening_;
+};
+
+// kB figures of a /proc file's "Name:   N kB" lines.
+std::map<std::string, double> ReadKb(const std::string& path) {
+  std::map<std::string, double> kb;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos || line.find(" kB") == std::string::npos) continue;
+    kb[line.substr(0, colon)] = std::strtod(line.c_str() + colon + 1, nullptr);
+  }
+  return kb;
+}
+
+struct Memory {
+  double rss = 0, anon = 0, file = 0, pss = 0;  // kB
+};
+
+Memory ReadMemory(pid_t pid) {
+  std::map<std::string, double> status = ReadKb(absl::StrCat("/proc/", pid, "/status"));
+  std::map<std::string, double> rollup = ReadKb(absl::StrCat("/proc/", pid, "/smaps_rollup"));
+  return {status["VmRSS"], status["RssAnon"], status["RssFile"], rollup["Pss"]};
+}
+
+void PrintMemory(const char* state, const Memory& m) {
+  std::printf(" %-9s %6.0f %6.0f %6.0f %6.0f", state, m.rss, m.anon, m.file, m.pss);
+}
+
+int Run() {
+  std::printf(
+      "targets: idle VmRSS <= %.0f kB, start-to-listening <= %.0f ms, %d idle daemons "
+      "< %.0f MiB total PSS\n\n",
+      kTargetRssKb, kTargetStartMs, FLAGS_count, kTargetTotalPssMb);
+  std::printf("%-6s %9s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s\n", "kind", "start ms",
+              "idle", "VmRSS", "anon", "file", "Pss", "connected", "VmRSS", "anon", "file", "Pss");
+  std::vector<const Kind*> kinds;
+  for (const Kind& kind : Kinds()) {
+    if (absl::string_view(kind.name).find(FLAGS_only) != absl::string_view::npos) {
+      kinds.push_back(&kind);
+    }
+  }
+  for (const Kind* kind : kinds) {
+    std::vector<double> ms;
+    std::unique_ptr<Daemon> daemon;
+    for (int i = 0; i < FLAGS_starts; ++i) {
+      daemon.reset();
+      absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(*kind);
+      if (!d.ok()) {
+        std::printf("%-6s %s\n", kind->name, d.status().ToString().c_str());
+        break;
+      }
+      daemon = *std::move(d);
+      ms.push_back(absl::ToDoubleMilliseconds(daemon->start_to_listening()));
+    }
+    if (ms.size() != static_cast<size_t>(FLAGS_starts)) continue;
+    std::printf("%-6s %9.2f |", kind->name, Median(ms));
+    if (absl::Status s = daemon->WaitIdle(); !s.ok()) {
+      std::printf(" %s\n", s.ToString().c_str());
+      continue;
+    }
+    PrintMemory("", ReadMemory(daemon->pid()));
+    DeviceOptions options;
+    options.queue_sizes = {256};
+    absl::StatusOr<std::unique_ptr<DeviceConnection>> connection =
+        DeviceConnection::Open(daemon->socket(), options);
+    if (connection.ok() && daemon->WaitIdle().ok()) {
+      std::printf(" |");
+      PrintMemory("", ReadMemory(daemon->pid()));
+    } else {
+      std::printf(" | %s", connection.status().ToString().c_str());
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+  if (FLAGS_count <= 0 || kinds.empty()) return 0;
+  std::vector<std::unique_ptr<Daemon>> many;
+  for (int i = 0; i < FLAGS_count; ++i) {
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Start(*kinds[i % kinds.size()]);
+    if (!d.ok()) {
+      std::printf("daemon %d: %s\n", i, d.status().ToString().c_str());
+      return 1;
+    }
+    many.push_back(*std::move(d));
+  }
+  double pss = 0, rss = 0;
+  for (auto& d : many) {
+    if (absl::Status s = d->WaitIdle(); !s.ok()) std::printf("%s\n", s.ToString().c_str());
+    const Memory m = ReadMemory(d->pid());
+    pss += m.pss;
+    rss += m.rss;
+  }
+  std::printf(
+      "\n%d idle daemons (%zu kinds round-robin): total PSS %.1f MiB (target < %.0f), "
+      "total VmRSS %.1f MiB, PSS per daemon %.0f kB\n",
+      FLAGS_count, kinds.size(), pss / 1024, kTargetTotalPssMb, rss / 1024, pss / FLAGS_count);
+  return 0;
+}
+
+}  // namespace
+}  // namespace vhost
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  signal(SIGPIPE, SIG_IGN);
+  return vhost::Run();
+}
