@@ -21,6 +21,7 @@
 #include "common/base/status_macros.h"
 #include "common/base/unique_fd.h"
 #include "common/runtime/flags.h"
+#include "common/runtime/release_startup_pages.h"
 #include "common/runtime/unix_listener.h"
 #include "common/vhost_user/backend.h"
 #include "gflags/gflags.h"
@@ -330,6 +331,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     listeners.push_back(*std::move(listener));
     devices.push_back(std::move(instance.device));
   }
+  const StartupPages startup_pages = StartupPages::Find();  // before a chroot hides /proc
   if (spec.before_seccomp) {
     if (absl::Status s = spec.before_seccomp(); !s.ok()) {
       LOG(ERROR) << "cannot confine the daemon: " << s;
@@ -345,6 +347,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     LOG(ERROR) << "cannot apply the seccomp sandbox: " << s;
     return 1;
   }
+  startup_pages.Release();
   if (devices.size() > 1) {
     return ServeInstances(spec, std::move(listeners), devices, signals->get());
   }
