@@ -3,7 +3,9 @@
 // resident memory while idle with no front end (VmRSS, RssAnon, RssFile from /proc/PID/status,
 // Pss from /proc/PID/smaps_rollup) and again with a front end connected (one queue started); then
 // --count daemons of mixed kinds started round-robin and their total PSS. Prints the targets
-// beside the figures; asserts nothing.
+// beside the figures; asserts nothing. "open ms" is the first connection's set-up
+// (DeviceConnection::Open: features, guest RAM, one queue started) and the daemon's page faults
+// during it.
 //
 //   bazel build -c opt //tests/bench:footprint_bench && bazel-bin/tests/bench/footprint_bench
 #include <fcntl.h>
@@ -168,6 +170,23 @@ Memory ReadMemory(pid_t pid) {
   return {status["VmRSS"], status["RssAnon"], status["RssFile"], rollup["Pss"]};
 }
 
+struct Faults {
+  long minor = 0, major = 0;
+};
+
+// The daemon's page faults so far (all threads), from /proc/PID/stat fields 10 and 12.
+Faults ReadFaults(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string skip;
+  Faults f;
+  for (int i = 3; i < 10; ++i) fields >> skip;
+  fields >> f.minor >> skip >> f.major;
+  return f;
+}
+
 void PrintMemory(const char* state, const Memory& m) {
   std::printf(" %-9s %6.0f %6.0f %6.0f %6.0f", state, m.rss, m.anon, m.file, m.pss);
 }
@@ -177,8 +196,9 @@ int Run() {
       "targets: idle VmRSS <= %.0f kB, start-to-listening <= %.0f ms, %d idle daemons "
       "< %.0f MiB total PSS\n\n",
       kTargetRssKb, kTargetStartMs, FLAGS_count, kTargetTotalPssMb);
-  std::printf("%-6s %9s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s\n", "kind", "start ms",
-              "idle", "VmRSS", "anon", "file", "Pss", "connected", "VmRSS", "anon", "file", "Pss");
+  std::printf("%-6s %9s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s | %7s %5s %5s\n", "kind",
+              "start ms", "idle", "VmRSS", "anon", "file", "Pss", "connected", "VmRSS", "anon",
+              "file", "Pss", "open ms", "minflt", "majflt");
   std::vector<const Kind*> kinds;
   for (const Kind& kind : Kinds()) {
     if (absl::string_view(kind.name).find(FLAGS_only) != absl::string_view::npos) {
@@ -207,11 +227,17 @@ int Run() {
     PrintMemory("", ReadMemory(daemon->pid()));
     DeviceOptions options;
     options.queue_sizes = {256};
+    const Faults faults_before = ReadFaults(daemon->pid());
+    const absl::Time open_start = absl::Now();
     absl::StatusOr<std::unique_ptr<DeviceConnection>> connection =
         DeviceConnection::Open(daemon->socket(), options);
+    const double open_ms = absl::ToDoubleMilliseconds(absl::Now() - open_start);
+    const Faults faults = ReadFaults(daemon->pid());
     if (connection.ok() && daemon->WaitIdle().ok()) {
       std::printf(" |");
       PrintMemory("", ReadMemory(daemon->pid()));
+      std::printf(" | %7.2f %5ld %5ld", open_ms, faults.minor - faults_before.minor,
+                  faults.major - faults_before.major);
     } else {
       std::printf(" | %s", connection.status().ToString().c_str());
     }
