@@ -251,7 +251,7 @@ def main():
                  qemu_guest.host_binary_entries("/usr/bin/sg_inq"))
         have = {e[0] for e in extra}
         extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/aplay") if e[0] not in have]
-        extra += [("tone.wav", "file", (tone_file, 0o644))] + snd.alsa_entries()
+        extra += [("tone.wav", "file", (tone_file, 0o644))] + snd.sound_entries()
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \

@@ -53,7 +53,9 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /tmp && mount -t tmpfs tmp /tmp
 for m in $(cat /modules.order); do
-  insmod /lib/modules/$m || echo "E2E-RESULT insmod_failed=$m"
+  # A test may give a module parameters in /modparams/<module> (busybox insmod reads none
+  # from the kernel command line).
+  insmod /lib/modules/$m $(cat /modparams/$m 2>/dev/null) || echo "E2E-RESULT insmod_failed=$m"
 done
 boot=1
 if [ -e /boots ]; then echo "E2E-BOOT?"; read -r boot; fi

@@ -103,10 +103,15 @@ def longest_zero_run(frames):
     return longest
 
 
-def alsa_entries():
-    """alsa-lib's configuration (alsa.conf and the card, PCM and control definitions it
-    includes): aplay and arecord cannot open even hw:0,0 without it, nor amixer card 0."""
-    entries = [("usr/share", "dir", None), ("usr/share/alsa", "dir", None)]
+def sound_entries():
+    """What the guest's sound stack needs. alsa-lib's configuration (alsa.conf and the card, PCM
+    and control definitions it includes): aplay and arecord cannot open even hw:0,0 without it,
+    nor amixer card 0. And virtio_snd's control message timeout raised from 1 s to 10 s: a TCG
+    guest on a loaded host can take longer than a second to see a reply, which virtio_snd turns
+    into EIO for aplay."""
+    entries = [("modparams", "dir", None),
+               ("modparams/virtio_snd.ko", "file", (b"msg_timeout_ms=10000", 0o644)),
+               ("usr/share", "dir", None), ("usr/share/alsa", "dir", None)]
     for top in ("/usr/share/alsa/cards", "/usr/share/alsa/pcm", "/usr/share/alsa/ctl"):
         for root, _, files in os.walk(top):
             entries.append((root.lstrip("/"), "dir", None))
@@ -130,6 +135,7 @@ run() {
 i=0
 while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 echo "E2E-RESULT card_after_seconds=$(cut -d' ' -f1 /proc/uptime)"
+echo "E2E-RESULT msg_timeout_ms=$(cat /sys/module/virtio_snd/parameters/msg_timeout_ms)"
 run cards cat /proc/asound/cards
 run pcm cat /proc/asound/pcm
 run aplay_l aplay -l
@@ -228,7 +234,7 @@ class SndGuestTest(unittest.TestCase):
             extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
                      + [("bin/arecord", "link", "aplay"),
                         ("tone.wav", "file", (tone_file, 0o644))]
-                     + alsa_entries())
+                     + sound_entries())
             sinks = []  # the sink as each session's aplay left it
 
             def on_line(line):
@@ -272,6 +278,7 @@ class SndGuestTest(unittest.TestCase):
         self.assertEqual(session.script_status, 0, out)
         r = session.results
         self.assertNotIn("insmod_failed", r, out)
+        self.assertEqual(r["msg_timeout_ms"], "10000", out)  # sound_entries() took effect
 
         # The card and its two PCMs.
         self.assertIn("VirtIO SoundCard", session.output, out)
@@ -360,7 +367,7 @@ class SndGuestTest(unittest.TestCase):
             extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/amixer")
                       if e[0] not in have]
             extra += [("tone.wav", "file", (tone_file, 0o644)),
-                      ("long.wav", "file", (long_file, 0o644))] + alsa_entries()
+                      ("long.wav", "file", (long_file, 0o644))] + sound_entries()
             sinks = {}  # the sink as each aplay left it
             replies = []  # the control socket's answers
 

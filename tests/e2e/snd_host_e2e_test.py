@@ -53,7 +53,7 @@ def guest_run(work, sock, argv, env=None):
               .replace("@SLOT@", str(snd.SLOT)))
     extra = (qemu_guest.host_binary_entries("/usr/bin/aplay")
              + [("bin/arecord", "link", "aplay"), ("tone.wav", "file", (tone_file, 0o644))]
-             + snd.alsa_entries())
+             + snd.sound_entries())
     devices = ["-chardev", f"socket,id=snd0,path={sock}",
                "-device", "vhost-user-snd-pci,chardev=snd0",
                "-drive", f"file={scratch},if=none,id=scratch,format=raw",
