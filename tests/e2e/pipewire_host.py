@@ -51,7 +51,9 @@ the file.
 """
 
 import contextlib
+import ctypes
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -64,16 +66,34 @@ class PipeWireError(Exception):
     pass
 
 
-def _wait_for(what, check, timeout, processes=()):
-    """Polls check() until it is true; fails after `timeout` s or when a process died."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        for p in processes:
-            if p.poll() is not None:
-                raise PipeWireError(f"{what}: {p.args[0]} exited with {p.returncode}")
-        if time.monotonic() > deadline:
-            raise PipeWireError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
+def _check_alive(what, processes):
+    for p in processes:
+        if p.poll() is not None:
+            raise PipeWireError(f"{what}: {p.args[0]} exited with {p.returncode}")
+
+
+def _wait_for_file(what, path, timeout, processes=()):
+    """Waits for `path` to be created (inotify on its directory: no polling), failing after
+    `timeout` s or when one of `processes` died."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    try:
+        in_create, in_moved_to = 0x100, 0x80
+        if libc.inotify_add_watch(fd, os.path.dirname(path).encode(), in_create | in_moved_to) < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):  # checked after the watch exists: no event is missed
+            _check_alive(what, processes)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PipeWireError(f"{what}: not within {timeout} s")
+            # A short bound too, so that a process dying is noticed without an event.
+            if select.select([fd], [], [], min(remaining, 1.0))[0]:
+                os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def _stop(process, sig=signal.SIGTERM, timeout=5):
@@ -127,13 +147,12 @@ class PipeWireHost:
         try:
             server = self._spawn(["pipewire", "-c", os.path.join(CONFIG_DIR, "pipewire.conf")],
                                  "pipewire.log")
-            _wait_for("pipewire socket", lambda: os.path.exists(self.socket_path),
-                      self.timeout, [server])
+            _wait_for_file("pipewire socket", self.socket_path, self.timeout, [server])
             manager = self._spawn(["wireplumber"], "wireplumber.log")
             # WirePlumber is ready once it has chosen the default sink.
-            _wait_for("wireplumber", lambda: self.SINK in self._pw(
-                ["pw-metadata", "-n", "default", "0", "default.audio.sink"]),
-                self.timeout, [server, manager])
+            self._watch(["pw-metadata", "-m", "-n", "default"],
+                        lambda line: "default.audio.sink" in line and self.SINK in line,
+                        "wireplumber", [server, manager])
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -152,33 +171,47 @@ class PipeWireHost:
         self._processes.append(p)
         return p
 
-    def _pw(self, argv):
-        """Runs a pw-* tool against this server; its stdout, "" if it failed."""
-        r = subprocess.run(argv, env=self.env(), capture_output=True, text=True,
-                           timeout=self.timeout)
-        return r.stdout if r.returncode == 0 else ""
-
-    def node_names(self):
-        """The node.name of every node now in the graph."""
-        names = []
-        for line in self._pw(["pw-cli", "ls", "Node"]).splitlines():
-            key, _, value = line.strip().partition(" = ")
-            if key == "node.name":
-                names.append(value.strip('"'))
-        return names
+    def _watch(self, argv, matches, what, processes=None):
+        """Runs `argv`, a pw-* tool in monitor mode (it prints the graph's state, then each
+        change as it happens), until a line of its output matches: the wait is on PipeWire's
+        own events, bounded by the timeout."""
+        processes = self._processes if processes is None else processes
+        tool = subprocess.Popen(argv, env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + self.timeout
+            pending = b""
+            while True:
+                _check_alive(what, processes)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PipeWireError(f"{what}: not within {self.timeout} s")
+                if not select.select([tool.stdout], [], [], min(remaining, 1.0))[0]:
+                    continue
+                data = os.read(tool.stdout.fileno(), 65536)
+                if not data:
+                    raise PipeWireError(f"{what}: {argv[0]} exited")
+                *lines, pending = (pending + data).split(b"\n")
+                if any(matches(line.decode(errors="replace")) for line in lines):
+                    return
+        finally:
+            _stop(tool)
 
     def wait_for_node(self, name):
-        _wait_for(f"node {name}", lambda: name in self.node_names(), self.timeout,
-                  self._processes)
-
-    def linked(self, node):
-        """Whether any port of `node` is linked (per pw-link -l)."""
-        return any(line.startswith(node + ":") or (" " + node + ":") in line
-                   for line in self._pw(["pw-link", "-l"]).splitlines()
-                   if "|" in line)
+        """Until node `name` has a port in the graph (a source or sink without ports cannot
+        be linked anyway)."""
+        self._watch(["pw-link", "-m", "-o", "-i"],
+                    lambda line: line[:1] in "=+" and line[2:].startswith(name + ":"),
+                    f"node {name}")
 
     def wait_linked(self, node):
-        _wait_for(f"links of {node}", lambda: self.linked(node), self.timeout, self._processes)
+        """Until a port of `node` is linked (pw-link -m -l: "= out -> in" for the links there
+        already, "+ out -> in" for each new one)."""
+        def links(line):
+            if line[:1] not in "=+" or " -> " not in line:
+                return False
+            return any(end.strip().startswith(node + ":") for end in line[2:].split(" -> "))
+        self._watch(["pw-link", "-m", "-l"], links, f"links of {node}")
 
     @contextlib.contextmanager
     def record(self, path, name="test-recorder"):
@@ -232,24 +265,33 @@ def _self_test():
             with pw.record(out):
                 subprocess.run(["pw-play", "--target", pw.SINK, tone], env=pw.env(), check=True,
                                timeout=30)
-            inp = os.path.join(workdir, "in.wav")
+            # Recorded into a FIFO (".raw": pw-record writes bare S16 frames), read as it
+            # comes: a second of recording holds the half second of the file.
+            inp = os.path.join(workdir, "in.raw")
+            os.mkfifo(inp)
             with pw.source(tone):
                 rec = subprocess.Popen(["pw-record", "--target", pw.SOURCE, "-P",
-                                        "{ node.name = test-capture }", inp], env=pw.env())
-                pw.wait_linked("test-capture")
-                # A second of recording holds the half second of the file.
+                                        "{ node.name = test-capture }", "--format", "s16",
+                                        "--rate", "48000", "--channels", "2", inp], env=pw.env())
+                fifo = os.open(inp, os.O_RDONLY)  # returns once pw-record opens it
+                recorded = b""
                 deadline = time.monotonic() + 30
-                while (os.path.getsize(inp) if os.path.exists(inp) else 0) < 4 * 48000:
-                    assert time.monotonic() < deadline, "recording does not grow"
-                    time.sleep(0.05)
+                while len(recorded) < 4 * 48000:
+                    remaining = deadline - time.monotonic()
+                    assert remaining > 0, "recording does not grow"
+                    if select.select([fifo], [], [], remaining)[0]:
+                        chunk = os.read(fifo, 65536)
+                        assert chunk, "pw-record ended"
+                        recorded += chunk
                 _stop(rec, signal.SIGINT)
+                os.close(fifo)
         # pw-play drops the file's last ~20 ms: compare all but its last 50 ms.
         expected = frames[:len(frames) - 4 * 2400]
-        for path in (out, inp):
-            with wave.open(path) as w:
-                got = w.readframes(w.getnframes())
-            assert expected in got, f"{path}: the tone is not there bit-exact"
-            print(f"{path}: bit-exact, after {got.find(expected) // 4} frames of silence")
+        with wave.open(out) as w:
+            played = w.readframes(w.getnframes())
+        for what, got in (("the sink", played), ("the source", recorded)):
+            assert expected in got, f"{what}: the tone is not there bit-exact"
+            print(f"{what}: bit-exact, after {got.find(expected) // 4} frames of silence")
     finally:
         shutil.rmtree(workdir)
 
