@@ -253,9 +253,7 @@ absl::StatusOr<Figures> Run(const std::string& backend, bool capture) {
     // The bridge opened its stream at PREPARE: measure once WirePlumber has linked it.
     const std::string port =
         capture ? "vhost-user-snd-capture:input_FL" : "vhost-user-snd-playback:output_FL";
-    if (!snd::PipeWireServer::WaitUntil([&] { return snd::PipeWireServer::Linked(port); })) {
-      return absl::DeadlineExceededError(absl::StrCat(port, " not linked"));
-    }
+    RETURN_IF_ERROR(snd::PipeWireServer::WaitLinked(port));
   }
   std::vector<SndPcmBuffer> buffers(FLAGS_periods);
   std::vector<int> buffer_of_id(options.queue_size, -1);

@@ -1,9 +1,13 @@
 #include "vhost-user-snd/bridge/pipewire_server.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +17,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/unique_fd.h"
+
+extern char** environ;
 
 namespace vhost::snd {
 
@@ -60,13 +67,12 @@ absl::Status PipeWireServer::Start(bool session_manager) {
   auto manager = DaemonProcess::Start({"wireplumber", {}, ""});
   if (!manager.ok()) return manager.status();
   manager_ = *std::move(manager);
-  if (!WaitUntil([] {
-        return RunTool("pw-metadata -n default 0 default.audio.sink").find(kSink) !=
-               std::string::npos;
-      })) {
-    return absl::DeadlineExceededError("WirePlumber did not pick the default sink");
-  }
-  return absl::OkStatus();
+  // WirePlumber is ready once it has made test-sink the default sink.
+  return WaitForLine({"pw-metadata", "-m", "-n", "default"}, "WirePlumber's default sink",
+                     [](const std::string& line) {
+                       return line.find("default.audio.sink") != std::string::npos &&
+                              line.find(kSink) != std::string::npos;
+                     });
 }
 
 absl::Status PipeWireServer::Kill() {
@@ -92,9 +98,7 @@ absl::StatusOr<DaemonProcess*> PipeWireServer::StartSource(const std::string& wa
       "pw-play",
       {"-P", absl::StrCat("{ media.class = Audio/Source node.name = ", name, " }"), wav_path});
   if (!source.ok()) return source.status();
-  if (!WaitUntil([&] { return HasNode(name); })) {
-    return absl::DeadlineExceededError(absl::StrCat("no node ", name));
-  }
+  if (absl::Status s = WaitForNode(name); !s.ok()) return s;
   return source;
 }
 
@@ -107,9 +111,7 @@ absl::StatusOr<DaemonProcess*> PipeWireServer::StartRecorder(const std::string& 
                           absl::StrCat("{ stream.capture.sink = true node.name = ", name, " }"),
                           "--format", format, "--rate", "48000", "--channels", "2", path});
   if (!recorder.ok()) return recorder.status();
-  if (!WaitUntil([&] { return Linked(name + ":input_FL"); })) {
-    return absl::DeadlineExceededError(absl::StrCat(name, " not linked to the sink"));
-  }
+  if (absl::Status s = WaitLinked(name + ":input_FL"); !s.ok()) return s;
   return recorder;
 }
 
@@ -128,18 +130,69 @@ bool PipeWireServer::Linked(const std::string& port) {
   return RunTool("pw-link -l").find(port) != std::string::npos;
 }
 
-bool PipeWireServer::HasNode(const std::string& name) {
-  return RunTool("pw-cli ls Node").find(absl::StrCat("node.name = \"", name, "\"")) !=
-         std::string::npos;
+absl::Status PipeWireServer::WaitForNode(const std::string& name) {
+  // pw-link -m -o -i: "= node:port" for the ports there already, "+ node:port" for new ones.
+  return WaitForLine({"pw-link", "-m", "-o", "-i"}, "node " + name, [&](const std::string& line) {
+    return line.size() > 2 && (line[0] == '=' || line[0] == '+') &&
+           line.compare(2, name.size() + 1, name + ":") == 0;
+  });
 }
 
-bool PipeWireServer::WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
+absl::Status PipeWireServer::WaitLinked(const std::string& port) {
+  // pw-link -m -l: "= out -> in" for the links there already, "+ out -> in" for new ones.
+  return WaitForLine({"pw-link", "-m", "-l"}, "a link of " + port, [&](const std::string& line) {
+    return !line.empty() && (line[0] == '=' || line[0] == '+') &&
+           line.find(" -> ") != std::string::npos && line.find(port) != std::string::npos;
+  });
+}
+
+absl::Status PipeWireServer::WaitForLine(std::vector<std::string> monitor, const std::string& what,
+                                         const std::function<bool(const std::string&)>& matches,
+                                         absl::Duration timeout) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+  UniqueFd read_end(out[0]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> argv;
+  for (std::string& a : monitor) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  if (err != 0) return absl::ErrnoToStatus(err, "spawn " + monitor[0]);
+
+  absl::Status status = absl::DeadlineExceededError(
+      absl::StrCat(what, ": not within ", absl::FormatDuration(timeout)));
   const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
+  std::string pending;
+  char buf[4096];
+  for (;;) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    pollfd pfd{read_end.get(), POLLIN, 0};
+    if (ms <= 0 || poll(&pfd, 1, static_cast<int>(ms)) <= 0) break;
+    const ssize_t n = read(read_end.get(), buf, sizeof(buf));
+    if (n <= 0) {
+      status = absl::UnavailableError(absl::StrCat(what, ": ", monitor[0], " ended"));
+      break;
+    }
+    pending.append(buf, n);
+    bool found = false;
+    for (size_t eol; (eol = pending.find('\n')) != std::string::npos;) {
+      found = found || matches(pending.substr(0, eol));
+      pending.erase(0, eol + 1);
+    }
+    if (found) {
+      status = absl::OkStatus();
+      break;
+    }
   }
-  return true;
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  return status;
 }
 
 }  // namespace vhost::snd

@@ -58,13 +58,17 @@ class PipeWireServer {
 
   // stdout of a shell command (a pw-* tool talking to the server), "" if it could not run.
   static std::string RunTool(const std::string& command);
-  // Whether `port` (node:port, e.g. test-recorder:input_FL) appears in pw-link -l.
+  // Whether `port` (node:port, e.g. test-recorder:input_FL) appears in pw-link -l now.
   static bool Linked(const std::string& port);
-  static bool HasNode(const std::string& name);
-  // Polls `done` until it holds or `timeout` passes: how to wait for PipeWire's nodes and
-  // links to appear (a deadline for a hang, not a measurement).
-  static bool WaitUntil(const std::function<bool()>& done,
-                        absl::Duration timeout = absl::Seconds(20));
+  // Wait until node `name` has a port in the graph, or `port` is linked: on PipeWire's own
+  // events (pw-link in monitor mode prints the graph, then each change as it happens), with a
+  // deadline for a hang.
+  static absl::Status WaitForNode(const std::string& name);
+  static absl::Status WaitLinked(const std::string& port);
+  // Runs `monitor` (a pw-* tool in monitor mode) until a line of its output matches.
+  static absl::Status WaitForLine(std::vector<std::string> monitor, const std::string& what,
+                                  const std::function<bool(const std::string&)>& matches,
+                                  absl::Duration timeout = absl::Seconds(20));
 
  private:
   PipeWireServer(std::string config_dir, std::string dir);
