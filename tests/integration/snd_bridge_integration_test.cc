@@ -3,7 +3,9 @@
 // plays is compared with what reaches the "device" byte for byte, and a capture stream records
 // a known source. The bridge killed under a running stream leaves the daemon serving, silent.
 #include <linux/virtio_snd.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -13,7 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
+#include "common/base/unique_fd.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/frontend/daemon_fixture.h"
@@ -36,18 +38,22 @@ std::vector<uint8_t> ReadFile(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Waits for `path` to hold `bytes` (the bridge writes it on its own thread): a deadline, no
-// fixed sleep.
-std::vector<uint8_t> WaitForFile(const std::string& path, size_t bytes) {
-  const absl::Time deadline = absl::Now() + kTimeout;
-  std::vector<uint8_t> data;
-  while (absl::Now() < deadline) {
-    data = ReadFile(path);
-    if (data.size() >= bytes) break;
-    absl::SleepFor(absl::Milliseconds(5));
+// Watches `path` for being closed after writing (inotify): the bridge's alsa-lib writes the
+// file on its own thread and closes it when the stream is released.
+class CloseWatch {
+ public:
+  explicit CloseWatch(const std::string& path) : fd_(inotify_init1(IN_CLOEXEC)) {
+    if (fd_.valid()) inotify_add_watch(fd_.get(), path.c_str(), IN_CLOSE_WRITE);
   }
-  return data;
-}
+  // Whether the file was closed after writing within kTimeout.
+  bool Wait() {
+    pollfd pfd{fd_.get(), POLLIN, 0};
+    return fd_.valid() && poll(&pfd, 1, absl::ToInt64Milliseconds(kTimeout)) == 1;
+  }
+
+ private:
+  UniqueFd fd_;
+};
 
 // The bridge process the daemon started (its only child).
 pid_t BridgePid(pid_t daemon) {
@@ -113,7 +119,12 @@ TEST_F(SndBridgeTest, PlaybackReachesTheAlsaDeviceExactly) {
   }
   ASSERT_OK_AND_ASSIGN(uint32_t code, driver->PcmCommand(VIRTIO_SND_R_PCM_STOP, 0));
   EXPECT_EQ(code, VIRTIO_SND_S_OK);
-  EXPECT_EQ(WaitForFile(sink, tone.size()), tone);
+  // RELEASE closes the ALSA device, which finishes the file.
+  CloseWatch closed(sink);
+  ASSERT_OK_AND_ASSIGN(code, driver->PcmCommand(VIRTIO_SND_R_PCM_RELEASE, 0));
+  EXPECT_EQ(code, VIRTIO_SND_S_OK);
+  ASSERT_TRUE(closed.Wait()) << "the bridge did not close the ALSA device";
+  EXPECT_EQ(ReadFile(sink), tone);
   EXPECT_TRUE(session_->daemon()->IsAlive());
 }
 
