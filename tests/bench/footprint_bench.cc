@@ -9,8 +9,10 @@
 //
 //   bazel build -c opt //tests/bench:footprint_bench && bazel-bin/tests/bench/footprint_bench
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -27,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/status_macros.h"
+#include "common/base/unique_fd.h"
 #include "gflags/gflags.h"
 #include "tests/bench/bench_util.h"
 #include "tests/frontend/daemon_fixture.h"
@@ -71,7 +75,8 @@ const std::vector<Kind>& Kinds() {
   return *kinds;
 }
 
-// One daemon: spawned, waited for until its socket exists, SIGKILLed and reaped on destruction.
+// One daemon: spawned, waited for (on inotify and a pidfd) until its socket exists, SIGKILLed
+// and reaped on destruction.
 class Daemon {
  public:
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(const Kind& kind) {
@@ -80,7 +85,7 @@ class Daemon {
     d->socket_ = d->dir_->File("sock");
     std::vector<std::string> args = {
         RunfilePath(absl::StrCat("vhost-user-", kind.name, "/", "vhost-user-", kind.name)),
-        "--socket-path=" + d->socket_, "--minloglevel=1"};
+        "--socket-path=" + d->socket_};  // INFO on: "ready for a front end"
     for (std::string a : kind.args) {
       if (size_t at = a.find("$DIR"); at != std::string::npos) a.replace(at, 4, d->dir_->path());
       args.push_back(a);
@@ -92,25 +97,25 @@ class Daemon {
     posix_spawn_file_actions_init(&actions);
     const std::string log = d->dir_->File("log");
     posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    // Everything the daemon does that start-up is timed by shows in its directory: the socket
+    // appears (IN_CREATE), its log grows (IN_MODIFY). Watched before the spawn, so no event is
+    // missed.
+    d->events_ = UniqueFd(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (!d->events_.valid() ||
+        inotify_add_watch(d->events_.get(), d->dir_->path().c_str(), IN_CREATE | IN_MODIFY) < 0) {
+      return absl::ErrnoToStatus(errno, "inotify");
+    }
+    d->log_ = log;
     const absl::Time start = absl::Now();
     const int err = posix_spawn(&d->pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (err != 0) return absl::ErrnoToStatus(err, "spawn " + args[0]);
-    // Polled finely: the figure is a few milliseconds.
-    for (;;) {
+    d->exited_ = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, d->pid_, 0)));
+    if (!d->exited_.valid()) return absl::ErrnoToStatus(errno, "pidfd_open");
+    RETURN_IF_ERROR(d->Until(kind.name, [&] {
       struct stat st;
-      if (stat(d->socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) break;
-      int status;
-      if (waitpid(d->pid_, &status, WNOHANG) == d->pid_) {
-        d->pid_ = -1;
-        std::ifstream in(log);
-        std::stringstream text;
-        text << in.rdbuf();
-        return absl::InternalError(absl::StrCat(kind.name, " exited: ", text.str()));
-      }
-      if (absl::Now() - start > absl::Seconds(5)) return absl::DeadlineExceededError(kind.name);
-      usleep(50);
-    }
+      return stat(d->socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+    }));
     d->start_to_listening_ = absl::Now() - start;
     return d;
   }
@@ -122,17 +127,15 @@ class Daemon {
     }
   }
 
-  // Waits until the main thread sleeps in the serving loop's poll: start-up is over.
-  absl::Status WaitIdle() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (absl::Now() < deadline) {
-      std::ifstream in(absl::StrCat("/proc/", pid_, "/syscall"));
-      long nr = -1;
-      in >> nr;
-      if (nr == SYS_poll || nr == SYS_ppoll) return absl::OkStatus();
-      usleep(200);
-    }
-    return absl::DeadlineExceededError("not idle in poll");
+  // Waits until the daemon says it is ready for a front end: start-up is over, its start-up
+  // pages given back (RunDaemon logs it once serving begins).
+  absl::Status WaitReady() {
+    return Until("ready", [&] {
+      std::ifstream in(log_);
+      std::stringstream text;
+      text << in.rdbuf();
+      return text.str().find("ready for a front end") != std::string::npos;
+    });
   }
 
   pid_t pid() const { return pid_; }
@@ -141,9 +144,38 @@ class Daemon {
 
  private:
   Daemon() = default;
+
+  // Until `done` holds, woken by the daemon's directory changing; an error if the daemon
+  // exits (its log says why) or 5 s pass.
+  absl::Status Until(const std::string& what, const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (!done()) {
+      pollfd fds[2] = {{events_.get(), POLLIN, 0}, {exited_.get(), POLLIN, 0}};
+      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (ms <= 0 || poll(fds, 2, static_cast<int>(ms)) == 0) {
+        return absl::DeadlineExceededError(what);
+      }
+      if (fds[1].revents != 0) {
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        std::ifstream in(log_);
+        std::stringstream text;
+        text << in.rdbuf();
+        return absl::InternalError(absl::StrCat(what, ": the daemon exited: ", text.str()));
+      }
+      char buf[4096];
+      while (read(events_.get(), buf, sizeof(buf)) > 0) {
+      }
+    }
+    return absl::OkStatus();
+  }
+
   std::unique_ptr<TempDir> dir_;
   std::string socket_;
+  std::string log_;
   pid_t pid_ = -1;
+  UniqueFd events_;  // inotify on dir_
+  UniqueFd exited_;  // pidfd: readable once the daemon exits
   absl::Duration start_to_listening_;
 };
 
@@ -220,7 +252,7 @@ int Run() {
     }
     if (ms.size() != static_cast<size_t>(FLAGS_starts)) continue;
     std::printf("%-6s %9.2f |", kind->name, Median(ms));
-    if (absl::Status s = daemon->WaitIdle(); !s.ok()) {
+    if (absl::Status s = daemon->WaitReady(); !s.ok()) {
       std::printf(" %s\n", s.ToString().c_str());
       continue;
     }
@@ -233,7 +265,8 @@ int Run() {
         DeviceConnection::Open(daemon->socket(), options);
     const double open_ms = absl::ToDoubleMilliseconds(absl::Now() - open_start);
     const Faults faults = ReadFaults(daemon->pid());
-    if (connection.ok() && daemon->WaitIdle().ok()) {
+    // Open returns once the daemon has answered every message of the set-up.
+    if (connection.ok()) {
       std::printf(" |");
       PrintMemory("", ReadMemory(daemon->pid()));
       std::printf(" | %7.2f %5ld %5ld", open_ms, faults.minor - faults_before.minor,
@@ -256,7 +289,7 @@ int Run() {
   }
   double pss = 0, rss = 0;
   for (auto& d : many) {
-    if (absl::Status s = d->WaitIdle(); !s.ok()) std::printf("%s\n", s.ToString().c_str());
+    if (absl::Status s = d->WaitReady(); !s.ok()) std::printf("%s\n", s.ToString().c_str());
     const Memory m = ReadMemory(d->pid());
     pss += m.pss;
     rss += m.rss;
