@@ -40,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/base/unique_fd.h"
 #include "common/device/queue_context.h"
 #include "common/virtio/virtqueue.h"
 
@@ -131,6 +132,11 @@ class VirtioDevice {
   // (context.FinishInFlight()). The engine then waits until nothing is in flight, so the ring
   // position reported to the front end is exact, and drops the watched fds.
   virtual void QueueStopped(QueueContext& context) {}
+  // VHOST_USER_GPU_SET_SOCKET: the front end's end of a display channel (vhost-user-gpu.rst),
+  // on the connection thread. Only a gpu device takes one; a new one replaces the last.
+  virtual absl::Status SetDisplaySocket(UniqueFd socket) {
+    return absl::UnimplementedError("device has no display");
+  }
   // Back to the initial state (RESET_DEVICE, or the front end went away).
   virtual void Reset() {}
   // The daemon got SIGHUP: re-read host state (e.g. the size of a grown backing file) and tell

@@ -260,6 +260,9 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
       (void)SetReceiveTimeout(backend_channel_->fd(), kMessageTimeoutMs);
       return absl::nullopt;
     }
+    case FrontendRequest::kGpuSetSocket:
+      RETURN_IF_ERROR(device_->SetDisplaySocket(std::move(m.fds[0])));
+      return absl::nullopt;
     case FrontendRequest::kSetStatus: {
       const uint64_t status = *m.Read<uint64_t>();
       if (status > 0xff) return absl::InvalidArgumentError("device status above 0xff");

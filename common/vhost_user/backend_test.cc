@@ -48,7 +48,12 @@ class CountingDevice : public VirtioDevice {
   }
   QueueResult ProcessQueue(QueueContext& context) override { return QueueResult::Drained(); }
   void Reset() override { ++resets; }
+  absl::Status SetDisplaySocket(UniqueFd socket) override {
+    display_socket = std::move(socket);
+    return absl::OkStatus();
+  }
   absl::Status NotifyConfigChange() { return notify_config_change_(); }
+  UniqueFd display_socket;
   int resets = 0;
   int config_reads = 0;
   int config_writes = 0;
@@ -123,6 +128,38 @@ TEST_F(BackendTest, RefusesFeaturesNeverOffered) {
   EXPECT_THAT(Send(Request(FrontendRequest::kSetProtocolFeatures, Bit(kProtocolLogShmfd))),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_OK(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1) | Bit(5))));
+}
+
+TEST_F(BackendTest, GpuSetSocketHandsTheSocketToTheDevice) {
+  EXPECT_THAT(Send(Request(FrontendRequest::kGpuSetSocket)),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // no fd
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd frontend_end(fds[0]);
+  Message set_socket = Request(FrontendRequest::kGpuSetSocket);
+  set_socket.fds.push_back(UniqueFd(fds[1]));
+  ASSERT_OK(Send(std::move(set_socket)));
+  ASSERT_TRUE(device_.display_socket.valid());
+  ASSERT_EQ(write(device_.display_socket.get(), "x", 1), 1);
+  char byte = 0;
+  EXPECT_EQ(read(frontend_end.get(), &byte, 1), 1);
+  EXPECT_EQ(byte, 'x');
+}
+
+TEST(BackendDisplayTest, DevicesWithoutADisplayRefuseTheSocket) {
+  class NoDisplay : public CountingDevice {
+   public:
+    absl::Status SetDisplaySocket(UniqueFd socket) override {
+      return VirtioDevice::SetDisplaySocket(std::move(socket));
+    }
+  } device;
+  Backend backend(&device, BackendOptions{});
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd frontend_end(fds[0]);
+  Message set_socket = Request(FrontendRequest::kGpuSetSocket);
+  set_socket.fds.push_back(UniqueFd(fds[1]));
+  EXPECT_THAT(backend.Handle(set_socket), StatusIs(absl::StatusCode::kUnimplemented));
 }
 
 TEST_F(BackendTest, ConfigSpaceReadsAndWritesWithinBounds) {

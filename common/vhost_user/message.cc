@@ -22,6 +22,7 @@ Shape ShapeOf(FrontendRequest request) {
     case FrontendRequest::kGetQueueNum:
     case FrontendRequest::kSetBackendReqFd:
     case FrontendRequest::kResetDevice:
+    case FrontendRequest::kGpuSetSocket:
     case FrontendRequest::kGetMaxMemSlots:
     case FrontendRequest::kGetStatus:
     case FrontendRequest::kCheckDeviceState:
@@ -196,6 +197,7 @@ absl::Status ValidateFrontendMessage(const Message& m) {
       return ExpectFds(m, fds, fds);
     }
     case FrontendRequest::kSetBackendReqFd:
+    case FrontendRequest::kGpuSetSocket:
     case FrontendRequest::kAddMemReg:
     case FrontendRequest::kSetInflightFd:
     case FrontendRequest::kSetDeviceStateFd:
