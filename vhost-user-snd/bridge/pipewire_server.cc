@@ -126,29 +126,53 @@ std::string PipeWireServer::RunTool(const std::string& command) {
   return out;
 }
 
+bool PipeWireServer::HasNode(const std::string& name) {
+  return RunTool("pw-cli ls Node").find(absl::StrCat("node.name = \"", name, "\"")) !=
+         std::string::npos;
+}
+
 bool PipeWireServer::Linked(const std::string& port) {
   return RunTool("pw-link -l").find(port) != std::string::npos;
 }
 
 absl::Status PipeWireServer::WaitForNode(const std::string& name) {
-  // pw-link -m -o -i: "= node:port" for the ports there already, "+ node:port" for new ones.
-  return WaitForLine({"pw-link", "-m", "-o", "-i"}, "node " + name, [&](const std::string& line) {
-    return line.size() > 2 && (line[0] == '=' || line[0] == '+') &&
-           line.compare(2, name.size() + 1, name + ":") == 0;
-  });
+  return WaitForChange("node " + name, [&] { return HasNode(name); });
 }
 
 absl::Status PipeWireServer::WaitLinked(const std::string& port) {
-  // pw-link -m -l: "= out -> in" for the links there already, "+ out -> in" for new ones.
-  return WaitForLine({"pw-link", "-m", "-l"}, "a link of " + port, [&](const std::string& line) {
-    return !line.empty() && (line[0] == '=' || line[0] == '+') &&
-           line.find(" -> ") != std::string::npos && line.find(port) != std::string::npos;
-  });
+  return WaitForChange("a link of " + port, [&] { return Linked(port); });
+}
+
+absl::Status PipeWireServer::WaitForChange(const std::string& what,
+                                           const std::function<bool()>& done,
+                                           absl::Duration timeout) {
+  // pw-dump -m prints every object as it appears or changes; each print is a reason to ask
+  // the one-shot tools again (they see the whole graph at once, which a monitor that
+  // cross-references ports and links need not when they come in quick succession).
+  // Asked once the monitor runs (a change after that shows in its output), then at each print.
+  return Watch(
+      {"pw-dump", "-m", "-N"}, what, timeout, [&](absl::string_view) { return done(); }, done);
 }
 
 absl::Status PipeWireServer::WaitForLine(std::vector<std::string> monitor, const std::string& what,
                                          const std::function<bool(const std::string&)>& matches,
                                          absl::Duration timeout) {
+  std::string pending;
+  return Watch(std::move(monitor), what, timeout, [&](absl::string_view output) {
+    pending.append(output.data(), output.size());
+    bool found = false;
+    for (size_t eol; (eol = pending.find('\n')) != std::string::npos;) {
+      found = found || matches(pending.substr(0, eol));
+      pending.erase(0, eol + 1);
+    }
+    return found;
+  });
+}
+
+absl::Status PipeWireServer::Watch(std::vector<std::string> monitor, const std::string& what,
+                                   absl::Duration timeout,
+                                   const std::function<bool(absl::string_view)>& on_output,
+                                   const std::function<bool()>& after_start) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
   UniqueFd read_end(out[0]);
@@ -168,26 +192,23 @@ absl::Status PipeWireServer::WaitForLine(std::vector<std::string> monitor, const
   absl::Status status = absl::DeadlineExceededError(
       absl::StrCat(what, ": not within ", absl::FormatDuration(timeout)));
   const absl::Time deadline = absl::Now() + timeout;
-  std::string pending;
-  char buf[4096];
-  for (;;) {
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    pollfd pfd{read_end.get(), POLLIN, 0};
-    if (ms <= 0 || poll(&pfd, 1, static_cast<int>(ms)) <= 0) break;
-    const ssize_t n = read(read_end.get(), buf, sizeof(buf));
-    if (n <= 0) {
-      status = absl::UnavailableError(absl::StrCat(what, ": ", monitor[0], " ended"));
-      break;
-    }
-    pending.append(buf, n);
-    bool found = false;
-    for (size_t eol; (eol = pending.find('\n')) != std::string::npos;) {
-      found = found || matches(pending.substr(0, eol));
-      pending.erase(0, eol + 1);
-    }
-    if (found) {
-      status = absl::OkStatus();
-      break;
+  char buf[65536];
+  if (after_start && after_start()) {
+    status = absl::OkStatus();
+  } else {
+    for (;;) {
+      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      pollfd pfd{read_end.get(), POLLIN, 0};
+      if (ms <= 0 || poll(&pfd, 1, static_cast<int>(ms)) <= 0) break;
+      const ssize_t n = read(read_end.get(), buf, sizeof(buf));
+      if (n <= 0) {
+        status = absl::UnavailableError(absl::StrCat(what, ": ", monitor[0], " ended"));
+        break;
+      }
+      if (on_output(absl::string_view(buf, n))) {
+        status = absl::OkStatus();
+        break;
+      }
     }
   }
   kill(pid, SIGTERM);

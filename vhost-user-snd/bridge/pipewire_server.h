@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "tests/frontend/daemon_process.h"
 
@@ -58,13 +59,17 @@ class PipeWireServer {
 
   // stdout of a shell command (a pw-* tool talking to the server), "" if it could not run.
   static std::string RunTool(const std::string& command);
-  // Whether `port` (node:port, e.g. test-recorder:input_FL) appears in pw-link -l now.
+  // Whether `port` (node:port, e.g. test-recorder:input_FL) appears in pw-link -l now, and
+  // whether node `name` is in the graph now (one-shot tools: they see the whole graph).
   static bool Linked(const std::string& port);
-  // Wait until node `name` has a port in the graph, or `port` is linked: on PipeWire's own
-  // events (pw-link in monitor mode prints the graph, then each change as it happens), with a
-  // deadline for a hang.
+  static bool HasNode(const std::string& name);
+  // Wait until node `name` is in the graph, or `port` is linked: woken by PipeWire's own
+  // events (pw-dump -m prints each change as it happens), with a deadline for a hang.
   static absl::Status WaitForNode(const std::string& name);
   static absl::Status WaitLinked(const std::string& port);
+  // Until `done` holds, asked again at each change of the graph.
+  static absl::Status WaitForChange(const std::string& what, const std::function<bool()>& done,
+                                    absl::Duration timeout = absl::Seconds(20));
   // Runs `monitor` (a pw-* tool in monitor mode) until a line of its output matches.
   static absl::Status WaitForLine(std::vector<std::string> monitor, const std::string& what,
                                   const std::function<bool(const std::string&)>& matches,
@@ -72,6 +77,13 @@ class PipeWireServer {
 
  private:
   PipeWireServer(std::string config_dir, std::string dir);
+
+  // Runs `monitor` with its stdout on a pipe; true once `after_start` (asked once the monitor
+  // runs) or `on_output` (given each read of its output) says so, within `timeout`.
+  static absl::Status Watch(std::vector<std::string> monitor, const std::string& what,
+                            absl::Duration timeout,
+                            const std::function<bool(absl::string_view)>& on_output,
+                            const std::function<bool()>& after_start = nullptr);
 
   const std::string config_dir_;
   const std::string dir_;
