@@ -151,7 +151,8 @@ class PipeWireHost:
             manager = self._spawn(["wireplumber"], "wireplumber.log")
             # WirePlumber is ready once it has chosen the default sink.
             self._watch(["pw-metadata", "-m", "-n", "default"],
-                        lambda line: "default.audio.sink" in line and self.SINK in line,
+                        self._any_line(lambda line: "default.audio.sink" in line
+                                       and self.SINK in line),
                         "wireplumber", [server, manager])
         except BaseException:
             self.__exit__(None, None, None)
@@ -171,16 +172,15 @@ class PipeWireHost:
         self._processes.append(p)
         return p
 
-    def _watch(self, argv, matches, what, processes=None):
+    def _watch(self, argv, on_output, what, processes=None):
         """Runs `argv`, a pw-* tool in monitor mode (it prints the graph's state, then each
-        change as it happens), until a line of its output matches: the wait is on PipeWire's
-        own events, bounded by the timeout."""
+        change as it happens), until on_output(bytes it printed) says so: the wait is on
+        PipeWire's own events, bounded by the timeout."""
         processes = self._processes if processes is None else processes
         tool = subprocess.Popen(argv, env=self.env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + self.timeout
-            pending = b""
             while True:
                 _check_alive(what, processes)
                 remaining = deadline - time.monotonic()
@@ -191,27 +191,48 @@ class PipeWireHost:
                 data = os.read(tool.stdout.fileno(), 65536)
                 if not data:
                     raise PipeWireError(f"{what}: {argv[0]} exited")
-                *lines, pending = (pending + data).split(b"\n")
-                if any(matches(line.decode(errors="replace")) for line in lines):
+                if on_output(data):
                     return
         finally:
             _stop(tool)
+            tool.stdout.close()
+
+    @staticmethod
+    def _any_line(matches):
+        """An on_output for _watch: whether a complete line printed so far matches."""
+        pending = [b""]
+
+        def on_output(data):
+            *lines, pending[0] = (pending[0] + data).split(b"\n")
+            return any(matches(line.decode(errors="replace")) for line in lines)
+        return on_output
+
+    def _pw(self, argv):
+        """Runs a one-shot pw-* tool against this server; its stdout, "" if it failed."""
+        r = subprocess.run(argv, env=self.env(), capture_output=True, text=True,
+                           timeout=self.timeout)
+        return r.stdout if r.returncode == 0 else ""
+
+    def _wait_until(self, check, what):
+        """Until check() holds, asked when pw-dump -m starts and again at each change it
+        prints. The one-shot tools check() uses see the whole graph at once, where a monitor
+        that cross-references ports and links can miss a link made in quick succession."""
+        if check():
+            return
+        self._watch(["pw-dump", "-m", "-N"], lambda _output: check(), what)
 
     def wait_for_node(self, name):
-        """Until node `name` has a port in the graph (a source or sink without ports cannot
-        be linked anyway)."""
-        self._watch(["pw-link", "-m", "-o", "-i"],
-                    lambda line: line[:1] in "=+" and line[2:].startswith(name + ":"),
-                    f"node {name}")
+        """Until node `name` is in the graph."""
+        def present():
+            return f'node.name = "{name}"' in self._pw(["pw-cli", "ls", "Node"])
+        self._wait_until(present, f"node {name}")
 
     def wait_linked(self, node):
-        """Until a port of `node` is linked (pw-link -m -l: "= out -> in" for the links there
-        already, "+ out -> in" for each new one)."""
-        def links(line):
-            if line[:1] not in "=+" or " -> " not in line:
-                return False
-            return any(end.strip().startswith(node + ":") for end in line[2:].split(" -> "))
-        self._watch(["pw-link", "-m", "-l"], links, f"links of {node}")
+        """Until a port of `node` is linked (per pw-link -l)."""
+        def linked():
+            return any(line.strip().startswith(node + ":") or f" {node}:" in line
+                       for line in self._pw(["pw-link", "-l"]).splitlines() if "|" in line)
+        self._wait_until(linked, f"links of {node}")
 
     @contextlib.contextmanager
     def record(self, path, name="test-recorder"):
