@@ -283,6 +283,14 @@ absl::StatusOr<absl::optional<Message>> Backend::Handle(Message& m) {
 }
 
 absl::Status Backend::SetFeatures(uint64_t features) {
+  // QEMU's vhost-user-gpu-pci acks RING_RESET, which its own virtio transport offers to the
+  // guest, whatever the back end offered (its list of bits to take from the back end lacks it).
+  // The reset of one queue is the front end's to handle, and none reaches the back end: drop
+  // the bit rather than refuse the front end.
+  if ((features & Bit(kFeatureRingReset)) && !(OfferedFeatures() & Bit(kFeatureRingReset))) {
+    LOG_FIRST_N(INFO, 1) << "front end acked RING_RESET, never offered: ignored";
+    features &= ~Bit(kFeatureRingReset);
+  }
   if (features & ~OfferedFeatures()) {
     return absl::InvalidArgumentError(absl::StrCat("features 0x", absl::Hex(features),
                                                    " include some never offered (0x",

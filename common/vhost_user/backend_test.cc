@@ -48,12 +48,17 @@ class CountingDevice : public VirtioDevice {
   }
   QueueResult ProcessQueue(QueueContext& context) override { return QueueResult::Drained(); }
   void Reset() override { ++resets; }
+  absl::Status SetFeatures(uint64_t acked) override {
+    features = acked;
+    return absl::OkStatus();
+  }
   absl::Status SetDisplaySocket(UniqueFd socket) override {
     display_socket = std::move(socket);
     return absl::OkStatus();
   }
   absl::Status NotifyConfigChange() { return notify_config_change_(); }
   UniqueFd display_socket;
+  uint64_t features = 0;
   int resets = 0;
   int config_reads = 0;
   int config_writes = 0;
@@ -160,6 +165,16 @@ TEST(BackendDisplayTest, DevicesWithoutADisplayRefuseTheSocket) {
   Message set_socket = Request(FrontendRequest::kGpuSetSocket);
   set_socket.fds.push_back(UniqueFd(fds[1]));
   EXPECT_THAT(backend.Handle(set_socket), StatusIs(absl::StatusCode::kUnimplemented));
+}
+
+TEST_F(BackendTest, RingResetAckedButNeverOfferedIsDropped) {
+  // As QEMU's vhost-user-gpu-pci sends it: RING_RESET from its own transport.
+  ASSERT_OK(Send(Request(FrontendRequest::kSetFeatures,
+                         Bit(kFeatureVersion1) | Bit(5) | Bit(kFeatureRingReset))));
+  EXPECT_EQ(device_.features, Bit(kFeatureVersion1) | Bit(5));
+  // Any other bit never offered is still refused.
+  EXPECT_THAT(Send(Request(FrontendRequest::kSetFeatures, Bit(kFeatureVersion1) | Bit(41))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(BackendTest, ConfigSpaceReadsAndWritesWithinBounds) {

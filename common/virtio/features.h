@@ -17,6 +17,7 @@ constexpr uint32_t kFeatureProtocolFeatures = 30;  // vhost-user specific
 constexpr uint32_t kFeatureVersion1 = 32;
 constexpr uint32_t kFeatureAccessPlatform = 33;
 constexpr uint32_t kFeatureRingPacked = 34;
+constexpr uint32_t kFeatureRingReset = 40;  // VIRTIO_F_RING_RESET: resetting one queue
 
 }  // namespace vhost
 
