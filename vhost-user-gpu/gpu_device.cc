@@ -1,0 +1,581 @@
+#include "vhost-user-gpu/gpu_device.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/virtio/chain_cursor.h"
+#include "common/virtio/features.h"
+#include "glog/logging.h"
+#include "vhost-user-gpu/edid.h"
+#include "vhost-user-gpu/pixel_format.h"
+
+namespace vhost::gpu {
+namespace {
+
+// The answer's header: its type, and for a fenced request the fence and the timeline it is on.
+CtrlHdr ResponseHeader(const CtrlHdr& request, uint32_t type) {
+  CtrlHdr response{};
+  response.type = type;
+  if (request.flags & kFlagFence) {
+    response.flags = kFlagFence;
+    response.fence_id = request.fence_id;
+    response.ctx_id = request.ctx_id;
+    if (request.flags & kFlagInfoRingIdx) {
+      response.flags |= kFlagInfoRingIdx;
+      response.ring_idx = request.ring_idx;
+    }
+  }
+  return response;
+}
+
+// Bytes the control queue's answer to `type` takes when it succeeds.
+size_t ResponseSize(uint32_t type) {
+  switch (type) {
+    case kCmdGetDisplayInfo:
+      return sizeof(RespDisplayInfo);
+    case kCmdGetEdid:
+      return sizeof(RespEdid);
+    default:
+      return sizeof(CtrlHdr);
+  }
+}
+
+// The request's whole fixed part (header included); false if the chain holds less.
+template <typename T>
+bool ReadRequest(const DescriptorChain& chain, T* out) {
+  ChainReader reader(chain);
+  return reader.Read(out);
+}
+
+// Logs why a request fails (rate-limited: the guest decides how often) and returns `response`.
+uint32_t Refuse(uint32_t response, const absl::Status& why) {
+  LOG_EVERY_N(WARNING, 100) << "virtio-gpu: " << CtrlTypeName(response) << ": " << why.message();
+  return response;
+}
+
+uint32_t ShortRequest(const CtrlHdr& hdr) {
+  return Refuse(kRespErrUnspec,
+                absl::InvalidArgumentError(absl::StrCat(CtrlTypeName(hdr.type), " too short")));
+}
+
+// A resource table's error as a response (see resource_table.h).
+uint32_t FromTable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kRespOkNodata;
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+      return Refuse(kRespErrInvalidResourceId, status);
+    case absl::StatusCode::kInvalidArgument:
+      return Refuse(kRespErrInvalidParameter, status);
+    case absl::StatusCode::kResourceExhausted:
+      return Refuse(kRespErrOutOfMemory, status);
+    default:
+      return Refuse(kRespErrUnspec, status);
+  }
+}
+
+// 3D commands that name a rendering context (hdr.ctx_id): none exists on a 2D device.
+bool NamesContext(uint32_t type) {
+  switch (type) {
+    case kCmdCtxDestroy:
+    case kCmdCtxAttachResource:
+    case kCmdCtxDetachResource:
+    case kCmdTransferToHost3d:
+    case kCmdTransferFromHost3d:
+    case kCmdSubmit3d:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status InvalidScanout(uint32_t id, uint32_t outputs) {
+  return absl::OutOfRangeError(absl::StrCat("scanout ", id, " of ", outputs));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GpuDevice>> GpuDevice::Create(const GpuOptions& options,
+                                                             DisplaySink* sink) {
+  if (options.outputs < 1 || options.outputs > kMaxScanouts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.outputs, " outputs (1 to ", kMaxScanouts, ")"));
+  }
+  // The default size is what the EDID falls back on: it must fit one.
+  absl::StatusOr<EdidBlock> edid = MakeEdid(options.width, options.height, options.monitor_name);
+  if (!edid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default resolution: ", edid.status().message()));
+  }
+  return std::unique_ptr<GpuDevice>(new GpuDevice(options, sink));
+}
+
+GpuDevice::GpuDevice(const GpuOptions& options, DisplaySink* sink)
+    : outputs_(options.outputs),
+      default_width_(options.width),
+      default_height_(options.height),
+      monitor_name_(options.monitor_name),
+      sink_(sink),
+      resources_(options.limits),
+      scanouts_(outputs_),
+      cursors_(outputs_),
+      preferred_(outputs_, Preferred{true, default_width_, default_height_}) {}
+
+DeviceInfo GpuDevice::Info() const {
+  DeviceInfo info;
+  info.virtio_id = kVirtioIdGpu;
+  info.num_queues = 2;
+  info.max_queue_size = 1024;
+  info.features = Bit(kFeatureVersion1) | Bit(kFeatureEdid);
+  info.config_size = sizeof(GpuConfig);
+  return info;
+}
+
+absl::Status GpuDevice::SetFeatures(uint64_t features) {
+  std::lock_guard<std::mutex> lock(mu_);
+  features_ = features;
+  return absl::OkStatus();
+}
+
+absl::Status GpuDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  GpuConfig config{};
+  config.events_read = events_read_;
+  config.events_clear = 0;
+  config.num_scanouts = outputs_;
+  config.num_capsets = 0;
+  return ReadConfigBytes(config, offset, data);
+}
+
+absl::Status GpuDevice::WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) {
+  constexpr uint32_t kClear = offsetof(GpuConfig, events_clear);
+  constexpr uint32_t kClearEnd = kClear + sizeof(uint32_t);
+  if (offset < kClear || offset > kClearEnd || data.size() > kClearEnd - offset) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("config bytes ", offset, "+", data.size(), ": only events_clear is written"));
+  }
+  // Write-to-clear: the bytes written, in place within the field.
+  uint32_t clear = 0;
+  if (!data.empty()) {
+    std::memcpy(reinterpret_cast<uint8_t*>(&clear) + (offset - kClear), data.data(), data.size());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  events_read_ &= ~clear;
+  return absl::OkStatus();
+}
+
+absl::Status GpuDevice::SetDisplaySocket(UniqueFd socket) {
+  if (!display_socket_handler_) return VirtioDevice::SetDisplaySocket(std::move(socket));
+  return display_socket_handler_(std::move(socket));
+}
+
+QueueResult GpuDevice::ProcessQueue(QueueContext& context) {
+  const int index = context.index();
+  if (index != kControlQueue && index != kCursorQueue) return QueueResult::Blocked();
+  const GuestMemory& memory = context.queue().memory();
+  while (absl::optional<ChainToken> token = context.Take()) {
+    const uint32_t written = Serve(context.chain(*token), memory, index == kCursorQueue);
+    context.Complete(*token, written);
+  }
+  return QueueResult::Drained();
+}
+
+uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memory,
+                          bool cursor_queue) {
+  ChainWriter writer(chain);
+  CtrlHdr hdr{};
+  if (!ReadRequest(chain, &hdr)) {
+    Refuse(kRespErrUnspec,
+           absl::InvalidArgumentError(
+               absl::StrCat("a ", chain.readable_bytes, "-byte request, shorter than a header")));
+    writer.Write(ResponseHeader(CtrlHdr{}, kRespErrUnspec));
+    return writer.bytes_written();
+  }
+  // Linux's driver gives cursor commands no response buffer: they answer when there is room.
+  // A control command runs only if its answer fits, so that none succeeds unannounced.
+  if (!cursor_queue && writer.remaining() < ResponseSize(hdr.type)) {
+    Refuse(kRespErrUnspec,
+           absl::InvalidArgumentError(absl::StrCat(CtrlTypeName(hdr.type), " with a ",
+                                                   writer.remaining(), "-byte response buffer")));
+    writer.Write(ResponseHeader(hdr, kRespErrUnspec));
+    return writer.bytes_written();
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cursor_queue) {
+    writer.Write(ResponseHeader(hdr, CursorCommand(hdr, chain)));
+    return writer.bytes_written();
+  }
+  if (hdr.type == kCmdGetDisplayInfo) {
+    RespDisplayInfo response{};
+    FillDisplayInfo(&response);
+    response.hdr = ResponseHeader(hdr, kRespOkDisplayInfo);
+    writer.Write(response);
+    return writer.bytes_written();
+  }
+  if (hdr.type == kCmdGetEdid) {
+    GetEdid request;
+    RespEdid response{};
+    const uint32_t type =
+        ReadRequest(chain, &request) ? FillEdid(request, &response) : ShortRequest(hdr);
+    if (type == kRespOkEdid) {
+      response.hdr = ResponseHeader(hdr, type);
+      writer.Write(response);
+    } else {
+      writer.Write(ResponseHeader(hdr, type));
+    }
+    return writer.bytes_written();
+  }
+  writer.Write(ResponseHeader(hdr, Control(hdr, chain, memory)));
+  return writer.bytes_written();
+}
+
+uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,
+                            const GuestMemory& memory) {
+  switch (hdr.type) {
+    case kCmdResourceCreate2d: {
+      ResourceCreate2d request;
+      return ReadRequest(chain, &request) ? CreateResource(request) : ShortRequest(hdr);
+    }
+    case kCmdResourceUnref: {
+      ResourceUnref request;
+      return ReadRequest(chain, &request) ? UnrefResource(request) : ShortRequest(hdr);
+    }
+    case kCmdResourceAttachBacking:
+      return AttachBacking(hdr, chain, memory);
+    case kCmdResourceDetachBacking: {
+      ResourceDetachBacking request;
+      if (!ReadRequest(chain, &request)) return ShortRequest(hdr);
+      return FromTable(resources_.DetachBacking(request.resource_id));
+    }
+    case kCmdSetScanout: {
+      SetScanout request;
+      return ReadRequest(chain, &request) ? SetScanoutCommand(request) : ShortRequest(hdr);
+    }
+    case kCmdResourceFlush: {
+      ResourceFlush request;
+      return ReadRequest(chain, &request) ? Flush(request) : ShortRequest(hdr);
+    }
+    case kCmdTransferToHost2d: {
+      TransferToHost2d request;
+      if (!ReadRequest(chain, &request)) return ShortRequest(hdr);
+      return FromTable(
+          resources_.TransferToHost(request.resource_id, request.r, request.offset, memory));
+    }
+    default:
+      break;
+  }
+  if (NamesContext(hdr.type)) {
+    return Refuse(kRespErrInvalidContextId,
+                  absl::NotFoundError(absl::StrCat(CtrlTypeName(hdr.type), " of context ",
+                                                   hdr.ctx_id, ": a 2D device has none")));
+  }
+  return Refuse(kRespErrUnspec, absl::UnimplementedError(absl::StrCat(
+                                    "command 0x", absl::Hex(hdr.type), " (", CtrlTypeName(hdr.type),
+                                    ") on the control queue")));
+}
+
+uint32_t GpuDevice::CreateResource(const ResourceCreate2d& request) {
+  return FromTable(
+      resources_.Create(request.resource_id, request.format, request.width, request.height));
+}
+
+uint32_t GpuDevice::UnrefResource(const ResourceUnref& request) {
+  if (resources_.Find(request.resource_id) == nullptr) {
+    return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
+  }
+  // A scanout never shows a resource that is gone.
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    if (scanouts_[id].resource_id == request.resource_id) DisableScanout(id);
+  }
+  return FromTable(resources_.Unref(request.resource_id));
+}
+
+uint32_t GpuDevice::AttachBacking(const CtrlHdr& hdr, const DescriptorChain& chain,
+                                  const GuestMemory& memory) {
+  ChainReader reader(chain);
+  ResourceAttachBacking request;
+  if (!reader.Read(&request)) return ShortRequest(hdr);
+  if (resources_.Find(request.resource_id) == nullptr) {
+    return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
+  }
+  // Bounded before anything is allocated for the entries.
+  if (request.nr_entries > resources_.limits().max_backing_entries) {
+    return FromTable(
+        absl::ResourceExhaustedError(absl::StrCat(request.nr_entries, " backing entries (at most ",
+                                                  resources_.limits().max_backing_entries, ")")));
+  }
+  if (reader.remaining() < uint64_t{request.nr_entries} * sizeof(MemEntry)) {
+    return ShortRequest(hdr);
+  }
+  std::vector<BackingEntry> entries(request.nr_entries);
+  for (BackingEntry& entry : entries) {
+    MemEntry wire;
+    reader.Read(&wire);  // fits: checked above
+    entry.addr = wire.addr;
+    entry.length = wire.length;
+  }
+  return FromTable(resources_.AttachBacking(request.resource_id, entries, memory));
+}
+
+uint32_t GpuDevice::SetScanoutCommand(const SetScanout& request) {
+  const uint32_t id = request.scanout_id;
+  if (id >= outputs_) return Refuse(kRespErrInvalidScanoutId, InvalidScanout(id, outputs_));
+  if (request.resource_id == 0) {
+    DisableScanout(id);
+    return kRespOkNodata;
+  }
+  const Resource2d* resource = resources_.Find(request.resource_id);
+  if (resource == nullptr) {
+    return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
+  }
+  const GpuRect& r = request.r;
+  if (r.width == 0 || r.height == 0 || !RectInside(r, resource->width, resource->height)) {
+    return FromTable(absl::InvalidArgumentError(
+        absl::StrCat("scanout rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
+                     resource->width, "x", resource->height, " resource ", request.resource_id)));
+  }
+  scanouts_[id].resource_id = request.resource_id;
+  scanouts_[id].rect = r;
+  SetScanoutSize(id, r.width, r.height);
+  return kRespOkNodata;
+}
+
+uint32_t GpuDevice::Flush(const ResourceFlush& request) {
+  const Resource2d* resource = resources_.Find(request.resource_id);
+  if (resource == nullptr) {
+    return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
+  }
+  const GpuRect& r = request.r;
+  if (!RectInside(r, resource->width, resource->height)) {
+    return FromTable(absl::InvalidArgumentError(
+        absl::StrCat("flush rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
+                     resource->width, "x", resource->height, " resource ", request.resource_id)));
+  }
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    const Scanout& s = scanouts_[id];
+    if (s.resource_id != request.resource_id) continue;
+    // Both rects lie within the resource: 64-bit ends cannot wrap.
+    const uint64_t x0 = std::max(r.x, s.rect.x);
+    const uint64_t y0 = std::max(r.y, s.rect.y);
+    const uint64_t x1 = std::min(uint64_t{r.x} + r.width, uint64_t{s.rect.x} + s.rect.width);
+    const uint64_t y1 = std::min(uint64_t{r.y} + r.height, uint64_t{s.rect.y} + s.rect.height);
+    if (x1 <= x0 || y1 <= y0) continue;
+    ShowRect(id, *resource,
+             GpuRect{static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
+                     static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)});
+  }
+  return kRespOkNodata;
+}
+
+void GpuDevice::ShowRect(uint32_t id, const Resource2d& resource, const GpuRect& rect) {
+  if (sink_ == nullptr) return;
+  const Scanout& s = scanouts_[id];
+  const size_t row_bytes = size_t{rect.width} * kBytesPerPixel;
+  frame_.resize(row_bytes * rect.height);
+  const uint8_t* src =
+      resource.pixels.data() + size_t{rect.y} * resource.stride() + size_t{rect.x} * kBytesPerPixel;
+  for (uint32_t row = 0; row < rect.height; ++row) {
+    ConvertToXrgb(resource.format,
+                  absl::MakeConstSpan(src + row * size_t{resource.stride()}, row_bytes),
+                  absl::MakeSpan(frame_.data() + row * row_bytes, row_bytes));
+  }
+  // The sink takes the rect in the scanout's coordinates.
+  const Rect shown{rect.x - s.rect.x, rect.y - s.rect.y, rect.width, rect.height};
+  SinkError(sink_->Update(id, shown, frame_, static_cast<uint32_t>(row_bytes)), "Update");
+}
+
+void GpuDevice::SetScanoutSize(uint32_t id, uint32_t width, uint32_t height) {
+  Scanout& s = scanouts_[id];
+  if (s.width == width && s.height == height) return;
+  s.width = width;
+  s.height = height;
+  if (sink_ != nullptr) SinkError(sink_->Scanout(id, width, height), "Scanout");
+}
+
+void GpuDevice::DisableScanout(uint32_t id) {
+  scanouts_[id].resource_id = 0;
+  scanouts_[id].rect = GpuRect{};
+  SetScanoutSize(id, 0, 0);
+}
+
+uint32_t GpuDevice::CursorCommand(const CtrlHdr& hdr, const DescriptorChain& chain) {
+  if (hdr.type != kCmdUpdateCursor && hdr.type != kCmdMoveCursor) {
+    return Refuse(kRespErrUnspec, absl::UnimplementedError(absl::StrCat(
+                                      "command 0x", absl::Hex(hdr.type), " (",
+                                      CtrlTypeName(hdr.type), ") on the cursor queue")));
+  }
+  UpdateCursor request;
+  if (!ReadRequest(chain, &request)) return ShortRequest(hdr);
+  if (hdr.type == kCmdUpdateCursor) return UpdateCursorCommand(request);
+  const uint32_t id = request.pos.scanout_id;
+  if (id >= outputs_) return Refuse(kRespErrInvalidScanoutId, InvalidScanout(id, outputs_));
+  Cursor& c = cursors_[id];
+  c.x = request.pos.x;
+  c.y = request.pos.y;
+  if (sink_ != nullptr) SinkError(sink_->CursorMove(id, c.x, c.y), "CursorMove");
+  return kRespOkNodata;
+}
+
+uint32_t GpuDevice::UpdateCursorCommand(const UpdateCursor& request) {
+  const uint32_t id = request.pos.scanout_id;
+  if (id >= outputs_) return Refuse(kRespErrInvalidScanoutId, InvalidScanout(id, outputs_));
+  Cursor& c = cursors_[id];
+  if (request.resource_id == 0) {
+    c.visible = false;
+    c.argb.clear();
+    c.x = request.pos.x;
+    c.y = request.pos.y;
+    if (sink_ != nullptr) SinkError(sink_->CursorHide(id), "CursorHide");
+    return kRespOkNodata;
+  }
+  const Resource2d* resource = resources_.Find(request.resource_id);
+  if (resource == nullptr) {
+    return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
+  }
+  if (resource->width != kCursorSize || resource->height != kCursorSize) {
+    return FromTable(absl::InvalidArgumentError(
+        absl::StrCat("a ", resource->width, "x", resource->height, " cursor (", kCursorSize, "x",
+                     kCursorSize, " only)")));
+  }
+  c.argb.resize(size_t{kCursorSize} * kCursorSize);
+  ConvertToArgb(resource->format, resource->pixels, absl::MakeSpan(c.argb));
+  c.visible = true;
+  c.x = request.pos.x;
+  c.y = request.pos.y;
+  // The hot spot lies in the image (a guest's value beyond it is not passed on).
+  c.hot_x = std::min(request.hot_x, kCursorSize - 1);
+  c.hot_y = std::min(request.hot_y, kCursorSize - 1);
+  if (sink_ != nullptr) {
+    SinkError(sink_->CursorUpdate(id, c.x, c.y, c.hot_x, c.hot_y, c.argb), "CursorUpdate");
+  }
+  return kRespOkNodata;
+}
+
+void GpuDevice::FillDisplayInfo(RespDisplayInfo* response) {
+  std::vector<ScanoutInfo> shown;
+  if (sink_ != nullptr) {
+    absl::StatusOr<std::vector<ScanoutInfo>> info = sink_->DisplayInfo();
+    if (info.ok()) {
+      shown = *std::move(info);
+    } else {
+      SinkError(info.status(), "DisplayInfo");
+    }
+  }
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    Preferred p{true, default_width_, default_height_};
+    if (id < shown.size()) {
+      p.enabled = shown[id].enabled;
+      if (shown[id].width != 0 && shown[id].height != 0) {
+        p.width = shown[id].width;
+        p.height = shown[id].height;
+      }
+    }
+    preferred_[id] = p;
+    DisplayOne& mode = response->pmodes[id];
+    mode.r = GpuRect{0, 0, p.width, p.height};
+    mode.enabled = p.enabled ? 1 : 0;
+    mode.flags = 0;
+  }
+}
+
+uint32_t GpuDevice::FillEdid(const GetEdid& request, RespEdid* response) {
+  if (!(features_ & Bit(kFeatureEdid))) {
+    return Refuse(kRespErrUnspec,
+                  absl::FailedPreconditionError("GET_EDID without VIRTIO_GPU_F_EDID"));
+  }
+  const uint32_t id = request.scanout;
+  if (id >= outputs_) return Refuse(kRespErrInvalidScanoutId, InvalidScanout(id, outputs_));
+  if (sink_ != nullptr) {
+    absl::StatusOr<std::vector<uint8_t>> edid = sink_->Edid(id);
+    if (edid.ok() && !edid->empty() && edid->size() <= kMaxEdidSize) {
+      std::memcpy(response->edid, edid->data(), edid->size());
+      response->size = static_cast<uint32_t>(edid->size());
+      return kRespOkEdid;
+    }
+    if (edid.ok()) {
+      SinkError(absl::OutOfRangeError(absl::StrCat("a ", edid->size(), "-byte EDID")), "Edid");
+    }
+  }
+  // Our own, for the size GET_DISPLAY_INFO reported; the default size when that is beyond
+  // what an EDID describes.
+  const Preferred& p = preferred_[id];
+  absl::StatusOr<EdidBlock> own = MakeEdid(p.width, p.height, monitor_name_);
+  if (!own.ok()) own = MakeEdid(default_width_, default_height_, monitor_name_);
+  if (!own.ok()) return Refuse(kRespErrUnspec, own.status());  // checked at Create
+  std::memcpy(response->edid, own->data(), own->size());
+  response->size = static_cast<uint32_t>(own->size());
+  return kRespOkEdid;
+}
+
+void GpuDevice::SinkError(const absl::Status& status, const char* what) {
+  // The guest's command still succeeded: a display end that failed is replaced by the
+  // connection thread (SetSink), not reported to the guest.
+  if (!status.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "display " << what << ": " << status;
+  }
+}
+
+void GpuDevice::SetSink(DisplaySink* sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sink_ = sink;
+  if (sink_ == nullptr) return;
+  // The new display end knows nothing yet: what each scanout and cursor shows.
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    const Scanout& s = scanouts_[id];
+    if (s.resource_id == 0) continue;
+    SinkError(sink_->Scanout(id, s.width, s.height), "Scanout");
+    if (const Resource2d* resource = resources_.Find(s.resource_id)) {
+      ShowRect(id, *resource, s.rect);
+    }
+  }
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    const Cursor& c = cursors_[id];
+    if (!c.visible) continue;
+    SinkError(sink_->CursorUpdate(id, c.x, c.y, c.hot_x, c.hot_y, c.argb), "CursorUpdate");
+  }
+}
+
+void GpuDevice::DisplayChanged() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_read_ |= kEventDisplay;
+  }
+  if (notify_config_change_) {
+    absl::Status status = notify_config_change_();
+    if (!status.ok()) LOG(WARNING) << "virtio-gpu: config change notice: " << status;
+  }
+}
+
+void GpuDevice::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (uint32_t id = 0; id < outputs_; ++id) {
+    DisableScanout(id);
+    if (cursors_[id].visible && sink_ != nullptr) {
+      SinkError(sink_->CursorHide(id), "CursorHide");
+    }
+    cursors_[id] = Cursor();
+    preferred_[id] = Preferred{true, default_width_, default_height_};
+  }
+  resources_.Clear();
+  features_ = 0;
+  events_read_ = 0;
+  frame_.clear();
+  frame_.shrink_to_fit();
+}
+
+size_t GpuDevice::resource_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resources_.size();
+}
+
+uint64_t GpuDevice::host_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resources_.host_bytes();
+}
+
+}  // namespace vhost::gpu
