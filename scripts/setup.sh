@@ -20,10 +20,12 @@ BUILD_PACKAGES=(
   libabsl-dev libgflags-dev libgoogle-glog-dev libgtest-dev libgmock-dev libseccomp-dev
   libunwind-dev liburing-dev
   libasound2-dev libpipewire-0.3-dev
+  libdrm-dev
 )
 # sg3-utils and e2fsprogs (mke2fs, e2fsck, debugfs): the SCSI guest test copies the tools into its
 # guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
 # pipewire, pipewire-bin, wireplumber: the headless PipeWire the sound bridge's tests start.
+# libdrm-dev (BUILD_PACKAGES): the DRM uapi headers of the gpu guest tool (no libdrm linked).
 TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
   alsa-utils pipewire pipewire-bin wireplumber)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
@@ -48,6 +50,14 @@ if [ ${#missing[@]} -gt 0 ] || [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ] || [ -
   if [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ]; then
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS_PACKAGES[@]}"
   fi
+fi
+# The peer of the gpu benchmark and the reference the gpu guest test was written against: QEMU's
+# contrib vhost-user-gpu, shipped in backports' qemu-system-gui (QEMU 10 like the emulator).
+if [ ! -x /usr/lib/qemu/vhost-user-gpu ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-gui ||
+    { $SUDO apt-get update -q &&
+      $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-gui; }
 fi
 # The guest tests build drivers Debian's kernel lacks (gpio-virtio, i2c-virtio) out of tree:
 # the kernel source and headers must be exactly the guest kernel's version.

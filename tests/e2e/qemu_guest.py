@@ -375,7 +375,8 @@ class GuestResult(BootResult):
 
 
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
-              memory_mb=512, work=None, on_line=None, built_modules=(), boots=1, pass_fds=()):
+              memory_mb=512, work=None, on_line=None, built_modules=(), boots=1, pass_fds=(),
+              console_input=False):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
@@ -387,6 +388,8 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     connections). The script finds the boot's number (from 1) in $E2E_BOOT; the result's
     `boots` has each boot's results.
     pass_fds: descriptors QEMU inherits (a monitor socket made by the test: see qmp_socketpair).
+    console_input: a string `on_line` returns is typed on the guest's console (its stdin), so
+    a guest program can wait for the host to finish something (run_qemu's).
     Returns a GuestResult; raises GuestError if QEMU or the kernel is missing.
     """
     check_qemu()
@@ -399,7 +402,8 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
             "-nodefaults", "-display", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
-    return run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path)
+    return run_qemu(argv, boots, timeout, on_line, pass_fds, mem_path,
+                    console_input=console_input)
 
 
 def guest_initrd(base, script, extra_entries=(), boots=1, work=None):
@@ -428,16 +432,19 @@ def guest_memory(memory, memory_mb):
     return ["-object", backend, "-numa", "node,memdev=mem"], mem_path
 
 
-def run_qemu(argv, boots=1, timeout=180, on_line=None, pass_fds=(), mem_path=None):
+def run_qemu(argv, boots=1, timeout=180, on_line=None, pass_fds=(), mem_path=None,
+             console_input=False):
     """Runs QEMU (`argv`, the guest's console on stdio) until it exits or `timeout` seconds
     pass, answering init's boot-number questions (run_guest's `boots`); removes `mem_path`
-    afterwards. Returns a GuestResult."""
+    afterwards. With `console_input`, a string `on_line` returns is typed on the guest's
+    console. Returns a GuestResult."""
     argv = list(argv)
     if boots == 1:
         argv.append("-no-reboot")  # a kernel panic ends the run instead of booting again
     start = time.time()
+    typing = boots > 1 or console_input
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.PIPE if boots > 1 else subprocess.DEVNULL,
+                            stdin=subprocess.PIPE if typing else subprocess.DEVNULL,
                             start_new_session=True, pass_fds=list(pass_fds))
     timed_out = False
     lines = []
@@ -454,7 +461,11 @@ def run_qemu(argv, boots=1, timeout=180, on_line=None, pass_fds=(), mem_path=Non
                     proc.stdin.write(f"{asked}\n".encode())
                     proc.stdin.flush()
             if on_line is not None:
-                on_line(text)
+                typed = on_line(text)
+                if console_input and isinstance(typed, str):
+                    with contextlib.suppress(BrokenPipeError):
+                        proc.stdin.write(typed.encode())
+                        proc.stdin.flush()
 
     reader = threading.Thread(target=read_console)
     reader.start()
