@@ -515,7 +515,9 @@ uint32_t GpuDevice::FillEdid(const GetEdid& request, RespEdid* response) {
 void GpuDevice::SinkError(const absl::Status& status, const char* what) {
   // The guest's command still succeeded: a display end that failed is replaced by the
   // connection thread (SetSink), not reported to the guest.
-  if (!status.ok()) {
+  // Only a call the sink refused is news here: a display channel that breaks says why itself,
+  // once, and fails every later call.
+  if (absl::IsInvalidArgument(status)) {
     LOG_EVERY_N(WARNING, 100) << "display " << what << ": " << status;
   }
 }

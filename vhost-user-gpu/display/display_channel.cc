@@ -16,6 +16,9 @@
 namespace vhost::gpu::display {
 namespace {
 
+// Why a channel ends when the front end closed its socket (EOF, EPIPE): logged as news.
+constexpr char kClosedByPeer[] = "the display end closed its socket";
+
 constexpr uint64_t kBytesPerPixel = 4;
 
 iovec Iov(const void* data, size_t size) { return {const_cast<void*>(data), size}; }
@@ -211,6 +214,10 @@ absl::Status DisplayChannel::SendLocked(std::vector<iovec>& iov) {
         if (!ready.ok()) return BreakLocked(ready);
         continue;
       }
+      if (errno == EPIPE || errno == ECONNRESET) {
+        // The front end went away (QEMU quitting): the end of its display, not a fault.
+        return BreakLocked(absl::UnavailableError(kClosedByPeer));
+      }
       return BreakLocked(
           absl::UnavailableError(absl::StrCat("display socket send: ", strerror(errno))));
     }
@@ -248,7 +255,7 @@ absl::Status DisplayChannel::ReceiveLocked(uint8_t* data, size_t size, Clock::ti
       done += static_cast<size_t>(n);
       continue;
     }
-    if (n == 0) return absl::UnavailableError("the display end closed its socket");
+    if (n == 0) return absl::UnavailableError(kClosedByPeer);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return absl::UnavailableError(absl::StrCat("display socket receive: ", strerror(errno)));
@@ -283,7 +290,11 @@ absl::Status DisplayChannel::WaitLocked(short events, Clock::time_point deadline
 absl::Status DisplayChannel::BreakLocked(absl::Status status) {
   if (broken_.ok()) {
     broken_ = status;
-    LOG(WARNING) << "display channel to the front end broken: " << status;
+    if (status.message() == kClosedByPeer) {
+      LOG(INFO) << "display channel: " << status.message();
+    } else {
+      LOG(WARNING) << "display channel to the front end broken: " << status;
+    }
     // A front end reading the rest of a message we stopped sending would wait forever; EOF
     // tells it this end is done.
     shutdown(socket_.get(), SHUT_RDWR);
