@@ -6,7 +6,9 @@ reads back an EEPROM on an I2C bus served by vhost-user-i2c, and a host program 
 program over vsock through vhost-user-vsock, and the guest mounts a host directory served by
 vhost-user-fs, and it asks a SCSI disk served by vhost-user-scsi who it is (sg_inq) and writes a
 checksummed block to it that the host finds in the image file, and it plays a 1 s 440 Hz tone
-(aplay -D hw:0,0) on a sound card served by vhost-user-snd, whose WAV sink the host measures.
+(aplay -D hw:0,0) on a sound card served by vhost-user-snd, whose WAV sink the host measures,
+and it sets a mode and draws a test pattern on a display served by vhost-user-gpu, which the host
+finds in QEMU's screendump pixel for pixel.
 
 Usage: demo.py BIN_DIR (the bazel-bin holding the daemons and their guest tools)
 """
@@ -22,6 +24,7 @@ import wave
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemu_guest  # noqa: E402
 import snd_e2e_test as snd  # noqa: E402  (its tone, WAV and alsa-lib helpers)
+import gpu_e2e_test as gpu  # noqa: E402  (its pattern and PPM helpers)
 
 TONE_HZ, TONE_SECONDS = 440.0, 1
 
@@ -106,6 +109,20 @@ aplay -D hw:0,0 --period-time=@PERIOD_US@ --buffer-time=@BUFFER_US@ /tone.wav > 
 sed 's/^/  aplay: /' /tmp/aplay
 echo "guest: played a 1 s 440 Hz tone with aplay -D hw:0,0: exit status $rc"
 echo
+# virtio_gpu registers its connector a moment after /dev/dri/card0.
+i=0
+while ! ls /sys/class/drm/card0-*/edid > /dev/null 2>&1 && [ $i -lt 400 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+conn=$(dirname $(ls /sys/class/drm/card0-*/edid | head -1))
+echo detect > $conn/status
+echo "guest: display $(basename $conn) is $(cat $conn/status), preferred mode $(head -1 $conn/modes)"
+# Sets that mode on a buffer with a test pattern and holds it until the host has looked (its
+# E2E-READY line reaches the host through the console; the host types a line to let it go).
+(/bin/gpu_guest_tool show; echo "exit status $?") 2>&1 | tee /tmp/gpu | grep "^E2E-READY" || true
+grep -E "^E2E-RESULT (mode|frame)=" /tmp/gpu | sed 's/^E2E-RESULT /  gpu_guest_tool: /'
+echo "guest: drew the test pattern through virtio_gpu: $(tail -1 /tmp/gpu)"
+echo
 """
 
 
@@ -118,6 +135,21 @@ def type_when_ready(line, control):
         s.connect(control)
         s.sendall(b"type hello from the host\n")
         s.recv(100)
+
+
+def gpu_host_side(line, qmp_sock, dump, seen):
+    """Once the guest shows its pattern: QEMU's screendump of the display, compared with it.
+    Returns the line that lets the guest tool go."""
+    if "E2E-READY frame" not in line:
+        return None
+    try:
+        qemu_guest.Qmp(sock=qmp_sock, timeout=60).command("screendump", filename=dump,
+                                                           format="ppm")
+        w, h, rgb = gpu.read_ppm(dump)
+        seen["screen"] = (w, h, rgb == gpu.pattern_rgb(w, h))
+    except Exception as e:  # reported with the results; the guest must still be let go
+        seen["screen_error"] = repr(e)
+    return "go\n"
 
 
 def gpio_host_side(line, control, seen):
@@ -194,6 +226,8 @@ def main():
     fs = os.path.join(bin_dir, "vhost-user-fs/vhost-user-fs")
     scsi = os.path.join(bin_dir, "vhost-user-scsi/vhost-user-scsi")
     sound = os.path.join(bin_dir, "vhost-user-snd/vhost-user-snd")
+    gpu_daemon = os.path.join(bin_dir, "vhost-user-gpu/vhost-user-gpu")
+    gpu.TOOL = os.path.join(bin_dir, "vhost-user-gpu/gpu_guest_tool")
     tone = snd.tone_frames(TONE_HZ, TONE_SECONDS)
     seen = {}
     with qemu_guest.work_dir("demo") as work:
@@ -243,6 +277,11 @@ def main():
         snd_argv = [sound, f"--socket-path={snd_sock}", "--backend=file",
                     f"--playback-file={sink}"]
         print("host: " + " ".join(snd_argv))
+        gpu_sock = os.path.join(work, "gpu.sock")
+        gpu_argv = [gpu_daemon, f"--socket-path={gpu_sock}"]
+        print("host: " + " ".join(gpu_argv))
+        dump = os.path.join(work, "screen.ppm")
+        qmp_ours, qmp_theirs, monitor = qemu_guest.qmp_socketpair()
         # aplay and the libraries it needs (those the guest tools already bring, once), and
         # alsa-lib's configuration, without which it cannot open even hw:0,0.
         extra = (qemu_guest.host_binary_entries(gpio_tool) +
@@ -252,6 +291,7 @@ def main():
         have = {e[0] for e in extra}
         extra += [e for e in qemu_guest.host_binary_entries("/usr/bin/aplay") if e[0] not in have]
         extra += [("tone.wav", "file", (tone_file, 0o644))] + snd.sound_entries()
+        extra += [e for e in gpu.tool_entries() if e[0] not in have]
         with qemu_guest.Daemon([rng, f"--socket-path={rng_sock}"], rng_sock) as r, \
                 qemu_guest.Daemon([blk, f"--socket-path={blk_sock}", f"--blk-file={image}",
                                    "--serial=demo-disk"], blk_sock) as b, \
@@ -262,11 +302,12 @@ def main():
                 qemu_guest.Daemon(vsock_argv, vsock_sock) as v, \
                 qemu_guest.Daemon(fs_argv, fs_sock) as fsd, \
                 qemu_guest.Daemon(scsi_argv, scsi_sock) as sc, \
-                qemu_guest.Daemon(snd_argv, snd_sock) as sn:
+                qemu_guest.Daemon(snd_argv, snd_sock) as sn, \
+                qemu_guest.Daemon(gpu_argv, gpu_sock) as gp:
             print("host: booting a Linux guest under QEMU (TCG) with -device vhost-user-rng-pci, "
                   "vhost-user-blk-pci, vhost-user-input-pci, vhost-user-gpio-pci, "
                   "vhost-user-i2c-pci, vhost-user-vsock-pci, vhost-user-fs-pci, "
-                  "vhost-user-scsi-pci and vhost-user-snd-pci")
+                  "vhost-user-scsi-pci, vhost-user-snd-pci and vhost-user-gpu-pci")
             script = (SCRIPT.replace("@PERIOD_US@", str(snd.PERIOD_US))
                       .replace("@BUFFER_US@", str(snd.BUFFER_US)))
             result = qemu_guest.run_guest(
@@ -287,19 +328,25 @@ def main():
                          "-chardev", f"socket,id=scsi0,path={scsi_sock}",
                          "-device", "vhost-user-scsi-pci,chardev=scsi0",
                          "-chardev", f"socket,id=snd0,path={snd_sock}",
-                         "-device", "vhost-user-snd-pci,chardev=snd0"],
+                         "-device", "vhost-user-snd-pci,chardev=snd0",
+                         "-chardev", f"socket,id=gpu0,path={gpu_sock}",
+                         "-device", "vhost-user-gpu-pci,chardev=gpu0"] + monitor,
                 modules=["virtio_rng", "virtio_blk", "crc32c_generic", "ext4", "virtio_input",
                          "evdev", "i2c-dev", "vmw_vsock_virtio_transport", "virtio_scsi",
-                         "sd_mod", "virtio_snd"], built_modules=[gpio_ko, i2c_ko], work=work,
+                         "sd_mod", "virtio_snd", "virtio_gpu"], built_modules=[gpio_ko, i2c_ko], work=work,
                 timeout=120, extra_entries=extra,
                 on_line=lambda line: (type_when_ready(line, control),
                                       gpio_host_side(line, gpio_control, seen),
-                                      vsock_host_side(line, uds, seen)))
+                                      vsock_host_side(line, uds, seen),
+                                      gpu_host_side(line, qmp_ours, dump, seen))[-1],
+                pass_fds=[qmp_theirs.fileno()], console_input=True)
+            qmp_theirs.close()
+            qmp_ours.close()
             logs = {"vhost-user-rng": r.read_log(), "vhost-user-blk": b.read_log(),
                     "vhost-user-input": i.read_log(), "vhost-user-gpio": g.read_log(),
                     "vhost-user-i2c": c.read_log(), "vhost-user-vsock": v.read_log(),
                     "vhost-user-fs": fsd.read_log(), "vhost-user-scsi": sc.read_log(),
-                    "vhost-user-snd": sn.read_log()}
+                    "vhost-user-snd": sn.read_log(), "vhost-user-gpu": gp.read_log()}
             tone_in_sink = measure_tone(sink, tone)
             from_guest = None
             if os.path.exists(os.path.join(shared, "from-guest.txt")):
@@ -334,13 +381,22 @@ def main():
     snd_ok = (tone_in_sink is not None and abs(tone_in_sink[0] - TONE_HZ) <= 2 and
               abs(tone_in_sink[1] - TONE_SECONDS) * snd.RATE <= 2 * snd.PERIOD_FRAMES and
               tone_in_sink[2] and "hw:0,0: exit status 0" in body)
+    screen = seen.get("screen")
+    if screen is None:
+        print(f"host: no screendump of the vhost-user-gpu display: {seen.get('screen_error')}")
+    else:
+        match = "the guest's pattern pixel for pixel" if screen[2] else "NOT the guest's pattern"
+        print(f"host: QEMU's screendump of the vhost-user-gpu display: "
+              f"{screen[0]}x{screen[1]}, {match}")
+    gpu_ok = (screen is not None and screen[2] and
+              "drew the test pattern through virtio_gpu: exit status 0" in body)
     scsi_ok = (in_image_ok and scsi_sums.group(1) == scsi_sums.group(2) and
                "Vendor identification: VHOSTUSR" in body and "Unit serial number: demo-lun" in body)
     ok = (result.script_status == 0 and "virtio_rng" in body and "demo-disk" in body and
           sums is not None and sums.group(1) == sums.group(2) and
           "typed: hello from the host" in body and seen.get("led") == "ok out 1" and
           "interrupt: line:level = 0:1" in body and "read back: vhost-user" in body and
-          seen.get("vsock_ok", False) and fs_ok and scsi_ok and snd_ok)
+          seen.get("vsock_ok", False) and fs_ok and scsi_ok and snd_ok and gpu_ok)
     if not ok:
         print("host: the guest's console ended with:\n" + result.output[-1500:])
     print(f"host: guest finished in {result.wall_seconds:.1f} s: {'OK' if ok else 'FAILED'}")
