@@ -88,16 +88,10 @@ class SndDeviceTest : public ::testing::Test {
   }
   TestQueue& q(int index) { return *queues_[index]; }
 
-  uint64_t Put(const void* data, size_t n) {
-    const uint64_t gpa = ram_.Allocate(n);
-    std::memcpy(ram_.Host(gpa, n), data, n);
-    return gpa;
-  }
+  uint64_t Put(const void* data, size_t n) { return ram_.Put(data, n); }
   template <typename T>
   T Get(uint64_t gpa) {
-    T value;
-    std::memcpy(&value, ram_.Host(gpa, sizeof(T)), sizeof(T));
-    return value;
+    return ram_.Get<T>(gpa);
   }
 
   // One control request; returns the reply's status (or ~0 when nothing was written).

@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "glog/logging.h"
 
 namespace vhost {
@@ -34,6 +36,12 @@ uint64_t FakeGuestMemory::Allocate(uint64_t size, uint64_t align) {
   const uint64_t gpa = (next_free_ + align - 1) / align * align;
   CHECK_LE(gpa + size, first_end_) << "fake guest memory is full";
   next_free_ = gpa + size;
+  return gpa;
+}
+
+uint64_t FakeGuestMemory::Put(const void* data, size_t n) {
+  const uint64_t gpa = Allocate(n);
+  std::memcpy(Host(gpa, n), data, n);
   return gpa;
 }
 

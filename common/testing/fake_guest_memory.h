@@ -6,6 +6,7 @@
 #define COMMON_TESTING_FAKE_GUEST_MEMORY_H_
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,15 @@ class FakeGuestMemory : public DriverMemory {
   // aligned by default). Tests that also write at literal addresses keep those above the
   // allocations. CHECK-fails when the first region is full: a test sized it too small.
   uint64_t Allocate(uint64_t size, uint64_t align = 16);
+  // Copies `n` bytes into freshly allocated guest memory; returns their address.
+  uint64_t Put(const void* data, size_t n);
+  // The T at `gpa` (which must be mapped), copied out.
+  template <typename T>
+  T Get(uint64_t gpa) const {
+    T value;
+    std::memcpy(&value, Host(gpa, sizeof(T)), sizeof(T));
+    return value;
+  }
   // The "front-end virtual address" used for gpa (we use uva = gpa + kUvaOffset).
   static constexpr uint64_t kUvaOffset = 0x7f0000000000;
   static uint64_t Uva(uint64_t gpa) { return gpa + kUvaOffset; }
