@@ -1,6 +1,7 @@
 #include "vhost-user-gpu/pixel_format.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "vhost-user-gpu/gpu_spec.h"
 
@@ -49,17 +50,43 @@ bool IsSupportedFormat(uint32_t format) {
   return LayoutOf(format, &layout);
 }
 
+// One format's conversion: each pixel read as a little-endian word, its channels (at these bit
+// offsets) moved to B, G, R and X = 0xff. The offsets are constants, so the compiler turns the
+// loop into a few vector shifts and masks per 16 bytes (a byte-by-byte loop with the layout
+// looked up at run time took a fifth of a full-screen frame's time in gpu_bench).
+template <int kR, int kG, int kB>
+void ConvertRows(const uint8_t* s, uint8_t* d, size_t pixels) {
+  for (size_t i = 0; i < pixels; ++i) {
+    uint32_t v;
+    std::memcpy(&v, s + i * kBytesPerPixel, sizeof(v));
+    const uint32_t out =
+        ((v >> kB) & 0xff) | ((v >> kG) & 0xff) << 8 | ((v >> kR) & 0xff) << 16 | 0xff000000u;
+    std::memcpy(d + i * kBytesPerPixel, &out, sizeof(out));
+  }
+}
+
 size_t ConvertToXrgb(uint32_t format, absl::Span<const uint8_t> src, absl::Span<uint8_t> dst) {
   Layout l;
   if (!LayoutOf(format, &l)) return 0;
   const size_t pixels = std::min(src.size(), dst.size()) / kBytesPerPixel;
   const uint8_t* s = src.data();
   uint8_t* d = dst.data();
-  for (size_t i = 0; i < pixels; ++i, s += kBytesPerPixel, d += kBytesPerPixel) {
-    d[0] = s[l.b];
-    d[1] = s[l.g];
-    d[2] = s[l.r];
-    d[3] = 0xff;
+  // The byte offsets of LayoutOf as bit offsets in a little-endian word.
+  switch (l.r * 100 + l.g * 10 + l.b) {
+    case 210:  // B8G8R8A8, B8G8R8X8
+      ConvertRows<16, 8, 0>(s, d, pixels);
+      break;
+    case 123:  // A8R8G8B8, X8R8G8B8
+      ConvertRows<8, 16, 24>(s, d, pixels);
+      break;
+    case 12:  // R8G8B8A8, R8G8B8X8
+      ConvertRows<0, 8, 16>(s, d, pixels);
+      break;
+    case 321:  // X8B8G8R8, A8B8G8R8
+      ConvertRows<24, 16, 8>(s, d, pixels);
+      break;
+    default:
+      return 0;
   }
   return pixels;
 }
