@@ -146,7 +146,8 @@ def gpu_host_side(line, qmp_sock, dump, seen):
         qemu_guest.Qmp(sock=qmp_sock, timeout=60).command("screendump", filename=dump,
                                                            format="ppm")
         w, h, rgb = gpu.read_ppm(dump)
-        seen["screen"] = (w, h, rgb == gpu.pattern_rgb(w, h))
+        # The tool's first frame (it then changes the resolution and asks again).
+        seen.setdefault("screen", (w, h, rgb == gpu.pattern_rgb(w, h)))
     except Exception as e:  # reported with the results; the guest must still be let go
         seen["screen_error"] = repr(e)
     return "go\n"

@@ -10,6 +10,8 @@ through QEMU 10's vhost-user-gpu-pci, in a first boot, after a reboot and in a s
   clip: a transfer from an offset into the buffer, a partial flush); QEMU's screendump of the
   console then equals the pattern with the box pixel for pixel (checked whole, and at named
   points for a readable failure).
+- A resolution the guest changes: the tool then sets the first smaller mode of the connector on a
+  new buffer with the whole pattern, and QEMU's display takes that size and those pixels.
 - A cursor: the tool sets a 64x64 ARGB cursor with a hotspot (CURSOR2), a second image, and
   moves it (CURSOR). Each new image's ioctl returns only once the back end has answered that
   image's fenced transfer. What QEMU does with the cursor cannot be seen here: screendump draws
@@ -190,10 +192,12 @@ class GpuGuestTest(unittest.TestCase):
             self.assertFalse(result.timed_out, result.output[-6000:] + log[-2000:])
         boots = first.boots + second.boots
         self.assertEqual(len(boots), BOOTS + 1, second.output[-6000:] + log[-2000:])
-        self.assertEqual(len(sessions), BOOTS + 1, second.output[-6000:] + log[-2000:])
-        for n, (boot, host) in enumerate(zip(boots, sessions)):
+        # Two frames per session: the preferred mode, then the smaller one the guest switches to.
+        self.assertEqual(len(sessions), 2 * (BOOTS + 1), second.output[-6000:] + log[-2000:])
+        for n, boot in enumerate(boots):
             with self.subTest(session=n + 1):
-                self.check_session(boot, host, log)
+                self.check_session(boot, sessions[2 * n], log)
+                self.check_resolution_change(boot, sessions[2 * n + 1], log)
         self.assertEqual(log.count("front end connected"), 2, log)
 
     def check_session(self, boot, host, log):
@@ -249,6 +253,21 @@ class GpuGuestTest(unittest.TestCase):
         self.assertEqual(r["released"], "host", output)
         self.assertEqual(r["show_rc"], "0", output)
         print(f"gpu: screendump and check {host['screendump_seconds']:.2f} s", file=sys.stderr)
+
+    def check_resolution_change(self, boot, host, log):
+        """The guest set a smaller mode on a new buffer: QEMU's display has that size and the
+        whole pattern."""
+        output = boot.output[-4000:] + "\n--- daemon log:\n" + log[-2000:]
+        self.assertNotIn("error", host, output)
+        r = boot.results
+        w, h, rgb = host["screen"]
+        self.assertEqual(r["mode2"], f"{w}x{h}", output)
+        self.assertTrue(w <= XRES and h <= YRES and (w, h) != (XRES, YRES), (w, h))
+        if rgb != pattern_rgb(w, h):
+            expected = pattern_rgb(w, h)
+            wrong = [(i % w, i // w) for i in range(w * h) if rgb[i * 3:i * 3 + 3] !=
+                     expected[i * 3:i * 3 + 3]]
+            self.fail(f"{w}x{h}: {len(wrong)} pixels differ from the pattern, first {wrong[:10]}")
 
 
 if __name__ == "__main__":

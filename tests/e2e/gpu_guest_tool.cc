@@ -12,7 +12,10 @@
 //                              clip); a second cursor image, then a move; says "E2E-READY
 //                              frame" and keeps all of it on screen until a line arrives on
 //                              stdin (closing the device would hand the CRTC back to the
-//                              kernel's fbdev console, which redraws it)
+//                              kernel's fbdev console, which redraws it); then changes the
+//                              resolution: the first smaller mode of the connector on a new
+//                              buffer with the whole pattern (box included), set and flushed,
+//                              says "E2E-READY frame" again and waits for another line
 // Results are "E2E-RESULT name=value" lines.
 #include <fcntl.h>
 #include <libdrm/drm.h>
@@ -156,6 +159,16 @@ void SetCursor(int fd, uint32_t crtc_id, uint32_t variant, int32_t x, int32_t y)
   Ioctl(fd, DRM_IOCTL_MODE_CURSOR2, &cur, "CURSOR2 set");
 }
 
+// Says the frame is on screen and keeps it there until the host types a line: whether it did.
+bool WaitForHost(uint32_t w, uint32_t h) {
+  std::printf("E2E-READY frame %ux%u\n", w, h);
+  std::fflush(stdout);
+  char line[64];
+  const bool answered = std::fgets(line, sizeof(line), stdin) != nullptr;
+  std::printf("E2E-RESULT released=%s\n", answered ? "host" : "eof");
+  return answered;
+}
+
 int Show() {
   const int fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
   if (fd < 0) Fail("open /dev/dri/card0");
@@ -175,6 +188,7 @@ int Show() {
 
   uint32_t connector_id = 0, crtc_id = 0;
   drm_mode_modeinfo mode{};
+  std::vector<drm_mode_modeinfo> connector_modes;  // the chosen connector's
   for (uint32_t c = 0; c < res.count_connectors && connector_id == 0; ++c) {
     drm_mode_get_connector conn{};
     conn.connector_id = connectors[c];
@@ -212,7 +226,10 @@ int Show() {
         }
       }
     }
-    if (crtc_id != 0) connector_id = conn.connector_id;
+    if (crtc_id != 0) {
+      connector_id = conn.connector_id;
+      connector_modes.assign(modes.begin(), modes.begin() + conn.count_modes);
+    }
     std::printf("E2E-RESULT drm_connector=%u connected modes=%u preferred=%s\n", conn.connector_id,
                 conn.count_modes, mode.name);
   }
@@ -288,12 +305,45 @@ int Show() {
   Ioctl(fd, DRM_IOCTL_MODE_CURSOR, &move, "CURSOR move");
   std::printf("E2E-RESULT cursor_moved=%d,%d\n", kMovedX, kMovedY);
 
-  std::printf("E2E-READY frame %ux%u\n", w, h);
-  std::fflush(stdout);
-  char line[64];
-  const bool answered = std::fgets(line, sizeof(line), stdin) != nullptr;
-  std::printf("E2E-RESULT released=%s\n", answered ? "host" : "eof");
-  return 0;
+  if (!WaitForHost(w, h)) return 1;
+
+  // The guest changes the resolution: the first smaller mode, on a new buffer.
+  const drm_mode_modeinfo* smaller = nullptr;
+  for (const drm_mode_modeinfo& m : connector_modes) {
+    if (m.hdisplay <= w && m.vdisplay <= h && (m.hdisplay != w || m.vdisplay != h)) {
+      smaller = &m;
+      break;
+    }
+  }
+  if (smaller == nullptr) {
+    std::printf("E2E-RESULT error=no mode smaller than %ux%u\n", w, h);
+    return 1;
+  }
+  const uint32_t w2 = smaller->hdisplay, h2 = smaller->vdisplay;
+  const Dumb frame2 = CreateDumb(fd, w2, h2);
+  for (uint32_t y = 0; y < h2; ++y) {
+    for (uint32_t x = 0; x < w2; ++x) {
+      Put32(frame2.map + y * frame2.pitch + x * 4, Pattern(x, y, w2, h2, true));
+    }
+  }
+  drm_mode_fb_cmd fb2{};
+  fb2.width = w2;
+  fb2.height = h2;
+  fb2.pitch = frame2.pitch;
+  fb2.bpp = 32;
+  fb2.depth = 24;
+  fb2.handle = frame2.handle;
+  Ioctl(fd, DRM_IOCTL_MODE_ADDFB, &fb2, "ADDFB mode2");
+  set.fb_id = fb2.fb_id;
+  set.mode = *smaller;
+  Ioctl(fd, DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC mode2");
+  drm_mode_fb_dirty_cmd dirty2{};
+  dirty2.fb_id = fb2.fb_id;
+  Ioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty2, "DIRTYFB mode2");
+  // The same barrier as above: the cursor's fenced transfer comes back after the new frame's.
+  SetCursor(fd, crtc_id, 0, kCursorX, kCursorY);
+  std::printf("E2E-RESULT mode2=%ux%u\n", w2, h2);
+  return WaitForHost(w2, h2) ? 0 : 1;
 }
 
 }  // namespace
