@@ -206,6 +206,7 @@ uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memor
   }
 
   std::lock_guard<std::mutex> lock(mu_);
+  if (replay_pending_) ReplayToSink();
   if (cursor_queue) {
     writer.Write(ResponseHeader(hdr, CursorCommand(hdr, chain)));
     return writer.bytes_written();
@@ -525,8 +526,15 @@ void GpuDevice::SinkError(const absl::Status& status, const char* what) {
 void GpuDevice::SetSink(DisplaySink* sink) {
   std::lock_guard<std::mutex> lock(mu_);
   sink_ = sink;
-  if (sink_ == nullptr) return;
-  // The new display end knows nothing yet: what each scanout and cursor shows.
+  // The new display end knows nothing yet; it is told on a queue's thread, before the next
+  // command: this runs on the connection thread, in the middle of QEMU's start sequence, while
+  // QEMU answers nothing on the display socket (a display channel's first call waits for its
+  // handshake) until the daemon has answered it.
+  replay_pending_ = sink_ != nullptr;
+}
+
+void GpuDevice::ReplayToSink() {
+  replay_pending_ = false;
   for (uint32_t id = 0; id < outputs_; ++id) {
     const Scanout& s = scanouts_[id];
     if (s.resource_id == 0) continue;

@@ -67,8 +67,9 @@ class GpuDevice : public VirtioDevice {
   void Reset() override;
 
   // Shows the scanouts on `sink` from now on (null: on nothing). The new sink is told every
-  // enabled scanout's size and contents and every visible cursor. Called from the connection
-  // thread; when it returns, no queue uses the previous sink any more (it may be destroyed).
+  // enabled scanout's size and contents and every visible cursor before the next command is
+  // served (on that queue's thread, never on the caller's). Called from the connection thread;
+  // when it returns, no queue uses the previous sink any more (it may be destroyed).
   void SetSink(DisplaySink* sink);
   // The display end's configuration changed (a window resized): sets VIRTIO_GPU_EVENT_DISPLAY
   // in events_read and tells the front end the config changed, so the guest asks again.
@@ -123,6 +124,8 @@ class GpuDevice : public VirtioDevice {
   void SetScanoutSize(uint32_t id, uint32_t width, uint32_t height);
   void DisableScanout(uint32_t id);
   void SinkError(const absl::Status& status, const char* what);
+  // Tells the sink what every scanout and cursor shows (after SetSink).
+  void ReplayToSink();
 
   const uint32_t outputs_;
   const uint32_t default_width_;
@@ -132,6 +135,7 @@ class GpuDevice : public VirtioDevice {
 
   mutable std::mutex mu_;
   DisplaySink* sink_;
+  bool replay_pending_ = false;  // the sink has not been told what is shown yet
   uint64_t features_ = 0;
   uint32_t events_read_ = 0;
   ResourceTable resources_;

@@ -700,8 +700,11 @@ TEST_F(GpuDeviceTest, NoSinkUntilSetSinkThenReplaced) {
   ASSERT_EQ(Transfer(2, {0, 0, kCursorSize, kCursorSize}, 0), kRespOkNodata);
   CursorNoReply(kCmdUpdateCursor, 0, 5, 6, 2);
 
-  // The sink arrives: it is told the scanout, its contents and the cursor.
+  // The sink arrives: before the next command, on the queue's thread (never on the caller's,
+  // which QEMU may be waiting on), it is told the scanout, its contents and the cursor.
   device_->SetSink(&sink_);
+  EXPECT_TRUE(sink_.calls.empty());
+  ASSERT_EQ(Create(3, kFormatB8G8R8X8, 8, 8), kRespOkNodata);
   ASSERT_EQ(sink_.scanout_calls.size(), 1u);
   EXPECT_EQ(sink_.scanout_calls[0].width, kWidth);
   ASSERT_EQ(sink_.update_calls.size(), 1u);
