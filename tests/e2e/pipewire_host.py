@@ -194,8 +194,10 @@ class PipeWireHost:
                 if on_output(data):
                     return
         finally:
-            _stop(tool)
+            # The monitor handles SIGTERM in its main loop, which a write into a pipe nobody
+            # reads any more blocks (pw-dump's output fills one): closed pipe, SIGKILL.
             tool.stdout.close()
+            _stop(tool, signal.SIGKILL)
 
     @staticmethod
     def _any_line(matches):

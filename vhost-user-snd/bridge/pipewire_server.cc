@@ -117,7 +117,9 @@ absl::StatusOr<DaemonProcess*> PipeWireServer::StartRecorder(const std::string& 
 
 std::string PipeWireServer::RunTool(const std::string& command) {
   std::string out;
-  if (FILE* f = popen((command + " 2>/dev/null").c_str(), "r")) {
+  // A one-shot tool that hangs (a server gone quiet) must not hang the test: coreutils'
+  // timeout ends it, and the caller sees what it printed, as for a tool that failed.
+  if (FILE* f = popen(("timeout 10 " + command + " 2>/dev/null").c_str(), "r")) {
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
@@ -211,7 +213,11 @@ absl::Status PipeWireServer::Watch(std::vector<std::string> monitor, const std::
       }
     }
   }
-  kill(pid, SIGTERM);
+  // The monitor handles SIGTERM in its main loop, which a write into a pipe nobody reads any
+  // more blocks forever (pw-dump's output fills one): closed pipe and SIGKILL, it has nothing
+  // to finish.
+  read_end.Reset();
+  kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   return status;
 }
