@@ -122,11 +122,11 @@ def vhost_user_device(
     native.test_suite(name = "e2e", tags = ["e2e"])
     native.test_suite(name = "asan_safe", tags = ["-e2e", "-no-asan"])
 
-def e2e_test(name, binaries, extra_srcs = [], extra_data = [], deps = []):
+def e2e_test(name, binaries, extra_srcs = [], extra_data = [], deps = [], tags = []):
     """tests/e2e/<name>.py, a guest test: it gets the paths of `binaries` (labels of daemons and
     guest tools), in that order, as its arguments. `extra_srcs`: other tests/e2e scripts it
     imports; `extra_data`: files they read; `deps`: py_libraries beyond qemu_guest (e.g. the
-    aarch64 guest)."""
+    aarch64 guest); `tags`: beyond e2e and local (e.g. exclusive, to run alone)."""
     native.py_test(
         name = name,
         size = "large",
@@ -135,6 +135,6 @@ def e2e_test(name, binaries, extra_srcs = [], extra_data = [], deps = []):
         args = ["$(location %s)" % b for b in binaries],
         data = binaries + extra_data,
         python_version = "PY3",
-        tags = ["e2e", "local"],
+        tags = ["e2e", "local"] + tags,
         deps = ["//tests/e2e:qemu_guest"] + deps,
     )
