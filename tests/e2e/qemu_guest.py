@@ -667,7 +667,8 @@ def wait_migration(qmp, timeout, syncs=None):
 
 def wait_running(qmp, timeout):
     """A migration's destination runs its guest a moment after the source reports the migration
-    completed: waits for QEMU's RESUME event; returns query-status's last status."""
+    completed, and a failed migration's source a moment after it reports the failure: waits for
+    QEMU's RESUME event; returns query-status's last status."""
     deadline = time.time() + timeout
     while True:
         status = qmp.command("query-status")["status"]
