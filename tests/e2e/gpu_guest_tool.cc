@@ -159,6 +159,45 @@ void SetCursor(int fd, uint32_t crtc_id, uint32_t variant, int32_t x, int32_t y)
   Ioctl(fd, DRM_IOCTL_MODE_CURSOR2, &cur, "CURSOR2 set");
 }
 
+// A dumb buffer of `mode`'s size holding the pattern (with its box or not), made a
+// framebuffer, set with `mode` on the CRTC for the connector, and flushed whole: DIRTYFB
+// without clips, so the driver transfers and flushes all of it.
+struct Shown {
+  Dumb buffer;
+  uint32_t fb_id = 0;
+};
+Shown ShowPattern(int fd, uint32_t crtc_id, uint32_t connector_id, const drm_mode_modeinfo& mode,
+                  bool box) {
+  const uint32_t w = mode.hdisplay, h = mode.vdisplay;
+  Shown shown{CreateDumb(fd, w, h)};
+  for (uint32_t y = 0; y < h; ++y) {
+    for (uint32_t x = 0; x < w; ++x) {
+      Put32(shown.buffer.map + y * shown.buffer.pitch + x * 4, Pattern(x, y, w, h, box));
+    }
+  }
+  drm_mode_fb_cmd fb{};
+  fb.width = w;
+  fb.height = h;
+  fb.pitch = shown.buffer.pitch;
+  fb.bpp = 32;
+  fb.depth = 24;
+  fb.handle = shown.buffer.handle;
+  Ioctl(fd, DRM_IOCTL_MODE_ADDFB, &fb, "ADDFB");
+  shown.fb_id = fb.fb_id;
+  drm_mode_crtc set{};
+  set.crtc_id = crtc_id;
+  set.fb_id = fb.fb_id;
+  set.set_connectors_ptr = reinterpret_cast<uintptr_t>(&connector_id);
+  set.count_connectors = 1;
+  set.mode = mode;
+  set.mode_valid = 1;
+  Ioctl(fd, DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC");
+  drm_mode_fb_dirty_cmd dirty{};
+  dirty.fb_id = fb.fb_id;
+  Ioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
+  return shown;
+}
+
 // Says the frame is on screen and keeps it there until the host types a line: whether it did.
 bool WaitForHost(uint32_t w, uint32_t h) {
   std::printf("E2E-READY frame %ux%u\n", w, h);
@@ -240,34 +279,10 @@ int Show() {
   const uint32_t w = mode.hdisplay, h = mode.vdisplay;
   std::printf("E2E-RESULT mode=%ux%u\n", w, h);
 
-  // The frame: a dumb buffer with the pattern, a framebuffer on it, the mode set.
-  const Dumb frame = CreateDumb(fd, w, h);
-  for (uint32_t y = 0; y < h; ++y) {
-    for (uint32_t x = 0; x < w; ++x) {
-      Put32(frame.map + y * frame.pitch + x * 4, Pattern(x, y, w, h, false));
-    }
-  }
-  drm_mode_fb_cmd fb{};
-  fb.width = w;
-  fb.height = h;
-  fb.pitch = frame.pitch;
-  fb.bpp = 32;
-  fb.depth = 24;
-  fb.handle = frame.handle;
-  Ioctl(fd, DRM_IOCTL_MODE_ADDFB, &fb, "ADDFB");
-  drm_mode_crtc set{};
-  set.crtc_id = crtc_id;
-  set.fb_id = fb.fb_id;
-  set.set_connectors_ptr = reinterpret_cast<uintptr_t>(&connector_id);
-  set.count_connectors = 1;
-  set.mode = mode;
-  set.mode_valid = 1;
-  Ioctl(fd, DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC");
-  // No clips: the whole framebuffer is damaged, so the driver transfers and flushes all of it.
-  drm_mode_fb_dirty_cmd dirty{};
-  dirty.fb_id = fb.fb_id;
-  Ioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty, "DIRTYFB");
-  std::printf("E2E-RESULT frame=set crtc=%u fb=%u pitch=%u\n", crtc_id, fb.fb_id, frame.pitch);
+  // The frame: the pattern without its box, set and flushed whole.
+  const Shown frame = ShowPattern(fd, crtc_id, connector_id, mode, false);
+  std::printf("E2E-RESULT frame=set crtc=%u fb=%u pitch=%u\n", crtc_id, frame.fb_id,
+              frame.buffer.pitch);
 
   // A cursor: its image is a dumb buffer; virtio_gpu transfers a new cursor image with a
   // fence and waits for the answer, on the control queue behind the frame's transfer and flush
@@ -281,9 +296,11 @@ int Show() {
   // flushes just that.
   for (uint32_t y = BoxY(h); y < BoxY(h) + kBoxH; ++y) {
     for (uint32_t x = BoxX(w); x < BoxX(w) + kBoxW; ++x) {
-      Put32(frame.map + y * frame.pitch + x * 4, Pattern(x, y, w, h, true));
+      Put32(frame.buffer.map + y * frame.buffer.pitch + x * 4, Pattern(x, y, w, h, true));
     }
   }
+  drm_mode_fb_dirty_cmd dirty{};
+  dirty.fb_id = frame.fb_id;
   drm_clip_rect clip{};
   clip.x1 = static_cast<uint16_t>(BoxX(w));
   clip.y1 = static_cast<uint16_t>(BoxY(h));
@@ -320,26 +337,7 @@ int Show() {
     return 1;
   }
   const uint32_t w2 = smaller->hdisplay, h2 = smaller->vdisplay;
-  const Dumb frame2 = CreateDumb(fd, w2, h2);
-  for (uint32_t y = 0; y < h2; ++y) {
-    for (uint32_t x = 0; x < w2; ++x) {
-      Put32(frame2.map + y * frame2.pitch + x * 4, Pattern(x, y, w2, h2, true));
-    }
-  }
-  drm_mode_fb_cmd fb2{};
-  fb2.width = w2;
-  fb2.height = h2;
-  fb2.pitch = frame2.pitch;
-  fb2.bpp = 32;
-  fb2.depth = 24;
-  fb2.handle = frame2.handle;
-  Ioctl(fd, DRM_IOCTL_MODE_ADDFB, &fb2, "ADDFB mode2");
-  set.fb_id = fb2.fb_id;
-  set.mode = *smaller;
-  Ioctl(fd, DRM_IOCTL_MODE_SETCRTC, &set, "SETCRTC mode2");
-  drm_mode_fb_dirty_cmd dirty2{};
-  dirty2.fb_id = fb2.fb_id;
-  Ioctl(fd, DRM_IOCTL_MODE_DIRTYFB, &dirty2, "DIRTYFB mode2");
+  ShowPattern(fd, crtc_id, connector_id, *smaller, true);
   // The same barrier as above: the cursor's fenced transfer comes back after the new frame's.
   SetCursor(fd, crtc_id, 0, kCursorX, kCursorY);
   std::printf("E2E-RESULT mode2=%ux%u\n", w2, h2);
