@@ -66,29 +66,29 @@ void ConvertRows(const uint8_t* s, uint8_t* d, size_t pixels) {
 }
 
 size_t ConvertToXrgb(uint32_t format, absl::Span<const uint8_t> src, absl::Span<uint8_t> dst) {
-  Layout l;
-  if (!LayoutOf(format, &l)) return 0;
   const size_t pixels = std::min(src.size(), dst.size()) / kBytesPerPixel;
   const uint8_t* s = src.data();
   uint8_t* d = dst.data();
-  // The byte offsets of LayoutOf as bit offsets in a little-endian word.
-  switch (l.r * 100 + l.g * 10 + l.b) {
-    case 210:  // B8G8R8A8, B8G8R8X8
+  // The bit offsets of R, G and B in the little-endian word (LayoutOf's bytes times 8).
+  switch (format) {
+    case kFormatB8G8R8A8:
+    case kFormatB8G8R8X8:
       ConvertRows<16, 8, 0>(s, d, pixels);
-      break;
-    case 123:  // A8R8G8B8, X8R8G8B8
+      return pixels;
+    case kFormatA8R8G8B8:
+    case kFormatX8R8G8B8:
       ConvertRows<8, 16, 24>(s, d, pixels);
-      break;
-    case 12:  // R8G8B8A8, R8G8B8X8
+      return pixels;
+    case kFormatR8G8B8A8:
+    case kFormatR8G8B8X8:
       ConvertRows<0, 8, 16>(s, d, pixels);
-      break;
-    case 321:  // X8B8G8R8, A8B8G8R8
+      return pixels;
+    case kFormatX8B8G8R8:
+    case kFormatA8B8G8R8:
       ConvertRows<24, 16, 8>(s, d, pixels);
-      break;
-    default:
-      return 0;
+      return pixels;
   }
-  return pixels;
+  return 0;
 }
 
 size_t ConvertToArgb(uint32_t format, absl::Span<const uint8_t> src, absl::Span<uint32_t> dst) {
