@@ -139,15 +139,18 @@ def type_when_ready(line, control):
 
 def gpu_host_side(line, qmp_sock, dump, seen):
     """Once the guest shows its pattern: QEMU's screendump of the display, compared with it.
-    Returns the line that lets the guest tool go."""
+    Returns the line that lets the guest tool go. Only the tool's first frame is looked at (it
+    then changes the resolution and asks again: let go at once)."""
     if "E2E-READY frame" not in line:
         return None
+    if "screen" in seen or "screen_error" in seen:
+        return "go\n"
     try:
+        # One QMP client per QEMU: QEMU greets a monitor connection once.
         qemu_guest.Qmp(sock=qmp_sock, timeout=60).command("screendump", filename=dump,
                                                            format="ppm")
         w, h, rgb = gpu.read_ppm(dump)
-        # The tool's first frame (it then changes the resolution and asks again).
-        seen.setdefault("screen", (w, h, rgb == gpu.pattern_rgb(w, h)))
+        seen["screen"] = (w, h, rgb == gpu.pattern_rgb(w, h))
     except Exception as e:  # reported with the results; the guest must still be let go
         seen["screen_error"] = repr(e)
     return "go\n"
