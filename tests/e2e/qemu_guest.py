@@ -376,10 +376,13 @@ class GuestResult(BootResult):
 
 def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeout=180,
               memory_mb=512, work=None, on_line=None, built_modules=(), boots=1, pass_fds=(),
-              console_input=False):
+              console_input=False, memory_args=None):
     """Boots the guest with `devices` (extra QEMU arguments), loads `modules`, runs `script`.
 
     memory: "memfd" or "file" (memory-backend-file on /dev/shm).
+    memory_args: instead of `memory` and `memory_mb`, the whole of QEMU's memory arguments
+    (-m, -object, -numa ...) for a test of other layouts (huge pages, several regions, slots
+    for hot-added memory); the test removes any files they name.
     on_line: called with each line of console output as it arrives (from another thread), so a
     test can act on the host when the guest says it is ready.
     built_modules: .ko paths (see out_of_tree_module) loaded after `modules`.
@@ -396,9 +399,13 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
     kernel, _ = find_kernel()
     base = base_initramfs(modules, built_modules)
     initrd = guest_initrd(base, script, extra_entries, boots, work)
-    memory_args, mem_path = guest_memory(memory, memory_mb)
-    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1",
-            "-m", f"{memory_mb}M"] + memory_args + [
+    if memory_args is None:
+        memory_args, mem_path = guest_memory(memory, memory_mb)
+        memory_args = ["-m", f"{memory_mb}M"] + memory_args
+    else:
+        mem_path = None
+    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1"
+            ] + list(memory_args) + [
             "-nodefaults", "-display", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
