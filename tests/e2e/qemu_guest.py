@@ -31,7 +31,8 @@ import time
 CACHE_DIR = os.environ.get("VHOST_USER_E2E_CACHE", "/var/tmp/vhost-user-e2e-cache")
 BUSYBOX = "/bin/busybox"
 QEMU = "qemu-system-x86_64"
-SETUP_HINT = "run scripts/setup.sh (installs QEMU 10 and Linux 6.12 from bookworm-backports)"
+SETUP_HINT = ("run scripts/setup.sh (installs QEMU 10 and Linux 6.12 from bookworm-backports, "
+              "unpacks QEMU 7.2 and Linux 5.10 and 6.1 beside them)")
 
 # busybox applets the guest scripts may use.
 APPLETS = [
@@ -72,21 +73,66 @@ class GuestError(Exception):
     pass
 
 
+# ---- which kernel and which QEMU (issue 21's matrix): Linux 6.12 and QEMU 10.0 unless a test
+# selects others, or the environment does (VHOST_USER_E2E_KERNEL=5.10|6.1|6.12,
+# VHOST_USER_E2E_QEMU=7.2|10.0) so that any guest test can be run on another pair by hand.
+# setup.sh unpacks the other kernels (image and modules) under KERNEL_CACHE and Debian 12's own
+# QEMU 7.2 under QEMU_7_2_ROOT; neither is installed.
+KERNEL_CACHE = "/var/cache/vhost-user-kernels"
+QEMU_7_2_ROOT = "/var/cache/vhost-user-qemu-7.2"
+_selected = {"kernel": os.environ.get("VHOST_USER_E2E_KERNEL", "6.12"),
+             "qemu": os.environ.get("VHOST_USER_E2E_QEMU", "10.0")}
+
+
+def select(kernel=None, qemu=None):
+    """Makes later guests boot Linux `kernel` ("5.10", "6.1", "6.12") under QEMU `qemu`
+    ("7.2", "10.0"); None keeps the current choice."""
+    if kernel is not None:
+        _selected["kernel"] = kernel
+    if qemu is not None:
+        _selected["qemu"] = qemu
+
+
+def selected():
+    """(kernel series, QEMU version) the next guest uses."""
+    return _selected["kernel"], _selected["qemu"]
+
+
 def find_kernel():
-    """Returns (image path, version) of the newest installed 6.12+ kernel."""
-    images = sorted(glob.glob("/boot/vmlinuz-6.1[2-9]*") + glob.glob("/boot/vmlinuz-6.[2-9]*"))
+    """(image path, version) of the newest kernel of the selected series: 6.12 from /boot, the
+    others from KERNEL_CACHE."""
+    series = _selected["kernel"]
+    if series == "6.12":
+        images = sorted(glob.glob("/boot/vmlinuz-6.1[2-9]*") + glob.glob("/boot/vmlinuz-6.[2-9]*"))
+    else:
+        images = sorted(glob.glob(f"{KERNEL_CACHE}/{series}.*/boot/vmlinuz-{series}.*"),
+                        key=lambda p: [int(n) for n in re.findall(r"\d+", p)])
     if not images:
-        raise GuestError(f"no Linux 6.12 kernel in /boot: {SETUP_HINT}")
+        raise GuestError(f"no Linux {series} kernel: {SETUP_HINT}")
     image = images[-1]
-    version = image[len("/boot/vmlinuz-"):]
-    if not os.path.isdir(f"/lib/modules/{version}"):
+    version = os.path.basename(image)[len("vmlinuz-"):]
+    if not os.path.isdir(f"{kernel_root(version)}/lib/modules/{version}"):
         raise GuestError(f"no modules for {version}: {SETUP_HINT}")
     return image, version
 
 
+def kernel_root(version):
+    """Where kernel `version`'s /lib/modules is: "" (the host's) or its unpacked package."""
+    return "" if os.path.isdir(f"/lib/modules/{version}") else f"{KERNEL_CACHE}/{version}"
+
+
+def qemu_command():
+    """The selected QEMU's binary, and for QEMU 7.2 its own firmware directory."""
+    if _selected["qemu"] == "10.0":
+        return [QEMU]
+    if _selected["qemu"] != "7.2":
+        raise GuestError(f"unknown QEMU {_selected['qemu']!r}: 7.2 or 10.0")
+    return [f"{QEMU_7_2_ROOT}/usr/bin/{QEMU}", "-L", f"{QEMU_7_2_ROOT}/usr/share/qemu"]
+
+
 def check_qemu():
-    if shutil.which(QEMU) is None:
-        raise GuestError(f"{QEMU} not found: {SETUP_HINT}")
+    if shutil.which(qemu_command()[0]) is None:
+        raise GuestError(f"{qemu_command()[0]} not found: {SETUP_HINT}")
 
 
 # ---- cpio (newc) writer: enough for regular files, directories and symlinks.
@@ -171,9 +217,10 @@ def module_file_entries(name, dest_dir):
     """cpio entries putting module `name` (decompressed, without its dependencies) at
     DEST_DIR/NAME.ko, for a script that loads it itself (e.g. with parameters)."""
     _, version = find_kernel()
-    rel = module_closure(version, [name])[-1]
+    root = kernel_root(version)
+    rel = module_closure(version, [name], root)[-1]
     return [(dest_dir, "dir", None),
-            (f"{dest_dir}/{_loaded_name(rel)}", "file", (_read_module(version, rel), 0o644))]
+            (f"{dest_dir}/{_loaded_name(rel)}", "file", (_read_module(version, rel, root), 0o644))]
 
 
 def _loaded_name(rel):
@@ -182,34 +229,45 @@ def _loaded_name(rel):
 
 # ---- drivers Debian's kernel lacks, built out of tree from linux-source (same version)
 
-KERNEL_SOURCE_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+KERNEL_SOURCE_TARBALL = "/usr/src/linux-source-6.12.tar.xz"  # 6.12's (the aarch64 guest's too)
 
-
-def out_of_tree_module(source_rel):
-    """Builds drivers/.../NAME.c of the guest kernel's own source as NAME.ko against its
-    headers, once (cached). Returns the module's path."""
+def out_of_tree_module(source_rel, name=None):
+    """Builds a driver of the guest kernel's own source (linux-source-SERIES) against its
+    headers, once per kernel (cached): drivers/.../NAME.c as NAME.ko, or every .c file of a
+    folder (e.g. sound/virtio) as one module `name`. Returns the module's path."""
     _, version = find_kernel()
-    name = os.path.basename(source_rel)[:-2]
+    series = _selected["kernel"]
+    folder = not source_rel.endswith(".c")
+    name = name or os.path.basename(source_rel)[:-2]
     cached = os.path.join(CACHE_DIR, f"{name}-{version}.ko")
     if os.path.exists(cached):
         return cached
     headers = f"/usr/src/linux-headers-{version}"
-    if not os.path.isdir(headers) or not os.path.exists(KERNEL_SOURCE_TARBALL):
-        raise GuestError(f"{name}.ko needs {headers} and {KERNEL_SOURCE_TARBALL}: {SETUP_HINT}")
-    source_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"],
-                                    capture_output=True, text=True).stdout
-    image_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", f"linux-image-{version}"],
-                                   capture_output=True, text=True).stdout
-    if source_version != image_version:
-        raise GuestError(f"linux-source-6.12 is {source_version!r} but the guest kernel is "
-                         f"{image_version!r}: {SETUP_HINT}")
+    tarball = f"/usr/src/linux-source-{series}.tar.xz"
+    if not os.path.isdir(headers) or not os.path.exists(tarball):
+        raise GuestError(f"{name}.ko needs {headers} and {tarball}: {SETUP_HINT}")
+    source_version, headers_version = (
+        subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                       capture_output=True, text=True).stdout
+        for package in (f"linux-source-{series}", f"linux-headers-{version}"))
+    if source_version != headers_version:
+        raise GuestError(f"linux-source-{series} is {source_version!r} but the guest kernel's "
+                         f"headers are {headers_version!r}: {SETUP_HINT}")
     os.makedirs(CACHE_DIR, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kmod-") as build:
-        member = f"linux-source-6.12/{source_rel}"
-        subprocess.run(["tar", "-xJf", KERNEL_SOURCE_TARBALL, "-C", build, member], check=True)
-        shutil.move(os.path.join(build, member), os.path.join(build, f"{name}.c"))
+        member = f"linux-source-{series}/{source_rel}"
+        subprocess.run(["tar", "-xJf", tarball, "-C", build, member], check=True)
+        if folder:
+            objects = sorted(f[:-2] + ".o" for f in os.listdir(os.path.join(build, member))
+                             if f.endswith(".c"))
+            for f in os.listdir(os.path.join(build, member)):
+                shutil.move(os.path.join(build, member, f), os.path.join(build, f))
+            kbuild = f"obj-m := {name}.o\n{name}-y := {' '.join(objects)}\n"
+        else:
+            shutil.move(os.path.join(build, member), os.path.join(build, f"{name}.c"))
+            kbuild = f"obj-m := {name}.o\n"
         with open(os.path.join(build, "Kbuild"), "w") as f:
-            f.write(f"obj-m := {name}.o\n")
+            f.write(kbuild)
         made = subprocess.run(["make", "-C", headers, f"M={build}", "modules"],
                               capture_output=True, text=True)
         if made.returncode != 0:
@@ -226,6 +284,7 @@ def base_initramfs(modules, built_modules=(), version=None, root="", busybox=BUS
     and `busybox` name another kernel's modules (ROOT/lib/modules/VERSION) and its busybox."""
     if version is None:
         _, version = find_kernel()
+        root = kernel_root(version)
     with open(__file__, "rb") as f:
         me = hashlib.sha256(f.read()).hexdigest()[:12]
     key = hashlib.sha256(
@@ -404,8 +463,8 @@ def run_guest(script, devices, modules, memory="memfd", extra_entries=(), timeou
         memory_args = ["-m", f"{memory_mb}M"] + memory_args
     else:
         mem_path = None
-    argv = [QEMU, "-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1"
-            ] + list(memory_args) + [
+    argv = qemu_command() + ["-machine", "q35", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1"
+                             ] + list(memory_args) + [
             "-nodefaults", "-display", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1 quiet loglevel=4"] + list(devices)
