@@ -126,4 +126,8 @@ if [ ! -x "$VIRTIOFSD" ]; then
     rm -rf "$tmp"
   fi
 fi
+# ---- The compatibility matrix (issue 21): Linux 5.10 and 6.1 guest kernels (unpacked, with 6.1's
+# headers and source installed) and bookworm's QEMU 7.2 (unpacked beside QEMU 10), in their own
+# script so this one stays readable.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup_compat.sh"
 echo "setup: all packages present"
