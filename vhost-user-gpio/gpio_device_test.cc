@@ -200,9 +200,13 @@ TEST_F(GpioDeviceTest, BadRequestsGetErr) {
   EXPECT_EQ(Status(VIRTIO_GPIO_MSG_GET_VALUE, 0, 0), kOk);
 }
 
-TEST_F(GpioDeviceTest, InterruptsNeedTheFeature) {
+// QEMU 7.2 offers VIRTIO_GPIO_F_IRQ to the guest but never tells the back end it was acked.
+TEST_F(GpioDeviceTest, InterruptsServedWhenTheFrontEndDropsTheAck) {
   Build(Bit(kFeatureVersion1));
-  EXPECT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kErr);
+  ASSERT_EQ(Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 0, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
+  Unmask(0);
+  Drive(0, true);
+  EXPECT_EQ(Returned(), (Returns{{0, kValid}}));
 }
 
 TEST_F(GpioDeviceTest, RisingEdgeDeliveredOnceWhileUnmasked) {

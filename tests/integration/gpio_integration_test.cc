@@ -293,10 +293,12 @@ TEST_F(GpioDaemonTest, HostileEventBuffersComeBackInvalid) {
   EXPECT_TRUE(daemon()->IsAlive());
 }
 
-TEST_F(GpioDaemonTest, InterruptsNeedTheFeature) {
+// QEMU 7.2 offers VIRTIO_GPIO_F_IRQ to the guest but never tells the back end it was acked:
+// its guests' interrupts must work all the same.
+TEST_F(GpioDaemonTest, InterruptsServedWhenTheFrontEndDropsTheAck) {
   StartDaemon();
   ConnectGuest(Bit(kFeatureVersion1));
-  EXPECT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kErr);
+  EXPECT_EQ(guest_.Status(VIRTIO_GPIO_MSG_IRQ_TYPE, 2, VIRTIO_GPIO_IRQ_TYPE_EDGE_RISING), kOk);
 }
 
 TEST_F(GpioDaemonTest, ReconnectStartsFromAReleasedChip) {
