@@ -67,12 +67,7 @@ DeviceInfo GpioDevice::Info() const {
 }
 
 absl::Status GpioDevice::SetFeatures(uint64_t features) {
-  // Interrupts are served whether or not the front end says VIRTIO_GPIO_F_IRQ was acked: QEMU
-  // 7.2's vhost-user-gpio-pci offers it to the guest but never passes the guest's ack on, so
-  // its guests use interrupts we would otherwise refuse. A driver without the feature sends no
-  // IRQ_TYPE request and no event buffer, so serving them costs such a driver nothing.
-  if (!(features & Bit(VIRTIO_GPIO_F_IRQ)))
-    LOG(INFO) << "VIRTIO_GPIO_F_IRQ not acked by the front end; interrupts served anyway";
+  irq_negotiated_ = features & Bit(VIRTIO_GPIO_F_IRQ);
   return absl::OkStatus();
 }
 
@@ -204,6 +199,8 @@ absl::StatusOr<uint8_t> GpioDevice::Execute(uint16_t type, uint16_t line, uint32
       return 0;
     }
     case VIRTIO_GPIO_MSG_IRQ_TYPE: {
+      if (!irq_negotiated_)
+        return absl::FailedPreconditionError("VIRTIO_GPIO_F_IRQ not negotiated");
       if (absl::Status s = SetIrqType(line, value); !s.ok()) return s;
       return 0;
     }

@@ -70,6 +70,7 @@ class GpioDevice : public VirtioDevice {
 
   const std::unique_ptr<GpioChip> chip_;
   const std::string names_;  // the GET_NAMES block ("" if no line is named)
+  bool irq_negotiated_ = false;
 
   std::mutex mu_;
   std::vector<LineIrq> lines_;
