@@ -111,23 +111,25 @@ def find_kernel():
         raise GuestError(f"no Linux {series} kernel: {SETUP_HINT}")
     image = images[-1]
     version = os.path.basename(image)[len("vmlinuz-"):]
-    if not os.path.isdir(f"{kernel_root(version)}/lib/modules/{version}"):
+    if not os.path.exists(f"{kernel_root(version)}/lib/modules/{version}/modules.dep"):
         raise GuestError(f"no modules for {version}: {SETUP_HINT}")
     return image, version
 
 
 def kernel_root(version):
     """Where kernel `version`'s /lib/modules is: "" (the host's) or its unpacked package."""
-    return "" if os.path.isdir(f"/lib/modules/{version}") else f"{KERNEL_CACHE}/{version}"
+    # (Installing a kernel's headers makes its /lib/modules/VERSION too, with only `build`.)
+    host = os.path.exists(f"/lib/modules/{version}/modules.dep")
+    return "" if host else f"{KERNEL_CACHE}/{version}"
 
 
 def qemu_command():
-    """The selected QEMU's binary, and for QEMU 7.2 its own firmware directory."""
+    """The selected QEMU's command (QEMU 7.2 finds its own firmware beside its binary)."""
     if _selected["qemu"] == "10.0":
         return [QEMU]
     if _selected["qemu"] != "7.2":
         raise GuestError(f"unknown QEMU {_selected['qemu']!r}: 7.2 or 10.0")
-    return [f"{QEMU_7_2_ROOT}/usr/bin/{QEMU}", "-L", f"{QEMU_7_2_ROOT}/usr/share/qemu"]
+    return [f"{QEMU_7_2_ROOT}/usr/bin/{QEMU}"]
 
 
 def check_qemu():
@@ -303,7 +305,8 @@ def base_initramfs(modules, built_modules=(), version=None, root="", busybox=BUS
     entries.append(("bin/busybox", "file", (busybox, 0o755)))
     entries += [(f"bin/{a}", "link", "busybox") for a in APPLETS]
     entries.append(("init", "file", (INIT.encode(), 0o755)))
-    order = module_closure(version, modules, root)
+    # virtio_pci is built into 6.12 but a module in 5.10 and 6.1 (skipped where built in).
+    order = module_closure(version, ["virtio_pci"] + list(modules), root)
     for rel in order:
         entries.append((f"lib/modules/{_loaded_name(rel)}", "file",
                         (_read_module(version, rel, root), 0o644)))
