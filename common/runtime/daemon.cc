@@ -22,6 +22,8 @@
 #include "common/base/unique_fd.h"
 #include "common/runtime/flags.h"
 #include "common/runtime/release_startup_pages.h"
+#include "common/runtime/service_notify.h"
+#include "common/runtime/socket_activation.h"
 #include "common/runtime/unix_listener.h"
 #include "common/vhost_user/backend.h"
 #include "gflags/gflags.h"
@@ -91,13 +93,31 @@ void PrintHelp(const DaemonSpec& spec) {
       "  --version\n      Print the version and exit\n  --help\n      This text\n");
 }
 
+// Set when the listener came from socket activation (LISTEN_FDS), so errors name that.
+bool socket_activated = false;
+
 absl::StatusOr<UniqueFd> InheritedListener(int fd) {
-  int accepting = 0;
-  socklen_t len = sizeof(accepting);
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
-    return absl::InvalidArgumentError(absl::StrCat("--fd: ", fd, " is not a listening socket"));
+  if (absl::Status s = CheckListeningUnixSocket(fd, socket_activated ? "LISTEN_FDS" : "--fd");
+      !s.ok()) {
+    return s;
   }
   return UniqueFd(fd);
+}
+
+// Socket activation: the listener passed as fd 3 is served as --fd=3 would be. Exits with a
+// usage error when the variables are wrong or a socket is also given on the command line.
+void TakeSocketActivation(const DaemonSpec& spec) {
+  absl::StatusOr<int> fd = TakeActivatedListener();
+  if (!fd.ok()) ExitWithUsageError(spec.program, std::string(fd.status().message()));
+  if (*fd < 0) return;
+  if (!FLAGS_socket_path.empty() || FLAGS_fd >= 0) {
+    ExitWithUsageError(spec.program,
+                       absl::StrCat(FLAGS_socket_path.empty() ? "--fd" : "--socket-path",
+                                    " conflicts with the socket passed by socket activation "
+                                    "(LISTEN_FDS): give neither"));
+  }
+  FLAGS_fd = *fd;
+  socket_activated = true;
 }
 
 // Blocks the termination signals in every thread and returns a signalfd for them.
@@ -127,13 +147,15 @@ bool HandleSignal(int signal_fd, VirtioDevice* device) {
 }
 
 // Accepts front ends on `listener` one at a time until `wake_fd` fires and `on_wake` says stop.
+// `status` hears of it as front ends come and go.
 int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, VirtioDevice* device,
-          int wake_fd, const std::function<bool()>& on_wake) {
+          int wake_fd, const std::function<bool()>& on_wake, ServiceStatus* status) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
   options.offer_packed_ring = FLAGS_packed_ring;
   Backend backend(device, options);
   LOG(INFO) << spec.program << " " << kVersion << " ready for a front end" << name;
+  status->ListenerReady();
   for (;;) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
@@ -149,14 +171,16 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
       continue;
     }
     LOG(INFO) << "front end connected" << name;
-    absl::Status status = backend.Serve(std::move(connection), wake_fd, on_wake);
-    if (absl::IsCancelled(status)) break;
-    if (status.ok()) {
+    status->FrontEndConnected();
+    absl::Status served = backend.Serve(std::move(connection), wake_fd, on_wake);
+    if (absl::IsCancelled(served)) break;
+    if (served.ok()) {
       LOG(INFO) << "front end disconnected" << name << "; device reset";
     } else {
-      LOG(ERROR) << "connection dropped" << name << ": " << status << "; device reset";
+      LOG(ERROR) << "connection dropped" << name << ": " << served << "; device reset";
     }
-    if (FLAGS_exit_on_disconnect) return 0;
+    if (FLAGS_exit_on_disconnect) return 0;  // the caller tells the supervisor it stops
+    status->FrontEndDisconnected();
   }
   return 0;
 }
@@ -166,7 +190,8 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
 // or (SIGHUP) to reload its device on the instance's thread, where a single-socket daemon's
 // Reload() runs too.
 int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
-                   std::vector<std::unique_ptr<VirtioDevice>>& devices, int signal_fd) {
+                   std::vector<std::unique_ptr<VirtioDevice>>& devices, int signal_fd,
+                   ServiceStatus* service_status) {
   struct Instance {
     UniqueFd wake;
     std::atomic<bool> reload{false};
@@ -199,7 +224,7 @@ int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
         return false;
       };
       const int s = Serve(spec, absl::StrCat(" on socket ", i), std::move(listeners[i]),
-                          devices[i].get(), instance.wake.get(), on_wake);
+                          devices[i].get(), instance.wake.get(), on_wake, service_status);
       if (s != 0) status = s;
       if (--running == 0) eventfd_write(all_gone.get(), 1);  // --exit-on-disconnect
     });
@@ -222,6 +247,7 @@ int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
       eventfd_write(instance.wake.get(), 1);
     }
   }
+  service_status->Stopping();
   stopping = true;
   for (Instance& instance : instances) eventfd_write(instance.wake.get(), 1);
   for (std::thread& t : threads) t.join();
@@ -295,7 +321,10 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   absl::StatusOr<SeccompMode> seccomp = ParseSeccompMode(FLAGS_seccomp);
   if (!seccomp.ok()) ExitWithUsageError(spec.program, std::string(seccomp.status().message()));
   if (FLAGS_poll_us < 0) ExitWithUsageError(spec.program, "--poll-us must not be negative");
+  TakeSocketActivation(spec);  // before the instances: some check --fd themselves (vsock)
   google::InitGoogleLogging(argv[0]);
+  // Connected now, before a device's confinement (network namespace, chroot) and the sandbox.
+  const ServiceNotifier notifier = ServiceNotifier::FromEnvironment();
   // Blocked before the socket appears: a supervisor that sees it may signal at once.
   absl::StatusOr<UniqueFd> signals = TerminationSignals();
   if (!signals.ok()) {
@@ -312,6 +341,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     return 1;
   }
   std::vector<UniqueFd> listeners;
+  std::vector<std::string> listener_names;  // for the service manager's status line
   std::vector<std::unique_ptr<VirtioDevice>> devices;
   // Declared after the devices (in `instances`, then `devices`): runs before they are destroyed.
   absl::Cleanup stop_callers = [&spec] {
@@ -328,9 +358,11 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
       LOG(ERROR) << listener.status();
       return 1;
     }
+    listener_names.push_back(DescribeListener(listener->get()));
     listeners.push_back(*std::move(listener));
     devices.push_back(std::move(instance.device));
   }
+  ServiceStatus service_status(&notifier, listener_names);
   const StartupPages startup_pages = StartupPages::Find();  // before a chroot hides /proc
   if (spec.before_seccomp) {
     if (absl::Status s = spec.before_seccomp(); !s.ok()) {
@@ -349,12 +381,19 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
   }
   startup_pages.Release();
   if (devices.size() > 1) {
-    return ServeInstances(spec, std::move(listeners), devices, signals->get());
+    return ServeInstances(spec, std::move(listeners), devices, signals->get(), &service_status);
   }
   VirtioDevice* device = devices[0].get();
   const int signal_fd = signals->get();
-  const int status = Serve(spec, "", std::move(listeners[0]), device, signal_fd,
-                           [&] { return HandleSignal(signal_fd, device); });
+  const int status = Serve(
+      spec, "", std::move(listeners[0]), device, signal_fd,
+      [&] {
+        if (!HandleSignal(signal_fd, device)) return false;
+        service_status.Stopping();
+        return true;
+      },
+      &service_status);
+  service_status.Stopping();  // --exit-on-disconnect, or an error (after a signal: sent already)
   if (status == 0) LOG(INFO) << "terminating";
   return status;
 }

@@ -1,7 +1,9 @@
 // The shared main() of every daemon: the back-end program conventions of vhost-user.rst
 // (--socket-path, --fd, --print-capabilities), --help, --version, logging flags, listening and
 // accepting front ends one at a time (a front end that goes away resets the device and the
-// daemon waits for the next one), SIGTERM/SIGINT shutdown, then the seccomp sandbox.
+// daemon waits for the next one), SIGTERM/SIGINT shutdown, then the seccomp sandbox. Under a
+// service manager: socket activation (LISTEN_FDS, served as --fd=3) and readiness and status
+// notifications (NOTIFY_SOCKET); see socket_activation.h and service_notify.h.
 #ifndef COMMON_RUNTIME_DAEMON_H_
 #define COMMON_RUNTIME_DAEMON_H_
 
