@@ -13,14 +13,21 @@
 //   blk_guest_tool verify DEV PASS  reads every block once; prints
 //                                   "E2E-RESULT verify=blocks=N ok=N bad=N first_bad=B"
 //   blk_guest_tool fill FILE PASS   writes every block of pass PASS and a clear control block
+//   blk_guest_tool placed DEV OFFSET LO HI NODE SEED
+//                                   for the memory-layout test (memory_e2e_test.py): I/O whose
+//                                   buffers are pages at guest-physical [LO, HI), see Placed()
 //
 // Requests are kChunkBlocks blocks, kThreads of them in flight, O_DIRECT on block devices (so
 // each goes to the device, not the page cache). Any I/O error is printed ("E2E-RESULT
 // io_error=...") and makes the exit status 1; so does a bad block.
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -326,13 +333,143 @@ int Fill(const Disk& disk, uint32_t pass) {
   return Finish(totals);
 }
 
+// ---- placed: I/O from pages at known guest-physical addresses.
+
+constexpr size_t kPlacedPages = 256;     // 1 MiB of blocks
+constexpr size_t kPagesPerRequest = 8;   // scattered pages, one descriptor each
+constexpr size_t kAllocStep = 4 << 20;   // memory taken at a time while looking for pages
+
+// Word `word` of block `block` of pattern `seed` (memory_e2e_test.py computes the same).
+uint64_t PatternWord(uint64_t seed, uint64_t block, uint64_t word) {
+  uint64_t z = seed * 0x9e3779b97f4a7c15ull + (block << 9 | word);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The guest-physical address of the page at `page` (root sees frame numbers), or 0.
+uint64_t PhysicalAddress(int pagemap, const void* page) {
+  uint64_t entry = 0;
+  const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(page) / kBlock * 8);
+  if (pread(pagemap, &entry, 8, at) != 8 || !(entry >> 63)) return 0;
+  return (entry & ((1ull << 55) - 1)) * kBlock;
+}
+
+uint64_t MemAvailable() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  char line[128];
+  unsigned long long kb = 0;
+  while (f != nullptr && std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  }
+  if (f != nullptr) std::fclose(f);
+  return kb << 10;
+}
+
+// Takes memory kAllocStep at a time (bound to NUMA node `node` unless it is negative), touched
+// and locked, until kPlacedPages of its pages lie at guest-physical [lo, hi) or all but 64 MiB
+// of the available memory is taken. Then writes kPlacedPages blocks of pattern `seed` at
+// `offset` of the disk from those pages (O_DIRECT, so the device reads the pages themselves),
+// zeroes them, reads the blocks back into them and compares; and looks the pages up again, to
+// show they did not move. Prints
+//   E2E-RESULT placed=pages=N first=0xA last=0xA ok=N bad=N moved=N
+int Placed(const char* path, uint64_t offset, uint64_t lo, uint64_t hi, int node, uint64_t seed) {
+  const int fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+  const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || pagemap < 0) {
+    std::printf("E2E-RESULT io_error=open: %s\n", std::strerror(errno));
+    return 1;
+  }
+  const uint64_t budget = MemAvailable() > (64u << 20) ? MemAvailable() - (64u << 20) : 0;
+  std::vector<uint8_t*> pages;
+  std::vector<uint64_t> addresses;
+  for (uint64_t taken = 0; pages.size() < kPlacedPages && taken + kAllocStep <= budget;
+       taken += kAllocStep) {
+    auto* chunk = static_cast<uint8_t*>(mmap(nullptr, kAllocStep, PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (chunk == MAP_FAILED) break;
+    if (node >= 0) {
+      unsigned long mask = 1ul << node;
+      if (syscall(SYS_mbind, chunk, kAllocStep, 2 /* MPOL_BIND */, &mask, 64, 0) != 0) {
+        std::printf("E2E-RESULT io_error=mbind node %d: %s\n", node, std::strerror(errno));
+        return 1;
+      }
+    }
+    if (mlock(chunk, kAllocStep) != 0) std::memset(chunk, 1, kAllocStep);  // mlock faults in
+    for (size_t i = 0; i < kAllocStep && pages.size() < kPlacedPages; i += kBlock) {
+      const uint64_t address = PhysicalAddress(pagemap, chunk + i);
+      if (address >= lo && address < hi) {
+        pages.push_back(chunk + i);
+        addresses.push_back(address);
+      }
+    }
+  }
+  if (pages.size() < kPlacedPages) {
+    std::printf("E2E-RESULT io_error=only %zu pages at [0x%llx, 0x%llx)\n", pages.size(),
+                static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
+    return 1;
+  }
+  // Requests of kPagesPerRequest blocks; block b's buffer is taken from the page list in a
+  // stride, so that neighbours in a request are not neighbours in memory (the driver cannot
+  // merge them: each is a descriptor of its own).
+  const size_t requests = kPlacedPages / kPagesPerRequest;
+  auto page_of = [&](size_t block) {
+    return (block % kPagesPerRequest) * requests + block / kPagesPerRequest;
+  };
+  auto fill = [&](size_t block) {
+    auto* words = reinterpret_cast<uint64_t*>(pages[page_of(block)]);
+    for (size_t w = 0; w < kBlock / 8; ++w) words[w] = PatternWord(seed, block, w);
+  };
+  auto io = [&](bool write) {
+    for (size_t r = 0; r < requests; ++r) {
+      iovec iov[kPagesPerRequest];
+      for (size_t i = 0; i < kPagesPerRequest; ++i) {
+        iov[i] = {pages[page_of(r * kPagesPerRequest + i)], kBlock};
+      }
+      const off_t at = static_cast<off_t>(offset + r * kPagesPerRequest * kBlock);
+      const ssize_t n = write ? pwritev(fd, iov, kPagesPerRequest, at)
+                              : preadv(fd, iov, kPagesPerRequest, at);
+      if (n != static_cast<ssize_t>(kPagesPerRequest * kBlock)) {
+        std::printf("E2E-RESULT io_error=%s at 0x%llx: %s\n", write ? "write" : "read",
+                    static_cast<unsigned long long>(at), n < 0 ? std::strerror(errno) : "short");
+        return false;
+      }
+    }
+    return true;
+  };
+  for (size_t b = 0; b < kPlacedPages; ++b) fill(b);
+  if (!io(/*write=*/true) || fsync(fd) != 0) return 1;
+  for (uint8_t* page : pages) std::memset(page, 0, kBlock);
+  if (!io(/*write=*/false)) return 1;
+  size_t ok = 0, moved = 0;
+  std::vector<uint8_t> expected(kBlock);
+  for (size_t b = 0; b < kPlacedPages; ++b) {
+    auto* words = reinterpret_cast<uint64_t*>(expected.data());
+    for (size_t w = 0; w < kBlock / 8; ++w) words[w] = PatternWord(seed, b, w);
+    if (std::memcmp(pages[page_of(b)], expected.data(), kBlock) == 0) ++ok;
+    if (PhysicalAddress(pagemap, pages[b]) != addresses[b]) ++moved;
+  }
+  const auto [first, last] = std::minmax_element(addresses.begin(), addresses.end());
+  std::printf("E2E-RESULT placed=pages=%zu first=0x%llx last=0x%llx ok=%zu bad=%zu moved=%zu\n",
+              kPlacedPages, static_cast<unsigned long long>(*first),
+              static_cast<unsigned long long>(*last), ok, kPlacedPages - ok, moved);
+  std::fflush(stdout);
+  return ok == kPlacedPages && moved == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string op = argc >= 3 ? argv[1] : "";
+  if (op == "placed" && argc == 8) {
+    return Placed(argv[2], std::strtoull(argv[3], nullptr, 0), std::strtoull(argv[4], nullptr, 0),
+                  std::strtoull(argv[5], nullptr, 0), std::atoi(argv[6]),
+                  std::strtoull(argv[7], nullptr, 0));
+  }
   const bool needs_pass = op == "read" || op == "verify" || op == "fill";
   if (!(op == "write" && argc == 3) && !(needs_pass && argc == 4)) {
-    std::fprintf(stderr, "usage: %s write DEV | read|verify DEV PASS | fill FILE PASS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s write DEV | read|verify DEV PASS | fill FILE PASS | "
+                 "placed DEV OFFSET LO HI NODE SEED\n", argv[0]);
     return 2;
   }
   Disk disk;
