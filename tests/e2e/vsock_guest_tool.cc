@@ -107,6 +107,11 @@ int Server(uint32_t port) {
     }
   }
   std::printf("E2E-RESULT server_echoed=%llu\n", static_cast<unsigned long long>(total));
+  // The echo's tail may still be in the guest's socket: close() alone returns at once, and the
+  // boot's end (a reboot resets the device) would then cut it off. Linger until the host end
+  // has taken all of it and closed.
+  const linger wait{1, 30};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &wait, sizeof(wait));
   close(fd);
   return 0;
 }
