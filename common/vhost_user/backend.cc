@@ -331,6 +331,19 @@ absl::Status Backend::ReplaceMemory(std::shared_ptr<const GuestMemory> memory) {
   // Devices hand back chains they hold first: those point into mappings about to go away.
   for (uint32_t i = 0; i < vrings_.size(); ++i) StopServing(i);
   memory_ = std::move(memory);
+  // A line per table (a hot-added DIMM, a NUMA layout) says what the daemon now maps; the
+  // first 64 only, so a front end sending tables in a loop cannot flood the log.
+  uint64_t total = 0;
+  std::string ranges;
+  for (const GuestRegion& region : memory_->regions()) {
+    total += region.size;
+    if (ranges.size() < 200) {
+      absl::StrAppend(&ranges, ranges.empty() ? "" : ", ", "0x", absl::Hex(region.guest_phys_addr),
+                      "+", region.size >> 20, "M");
+    }
+  }
+  LOG_FIRST_N(INFO, 64) << "guest memory: " << memory_->regions().size() << " regions, "
+                        << (total >> 20) << " MiB (" << ranges << ")";
   for (Vring& vring : vrings_) {
     if (!vring.queue) continue;
     // A ring the new table no longer covers: the queue keeps its old rings and table whole (so
