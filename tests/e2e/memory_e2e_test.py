@@ -210,6 +210,7 @@ class MemoryLayoutTest(unittest.TestCase):
                          context)
         # What the guest wrote from those pages is in the host's file, byte for byte.
         self.assertTrue(on_disk == pattern(seed), "the image does not hold the guest's pattern")
+        seen["tables"] = re.findall(r"guest memory: (\d+ regions, \d+ MiB)", log)
         return result, seen, context
 
     def io_case(self, memory_args, lo=0, hi=RAM_MB << 20, node=-1):
@@ -307,6 +308,8 @@ class MemoryLayoutTest(unittest.TestCase):
         self.assertEqual(requests(before).count("37"), 1, context)
         self.assertEqual(requests(after).count("37"), 1, context)
         self.assertNotIn("5", requests(result.output), context)
+        # The daemon's log says so too: its last table holds both.
+        self.assertEqual(seen["tables"][-1], f"2 regions, {RAM_MB + HOT_MB} MiB", context)
 
 
 if __name__ == "__main__":
