@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the daemons (static binaries) into PREFIX/libexec and, as the vhost-user back-end
 # conventions ask, one vhost-user.json description each into PREFIX/share/qemu/vhost-user, so
-# management tools (libvirt) find them. Usage: scripts/install.sh [PREFIX] (default /usr/local).
+# management tools (libvirt) find them, and the systemd units of packaging/systemd.
+# Usage: scripts/install.sh [PREFIX] (default /usr/local).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${1:-/usr/local}
@@ -23,6 +24,13 @@ for d in "${daemons[@]}"; do
 JSON
   echo "installed $prefix/libexec/$d and $prefix/share/qemu/vhost-user/50-$d.json"
 done
+# systemd units: a socket/service template pair per daemon (packaging/systemd/generate-units.sh),
+# and the system user of those that run as one. systemd looks in PREFIX/lib for both.
+install -d "$prefix/lib/systemd/system" "$prefix/lib/sysusers.d"
+packaging/systemd/generate-units.sh "$prefix/lib/systemd/system" "$prefix/libexec" \
+  "${daemons[@]#vhost-user-}"
+install -m 0644 packaging/systemd/vhost-user.sysusers "$prefix/lib/sysusers.d/vhost-user.conf"
+echo "installed vhost-user-<device>@.socket/.service into $prefix/lib/systemd/system"
 # vhost-user-snd's host audio bridge (--backend=alsa|pipewire), which it looks for beside
 # itself. Dynamically linked: it needs libasound2 and libpipewire-0.3-0 at run time.
 bazel build //vhost-user-snd:vhost-user-snd-bridge 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
