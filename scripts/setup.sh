@@ -26,9 +26,10 @@ BUILD_PACKAGES=(
 # guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
 # pipewire, pipewire-bin, wireplumber: the headless PipeWire the sound bridge's tests start.
 # libdrm-dev (BUILD_PACKAGES): the DRM uapi headers of the gpu guest tool (no libdrm linked).
-# podman, crun, conmon: the container guest test builds each daemon's OCI image and runs it.
+# podman, runc, conmon: the container guest test builds each daemon's OCI image and runs it
+# (runc: crun refuses cgroup v1+v2 hybrid hosts whose v2 tree holds a controller).
 TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
-  alsa-utils pipewire pipewire-bin wireplumber podman crun conmon)
+  alsa-utils pipewire pipewire-bin wireplumber podman runc conmon)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
 
 missing=()
