@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
       "Shares a host directory with a guest over vhost-user (virtio-fs): a passthrough FUSE "
       "file system confined to --shared-dir.";
   spec.backend_type = "fs";
+  // libvirt (<filesystem> with <binary path=...>) probes this: with it, it passes virtiofsd's
+  // separate options (--fd=N --shared-dir DIR --cache never|always --sandbox MODE --xattr
+  // --thread-pool-size=N), which are ours; without it, the old `-o source=DIR,...` form.
+  spec.capability_features = {"separate-options"};
   spec.short_names = {{'s', "socket_path"}};
   auto daemon = std::make_shared<FsDaemon>();
   spec.create_device = [daemon] { return CreateDevice(*daemon); };
