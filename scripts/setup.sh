@@ -53,6 +53,15 @@ if [ ${#missing[@]} -gt 0 ] || [ $qemu_ok -eq 0 ] || [ $kernel_ok -eq 0 ] || [ -
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS_PACKAGES[@]}"
   fi
 fi
+# libvirt 11 for tests/e2e/libvirt_e2e_test.py: libvirtd with its QEMU driver (backports ship no
+# virtqemud), virtlogd and virsh. The test starts and stops its own libvirtd; nothing is enabled.
+LIBVIRT_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+if ! libvirtd --version 2>/dev/null | grep -qE ' (1[1-9]|[2-9][0-9])\.'; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${LIBVIRT_PACKAGES[@]}" ||
+    { $SUDO apt-get update -q &&
+      $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${LIBVIRT_PACKAGES[@]}"; }
+fi
 # The peer of the gpu benchmark and the reference the gpu guest test was written against: QEMU's
 # contrib vhost-user-gpu, shipped in backports' qemu-system-gui (QEMU 10 like the emulator).
 if [ ! -x /usr/lib/qemu/vhost-user-gpu ]; then
