@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "glog/logging.h"
@@ -194,12 +196,15 @@ absl::optional<ChainToken> QueueContext::Take() {
   slot.in_flight = true;
   if (inflight_ && !slot.resubmitted) inflight_->Taken(slot.chain.head);
   AddInFlight(1);
+  queue_->stats().bytes_in.Add(slot.chain.readable_bytes);
   return token;
 }
 
 void QueueContext::AddInFlight(int delta) {
   // Only the serving thread changes the count: a plain store, no locked read-modify-write.
-  in_flight_.store(in_flight_.load(std::memory_order_relaxed) + delta, std::memory_order_release);
+  const size_t now = in_flight_.load(std::memory_order_relaxed) + delta;
+  in_flight_.store(now, std::memory_order_release);
+  queue_->stats().in_flight.Set(now);
 }
 
 void QueueContext::GiveBack(ChainToken token) {
@@ -229,6 +234,9 @@ void QueueContext::Push(ChainToken token, uint32_t written) {
   if (track) inflight_->Completing(slot.chain.head);
   if (track_packed) inflight_packed_->Completing(slot.record, slot.chain.ring_slots);
   queue_->Push(slot.chain, written);
+  QueueStats& stats = queue_->stats();
+  stats.requests.Add(1);
+  stats.bytes_out.Add(std::min<uint64_t>(written, slot.chain.writable_bytes));
   if (track) inflight_->Completed(slot.chain.head, queue_->UsedIndex());
   if (track_packed) inflight_packed_->Completed(slot.record);
   head_in_flight_[slot.chain.head] = false;

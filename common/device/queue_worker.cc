@@ -64,7 +64,11 @@ QueueResult QueueWorker::Drain() {
     switch (result.kind()) {
       case QueueResult::Kind::kDrained:
         // Chains that came while notifications were off get no kick: take them now.
-        if (queue.EnableNotifications() || context_->HasPosted() || SpinForWork()) continue;
+        if (queue.EnableNotifications() || context_->HasPosted()) continue;
+        if (SpinForWork()) {
+          queue.stats().busy_poll_hits.Add(1);
+          continue;
+        }
         return result;
       case QueueResult::Kind::kBlocked:
       case QueueResult::Kind::kRetryAfter:
@@ -102,6 +106,7 @@ void QueueWorker::ConsumeKick(uint32_t events) {
   // leaves the epoll set.
   uint64_t value;
   const ssize_t n = (events & (EPOLLHUP | EPOLLERR)) ? 0 : read(kick_fd_, &value, sizeof(value));
+  if (n == sizeof(value)) context_->queue().stats().kicks.Add(value);
   if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
   epoll_ctl(context_->epoll_fd(), EPOLL_CTL_DEL, kick_fd_, nullptr);
   LOG_EVERY_N(WARNING, 100) << "queue " << context_->index() << ": kick fd hung up or failed";

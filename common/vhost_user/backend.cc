@@ -78,6 +78,7 @@ Message U64Reply(const Message& request, uint64_t value) {
 Backend::Backend(VirtioDevice* device, BackendOptions options)
     : device_(device), info_(device->Info()), options_(options), memory_(GuestMemory::Empty()) {
   vrings_.resize(info_.num_queues);
+  queue_stats_ = std::make_unique<QueueStats[]>(info_.num_queues);
   device_->set_config_change_notifier([this] { return NotifyConfigChange(); });
 }
 
@@ -104,6 +105,7 @@ uint64_t Backend::OfferedProtocolFeatures() const {
 absl::Status Backend::Serve(UniqueFd connection, int wake_fd,
                             const std::function<bool()>& on_wake) {
   RETURN_IF_ERROR(SetReceiveTimeout(connection.get(), kMessageTimeoutMs));
+  connections_.Add(1);
   Channel channel(std::move(connection));
   absl::Status result;
   for (;;) {
@@ -566,6 +568,8 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
         Virtqueue::Create(index, vring.layout, acked_features_, memory_);
     if (!queue.ok()) return queue.status();
     vring.queue = *std::move(queue);
+    vring.queue->set_stats(&queue_stats_[index]);
+    queue_stats_[index].starts.Add(1);
     vring.queue->set_call_fd(vring.call.get());
     vring.queue->set_err_fd(vring.err.get());
     // Threads start with the first queue: after the sandbox, which a user namespace needs to
@@ -822,6 +826,7 @@ absl::Status Backend::NotifyConfigChange() {
 }
 
 void Backend::ResetDevice() {
+  resets_.Add(1);
   for (uint32_t i = 0; i < vrings_.size(); ++i) {
     StopServing(i);
     vrings_[i].context.reset();  // before the queue it refers to
@@ -830,6 +835,22 @@ void Backend::ResetDevice() {
   acked_features_ = 0;
   status_ = 0;
   device_->Reset();
+}
+
+std::string Backend::StatsJson() const {
+  std::string json = absl::StrCat("{\"connections\":", connections_.Get(),
+                                  ",\"resets\":", resets_.Get(), ",\"queues\":[");
+  for (uint32_t i = 0; i < info_.num_queues; ++i) {
+    const QueueStats& q = queue_stats_[i];
+    absl::StrAppend(&json, i == 0 ? "" : ",", "{\"queue\":", i, ",\"starts\":", q.starts.Get(),
+                    ",\"requests\":", q.requests.Get(), ",\"bytes_in\":", q.bytes_in.Get(),
+                    ",\"bytes_out\":", q.bytes_out.Get(), ",\"kicks\":", q.kicks.Get(),
+                    ",\"notifications\":", q.notifications.Get(),
+                    ",\"suppressed\":", q.suppressed.Get(),
+                    ",\"busy_poll_hits\":", q.busy_poll_hits.Get(), ",\"errors\":", q.errors.Get(),
+                    ",\"in_flight\":", q.in_flight.Get(), "}");
+  }
+  return json + "]}";
 }
 
 void Backend::Reset() {

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,7 @@
 #include "common/vhost_user/state_transfer.h"
 #include "common/virtio/dirty_log.h"
 #include "common/virtio/guest_memory.h"
+#include "common/virtio/queue_stats.h"
 #include "common/virtio/virtqueue.h"
 
 namespace vhost {
@@ -61,6 +63,11 @@ class Backend {
 
   uint64_t OfferedFeatures() const;
   uint64_t OfferedProtocolFeatures() const;
+
+  // What the queues have done since the daemon started, and how many front ends it served and
+  // device resets it went through, as one line of JSON (the stats socket's format, see the
+  // README). Any thread may call it while the back end serves.
+  std::string StatsJson() const;
 
  private:
   struct Vring {
@@ -123,6 +130,10 @@ class Backend {
   std::shared_ptr<const GuestMemory> memory_;
   std::unique_ptr<WorkPool> pool_;  // see StartPool; declared before the queues that use it
   std::vector<Vring> vrings_;
+  // One per queue, for the back end's lifetime: the queues count into them across restarts.
+  std::unique_ptr<QueueStats[]> queue_stats_;
+  StatCounter connections_;  // front ends served (counted by the connection thread)
+  StatCounter resets_;       // device resets: the front end's, and at each disconnect
   // The front end's inflight region (SET_INFLIGHT_FD), mapped until the connection ends; the
   // queue contexts track into it.
   struct InflightRegion {

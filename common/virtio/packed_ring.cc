@@ -221,22 +221,23 @@ void PackedRing::Push(const DescriptorChain& chain, uint32_t written) {
   }
 }
 
-bool PackedRing::ShouldNotify() {
+Virtqueue::Notify PackedRing::ShouldNotify() {
   FullFence();
   const uint16_t old_idx = signalled_used_;
   const uint16_t new_idx = next_used_;
-  if (old_idx == new_idx) return false;
+  if (old_idx == new_idx) return Notify::kNothingNew;
   signalled_used_ = new_idx;
   const uint16_t flags = LoadRelaxed(&driver_event_->flags);
-  if (flags == VRING_PACKED_EVENT_FLAG_DISABLE) return false;
-  if (flags != VRING_PACKED_EVENT_FLAG_DESC || !has_feature(kFeatureEventIdx)) return true;
+  if (flags == VRING_PACKED_EVENT_FLAG_DISABLE) return Notify::kSuppressed;
+  if (flags != VRING_PACKED_EVENT_FLAG_DESC || !has_feature(kFeatureEventIdx)) return Notify::kYes;
   const bool first = !signalled_used_valid_;
   signalled_used_valid_ = true;
   const uint16_t off_wrap = LoadRelaxed(&driver_event_->off_wrap);
   // An event offset from the previous lap of the ring counts as that far behind.
   int event = off_wrap & 0x7fff;
   if (static_cast<bool>(off_wrap >> 15) != used_wrap_) event -= layout_.size;
-  return first || NeedEvent(static_cast<uint16_t>(event), new_idx, old_idx);
+  return first || NeedEvent(static_cast<uint16_t>(event), new_idx, old_idx) ? Notify::kYes
+                                                                            : Notify::kSuppressed;
 }
 
 bool PackedRing::EnableNotifications() {

@@ -30,7 +30,7 @@ class PackedRing : public Virtqueue {
 
  protected:
   absl::Status MapRings(const GuestMemory& memory) override;
-  bool ShouldNotify() override;
+  Notify ShouldNotify() override;
 
  private:
   bool IsAvailable(uint16_t slot, bool wrap) const;

@@ -159,22 +159,25 @@ void SplitRing::LogUsed(const void* field, uint64_t len) const {
   log_->Mark(used_log_gpa_ + offset, len);
 }
 
-bool SplitRing::ShouldNotify() {
+Virtqueue::Notify SplitRing::ShouldNotify() {
   FullFence();
   const uint16_t old_idx = signalled_used_;
   const uint16_t new_idx = used_idx_;
-  if (old_idx == new_idx) return false;  // nothing new to tell
+  if (old_idx == new_idx) return Notify::kNothingNew;
   signalled_used_ = new_idx;
   if (has_feature(kFeatureNotifyOnEmpty) && LoadAcquire(&avail_->idx) == last_avail_) {
-    return true;
+    return Notify::kYes;
   }
+  bool notify;
   if (has_feature(kFeatureEventIdx)) {
     // After a (re)start we don't know what the guest was last told: notify once to be safe.
     const bool first = !signalled_used_valid_;
     signalled_used_valid_ = true;
-    return first || NeedEvent(LoadRelaxed(used_event()), new_idx, old_idx);
+    notify = first || NeedEvent(LoadRelaxed(used_event()), new_idx, old_idx);
+  } else {
+    notify = !(LoadRelaxed(&avail_->flags) & VRING_AVAIL_F_NO_INTERRUPT);
   }
-  return !(LoadRelaxed(&avail_->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+  return notify ? Notify::kYes : Notify::kSuppressed;
 }
 
 bool SplitRing::EnableNotifications() {

@@ -26,7 +26,7 @@ class SplitRing : public Virtqueue {
 
  protected:
   absl::Status MapRings(const GuestMemory& memory) override;
-  bool ShouldNotify() override;
+  Notify ShouldNotify() override;
 
  private:
   // Follows a chain through `table` (the ring's descriptor table or an indirect table).

@@ -46,7 +46,17 @@ void Virtqueue::NotifyGuestIfNeeded() {
   }
   if (broken()) return;
   // A failed write (EAGAIN on a full non-eventfd) only loses this call: the front end's problem.
-  if (call_fd_ >= 0 && ShouldNotify()) eventfd_write(call_fd_, 1);
+  switch (ShouldNotify()) {
+    case Notify::kNothingNew:
+      return;
+    case Notify::kSuppressed:
+      stats_->suppressed.Add(1);
+      return;
+    case Notify::kYes:
+      stats_->notifications.Add(1);
+      if (call_fd_ >= 0) eventfd_write(call_fd_, 1);
+      return;
+  }
 }
 
 void Virtqueue::LogWritten(const DescriptorChain& chain, uint32_t written) const {
@@ -67,6 +77,7 @@ void Virtqueue::LogHostWrite(const void* host, uint64_t len) const {
 
 void Virtqueue::MarkBroken(const absl::Status& why) {
   if (broken_.exchange(true, std::memory_order_relaxed)) return;
+  stats_->errors.AddShared(1);
   LOG(ERROR) << "queue " << index_
              << " is broken and stops until it is set up again: " << why.message();
   if (err_fd_ >= 0) eventfd_write(err_fd_, 1);

@@ -19,6 +19,7 @@
 #include "common/virtio/descriptor_chain.h"
 #include "common/virtio/features.h"
 #include "common/virtio/guest_memory.h"
+#include "common/virtio/queue_stats.h"
 #include "common/virtio/virtio_ring_defs.h"
 
 namespace vhost {
@@ -102,6 +103,11 @@ class Virtqueue {
     used_log_gpa_ = used_log_gpa;
   }
 
+  // Where the queue counts what it does (the device's, kept across restarts; by default its
+  // own). Set before the queue is served.
+  void set_stats(QueueStats* stats) { stats_ = stats; }
+  QueueStats& stats() { return *stats_; }
+
   void set_call_fd(int fd) { call_fd_ = fd; }
   void set_err_fd(int fd) { err_fd_ = fd; }
   // Once broken, Pop/Push/HasAvailable/EnableNotifications/NotifyGuestIfNeeded touch no ring
@@ -120,7 +126,9 @@ class Virtqueue {
   Virtqueue(int index, const VringLayout& layout, uint64_t features)
       : index_(index), layout_(layout), features_(features) {}
   virtual absl::Status MapRings(const GuestMemory& memory) = 0;
-  virtual bool ShouldNotify() = 0;
+  // Whether to interrupt the guest for what was pushed since the last call.
+  enum class Notify { kNothingNew, kYes, kSuppressed };
+  virtual Notify ShouldNotify() = 0;
   bool has_feature(uint32_t bit) const { return features_ & (uint64_t{1} << bit); }
   // With a log: marks the pages of the first `written` bytes of the chain's writable part.
   void LogWritten(const DescriptorChain& chain, uint32_t written) const;
@@ -136,6 +144,8 @@ class Virtqueue {
   std::atomic<bool> broken_{false};
   uint32_t memory_faults_seen_ = ~0u;
   const DirtyLog* log_ = nullptr;
+  QueueStats own_stats_;
+  QueueStats* stats_ = &own_stats_;
   bool log_rings_ = false;
   uint64_t used_log_gpa_ = 0;  // GuestMemoryFaultCount() at the last check; ~0: never
 };
