@@ -29,10 +29,22 @@ absl::StatusOr<std::unique_ptr<ControlSocket>> ControlSocket::Start(const std::s
 absl::StatusOr<std::unique_ptr<ControlSocket>> ControlSocket::Start(const std::string& path,
                                                                     const std::string& flag,
                                                                     FdHandler handler) {
-  absl::StatusOr<UniqueFd> listener = ListenOnUnixSocket(path, flag, /*backlog=*/4);
+  absl::StatusOr<UniqueFd> listener = Listen(path, flag);
   if (!listener.ok()) return listener.status();
   return std::unique_ptr<ControlSocket>(
       new ControlSocket(*std::move(listener), std::move(handler)));
+}
+
+absl::StatusOr<UniqueFd> ControlSocket::Listen(const std::string& path, const std::string& flag) {
+  return ListenOnUnixSocket(path, flag, /*backlog=*/4);
+}
+
+std::unique_ptr<ControlSocket> ControlSocket::StartOn(UniqueFd listener, Handler handler) {
+  return std::unique_ptr<ControlSocket>(new ControlSocket(
+      std::move(listener),
+      [handler = std::move(handler)](absl::string_view line, std::vector<UniqueFd>&) {
+        return handler(line);
+      }));
 }
 
 ControlSocket::ControlSocket(UniqueFd listener, FdHandler handler)

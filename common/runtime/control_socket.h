@@ -35,6 +35,10 @@ class ControlSocket {
   static absl::StatusOr<std::unique_ptr<ControlSocket>> Start(const std::string& path,
                                                               const std::string& flag,
                                                               FdHandler handler);
+  // The same in two steps, for a socket that must exist before the daemon confines itself but
+  // whose thread may only start after (a user namespace is entered single-threaded).
+  static absl::StatusOr<UniqueFd> Listen(const std::string& path, const std::string& flag);
+  static std::unique_ptr<ControlSocket> StartOn(UniqueFd listener, Handler handler);
   ~ControlSocket();
 
  private:

@@ -24,6 +24,7 @@
 #include "common/runtime/release_startup_pages.h"
 #include "common/runtime/service_notify.h"
 #include "common/runtime/socket_activation.h"
+#include "common/runtime/stats_socket.h"
 #include "common/runtime/unix_listener.h"
 #include "common/vhost_user/backend.h"
 #include "gflags/gflags.h"
@@ -49,6 +50,9 @@ DEFINE_int32(socket_count, 1,
 DEFINE_int32(poll_us, 32,
              "Busy-poll each queue this many microseconds after it runs dry before sleeping "
              "(trades CPU for latency, as QEMU's 32 us default does; 0 disables)");
+DEFINE_string(stats_socket, "",
+              "Unix socket answering \"stats\" with per-queue statistics as JSON "
+              "(vhost-user-stat reads it)");
 
 #if defined(__SANITIZE_ADDRESS__)
 // LeakSanitizer's exit-time check forks a tracer (clone without CLONE_THREAD, ptrace), which the
@@ -149,11 +153,13 @@ bool HandleSignal(int signal_fd, VirtioDevice* device) {
 // Accepts front ends on `listener` one at a time until `wake_fd` fires and `on_wake` says stop.
 // `status` hears of it as front ends come and go.
 int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, VirtioDevice* device,
-          int wake_fd, const std::function<bool()>& on_wake, ServiceStatus* status) {
+          int wake_fd, const std::function<bool()>& on_wake, ServiceStatus* status,
+          StatsRegistry* stats, const std::string& listener_name) {
   BackendOptions options;
   options.busy_poll = absl::Microseconds(FLAGS_poll_us);
   options.offer_packed_ring = FLAGS_packed_ring;
   Backend backend(device, options);
+  const ScopedStats counted(stats, listener_name, &backend);
   LOG(INFO) << spec.program << " " << kVersion << " ready for a front end" << name;
   status->ListenerReady();
   for (;;) {
@@ -191,7 +197,8 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
 // Reload() runs too.
 int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
                    std::vector<std::unique_ptr<VirtioDevice>>& devices, int signal_fd,
-                   ServiceStatus* service_status) {
+                   ServiceStatus* service_status, StatsRegistry* stats,
+                   const std::vector<std::string>& listener_names) {
   struct Instance {
     UniqueFd wake;
     std::atomic<bool> reload{false};
@@ -223,8 +230,9 @@ int ServeInstances(const DaemonSpec& spec, std::vector<UniqueFd> listeners,
         if (instance.reload.exchange(false)) devices[i]->Reload();
         return false;
       };
-      const int s = Serve(spec, absl::StrCat(" on socket ", i), std::move(listeners[i]),
-                          devices[i].get(), instance.wake.get(), on_wake, service_status);
+      const int s =
+          Serve(spec, absl::StrCat(" on socket ", i), std::move(listeners[i]), devices[i].get(),
+                instance.wake.get(), on_wake, service_status, stats, listener_names[i]);
       if (s != 0) status = s;
       if (--running == 0) eventfd_write(all_gone.get(), 1);  // --exit-on-disconnect
     });
@@ -363,6 +371,20 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     devices.push_back(std::move(instance.device));
   }
   ServiceStatus service_status(&notifier, listener_names);
+  // Bound now, before a device's confinement hides the path; served once the sandbox is on.
+  StatsRegistry stats(spec.program, kVersion);
+  UniqueFd stats_listener;
+  if (!FLAGS_stats_socket.empty()) {
+    absl::StatusOr<UniqueFd> listener = ControlSocket::Listen(FLAGS_stats_socket, "--stats-socket");
+    if (!listener.ok()) {
+      if (absl::IsInvalidArgument(listener.status())) {
+        ExitWithUsageError(spec.program, std::string(listener.status().message()));
+      }
+      LOG(ERROR) << listener.status();
+      return 1;
+    }
+    stats_listener = *std::move(listener);
+  }
   const StartupPages startup_pages = StartupPages::Find();  // before a chroot hides /proc
   if (spec.before_seccomp) {
     if (absl::Status s = spec.before_seccomp(); !s.ok()) {
@@ -380,8 +402,12 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
     return 1;
   }
   startup_pages.Release();
+  // Stopped (its thread joined) before the registry and the back ends it reads go away.
+  std::unique_ptr<ControlSocket> stats_socket;
+  if (stats_listener) stats_socket = ServeStats(std::move(stats_listener), &stats);
   if (devices.size() > 1) {
-    return ServeInstances(spec, std::move(listeners), devices, signals->get(), &service_status);
+    return ServeInstances(spec, std::move(listeners), devices, signals->get(), &service_status,
+                          &stats, listener_names);
   }
   VirtioDevice* device = devices[0].get();
   const int signal_fd = signals->get();
@@ -392,7 +418,7 @@ int RunDaemon(int argc, char** argv, const DaemonSpec& spec) {
         service_status.Stopping();
         return true;
       },
-      &service_status);
+      &service_status, &stats, listener_names[0]);
   service_status.Stopping();  // --exit-on-disconnect, or an error (after a signal: sent already)
   if (status == 0) LOG(INFO) << "terminating";
   return status;

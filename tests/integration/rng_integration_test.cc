@@ -21,6 +21,7 @@
 #include "common/virtio/descriptor_chain.h"
 #include "common/virtio/virtio_ring_defs.h"
 #include "gtest/gtest.h"
+#include "tests/frontend/control_client.h"
 #include "tests/frontend/daemon_fixture.h"
 #include "tests/integration/runfiles.h"
 
@@ -162,6 +163,44 @@ TEST_F(RngDaemonTest, ServesConcurrentRequestsOnEveryRingLayout) {
       EXPECT_GT(std::set<char>(big.begin(), big.end()).size(), 250u);
     }
   }
+}
+
+// --stats-socket, as every daemon has it: per-queue counts of what the front end did, read
+// while the daemon serves (inside its sandbox), and the front ends and resets it went through.
+TEST_F(RngDaemonTest, StatsSocketCountsWhatTheQueueServed) {
+  const std::string stats = socket() + ".stats";
+  StartDaemon({"--stats-socket=" + stats});
+  Open();
+  uint64_t bytes = 0;
+  for (uint32_t len : {64u, 4096u, 1u, 65536u, 64u}) {
+    Request(len);
+    bytes += len;
+  }
+  ASSERT_OK(queue_->Submit());
+  for (int i = 0; i < 5; ++i) ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
+  ASSERT_OK_AND_ASSIGN(std::string reply, frontend::SendControlCommands(stats, "stats\n"));
+  EXPECT_EQ(reply.rfind("ok {\"daemon\":\"vhost-user-rng\",", 0), 0u) << reply;
+  EXPECT_NE(reply.find(absl::StrCat("\"connections\":1,\"resets\":0,\"queues\":[{\"queue\":0,"
+                                    "\"starts\":1,\"requests\":5,\"bytes_in\":0,\"bytes_out\":",
+                                    bytes, ",")),
+            std::string::npos)
+      << reply;
+  EXPECT_NE(reply.find("\"errors\":0,\"in_flight\":0}"), std::string::npos) << reply;
+
+  // The counts outlive the front end: a second one adds to them.
+  device_.reset();
+  Open();
+  Request(32);
+  ASSERT_OK(queue_->Submit());
+  ASSERT_OK(queue_->WaitForUsed(kTimeout).status());
+  ASSERT_OK_AND_ASSIGN(reply, frontend::SendControlCommands(stats, "stats\nwhat\n"));
+  EXPECT_NE(reply.find(absl::StrCat("\"connections\":2,")), std::string::npos) << reply;
+  EXPECT_NE(reply.find(absl::StrCat(
+                "\"starts\":2,\"requests\":6,\"bytes_in\":0,\"bytes_out\":", bytes + 32, ",")),
+            std::string::npos)
+      << reply;
+  EXPECT_NE(reply.find("\nerror: unknown command"), std::string::npos) << reply;
+  EXPECT_TRUE(daemon()->IsAlive());
 }
 
 TEST_F(RngDaemonTest, IndirectChainsAndScatteredBuffers) {
