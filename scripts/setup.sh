@@ -20,12 +20,13 @@ BUILD_PACKAGES=(
   libabsl-dev libgflags-dev libgoogle-glog-dev libgtest-dev libgmock-dev libseccomp-dev
   libunwind-dev liburing-dev
   libasound2-dev libpipewire-0.3-dev
-  libdrm-dev
+  libdrm-dev nlohmann-json3-dev
 )
 # sg3-utils and e2fsprogs (mke2fs, e2fsck, debugfs): the SCSI guest test copies the tools into its
 # guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
 # pipewire, pipewire-bin, wireplumber: the headless PipeWire the sound bridge's tests start.
 # libdrm-dev (BUILD_PACKAGES): the DRM uapi headers of the gpu guest tool (no libdrm linked).
+# nlohmann-json3-dev: header-only JSON, for vhost-user-stat reading a daemon's stats socket.
 # podman, runc, conmon: the container guest test builds each daemon's OCI image and runs it
 # (runc: crun refuses cgroup v1+v2 hybrid hosts whose v2 tree holds a controller).
 TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
