@@ -29,8 +29,11 @@ BUILD_PACKAGES=(
 # nlohmann-json3-dev: header-only JSON, for vhost-user-stat reading a daemon's stats socket.
 # podman, runc, conmon: the container guest test builds each daemon's OCI image and runs it
 # (runc: crun refuses cgroup v1+v2 hybrid hosts whose v2 tree holds a controller).
+# dpkg-dev, lintian, go-md2man, groff-base, man-db: the Debian packages (scripts/build_debs.sh),
+# their lint, their man pages, and the installed-packages guest test.
 TEST_PACKAGES=(busybox-static cpio xz-utils gzip kmod python3 fio strace sg3-utils e2fsprogs
-  alsa-utils pipewire pipewire-bin wireplumber podman runc conmon)
+  alsa-utils pipewire pipewire-bin wireplumber podman runc conmon
+  dpkg-dev lintian go-md2man groff-base man-db)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils linux-image-amd64)
 
 missing=()
