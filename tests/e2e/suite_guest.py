@@ -509,8 +509,9 @@ def has_module(version, name):
 class Run:
     """The outcome of one guest: each part's verdict, the console output, the daemons' logs."""
 
-    def __init__(self, result, verdicts, logs, notes):
+    def __init__(self, result, verdicts, logs, notes, executables=None):
         self.result = result
+        self.executables = executables or {}  # name -> what its daemon process ran
         self.verdicts = verdicts  # name -> (passed, lines)
         self.logs = logs
         self.notes = notes  # name -> what its pass leaves out
@@ -552,6 +553,7 @@ def run(bin_dir, names=None, announce=print, timeout=180):
             packaged, built_here = p.guest_modules()
             modules += [m for m in packaged if m not in modules]
             built += built_here
+        executables = {p.name: os.readlink(f"/proc/{p.daemon.proc.pid}/exe") for p in parts}
         kernel, qemu = qemu_guest.selected()
         announce(f"host: booting Linux {kernel} under QEMU {qemu} (TCG) with -device " +
                  ", ".join(p.device for p in parts))
@@ -574,4 +576,4 @@ def run(bin_dir, names=None, announce=print, timeout=180):
         verdicts = {p.name: p.verdict(body) for p in parts}
         notes = {p.name: p.note for p in parts if p.note}
         logs = {f"vhost-user-{p.name}": p.daemon.read_log() for p in parts}
-        return Run(result, verdicts, logs, notes)
+        return Run(result, verdicts, logs, notes, executables)

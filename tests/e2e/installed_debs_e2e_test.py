@@ -1,0 +1,91 @@
+"""The Debian packages installed on this machine serve a guest (issue 19): scripts/build_debs.sh
+builds them from the Bazel-built daemons, `dpkg -i` installs them, and suite_guest's guest (Linux
+6.12 under QEMU 10.0) uses every daemon it has a part for, each started from /usr/libexec as
+installed. Then `man` finds the manuals and each vhost-user.json descriptor names its installed
+binary. Packages this test installed are removed again (`dpkg --purge`); any that were installed
+before it are left as they were.
+
+Usage: installed_debs_e2e_test.py DAEMON_OR_TOOL... (Bazel passes them; bazel-bin's layout)
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import suite_guest  # noqa: E402
+
+BIN_DIR = None
+# The source tree (scripts/, packaging/, the manuals), through this file's runfiles link.
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+def installed(package):
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                            capture_output=True, text=True).stdout
+    return status == "install ok installed"
+
+
+class InstalledDebsTest(unittest.TestCase):
+
+    def test_installed_packages_serve_a_guest(self):
+        with tempfile.TemporaryDirectory(prefix="debs-") as work:
+            out = os.path.join(work, "debs")
+            subprocess.run(["bash", os.path.join(SOURCE, "scripts/build_debs.sh"),
+                            "--bin-dir", BIN_DIR, "--out-dir", out], check=True,
+                           stdout=subprocess.DEVNULL)
+            debs = sorted(glob.glob(os.path.join(out, "*.deb")))
+            packages = [os.path.basename(d).split("_")[0] for d in debs]
+            self.assertIn("vhost-user-blk", packages)
+            before = {p for p in packages if installed(p)}
+            subprocess.run(["dpkg", "-i"] + debs, check=True, stdout=subprocess.DEVNULL)
+            try:
+                self.check_installed(work, packages)
+            finally:
+                fresh = [p for p in packages if p not in before]
+                if fresh:
+                    subprocess.run(["dpkg", "--purge"] + fresh, check=True,
+                                   stdout=subprocess.DEVNULL)
+            for p in packages:
+                if p not in before:
+                    self.assertFalse(os.path.exists(f"/usr/libexec/{p}"), p)
+
+    def check_installed(self, work, packages):
+        # The guest's daemons from /usr/libexec, its tools from this test's runfiles, in the
+        # folder layout suite_guest expects.
+        layout = os.path.join(work, "bin")
+        for part in suite_guest.PARTS:
+            folder = os.path.join(layout, f"vhost-user-{part.name}")
+            os.makedirs(folder)
+            daemon = f"/usr/libexec/vhost-user-{part.name}"
+            self.assertTrue(os.access(daemon, os.X_OK), daemon)
+            os.symlink(daemon, os.path.join(folder, f"vhost-user-{part.name}"))
+            for tool in glob.glob(os.path.join(BIN_DIR, f"vhost-user-{part.name}", "*_guest_tool")):
+                os.symlink(os.path.abspath(tool), os.path.join(folder, os.path.basename(tool)))
+        run = suite_guest.run(layout, announce=lambda line: None)
+        failed = {n: lines for n, (ok, lines) in run.verdicts.items() if not ok}
+        self.assertFalse(failed, f"{failed}\n{run.result.output[-3000:]}")
+        for name, exe in run.executables.items():
+            self.assertEqual(exe, f"/usr/libexec/vhost-user-{name}")
+        # What a user looks for next: the manual, and the descriptor libvirt reads.
+        for p in packages:
+            if p == "vhost-user-snd-bridge":
+                continue
+            where = subprocess.run(["man", "-w", p], capture_output=True, text=True)
+            self.assertEqual(where.returncode, 0, f"man {p}: {where.stderr}")
+        descriptors = glob.glob("/usr/share/qemu/vhost-user/50-vhost-user-*.json")
+        self.assertTrue(descriptors)
+        for path in descriptors:
+            with open(path) as f:
+                described = json.load(f)
+            self.assertTrue(os.access(described["binary"], os.X_OK), path)
+        self.assertTrue(os.path.exists("/usr/share/qemu/vhost-user/50-vhost-user-blk.json"))
+
+
+if __name__ == "__main__":
+    BIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[1])))
+    sys.argv[1:] = [a for a in sys.argv[1:] if not os.path.exists(a)]
+    unittest.main(verbosity=2)
