@@ -78,11 +78,7 @@ built_using() {
 }
 static_sources=$(built_using)
 
-# QEMU's vhost-user.json schema (docs/interop/vhost-user.json, unchanged through QEMU 10) knows
-# these types only. libvirt reads every file in /usr/share/qemu/vhost-user and gives up on all of
-# them (virtiofsd and vhost-user-gpu discovery included) when one names another type, so
-# gpio, i2c, scmi and sound back ends get no description file.
-schema_types=" 9p balloon block caif console crypto gpu input net rng rpmsg rproc-serial scsi vsock fs "
+source "$root/scripts/vhost_user_schema.sh"  # schema_types: the descriptions QEMU and libvirt take
 
 stanza() {  # the control stanza of package $1, comment lines dropped
   awk -v RS= -v pkg="$1" '$0 ~ "(^|\n)Package: " pkg "\n"' "$meta/control" | grep -v '^#'

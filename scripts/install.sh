@@ -12,9 +12,15 @@ bazel build //:daemons 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
 mapfile -t daemons < <(bazel query 'labels(srcs, //:daemons)' 2>/dev/null | sed 's|^//:||' | sort)
 [ ${#daemons[@]} -gt 0 ] || { echo "no daemons in //:daemons" >&2; exit 1; }
 install -d "$prefix/libexec" "$prefix/share/qemu/vhost-user"
+source scripts/vhost_user_schema.sh  # schema_types: as in the Debian packages, no description
+                                     # for the types QEMU's schema lacks (libvirt refuses them)
 for d in "${daemons[@]}"; do
   install -m 0755 -s "bazel-bin/$d/$d" "$prefix/libexec/$d"
   type=$("$prefix/libexec/$d" --print-capabilities | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
+  if [[ $schema_types != *" $type "* ]]; then
+    echo "installed $prefix/libexec/$d (no description: QEMU's schema has no type $type)"
+    continue
+  fi
   cat > "$prefix/share/qemu/vhost-user/50-$d.json" <<JSON
 {
   "description": "$d: vhost-user $type back end",
@@ -24,6 +30,11 @@ for d in "${daemons[@]}"; do
 JSON
   echo "installed $prefix/libexec/$d and $prefix/share/qemu/vhost-user/50-$d.json"
 done
+# vhost-user-stat, which reads a daemon's --stats-socket.
+bazel build //tests/frontend:vhost-user-stat 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+install -d "$prefix/bin"
+install -m 0755 -s bazel-bin/tests/frontend/vhost-user-stat "$prefix/bin/"
+echo "installed $prefix/bin/vhost-user-stat"
 # systemd units: a socket/service template pair per daemon (packaging/systemd/generate-units.sh),
 # and the system user of those that run as one. systemd looks in PREFIX/lib for both.
 install -d "$prefix/lib/systemd/system" "$prefix/lib/sysusers.d"
