@@ -223,8 +223,10 @@ class MemoryLayoutTest(unittest.TestCase):
                        re.search(r"first=(\S+) last=(\S+)", result["placed"]).groups())
         return first, last
 
-    def test_file_in_dev_shm(self):
-        path = os.path.join("/dev/shm", f"vhost-user-memory-e2e-{os.getpid()}")
+    def file_case(self, directory):
+        """The I/O case on a memory-backend-file in `directory`: (its path, what the host saw,
+        the failure context)."""
+        path = os.path.join(directory, f"vhost-user-memory-e2e-{os.getpid()}")
         try:
             _, seen, context = self.io_case([
                 "-m", f"{RAM_MB}M", "-object",
@@ -233,19 +235,15 @@ class MemoryLayoutTest(unittest.TestCase):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        return path, seen, context
+
+    def test_file_in_dev_shm(self):
+        path, seen, context = self.file_case("/dev/shm")
         self.assertIn((path, RAM_MB << 20, 4), seen["maps"], context)
 
     def test_hugetlbfs_2m_pages(self):
         with huge_pages(RAM_MB // 2) as mount:
-            path = os.path.join(mount, f"vhost-user-memory-e2e-{os.getpid()}")
-            try:
-                _, seen, context = self.io_case([
-                    "-m", f"{RAM_MB}M", "-object",
-                    f"memory-backend-file,id=mem,size={RAM_MB}M,share=on,mem-path={path}",
-                    "-numa", "node,memdev=mem"])
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            path, seen, context = self.file_case(mount)
         # QEMU rounds each section of RAM out to whole huge pages and merges what then
         # overlaps (the firmware's ROM windows below 1 MiB): the table is one region, all of
         # the file from offset 0, which the daemon maps with 2 MiB pages.
