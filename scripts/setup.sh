@@ -127,6 +127,40 @@ if [ -n "${kver:-}" ] && [ -n "${kpkg_version:-}" ] && [ "${kver%-amd64}" != "$k
       busybox-static)
   fi
 fi
+# ---- The arm64 build (bazel build --config=arm64, toolchains/) and its tests under qemu-user
+# (tests/integration/arm64_test.sh): Debian's aarch64 cross g++ and the arm64 -dev libraries the
+# daemons link, installed beside the amd64 ones through multiarch. libgflags-dev and
+# libgoogle-glog-dev are not Multi-Arch: same (not co-installable with their amd64 builds), so
+# their arm64 .debs are unpacked into a private directory the toolchain links from; their headers
+# are the same as the amd64 ones in /usr/include.
+ARM64_SYSROOT=$ARM64_DEBS/sysroot
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  ARM64_UPDATE=1
+fi
+arm64_build=(g++-12-aarch64-linux-gnu libabsl-dev:arm64 libseccomp-dev:arm64 liburing-dev:arm64
+  libunwind-dev:arm64 liblzma-dev:arm64)
+arm64_missing=()
+for p in "${arm64_build[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || arm64_missing+=("$p")
+done
+if [ ${#arm64_missing[@]} -gt 0 ] || ! command -v qemu-aarch64-static >/dev/null ||
+   [ ! -f "$ARM64_SYSROOT/usr/lib/aarch64-linux-gnu/libglog.a" ] ||
+   [ ! -f "$ARM64_SYSROOT/usr/lib/aarch64-linux-gnu/libgflags.a" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  [ -n "${ARM64_UPDATE:-}" ] && $SUDO apt-get update -q
+  # Multi-Arch: same packages must be the same version for both architectures: this may upgrade
+  # an amd64 library (liblzma5, libssl3, ...) to the version the arm64 one has.
+  $SUDO apt-get install -y -q --no-install-recommends "${arm64_build[@]}" ||
+    { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${arm64_build[@]}"; }
+  # qemu-user 10 (backports), like the system emulators.
+  $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-user-static
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q libgflags-dev:arm64 libgoogle-glog-dev:arm64)
+  $SUDO mkdir -p "$ARM64_SYSROOT"
+  for deb in "$tmp"/*.deb; do $SUDO dpkg -x "$deb" "$ARM64_SYSROOT"; done
+  rm -rf "$tmp"
+fi
 # The peer for the vhost-user-fs benchmark: QEMU 7.2's C virtiofsd (QEMU 10 no longer ships it),
 # unpacked from bookworm's qemu-system-common without installing that package.
 VIRTIOFSD=/var/cache/vhost-user-peers/virtiofsd
