@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Builds one Debian package per daemon, plus vhost-user-snd-bridge, from the Bazel outputs:
+# Builds one Debian package per daemon, plus vhost-user-snd-bridge, vhost-user-common and
+# vhost-user-stat, from the Bazel outputs:
 #   /usr/libexec/vhost-user-X                       the stripped static daemon
 #   /usr/share/qemu/vhost-user/50-vhost-user-X.json  its vhost-user.json description (see below)
 #   /usr/share/man/man8/vhost-user-X.8.gz            its manual (vhost-user-X/README.md)
+#   /lib/systemd/system/vhost-user-X@.{socket,service}  its systemd template units
+#                                                   (packaging/systemd/generate-units.sh)
 #   /usr/share/doc/vhost-user-X/{copyright,changelog.Debian.gz}
-# Metadata lives in packaging/debian/ (control stanzas, copyright, changelog, lintian overrides).
-# Works offline; needs dpkg-dev, go-md2man, binutils (strip) and python3.
+# vhost-user-common: /usr/lib/sysusers.d/vhost-user.conf, the user some units run as.
+# vhost-user-stat: /usr/bin/vhost-user-stat and its manual (packaging/debian/vhost-user-stat.md).
+# Units go to /lib/systemd/system, bookworm's systemdsystemunitdir (systemd.pc) where systemd's
+# own are: moving files between / and /usr is what the usrmerge moratorium forbids; sysusers.d
+# files are in /usr/lib there already.
+# Metadata lives in packaging/debian/ (control stanzas, copyright, changelog, lintian overrides,
+# maintainer scripts). Works offline; needs dpkg-dev, go-md2man, binutils (strip) and python3.
 #
 # Usage: scripts/build_debs.sh [--bin-dir DIR] [--out-dir DIR]
 #   --bin-dir: where vhost-user-X/vhost-user-X are (bazel-bin's layout, or a runfiles tree);
@@ -24,12 +32,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$bin_dir" ]; then
-  (cd "$root" && bazel build //:daemons //vhost-user-snd:vhost-user-snd-bridge)
+  (cd "$root" && bazel build //:daemons //vhost-user-snd:vhost-user-snd-bridge \
+                             //tests/frontend:vhost-user-stat)
   bin_dir=$root/bazel-bin
 fi
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 meta=$root/packaging/debian
+systemd=$root/packaging/systemd
 for tool in dpkg-deb dpkg-shlibdeps go-md2man strip python3; do
   command -v $tool >/dev/null || { echo "$0: needs $tool" >&2; exit 1; }
 done
@@ -62,21 +72,27 @@ section=$(sed -n 's/^Section: //p' "$meta/control" | head -1)
 priority=$(sed -n 's/^Priority: //p' "$meta/control" | head -1)
 source=$(sed -n 's/^Source: //p' "$meta/control")
 
-# The source packages whose static archives the daemons contain (common/daemon.bzl and
-# third_party/system.BUILD link these), for Built-Using.
+# The source packages whose static archives a binary contains (common/daemon.bzl and
+# third_party/system.BUILD link these), for Built-Using: the daemons' by default, or those named.
 built_using() {
-  local lib srcs=()
-  for lib in libc.a libstdc++.a libgcc.a libabsl_base.a libglog.a libgflags.a libseccomp.a \
-             liburing.a libunwind.a liblzma.a; do
+  local lib srcs=() libs=("$@")
+  [ $# -gt 0 ] || libs=(libc.a libstdc++.a libgcc.a libabsl_base.a libglog.a libgflags.a
+                        libseccomp.a liburing.a libunwind.a liblzma.a)
+  for lib in "${libs[@]}"; do
     local file pkg
     file=$(realpath "$(gcc -print-file-name=$lib)")
-    pkg=$(dpkg -S "$file" 2>/dev/null | head -1 | cut -d: -f1) || true
+    # "libabsl-dev:amd64: /usr/lib/...": the package with its architecture, as another
+    # architecture's copy (a cross toolchain's) may be installed too.
+    pkg=$(dpkg -S "$file" 2>/dev/null | head -1 | sed 's/: .*//') || true
     [ -n "$pkg" ] || { echo "$0: no package owns $lib" >&2; return 1; }
     srcs+=("$(dpkg-query -W -f '${source:Package} (= ${source:Version})' "$pkg")")
   done
   printf '%s\n' "${srcs[@]}" | sort -u | paste -sd, | sed 's/,/, /g'
 }
 static_sources=$(built_using)
+# vhost-user-stat links neither libseccomp nor liburing (bazel query 'deps(...)').
+stat_sources=$(built_using libc.a libstdc++.a libgcc.a libabsl_base.a libglog.a libgflags.a \
+               libunwind.a liblzma.a)
 
 source "$root/scripts/vhost_user_schema.sh"  # schema_types: the descriptions QEMU and libvirt take
 
@@ -88,26 +104,45 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for pkg in "${packages[@]}"; do
   d=$work/$pkg
+  # The package's program, where it goes, and the lintian overrides that are not its own.
   case $pkg in
-    vhost-user-snd-bridge) binary=$bin_dir/vhost-user-snd/$pkg ;;
-    *) binary=$bin_dir/$pkg/$pkg ;;
+    vhost-user-snd-bridge) binary=$bin_dir/vhost-user-snd/$pkg program=usr/libexec/$pkg
+                           not_mine=statically-linked-binary ;;
+    vhost-user-stat) binary=$bin_dir/tests/frontend/$pkg program=usr/bin/$pkg
+                     not_mine=no-manual-page ;;
+    vhost-user-common) binary= program= not_mine='statically-linked-binary\|no-manual-page' ;;
+    *) binary=$bin_dir/$pkg/$pkg program=usr/libexec/$pkg not_mine=no-manual-page ;;
   esac
-  [ -x "$binary" ] || { echo "$0: $binary missing" >&2; exit 1; }
-  install -d "$d/DEBIAN" "$d/usr/libexec" "$d/usr/share/doc/$pkg"
-  install -m 0755 "$binary" "$d/usr/libexec/$pkg"
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/usr/libexec/$pkg"
+  pkg_arch=$(stanza "$pkg" | sed -n 's/^Architecture: //p')
+  pkg_arch=${pkg_arch:-$arch}
+  install -d "$d/DEBIAN" "$d/usr/share/doc/$pkg"
+  if [ -n "$binary" ]; then
+    [ -x "$binary" ] || { echo "$0: $binary missing" >&2; exit 1; }
+    install -D -m 0755 "$binary" "$d/$program"
+    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/$program"
+  fi
   install -m 0644 "$meta/copyright" "$d/usr/share/doc/$pkg/copyright"
   gzip -9n < "$meta/changelog" > "$d/usr/share/doc/$pkg/changelog.Debian.gz"
   chmod 0644 "$d/usr/share/doc/$pkg/changelog.Debian.gz"
-  fields="Source: $source"$'\n'"Version: $version"$'\n'"Architecture: $arch"$'\n'
+  fields="Source: $source"$'\n'"Version: $version"$'\n'"Architecture: $pkg_arch"$'\n'
   fields+="Maintainer: $maintainer"$'\n'"Section: $section"$'\n'"Priority: $priority"$'\n'
   # Overrides, each with its reason in the file; see packaging/debian/lintian-overrides.
-  case $pkg in vhost-user-snd-bridge) not_mine=statically-linked-binary ;; *) not_mine=no-manual-page ;; esac
   install -d "$d/usr/share/lintian/overrides"
-  sed "s/@PACKAGE@/$pkg/g" "$meta/lintian-overrides" | grep -v -e '^#' -e "$not_mine" | grep . \
-    > "$d/usr/share/lintian/overrides/$pkg"
+  sed "s/@PACKAGE@/$pkg/g; s|@PROGRAM@|$program|g" "$meta/lintian-overrides" |
+    grep -v -e '^#' -e "$not_mine" | grep . > "$d/usr/share/lintian/overrides/$pkg"
   chmod 0644 "$d/usr/share/lintian/overrides/$pkg"
-  if [ "$pkg" = vhost-user-snd-bridge ]; then
+  if [ "$pkg" = vhost-user-common ]; then
+    # The one owner of the sysusers.d file (dpkg lets no two packages own a path); its postinst
+    # creates the user (packaging/debian/vhost-user-common.postinst).
+    install -D -m 0644 "$systemd/vhost-user.sysusers" "$d/usr/lib/sysusers.d/vhost-user.conf"
+    install -m 0755 "$meta/vhost-user-common.postinst" "$d/DEBIAN/postinst"
+  elif [ "$pkg" = vhost-user-stat ]; then
+    fields+="Built-Using: $stat_sources"$'\n'
+    install -d "$d/usr/share/man/man1"
+    python3 "$root/scripts/md2man.py" "$meta/$pkg.md" "$upstream" "$man_date" |
+      gzip -9n > "$d/usr/share/man/man1/$pkg.1.gz"
+    chmod 0644 "$d/usr/share/man/man1/$pkg.1.gz"
+  elif [ "$pkg" = vhost-user-snd-bridge ]; then
     # Linked dynamically: its Depends come from the libraries it needs (dpkg-shlibdeps reads
     # debian/control from the current directory, hence the stub).
     mkdir -p "$work/shlibs/debian"
@@ -119,6 +154,16 @@ for pkg in "${packages[@]}"; do
     fields+="Depends: $depends"$'\n'
   else
     fields+="Built-Using: $static_sources"$'\n'
+    # The template units, naming the installed daemon; no maintainer script enables them (which
+    # instances run is the administrator's), the scripts only have systemd read them again.
+    bash "$systemd/generate-units.sh" "$d/lib/systemd/system" /usr/libexec "${pkg#vhost-user-}"
+    chmod 0644 "$d"/lib/systemd/system/*
+    install -m 0755 "$meta/units.postinst" "$d/DEBIAN/postinst"
+    install -m 0755 "$meta/units.postrm" "$d/DEBIAN/postrm"
+    # Units running as the static user need vhost-user-common, the owner of its sysusers.d file.
+    if grep -qx 'User=vhost-user' "$d/lib/systemd/system/$pkg@.service"; then
+      fields+="Depends: vhost-user-common (= $version)"$'\n'
+    fi
     install -d "$d/usr/share/man/man8"
     python3 "$root/scripts/md2man.py" "$root/$pkg/README.md" "$upstream" "$man_date" |
       gzip -9n > "$d/usr/share/man/man8/$pkg.8.gz"
@@ -153,6 +198,7 @@ for name in sorted(fields, key=lambda n: order.index(n) if n in order else len(o
   find "$d" -type d -exec chmod 0755 {} +
   # Timestamps from the changelog too, so rebuilding gives the same .deb.
   find "$d" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-  dpkg-deb --build --root-owner-group -Zxz "$d" "$out_dir/${pkg}_${version}_${arch}.deb" >/dev/null
-  echo "$out_dir/${pkg}_${version}_${arch}.deb"
+  dpkg-deb --build --root-owner-group -Zxz "$d" "$out_dir/${pkg}_${version}_${pkg_arch}.deb" \
+    >/dev/null
+  echo "$out_dir/${pkg}_${version}_${pkg_arch}.deb"
 done
