@@ -1,15 +1,18 @@
 """The Debian packages installed on this machine serve a guest (issue 19): scripts/build_debs.sh
 builds them from the Bazel-built daemons, `dpkg -i` installs them, and suite_guest's guest (Linux
 6.12 under QEMU 10.0) uses every daemon it has a part for, each started from /usr/libexec as
-installed. Then `man` finds the manuals and each vhost-user.json descriptor names its installed
-binary. Packages this test installed are removed again (`dpkg --purge`); any that were installed
-before it are left as they were.
+installed. Then `man` finds the manuals, each vhost-user.json descriptor names its installed
+binary, the systemd template units are in /lib/systemd/system, vhost-user-common's postinst made
+the user vhost-user, and vhost-user-stat (in PATH) reads an installed daemon's statistics.
+Packages this test installed are removed again (`dpkg --purge`); any that were installed before it
+are left as they were (and so is the user vhost-user: Debian keeps system users on purge).
 
 Usage: installed_debs_e2e_test.py DAEMON_OR_TOOL... (Bazel passes them; bazel-bin's layout)
 """
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +42,8 @@ class InstalledDebsTest(unittest.TestCase):
                            stdout=subprocess.DEVNULL)
             debs = sorted(glob.glob(os.path.join(out, "*.deb")))
             packages = [os.path.basename(d).split("_")[0] for d in debs]
-            self.assertIn("vhost-user-blk", packages)
+            for p in ["vhost-user-blk", "vhost-user-common", "vhost-user-stat"]:
+                self.assertIn(p, packages)
             before = {p for p in packages if installed(p)}
             subprocess.run(["dpkg", "-i"] + debs, check=True, stdout=subprocess.DEVNULL)
             try:
@@ -52,6 +56,7 @@ class InstalledDebsTest(unittest.TestCase):
             for p in packages:
                 if p not in before:
                     self.assertFalse(os.path.exists(f"/usr/libexec/{p}"), p)
+                    self.assertFalse(os.path.exists(f"/lib/systemd/system/{p}@.service"), p)
 
     def check_installed(self, work, packages):
         # The guest's daemons from /usr/libexec, its tools from this test's runfiles, in the
@@ -72,10 +77,12 @@ class InstalledDebsTest(unittest.TestCase):
             self.assertEqual(exe, f"/usr/libexec/vhost-user-{name}")
         # What a user looks for next: the manual, and the descriptor libvirt reads.
         for p in packages:
-            if p == "vhost-user-snd-bridge":
+            if p in ("vhost-user-snd-bridge", "vhost-user-common"):  # no program to document
                 continue
             where = subprocess.run(["man", "-w", p], capture_output=True, text=True)
             self.assertEqual(where.returncode, 0, f"man {p}: {where.stderr}")
+        self.check_systemd(packages)
+        self.check_stat(work)
         descriptors = glob.glob("/usr/share/qemu/vhost-user/50-vhost-user-*.json")
         self.assertTrue(descriptors)
         for path in descriptors:
@@ -83,6 +90,50 @@ class InstalledDebsTest(unittest.TestCase):
                 described = json.load(f)
             self.assertTrue(os.access(described["binary"], os.X_OK), path)
         self.assertTrue(os.path.exists("/usr/share/qemu/vhost-user/50-vhost-user-blk.json"))
+
+    def check_systemd(self, packages):
+        # Every daemon's template pair, naming its installed binary; none enabled by the install.
+        for p in packages:
+            if p in ("vhost-user-snd-bridge", "vhost-user-common", "vhost-user-stat"):
+                continue
+            for kind in ("service", "socket"):
+                self.assertTrue(os.path.isfile(f"/lib/systemd/system/{p}@.{kind}"), (p, kind))
+            with open(f"/lib/systemd/system/{p}@.service") as f:
+                self.assertIn(f"\nExecStart=/usr/libexec/{p} ", f.read())
+        self.assertFalse(glob.glob("/etc/systemd/system/*/vhost-user-*"))
+        # vhost-user-common's sysusers.d file, which its postinst has systemd-sysusers apply.
+        self.assertTrue(os.path.isfile("/usr/lib/sysusers.d/vhost-user.conf"))
+        if shutil.which("systemd-sysusers"):
+            user = subprocess.run(["getent", "passwd", "vhost-user"], capture_output=True,
+                                  text=True)
+            self.assertEqual(user.returncode, 0, "postinst made no user vhost-user")
+
+    def check_stat(self, work):
+        # vhost-user-stat from PATH reads an installed daemon's --stats-socket.
+        self.assertEqual(shutil.which("vhost-user-stat"), "/usr/bin/vhost-user-stat")
+        stats = os.path.join(work, "rng.stats")
+        daemon = subprocess.Popen(
+            ["/usr/libexec/vhost-user-rng", "--socket-path=" + os.path.join(work, "rng.sock"),
+             "--stats-socket=" + stats], stderr=subprocess.PIPE, text=True)
+        try:
+            # The stats socket listens before the daemon says it is ready.
+            for line in daemon.stderr:
+                if "ready for a front end" in line:
+                    break
+            reading = subprocess.run(["vhost-user-stat", "--json", stats], capture_output=True,
+                                     text=True, timeout=30)
+            self.assertEqual(reading.returncode, 0, reading.stderr)
+            self.assertTrue(reading.stdout.startswith("ok "), reading.stdout)
+            doc = json.loads(reading.stdout[3:])
+            self.assertEqual((doc["daemon"], doc["pid"]), ("vhost-user-rng", daemon.pid))
+            report = subprocess.run(["vhost-user-stat", "--all", stats], capture_output=True,
+                                    text=True, timeout=30)
+            self.assertEqual(report.returncode, 0, report.stderr)
+            self.assertIn("vhost-user-rng " + os.path.join(work, "rng.sock"), report.stdout)
+        finally:
+            daemon.kill()
+            daemon.wait()
+            daemon.stderr.close()
 
 
 if __name__ == "__main__":
