@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 extern char** environ;
 
@@ -37,9 +38,43 @@ TempDir::~TempDir() {
   rmdir(path_.c_str());
 }
 
-absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(const Options& options) {
-  std::vector<std::string> args = {options.binary};
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+// The command line that runs `options`, after the hooks that run the same tests against another
+// build of the daemons (tests/integration/arm64_test.sh: the arm64 binaries under qemu-user):
+// VHOST_USER_DAEMON_DIR, a folder whose file of the binary's name replaces it; such a
+// replacement runs under VHOST_USER_DAEMON_WRAPPER (a program and space-separated arguments)
+// with VHOST_USER_DAEMON_EXTRA_ARGS (space-separated flags) appended: the last of a flag wins.
+// Other programs a test starts (/bin/sh, setpriv) run as they are.
+std::vector<std::string> CommandLine(const DaemonProcess::Options& options) {
+  const std::string dir = Env("VHOST_USER_DAEMON_DIR");
+  const std::string replacement =
+      absl::StrCat(dir, "/", options.binary.substr(options.binary.rfind('/') + 1));
+  if (dir.empty() || access(replacement.c_str(), X_OK) != 0) {
+    std::vector<std::string> args = {options.binary};
+    args.insert(args.end(), options.args.begin(), options.args.end());
+    return args;
+  }
+  std::vector<std::string> args = absl::StrSplit(Env("VHOST_USER_DAEMON_WRAPPER"), ' ',
+                                                 absl::SkipEmpty());
+  args.push_back(replacement);
   args.insert(args.end(), options.args.begin(), options.args.end());
+  for (absl::string_view extra :
+       absl::StrSplit(Env("VHOST_USER_DAEMON_EXTRA_ARGS"), ' ', absl::SkipEmpty())) {
+    args.emplace_back(extra);
+  }
+  return args;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(const Options& options) {
+  std::vector<std::string> args = CommandLine(options);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -59,7 +94,7 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(const Option
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
   const int error =
-      posix_spawnp(&pid, options.binary.c_str(), nullptr, &attr, argv.data(), environ);
+      posix_spawnp(&pid, args[0].c_str(), nullptr, &attr, argv.data(), environ);
   posix_spawnattr_destroy(&attr);
   if (error != 0) return absl::ErrnoToStatus(error, absl::StrCat("spawn ", options.binary));
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess(pid, options.stop_grace));

@@ -1,5 +1,7 @@
 // Runs a back-end daemon for a test: spawned in its own process group, waited for until its
-// socket appears, and killed (the whole group) when the object goes away.
+// socket appears, and killed (the whole group) when the object goes away. The environment can
+// redirect it to another build of the daemons run through a wrapper (VHOST_USER_DAEMON_DIR,
+// _WRAPPER, _EXTRA_ARGS: see daemon_process.cc), e.g. the arm64 ones under qemu-user.
 #ifndef TESTS_FRONTEND_DAEMON_PROCESS_H_
 #define TESTS_FRONTEND_DAEMON_PROCESS_H_
 
