@@ -347,6 +347,18 @@ def host_binary_entries(path, dest_dir="bin"):
 
 # ---- daemons
 
+def daemon_command(argv):
+    """argv, or the same daemon from another build as tests/frontend/daemon_process.cc runs it:
+    VHOST_USER_DAEMON_DIR's file of argv[0]'s name, run under VHOST_USER_DAEMON_WRAPPER with
+    VHOST_USER_DAEMON_EXTRA_ARGS appended (the arm64 daemons under qemu-user, --seccomp=off)."""
+    folder = os.environ.get("VHOST_USER_DAEMON_DIR", "")
+    replacement = os.path.join(folder, os.path.basename(argv[0]))
+    if not folder or not os.access(replacement, os.X_OK):
+        return argv
+    return (os.environ.get("VHOST_USER_DAEMON_WRAPPER", "").split() + [replacement] + argv[1:] +
+            os.environ.get("VHOST_USER_DAEMON_EXTRA_ARGS", "").split())
+
+
 class Daemon:
     """A back-end daemon in its own process group, killed (with any helpers) on exit."""
 
@@ -358,8 +370,8 @@ class Daemon:
 
     def __enter__(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(daemon_command(self.argv), stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
