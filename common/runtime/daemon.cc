@@ -100,7 +100,20 @@ void PrintHelp(const DaemonSpec& spec) {
 // Set when the listener came from socket activation (LISTEN_FDS), so errors name that.
 bool socket_activated = false;
 
+// Set when --fd is a connected socket (libvirt's vhost-user-gpu hands one end of a socketpair):
+// that one front end is served, and the daemon exits when it goes away.
+bool inherited_connection = false;
+
 absl::StatusOr<UniqueFd> InheritedListener(int fd) {
+  int accepting = 1, domain = 0, type = 0;
+  socklen_t len = sizeof(int);
+  if (!socket_activated && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 &&
+      !accepting && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+      domain == AF_UNIX && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+      type == SOCK_STREAM) {
+    inherited_connection = true;
+    return UniqueFd(fd);
+  }
   if (absl::Status s = CheckListeningUnixSocket(fd, socket_activated ? "LISTEN_FDS" : "--fd");
       !s.ok()) {
     return s;
@@ -162,6 +175,16 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
   const ScopedStats counted(stats, listener_name, &backend);
   LOG(INFO) << spec.program << " " << kVersion << " ready for a front end" << name;
   status->ListenerReady();
+  if (inherited_connection) {
+    LOG(INFO) << "front end connected" << name;
+    status->FrontEndConnected();
+    absl::Status served = backend.Serve(std::move(listener), wake_fd, on_wake);
+    if (!served.ok() && !absl::IsCancelled(served)) {
+      LOG(ERROR) << "connection dropped" << name << ": " << served;
+    }
+    LOG(INFO) << "front end disconnected" << name << "; nothing more to serve";
+    return 0;
+  }
   for (;;) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
