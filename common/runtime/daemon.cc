@@ -180,7 +180,8 @@ int Serve(const DaemonSpec& spec, const std::string& name, UniqueFd listener, Vi
     status->FrontEndConnected();
     absl::Status served = backend.Serve(std::move(listener), wake_fd, on_wake);
     if (!served.ok() && !absl::IsCancelled(served)) {
-      LOG(ERROR) << "connection dropped" << name << ": " << served;
+      LOG(ERROR) << "connection dropped" << name << ": " << served << "; nothing more to serve";
+      return 1;
     }
     LOG(INFO) << "front end disconnected" << name << "; nothing more to serve";
     return 0;

@@ -155,6 +155,27 @@ class SystemdTest(unittest.TestCase):
         self.assertEqual(self.notification(), "STATUS=waiting for a front end")
         self.stop(proc)
 
+    def test_fd_may_be_a_connected_socket(self):
+        # What libvirt hands a vhost-user-gpu it starts: --fd naming one end of a socketpair
+        # whose other end is QEMU's. That one front end is served; when it goes, so does the
+        # daemon (there is nothing to accept), with exit status 0.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        proc = self.start([RNG, "--fd=3"], fd3=theirs.fileno())
+        theirs.close()
+        self.assertTrue(self.notification().startswith("READY=1\n"))
+        with ours:
+            ours.settimeout(TIMEOUT)
+            ours.sendall(struct.pack("<III", GET_FEATURES, 1, 0))
+            request, flags, size, features = struct.unpack("<IIIQ",
+                                                           ours.recv(20, socket.MSG_WAITALL))
+            self.assertEqual((request, flags & 4, size), (GET_FEATURES, 4, 8))
+            self.assertTrue(features & VERSION_1)
+            self.assertEqual(self.notification(), "STATUS=front end connected")
+        self.assertEqual(self.notification(), "STOPPING=1")
+        _, err = proc.communicate(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("nothing more to serve", err)
+
     def test_units_verify(self):
         # The daemons where ExecStart= names them; systemd-analyze checks they are executables.
         libexec = self.path("libexec")
