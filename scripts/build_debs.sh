@@ -15,33 +15,58 @@
 # Metadata lives in packaging/debian/ (control stanzas, copyright, changelog, lintian overrides,
 # maintainer scripts). Works offline; needs dpkg-dev, go-md2man, binutils (strip) and python3.
 #
-# Usage: scripts/build_debs.sh [--bin-dir DIR] [--out-dir DIR]
+# Usage: scripts/build_debs.sh [--arch ARCH] [--bin-dir DIR] [--out-dir DIR]
+#   --arch:    the Debian architecture the binaries are built for (default: this machine's). For
+#              another one (arm64: bazel build --config=arm64) the cross binutils strip, the
+#              binaries are only ever run through qemu-user (qemu-aarch64-static), Built-Using
+#              names the cross toolchain's libraries, and a package whose program was not built
+#              for ARCH is left out with a note (vhost-user-snd-bridge is not, for arm64).
 #   --bin-dir: where vhost-user-X/vhost-user-X are (bazel-bin's layout, or a runfiles tree);
-#              without it the script runs `bazel build` and takes bazel-bin.
+#              without it the script runs `bazel build` and takes bazel-bin (bazel-arm64-bin).
 #   --out-dir: where the .debs go (default: debs/).
 set -euo pipefail
 # Not resolved through symlinks: under `bazel test` this is the runfiles tree, which holds the
 # manuals and packaging/ in the same places as the source tree.
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin_dir= out_dir=debs
+host_arch=$(dpkg --print-architecture)
+arch=$host_arch bin_dir= out_dir=debs
 while [ $# -gt 0 ]; do
   case $1 in
+    --arch) arch=$2; shift 2 ;;
     --bin-dir) bin_dir=$2; shift 2 ;;
     --out-dir) out_dir=$2; shift 2 ;;
-    *) echo "usage: $0 [--bin-dir DIR] [--out-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--arch ARCH] [--bin-dir DIR] [--out-dir DIR]" >&2; exit 2 ;;
   esac
 done
+# The tools for ARCH's binaries: the host's own, or the cross ones (aarch64-linux-gnu-strip,
+# -gcc-12: binutils-aarch64-linux-gnu and gcc-12-aarch64-linux-gnu) and qemu-user to run them.
+run=() strip=strip cc=gcc
+gnu_type=$(dpkg-architecture -a "$arch" -qDEB_HOST_GNU_TYPE 2>/dev/null)
+if [ "$arch" != "$host_arch" ]; then
+  run=("qemu-$(dpkg-architecture -a "$arch" -qDEB_HOST_GNU_CPU 2>/dev/null)-static")
+  strip=$gnu_type-strip cc=$gnu_type-gcc-12
+fi
+# gflags' and glog's arm64 -dev packages are not co-installable with the amd64 ones:
+# scripts/setup.sh unpacks them here, and the toolchain links them from here (toolchains/).
+private_sysroot=/var/cache/vhost-user-$arch/sysroot
 if [ -z "$bin_dir" ]; then
-  (cd "$root" && bazel build //:daemons //vhost-user-snd:vhost-user-snd-bridge \
-                             //tests/frontend:vhost-user-stat)
-  bin_dir=$root/bazel-bin
+  if [ "$arch" = "$host_arch" ]; then
+    (cd "$root" && bazel build //:daemons //vhost-user-snd:vhost-user-snd-bridge \
+                               //tests/frontend:vhost-user-stat)
+    bin_dir=$root/bazel-bin
+  elif [ "$arch" = arm64 ]; then
+    (cd "$root" && bazel build --config=arm64 //:daemons //tests/frontend:vhost-user-stat)
+    bin_dir=$root/bazel-arm64-bin
+  else
+    echo "$0: no build for $arch here: give --bin-dir" >&2; exit 2
+  fi
 fi
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 meta=$root/packaging/debian
 systemd=$root/packaging/systemd
-for tool in dpkg-deb dpkg-shlibdeps go-md2man strip python3; do
-  command -v $tool >/dev/null || { echo "$0: needs $tool" >&2; exit 1; }
+for tool in dpkg-deb dpkg-shlibdeps go-md2man "$strip" "$cc" python3 "${run[@]}"; do
+  command -v "$tool" >/dev/null || { echo "$0: needs $tool" >&2; exit 1; }
 done
 
 # The package list is packaging/debian/control's; every daemon built must have a stanza there.
@@ -56,12 +81,11 @@ done
 # Version: the daemons' own (--version) and the Debian revision from the changelog's top entry,
 # whose upstream part must agree, so a new release cannot go out under an old changelog entry.
 changelog_version=$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' "$meta/changelog")
-upstream=$("$bin_dir/vhost-user-rng/vhost-user-rng" --version | awk '{print $2}')
+upstream=$("${run[@]}" "$bin_dir/vhost-user-rng/vhost-user-rng" --version | awk '{print $2}')
 [ "${changelog_version%-*}" = "$upstream" ] || {
   echo "$0: daemons are $upstream, packaging/debian/changelog's top entry $changelog_version" >&2
   exit 1; }
 version=$changelog_version
-arch=$(dpkg --print-architecture)
 # The changelog's date, not today's: the same inputs give the same packages.
 changelog_date=$(sed -n 's/^ -- .*>  //p' "$meta/changelog" | head -1)
 export SOURCE_DATE_EPOCH=$(date -d "$changelog_date" +%s)
@@ -79,10 +103,27 @@ built_using() {
   [ $# -gt 0 ] || libs=(libc.a libstdc++.a libgcc.a libabsl_base.a libglog.a libgflags.a
                         libseccomp.a liburing.a libunwind.a liblzma.a)
   for lib in "${libs[@]}"; do
-    local file pkg
-    file=$(realpath "$(gcc -print-file-name=$lib)")
+    local file pkg name
+    # The toolchain's -L comes first: what it holds is what the linker takes.
+    if [ -f "$private_sysroot/usr/lib/$gnu_type/$lib" ]; then
+      # Unpacked, not installed, so dpkg knows nothing of it: the package is the one that owns
+      # the host's copy of the library, its source and version the top of the changelog it was
+      # unpacked with (usr/share/doc/PACKAGE/changelog.Debian.gz, from the arm64 .deb itself).
+      name=$(dpkg -S "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/$lib" 2>/dev/null |
+             head -1 | sed 's/[:,].*//') || true
+      pkg=$(zcat "$private_sysroot/usr/share/doc/$name/changelog.Debian.gz" 2>/dev/null |
+            sed -n '1s/^\([^ ]*\) (\([^)]*\)).*/\1 (= \2)/p') || true
+      [ -n "$pkg" ] || { echo "$0: no version for $private_sysroot's $lib" >&2; return 1; }
+      echo "$0: $lib: $name:$arch unpacked in $private_sysroot, not installed;" \
+           "Built-Using $pkg from its changelog there" >&2
+      srcs+=("$pkg")
+      continue
+    fi
+    file=$(realpath "$($cc -print-file-name=$lib)")
     # "libabsl-dev:amd64: /usr/lib/...": the package with its architecture, as another
-    # architecture's copy (a cross toolchain's) may be installed too.
+    # architecture's copy (a cross toolchain's) may be installed too. For arm64 that is
+    # libabsl-dev:arm64 and the like, and for glibc, libstdc++ and libgcc the cross packages the
+    # cross gcc links (libc6-dev-arm64-cross: source cross-toolchain-base), not libc6-dev:arm64.
     pkg=$(dpkg -S "$file" 2>/dev/null | head -1 | sed 's/: .*//') || true
     [ -n "$pkg" ] || { echo "$0: no package owns $lib" >&2; return 1; }
     srcs+=("$(dpkg-query -W -f '${source:Package} (= ${source:Version})' "$pkg")")
@@ -115,11 +156,18 @@ for pkg in "${packages[@]}"; do
   esac
   pkg_arch=$(stanza "$pkg" | sed -n 's/^Architecture: //p')
   pkg_arch=${pkg_arch:-$arch}
+  if [ -n "$binary" ] && [ ! -x "$binary" ]; then
+    # Not every program is built for every architecture (the sound bridge needs PipeWire's and
+    # ALSA's libraries, which the arm64 build does not have): for another one, its package is left
+    # out, with a note; for this machine's, a missing program is an incomplete build.
+    [ "$arch" != "$host_arch" ] || { echo "$0: $binary missing" >&2; exit 1; }
+    echo "$0: note: no $pkg built for $arch ($binary): its package is left out" >&2
+    continue
+  fi
   install -d "$d/DEBIAN" "$d/usr/share/doc/$pkg"
   if [ -n "$binary" ]; then
-    [ -x "$binary" ] || { echo "$0: $binary missing" >&2; exit 1; }
     install -D -m 0755 "$binary" "$d/$program"
-    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$d/$program"
+    "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$d/$program"
   fi
   install -m 0644 "$meta/copyright" "$d/usr/share/doc/$pkg/copyright"
   gzip -9n < "$meta/changelog" > "$d/usr/share/doc/$pkg/changelog.Debian.gz"
@@ -168,7 +216,7 @@ for pkg in "${packages[@]}"; do
     python3 "$root/scripts/md2man.py" "$root/$pkg/README.md" "$upstream" "$man_date" |
       gzip -9n > "$d/usr/share/man/man8/$pkg.8.gz"
     chmod 0644 "$d/usr/share/man/man8/$pkg.8.gz"
-    type=$("$binary" --print-capabilities |
+    type=$("${run[@]}" "$binary" --print-capabilities |
            python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
     if [[ $schema_types == *" $type "* ]]; then
       install -d "$d/usr/share/qemu/vhost-user"
