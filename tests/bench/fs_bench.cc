@@ -615,6 +615,7 @@ std::string Rate(double v) {
 }
 
 int ConcurrencyMain() {
+  PinTo(1);  // the front end; daemons and direct threads on CPU 0
   std::vector<int> inflight;
   for (absl::string_view part : absl::StrSplit(FLAGS_inflight, ',')) {
     int k = 0;
