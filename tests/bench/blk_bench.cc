@@ -15,8 +15,8 @@
 //   bazel build //tests/bench:blk_bench && bazel-bin/tests/bench/blk_bench --seconds=3 --repeat=3
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
-#include <stdio.h>
 #include <sched.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,9 +45,11 @@ DEFINE_string(file, "/tmp/vhost-user-blk-bench.img", "Backing file (created, 512
 DEFINE_string(qsd, "/usr/bin/qemu-storage-daemon", "qemu-storage-daemon binary");
 DEFINE_string(ours_extra, "", "Extra flags for our daemon, comma-separated (experiments)");
 DEFINE_string(only, "", "Run only the cases whose name contains this");
-DEFINE_string(mode, "table", "table (ours against qemu-storage-daemon), limit (against fio), curves");
+DEFINE_string(mode, "table",
+              "table (ours against qemu-storage-daemon), limit (against fio), curves");
 DEFINE_string(daemon_cpus, "0", "CPU list of the daemons and of fio (taskset -c syntax)");
-DEFINE_string(frontend_cpus, "1", "CPUs of the front-end threads, comma-separated: queue i on the "
+DEFINE_string(frontend_cpus, "1",
+              "CPUs of the front-end threads, comma-separated: queue i on the "
               "i-th modulo their count");
 DEFINE_string(depths, "1,2,4,8,16,32,64,128", "--mode=curves: queue depths on one queue");
 DEFINE_string(queue_counts, "1,2", "--mode=curves: queue counts, each queue at --queue_depth");
@@ -131,8 +133,8 @@ class Session {
           null
               ? absl::StrCat("driver=null-co,node-name=n,size=", kNullBytes, ",read-zeroes=on")
               : absl::StrCat(absl::StartsWith(path, "/dev/") ? "driver=host_device" : "driver=file",
-                             ",node-name=n,filename=", path, ",cache.direct=",
-                             direct ? "on" : "off", ",aio=io_uring");
+                             ",node-name=n,filename=", path,
+                             ",cache.direct=", direct ? "on" : "off", ",aio=io_uring");
       args = {"-c",
               FLAGS_daemon_cpus,
               FLAGS_qsd,
@@ -267,7 +269,6 @@ int TableMain() {
   return 0;
 }
 
-
 // Median of --repeat runs of case `c` on a fresh daemon each.
 absl::StatusOr<Result> Measure(bool ours, bool null, const Case& c,
                                const std::string& path = FLAGS_file, bool direct = false) {
@@ -315,8 +316,8 @@ absl::StatusOr<Result> RunFio(const std::string& path, int depth, bool direct) {
   const std::string command = absl::StrCat(
       FLAGS_fio, " --name=limit --ioengine=io_uring --rw=randread --bs=4k --iodepth=", depth,
       " --direct=", direct ? 1 : 0, " --invalidate=0 --filename=", path,
-      " --time_based --runtime=", static_cast<int>(FLAGS_seconds * 1000), "ms --cpus_allowed=",
-      FLAGS_daemon_cpus, " --output-format=json");
+      " --time_based --runtime=", static_cast<int>(FLAGS_seconds * 1000),
+      "ms --cpus_allowed=", FLAGS_daemon_cpus, " --output-format=json");
   std::vector<double> ops, cpu;
   for (int i = 0; i < FLAGS_repeat; ++i) {
     ASSIGN_OR_RETURN(const std::string json, Output(command));
@@ -373,8 +374,8 @@ int LimitMain() {
       absl::StatusOr<Result> ours = Measure(true, false, c, path, direct);
       absl::StatusOr<Result> fio = RunFio(path, depth, direct);
       if (!ours.ok() || !fio.ok()) {
-        std::fprintf(stderr, "%s: ours %s, fio %s\n", name.c_str(), ours.status().ToString().c_str(),
-                     fio.status().ToString().c_str());
+        std::fprintf(stderr, "%s: ours %s, fio %s\n", name.c_str(),
+                     ours.status().ToString().c_str(), fio.status().ToString().c_str());
         rc = 1;
         break;
       }

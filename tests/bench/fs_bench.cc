@@ -147,12 +147,18 @@ constexpr Op kOps[] = {Op::kCreate,   Op::kStat,    Op::kReaddir,
                        Op::kRandRead, Op::kSeqRead, Op::kSeqWrite};
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kCreate: return "create";
-    case Op::kStat: return "stat";
-    case Op::kReaddir: return "readdir 100k";
-    case Op::kRandRead: return "4k randread";
-    case Op::kSeqRead: return "1M seqread";
-    case Op::kSeqWrite: return "1M seqwrite";
+    case Op::kCreate:
+      return "create";
+    case Op::kStat:
+      return "stat";
+    case Op::kReaddir:
+      return "readdir 100k";
+    case Op::kRandRead:
+      return "4k randread";
+    case Op::kSeqRead:
+      return "1M seqread";
+    case Op::kSeqWrite:
+      return "1M seqwrite";
   }
   return "?";
 }
@@ -178,7 +184,8 @@ absl::Status PrepareCache(const std::string& dir) {
   std::fprintf(stderr, "creating %d entries in %s (once)\n", kDirEntries, entries.c_str());
   mkdir(entries.c_str(), 0755);
   for (int i = 0; i < kDirEntries; ++i) {
-    const int fd = open(absl::StrCat(entries, "/e", i).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    const int fd =
+        open(absl::StrCat(entries, "/e", i).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return absl::ErrnoToStatus(errno, "create entry");
     close(fd);
   }
@@ -224,8 +231,8 @@ class ConcurrentClient {
     init.major = FUSE_KERNEL_VERSION;
     init.minor = FUSE_KERNEL_MINOR_VERSION;
     init.max_readahead = 1 << 17;
-    init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES |
-                 FUSE_INIT_EXT;
+    init.flags =
+        FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
     ASSIGN_OR_RETURN(std::string reply, c->Call(FUSE_INIT, 0, &init, sizeof(init)));
     return c;
   }
@@ -241,11 +248,13 @@ class ConcurrentClient {
     p += name.empty() ? 0 : name.size() + 1;
     RETURN_IF_ERROR(Issue(1, s, p, 8192));
     RETURN_IF_ERROR(device_->queue(s.queue)->Submit().status());
-    ASSIGN_OR_RETURN(UsedElement used, device_->queue(s.queue)->WaitForUsed(absl::Seconds(30), true));
+    ASSIGN_OR_RETURN(UsedElement used,
+                     device_->queue(s.queue)->WaitForUsed(absl::Seconds(30), true));
     owner_[s.queue][used.id] = -1;
     fuse_out_header out;
     std::memcpy(&out, s.out, sizeof(out));
-    if (out.error != 0) return absl::ErrnoToStatus(-out.error, absl::StrCat("FUSE opcode ", opcode));
+    if (out.error != 0)
+      return absl::ErrnoToStatus(-out.error, absl::StrCat("FUSE opcode ", opcode));
     return std::string(reinterpret_cast<char*>(s.out) + sizeof(out), out.len - sizeof(out));
   }
 
@@ -272,7 +281,8 @@ class ConcurrentClient {
     reinterpret_cast<fuse_in_header*>(s.in)->len = len;
     const size_t q = queue == 0 ? 0 : s.queue;
     std::vector<Buffer> writable;
-    if (q != 0) writable.push_back({s.out_gpa, static_cast<uint32_t>(sizeof(fuse_out_header) + room)});
+    if (q != 0)
+      writable.push_back({s.out_gpa, static_cast<uint32_t>(sizeof(fuse_out_header) + room)});
     ASSIGN_OR_RETURN(uint16_t head,
                      device_->queue(q)->ring().AddChain({{s.in_gpa, len}}, writable));
     owner_[q][head] = static_cast<int>(&s - slots_.data());
@@ -545,7 +555,8 @@ using Table = std::vector<std::vector<double>>;  // [op][inflight index]
 // Every operation at every in-flight count against one daemon (ours or virtiofsd).
 absl::StatusOr<Table> MeasureConcurrent(bool ours, const std::vector<int>& inflight) {
   const std::string& cache = FLAGS_cache_dir;
-  const std::string scratch_name = absl::StrCat("scratch-", ours ? "ours" : "virtiofsd", "-", getpid());
+  const std::string scratch_name =
+      absl::StrCat("scratch-", ours ? "ours" : "virtiofsd", "-", getpid());
   const std::string scratch = cache + "/" + scratch_name;
   mkdir(scratch.c_str(), 0755);
   ASSIGN_OR_RETURN(auto session, DaemonSession::Create("fs-bench"));
@@ -553,13 +564,25 @@ absl::StatusOr<Table> MeasureConcurrent(bool ours, const std::vector<int>& infli
   const std::string pool = absl::StrCat("--thread-pool-size=", ours ? FLAGS_pool : TheirPool());
   std::vector<std::string> args;
   if (ours) {
-    args = {"-c", "0", RunfilePath("vhost-user-fs/vhost-user-fs"), "--socket-path=" + socket,
-            "--shared-dir=" + cache, "--cache=auto", pool,
+    args = {"-c",
+            "0",
+            RunfilePath("vhost-user-fs/vhost-user-fs"),
+            "--socket-path=" + socket,
+            "--shared-dir=" + cache,
+            "--cache=auto",
+            pool,
             absl::StrCat("--num-request-queues=", std::max(1, FLAGS_queues))};
     if (!FLAGS_ours_extra.empty()) args.push_back(FLAGS_ours_extra);
   } else {
-    args = {"-c", "0", FLAGS_virtiofsd, "--socket-path=" + socket, "-o", "source=" + cache,
-            "-o", "cache=auto", pool};
+    args = {"-c",
+            "0",
+            FLAGS_virtiofsd,
+            "--socket-path=" + socket,
+            "-o",
+            "source=" + cache,
+            "-o",
+            "cache=auto",
+            pool};
   }
   RETURN_IF_ERROR(session->Start("taskset", args));
   // QEMU 7.2's virtiofsd serves one request queue (it offers the high-priority queue and one
@@ -642,11 +665,12 @@ int ConcurrencyMain() {
     }
     runs[2].push_back(MeasureDirect(inflight));
   }
-  std::printf("ops/s; ours: %d request queue(s), --thread-pool-size=%d; virtiofsd: 1 request "
-              "queue, --thread-pool-size=%d; direct: threads on CPU 0\n",
-              FLAGS_queues, FLAGS_pool, TheirPool());
-  std::printf("%-13s %8s %12s %12s %12s %10s %10s\n", "operation", "inflight", "ours",
-              "virtiofsd", "direct", "ours/vfsd", "ours/dir");
+  std::printf(
+      "ops/s; ours: %d request queue(s), --thread-pool-size=%d; virtiofsd: 1 request "
+      "queue, --thread-pool-size=%d; direct: threads on CPU 0\n",
+      FLAGS_queues, FLAGS_pool, TheirPool());
+  std::printf("%-13s %8s %12s %12s %12s %10s %10s\n", "operation", "inflight", "ours", "virtiofsd",
+              "direct", "ours/vfsd", "ours/dir");
   for (size_t o = 0; o < std::size(kOps); ++o) {
     for (size_t k = 0; k < inflight.size(); ++k) {
       double m[3];

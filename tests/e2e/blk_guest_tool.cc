@@ -22,9 +22,9 @@
 // io_error=...") and makes the exit status 1; so does a bad block.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -335,9 +335,9 @@ int Fill(const Disk& disk, uint32_t pass) {
 
 // ---- placed: I/O from pages at known guest-physical addresses.
 
-constexpr size_t kPlacedPages = 256;     // 1 MiB of blocks
-constexpr size_t kPagesPerRequest = 8;   // scattered pages, one descriptor each
-constexpr size_t kAllocStep = 4 << 20;   // memory taken at a time while looking for pages
+constexpr size_t kPlacedPages = 256;    // 1 MiB of blocks
+constexpr size_t kPagesPerRequest = 8;  // scattered pages, one descriptor each
+constexpr size_t kAllocStep = 4 << 20;  // memory taken at a time while looking for pages
 
 // Word `word` of block `block` of pattern `seed` (memory_e2e_test.py computes the same).
 uint64_t PatternWord(uint64_t seed, uint64_t block, uint64_t word) {
@@ -385,8 +385,8 @@ int Placed(const char* path, uint64_t offset, uint64_t lo, uint64_t hi, int node
   std::vector<uint64_t> addresses;
   for (uint64_t taken = 0; pages.size() < kPlacedPages && taken + kAllocStep <= budget;
        taken += kAllocStep) {
-    auto* chunk = static_cast<uint8_t*>(mmap(nullptr, kAllocStep, PROT_READ | PROT_WRITE,
-                                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    auto* chunk = static_cast<uint8_t*>(
+        mmap(nullptr, kAllocStep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (chunk == MAP_FAILED) break;
     if (node >= 0) {
       unsigned long mask = 1ul << node;
@@ -427,8 +427,8 @@ int Placed(const char* path, uint64_t offset, uint64_t lo, uint64_t hi, int node
         iov[i] = {pages[page_of(r * kPagesPerRequest + i)], kBlock};
       }
       const off_t at = static_cast<off_t>(offset + r * kPagesPerRequest * kBlock);
-      const ssize_t n = write ? pwritev(fd, iov, kPagesPerRequest, at)
-                              : preadv(fd, iov, kPagesPerRequest, at);
+      const ssize_t n =
+          write ? pwritev(fd, iov, kPagesPerRequest, at) : preadv(fd, iov, kPagesPerRequest, at);
       if (n != static_cast<ssize_t>(kPagesPerRequest * kBlock)) {
         std::printf("E2E-RESULT io_error=%s at 0x%llx: %s\n", write ? "write" : "read",
                     static_cast<unsigned long long>(at), n < 0 ? std::strerror(errno) : "short");
@@ -468,8 +468,10 @@ int main(int argc, char** argv) {
   }
   const bool needs_pass = op == "read" || op == "verify" || op == "fill";
   if (!(op == "write" && argc == 3) && !(needs_pass && argc == 4)) {
-    std::fprintf(stderr, "usage: %s write DEV | read|verify DEV PASS | fill FILE PASS | "
-                 "placed DEV OFFSET LO HI NODE SEED\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s write DEV | read|verify DEV PASS | fill FILE PASS | "
+                 "placed DEV OFFSET LO HI NODE SEED\n",
+                 argv[0]);
     return 2;
   }
   Disk disk;

@@ -60,8 +60,8 @@ std::vector<std::string> CommandLine(const DaemonProcess::Options& options) {
     args.insert(args.end(), options.args.begin(), options.args.end());
     return args;
   }
-  std::vector<std::string> args = absl::StrSplit(Env("VHOST_USER_DAEMON_WRAPPER"), ' ',
-                                                 absl::SkipEmpty());
+  std::vector<std::string> args =
+      absl::StrSplit(Env("VHOST_USER_DAEMON_WRAPPER"), ' ', absl::SkipEmpty());
   args.push_back(replacement);
   args.insert(args.end(), options.args.begin(), options.args.end());
   for (absl::string_view extra :
@@ -93,8 +93,7 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(const Option
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
-  const int error =
-      posix_spawnp(&pid, args[0].c_str(), nullptr, &attr, argv.data(), environ);
+  const int error = posix_spawnp(&pid, args[0].c_str(), nullptr, &attr, argv.data(), environ);
   posix_spawnattr_destroy(&attr);
   if (error != 0) return absl::ErrnoToStatus(error, absl::StrCat("spawn ", options.binary));
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess(pid, options.stop_grace));
