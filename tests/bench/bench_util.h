@@ -49,6 +49,13 @@ inline double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The value below which a fraction `p` of the samples lie (0 with none).
+inline double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
 // Writes a file of `bytes` (a multiple of 1 MiB) and syncs it: the page-cached backing of the
 // block benchmarks.
 inline absl::Status MakeFilledFile(const std::string& path, uint64_t bytes) {

@@ -80,15 +80,19 @@ std::string Ratio(double a, double b) { return b > 0 ? absl::StrFormat("%.2fx", 
 
 void Print(const Row& r) {
   std::printf("%-6s %-34s %12s %12s %7s %12s  %s\n", r.device.c_str(), r.figure.c_str(),
-              r.ours.c_str(), r.limit.c_str(), r.ratio.c_str(), r.cpu.c_str(),
-              r.limit_is.c_str());
+              r.ours.c_str(), r.limit.c_str(), r.ratio.c_str(), r.cpu.c_str(), r.limit_is.c_str());
   std::fflush(stdout);
   rows.push_back(r);
 }
 
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(v.size() * p))];
+// p50 and p99 rows of a latency (`samples`, us) against the host trigger's own (`trigger`).
+void PrintLatency(const char* device, const char* figure, const std::vector<double>& samples,
+                  const std::vector<double>& trigger, const char* trigger_is) {
+  for (double p : {0.5, 0.99}) {
+    const double e = Percentile(samples, p), t = Percentile(trigger, p);
+    Print({device, absl::StrFormat("%s p%d", figure, static_cast<int>(p * 100)), Micros(e),
+           Micros(t), Ratio(e, t), "-", trigger_is});
+  }
 }
 
 // ---- the host side: one connection to a daemon's control socket -----------------------------
@@ -101,13 +105,10 @@ class Control {
     if (path.size() >= sizeof(addr.sun_path)) return absl::InvalidArgumentError("path too long");
     std::memcpy(addr.sun_path, path.data(), path.size());
     // The daemon makes its control socket before its vhost-user socket, which the session
-    // waited for; one retry loop anyway, in case that ever changes.
-    const absl::Time deadline = absl::Now() + kTimeout;
-    for (;;) {
-      fd_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) break;
-      if (absl::Now() > deadline) return absl::ErrnoToStatus(errno, "connect " + path);
-      absl::SleepFor(absl::Milliseconds(1));
+    // waited for: it listens already.
+    fd_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd_ || connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      return absl::ErrnoToStatus(errno, "connect " + path);
     }
     return absl::OkStatus();
   }
@@ -179,10 +180,10 @@ class GpioBench {
   absl::Status Start() {
     ASSIGN_OR_RETURN(session_, DaemonSession::Create("gpiobench"));
     control_path_ = session_->File("ctl");
-    RETURN_IF_ERROR(StartPinned(
-        session_.get(), "vhost-user-gpio/vhost-user-gpio",
-        {"--socket-path=" + session_->socket(), "--control-socket=" + control_path_,
-         absl::StrCat("--device-list=s", FLAGS_lines)}));
+    RETURN_IF_ERROR(
+        StartPinned(session_.get(), "vhost-user-gpio/vhost-user-gpio",
+                    {"--socket-path=" + session_->socket(), "--control-socket=" + control_path_,
+                     absl::StrCat("--device-list=s", FLAGS_lines)}));
     DeviceOptions options;
     options.features = Bit(kFeatureVersion1) | Bit(VIRTIO_GPIO_F_IRQ) | Bit(kFeatureEventIdx);
     options.required_features = options.features;
@@ -193,8 +194,8 @@ class GpioBench {
     ram_ = device_->ram();
     for (int line = 0; line < FLAGS_lines; ++line) {
       // Both edges interrupt: every `set` that changes the level is one interrupt.
-      ASSIGN_OR_RETURN(uint8_t status, Request(VIRTIO_GPIO_MSG_IRQ_TYPE, line,
-                                               VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH));
+      ASSIGN_OR_RETURN(uint8_t status,
+                       Request(VIRTIO_GPIO_MSG_IRQ_TYPE, line, VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH));
       if (status != VIRTIO_GPIO_STATUS_OK) return absl::InternalError("SET_IRQ_TYPE refused");
       uint8_t* req;
       Slot slot;
@@ -213,8 +214,8 @@ class GpioBench {
   // Queues line `line`'s event buffer (unmasks it); published by the next Submit().
   absl::Status Unmask(int line) {
     *slots_[line].status = 0xee;
-    ASSIGN_OR_RETURN(uint16_t id, events()->ring().AddChain({{slots_[line].req, 2}},
-                                                            {{slots_[line].resp, 1}}));
+    ASSIGN_OR_RETURN(uint16_t id,
+                     events()->ring().AddChain({{slots_[line].req, 2}}, {{slots_[line].resp, 1}}));
     line_of_id_[id] = line;
     return absl::OkStatus();
   }
@@ -344,13 +345,9 @@ absl::Status RunGpio() {
   }
   const std::string lines = absl::StrCat(FLAGS_lines, " lines");
   Print({"gpio", absl::StrCat("interrupts/s (", lines, " a round)"), Rate(Median(rate)),
-         Rate(Median(limit)), Ratio(Median(rate), Median(limit)),
-         Micros(Median(cpu)) + "/irq", absl::StrCat("`get` commands/s, ", lines, " a round")});
-  for (double p : {0.5, 0.99}) {
-    const double e = Percentile(edge, p), t = Percentile(trigger, p);
-    Print({"gpio", absl::StrFormat("edge -> used entry p%d", static_cast<int>(p * 100)),
-           Micros(e), Micros(t), Ratio(e, t), "-", "control round trip (`get`)"});
-  }
+         Rate(Median(limit)), Ratio(Median(rate), Median(limit)), Micros(Median(cpu)) + "/irq",
+         absl::StrCat("`get` commands/s, ", lines, " a round")});
+  PrintLatency("gpio", "edge -> used entry", edge, trigger, "control round trip (`get`)");
   return absl::OkStatus();
 }
 
@@ -364,8 +361,8 @@ class InputBench {
     ASSIGN_OR_RETURN(session_, DaemonSession::Create("inputbench"));
     const std::string control_path = session_->File("ctl");
     RETURN_IF_ERROR(StartPinned(session_.get(), "vhost-user-input/vhost-user-input",
-                                {"--socket-path=" + session_->socket(),
-                                 "--virtual-device=keyboard", "--control-socket=" + control_path}));
+                                {"--socket-path=" + session_->socket(), "--virtual-device=keyboard",
+                                 "--control-socket=" + control_path}));
     DeviceOptions options;
     options.features = Bit(kFeatureVersion1) | Bit(kFeatureEventIdx);
     options.required_features = options.features;
@@ -376,7 +373,8 @@ class InputBench {
     // Every buffer of the event queue given at once, as Linux's virtio_input does.
     for (uint32_t i = 0; i < kRing; ++i) {
       uint8_t* host;
-      ASSIGN_OR_RETURN(uint64_t gpa, device_->ram()->Allocate(sizeof(virtio_input_event), 8, &host));
+      ASSIGN_OR_RETURN(uint64_t gpa,
+                       device_->ram()->Allocate(sizeof(virtio_input_event), 8, &host));
       ASSIGN_OR_RETURN(uint16_t id, events()->ring().AddChain({}, {{gpa, 8}}));
       buffers_[id] = {gpa, host};
     }
@@ -544,13 +542,9 @@ absl::Status RunInput() {
          "4 x no-op commands/s (`sleep 0`)"});
   // The first letter's events come at once, the last one's (chars - 1) x 20 ms later.
   const double pace = 4.0 * chars / ((chars - 1) * 0.020);
-  Print({"input", absl::StrCat("events/s, `type` of ", chars, " letters"), Rate(typed),
-         Rate(pace), Ratio(typed, pace), "-", "its pace: 4 events a letter, 20 ms apart"});
-  for (double p : {0.5, 0.99}) {
-    const double e = Percentile(report, p), t = Percentile(trigger, p);
-    Print({"input", absl::StrFormat("key -> used entry p%d", static_cast<int>(p * 100)),
-           Micros(e), Micros(t), Ratio(e, t), "-", "control round trip (`sleep 0`)"});
-  }
+  Print({"input", absl::StrCat("events/s, `type` of ", chars, " letters"), Rate(typed), Rate(pace),
+         Ratio(typed, pace), "-", "its pace: 4 events a letter, 20 ms apart"});
+  PrintLatency("input", "key -> used entry", report, trigger, "control round trip (`sleep 0`)");
   return absl::OkStatus();
 }
 
@@ -698,8 +692,8 @@ absl::Status RunI2c() {
         limit.push_back(l.first);
       }
       Print({"i2c", absl::StrCat(c.name, " QD", depth, " /s"), Rate(Median(rate)),
-             Rate(Median(limit)), Ratio(Median(rate), Median(limit)),
-             Micros(Median(cpu)) + "/tx", absl::StrCat("zero-length message (quick) QD", depth)});
+             Rate(Median(limit)), Ratio(Median(rate), Median(limit)), Micros(Median(cpu)) + "/tx",
+             absl::StrCat("zero-length message (quick) QD", depth)});
     }
   }
   return absl::OkStatus();
@@ -719,18 +713,18 @@ int Main() {
     absl::Status (*run)();
   };
   int failed = 0;
-  for (const Device& d : {Device{"gpio", RunGpio}, Device{"input", RunInput},
-                          Device{"i2c", RunI2c}}) {
+  for (const Device& d :
+       {Device{"gpio", RunGpio}, Device{"input", RunInput}, Device{"i2c", RunI2c}}) {
     if (!absl::StrContains(d.name, FLAGS_only)) continue;
     if (absl::Status s = d.run(); !s.ok()) {
       std::printf("%s failed: %s\n", d.name, s.ToString().c_str());
       ++failed;
     }
   }
-  std::printf("peer: none. QEMU ships no vhost-user gpio or i2c daemon; its contrib "
-              "vhost-user-input needs an evdev device (/dev/uinput to make one)%s.\n",
-              access("/dev/uinput", F_OK) == 0 ? "; not compared here"
-                                                : ", and this host has none");
+  std::printf(
+      "peer: none. QEMU ships no vhost-user gpio or i2c daemon; its contrib "
+      "vhost-user-input needs an evdev device (/dev/uinput to make one)%s.\n",
+      access("/dev/uinput", F_OK) == 0 ? "; not compared here" : ", and this host has none");
   if (FLAGS_summary) {
     for (const Row& r : rows) {
       std::printf("SUMMARY\t%s\t%s\t%s\t%s\t%s\n", r.device.c_str(), r.figure.c_str(),

@@ -73,12 +73,6 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
-
 // Minor page faults of a whole process so far (/proc/PID/stat field 10).
 uint64_t MinorFaults(pid_t pid) {
   std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
