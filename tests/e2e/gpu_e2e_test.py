@@ -49,17 +49,21 @@ TOOL = None
 XRES, YRES = 1024, 640
 HOST_TIMEOUT_S = 60  # for a step of the host side once the guest is ready
 
-GUEST_SCRIPT = r"""
-# virtio_gpu registers its connector (and the sysfs edid) a moment after /dev/dri/card0.
+# Guest shell: virtio_gpu registers its connector (and the sysfs edid) a moment after
+# /dev/dri/card0; waits for it (at most 20 s), names it $conn and probes it, which fills its mode
+# list, rather than rely on the fbdev client having done so. For every guest that draws.
+FIND_CONNECTOR = r"""
 i=0
 while ! ls /sys/class/drm/card0-*/edid > /dev/null 2>&1 && [ $i -lt 400 ]; do
   sleep 0.05; i=$((i + 1))
 done
-echo "E2E-RESULT card=$(ls /dev/dri/ | tr '\n' ' ')"
 conn=$(dirname $(ls /sys/class/drm/card0-*/edid | head -1))
-echo "E2E-RESULT connector=$(basename $conn)"
-# Probe the connector (fills its mode list) rather than rely on the fbdev client having done so.
 echo detect > $conn/status
+"""
+
+GUEST_SCRIPT = FIND_CONNECTOR + r"""
+echo "E2E-RESULT card=$(ls /dev/dri/ | tr '\n' ' ')"
+echo "E2E-RESULT connector=$(basename $conn)"
 echo "E2E-RESULT status=$(cat $conn/status)"
 echo "E2E-RESULT modes=$(tr '\n' ' ' < $conn/modes)"
 echo "E2E-RESULT edid_hex=$(od -An -v -tx1 $conn/edid | tr -d ' \n')"

@@ -26,6 +26,7 @@ import json
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import socket
@@ -78,13 +79,8 @@ sync
 echo 3 > /proc/sys/vm/drop_caches
 echo "E2E-RESULT fs_sha=$(sha256sum /tmp/file | cut -d' ' -f1)"
 echo "E2E-RESULT fs_reread=$(sha256sum /share/from_guest.bin | cut -d' ' -f1)"
-# The gpu: virtio_gpu registers its connector a moment after /dev/dri/card0.
-i=0
-while ! ls /sys/class/drm/card0-*/edid > /dev/null 2>&1 && [ $i -lt 400 ]; do
-  sleep 0.05; i=$((i + 1))
-done
-conn=$(dirname $(ls /sys/class/drm/card0-*/edid | head -1))
-echo detect > $conn/status
+""" + gpu_e2e_test.FIND_CONNECTOR + r"""
+# The gpu (FIND_CONNECTOR set $conn).
 echo "E2E-RESULT gpu_status=$(cat $conn/status)"
 echo "E2E-RESULT gpu_modes=$(tr '\n' ' ' < $conn/modes)"
 # show holds each of its two frames until a line on stdin: the host makes /share/shotN once it
@@ -367,13 +363,20 @@ def fs_daemons_serving(shared):
     return found
 
 
-def ended(pid):
-    """Whether `pid` is gone (or a zombie nobody has reaped yet)."""
+def wait_ended(what, pid, timeout):
+    """Waits until process `pid` (not ours: libvirt's) has exited: its pidfd becomes readable
+    then, reaped or not."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        waiter = select.poll()
+        waiter.register(fd, select.POLLIN)
+        if not waiter.poll(timeout * 1000):
+            raise qemu_guest.GuestError(f"timed out after {timeout} s waiting for {what}")
+    finally:
+        os.close(fd)
 
 
 def sha256(data):
@@ -448,9 +451,8 @@ class LibvirtGuestTest(unittest.TestCase):
                     open(os.path.join(shared, f"shot{n}"), "w").close()
                 wait_until("the guest to power off", lambda: not virt.running(name), 240,
                            interval=0.5)
-                wait_until(f"libvirt to stop the fs daemon {pid}", lambda: ended(pid), 30)
-                wait_until(f"libvirt to stop the gpu daemon {gpu_pid}", lambda: ended(gpu_pid),
-                           30)
+                wait_ended(f"libvirt to stop the fs daemon {pid}", pid, 30)
+                wait_ended(f"libvirt to stop the gpu daemon {gpu_pid}", gpu_pid, 30)
                 blk_log = blk.read_log()
                 self.assertTrue(blk.alive(), blk_log)
             with open(console, errors="replace") as f:

@@ -434,16 +434,10 @@ echo "guest: played a 1 s 440 Hz tone with aplay -D hw:0,0: exit status $rc"
 
 class Gpu(Part):
     name, device, modules = "gpu", "vhost-user-gpu-pci", ["virtio_gpu"]
-    # virtio_gpu registers its connector a moment after /dev/dri/card0. The tool sets the
-    # preferred mode on a buffer with a test pattern and holds it until the host has looked (its
-    # E2E-READY line reaches the host through the console; the host types a line to let it go).
-    script = r"""
-i=0
-while ! ls /sys/class/drm/card0-*/edid > /dev/null 2>&1 && [ $i -lt 400 ]; do
-  sleep 0.05; i=$((i + 1))
-done
-conn=$(dirname $(ls /sys/class/drm/card0-*/edid | head -1))
-echo detect > $conn/status
+    # The tool sets the preferred mode on a buffer with a test pattern and holds it until the host
+    # has looked (its E2E-READY line reaches the host through the console; the host types a line
+    # to let it go).
+    script = gpu.FIND_CONNECTOR + r"""
 echo "guest: display $(basename $conn) is $(cat $conn/status), preferred mode $(head -1 $conn/modes)"
 (/bin/gpu_guest_tool show; echo "exit status $?") 2>&1 | tee /tmp/gpu | grep "^E2E-READY" || true
 grep -E "^E2E-RESULT (mode|frame)=" /tmp/gpu | sed 's/^E2E-RESULT /  gpu_guest_tool: /'
