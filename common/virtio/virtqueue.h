@@ -117,6 +117,9 @@ class Virtqueue {
   uint32_t size() const { return layout_.size; }
   uint64_t features() const { return features_; }
   const GuestMemory& memory() const { return *memory_; }
+  // The table itself, for a device that keeps host pointers into guest memory beyond one chain
+  // (gpu's 3D resources): holding it keeps those mappings alive after a table change.
+  std::shared_ptr<const GuestMemory> shared_memory() const { return memory_; }
 
   // Marks the queue broken (logged once, error eventfd signalled). Call and error fds are
   // non-blocking (the backend sets O_NONBLOCK): a full one is skipped, never waited on.
