@@ -84,6 +84,7 @@ absl::Status BridgeBackend::Open(const StreamParams& params) {
   started_ = false;
   pending_.clear();
   frames_lost_ = 0;
+  periods_short_ = 0;
   RETURN_IF_ERROR(Receive(0));  // an error left from the last time is old news
   params_ = params;
   RETURN_IF_ERROR(Send(EncodeBridgeOpen(direction_, params)));
@@ -103,6 +104,15 @@ absl::Status BridgeBackend::Start() {
 absl::Status BridgeBackend::Stop() {
   if (!started_) return absl::OkStatus();
   started_ = false;
+  if (frames_lost_ > 0) {
+    // Totals since Open, where the lines of Write and Read are samples: a line this limit
+    // (the guest starts and stops at will) leaves out loses no count, the next one has it.
+    LOG_EVERY_T(INFO, 1) << "audio bridge: " << DirectionName(direction_) << " stopped after "
+                         << frames_lost_
+                         << (direction_ == BridgeDirection::kCapture ? " frames of silence"
+                                                                     : " frames dropped")
+                         << " in " << periods_short_ << " periods since it was opened";
+  }
   return Send(EncodeBridgeCommand(BridgeOp::kStop));
 }
 
@@ -115,6 +125,7 @@ absl::Status BridgeBackend::Write(absl::Span<const uint8_t> frames) {
     // The host plays slower than the guest's clock: this period's rest is dropped.
     const uint64_t lost = (frames.size() - *sent) / params_.frame_bytes();
     frames_lost_ += lost;
+    ++periods_short_;
     LOG_EVERY_N(WARNING, 100) << "audio bridge behind: " << lost << " playback frames dropped";
   }
   return absl::OkStatus();
@@ -133,6 +144,7 @@ absl::Status BridgeBackend::Read(absl::Span<uint8_t> frames) {
     FillSilence(params_.format, frames.subspan(n));
     const uint64_t lost = (frames.size() - n) / params_.frame_bytes();
     frames_lost_ += lost;
+    ++periods_short_;
     LOG_EVERY_N(INFO, 100) << "audio bridge behind: " << lost << " capture frames of silence";
   }
   return absl::OkStatus();

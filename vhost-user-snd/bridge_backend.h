@@ -35,8 +35,10 @@ class BridgeBackend : public AudioBackend {
   absl::Status Read(absl::Span<uint8_t> frames) override;
   absl::Status Close() override;
 
-  // Frames dropped (playback) or made up as silence (capture) since the last Open.
+  // Frames dropped (playback) or made up as silence (capture) since the last Open, and in how
+  // many periods (each Write or Read that came up short). Stop logs both when frames were lost.
   uint64_t frames_lost() const { return frames_lost_; }
+  uint64_t periods_short() const { return periods_short_; }
 
  private:
   absl::Status Send(const std::vector<uint8_t>& message);
@@ -54,6 +56,7 @@ class BridgeBackend : public AudioBackend {
   std::vector<uint8_t> pending_;  // capture frames received, not yet read
   std::vector<uint8_t> message_;  // receive buffer, kMaxBridgeMessage
   uint64_t frames_lost_ = 0;
+  uint64_t periods_short_ = 0;
 };
 
 // Starts `bridge` (the vhost-user-snd-bridge binary) with one socket per stream, for `host`

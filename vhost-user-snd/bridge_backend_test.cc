@@ -145,12 +145,24 @@ TEST_F(BridgeBackendTest, CaptureTakesRecordedFramesInOrderAndSilenceWhenShort) 
   ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
   EXPECT_EQ(period, std::vector<uint8_t>(recorded.begin(), recorded.begin() + period.size()));
   EXPECT_EQ(backend_->frames_lost(), 0u);
+  EXPECT_EQ(backend_->periods_short(), 0u);
   ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
   const size_t half = recorded.size() - period.size();
   EXPECT_EQ(std::vector<uint8_t>(period.begin(), period.begin() + half),
             std::vector<uint8_t>(recorded.begin() + period.size(), recorded.end()));
   EXPECT_THAT(std::vector<uint8_t>(period.begin() + half, period.end()), Each(0));
   EXPECT_EQ(backend_->frames_lost(), kParams.period_frames / 2);
+  EXPECT_EQ(backend_->periods_short(), 1u);
+  // Nothing more recorded: a whole period of silence, counted with the first.
+  ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
+  EXPECT_THAT(period, Each(0));
+  EXPECT_EQ(backend_->frames_lost(), kParams.period_frames * 3 / 2);
+  EXPECT_EQ(backend_->periods_short(), 2u);
+  // The counts are per Open.
+  ASSERT_THAT(backend_->Stop(), IsOk());
+  ASSERT_THAT(backend_->Open(kParams), IsOk());
+  EXPECT_EQ(backend_->frames_lost(), 0u);
+  EXPECT_EQ(backend_->periods_short(), 0u);
 }
 
 TEST_F(BridgeBackendTest, OpenChecksParametersAgainstWhatTheBridgeOffered) {
