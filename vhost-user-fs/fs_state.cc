@@ -346,15 +346,7 @@ absl::Status FuseServer::LoadState(absl::string_view state) {
       drop("open file", saved_handle.path, strerror(errno));
       continue;
     }
-    if (dir) {
-      const int copy = dup(handle->fd.get());  // the DIR stream owns (and closes) its own copy
-      handle->dir = copy < 0 ? nullptr : fdopendir(copy);
-      if (handle->dir == nullptr) {
-        if (copy >= 0) close(copy);
-        drop("open file", saved_handle.path, "fdopendir");
-        continue;
-      }
-    }
+    if (dir) handle->dir = std::make_unique<DirStream>();
     inodes_->RestoreHandle(saved_handle.fh, std::move(handle));  // ids are unique: parsed so
   }
   LOG(INFO) << "fs state loaded: " << saved.inodes.size() << " inodes, " << saved.handles.size()

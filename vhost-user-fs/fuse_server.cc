@@ -1,5 +1,6 @@
 #include "vhost-user-fs/fuse_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/fsuid.h>
 #include <sys/statvfs.h>
@@ -645,16 +646,7 @@ int FuseServer::Open(Request& r) {
   if ((flags & O_TRUNC) && Writes(flags)) {
     if (const int err = KillSuidGid(handle->fd.get())) return err;
   }
-  if (dir) {
-    const int copy = dup(handle->fd.get());  // the DIR stream owns (and closes) its own copy
-    if (copy < 0) return errno;
-    handle->dir = fdopendir(copy);
-    if (handle->dir == nullptr) {
-      const int err = errno;
-      close(copy);
-      return err;
-    }
-  }
+  if (dir) handle->dir = std::make_unique<DirStream>();
   handle->nodeid = inode->nodeid;
   handle->flags = flags;
   fuse_open_out out{};
@@ -782,48 +774,56 @@ int FuseServer::ReadDir(Request& r) {
   if (handle == nullptr || handle->dir == nullptr) return EBADF;
   if (dir_inode == nullptr) return ESTALE;
   const bool plus = r.in.opcode == FUSE_READDIRPLUS;
-  // The reply is built in memory before it is copied out: at most max_pages (kMaxWrite) bytes,
-  // whatever size the guest asks for and however large its buffer claims to be.
+  // Entries go straight into the guest's buffer: at most max_pages (kMaxWrite) bytes, whatever
+  // size the guest asks for and however large its buffer claims to be.
   const size_t limit = std::min<uint64_t>({in->size, r.room(), kMaxWrite});
   std::lock_guard<std::mutex> lock(handle->mu);
-  if (in->offset == 0) {
-    rewinddir(handle->dir);
-  } else {
-    seekdir(handle->dir, static_cast<long>(in->offset));
+  DirStream& s = *handle->dir;
+  const int fd = handle->fd.get();
+  // A guest reading on asks for the offset of the last entry it got, where the stream stands;
+  // it seeks only for another place, or for a rewind to 0 once something was read.
+  if (in->offset != s.pos || (in->offset == 0 && s.read)) {
+    if (lseek(fd, static_cast<off_t>(in->offset), SEEK_SET) < 0) return errno;
+    s.pos = in->offset;
+    s.at = s.end = 0;
+    s.read = false;
   }
+  if (s.batch == nullptr) s.batch.reset(new char[DirStream::kBatch]);
+  static constexpr char kZeros[8] = {};
+  size_t written = 0;
   for (;;) {
-    const long before = telldir(handle->dir);
-    errno = 0;
-    dirent* d = readdir(handle->dir);
-    if (d == nullptr) {
-      if (errno != 0 && r.payload.empty()) return errno;
-      break;
+    if (s.at == s.end) {
+      const ssize_t n = getdents64(fd, s.batch.get(), DirStream::kBatch);
+      s.read = true;
+      if (n < 0 && written == 0) return errno;
+      if (n <= 0) break;
+      s.at = 0;
+      s.end = static_cast<size_t>(n);
     }
+    const auto* d = reinterpret_cast<const struct dirent64*>(&s.batch[s.at]);
     const size_t namelen = std::strlen(d->d_name);
-    const size_t entry_size =
-        FUSE_DIRENT_ALIGN((plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET) + namelen);
-    if (r.payload.size() + entry_size > limit) {
-      seekdir(handle->dir, before);  // the next READDIR starts here
-      break;
-    }
-    std::string entry(entry_size, '\0');
-    fuse_dirent* dirent_out;
+    const size_t head = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+    const size_t entry_size = FUSE_DIRENT_ALIGN(head + namelen);
+    if (written + entry_size > limit) break;  // stays first in the batch for the next READDIR
+    s.at += d->d_reclen;
+    s.pos = static_cast<uint64_t>(d->d_off);
+    fuse_direntplus e{};
     if (plus) {
-      auto* p = reinterpret_cast<fuse_direntplus*>(entry.data());
       const bool dots = !std::strcmp(d->d_name, ".") || !std::strcmp(d->d_name, "..");
       // "." and ".." get no entry (node id 0): the client does not instantiate them.
-      if (!dots && LookupEntry(*dir_inode, d->d_name, &p->entry_out) != 0) continue;
-      dirent_out = &p->dirent;
-    } else {
-      dirent_out = reinterpret_cast<fuse_dirent*>(entry.data());
+      if (!dots && LookupEntry(*dir_inode, d->d_name, &e.entry_out) != 0) continue;
     }
-    dirent_out->ino = d->d_ino;
-    dirent_out->off = static_cast<uint64_t>(telldir(handle->dir));
-    dirent_out->namelen = static_cast<uint32_t>(namelen);
-    dirent_out->type = d->d_type;
-    std::memcpy(dirent_out->name, d->d_name, namelen);
-    r.payload += entry;
+    e.dirent.ino = d->d_ino;
+    e.dirent.off = s.pos;  // the cookie to go on after this entry
+    e.dirent.namelen = static_cast<uint32_t>(namelen);
+    e.dirent.type = d->d_type;
+    // Fits: limit is at most the room left.
+    r.reply.WriteBytes(plus ? static_cast<const void*>(&e) : &e.dirent, head);
+    r.reply.WriteBytes(d->d_name, namelen);
+    r.reply.WriteBytes(kZeros, entry_size - head - namelen);
+    written += entry_size;
   }
+  r.direct = static_cast<uint32_t>(written);
   return 0;
 }
 

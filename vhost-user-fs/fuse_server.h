@@ -47,8 +47,8 @@ struct FsOptions {
   bool posix_lock = false;
   // At most this many (file, lock owner) pairs hold host locks at a time; more get ENOLCK.
   size_t max_lock_files = 4096;
-  // At most this many directories open at a time (each holds two descriptors and a 32 KiB
-  // stream buffer); OPENDIR past it gets EMFILE until the guest closes some.
+  // At most this many directories open at a time (each holds a descriptor and a 32 KiB batch
+  // of entries); OPENDIR past it gets EMFILE until the guest closes some.
   size_t max_open_dirs = 4096;
   IdMap uids, gids;  // guest ids shown as other host ids
 };

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -432,6 +433,67 @@ TEST_F(FuseServerTest, ReadDirRepliesAreBoundedWhateverSizeIsAsked) {
     }
   }
   EXPECT_EQ(entries, files + 4u);  // and hello.txt, escape, ., ..
+}
+
+// READDIR goes on from the stream where it stands without a seek, so what it must still do:
+// start from any cookie of an earlier reply, keep an entry that did not fit for the next call,
+// and read the directory afresh on a rewind to 0, even one before any entry was handed out.
+TEST_F(FuseServerTest, ReadDirGoesOnFromAnyCookieAndRewinds) {
+  for (int i = 0; i < 200; ++i) std::ofstream(shared_ + "/f" + std::to_string(i)) << i;
+  fuse_open_in open_in{};
+  Reply o = Send(FUSE_OPENDIR, kRootNodeId, Bytes(open_in));
+  ASSERT_EQ(o.error, 0);
+  fuse_read_in read{};
+  read.fh = As<fuse_open_out>(o.body).fh;
+  struct Entry {
+    std::string name;
+    uint64_t off;
+  };
+  auto readdir = [&](uint64_t offset, uint32_t size) {
+    read.offset = offset;
+    read.size = size;
+    Reply r = Send(FUSE_READDIR, kRootNodeId, Bytes(read));
+    EXPECT_EQ(r.error, 0);
+    std::vector<Entry> entries;
+    for (size_t at = 0; at + FUSE_NAME_OFFSET <= r.body.size();) {
+      const auto* e = reinterpret_cast<const fuse_dirent*>(r.body.data() + at);
+      entries.push_back({std::string(e->name, e->namelen), e->off});
+      at += FUSE_DIRENT_SIZE(e);
+    }
+    return entries;
+  };
+  auto all_from = [&](uint64_t offset) {
+    std::vector<Entry> entries;
+    for (int calls = 0; calls < 1000; ++calls) {
+      std::vector<Entry> got = readdir(offset, 512);
+      if (got.empty()) break;
+      offset = got.back().off;
+      entries.insert(entries.end(), got.begin(), got.end());
+    }
+    return entries;
+  };
+  // A buffer too small for any entry: nothing, and the first entry stays for the next call.
+  EXPECT_TRUE(readdir(0, 8).empty());
+  // Made after that call read its batch: the rewind to 0 still lists it.
+  std::ofstream(shared_ + "/late") << "x";
+  const std::vector<Entry> pass = all_from(0);
+  std::set<std::string> names;
+  for (const Entry& e : pass) EXPECT_TRUE(names.insert(e.name).second) << e.name << " twice";
+  EXPECT_EQ(names.size(), 200u + 5u);  // f0..f199, late, hello.txt, escape, ., ..
+  EXPECT_EQ(names.count("late"), 1u);
+  // From a cookie of the middle, and from one just behind where the stream stands: the entries
+  // after it, as the first pass had them.
+  for (size_t i : {size_t{100}, pass.size() - 2}) {
+    const std::vector<Entry> rest = all_from(pass[i].off);
+    ASSERT_EQ(rest.size(), pass.size() - i - 1) << i;
+    for (size_t j = 0; j < rest.size(); ++j) EXPECT_EQ(rest[j].name, pass[i + 1 + j].name);
+  }
+  // Rewound after a whole pass: the directory as it is now.
+  ASSERT_EQ(unlink((shared_ + "/late").c_str()), 0);
+  std::set<std::string> again;
+  for (const Entry& e : all_from(0)) again.insert(e.name);
+  EXPECT_EQ(again.size(), 200u + 4u);
+  EXPECT_EQ(again.count("late"), 0u);
 }
 
 TEST_F(FuseServerTest, NothingOutsideTheSharedDirectory) {
@@ -1156,7 +1218,7 @@ TEST_F(FuseServerHostileTest, LockOwnersAreBounded) {
   EXPECT_EQ(lock(10, 10), ENOLCK);
 }
 
-// Each open directory holds two descriptors and a stream buffer: at most max_open_dirs are
+// Each open directory holds a descriptor and a batch of entries: at most max_open_dirs are
 // open at a time; OPENDIR past it fails with EMFILE until the guest closes one. Files do not count.
 TEST_F(FuseServerHostileTest, OpenDirectoriesAreBounded) {
   std::ofstream(dir_ + "/file") << "data";

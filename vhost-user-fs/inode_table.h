@@ -7,7 +7,6 @@
 #ifndef VHOST_USER_FS_INODE_TABLE_H_
 #define VHOST_USER_FS_INODE_TABLE_H_
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -31,18 +30,30 @@ struct Inode {
   mode_t type = 0;  // S_IFMT bits
 };
 
+// An open directory's entries as READDIR hands them out: getdents64 batches read from the open
+// descriptor, consumed in order. `pos` is the cookie (d_off) of the last entry consumed, 0 at
+// the start: both the descriptor and the batch stand there, so a READDIR at that offset (each
+// one after the first, when the guest reads on) goes on without a seek. A seek would drop the
+// batch, and on a hashed ext4 directory make the kernel rebuild its hash-ordered entry cache.
+struct DirStream {
+  static constexpr size_t kBatch = 32 * 1024;  // as glibc's readdir asks for
+  std::unique_ptr<char[]> batch;               // kBatch bytes, from the first READDIR on
+  size_t at = 0, end = 0;                      // the records not yet consumed: batch[at, end)
+  uint64_t pos = 0;
+  // Whether getdents64 ran since the open or the last seek: an offset of 0 is then a rewind,
+  // which reads the directory afresh (rewinddir), not the batch read before.
+  bool read = false;
+};
+
 // An open file or directory.
 struct OpenFile {
   UniqueFd fd;
   // What it was opened as, for a migration to open it again: the node and the open flags.
   uint64_t nodeid = 0;
   int flags = 0;
-  // Directories: the stream READDIR walks, and the lock that serializes walking it.
+  // Directories: the stream READDIR walks (over fd), and the lock that serializes walking it.
   std::mutex mu;
-  DIR* dir = nullptr;
-  ~OpenFile() {
-    if (dir != nullptr) closedir(dir);  // closes fd's descriptor too
-  }
+  std::unique_ptr<DirStream> dir;
 };
 
 class InodeTable {
