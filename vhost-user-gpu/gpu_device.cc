@@ -9,27 +9,12 @@
 #include "common/virtio/chain_cursor.h"
 #include "common/virtio/features.h"
 #include "glog/logging.h"
+#include "vhost-user-gpu/command_util.h"
 #include "vhost-user-gpu/edid.h"
 #include "vhost-user-gpu/pixel_format.h"
 
 namespace vhost::gpu {
 namespace {
-
-// The answer's header: its type, and for a fenced request the fence and the timeline it is on.
-CtrlHdr ResponseHeader(const CtrlHdr& request, uint32_t type) {
-  CtrlHdr response{};
-  response.type = type;
-  if (request.flags & kFlagFence) {
-    response.flags = kFlagFence;
-    response.fence_id = request.fence_id;
-    response.ctx_id = request.ctx_id;
-    if (request.flags & kFlagInfoRingIdx) {
-      response.flags |= kFlagInfoRingIdx;
-      response.ring_idx = request.ring_idx;
-    }
-  }
-  return response;
-}
 
 // Bytes the control queue's answer to `type` takes when it succeeds.
 size_t ResponseSize(uint32_t type) {
@@ -38,43 +23,10 @@ size_t ResponseSize(uint32_t type) {
       return sizeof(RespDisplayInfo);
     case kCmdGetEdid:
       return sizeof(RespEdid);
+    case kCmdGetCapsetInfo:
+      return sizeof(RespCapsetInfo);
     default:
       return sizeof(CtrlHdr);
-  }
-}
-
-// The request's whole fixed part (header included); false if the chain holds less.
-template <typename T>
-bool ReadRequest(const DescriptorChain& chain, T* out) {
-  ChainReader reader(chain);
-  return reader.Read(out);
-}
-
-// Logs why a request fails (rate-limited: the guest decides how often) and returns `response`.
-uint32_t Refuse(uint32_t response, const absl::Status& why) {
-  LOG_EVERY_N(WARNING, 100) << "virtio-gpu: " << CtrlTypeName(response) << ": " << why.message();
-  return response;
-}
-
-uint32_t ShortRequest(const CtrlHdr& hdr) {
-  return Refuse(kRespErrUnspec,
-                absl::InvalidArgumentError(absl::StrCat(CtrlTypeName(hdr.type), " too short")));
-}
-
-// A resource table's error as a response (see resource_table.h).
-uint32_t FromTable(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return kRespOkNodata;
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-      return Refuse(kRespErrInvalidResourceId, status);
-    case absl::StatusCode::kInvalidArgument:
-      return Refuse(kRespErrInvalidParameter, status);
-    case absl::StatusCode::kResourceExhausted:
-      return Refuse(kRespErrOutOfMemory, status);
-    default:
-      return Refuse(kRespErrUnspec, status);
   }
 }
 
@@ -123,7 +75,9 @@ GpuDevice::GpuDevice(const GpuOptions& options, DisplaySink* sink)
       resources_(options.limits),
       scanouts_(outputs_),
       cursors_(outputs_),
-      preferred_(outputs_, Preferred{true, default_width_, default_height_}) {}
+      preferred_(outputs_, Preferred{true, default_width_, default_height_}),
+      renderer_(options.renderer),
+      max_contexts_(options.max_contexts) {}
 
 DeviceInfo GpuDevice::Info() const {
   DeviceInfo info;
@@ -131,6 +85,7 @@ DeviceInfo GpuDevice::Info() const {
   info.num_queues = 2;
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1) | Bit(kFeatureEdid);
+  if (renderer_ != nullptr) info.features |= Bit(kFeatureVirgl);
   info.config_size = sizeof(GpuConfig);
   return info;
 }
@@ -147,7 +102,8 @@ absl::Status GpuDevice::ReadConfig(uint32_t offset, absl::Span<uint8_t> data) {
   config.events_read = events_read_;
   config.events_clear = 0;
   config.num_scanouts = outputs_;
-  config.num_capsets = 0;
+  config.num_capsets =
+      renderer_ != nullptr ? static_cast<uint32_t>(renderer_->Capsets().size()) : 0;
   return ReadConfigBytes(config, offset, data);
 }
 
@@ -176,16 +132,40 @@ absl::Status GpuDevice::SetDisplaySocket(UniqueFd socket) {
 QueueResult GpuDevice::ProcessQueue(QueueContext& context) {
   const int index = context.index();
   if (index != kControlQueue && index != kCursorQueue) return QueueResult::Blocked();
-  const GuestMemory& memory = context.queue().memory();
+  const bool fences = renderer_ != nullptr && index == kControlQueue;
+  if (fences) AnswerFenced(context, /*all=*/false);
+  const std::shared_ptr<const GuestMemory> memory = context.queue().shared_memory();
   while (absl::optional<ChainToken> token = context.Take()) {
-    const uint32_t written = Serve(context.chain(*token), memory, index == kCursorQueue);
-    context.Complete(*token, written);
+    const Served served = Serve(context.chain(*token), memory, index == kCursorQueue);
+    if (!served.wait_for_fence) {
+      context.Complete(*token, served.written);
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t fence = ++last_fence_;
+    const absl::Status status = renderer_->CreateFence(fence);
+    if (!status.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "virtio-gpu: fence: " << status;
+      context.Complete(*token, served.written);  // answered now: nothing will signal it
+      continue;
+    }
+    fenced_.push_back(FencedAnswer{*token, served.written, fence});
+  }
+  if (fences) {
+    AnswerFenced(context, /*all=*/false);
+    std::lock_guard<std::mutex> lock(mu_);
+    // Without a descriptor to wait on, the renderer is asked again shortly while fences wait.
+    if (!fenced_.empty() && renderer_->PollFd() < 0) {
+      return QueueResult::RetryAfter(absl::Milliseconds(1));
+    }
   }
   return QueueResult::Drained();
 }
 
-uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memory,
-                          bool cursor_queue) {
+GpuDevice::Served GpuDevice::Serve(const DescriptorChain& chain,
+                                   const std::shared_ptr<const GuestMemory>& memory,
+                                   bool cursor_queue) {
+  Served served;
   ChainWriter writer(chain);
   CtrlHdr hdr{};
   if (!ReadRequest(chain, &hdr)) {
@@ -193,7 +173,8 @@ uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memor
            absl::InvalidArgumentError(
                absl::StrCat("a ", chain.readable_bytes, "-byte request, shorter than a header")));
     writer.Write(ResponseHeader(CtrlHdr{}, kRespErrUnspec));
-    return writer.bytes_written();
+    served.written = writer.bytes_written();
+    return served;
   }
   // Linux's driver gives cursor commands no response buffer: they answer when there is room.
   // A control command runs only if its answer fits, so that none succeeds unannounced.
@@ -202,20 +183,42 @@ uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memor
            absl::InvalidArgumentError(absl::StrCat(CtrlTypeName(hdr.type), " with a ",
                                                    writer.remaining(), "-byte response buffer")));
     writer.Write(ResponseHeader(hdr, kRespErrUnspec));
-    return writer.bytes_written();
+    served.written = writer.bytes_written();
+    return served;
   }
 
   std::lock_guard<std::mutex> lock(mu_);
   if (replay_pending_) ReplayToSink();
   if (cursor_queue) {
     writer.Write(ResponseHeader(hdr, CursorCommand(hdr, chain)));
-    return writer.bytes_written();
+    served.written = writer.bytes_written();
+    return served;
   }
+  served.written = ServeControl(hdr, chain, memory, writer);
+  // A fenced 3D device answers a command that succeeded once the work before it is done.
+  served.wait_for_fence = renderer_ != nullptr && (hdr.flags & kFlagFence) != 0 &&
+                          writer.bytes_written() >= sizeof(CtrlHdr) && last_response_ok_;
+  return served;
+}
+
+uint32_t GpuDevice::ServeControl(const CtrlHdr& hdr, const DescriptorChain& chain,
+                                 const std::shared_ptr<const GuestMemory>& memory,
+                                 ChainWriter& writer) {
+  last_response_ok_ = false;
   if (hdr.type == kCmdGetDisplayInfo) {
     RespDisplayInfo response{};
     FillDisplayInfo(&response);
     response.hdr = ResponseHeader(hdr, kRespOkDisplayInfo);
     writer.Write(response);
+    last_response_ok_ = true;
+    return writer.bytes_written();
+  }
+  if (renderer_ != nullptr && hdr.type == kCmdGetCapsetInfo) {
+    last_response_ok_ = CapsetInfo(hdr, chain, writer) == kRespOkCapsetInfo;
+    return writer.bytes_written();
+  }
+  if (renderer_ != nullptr && hdr.type == kCmdGetCapset) {
+    last_response_ok_ = Capset(hdr, chain, writer) == kRespOkCapset;
     return writer.bytes_written();
   }
   if (hdr.type == kCmdGetEdid) {
@@ -229,14 +232,20 @@ uint32_t GpuDevice::Serve(const DescriptorChain& chain, const GuestMemory& memor
     } else {
       writer.Write(ResponseHeader(hdr, type));
     }
+    last_response_ok_ = type == kRespOkEdid;
     return writer.bytes_written();
   }
-  writer.Write(ResponseHeader(hdr, Control(hdr, chain, memory)));
+  const uint32_t type = Control(hdr, chain, memory);
+  writer.Write(ResponseHeader(hdr, type));
+  last_response_ok_ = type == kRespOkNodata;
   return writer.bytes_written();
 }
 
 uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,
-                            const GuestMemory& memory) {
+                            const std::shared_ptr<const GuestMemory>& memory) {
+  if (renderer_ != nullptr) {
+    if (absl::optional<uint32_t> type = Control3d(hdr, chain, memory)) return *type;
+  }
   switch (hdr.type) {
     case kCmdResourceCreate2d: {
       ResourceCreate2d request;
@@ -247,7 +256,7 @@ uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,
       return ReadRequest(chain, &request) ? UnrefResource(request) : ShortRequest(hdr);
     }
     case kCmdResourceAttachBacking:
-      return AttachBacking(hdr, chain, memory);
+      return AttachBacking(hdr, chain, *memory);
     case kCmdResourceDetachBacking: {
       ResourceDetachBacking request;
       if (!ReadRequest(chain, &request)) return ShortRequest(hdr);
@@ -265,7 +274,7 @@ uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,
       TransferToHost2d request;
       if (!ReadRequest(chain, &request)) return ShortRequest(hdr);
       return FromTable(
-          resources_.TransferToHost(request.resource_id, request.r, request.offset, memory));
+          resources_.TransferToHost(request.resource_id, request.r, request.offset, *memory));
     }
     default:
       break;
@@ -374,15 +383,19 @@ uint32_t GpuDevice::Flush(const ResourceFlush& request) {
 }
 
 void GpuDevice::ShowRect(uint32_t id, const Resource2d& resource, const GpuRect& rect) {
+  const uint8_t* src =
+      resource.pixels.data() + size_t{rect.y} * resource.stride() + size_t{rect.x} * kBytesPerPixel;
+  ShowPixels(id, resource.format, src, resource.stride(), rect);
+}
+
+void GpuDevice::ShowPixels(uint32_t id, uint32_t format, const uint8_t* src, size_t src_stride,
+                           const GpuRect& rect) {
   if (sink_ == nullptr) return;
   const Scanout& s = scanouts_[id];
   const size_t row_bytes = size_t{rect.width} * kBytesPerPixel;
   frame_.resize(row_bytes * rect.height);
-  const uint8_t* src =
-      resource.pixels.data() + size_t{rect.y} * resource.stride() + size_t{rect.x} * kBytesPerPixel;
   for (uint32_t row = 0; row < rect.height; ++row) {
-    ConvertToXrgb(resource.format,
-                  absl::MakeConstSpan(src + row * size_t{resource.stride()}, row_bytes),
+    ConvertToXrgb(format, absl::MakeConstSpan(src + row * src_stride, row_bytes),
                   absl::MakeSpan(frame_.data() + row * row_bytes, row_bytes));
   }
   // The sink takes the rect in the scanout's coordinates.
@@ -434,17 +447,26 @@ uint32_t GpuDevice::UpdateCursorCommand(const UpdateCursor& request) {
     if (sink_ != nullptr) SinkError(sink_->CursorHide(id), "CursorHide");
     return kRespOkNodata;
   }
-  const Resource2d* resource = resources_.Find(request.resource_id);
-  if (resource == nullptr) {
+  // The image: a 2D resource's host copy, or a 3D one's pixels read back from the renderer.
+  uint32_t format = 0;
+  absl::Span<const uint8_t> pixels;
+  if (const Resource2d* resource = resources_.Find(request.resource_id)) {
+    if (resource->width != kCursorSize || resource->height != kCursorSize) {
+      return FromTable(absl::InvalidArgumentError(
+          absl::StrCat("a ", resource->width, "x", resource->height, " cursor (", kCursorSize, "x",
+                       kCursorSize, " only)")));
+    }
+    format = resource->format;
+    pixels = resource->pixels;
+  } else if (renderer_ != nullptr && resources_3d_.count(request.resource_id) != 0) {
+    const uint32_t type = ReadCursor3d(request.resource_id, &format);
+    if (type != kRespOkNodata) return type;
+    pixels = readback_;
+  } else {
     return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
   }
-  if (resource->width != kCursorSize || resource->height != kCursorSize) {
-    return FromTable(absl::InvalidArgumentError(
-        absl::StrCat("a ", resource->width, "x", resource->height, " cursor (", kCursorSize, "x",
-                     kCursorSize, " only)")));
-  }
   c.argb.resize(size_t{kCursorSize} * kCursorSize);
-  ConvertToArgb(resource->format, resource->pixels, absl::MakeSpan(c.argb));
+  ConvertToArgb(format, pixels, absl::MakeSpan(c.argb));
   c.visible = true;
   c.x = request.pos.x;
   c.y = request.pos.y;
@@ -541,6 +563,8 @@ void GpuDevice::ReplayToSink() {
     SinkError(sink_->Scanout(id, s.width, s.height), "Scanout");
     if (const Resource2d* resource = resources_.Find(s.resource_id)) {
       ShowRect(id, *resource, s.rect);
+    } else if (resources_3d_.count(s.resource_id) != 0) {
+      Flush3d(ResourceFlush{CtrlHdr{}, s.rect, s.resource_id, 0});
     }
   }
   for (uint32_t id = 0; id < outputs_; ++id) {
@@ -572,6 +596,7 @@ void GpuDevice::Reset() {
     preferred_[id] = Preferred{true, default_width_, default_height_};
   }
   resources_.Clear();
+  Reset3d();
   features_ = 0;
   events_read_ = 0;
   frame_.clear();
@@ -580,12 +605,17 @@ void GpuDevice::Reset() {
 
 size_t GpuDevice::resource_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return resources_.size();
+  return resources_.size() + resources_3d_.size();
 }
 
 uint64_t GpuDevice::host_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return resources_.host_bytes();
+  return resources_.host_bytes() + host_bytes_3d_;
+}
+
+size_t GpuDevice::context_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return contexts_.size();
 }
 
 }  // namespace vhost::gpu

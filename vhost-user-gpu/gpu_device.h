@@ -16,6 +16,14 @@
 //   ERR_INVALID_CONTEXT_ID  a 3D command naming a context (a 2D device has none)
 //   ERR_INVALID_PARAMETER   a format, size, rect, offset or backing entry that does not fit
 //
+// 3D (with a Renderer3d, GpuOptions::renderer): offers VIRTIO_GPU_F_VIRGL and the renderer's
+// capsets, and serves the 3D commands (gpu_device_3d.cc): contexts, 3D resources, transfers,
+// SUBMIT_3D. 2D resources stay in the resource table; a resource id belongs to one or the
+// other, and the commands common to both (UNREF, ATTACH/DETACH_BACKING, SET_SCANOUT,
+// RESOURCE_FLUSH, UPDATE_CURSOR) go where the id is. A 3D resource on a scanout is read back
+// from the renderer when flushed. A fenced command that succeeds is answered once the renderer
+// signals the fence created after it (the GL work before it is done), not at once.
+//
 // Threads: the queues' workers, and the connection thread (config, SetSink, Reset), share the
 // resources, scanouts and sink under one mutex; the sink is called with it held, so its calls
 // never overlap.
@@ -23,16 +31,21 @@
 #define VHOST_USER_GPU_GPU_DEVICE_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/base/unique_fd.h"
 #include "common/device/device.h"
+#include "common/virtio/chain_cursor.h"
 #include "vhost-user-gpu/display_sink.h"
 #include "vhost-user-gpu/gpu_spec.h"
+#include "vhost-user-gpu/renderer_3d.h"
 #include "vhost-user-gpu/resource_table.h"
 
 namespace vhost::gpu {
@@ -43,8 +56,12 @@ struct GpuOptions {
   // size of the EDID it gets then); at most kEdidMaxDimension each way.
   uint32_t width = 1280;
   uint32_t height = 800;
+  // Caps on the guest's resources; 2D and 3D resources count against them separately.
   ResourceTable::Limits limits;
   std::string monitor_name = "vhost-gpu";  // in the EDIDs the device makes
+  // 3D: the renderer (outlives the device), or null for a 2D device.
+  Renderer3d* renderer = nullptr;
+  uint32_t max_contexts = 256;  // 3D rendering contexts at once
 };
 
 class GpuDevice : public VirtioDevice {
@@ -59,7 +76,10 @@ class GpuDevice : public VirtioDevice {
   absl::Status ReadConfig(uint32_t offset, absl::Span<uint8_t> data) override;
   // Only events_clear is writable: its 1 bits clear those of events_read.
   absl::Status WriteConfig(uint32_t offset, absl::Span<const uint8_t> data) override;
+  absl::Status QueueStarted(QueueContext& context) override;
   QueueResult ProcessQueue(QueueContext& context) override;
+  // Answers the fenced commands still waiting (after the renderer had a moment to finish).
+  void QueueStopped(QueueContext& context) override;
   // Hands the socket to the handler the daemon set (which makes a sink of it and calls
   // SetSink); UnimplementedError without one.
   absl::Status SetDisplaySocket(UniqueFd socket) override;
@@ -81,9 +101,10 @@ class GpuDevice : public VirtioDevice {
     display_socket_handler_ = std::move(handler);
   }
 
-  // For tests and logs.
+  // For tests and logs: 2D and 3D resources, their host memory, live 3D contexts.
   size_t resource_count() const;
   uint64_t host_bytes() const;
+  size_t context_count() const;
 
  private:
   struct Scanout {
@@ -102,12 +123,34 @@ class GpuDevice : public VirtioDevice {
     uint32_t width = 0, height = 0;
   };
 
+  struct Resource3d {
+    uint32_t width = 0, height = 0;  // as created (what scanouts and cursors check against)
+    uint64_t host_bytes = 0;         // the estimate counted against the limits
+    // The table the backing's host pointers were translated through: kept so they stay mapped.
+    std::shared_ptr<const GuestMemory> backing_memory;
+  };
+  // A successful fenced 3D command whose answer (already written) waits for its fence.
+  struct FencedAnswer {
+    ChainToken token;
+    uint32_t written;
+    uint32_t fence;
+  };
+  struct Served {
+    uint32_t written = 0;
+    bool wait_for_fence = false;
+  };
+
   GpuDevice(const GpuOptions& options, DisplaySink* sink);
 
-  // Serves one chain of the control or cursor queue; returns the bytes written.
-  uint32_t Serve(const DescriptorChain& chain, const GuestMemory& memory, bool cursor_queue);
+  // Serves one chain of the control or cursor queue.
+  Served Serve(const DescriptorChain& chain, const std::shared_ptr<const GuestMemory>& memory,
+               bool cursor_queue);
+  // A control command's answer, written; sets last_response_ok_.
+  uint32_t ServeControl(const CtrlHdr& hdr, const DescriptorChain& chain,
+                        const std::shared_ptr<const GuestMemory>& memory, ChainWriter& writer);
   // The commands without payload in their answer; each returns the response type.
-  uint32_t Control(const CtrlHdr& hdr, const DescriptorChain& chain, const GuestMemory& memory);
+  uint32_t Control(const CtrlHdr& hdr, const DescriptorChain& chain,
+                   const std::shared_ptr<const GuestMemory>& memory);
   uint32_t CursorCommand(const CtrlHdr& hdr, const DescriptorChain& chain);
   uint32_t CreateResource(const ResourceCreate2d& request);
   uint32_t UnrefResource(const ResourceUnref& request);
@@ -119,8 +162,32 @@ class GpuDevice : public VirtioDevice {
   void FillDisplayInfo(RespDisplayInfo* response);
   uint32_t FillEdid(const GetEdid& request, RespEdid* response);
 
+  // 3D (gpu_device_3d.cc). A command for the 3D half: its response type; nullopt for one
+  // that is not (a 2D command on a 2D resource), which the 2D half then serves.
+  absl::optional<uint32_t> Control3d(const CtrlHdr& hdr, const DescriptorChain& chain,
+                                     const std::shared_ptr<const GuestMemory>& memory);
+  uint32_t CapsetInfo(const CtrlHdr& hdr, const DescriptorChain& chain, ChainWriter& writer);
+  uint32_t Capset(const CtrlHdr& hdr, const DescriptorChain& chain, ChainWriter& writer);
+  uint32_t CreateContext(const CtxCreate& request);
+  uint32_t CreateResource3d(const ResourceCreate3d& request);
+  uint32_t AttachBacking3d(const CtrlHdr& hdr, const DescriptorChain& chain,
+                           const std::shared_ptr<const GuestMemory>& memory);
+  uint32_t Transfer3dCommand(const CtrlHdr& hdr, const Transfer3d& request);
+  uint32_t Submit3d(const CtrlHdr& hdr, const DescriptorChain& chain);
+  uint32_t SetScanout3d(const SetScanout& request);
+  uint32_t Flush3d(const ResourceFlush& request);
+  // Reads a 3D cursor image into readback_ and its format into `format`; the response type.
+  uint32_t ReadCursor3d(uint32_t resource_id, uint32_t* format);
+  void Unref3d(uint32_t resource_id);
+  // Answers the fenced commands whose fence the renderer signalled (all, with `all`).
+  void AnswerFenced(QueueContext& context, bool all);
+  void Reset3d();
+
   // Sends the part `rect` (resource coordinates, within the scanout's rect) of scanout `id`.
   void ShowRect(uint32_t id, const Resource2d& resource, const GpuRect& rect);
+  // The same from pixels of `format` at `src` (the rect's first pixel), rows `src_stride` apart.
+  void ShowPixels(uint32_t id, uint32_t format, const uint8_t* src, size_t src_stride,
+                  const GpuRect& rect);
   void SetScanoutSize(uint32_t id, uint32_t width, uint32_t height);
   void DisableScanout(uint32_t id);
   void SinkError(const absl::Status& status, const char* what);
@@ -143,6 +210,17 @@ class GpuDevice : public VirtioDevice {
   std::vector<Cursor> cursors_;
   std::vector<Preferred> preferred_;
   std::vector<uint8_t> frame_;  // scratch: a flushed rect in x8r8g8b8
+
+  // 3D: null on a 2D device.
+  Renderer3d* const renderer_;
+  const uint32_t max_contexts_;
+  std::set<uint32_t> contexts_;
+  std::map<uint32_t, Resource3d> resources_3d_;
+  uint64_t host_bytes_3d_ = 0;
+  std::vector<uint8_t> readback_;    // scratch: a 3D resource's pixels read for a scanout
+  std::deque<FencedAnswer> fenced_;  // the control queue's, in order of their fences
+  uint32_t last_fence_ = 0;          // the last fence created
+  bool last_response_ok_ = false;    // ServeControl's answer was a success
 };
 
 }  // namespace vhost::gpu

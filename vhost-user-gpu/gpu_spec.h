@@ -215,6 +215,85 @@ struct GpuConfig {
   uint32_t num_capsets;
 };
 
+// 3D (VIRTIO_GPU_F_VIRGL). Capset ids: VIRTIO_GPU_CAPSET_VIRGL and _VIRGL2.
+inline constexpr uint32_t kCapsetVirgl = 1;
+inline constexpr uint32_t kCapsetVirgl2 = 2;
+
+// struct virtio_gpu_get_capset_info and its answer.
+struct GetCapsetInfo {
+  CtrlHdr hdr;
+  uint32_t capset_index;
+  uint32_t padding;
+};
+struct RespCapsetInfo {
+  CtrlHdr hdr;
+  uint32_t capset_id;
+  uint32_t capset_max_version;
+  uint32_t capset_max_size;
+  uint32_t padding;
+};
+
+// struct virtio_gpu_get_capset; the answer is a CtrlHdr followed by the capset's bytes.
+struct GetCapset {
+  CtrlHdr hdr;
+  uint32_t capset_id;
+  uint32_t capset_version;
+};
+
+// struct virtio_gpu_ctx_create: the context is hdr.ctx_id.
+struct CtxCreate {
+  CtrlHdr hdr;
+  uint32_t nlen;
+  uint32_t context_init;
+  char debug_name[64];
+};
+
+// struct virtio_gpu_ctx_resource (CTX_ATTACH_RESOURCE, CTX_DETACH_RESOURCE).
+struct CtxResource {
+  CtrlHdr hdr;
+  uint32_t resource_id;
+  uint32_t padding;
+};
+
+// struct virtio_gpu_resource_create_3d: Gallium's target, format and bind flags.
+struct ResourceCreate3d {
+  CtrlHdr hdr;
+  uint32_t resource_id;
+  uint32_t target;
+  uint32_t format;
+  uint32_t bind;
+  uint32_t width;
+  uint32_t height;
+  uint32_t depth;
+  uint32_t array_size;
+  uint32_t last_level;
+  uint32_t nr_samples;
+  uint32_t flags;
+  uint32_t padding;
+};
+
+// struct virtio_gpu_box and struct virtio_gpu_transfer_host_3d (TRANSFER_TO/FROM_HOST_3D).
+struct GpuBox {
+  uint32_t x, y, z;
+  uint32_t w, h, d;
+};
+struct Transfer3d {
+  CtrlHdr hdr;
+  GpuBox box;
+  uint64_t offset;
+  uint32_t resource_id;
+  uint32_t level;
+  uint32_t stride;
+  uint32_t layer_stride;
+};
+
+// struct virtio_gpu_cmd_submit, followed by `size` bytes of the context's command stream.
+struct CmdSubmit {
+  CtrlHdr hdr;
+  uint32_t size;
+  uint32_t num_in_fences;
+};
+
 static_assert(sizeof(CtrlHdr) == 24);
 static_assert(sizeof(GpuRect) == 16);
 static_assert(sizeof(DisplayOne) == 24);
@@ -231,6 +310,15 @@ static_assert(sizeof(MemEntry) == 16);
 static_assert(sizeof(CursorPos) == 16);
 static_assert(sizeof(UpdateCursor) == 56);
 static_assert(sizeof(GpuConfig) == 16);
+static_assert(sizeof(GetCapsetInfo) == 32);
+static_assert(sizeof(RespCapsetInfo) == 40);
+static_assert(sizeof(GetCapset) == 32);
+static_assert(sizeof(CtxCreate) == 96);
+static_assert(sizeof(CtxResource) == 32);
+static_assert(sizeof(ResourceCreate3d) == 72);
+static_assert(sizeof(GpuBox) == 24);
+static_assert(sizeof(Transfer3d) == 72);
+static_assert(sizeof(CmdSubmit) == 32);
 
 // "GET_DISPLAY_INFO", "RESP_OK_NODATA", "ERR_INVALID_PARAMETER", ... for logs and test messages;
 // "?" for a code the spec does not define.
