@@ -21,12 +21,15 @@ BUILD_PACKAGES=(
   libunwind-dev liburing-dev
   libasound2-dev libpipewire-0.3-dev
   libdrm-dev nlohmann-json3-dev
+  libvirglrenderer-dev libegl-dev libgles-dev libgbm-dev libegl-mesa0 libgl1-mesa-dri
 )
 # sg3-utils and e2fsprogs (mke2fs, e2fsck, debugfs): the SCSI guest test copies the tools into its
 # guest and checks the ext4 image from the host. alsa-utils: the sound guest test's aplay/arecord.
 # pipewire, pipewire-bin, wireplumber: the headless PipeWire the sound bridge's tests start.
 # libdrm-dev (BUILD_PACKAGES): the DRM uapi headers of the gpu guest tool (no libdrm linked).
 # nlohmann-json3-dev: header-only JSON, for vhost-user-stat reading a daemon's stats socket.
+# libvirglrenderer-dev, libegl-mesa0, libgl1-mesa-dri: vhost-user-gpu-virgl's 3D on Mesa
+# (llvmpipe without a GPU); libegl-dev, libgles-dev, libgbm-dev: the 3D guest test's GL program.
 # podman, runc, conmon: the container guest test builds each daemon's OCI image and runs it
 # (runc: crun refuses cgroup v1+v2 hybrid hosts whose v2 tree holds a controller).
 # dpkg-dev, lintian, go-md2man, groff-base, man-db: the Debian packages (scripts/build_debs.sh),
