@@ -132,6 +132,20 @@ class PipeWireHost:
         )
         return env
 
+    def log(self, limit=3000):
+        """The end of what pipewire and wireplumber logged (warnings and errors), for a
+        failure's message; readable after the host stopped."""
+        text = ""
+        for name in ("pipewire.log", "wireplumber.log"):
+            try:
+                with open(os.path.join(self.workdir, name), "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - limit))
+                    text += f"{name}:\n{f.read().decode(errors='replace')}\n"
+            except FileNotFoundError:
+                pass
+        return text
+
     @property
     def socket_path(self):
         return os.path.join(self._run_dir, "pipewire-0")

@@ -9,13 +9,24 @@ by vhost-user-snd-bridge, one boot each:
 - --backend=pipewire: a headless PipeWire started by the test (pipewire_host.py: a null sink
   clocked at 48 kHz, WirePlumber linking streams to it). The tone reaches the sink bit-exact
   (recorded from its monitor with pw-record), and arecord gets a PipeWire source's frames
-  (pw-play of a known file as an Audio/Source node) as one unbroken, exact stretch.
+  (pw-play of a known file as an Audio/Source node), in order and complete.
+
+Capture's silence: the daemon reads the bridge by its own clock, and a period the bridge has
+not delivered yet becomes silence. That happens at every start (the first read finds nothing)
+and, on a loaded host, anywhere: the bridge a period late puts a period of silence between two
+of the source's. The daemon counts it, and at Stop logs how much it made up after the bridge's
+first frames: the gaps. (Before them a recording may also begin with the host's own silence:
+PipeWire's first buffer of the stream, 2048 frames in these runs.) No frame of the source is silent
+(snd_e2e_test.source_frames), so the recording's silent frames are told apart exactly: the rest
+must be one stretch of the source, every frame in order with none missing, at least half the
+recording, and its silence after the first frame of sound no more than the daemon's gaps.
 
 Neither aplay nor the guest kernel reports an XRUN.
 
 Usage: snd_host_e2e_test.py PATH_TO_vhost-user-snd PATH_TO_vhost-user-snd-bridge
 """
 import os
+import re
 import struct
 import sys
 import unittest
@@ -34,6 +45,28 @@ pcm.vhost_sink {{ type file; slave.pcm null; file "{sink}"; format raw }}
 pcm.vhost_source {{ type file; slave.pcm null; file "/dev/null"; infile "{source}"; format raw }}
 pcm.vhost_e2e {{ type asym; playback.pcm "vhost_sink"; capture.pcm "vhost_source" }}
 """
+
+
+# BridgeBackend::Stop's totals (vhost-user-snd/bridge_backend.cc).
+CAPTURE_SILENCE = re.compile(r"audio bridge: capture stopped after (\d+) frames of silence since "
+                             r"it was opened, (\d+) of them after the bridge's first frames")
+SILENT_FRAME = bytes(snd.FRAME)
+
+
+def split_silence(rec):
+    """The recording's frames that are not silence, joined, and its silent stretches as
+    [first frame, frames] pairs."""
+    sound = bytearray()
+    gaps = []
+    for i in range(0, len(rec), snd.FRAME):
+        frame = rec[i:i + snd.FRAME]
+        if frame != SILENT_FRAME:
+            sound += frame
+        elif gaps and sum(gaps[-1]) == i // snd.FRAME:
+            gaps[-1][1] += 1
+        else:
+            gaps.append([i // snd.FRAME, 1])
+    return bytes(sound), gaps
 
 
 def guest_run(work, sock, argv, env=None):
@@ -94,6 +127,43 @@ class SndHostAudioTest(unittest.TestCase):
                           or "overrun" in l.lower() or "xrun" in l.lower()], out)
         return r, out
 
+    def check_capture(self, r, rec, src, log, out, from_first):
+        """The recording is the source's frames (from its first if `from_first`, else from
+        anywhere in it) in order, none missing, with silence only where the daemon made some up
+        (see the module's doc). Returns (the silent stretches, where the source began, the
+        daemon's counts of silence: in all and in gaps)."""
+        rec = rec[:int(r["record_bytes"])]
+        self.assertEqual(len(rec), snd.RATE * snd.RECORD_SECONDS * snd.FRAME, out)
+        sound, gaps = split_silence(rec)
+        self.assertTrue(sound, f"the guest recorded silence\n{out}")
+        start = 0 if from_first else src.find(sound[:snd.FRAME * 480])
+        self.assertGreaterEqual(start, 0, f"the recording's first 10 ms of sound are not in "
+                                f"the source\n{out}")
+        expected = src[start:start + len(sound)]
+        if sound != expected:
+            differ = next((i for i in range(0, min(len(sound), len(expected)), snd.FRAME)
+                           if sound[i:i + snd.FRAME] != expected[i:i + snd.FRAME]),
+                          min(len(sound), len(expected))) // snd.FRAME
+            where = differ
+            for at, n in gaps:  # the silence before it
+                if at <= where:
+                    where += n
+            self.fail(f"the recording's sound differs from source frame {start // snd.FRAME} on "
+                      f"from its frame {differ} of sound (frame {where} of the recording); "
+                      f"silent stretches (frame, length): {gaps[:20]}\n{out}")
+        self.assertGreaterEqual(len(sound) // snd.FRAME, len(rec) // snd.FRAME // 2,
+                                f"frames of the source in a recording of {len(rec) // snd.FRAME};"
+                                f" silent stretches (frame, length): {gaps[:20]}\n{out}")
+        # The daemon logs its counts only when it made some silence up (the last line is this
+        # boot's capture: the daemon's log is the boot's).
+        said = CAPTURE_SILENCE.findall(log)
+        made_up, in_gaps = map(int, said[-1]) if said else (0, 0)
+        after_sound = sum(n for at, n in gaps if at > 0)
+        self.assertLessEqual(after_sound, in_gaps, f"{after_sound} frames of silence after the "
+                             f"first sound, in stretches (frame, length) {gaps[:20]}; the daemon "
+                             f"made up {in_gaps} after the bridge's first frames\n{out}")
+        return gaps, start // snd.FRAME, made_up, in_gaps
+
     def test_pipewire_play_and_record(self):
         # The source outlasts the recording wherever in it the capture stream is linked.
         src = snd.source_frames(snd.RECORD_SECONDS + 4)
@@ -108,6 +178,7 @@ class SndHostAudioTest(unittest.TestCase):
                 with pw.record(sink), pw.source(source):
                     result, log, tone, rec = guest_run(work, sock, argv, pw.env())
             r, out = self.check_guest(result, log)
+            out += "\n" + pw.log()
 
             # Playback: the sink's monitor holds the tone, bit-exact, inside silence.
             with wave.open(sink, "rb") as w:
@@ -125,21 +196,14 @@ class SndHostAudioTest(unittest.TestCase):
                           f"{snd.longest_zero_run(played[at + differ:at + differ + 96000])} "
                           f"frames of silence)\n{out}")
 
-            # Capture: after leading silence, one unbroken stretch of the source, exactly.
-            rec = rec[:int(r["record_bytes"])]
-            self.assertEqual(len(rec), snd.RATE * snd.RECORD_SECONDS * snd.FRAME, out)
-            lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
-                         if s != (0, 0)), None)
-            self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
-            got = rec[lead * snd.FRAME:]
-            start = src.find(got[:snd.FRAME * 480])
-            self.assertGreaterEqual(start, 0, f"the recording's first 10 ms are not in the "
-                                    f"source\n{out}")
-            self.assertTrue(got == src[start:start + len(got)], f"the recording breaks off from "
-                            f"the source after its first 10 ms\n{out}")
+            # Capture: the source from wherever the bridge's stream was linked, in order and
+            # complete, with the silence the daemon made up while the bridge was behind.
+            gaps, start, made_up, in_gaps = self.check_capture(r, rec, src, log, out,
+                                                               from_first=False)
             print(f"pipewire: tone bit-exact at frame {at // snd.FRAME} of the sink; recording: "
-                  f"{lead} frames of silence, then the source from frame "
-                  f"{start // snd.FRAME}", file=sys.stderr)
+                  f"the source from its frame {start}, silent stretches (frame, length) "
+                  f"{gaps[:10]}; the daemon made up {made_up} frames, {in_gaps} in gaps",
+                  file=sys.stderr)
 
     def test_alsa_play_and_record(self):
         src = snd.source_frames(snd.SOURCE_SECONDS)
@@ -168,18 +232,15 @@ class SndHostAudioTest(unittest.TestCase):
             self.assertTrue(held == tone, f"the ALSA device's {len(held) // snd.FRAME} frames "
                             f"of tone differ from the {len(tone) // snd.FRAME} played\n{out}")
 
-            # Capture: leading silence, then the host device's frames from its first, exactly.
-            rec = rec[:int(r["record_bytes"])]
-            self.assertEqual(len(rec), snd.RATE * snd.RECORD_SECONDS * snd.FRAME, out)
-            lead = next((i for i, s in enumerate(struct.iter_unpack("<hh", rec))
-                         if s != (0, 0)), None)
-            self.assertIsNotNone(lead, f"the guest recorded silence\n{out}")
+            # Capture: the host device's frames from its first, in order and complete, with the
+            # silence the daemon made up while the bridge was behind.
+            gaps, _, made_up, in_gaps = self.check_capture(r, rec, src, log, out,
+                                                           from_first=True)
+            lead = gaps[0][1] if gaps and gaps[0][0] == 0 else 0
             self.assertLess(lead, snd.RATE // 2, f"{lead} frames of leading silence\n{out}")
-            got = rec[lead * snd.FRAME:]
-            self.assertTrue(got == src[:len(got)], f"recorded frames differ from the host "
-                            f"device's after {lead} frames of leading silence")
             print(f"alsa: tone of {len(held) // snd.FRAME} frames bit-exact in a sink of "
-                  f"{len(played) // snd.FRAME}; recording: {lead} frames of leading silence",
+                  f"{len(played) // snd.FRAME}; recording: silent stretches (frame, length) "
+                  f"{gaps[:10]}; the daemon made up {made_up} frames, {in_gaps} in gaps",
                   file=sys.stderr)
 
 
