@@ -84,7 +84,7 @@ absl::Status BridgeBackend::Open(const StreamParams& params) {
   started_ = false;
   pending_.clear();
   frames_lost_ = 0;
-  periods_short_ = 0;
+  gap_frames_ = 0;
   RETURN_IF_ERROR(Receive(0));  // an error left from the last time is old news
   params_ = params;
   RETURN_IF_ERROR(Send(EncodeBridgeOpen(direction_, params)));
@@ -98,6 +98,7 @@ absl::Status BridgeBackend::Start() {
   RETURN_IF_ERROR(Receive(0));  // frames recorded before the last Stop are stale
   RETURN_IF_ERROR(Send(EncodeBridgeCommand(BridgeOp::kStart)));
   started_ = true;
+  flowing_ = false;
   return absl::OkStatus();
 }
 
@@ -107,11 +108,14 @@ absl::Status BridgeBackend::Stop() {
   if (frames_lost_ > 0) {
     // Totals since Open, where the lines of Write and Read are samples: a line this limit
     // (the guest starts and stops at will) leaves out loses no count, the next one has it.
-    LOG_EVERY_T(INFO, 1) << "audio bridge: " << DirectionName(direction_) << " stopped after "
-                         << frames_lost_
-                         << (direction_ == BridgeDirection::kCapture ? " frames of silence"
-                                                                     : " frames dropped")
-                         << " in " << periods_short_ << " periods since it was opened";
+    if (direction_ == BridgeDirection::kCapture) {
+      LOG_EVERY_T(INFO, 1) << "audio bridge: capture stopped after " << frames_lost_
+                           << " frames of silence since it was opened, " << gap_frames_
+                           << " of them after the bridge's first frames";
+    } else {
+      LOG_EVERY_T(INFO, 1) << "audio bridge: playback stopped after " << frames_lost_
+                           << " frames dropped since it was opened";
+    }
   }
   return Send(EncodeBridgeCommand(BridgeOp::kStop));
 }
@@ -125,7 +129,6 @@ absl::Status BridgeBackend::Write(absl::Span<const uint8_t> frames) {
     // The host plays slower than the guest's clock: this period's rest is dropped.
     const uint64_t lost = (frames.size() - *sent) / params_.frame_bytes();
     frames_lost_ += lost;
-    ++periods_short_;
     LOG_EVERY_N(WARNING, 100) << "audio bridge behind: " << lost << " playback frames dropped";
   }
   return absl::OkStatus();
@@ -138,13 +141,14 @@ absl::Status BridgeBackend::Read(absl::Span<uint8_t> frames) {
   if (n > 0) {  // an empty vector's data() may be null, which memcpy must not get
     memcpy(frames.data(), pending_.data(), n);
     pending_.erase(pending_.begin(), pending_.begin() + n);
+    flowing_ = true;
   }
   if (n < frames.size()) {
     // The host has recorded less than a period by the guest's clock: silence for the rest.
     FillSilence(params_.format, frames.subspan(n));
     const uint64_t lost = (frames.size() - n) / params_.frame_bytes();
     frames_lost_ += lost;
-    ++periods_short_;
+    if (flowing_) gap_frames_ += lost;
     LOG_EVERY_N(INFO, 100) << "audio bridge behind: " << lost << " capture frames of silence";
   }
   return absl::OkStatus();

@@ -35,10 +35,12 @@ class BridgeBackend : public AudioBackend {
   absl::Status Read(absl::Span<uint8_t> frames) override;
   absl::Status Close() override;
 
-  // Frames dropped (playback) or made up as silence (capture) since the last Open, and in how
-  // many periods (each Write or Read that came up short). Stop logs both when frames were lost.
+  // Frames dropped (playback) or made up as silence (capture) since the last Open; Stop logs
+  // the total when there are any.
   uint64_t frames_lost() const { return frames_lost_; }
-  uint64_t periods_short() const { return periods_short_; }
+  // Capture: of those, the silence made up after the bridge's first frames since a Start, i.e.
+  // in gaps of the stream rather than before its start (which every start has).
+  uint64_t gap_frames() const { return gap_frames_; }
 
  private:
   absl::Status Send(const std::vector<uint8_t>& message);
@@ -56,7 +58,8 @@ class BridgeBackend : public AudioBackend {
   std::vector<uint8_t> pending_;  // capture frames received, not yet read
   std::vector<uint8_t> message_;  // receive buffer, kMaxBridgeMessage
   uint64_t frames_lost_ = 0;
-  uint64_t periods_short_ = 0;
+  uint64_t gap_frames_ = 0;
+  bool flowing_ = false;  // capture frames have come since Start
 };
 
 // Starts `bridge` (the vhost-user-snd-bridge binary) with one socket per stream, for `host`

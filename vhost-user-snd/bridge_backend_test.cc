@@ -133,6 +133,12 @@ TEST_F(BridgeBackendTest, CaptureTakesRecordedFramesInOrderAndSilenceWhenShort) 
   ASSERT_THAT(backend_->Open(kParams), IsOk());
   BridgeSendsFrames(std::vector<uint8_t>(400, 9));  // recorded before Start: stale
   ASSERT_THAT(backend_->Start(), IsOk());
+  std::vector<uint8_t> period(kParams.period_bytes());
+  // Nothing recorded yet: a period of silence, before the stream's start.
+  ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
+  EXPECT_THAT(period, Each(0));
+  EXPECT_EQ(backend_->frames_lost(), kParams.period_frames);
+  EXPECT_EQ(backend_->gap_frames(), 0u);
   // One and a half periods arrive in three messages.
   std::vector<uint8_t> recorded(kParams.period_bytes() * 3 / 2);
   for (size_t i = 0; i < recorded.size(); ++i) recorded[i] = static_cast<uint8_t>(i % 251);
@@ -141,28 +147,29 @@ TEST_F(BridgeBackendTest, CaptureTakesRecordedFramesInOrderAndSilenceWhenShort) 
   BridgeSendsFrames({recorded.begin() + third, recorded.begin() + 2 * third});
   BridgeSendsFrames({recorded.begin() + 2 * third, recorded.end()});
 
-  std::vector<uint8_t> period(kParams.period_bytes());
   ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
   EXPECT_EQ(period, std::vector<uint8_t>(recorded.begin(), recorded.begin() + period.size()));
-  EXPECT_EQ(backend_->frames_lost(), 0u);
-  EXPECT_EQ(backend_->periods_short(), 0u);
+  EXPECT_EQ(backend_->frames_lost(), kParams.period_frames);
   ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
   const size_t half = recorded.size() - period.size();
   EXPECT_EQ(std::vector<uint8_t>(period.begin(), period.begin() + half),
             std::vector<uint8_t>(recorded.begin() + period.size(), recorded.end()));
   EXPECT_THAT(std::vector<uint8_t>(period.begin() + half, period.end()), Each(0));
-  EXPECT_EQ(backend_->frames_lost(), kParams.period_frames / 2);
-  EXPECT_EQ(backend_->periods_short(), 1u);
-  // Nothing more recorded: a whole period of silence, counted with the first.
-  ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
-  EXPECT_THAT(period, Each(0));
   EXPECT_EQ(backend_->frames_lost(), kParams.period_frames * 3 / 2);
-  EXPECT_EQ(backend_->periods_short(), 2u);
+  EXPECT_EQ(backend_->gap_frames(), kParams.period_frames / 2) << "a gap after the first frames";
+  ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
+  EXPECT_EQ(backend_->gap_frames(), kParams.period_frames * 3 / 2);
+  // After a restart, silence before the first frames is the start again, not a gap.
+  ASSERT_THAT(backend_->Stop(), IsOk());
+  ASSERT_THAT(backend_->Start(), IsOk());
+  ASSERT_THAT(backend_->Read(absl::MakeSpan(period)), IsOk());
+  EXPECT_EQ(backend_->frames_lost(), kParams.period_frames * 7 / 2);
+  EXPECT_EQ(backend_->gap_frames(), kParams.period_frames * 3 / 2);
   // The counts are per Open.
   ASSERT_THAT(backend_->Stop(), IsOk());
   ASSERT_THAT(backend_->Open(kParams), IsOk());
   EXPECT_EQ(backend_->frames_lost(), 0u);
-  EXPECT_EQ(backend_->periods_short(), 0u);
+  EXPECT_EQ(backend_->gap_frames(), 0u);
 }
 
 TEST_F(BridgeBackendTest, OpenChecksParametersAgainstWhatTheBridgeOffered) {
