@@ -68,25 +68,42 @@ Connection::Outcome Connection::TakePayload(const DescriptorChain& chain, uint32
     }
     return Flush();
   }
-  uint32_t written = 0;
-  if (pending_.empty() && len > 0) {
-    // The common case: straight from guest memory into the host socket.
-    IovecList iov;
-    SlicePayload(chain, 0, len, &iov);
-    const ssize_t n = writev(fd_.get(), iov.data(), static_cast<int>(iov.size()));
-    if (n < 0 && errno != EAGAIN) {
-      VLOG(1) << "host socket of port " << host_port_ << ": " << strerror(errno);
-      return Reset("host write failed");  // the host program went away
-    }
-    written = n > 0 ? static_cast<uint32_t>(n) : 0;
-    credit_.Forwarded(written);
+  if (len == 0) return Flush();
+  // Straight from guest memory into the host socket, after what it has not taken yet: one
+  // writev for both.
+  IovecList iov;
+  const size_t pending = PendingBytes();
+  if (pending > 0) iov.push_back({&pending_[pending_at_], pending});
+  SlicePayload(chain, 0, len, &iov);
+  const ssize_t n = writev(fd_.get(), iov.data(), static_cast<int>(iov.size()));
+  if (n < 0 && errno != EAGAIN) {
+    VLOG(1) << "host socket of port " << host_port_ << ": " << strerror(errno);
+    return Reset("host write failed");  // the host program went away
   }
+  const size_t took = n > 0 ? static_cast<size_t>(n) : 0;
+  const size_t from_pending = std::min(took, pending);
+  PendingWritten(from_pending);
+  const uint32_t written = static_cast<uint32_t>(took - from_pending);
+  credit_.Forwarded(written);
   if (written < len) {
     const size_t old = pending_.size();
     pending_.resize(old + len - written);
     CopyPayload(chain, written, &pending_[old], len - written);
   }
   return Flush();
+}
+
+void Connection::PendingWritten(size_t n) {
+  pending_at_ += n;
+  credit_.Forwarded(static_cast<uint32_t>(n));
+  if (pending_at_ == pending_.size()) {
+    pending_.clear();  // the capacity stays
+    pending_at_ = 0;
+  } else if (pending_at_ >= pending_.size() / 2) {
+    // Moves at most as many bytes as were taken since the last move.
+    pending_.erase(0, pending_at_);
+    pending_at_ = 0;
+  }
 }
 
 Connection::Outcome Connection::Shutdown(uint32_t flags) {
@@ -103,14 +120,13 @@ Connection::Outcome Connection::HostEvent(uint32_t events) {
 }
 
 Connection::Outcome Connection::Flush() {
-  while (!pending_.empty()) {
-    const ssize_t n = write(fd_.get(), pending_.data(), pending_.size());
+  while (PendingBytes() > 0) {
+    const ssize_t n = write(fd_.get(), &pending_[pending_at_], PendingBytes());
     if (n < 0) {
       if (errno == EAGAIN) break;  // EPOLLOUT brings us back
       return Reset("host write failed");
     }
-    pending_.erase(0, n);
-    credit_.Forwarded(static_cast<uint32_t>(n));
+    PendingWritten(static_cast<size_t>(n));
   }
   while (!pending_messages_.empty()) {
     const std::string& m = pending_messages_.front();
@@ -122,7 +138,7 @@ Connection::Outcome Connection::Flush() {
     credit_.Forwarded(static_cast<uint32_t>(m.size()));
     pending_messages_.pop_front();
   }
-  const bool drained = pending_.empty() && pending_messages_.empty();
+  const bool drained = !WantsWritable();
   // Both ways done: the receiver of the shutdown resets.
   if (drained && guest_shut_send_ && guest_shut_rcv_) return Reset("closed both ways");
   if (drained && guest_shut_send_) shutdown(fd_.get(), SHUT_WR);

@@ -70,6 +70,12 @@ class Connection {
   // Writes what the guest sent and the host socket has not taken; half-closes or closes the
   // socket once the guest's shutdown allows.
   Outcome Flush();
+  // Whether guest data waits for the host socket to take it: only then is the socket watched
+  // for EPOLLOUT (a watch always on would wake the rx worker each time the host program reads).
+  bool WantsWritable() const { return PendingBytes() > 0 || !pending_messages_.empty(); }
+  // Whether the socket is watched for EPOLLOUT now (kept by the host muxer).
+  bool writable_watched() const { return writable_watched_; }
+  void set_writable_watched(bool on) { writable_watched_ = on; }
 
   // ---- to the guest
   // A header from our side of the connection with `op`, carrying our credit (now reported).
@@ -125,7 +131,10 @@ class Connection {
   bool connected_;
   Credit credit_;
   // Guest -> host.
-  std::string pending_;                       // stream bytes the host socket has not taken
+  // Stream bytes the host socket has not taken: pending_[pending_at_, end). Taken from the
+  // front by moving pending_at_, not by erasing (which would move the rest each time).
+  std::string pending_;
+  size_t pending_at_ = 0;
   std::string message_;                       // seqpacket: the message being assembled
   std::deque<std::string> pending_messages_;  // seqpacket: complete, not yet sent
   bool guest_shut_send_ = false;
@@ -138,6 +147,11 @@ class Connection {
   bool host_eof_ = false;
   bool host_hup_ = false;
   bool credit_update_due_ = false;
+  bool writable_watched_ = false;
+
+  size_t PendingBytes() const { return pending_.size() - pending_at_; }
+  // The host socket took `n` pending bytes.
+  void PendingWritten(size_t n);
 };
 
 }  // namespace vhost

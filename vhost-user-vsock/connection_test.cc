@@ -134,6 +134,36 @@ TEST_F(ConnectionTest, ASlowHostSocketIsFlushedWhenWritableAndCreditIsReturned) 
   EXPECT_FALSE(c_->credit_update_due());
 }
 
+TEST_F(ConnectionTest, GuestDataForAFullSocketKeepsItsOrderAndAsksForWritability) {
+  Make();
+  const int small = 4096;
+  ASSERT_EQ(setsockopt(c_->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  EXPECT_FALSE(c_->WantsWritable());
+  // Distinct bytes, so that a packet written ahead of what waits would show.
+  std::string data;
+  for (size_t i = 0; i < 3 * kMaxPacketPayload; ++i) data += static_cast<char>('a' + i % 23);
+  for (size_t at = 0; at < data.size(); at += kMaxPacketPayload) {
+    ASSERT_FALSE(Send(data.substr(at, kMaxPacketPayload)).close);
+  }
+  ASSERT_GT(c_->credit().Buffered(), 0u) << "the socket took everything: test nothing";
+  EXPECT_TRUE(c_->WantsWritable());
+  std::string received;
+  for (int i = 0; i < 1000 && received.size() < data.size(); ++i) {
+    received += HostReads();
+    if (i % 2) {
+      ASSERT_FALSE(c_->HostEvent(EPOLLOUT).close);
+    } else if (i < 20) {  // more guest data while some waits
+      const std::string more(100, static_cast<char>('A' + i));
+      data += more;
+      ASSERT_FALSE(Send(more).close);
+    }
+  }
+  received += HostReads();
+  EXPECT_EQ(received, data);
+  EXPECT_EQ(c_->credit().Buffered(), 0u);
+  EXPECT_FALSE(c_->WantsWritable());
+}
+
 TEST_F(ConnectionTest, ShutdownHalfClosesThenResetsOnceBothWaysAreDone) {
   Make();
   ASSERT_FALSE(Send("last").close);

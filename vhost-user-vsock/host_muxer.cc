@@ -22,8 +22,13 @@ namespace {
 constexpr uint64_t kListenerId = 1;
 constexpr size_t kMaxGreeting = 64;  // "CONNECT 4294967295\n" and then some
 // Host sockets are watched edge-triggered: one event per change, not one per wait while data
-// waits for credit or rx buffers.
-constexpr uint32_t kHostSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// waits for credit or rx buffers. EPOLLOUT only while guest data waits for the socket
+// (WatchWritable): else every read of the host program would wake the rx worker.
+constexpr uint32_t kHostSocketEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+uint32_t HostSocketEvents(bool writable) {
+  return kHostSocketEvents | (writable ? uint32_t{EPOLLOUT} : 0u);
+}
 
 }  // namespace
 
@@ -47,20 +52,29 @@ absl::Status HostMuxer::Serve(QueueContext* rx) {
   // Sockets made or kept while the queue did not serve (the tx worker connects on its own, and
   // a stop drops every watch).
   for (const auto& [id, greeting] : greetings_) {
-    if (!Watch(greeting.fd.get(), id)) return absl::InternalError("cannot watch a host socket");
+    if (!Watch(greeting.fd.get(), id, kHostSocketEvents)) {
+      return absl::InternalError("cannot watch a host socket");
+    }
   }
   for (const auto& [id, c] : by_id_) {
-    if (!Watch(c->fd(), id)) return absl::InternalError("cannot watch a host socket");
+    if (!Watch(c->fd(), id, HostSocketEvents(c->writable_watched()))) {
+      return absl::InternalError("cannot watch a host socket");
+    }
   }
   return absl::OkStatus();
 }
 
-bool HostMuxer::Watch(int fd, uint64_t id) {
+bool HostMuxer::Watch(int fd, uint64_t id, uint32_t events) {
   if (rx_ == nullptr) return true;  // watched when the rx queue serves
-  return rx_
-      ->Watch(fd, kHostSocketEvents,
-              [this, id](uint32_t events) { events_.emplace_back(id, events); })
-      .ok();
+  return rx_->Watch(fd, events, [this, id](uint32_t got) { events_.emplace_back(id, got); }).ok();
+}
+
+bool HostMuxer::WatchWritable(Connection& c, bool on) {
+  if (c.writable_watched() == on) return true;
+  c.set_writable_watched(on);
+  // Watched anew: epoll reports the socket's present state, so no edge is lost either way.
+  Unwatch(c.fd());
+  return Watch(c.fd(), c.id(), HostSocketEvents(on));
 }
 
 void HostMuxer::Unwatch(int fd) {
@@ -86,7 +100,7 @@ Connection* HostMuxer::ConnectToHost(const virtio_vsock_hdr& h) {
     return nullptr;  // nobody listens: refused
   }
   const uint64_t id = next_id_++;
-  if (!Watch(fd.get(), id)) return nullptr;
+  if (!Watch(fd.get(), id, kHostSocketEvents)) return nullptr;
   return Add(std::make_unique<Connection>(id, guest_cid_, h.src_port, h.dst_port, h.type,
                                           std::move(fd), /*connected=*/true));
 }
@@ -142,7 +156,7 @@ void HostMuxer::Accept(Delegate& delegate) {
       continue;
     }
     const uint64_t id = next_id_++;
-    if (!Watch(fd.get(), id)) continue;
+    if (!Watch(fd.get(), id, kHostSocketEvents)) continue;
     greetings_[id].fd = std::move(fd);
     ReadGreeting(id, delegate);  // the line may be there already
   }

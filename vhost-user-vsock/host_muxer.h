@@ -52,6 +52,9 @@ class HostMuxer {
   Connection* Find(const Connection::Key& key);
   // Forgets the connection and closes its host socket.
   void Remove(Connection& c);
+  // Watches the connection's socket for EPOLLOUT too, or no more (`on`: c.WantsWritable()).
+  // False if the socket could not be watched again (the caller resets the connection).
+  bool WatchWritable(Connection& c, bool on);
   // Turns the events the watches recorded into calls of `delegate` (rx worker).
   void HandleEvents(Delegate& delegate);
   // Closes everything but the listener.
@@ -69,7 +72,7 @@ class HostMuxer {
 
   HostMuxer(std::string uds_path, uint64_t guest_cid, UniqueFd listener)
       : uds_path_(std::move(uds_path)), guest_cid_(guest_cid), listener_(std::move(listener)) {}
-  bool Watch(int fd, uint64_t id);
+  bool Watch(int fd, uint64_t id, uint32_t events);
   void Unwatch(int fd);
   void Accept(Delegate& delegate);
   void ReadGreeting(uint64_t id, Delegate& delegate);

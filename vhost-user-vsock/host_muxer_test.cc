@@ -203,6 +203,32 @@ TEST_F(HostMuxerTest, SocketsMadeWhileNotServingAreWatchedWhenServing) {
   EXPECT_EQ(recorder_.connected[0]->guest_port(), 9u);
 }
 
+TEST_F(HostMuxerTest, WritabilityIsWatchedOnlyWhenAsked) {
+  // A writable socket reports nothing while no guest data waits for it: else every read of the
+  // host program would wake the rx worker.
+  UniqueFd listener = Listen(1234);
+  Connection* c = host_->ConnectToHost(Request(1000, 1234));
+  ASSERT_NE(c, nullptr);
+  UniqueFd program(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(program);
+  Handle();
+  EXPECT_TRUE(recorder_.event_ports.empty()) << "EPOLLOUT of an idle socket";
+  ASSERT_TRUE(host_->WatchWritable(*c, true));
+  EXPECT_TRUE(c->writable_watched());
+  Handle();
+  EXPECT_EQ(recorder_.event_ports, std::vector<uint32_t>{1000});
+  EXPECT_TRUE(recorder_.last_events & EPOLLOUT);
+  // Off again: the socket's readable edge still comes, writability no more.
+  ASSERT_TRUE(host_->WatchWritable(*c, false));
+  recorder_.event_ports.clear();
+  Handle();
+  EXPECT_TRUE(recorder_.event_ports.empty());
+  ASSERT_EQ(write(program.get(), "x", 1), 1);
+  Handle();
+  EXPECT_EQ(recorder_.event_ports, std::vector<uint32_t>{1000});
+  EXPECT_EQ(recorder_.last_events & EPOLLOUT, 0u);
+}
+
 TEST_F(HostMuxerTest, ClearClosesEverySocketButTheListener) {
   UniqueFd listener = Listen(1234);
   ASSERT_NE(host_->ConnectToHost(Request(1000, 1234)), nullptr);

@@ -251,6 +251,9 @@ void VsockDevice::HandleHostBound(const virtio_vsock_hdr& h, const DescriptorCha
 
 void VsockDevice::Apply(Connection& c, const Connection::Outcome& outcome) {
   if (outcome.close) return Close(c, outcome.rst, outcome.why);
+  if (!host_->WatchWritable(c, c.WantsWritable())) {
+    return Close(c, /*rst=*/true, "host socket cannot be watched");
+  }
   if (outcome.wake) Wake();
 }
 
