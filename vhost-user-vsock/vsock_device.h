@@ -100,7 +100,7 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   // Fills one rx buffer from the host socket of `c`; returns false when it cannot (no data,
   // no credit, no buffer).
   bool SendFromHost(QueueContext& rx, Connection& c);
-  // The same for a stream socket, filling up to 16 rx buffers with one readv.
+  // The same for a stream socket, filling up to 64 rx buffers with one readv.
   bool SendStreamBatch(QueueContext& rx, Connection& c);
   // What a read that brought no data means for `c`.
   void HostReadEnded(Connection& c, Connection::ReadStatus status);
@@ -134,6 +134,10 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   std::atomic<size_t> queued_replies_{0};
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
   bool reset_event_sent_ = false;
+  // The rx worker is in ProcessQueue (it holds mu_ throughout): Wake() then only asks it to go
+  // round again (rx_again_).
+  bool rx_busy_ = false;
+  bool rx_again_ = false;
   // The rx worker's rx buffer segments for one read: a batch of 16 buffers outgrows the inline
   // storage, and the capacity kept here saves an allocation per batch.
   IovecList rx_iov_;
