@@ -28,6 +28,10 @@
 
 DEFINE_double(seconds, 2.0, "Measured time per case and run");
 DEFINE_int32(repeat, 1, "Runs per case; the median is reported");
+DEFINE_string(daemon, "",
+              "The daemon to measure instead of the one built with the benchmark (A/B runs)");
+DEFINE_string(only, "",
+              "Run one case alone (g2h, h2g or connect; for profiling): prints its figure only");
 
 namespace vhost {
 namespace {
@@ -118,9 +122,9 @@ class Bench {
     session_ = *DaemonSession::Create("vsock-bench");
     socket_ = session_->File("vhost.sock");
     uds_ = session_->File("v.sock");
-    const absl::Status started =
-        session_->Start(RunfilePath("vhost-user-vsock/vhost-user-vsock"),
-                        {"--socket-path=" + socket_, "--uds-path=" + uds_}, socket_);
+    const absl::Status started = session_->Start(
+        FLAGS_daemon.empty() ? RunfilePath("vhost-user-vsock/vhost-user-vsock") : FLAGS_daemon,
+        {"--socket-path=" + socket_, "--uds-path=" + uds_}, socket_);
     if (!started.ok()) {
       std::fprintf(stderr, "%s\n", started.ToString().c_str());
       return false;
@@ -224,6 +228,20 @@ class Bench {
 int Main() {
   Bench bench;
   if (!bench.Start()) return 1;
+  if (!FLAGS_only.empty()) {
+    std::vector<double> runs;
+    for (int i = 0; i < FLAGS_repeat; ++i) {
+      if (FLAGS_only == "g2h") runs.push_back(bench.GuestToHost(1000 + i));
+      if (FLAGS_only == "h2g") runs.push_back(bench.HostToGuest(2000 + i));
+      if (FLAGS_only == "connect") runs.push_back(bench.ConnectRate(3000 + i));
+    }
+    if (runs.empty()) {
+      std::fprintf(stderr, "--only: g2h, h2g or connect\n");
+      return 1;
+    }
+    std::printf("%s %.0f\n", FLAGS_only.c_str(), Median(runs));
+    return 0;
+  }
   std::vector<double> g2h, h2g, pair, conn, pair_conn;
   for (int i = 0; i < FLAGS_repeat; ++i) {
     g2h.push_back(bench.GuestToHost(1000 + i));
