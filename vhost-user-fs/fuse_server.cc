@@ -774,8 +774,8 @@ int FuseServer::ReadDir(Request& r) {
   if (handle == nullptr || handle->dir == nullptr) return EBADF;
   if (dir_inode == nullptr) return ESTALE;
   const bool plus = r.in.opcode == FUSE_READDIRPLUS;
-  // Entries go straight into the guest's buffer: at most max_pages (kMaxWrite) bytes, whatever
-  // size the guest asks for and however large its buffer claims to be.
+  // The reply is built in memory, then copied out in one piece: at most max_pages (kMaxWrite)
+  // bytes, whatever size the guest asks for and however large its buffer claims to be.
   const size_t limit = std::min<uint64_t>({in->size, r.room(), kMaxWrite});
   std::lock_guard<std::mutex> lock(handle->mu);
   DirStream& s = *handle->dir;
@@ -789,7 +789,8 @@ int FuseServer::ReadDir(Request& r) {
     s.read = false;
   }
   if (s.batch == nullptr) s.batch.reset(new char[DirStream::kBatch]);
-  static constexpr char kZeros[8] = {};
+  r.payload.resize(limit);  // zeroed: the padding after each name
+  char* const out = r.payload.data();
   size_t written = 0;
   for (;;) {
     if (s.at == s.end) {
@@ -807,23 +808,25 @@ int FuseServer::ReadDir(Request& r) {
     if (written + entry_size > limit) break;  // stays first in the batch for the next READDIR
     s.at += d->d_reclen;
     s.pos = static_cast<uint64_t>(d->d_off);
-    fuse_direntplus e{};
+    fuse_dirent dirent;
+    dirent.ino = d->d_ino;
+    dirent.off = s.pos;  // the cookie to go on after this entry
+    dirent.namelen = static_cast<uint32_t>(namelen);
+    dirent.type = d->d_type;
+    char* p = out + written;
     if (plus) {
+      fuse_entry_out entry{};
       const bool dots = !std::strcmp(d->d_name, ".") || !std::strcmp(d->d_name, "..");
       // "." and ".." get no entry (node id 0): the client does not instantiate them.
-      if (!dots && LookupEntry(*dir_inode, d->d_name, &e.entry_out) != 0) continue;
+      if (!dots && LookupEntry(*dir_inode, d->d_name, &entry) != 0) continue;
+      std::memcpy(p, &entry, sizeof(entry));
+      p += sizeof(entry);
     }
-    e.dirent.ino = d->d_ino;
-    e.dirent.off = s.pos;  // the cookie to go on after this entry
-    e.dirent.namelen = static_cast<uint32_t>(namelen);
-    e.dirent.type = d->d_type;
-    // Fits: limit is at most the room left.
-    r.reply.WriteBytes(plus ? static_cast<const void*>(&e) : &e.dirent, head);
-    r.reply.WriteBytes(d->d_name, namelen);
-    r.reply.WriteBytes(kZeros, entry_size - head - namelen);
+    std::memcpy(p, &dirent, FUSE_NAME_OFFSET);
+    std::memcpy(p + FUSE_NAME_OFFSET, d->d_name, namelen);
     written += entry_size;
   }
-  r.direct = static_cast<uint32_t>(written);
+  r.payload.resize(written);
   return 0;
 }
 
