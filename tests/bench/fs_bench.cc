@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,11 +21,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -50,6 +53,9 @@ DEFINE_int32(their_pool, -1,
              "Concurrency table: virtiofsd's --thread-pool-size; -1: as --pool, at most 1 (with "
              "more, QEMU 7.2's virtiofsd is killed by its own seccomp filter: glib's pool "
              "threads call sched_getaffinity)");
+DEFINE_string(ops, "",
+              "Concurrency table: only these operations, comma-separated (create, stat, readdir, "
+              "randread, seqread, seqwrite); all when empty");
 DEFINE_string(cache_dir, "/tmp/fs-bench-cache",
               "Concurrency table: the shared directory, its 100,000-entry directory and 256 MiB "
               "file made once and kept");
@@ -145,6 +151,25 @@ absl::StatusOr<Figures> Measure(bool ours, int run) {
 enum class Op { kCreate, kStat, kReaddir, kRandRead, kSeqRead, kSeqWrite };
 constexpr Op kOps[] = {Op::kCreate,   Op::kStat,    Op::kReaddir,
                        Op::kRandRead, Op::kSeqRead, Op::kSeqWrite};
+// The operations measured: --ops, or all of kOps.
+std::vector<Op> ops;
+const char* OpFlag(Op op) {
+  switch (op) {
+    case Op::kCreate:
+      return "create";
+    case Op::kStat:
+      return "stat";
+    case Op::kReaddir:
+      return "readdir";
+    case Op::kRandRead:
+      return "randread";
+    case Op::kSeqRead:
+      return "seqread";
+    case Op::kSeqWrite:
+      return "seqwrite";
+  }
+  return "?";
+}
 const char* OpName(Op op) {
   switch (op) {
     case Op::kCreate:
@@ -258,8 +283,9 @@ class ConcurrentClient {
     return std::string(reinterpret_cast<char*>(s.out) + sizeof(out), out.len - sizeof(out));
   }
 
-  // Runs `op` on the first `inflight` slots for `span`; returns operations completed per second.
-  absl::StatusOr<double> Run(Op op, int inflight, absl::Duration span);
+  // Runs `op` on the first `inflight` slots for `span`; returns operations completed per second
+  // inside the window. `*all`: every one completed, the window's and those drained after it.
+  absl::StatusOr<double> Run(Op op, int inflight, absl::Duration span, uint64_t* all);
 
   uint64_t scratch = 0, dir = 0, big = 0, big_fh = 0;
 
@@ -438,7 +464,8 @@ absl::StatusOr<bool> ConcurrentClient::Continue(Op op, Slot& s) {
   return absl::InternalError("op");
 }
 
-absl::StatusOr<double> ConcurrentClient::Run(Op op, int inflight, absl::Duration span) {
+absl::StatusOr<double> ConcurrentClient::Run(Op op, int inflight, absl::Duration span,
+                                             uint64_t* all) {
   const size_t queues = device_->num_queues();
   for (int i = 0; i < inflight; ++i) RETURN_IF_ERROR(Begin(op, slots_[i]));
   auto submit = [&]() -> absl::Status {
@@ -483,12 +510,33 @@ absl::StatusOr<double> ConcurrentClient::Run(Op op, int inflight, absl::Duration
           absl::StrCat(OpName(op), " x", inflight, ": requests never completed, ", busy, " left"));
     }
   }
+  *all = done + inflight;
   return done / absl::ToDoubleSeconds(span);
 }
 
+// CPU time of `pid` and its descendants (QEMU 7.2's virtiofsd serves from a child it forks
+// into its namespace sandbox).
+absl::Duration TreeCpuTime(pid_t pid) {
+  absl::Duration total = ProcessCpuTime(pid);
+  std::ifstream children(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  for (pid_t child; children >> child;) total += TreeCpuTime(child);
+  return total;
+}
+
+double CpuSeconds(const rusage& u) {
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// An operation at one in-flight count: operations per second, and the CPU time they took (the
+// daemon's, all its threads; direct: the threads') per operation.
+struct Cell {
+  double rate = 0;
+  double cpu_us = 0;
+};
+
 // The same operations as plain syscalls by `threads` threads on CPU 0.
-double RunDirect(Op op, int threads, const std::string& cache, const std::string& scratch,
-                 absl::Duration span) {
+Cell RunDirect(Op op, int threads, const std::string& cache, const std::string& scratch,
+               absl::Duration span) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> total{0}, seq{0}, names{0};
   const int big = open((cache + "/big").c_str(), O_RDWR | O_CLOEXEC);
@@ -536,21 +584,26 @@ double RunDirect(Op op, int threads, const std::string& cache, const std::string
       total += n;
     });
   }
-  // The measured window: the threads run freely for `span`, then are told to stop.
+  // The measured window: the threads run freely for `span`, then are told to stop. The front
+  // end's thread sleeps meanwhile: the process's CPU time is theirs.
+  rusage before, after;
+  getrusage(RUSAGE_SELF, &before);
   const absl::Time start = absl::Now();
   absl::SleepFor(span);
   stop = true;
   for (auto& t : pool) t.join();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  getrusage(RUSAGE_SELF, &after);
   close(big);
   close(cache_fd);
   close(scratch_fd);
-  return total / seconds;
+  return {total / seconds,
+          (CpuSeconds(after) - CpuSeconds(before)) * 1e6 / std::max<uint64_t>(total, 1)};
 }
 
 int TheirPool() { return FLAGS_their_pool >= 0 ? FLAGS_their_pool : std::min(FLAGS_pool, 1); }
 
-using Table = std::vector<std::vector<double>>;  // [op][inflight index]
+using Table = std::vector<std::vector<Cell>>;  // [op][inflight index]
 
 // Every operation at every in-flight count against one daemon (ours or virtiofsd).
 absl::StatusOr<Table> MeasureConcurrent(bool ours, const std::vector<int>& inflight) {
@@ -606,11 +659,14 @@ absl::StatusOr<Table> MeasureConcurrent(bool ours, const std::vector<int>& infli
   fuse_open_out opened{};
   std::memcpy(&opened, body.data(), std::min(body.size(), sizeof(opened)));
   client->big_fh = opened.fh;
-  Table t(std::size(kOps));
-  for (size_t o = 0; o < std::size(kOps); ++o) {
+  const pid_t pid = session->daemon()->pid();
+  Table t(ops.size());
+  for (size_t o = 0; o < ops.size(); ++o) {
     for (int k : inflight) {
-      ASSIGN_OR_RETURN(double rate, client->Run(kOps[o], k, absl::Seconds(FLAGS_seconds)));
-      t[o].push_back(rate);
+      const absl::Duration cpu = TreeCpuTime(pid);
+      uint64_t all = 0;
+      ASSIGN_OR_RETURN(double rate, client->Run(ops[o], k, absl::Seconds(FLAGS_seconds), &all));
+      t[o].push_back({rate, absl::ToDoubleMicroseconds(TreeCpuTime(pid) - cpu) / all});
     }
   }
   client.reset();
@@ -621,10 +677,10 @@ absl::StatusOr<Table> MeasureConcurrent(bool ours, const std::vector<int>& infli
 Table MeasureDirect(const std::vector<int>& inflight) {
   const std::string scratch = absl::StrCat(FLAGS_cache_dir, "/scratch-direct-", getpid());
   mkdir(scratch.c_str(), 0755);
-  Table t(std::size(kOps));
-  for (size_t o = 0; o < std::size(kOps); ++o) {
+  Table t(ops.size());
+  for (size_t o = 0; o < ops.size(); ++o) {
     for (int k : inflight) {
-      t[o].push_back(RunDirect(kOps[o], k, FLAGS_cache_dir, scratch, absl::Seconds(FLAGS_seconds)));
+      t[o].push_back(RunDirect(ops[o], k, FLAGS_cache_dir, scratch, absl::Seconds(FLAGS_seconds)));
     }
   }
   std::filesystem::remove_all(scratch);
@@ -648,6 +704,15 @@ int ConcurrencyMain() {
     }
     inflight.push_back(k);
   }
+  for (Op op : kOps) {
+    if (FLAGS_ops.empty() || absl::c_linear_search(absl::StrSplit(FLAGS_ops, ','), OpFlag(op))) {
+      ops.push_back(op);
+    }
+  }
+  if (ops.empty()) {
+    std::fprintf(stderr, "--ops: none of create, stat, readdir, randread, seqread, seqwrite\n");
+    return 2;
+  }
   if (absl::Status s = PrepareCache(FLAGS_cache_dir); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
@@ -669,19 +734,26 @@ int ConcurrencyMain() {
       "ops/s; ours: %d request queue(s), --thread-pool-size=%d; virtiofsd: 1 request "
       "queue, --thread-pool-size=%d; direct: threads on CPU 0\n",
       FLAGS_queues, FLAGS_pool, TheirPool());
-  std::printf("%-13s %8s %12s %12s %12s %10s %10s\n", "operation", "inflight", "ours", "virtiofsd",
-              "direct", "ours/vfsd", "ours/dir");
-  for (size_t o = 0; o < std::size(kOps); ++o) {
+  std::printf(
+      "CPU us/op: the daemon's CPU time (all its threads; ours includes its queue worker's busy "
+      "polling, --ours_extra=--poll-us=0 for none) per operation; direct: its threads'\n");
+  std::printf("%-13s %8s %10s %10s %10s %9s %9s %9s %9s %9s\n", "operation", "inflight", "ours",
+              "virtiofsd", "direct", "ours/vfsd", "ours/dir", "us ours", "us vfsd", "us dir");
+  for (size_t o = 0; o < ops.size(); ++o) {
     for (size_t k = 0; k < inflight.size(); ++k) {
-      double m[3];
+      double m[3], cpu[3];
       for (int w = 0; w < 3; ++w) {
-        std::vector<double> v;
-        for (const Table& t : runs[w]) v.push_back(t[o][k]);
+        std::vector<double> v, c;
+        for (const Table& t : runs[w]) {
+          v.push_back(t[o][k].rate);
+          c.push_back(t[o][k].cpu_us);
+        }
         m[w] = Median(v);
+        cpu[w] = Median(c);
       }
-      std::printf("%-13s %8d %12s %12s %12s %9.2fx %9.2fx\n", OpName(kOps[o]), inflight[k],
-                  Rate(m[0]).c_str(), Rate(m[1]).c_str(), Rate(m[2]).c_str(), m[0] / m[1],
-                  m[0] / m[2]);
+      std::printf("%-13s %8d %10s %10s %10s %8.2fx %8.2fx %9.1f %9.1f %9.1f\n", OpName(ops[o]),
+                  inflight[k], Rate(m[0]).c_str(), Rate(m[1]).c_str(), Rate(m[2]).c_str(),
+                  m[0] / m[1], m[0] / m[2], cpu[0], cpu[1], cpu[2]);
     }
   }
   return 0;
