@@ -14,8 +14,8 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "common/virtio/chain_cursor.h"
 #include "glog/logging.h"
@@ -128,9 +128,15 @@ class FuseServer::Request {
     const void* end = std::memchr(&args[offset], '\0', args.size() - offset);
     return end == nullptr ? nullptr : &args[offset];
   }
+  // A fixed-size reply, written straight after the header (no allocation); one that does not
+  // fit goes to `payload`, which Handle then answers with ERANGE.
   template <typename T>
   void Reply(const T& value) {
-    payload.assign(reinterpret_cast<const char*>(&value), sizeof(value));
+    if (direct == 0 && payload.empty() && reply.Write(value)) {
+      direct = sizeof(value);
+    } else {
+      payload.assign(reinterpret_cast<const char*>(&value), sizeof(value));
+    }
   }
   // Room for reply bytes after the header.
   uint64_t room() const { return reply.remaining(); }
@@ -139,9 +145,11 @@ class FuseServer::Request {
   ChainReader reader;
   ChainWriter reply;  // at the reply's body
   fuse_in_header in{};
-  std::vector<char> args;
+  // Most requests' arguments are a structure and a name or two: kept inline, no allocation.
+  // (Its inline storage shares a union with a pointer: 8-aligned, as Arg<T> needs.)
+  absl::InlinedVector<char, 320> args;
   std::string payload;  // reply after the header
-  uint32_t direct = 0;  // READ: bytes already placed after the header
+  uint32_t direct = 0;  // READ, Reply(): bytes already placed after the header
   bool no_reply = false;
 };
 
