@@ -290,6 +290,11 @@ uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,
 }
 
 uint32_t GpuDevice::CreateResource(const ResourceCreate2d& request) {
+  // An id is one half's or the other's: the commands both know are routed by it.
+  if (resources_3d_.count(request.resource_id) != 0) {
+    return FromTable(absl::AlreadyExistsError(
+        absl::StrCat("resource ", request.resource_id, " (a 3D resource's id)")));
+  }
   return FromTable(
       resources_.Create(request.resource_id, request.format, request.width, request.height));
 }
