@@ -47,3 +47,8 @@ echo "installed vhost-user-<device>@.socket/.service into $prefix/lib/systemd/sy
 bazel build //vhost-user-snd:vhost-user-snd-bridge 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
 install -m 0755 -s bazel-bin/vhost-user-snd/vhost-user-snd-bridge "$prefix/libexec/"
 echo "installed $prefix/libexec/vhost-user-snd-bridge"
+# vhost-user-gpu's 3D build (--virgl), which vhost-user-gpu runs from beside itself.
+# Dynamically linked: it needs libvirglrenderer1 and Mesa's EGL and DRI drivers at run time.
+bazel build //vhost-user-gpu:vhost-user-gpu-virgl 2>&1 | grep -E "^(ERROR|FAILED)" && exit 1
+install -m 0755 -s bazel-bin/vhost-user-gpu/vhost-user-gpu-virgl "$prefix/libexec/"
+echo "installed $prefix/libexec/vhost-user-gpu-virgl"
