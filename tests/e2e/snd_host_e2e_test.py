@@ -148,9 +148,14 @@ class SndHostAudioTest(unittest.TestCase):
             for at, n in gaps:  # the silence before it
                 if at <= where:
                     where += n
+            # Whether the sound goes on from elsewhere in the source (frames skipped or
+            # repeated) or is no part of it.
+            resumes = src.find(sound[differ * snd.FRAME:(differ + 480) * snd.FRAME])
+            after = (f"goes on from source frame {resumes // snd.FRAME}" if resumes >= 0 else
+                     "is not in the source")
             self.fail(f"the recording's sound differs from source frame {start // snd.FRAME} on "
-                      f"from its frame {differ} of sound (frame {where} of the recording); "
-                      f"silent stretches (frame, length): {gaps[:20]}\n{out}")
+                      f"from its frame {differ} of sound (frame {where} of the recording), "
+                      f"where it {after}; silent stretches (frame, length): {gaps[:20]}\n{out}")
         self.assertGreaterEqual(len(sound) // snd.FRAME, len(rec) // snd.FRAME // 2,
                                 f"frames of the source in a recording of {len(rec) // snd.FRAME};"
                                 f" silent stretches (frame, length): {gaps[:20]}\n{out}")
