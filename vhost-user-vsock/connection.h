@@ -148,6 +148,7 @@ class Connection {
   bool host_hup_ = false;
   bool credit_update_due_ = false;
   bool writable_watched_ = false;
+  bool sndbuf_raised_ = false;
 
   size_t PendingBytes() const { return pending_.size() - pending_at_; }
   // The host socket took `n` pending bytes.
