@@ -1,10 +1,13 @@
 #include "vhost-user-vsock/vsock_device.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/device/cpu_relax.h"
 #include "common/virtio/features.h"
 #include "glog/logging.h"
 #include "vhost-user-vsock/vsock_hub.h"
@@ -86,7 +89,26 @@ void VsockDevice::Wake() {
     rx_again_ = true;
     return;
   }
+  rx_woken_.store(true);
+  if (rx_spinning_.load()) return;  // it sees rx_woken_, or saw the spin over below
   if (rx_ != nullptr) rx_->Wake();
+}
+
+bool VsockDevice::SpinForWake() {
+  if (options_.busy_poll <= absl::ZeroDuration()) return false;
+  rx_spinning_.store(true);
+  const absl::Time deadline = absl::Now() + options_.busy_poll;
+  bool woken = false;
+  for (unsigned spins = 1; !(woken = rx_woken_.load()); ++spins) {
+    CpuRelax();
+    if (spins % 64 == 0) {
+      sched_yield();  // let a thread of ours on this CPU (the tx worker) run
+      if (absl::Now() >= deadline) break;
+    }
+  }
+  rx_spinning_.store(false);
+  // A Wake that saw us spinning wrote no eventfd: it must be seen now.
+  return woken || rx_woken_.load();
 }
 
 QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
@@ -101,14 +123,24 @@ QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
         context.Complete(*token, 0);
       }
     case kVsockRxQueue: {
-      std::lock_guard<std::mutex> lock(mu_);
-      rx_busy_ = true;
-      host_->HandleEvents(*this);
-      do {
-        rx_again_ = false;
-        if (!SendQueued(context) || !SendCreditUpdates(context) || !SendHostData(context)) break;
-      } while (rx_again_);
-      rx_busy_ = false;
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          rx_woken_.store(false);
+          rx_busy_ = true;
+          host_->HandleEvents(*this);
+          do {
+            rx_again_ = false;
+            if (!SendQueued(context) || !SendCreditUpdates(context) || !SendHostData(context)) {
+              break;
+            }
+          } while (rx_again_);
+          rx_busy_ = false;
+        }
+        // What was sent reaches the guest before the spin.
+        context.queue().NotifyGuestIfNeeded();
+        if (!SpinForWake()) break;
+      }
       // Out of buffers: the guest's kick resumes; out of credit: its CREDIT_UPDATE wakes us;
       // out of host data: the watched sockets do.
       return QueueResult::Blocked();

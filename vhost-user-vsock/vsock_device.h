@@ -44,6 +44,9 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
     uint64_t guest_cid = 3;
     std::string uds_path;  // host side: the listener here, guest-initiated targets UDS_PATH_P
     std::set<std::string> groups = {"default"};  // sibling VMs reachable through the hub
+    // How long the rx worker spins for more work (a reply or credit from the tx worker) before
+    // it sleeps: --poll-us. The tx queue spins in the engine.
+    absl::Duration busy_poll = absl::ZeroDuration();
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
   static constexpr size_t kMaxConnections = HostMuxer::kMaxConnections;
@@ -74,6 +77,8 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   // tests).
   size_t connection_count();
   size_t queued_packet_count();
+  // Whether the rx worker spins for a wake-up now (for tests).
+  bool rx_spinning() const { return rx_spinning_.load(); }
 
  private:
   // A packet for the guest: a reply of ours, or a sibling's packet.
@@ -116,6 +121,10 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   Connection* Find(const virtio_vsock_hdr& h);
   // Runs the rx worker soon.
   void Wake();
+  // The rx worker, done with a pass: spins up to options_.busy_poll for a Wake from the tx
+  // worker (a reply, credit), without mu_; true if one came. Host sockets and kicks wait for
+  // the spin to end (at most busy_poll).
+  bool SpinForWake();
 
   const Options options_;
   VsockHub* const hub_;
@@ -138,6 +147,10 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   // round again (rx_again_).
   bool rx_busy_ = false;
   bool rx_again_ = false;
+  // While the rx worker spins (SpinForWake), Wake() sets rx_woken_ instead of writing the
+  // context's eventfd. Both seq_cst: a waker that sees the spin over writes the eventfd.
+  std::atomic<bool> rx_spinning_{false};
+  std::atomic<bool> rx_woken_{false};
   // The rx worker's rx buffer segments for one read: a batch of 16 buffers outgrows the inline
   // storage, and the capacity kept here saves an allocation per batch.
   IovecList rx_iov_;

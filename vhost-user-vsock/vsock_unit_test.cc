@@ -15,6 +15,7 @@
 #include <map>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -599,6 +600,31 @@ TEST_F(VsockDeviceTest, TxWorkerIsWokenWhenRepliesDrain) {
   EXPECT_TRUE(tx_->RunWhenReady(*device_, absl::ZeroDuration()).has_value())
       << "the tx worker would not be woken";
   EXPECT_FALSE(tx_->queue().HasAvailable());
+}
+
+TEST_F(VsockDeviceTest, BusyPollingRxWorkerTakesTheTxWorkersReplyWithoutAWakeUp) {
+  // --poll-us: the rx worker, done, spins for the tx worker's next reply instead of sleeping
+  // until the context's eventfd wakes it (a context switch per connection otherwise).
+  VsockDevice::Options options;
+  options.guest_cid = kGuestCid;
+  options.uds_path = dir_ + "/p";
+  options.busy_poll = absl::Seconds(1);  // ends early for nothing: the reply comes first
+  absl::StatusOr<std::unique_ptr<VsockDevice>> device = VsockDevice::Create(options);
+  ASSERT_OK(device);
+  ReplaceDevice(*std::move(device));
+  UniqueFd listener = ListenHost(1234);
+  std::filesystem::rename(dir_ + "/v_1234", dir_ + "/p_1234");
+  PostRx(4);
+  std::thread rx([&] { rx_->Run(*device_); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!device_->rx_spinning() && absl::Now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(device_->rx_spinning()) << "the rx worker went to sleep";
+  Send(Header(1000, 1234, VIRTIO_VSOCK_OP_REQUEST));  // the tx worker's turn, meanwhile
+  rx.join();
+  // Taken within the same turn of the rx worker: no second ProcessQueue.
+  const std::vector<Packet> got = ReadRx();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header.op, VIRTIO_VSOCK_OP_RESPONSE);
 }
 
 TEST_F(VsockDeviceTest, ShortRxBufferInABatchKeepsTheRingConsistent) {
