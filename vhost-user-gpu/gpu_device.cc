@@ -569,7 +569,8 @@ void GpuDevice::ReplayToSink() {
     if (const Resource2d* resource = resources_.Find(s.resource_id)) {
       ShowRect(id, *resource, s.rect);
     } else if (resources_3d_.count(s.resource_id) != 0) {
-      Flush3d(ResourceFlush{CtrlHdr{}, s.rect, s.resource_id, 0});
+      // This scanout only: the others showing the resource are told their size later.
+      ShowRect3d(id, s.resource_id, s.rect);
     }
   }
   for (uint32_t id = 0; id < outputs_; ++id) {

@@ -176,6 +176,9 @@ class GpuDevice : public VirtioDevice {
   uint32_t Submit3d(const CtrlHdr& hdr, const DescriptorChain& chain);
   uint32_t SetScanout3d(const SetScanout& request);
   uint32_t Flush3d(const ResourceFlush& request);
+  // Reads `rect` of 3D resource `resource_id` back and shows it on scanout `id` (whose rect
+  // holds it); the response type.
+  uint32_t ShowRect3d(uint32_t id, uint32_t resource_id, const GpuRect& rect);
   // Reads a 3D cursor image into readback_ and its format into `format`; the response type.
   uint32_t ReadCursor3d(uint32_t resource_id, uint32_t* format);
   void Unref3d(uint32_t resource_id);

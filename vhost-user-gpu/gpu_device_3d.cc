@@ -445,15 +445,20 @@ uint32_t GpuDevice::Flush3d(const ResourceFlush& request) {
     if (x1 <= x0 || y1 <= y0) continue;
     const GpuRect part{static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
                        static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)};
-    absl::StatusOr<Renderer3d::ResourceInfo> info = renderer_->Info(request.resource_id);
-    if (!info.ok()) return FromTable(info.status());
-    const size_t row_bytes = size_t{part.width} * kBytesPerPixel;
-    readback_.resize(row_bytes * part.height);
-    const absl::Status status =
-        renderer_->ReadPixels(request.resource_id, part, absl::MakeSpan(readback_));
-    if (!status.ok()) return FromTable(status);
-    ShowPixels(id, info->format, readback_.data(), row_bytes, part);
+    const uint32_t type = ShowRect3d(id, request.resource_id, part);
+    if (type != kRespOkNodata) return type;
   }
+  return kRespOkNodata;
+}
+
+uint32_t GpuDevice::ShowRect3d(uint32_t id, uint32_t resource_id, const GpuRect& rect) {
+  absl::StatusOr<Renderer3d::ResourceInfo> info = renderer_->Info(resource_id);
+  if (!info.ok()) return FromTable(info.status());
+  const size_t row_bytes = size_t{rect.width} * kBytesPerPixel;
+  readback_.resize(row_bytes * rect.height);
+  const absl::Status status = renderer_->ReadPixels(resource_id, rect, absl::MakeSpan(readback_));
+  if (!status.ok()) return FromTable(status);
+  ShowPixels(id, info->format, readback_.data(), row_bytes, rect);
   return kRespOkNodata;
 }
 
