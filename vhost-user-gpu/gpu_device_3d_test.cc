@@ -781,6 +781,29 @@ TEST_F(GpuDevice3dTest, ScanoutOfA3dResourceIsReadBack) {
   EXPECT_EQ(Flush(1, {0, 0, 32, 16}), kRespErrInvalidResourceId);
 }
 
+// Two scanouts on one 3D resource, and a display end that was away while they were set: the
+// replay tells it each scanout's size before that scanout's pixels, once each.
+TEST_F(GpuDevice3dTest, ReplayShowsEachScanoutAfterItsSize) {
+  GpuOptions options;
+  options.outputs = 2;
+  Make(options);
+  ASSERT_EQ(Create3d(1, 32, 16), kRespOkNodata);
+  device_->SetSink(nullptr);
+  ASSERT_EQ(Scanout(0, 1, {0, 0, 32, 16}), kRespOkNodata);
+  ASSERT_EQ(Scanout(1, 1, {8, 4, 16, 8}), kRespOkNodata);
+  FakeSink second;
+  device_->SetSink(&second);
+  ASSERT_EQ(CreateCtx(1), kRespOkNodata);
+  EXPECT_EQ(second.calls, "SUSU");
+  EXPECT_EQ(second.bad_updates, 0);
+  EXPECT_EQ(second.frames[0].Pixel(5, 5), ShownBgrx(1, 5, 5));
+  EXPECT_EQ(second.frames[1].Pixel(5, 5), ShownBgrx(1, 13, 9));
+  // A flush still shows the resource on both.
+  ASSERT_EQ(Flush(1, {0, 0, 32, 16}), kRespOkNodata);
+  EXPECT_EQ(second.calls, "SUSUUU");
+  EXPECT_EQ(second.bad_updates, 0);
+}
+
 TEST_F(GpuDevice3dTest, ScanoutAndFlushChecks) {
   GpuOptions options;
   options.outputs = 2;
