@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds one Debian package per daemon, plus vhost-user-snd-bridge, vhost-user-common and
-# vhost-user-stat, from the Bazel outputs:
+# Builds one Debian package per daemon, plus vhost-user-snd-bridge, vhost-user-gpu-virgl,
+# vhost-user-common and vhost-user-stat, from the Bazel outputs:
 #   /usr/libexec/vhost-user-X                       the stripped static daemon
 #   /usr/share/qemu/vhost-user/50-vhost-user-X.json  its vhost-user.json description (see below)
 #   /usr/share/man/man8/vhost-user-X.8.gz            its manual (vhost-user-X/README.md)
 #   /lib/systemd/system/vhost-user-X@.{socket,service}  its systemd template units
 #                                                   (packaging/systemd/generate-units.sh)
 #   /usr/share/doc/vhost-user-X/{copyright,changelog.Debian.gz}
+# vhost-user-snd-bridge, vhost-user-gpu-virgl: the dynamically linked helper in /usr/libexec that
+# vhost-user-snd starts, and the 3D build vhost-user-gpu --virgl execs.
 # vhost-user-common: /usr/lib/sysusers.d/vhost-user.conf, the user some units run as.
 # vhost-user-stat: /usr/bin/vhost-user-stat and its manual (packaging/debian/vhost-user-stat.md).
 # Units go to /lib/systemd/system, bookworm's systemdsystemunitdir (systemd.pc) where systemd's
@@ -20,7 +22,8 @@
 #              another one (arm64: bazel build --config=arm64) the cross binutils strip, the
 #              binaries are only ever run through qemu-user (qemu-aarch64-static), Built-Using
 #              names the cross toolchain's libraries, and a package whose program was not built
-#              for ARCH is left out with a note (vhost-user-snd-bridge is not, for arm64).
+#              for ARCH is left out with a note (for arm64, vhost-user-snd-bridge and
+#              vhost-user-gpu-virgl are not: no PipeWire, ALSA or virglrenderer libraries).
 #   --bin-dir: where vhost-user-X/vhost-user-X are (bazel-bin's layout, or a runfiles tree);
 #              without it the script runs `bazel build` and takes bazel-bin (bazel-arm64-bin).
 #   --out-dir: where the .debs go (default: debs/).
@@ -52,6 +55,7 @@ private_sysroot=/var/cache/vhost-user-$arch/sysroot
 if [ -z "$bin_dir" ]; then
   if [ "$arch" = "$host_arch" ]; then
     (cd "$root" && bazel build //:daemons //vhost-user-snd:vhost-user-snd-bridge \
+                               //vhost-user-gpu:vhost-user-gpu-virgl \
                                //tests/frontend:vhost-user-stat)
     bin_dir=$root/bazel-bin
   elif [ "$arch" = arm64 ]; then
@@ -149,6 +153,8 @@ for pkg in "${packages[@]}"; do
   case $pkg in
     vhost-user-snd-bridge) binary=$bin_dir/vhost-user-snd/$pkg program=usr/libexec/$pkg
                            not_mine=statically-linked-binary ;;
+    vhost-user-gpu-virgl) binary=$bin_dir/vhost-user-gpu/$pkg program=usr/libexec/$pkg
+                          not_mine=statically-linked-binary ;;
     vhost-user-stat) binary=$bin_dir/tests/frontend/$pkg program=usr/bin/$pkg
                      not_mine=no-manual-page ;;
     vhost-user-common) binary= program= not_mine='statically-linked-binary\|no-manual-page' ;;
@@ -158,8 +164,9 @@ for pkg in "${packages[@]}"; do
   pkg_arch=${pkg_arch:-$arch}
   if [ -n "$binary" ] && [ ! -x "$binary" ]; then
     # Not every program is built for every architecture (the sound bridge needs PipeWire's and
-    # ALSA's libraries, which the arm64 build does not have): for another one, its package is left
-    # out, with a note; for this machine's, a missing program is an incomplete build.
+    # ALSA's libraries, vhost-user-gpu-virgl virglrenderer's, which the arm64 build does not have):
+    # for another one, its package is left out, with a note; for this machine's, a missing program
+    # is an incomplete build.
     [ "$arch" != "$host_arch" ] || { echo "$0: $binary missing" >&2; exit 1; }
     echo "$0: note: no $pkg built for $arch ($binary): its package is left out" >&2
     continue
@@ -190,7 +197,7 @@ for pkg in "${packages[@]}"; do
     python3 "$root/scripts/md2man.py" "$meta/$pkg.md" "$upstream" "$man_date" |
       gzip -9n > "$d/usr/share/man/man1/$pkg.1.gz"
     chmod 0644 "$d/usr/share/man/man1/$pkg.1.gz"
-  elif [ "$pkg" = vhost-user-snd-bridge ]; then
+  elif [ "$pkg" = vhost-user-snd-bridge ] || [ "$pkg" = vhost-user-gpu-virgl ]; then
     # Linked dynamically: its Depends come from the libraries it needs (dpkg-shlibdeps reads
     # debian/control from the current directory, hence the stub).
     mkdir -p "$work/shlibs/debian"
@@ -199,6 +206,14 @@ for pkg in "${packages[@]}"; do
     depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$d/usr/libexec/$pkg" 2>/dev/null |
               sed -n 's/^shlibs:Depends=//p')
     [ -n "$depends" ] || { echo "$0: dpkg-shlibdeps found nothing for $pkg" >&2; exit 1; }
+    if [ "$pkg" = vhost-user-gpu-virgl ]; then
+      # What it opens with dlopen, which dpkg-shlibdeps cannot see (LD_DEBUG=files on a --virgl
+      # start): libepoxy (virglrenderer's) loads libEGL.so.1 and libGL.so.1 (glvnd: libegl1,
+      # libgl1), libEGL.so.1 Mesa's libEGL_mesa.so.0 (libegl-mesa0), and that the DRI driver,
+      # swrast_dri.so for llvmpipe or a GPU's (libgl1-mesa-dri). And the static vhost-user-gpu of
+      # the same version: it is the entry point (--virgl, --print-capabilities) that execs this.
+      depends+=", libegl1, libegl-mesa0, libgl1, libgl1-mesa-dri, vhost-user-gpu (= $version)"
+    fi
     fields+="Depends: $depends"$'\n'
   else
     fields+="Built-Using: $static_sources"$'\n'

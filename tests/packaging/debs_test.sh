@@ -4,8 +4,10 @@
 # what is inside each: the stripped daemon in /usr/libexec, its vhost-user.json description, its
 # man page rendering without groff warnings, its systemd template units (systemd-analyze verify
 # passes them, nothing enables them), its copyright and changelog, its control fields; and
-# vhost-user-common's sysusers.d file (its postinst makes the user in a scratch root) and
-# vhost-user-stat's program and manual.
+# vhost-user-common's sysusers.d file (its postinst makes the user in a scratch root),
+# vhost-user-stat's program and manual, and the two dynamically linked helpers' Depends; with
+# vhost-user-gpu-virgl unpacked beside vhost-user-gpu, the static daemon offers 3D and hands
+# --virgl over to it.
 set -euo pipefail
 # The source tree: scripts/ and the manuals are not exported to Bazel; a `local` test's runfiles
 # are links into the tree.
@@ -15,12 +17,13 @@ tmp=${TEST_TMPDIR:?}
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# The daemons //:daemons built, by their folder, plus the sound bridge.
+# The daemons //:daemons built, by their folder, plus the sound bridge and the 3D gpu daemon.
 mapfile -t daemons < <(for f in vhost-user-*/vhost-user-*; do
   [ -x "$f" ] && [ "$(basename "$(dirname "$f")")" = "$(basename "$f")" ] && basename "$f"
 done | sort)
 [ ${#daemons[@]} -ge 11 ] || { echo "FAIL: only ${#daemons[@]} daemons in the runfiles"; exit 1; }
-packages=("${daemons[@]}" vhost-user-snd-bridge vhost-user-common vhost-user-stat)
+packages=("${daemons[@]}" vhost-user-snd-bridge vhost-user-gpu-virgl vhost-user-common
+          vhost-user-stat)
 
 start=$SECONDS
 bash "$src/scripts/build_debs.sh" --bin-dir "$PWD" --out-dir "$tmp/debs"
@@ -138,6 +141,27 @@ for pkg in "${packages[@]}"; do
     continue
   fi
 
+  if [ "$pkg" = vhost-user-gpu-virgl ]; then
+    # Dynamically linked (virglrenderer loads Mesa with dlopen), so no Built-Using; Depends: what
+    # it links (dpkg-shlibdeps), what virglrenderer opens at run time (EGL and GL through glvnd,
+    # Mesa's EGL and its DRI drivers) and the static vhost-user-gpu of the same version, which
+    # execs it. Only the program: its manual is vhost-user-gpu(8), it has no units or descriptor.
+    readelf -l "$root/$program" | grep -q INTERP || fail "$pkg: not dynamically linked"
+    [ -z "$(field Built-Using)" ] || fail "$pkg: dynamic, yet Built-Using: $(field Built-Using)"
+    depends=", $(field Depends),"
+    for dep in "libvirglrenderer1 (>= " "libc6 (>= " "libegl1," "libegl-mesa0," "libgl1," \
+               "libgl1-mesa-dri," "vhost-user-gpu (= $upstream-$revision),"; do
+      [[ $depends == *", $dep"* ]] || fail "$pkg: Depends lacks '$dep': $(field Depends)"
+    done
+    [[ $(field Enhances) == vhost-user-gpu ]] || fail "$pkg: Enhances: $(field Enhances)"
+    others=$(grep -v -e "^\./$program\$" -e '^\./usr/share/doc/' -e '^\./usr/share/lintian/' \
+             <<<"$contents" | grep -v '/$' || true)
+    [ -z "$others" ] || fail "$pkg: ships more than its program: $others"
+    version=$("$root/$program" --version)
+    [ "$version" = "vhost-user-gpu $upstream" ] || fail "$pkg: installed binary says '$version'"
+    continue
+  fi
+
   # A static daemon: Built-Using names glibc at least.
   [[ $(field Built-Using) == *"glibc (= "* ]] || fail "$pkg: Built-Using: $(field Built-Using)"
   version=$("$root/usr/libexec/$pkg" --version)
@@ -194,6 +218,32 @@ EOF
     fail "$pkg: type '$type' is not in QEMU's schema, yet the package has a description file"
   fi
 done
+
+# vhost-user-gpu alone is 2D: no 3D capabilities, and --virgl says what is missing. Unpacked
+# beside it, vhost-user-gpu-virgl makes it list virgl and render-node (what libvirt reads), and
+# --virgl runs the dynamically linked program (the dynamic loader, which a static program lacks,
+# reports virglrenderer loaded).
+gpu_deb=$tmp/debs/vhost-user-gpu_${upstream}-${revision}_${arch}.deb
+virgl_deb=$tmp/debs/vhost-user-gpu-virgl_${upstream}-${revision}_${arch}.deb
+if [ -f "$gpu_deb" ] && [ -f "$virgl_deb" ]; then
+  gpu=$tmp/root/gpu-3d/usr/libexec/vhost-user-gpu
+  mkdir -p "$tmp/root/gpu-3d"
+  dpkg-deb -x "$gpu_deb" "$tmp/root/gpu-3d"
+  features() {
+    "$gpu" --print-capabilities |
+      python3 -c 'import json, sys; print(*json.load(sys.stdin)["features"])'
+  }
+  [ -z "$(features)" ] || fail "vhost-user-gpu alone lists features: $(features)"
+  status=0; "$gpu" --virgl --version >/dev/null 2>"$tmp/virgl.txt" || status=$?
+  [ $status = 1 ] && grep -q 'vhost-user-gpu-virgl, which is not installed' "$tmp/virgl.txt" ||
+    fail "vhost-user-gpu --virgl without the 3D build: status $status, $(cat "$tmp/virgl.txt")"
+  dpkg-deb -x "$virgl_deb" "$tmp/root/gpu-3d"
+  [ "$(features)" = "render-node virgl" ] ||
+    fail "vhost-user-gpu beside vhost-user-gpu-virgl lists '$(features)', not render-node virgl"
+  out=$(LD_DEBUG=libs "$gpu" --virgl --version 2>&1) &&
+    grep -q "vhost-user-gpu $upstream" <<<"$out" && grep -q 'libvirglrenderer\.so\.1' <<<"$out" ||
+    fail "vhost-user-gpu --virgl did not run vhost-user-gpu-virgl: $(tail -5 <<<"$out")"
+fi
 
 # The sound daemon points at its bridge.
 [[ $(dpkg-deb -f "$tmp/debs/vhost-user-snd_${upstream}-${revision}_${arch}.deb" Recommends) == \
