@@ -3,7 +3,8 @@ builds them from the Bazel-built daemons, `dpkg -i` installs them, and suite_gue
 6.12 under QEMU 10.0) uses every daemon it has a part for, each started from /usr/libexec as
 installed. Then `man` finds the manuals, each vhost-user.json descriptor names its installed
 binary, the systemd template units are in /lib/systemd/system, vhost-user-common's postinst made
-the user vhost-user, and vhost-user-stat (in PATH) reads an installed daemon's statistics.
+the user vhost-user, vhost-user-stat (in PATH) reads an installed daemon's statistics, and with
+vhost-user-gpu-virgl installed beside it the installed vhost-user-gpu offers 3D (libvirt's view).
 Packages this test installed are removed again (`dpkg --purge`); any that were installed before it
 are left as they were (and so is the user vhost-user: Debian keeps system users on purge).
 
@@ -42,7 +43,8 @@ class InstalledDebsTest(unittest.TestCase):
                            stdout=subprocess.DEVNULL)
             debs = sorted(glob.glob(os.path.join(out, "*.deb")))
             packages = [os.path.basename(d).split("_")[0] for d in debs]
-            for p in ["vhost-user-blk", "vhost-user-common", "vhost-user-stat"]:
+            for p in ["vhost-user-blk", "vhost-user-common", "vhost-user-stat",
+                      "vhost-user-gpu-virgl"]:
                 self.assertIn(p, packages)
             before = {p for p in packages if installed(p)}
             subprocess.run(["dpkg", "-i"] + debs, check=True, stdout=subprocess.DEVNULL)
@@ -76,13 +78,15 @@ class InstalledDebsTest(unittest.TestCase):
         for name, exe in run.executables.items():
             self.assertEqual(exe, f"/usr/libexec/vhost-user-{name}")
         # What a user looks for next: the manual, and the descriptor libvirt reads.
+        # The helpers' manuals are their daemons' (vhost-user-snd(8), vhost-user-gpu(8)).
         for p in packages:
-            if p in ("vhost-user-snd-bridge", "vhost-user-common"):  # no program to document
+            if p in ("vhost-user-snd-bridge", "vhost-user-gpu-virgl", "vhost-user-common"):
                 continue
             where = subprocess.run(["man", "-w", p], capture_output=True, text=True)
             self.assertEqual(where.returncode, 0, f"man {p}: {where.stderr}")
         self.check_systemd(packages)
         self.check_stat(work)
+        self.check_virgl()
         descriptors = glob.glob("/usr/share/qemu/vhost-user/50-vhost-user-*.json")
         self.assertTrue(descriptors)
         for path in descriptors:
@@ -94,7 +98,8 @@ class InstalledDebsTest(unittest.TestCase):
     def check_systemd(self, packages):
         # Every daemon's template pair, naming its installed binary; none enabled by the install.
         for p in packages:
-            if p in ("vhost-user-snd-bridge", "vhost-user-common", "vhost-user-stat"):
+            if p in ("vhost-user-snd-bridge", "vhost-user-gpu-virgl", "vhost-user-common",
+                     "vhost-user-stat"):
                 continue
             for kind in ("service", "socket"):
                 self.assertTrue(os.path.isfile(f"/lib/systemd/system/{p}@.{kind}"), (p, kind))
@@ -107,6 +112,18 @@ class InstalledDebsTest(unittest.TestCase):
             user = subprocess.run(["getent", "passwd", "vhost-user"], capture_output=True,
                                   text=True)
             self.assertEqual(user.returncode, 0, "postinst made no user vhost-user")
+
+    def check_virgl(self):
+        # The installed 3D build beside the installed static daemon: libvirt sees virgl and
+        # render-node in --print-capabilities, and --virgl runs it with its installed Depends.
+        caps = subprocess.run(["/usr/libexec/vhost-user-gpu", "--print-capabilities"],
+                              capture_output=True, text=True, check=True)
+        self.assertEqual(json.loads(caps.stdout)["features"], ["render-node", "virgl"])
+        version = subprocess.run(["/usr/libexec/vhost-user-gpu", "--virgl", "--version"],
+                                 capture_output=True, text=True,
+                                 env=dict(os.environ, LD_DEBUG="libs"))
+        self.assertEqual(version.returncode, 0, version.stderr[-2000:])
+        self.assertIn("libvirglrenderer.so.1", version.stderr)  # the dynamic program ran
 
     def check_stat(self, work):
         # vhost-user-stat from PATH reads an installed daemon's --stats-socket.
