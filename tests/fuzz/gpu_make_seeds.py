@@ -3,7 +3,12 @@
 virtio-gpu driver runs (display info, EDIDs, resources with backing, transfers, scanouts, flushes,
 cursors) and the hostile variants around them (entries across and outside guest RAM, caps, cut
 and split requests, small response buffers, batches, sink swaps, resets), in the input format
-gpu_device_fuzz.cc reads (see Harness::Step there), so mutations start deep in the device."""
+gpu_device_fuzz.cc reads (see Harness::Step there), so mutations start deep in the device.
+Also the seeds of gpu_device_3d_fuzz (tests/fuzz/corpus/gpu_device_3d_fuzz/): the device with a
+renderer, driven as Mesa's virgl driver does (contexts, 3D resources, submits, transfers, fences,
+read-back scanouts and cursors, capsets) and around it (ids in both halves, refusals before the
+renderer, the renderer failing, fences signalled a few at a time, memory tables replaced). Other
+files in that folder (regression-*) are inputs that once crashed it; this script keeps them."""
 import os
 import struct
 
@@ -432,7 +437,329 @@ def memory_swap_session():
     return s
 
 
+# ---- gpu_device_3d_fuzz: the device with a renderer (see Harness::Step in gpu_device_3d_fuzz.cc)
+
+
+def config3d(outputs=1, big=False, eventfd=False, few_contexts=False, sink=True):
+    c = outputs - 1
+    c |= 4 if big else 0
+    c |= 8 if eventfd else 0
+    c |= 0x10 if few_contexts else 0
+    c |= 0 if sink else 0x20
+    return u8(c)
+
+
+def ctx_id(c):
+    if 1 <= c <= 4:
+        return u8(c - 1)
+    if c == 0:
+        return u8(0xE0)
+    return u8(0xF0) + u32(c)
+
+
+def h3(fence=None, ring_idx=None):
+    if fence is None:
+        return u8(0)
+    if ring_idx is None:
+        return u8(0x80) + u32(fence) + u8(0)
+    return u8(0xE0) + u32(fence) + u8(ring_idx)
+
+
+def ctl(pick, batch=False):
+    return u8(0x80 if batch else 0x00) + u8(pick)
+
+
+def c3_ctx_create(c, name=b"gl", nlen=None, fence=None, batch=False, **kw):
+    if nlen is None:
+        n = u8(len(name))
+    elif nlen < 65:
+        n = u8(nlen)
+    else:  # beyond what a byte choice gives
+        n = u8(0xF0) + u32(nlen)
+    return ctl(0, batch) + ctx_id(c) + h3(fence) + n + u8(len(name)) + name + chain(**kw)
+
+
+def c3_ctx_destroy(c, fence=None, batch=False, **kw):
+    return ctl(2, batch) + ctx_id(c) + h3(fence) + chain(**kw)
+
+
+def c3_ctx_resource(c, rid, detach=False, fence=None, **kw):
+    return ctl(0x8F if detach else 3) + ctx_id(c) + h3(fence) + res(rid) + chain(**kw)
+
+
+def c3_create(rid, w, h, fmt_index=1, target=2, raw_format=None, extra=None, fence=None,
+              batch=False, **kw):
+    """extra: (depth, array_size, last_level, nr_samples) for a texture beyond one level."""
+    if target == 2:
+        t = u8(0)
+    else:
+        t = u8(0xC0 + (target - 0xC0 % 10) % 10) if target < 10 else u8(0xF0) + u32(target)
+    f = u8(fmt_index) if raw_format is None else u8(0xF0) + u32(raw_format)
+    if w == h == 64:
+        size = u8(4)
+    elif 1 <= w <= 128 and 1 <= h <= 128:
+        size = u8(0) + u8(w - 1) + u8(h - 1)
+    else:
+        size = u8(6) + u32(w) + u32(h)
+    if extra is None:
+        e = u8(0)
+    else:
+        depth, layers, levels, samples = extra
+        e = u8(0xF0) + u8(depth) + u8(layers) + u8(levels) + u8(samples) + u32(0)  # flags
+    return ctl(4, batch) + h3(fence) + res(rid) + t + f + u8(0) + size + e + chain(**kw)
+
+
+def c3_create_2d(rid, w=16, h=16, fence=None, **kw):
+    size = u8(1) if w == h == 64 else u8(w - 1) + u8(h - 1)
+    assert w == h == 64 or (w % 2 == 1 and w <= 63)
+    return ctl(6) + h3(fence) + res(rid) + u8(1) + size + chain(**kw)
+
+
+def c3_attach(rid, entries, nr_entries=None, fence=None, batch=False, **kw):
+    """entries: ("even", offset) for the resource's bytes split evenly in the data area, or
+    ("len", length, address_bytes) with address bytes from c3_data/c3_past_ram/c3_raw."""
+    n = len(entries)
+    assert 1 <= n <= 4
+    nf = u8(0) if nr_entries is None else u8(0xE0 + {"more": 0, "huge": 1, "none": 2,
+                                                     "fewer": 3}[nr_entries])
+    out = ctl(7, batch) + h3(fence) + res(rid) + u8(n - 1) + nf
+    for e in entries:
+        if e[0] == "even":
+            out += u8(0) + u16(e[1] // 64)
+        else:
+            _, length, addr = e
+            out += u8(addr[0] | 0xC0) + u32(length) + addr[1:]
+    return out + chain(**kw)
+
+
+def c3_data(offset):
+    return u8(0) + u16(offset // 64)
+
+
+def c3_past_ram():
+    return u8(5) + u16(100)
+
+
+def c3_raw(gpa):
+    return u8(6) + u64(gpa)
+
+
+def c3_detach(rid, fence=None, **kw):
+    return ctl(9) + h3(fence) + res(rid) + chain(**kw)
+
+
+def c3_unref(rid, fence=None, batch=False, **kw):
+    return ctl(10, batch) + h3(fence) + res(rid) + chain(**kw)
+
+
+def c3_submit(c, words, size=None, body=b"", fence=None, batch=False, **kw):
+    """`words` 32-bit words sent; the header says `size` bytes (default all of them)."""
+    z = u8(0) if size is None else u8(0xF0) + u32(size)
+    return (ctl(11, batch) + ctx_id(c) + h3(fence) + u8(words) + z + u8(0) + u8(len(body)) + body
+            + chain(**kw))
+
+
+def c3_transfer(rid, c=None, from_host=False, box=None, fence=None, batch=False, **kw):
+    """c None: context 0. box None: the whole resource."""
+    sel = u8(0) if c is None else u8(0x40) + ctx_id(c)
+    b = u8(0) if box is None else u8(0xC0) + b"".join(u32(v) for v in box)
+    return ctl(0x85 if from_host else 13, batch) + sel + h3(fence) + res(rid) + b + chain(**kw)
+
+
+def c3_scanout(sid, rid, r=None, fence=None, **kw):
+    rr = u8(0) if r is None else u8(0xE0) + b"".join(u32(v) for v in r)
+    return ctl(15) + h3(fence) + u8(sid) + res(rid) + rr + chain(**kw)
+
+
+def c3_flush(rid, r=None, fence=None, batch=False, **kw):
+    rr = u8(0) if r is None else u8(0xE0) + b"".join(u32(v) for v in r)
+    return ctl(16, batch) + h3(fence) + res(rid) + rr + chain(**kw)
+
+
+def c3_transfer_2d(rid, fence=None, **kw):
+    return ctl(17) + h3(fence) + res(rid) + u8(0) + u8(0) + chain(**kw)
+
+
+def c3_capset_info(index, fence=None, **kw):
+    return ctl(0x8A) + u8(index) + h3(fence) + chain(**kw)
+
+
+def c3_capset(cid, version, fence=None, **kw):
+    return ctl(18) + u8(cid) + u8(version) + h3(fence) + chain(**kw)
+
+
+def c3_other(index, c=1, body=b"", fence=None, **kw):
+    return ctl(19) + u8(index) + ctx_id(c) + h3(fence) + u8(len(body)) + body + chain(**kw)
+
+
+def c3_cursor(rid=None, sid=0, x=0, y=0, hot=(0, 0), **kw):
+    if rid is None:  # a move
+        return u8(8) + u8(1) + h3() + u8(sid) + u16(x) + u16(y) + chain(**kw)
+    return u8(8) + u8(0) + h3() + u8(sid) + u16(x) + u16(y) + res(rid) + u8(hot[0]) + u8(
+        hot[1]) + chain(**kw)
+
+
+def c3_run():
+    return u8(9)
+
+
+def c3_signal_all():
+    return u8(10) + u8(0)
+
+
+def c3_signal(index):
+    return u8(10) + u8(0x80 | index)
+
+
+FAIL_CALLS = ["", "CreateContext", "CreateResource", "AttachBacking", "Submit",
+              "TransferToHost", "ReadPixels", "CreateFence"]
+
+
+def c3_fail(call="", status=0):
+    return u8(11) + u8(FAIL_CALLS.index(call) << 2 | status)
+
+
+def c3_sink(on=True):
+    return u8(12 if on else 0x8C)
+
+
+def c3_draw(offset, payload):
+    return u8(13) + u16(offset // 64) + u8(len(payload)) + payload
+
+
+def c3_config():
+    return u8(14)
+
+
+def c3_restart():
+    return u8(15)
+
+
+def c3_new_memory():
+    return u8(0x1F)
+
+
+def c3_reset():
+    return u8(0x2F)
+
+
+def session_3d_basic():
+    """What Mesa's virgl driver does: a context, a render target with backing, command streams,
+    transfers, the scanout read back, a 3D cursor, capsets; fenced where the driver fences."""
+    s = config3d(outputs=2)
+    s += c3_capset_info(0) + c3_capset_info(1) + c3_capset(2, 2) + c3_capset(1, 1)
+    s += c3_ctx_create(1, b"Xorg", fence=1) + c3_create(1, 64, 48, fmt_index=1, fence=2)
+    s += c3_attach(1, [("even", 0)]) + c3_ctx_resource(1, 1)
+    s += c3_draw(0, bytes(range(64)))
+    s += c3_submit(1, 16, body=bytes(range(64)), fence=3) + c3_transfer(1, c=1, fence=4)
+    s += c3_transfer(1, from_host=True) + c3_scanout(0, 1) + c3_flush(1, fence=5)
+    s += c3_signal_all() + c3_scanout(1, 1, (8, 8, 32, 32)) + c3_flush(1, (0, 0, 16, 16))
+    s += c3_create(2, 64, 64, fmt_index=0) + c3_cursor(2, x=10, y=20, hot=(1, 2))
+    s += c3_cursor(None, x=30, y=40) + c3_cursor(0)
+    s += c3_ctx_resource(1, 1, detach=True) + c3_detach(1) + c3_unref(1, fence=6)
+    s += c3_ctx_destroy(1) + c3_signal_all() + c3_config()
+    return s
+
+
+def session_3d_fences():
+    """Fenced commands in batches on the renderer's eventfd, signalled a few at a time; fences
+    the renderer cannot make; held answers when the queues stop and at reset."""
+    s = config3d(eventfd=True)
+    s += c3_ctx_create(1, fence=10, batch=True) + c3_ctx_create(2, fence=11, batch=True)
+    s += c3_create(1, 32, 32, fence=12, batch=True) + c3_run()
+    s += c3_signal(0) + c3_run() + c3_signal(2) + c3_run()
+    for i in range(6):
+        s += c3_submit(1 + i % 2, 4 + i, fence=20 + i, batch=True)
+    s += c3_run() + c3_signal(4) + c3_run()
+    s += c3_fail("CreateFence") + c3_submit(1, 8, fence=30) + c3_submit(1, 8, fence=31)
+    s += c3_submit(1, 8, fence=32, room=0) + c3_ctx_create(1, fence=33)  # in use: at once
+    s += c3_restart() + c3_submit(2, 2, fence=34) + c3_signal_all()
+    s += c3_submit(2, 2, fence=35) + c3_reset() + c3_ctx_create(1) + c3_submit(1, 4, fence=36)
+    s += c3_signal_all()
+    return s
+
+
+def session_3d_routing():
+    """2D and 3D resources side by side: ids taken in either half, the common commands on
+    both, a TRANSFER_TO_HOST_2D of a 3D resource, scanouts swapped between them, unref of the
+    one shown, the display end gone and back."""
+    s = config3d(outputs=2)
+    s += c3_create(1, 32, 16) + c3_create_2d(2, 31, 16) + c3_create_2d(1, 31, 16)
+    s += c3_create(2, 16, 16) + c3_attach(1, [("even", 0)]) + c3_attach(2, [("even", 0x10000)])
+    s += c3_transfer_2d(1) + c3_transfer_2d(2) + c3_transfer(2)
+    s += c3_scanout(0, 1) + c3_scanout(1, 2) + c3_flush(1) + c3_flush(2)
+    s += c3_scanout(0, 2) + c3_flush(1) + c3_sink(False) + c3_flush(2) + c3_sink(True)
+    s += c3_scanout(0, 1) + c3_unref(1) + c3_flush(1) + c3_create_2d(1, 63, 8)
+    s += c3_detach(2) + c3_detach(2) + c3_unref(2) + c3_create(2, 64, 64) + c3_cursor(2)
+    s += c3_ctx_create(1) + c3_ctx_resource(1, 1) + c3_ctx_resource(1, 2) + c3_reset()
+    s += c3_create(1, 8, 8)
+    return s
+
+
+def session_3d_checks():
+    """What the device refuses before the renderer: context ids, the context cap, submits not
+    whole words or beyond the request, transfers in unknown contexts, backings outside RAM or
+    over the caps, bad targets and sizes, buffers, capsets out of range; and the renderer
+    failing calls."""
+    s = config3d(few_contexts=True)
+    s += c3_ctx_create(0) + c3_ctx_create(1) + c3_ctx_create(1) + c3_ctx_create(2, nlen=65)
+    s += c3_ctx_create(2) + c3_ctx_create(3) + c3_ctx_create(4) + c3_ctx_destroy(4)
+    s += c3_fail("CreateContext") + c3_ctx_destroy(3) + c3_ctx_create(3)
+    s += c3_submit(4, 4) + c3_submit(1, 4, size=6) + c3_submit(1, 4, size=20)
+    s += c3_submit(1, 4, size=0xFFFFFFFC) + c3_submit(1, 4, cut=30) + c3_submit(1, 0)
+    s += c3_fail("Submit") + c3_submit(1, 4)
+    s += c3_create(1, 32, 32) + c3_transfer(1, c=4) + c3_transfer(1, from_host=True)
+    s += c3_transfer(1, c=2, box=(0, 0, 0, 0xFFFFFFFF, 1, 1)) + c3_fail("TransferToHost")
+    s += c3_transfer(1)
+    s += c3_attach(1, [("len", 0x1000, c3_past_ram())]) + c3_attach(1, [("len", 16, c3_raw(
+        0xFFFFFFFFFFFFFFF0))])
+    s += c3_attach(1, [("even", 0)], nr_entries="none") + c3_attach(1, [("even", 0)],
+                                                                     nr_entries="huge")
+    s += c3_attach(1, [("even", 0)], nr_entries="more") + c3_attach(1, [("len", 0x40000, c3_data(
+        0)), ("len", 0x40000, c3_data(0x40000))])
+    s += c3_fail("AttachBacking") + c3_attach(1, [("even", 0)]) + c3_attach(1, [("even", 0)])
+    s += c3_attach(1, [("even", 0)])
+    s += c3_create(2, 8, 8, target=9) + c3_create(2, 0, 8) + c3_create(2, 20000, 1)
+    s += c3_create(2, 8, 8, extra=(0, 1, 0, 0)) + c3_create(2, 8, 8, extra=(1, 1, 40, 0))
+    s += c3_create(2, 8, 8, extra=(2, 3, 3, 4)) + c3_create(3, 4096, 1, target=0)
+    s += c3_create(4, 0xFFFFFFFF, 1, target=0) + c3_create(4, 600, 600)
+    s += c3_fail("CreateResource") + c3_create(4, 8, 8) + c3_create(4, 8, 8) + c3_create(5, 8, 8)
+    s += c3_create(6, 8, 8) + c3_create(7, 8, 8)  # over the count cap (5)
+    s += c3_capset_info(2) + c3_capset_info(0, room=24) + c3_capset(3, 0) + c3_capset(2, 3)
+    s += c3_capset(2, 2, room=1000) + c3_other(0) + c3_other(2, body=bytes(32)) + c3_other(6)
+    s += c3_scanout(0, 1, (0, 0, 33, 32)) + c3_scanout(0, 3) + c3_scanout(1, 1)
+    s += c3_scanout(0, 1) + c3_fail("ReadPixels") + c3_flush(1) + c3_flush(1, (0, 0, 64, 1))
+    s += c3_create(8, 64, 64, raw_format=0x1234) + c3_cursor(8) + c3_cursor(1)
+    return s
+
+
+def session_3d_memory():
+    """3D backings in a memory table the front end then replaces: the old table goes, the
+    device keeps it mapped for the backings it handed the renderer; transfers still read them;
+    a new backing in the new table; big limits with large textures."""
+    s = config3d(big=True, eventfd=True)
+    s += c3_ctx_create(1) + c3_create(1, 256, 128) + c3_attach(1, [("even", 0), ("even", 0x40000)])
+    s += c3_create(2, 4096, 1, target=0) + c3_attach(2, [("even", 0x100000)])
+    s += c3_new_memory() + c3_transfer(1, c=1) + c3_transfer(2, from_host=True)
+    s += c3_scanout(0, 1) + c3_flush(1) + c3_detach(1) + c3_attach(1, [("even", 0x80000)])
+    s += c3_transfer(1) + c3_new_memory() + c3_new_memory() + c3_transfer(1, fence=7)
+    s += c3_create(3, 2048, 2048) + c3_create(4, 1024, 1024) + c3_signal_all() + c3_reset()
+    return s
+
+
 def main():
+    d3 = os.path.join(HERE, "corpus", "gpu_device_3d_fuzz")
+    os.makedirs(d3, exist_ok=True)
+    for name, data_ in {
+        "basic": session_3d_basic(),
+        "fences": session_3d_fences(),
+        "routing": session_3d_routing(),
+        "checks": session_3d_checks(),
+        "memory": session_3d_memory(),
+    }.items():
+        with open(os.path.join(d3, name), "wb") as f:
+            f.write(data_)
+
     d = os.path.join(HERE, "corpus", "gpu_device_fuzz")
     os.makedirs(d, exist_ok=True)
     for name, data_ in {
