@@ -817,6 +817,7 @@ struct Harness {
         const uint32_t type =
             o < 0xf0 ? kOtherCommands[o % kOthers] : 0x10000u | in.Take<uint16_t>();
         p.hdr = Header(type, ContextId(in), in);
+        p.full = sizeof(CtrlHdr);  // all GET_DISPLAY_INFO reads; the others never succeed
         Append(&request, p.hdr);
         const size_t body = in.Take<uint8_t>() % 64;
         request.resize(request.size() + body);
