@@ -329,9 +329,12 @@ uint32_t GpuDevice::AttachBacking3d(const CtrlHdr& hdr, const DescriptorChain& c
         absl::StrCat("resource ", request.resource_id, " already has backing")));
   }
   const ResourceTable::Limits& limits = resources_.limits();
-  if (request.nr_entries == 0 || request.nr_entries > limits.max_backing_entries) {
+  // As the 2D half answers: none is a bad parameter, too many a cap.
+  if (request.nr_entries == 0)
+    return FromTable(absl::InvalidArgumentError("a backing of no entries"));
+  if (request.nr_entries > limits.max_backing_entries) {
     return FromTable(absl::ResourceExhaustedError(absl::StrCat(
-        request.nr_entries, " backing entries (1 to ", limits.max_backing_entries, ")")));
+        request.nr_entries, " backing entries (at most ", limits.max_backing_entries, ")")));
   }
   if (reader.remaining() < uint64_t{request.nr_entries} * sizeof(MemEntry)) {
     return ShortRequest(hdr);
@@ -452,6 +455,8 @@ uint32_t GpuDevice::Flush3d(const ResourceFlush& request) {
 }
 
 uint32_t GpuDevice::ShowRect3d(uint32_t id, uint32_t resource_id, const GpuRect& rect) {
+  // Nothing to show it on: no read-back (a new display end is shown everything when it comes).
+  if (sink_ == nullptr) return kRespOkNodata;
   absl::StatusOr<Renderer3d::ResourceInfo> info = renderer_->Info(resource_id);
   if (!info.ok()) return FromTable(info.status());
   const size_t row_bytes = size_t{rect.width} * kBytesPerPixel;

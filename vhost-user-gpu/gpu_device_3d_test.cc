@@ -652,7 +652,7 @@ TEST_F(GpuDevice3dTest, BackingChecks) {
   EXPECT_EQ(Attach(1, {page, {(16u << 20) - 100, 4096, 0}}), kRespErrInvalidParameter);
   EXPECT_EQ(Attach(1, {{UINT64_MAX - 10, 4096, 0}}), kRespErrInvalidParameter);
   // Entry counts: none, more than the cap (refused before they are read), more than sent.
-  EXPECT_EQ(Attach(1, {}), kRespErrOutOfMemory);
+  EXPECT_EQ(Attach(1, {}), kRespErrInvalidParameter);
   EXPECT_EQ(Attach(1, std::vector<MemEntry>(5, page)), kRespErrOutOfMemory);
   EXPECT_EQ(Attach(1, {}, 0xffffffff), kRespErrOutOfMemory);
   EXPECT_EQ(Attach(1, {page}, 2), kRespErrUnspec);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of one target with libFuzzer (clang 14), ASan and UBSan.
 # Usage: tests/fuzz/run_libfuzzer.sh message_fuzz|virtqueue_fuzz|device_fuzz|scsi_lun_fuzz|
-#        scsi_device_fuzz|gpu_device_fuzz [SECONDS]
+#        scsi_device_fuzz|gpu_device_fuzz|gpu_device_3d_fuzz [SECONDS]
 # New inputs that reach new code land in a scratch corpus under /tmp; crashes in the current
 # directory (crash-*), to be copied into tests/fuzz/corpus/TARGET as regressions once fixed.
 set -euo pipefail
@@ -29,10 +29,11 @@ elif [ "$target" = scsi_device_fuzz ]; then
            common/block/sync_io.cc vhost-user-scsi/logical_unit.cc vhost-user-scsi/scsi_device.cc
            vhost-user-scsi/state_file.cc)
   libs+=(-luring)
-elif [ "$target" = gpu_device_fuzz ]; then
+elif [ "$target" = gpu_device_fuzz ] || [ "$target" = gpu_device_3d_fuzz ]; then
   common+=(common/testing/driver_ring.cc common/testing/test_queue.cc vhost-user-gpu/edid.cc
            vhost-user-gpu/gpu_spec.cc vhost-user-gpu/pixel_format.cc
-           vhost-user-gpu/resource_table.cc vhost-user-gpu/gpu_device.cc)
+           vhost-user-gpu/resource_table.cc vhost-user-gpu/command_util.cc
+           vhost-user-gpu/gpu_device.cc vhost-user-gpu/gpu_device_3d.cc)
 fi
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.so | sed 's|.*/lib\(absl_[a-z0-9_]*\)\.so|-l\1|' | tr '\n' ' ')
 clang++-14 -std=c++17 -O1 -g -I. -fsanitize=fuzzer,address,undefined \
