@@ -349,11 +349,12 @@ uint32_t GpuDevice::SetScanoutCommand(const SetScanout& request) {
     return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
   }
   const GpuRect& r = request.r;
-  if (r.width == 0 || r.height == 0 || !RectInside(r, resource->width, resource->height)) {
-    return FromTable(absl::InvalidArgumentError(
-        absl::StrCat("scanout rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
-                     resource->width, "x", resource->height, " resource ", request.resource_id)));
+  if (r.width == 0 || r.height == 0) {
+    return FromTable(absl::InvalidArgumentError("an empty scanout rect"));
   }
+  const absl::Status inside =
+      CheckRectInside("scanout rect", r, resource->width, resource->height, request.resource_id);
+  if (!inside.ok()) return FromTable(inside);
   scanouts_[id].resource_id = request.resource_id;
   scanouts_[id].rect = r;
   SetScanoutSize(id, r.width, r.height);
@@ -365,24 +366,14 @@ uint32_t GpuDevice::Flush(const ResourceFlush& request) {
   if (resource == nullptr) {
     return FromTable(absl::NotFoundError(absl::StrCat("resource ", request.resource_id)));
   }
-  const GpuRect& r = request.r;
-  if (!RectInside(r, resource->width, resource->height)) {
-    return FromTable(absl::InvalidArgumentError(
-        absl::StrCat("flush rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
-                     resource->width, "x", resource->height, " resource ", request.resource_id)));
-  }
+  const absl::Status inside = CheckRectInside("flush rect", request.r, resource->width,
+                                              resource->height, request.resource_id);
+  if (!inside.ok()) return FromTable(inside);
   for (uint32_t id = 0; id < outputs_; ++id) {
-    const Scanout& s = scanouts_[id];
-    if (s.resource_id != request.resource_id) continue;
-    // Both rects lie within the resource: 64-bit ends cannot wrap.
-    const uint64_t x0 = std::max(r.x, s.rect.x);
-    const uint64_t y0 = std::max(r.y, s.rect.y);
-    const uint64_t x1 = std::min(uint64_t{r.x} + r.width, uint64_t{s.rect.x} + s.rect.width);
-    const uint64_t y1 = std::min(uint64_t{r.y} + r.height, uint64_t{s.rect.y} + s.rect.height);
-    if (x1 <= x0 || y1 <= y0) continue;
-    ShowRect(id, *resource,
-             GpuRect{static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
-                     static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)});
+    if (scanouts_[id].resource_id != request.resource_id) continue;
+    if (absl::optional<GpuRect> part = Intersect(request.r, scanouts_[id].rect)) {
+      ShowRect(id, *resource, *part);
+    }
   }
   return kRespOkNodata;
 }

@@ -419,11 +419,12 @@ uint32_t GpuDevice::SetScanout3d(const SetScanout& request) {
         absl::StrCat("scanout of resource ", request.resource_id, " in format ", info->format)));
   }
   const GpuRect& r = request.r;
-  if (r.width == 0 || r.height == 0 || !RectInside(r, resource.width, resource.height)) {
-    return FromTable(absl::InvalidArgumentError(
-        absl::StrCat("scanout rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
-                     resource.width, "x", resource.height, " resource ", request.resource_id)));
+  if (r.width == 0 || r.height == 0) {
+    return FromTable(absl::InvalidArgumentError("an empty scanout rect"));
   }
+  const absl::Status inside =
+      CheckRectInside("scanout rect", r, resource.width, resource.height, request.resource_id);
+  if (!inside.ok()) return FromTable(inside);
   scanouts_[id].resource_id = request.resource_id;
   scanouts_[id].rect = r;
   SetScanoutSize(id, r.width, r.height);
@@ -432,24 +433,15 @@ uint32_t GpuDevice::SetScanout3d(const SetScanout& request) {
 
 uint32_t GpuDevice::Flush3d(const ResourceFlush& request) {
   const Resource3d& resource = resources_3d_[request.resource_id];
-  const GpuRect& r = request.r;
-  if (!RectInside(r, resource.width, resource.height)) {
-    return FromTable(absl::InvalidArgumentError(
-        absl::StrCat("flush rect ", r.width, "x", r.height, "+", r.x, "+", r.y, " of the ",
-                     resource.width, "x", resource.height, " resource ", request.resource_id)));
-  }
+  const absl::Status inside = CheckRectInside("flush rect", request.r, resource.width,
+                                              resource.height, request.resource_id);
+  if (!inside.ok()) return FromTable(inside);
   for (uint32_t id = 0; id < outputs_; ++id) {
-    const Scanout& s = scanouts_[id];
-    if (s.resource_id != request.resource_id) continue;
-    const uint64_t x0 = std::max(r.x, s.rect.x);
-    const uint64_t y0 = std::max(r.y, s.rect.y);
-    const uint64_t x1 = std::min(uint64_t{r.x} + r.width, uint64_t{s.rect.x} + s.rect.width);
-    const uint64_t y1 = std::min(uint64_t{r.y} + r.height, uint64_t{s.rect.y} + s.rect.height);
-    if (x1 <= x0 || y1 <= y0) continue;
-    const GpuRect part{static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
-                       static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)};
-    const uint32_t type = ShowRect3d(id, request.resource_id, part);
-    if (type != kRespOkNodata) return type;
+    if (scanouts_[id].resource_id != request.resource_id) continue;
+    if (absl::optional<GpuRect> part = Intersect(request.r, scanouts_[id].rect)) {
+      const uint32_t type = ShowRect3d(id, request.resource_id, *part);
+      if (type != kRespOkNodata) return type;
+    }
   }
   return kRespOkNodata;
 }

@@ -44,6 +44,25 @@ bool RectInside(const GpuRect& rect, uint32_t width, uint32_t height) {
   return uint64_t{rect.x} + rect.width <= width && uint64_t{rect.y} + rect.height <= height;
 }
 
+absl::Status CheckRectInside(const char* what, const GpuRect& r, uint32_t width, uint32_t height,
+                             uint32_t id) {
+  if (RectInside(r, width, height)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, " ", r.width, "x", r.height, "+", r.x, "+",
+                                                 r.y, " of the ", width, "x", height, " resource ",
+                                                 id));
+}
+
+absl::optional<GpuRect> Intersect(const GpuRect& a, const GpuRect& b) {
+  // Both lie within a resource: 64-bit ends cannot wrap.
+  const uint64_t x0 = std::max(a.x, b.x);
+  const uint64_t y0 = std::max(a.y, b.y);
+  const uint64_t x1 = std::min(uint64_t{a.x} + a.width, uint64_t{b.x} + b.width);
+  const uint64_t y1 = std::min(uint64_t{a.y} + a.height, uint64_t{b.y} + b.height);
+  if (x1 <= x0 || y1 <= y0) return absl::nullopt;
+  return GpuRect{static_cast<uint32_t>(x0), static_cast<uint32_t>(y0),
+                 static_cast<uint32_t>(x1 - x0), static_cast<uint32_t>(y1 - y0)};
+}
+
 Resource2d* ResourceTable::FindMutable(uint32_t id) {
   auto it = resources_.find(id);
   return it == resources_.end() ? nullptr : &it->second;

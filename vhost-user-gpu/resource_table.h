@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/optional.h"
 #include "absl/types/span.h"
 #include "common/virtio/guest_memory.h"
 #include "vhost-user-gpu/gpu_spec.h"
@@ -53,6 +54,12 @@ struct Resource2d {
 
 // Whether `rect` lies within a width x height image (in 64 bits: no wrap-around).
 bool RectInside(const GpuRect& rect, uint32_t width, uint32_t height);
+// InvalidArgumentError unless `rect` lies within resource `id` (width x height); `what` names
+// the rect in the message ("flush rect").
+absl::Status CheckRectInside(const char* what, const GpuRect& rect, uint32_t width, uint32_t height,
+                             uint32_t id);
+// The part of `a` that `b` also covers, both within one resource; nullopt if none.
+absl::optional<GpuRect> Intersect(const GpuRect& a, const GpuRect& b);
 
 class ResourceTable {
  public:
