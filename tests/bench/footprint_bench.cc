@@ -1,8 +1,10 @@
 // What an idle daemon costs (issue 20's footprint targets): for each daemon kind that starts
 // without hardware, the time from spawn to its socket appearing (median of --starts), then its
 // resident memory while idle with no front end (VmRSS, RssAnon, RssFile from /proc/PID/status,
-// Pss from /proc/PID/smaps_rollup) and again with a front end connected (one queue started); then
-// --count daemons of mixed kinds started round-robin and their total PSS. Prints the targets
+// Pss from /proc/PID/smaps_rollup): "ready" when it says so, "settled" once it has given its
+// start-up pages back a second time (after a second with no front end, which it logs); and
+// again with a front end connected (one queue started); then --count daemons of mixed kinds
+// started round-robin and their total PSS, settled. Prints the targets
 // beside the figures; asserts nothing. "open ms" is the first connection's set-up
 // (DeviceConnection::Open: features, guest RAM, one queue started) and the daemon's page faults
 // during it.
@@ -129,12 +131,16 @@ class Daemon {
 
   // Waits until the daemon says it is ready for a front end: start-up is over, its start-up
   // pages given back (RunDaemon logs it once serving begins).
-  absl::Status WaitReady() {
-    return Until("ready", [&] {
+  absl::Status WaitReady() { return WaitForLog("ready for a front end"); }
+  // Waits until it has given them back again, idle (logged a second after "ready").
+  absl::Status WaitSettled() { return WaitForLog("idle: start-up pages given back"); }
+
+  absl::Status WaitForLog(const std::string& line) {
+    return Until(line, [&] {
       std::ifstream in(log_);
       std::stringstream text;
       text << in.rdbuf();
-      return text.str().find("ready for a front end") != std::string::npos;
+      return text.str().find(line) != std::string::npos;
     });
   }
 
@@ -228,9 +234,11 @@ int Run() {
       "targets: idle VmRSS <= %.0f kB, start-to-listening <= %.0f ms, %d idle daemons "
       "< %.0f MiB total PSS\n\n",
       kTargetRssKb, kTargetStartMs, FLAGS_count, kTargetTotalPssMb);
-  std::printf("%-6s %9s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s | %7s %5s %5s\n", "kind",
-              "start ms", "idle", "VmRSS", "anon", "file", "Pss", "connected", "VmRSS", "anon",
-              "file", "Pss", "open ms", "minflt", "majflt");
+  std::printf(
+      "%-6s %9s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s | %-9s %6s %6s %6s %6s | "
+      "%7s %5s %5s\n",
+      "kind", "start ms", "ready", "VmRSS", "anon", "file", "Pss", "settled", "VmRSS", "anon",
+      "file", "Pss", "connected", "VmRSS", "anon", "file", "Pss", "open ms", "minflt", "majflt");
   std::vector<const Kind*> kinds;
   for (const Kind& kind : Kinds()) {
     if (absl::string_view(kind.name).find(FLAGS_only) != absl::string_view::npos) {
@@ -253,6 +261,12 @@ int Run() {
     if (ms.size() != static_cast<size_t>(FLAGS_starts)) continue;
     std::printf("%-6s %9.2f |", kind->name, Median(ms));
     if (absl::Status s = daemon->WaitReady(); !s.ok()) {
+      std::printf(" %s\n", s.ToString().c_str());
+      continue;
+    }
+    PrintMemory("", ReadMemory(daemon->pid()));
+    std::printf(" |");
+    if (absl::Status s = daemon->WaitSettled(); !s.ok()) {
       std::printf(" %s\n", s.ToString().c_str());
       continue;
     }
@@ -289,7 +303,7 @@ int Run() {
   }
   double pss = 0, rss = 0;
   for (auto& d : many) {
-    if (absl::Status s = d->WaitReady(); !s.ok()) std::printf("%s\n", s.ToString().c_str());
+    if (absl::Status s = d->WaitSettled(); !s.ok()) std::printf("%s\n", s.ToString().c_str());
     const Memory m = ReadMemory(d->pid());
     pss += m.pss;
     rss += m.rss;
