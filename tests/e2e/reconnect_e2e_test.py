@@ -152,6 +152,9 @@ class ReconnectTest(unittest.TestCase):
             devices = ["-chardev", f"socket,id=c0,path={sock},reconnect-ms={RECONNECT_MS}",
                        "-device", device(name),
                        "--preconfig"] + monitor
+            # Built here, before QEMU starts: compiling a module on a loaded host can take longer
+            # than QEMU's QMP greeting is waited for below.
+            built_modules = [qemu_guest.out_of_tree_module(m) for m in built]
             tries = []
             guest = {}
 
@@ -164,7 +167,7 @@ class ReconnectTest(unittest.TestCase):
                     guest["result"] = qemu_guest.run_guest(
                         script, devices, modules=modules, work=work, timeout=120,
                         extra_entries=extra, on_line=on_line, pass_fds=[qmp_theirs.fileno()],
-                        built_modules=[qemu_guest.out_of_tree_module(m) for m in built])
+                        built_modules=built_modules)
                 except BaseException as e:  # reported by the main thread
                     guest["error"] = e
 
@@ -172,7 +175,8 @@ class ReconnectTest(unittest.TestCase):
             runner = threading.Thread(target=run)
             runner.start()
             try:
-                qmp = qemu_guest.Qmp(sock=qmp_ours)
+                # The initramfs is made (cached) before QEMU starts: a loaded host needs a while.
+                qmp = qemu_guest.Qmp(sock=qmp_ours, timeout=120)
                 self.wait_for(lambda: daemon.connections() == 1, runner,
                               "QEMU to connect its socket")
                 qmp.command("x-exit-preconfig")  # now QEMU creates the device
