@@ -25,11 +25,11 @@
 //
 // GPU_FUZZ_TRACE=1 prints each command as the shadow applies it; GPU_FUZZ_SAVE=FILE writes
 // each input to FILE before running it (with the CI harness, the crashing one stays there).
+// The harness both gpu fuzz targets share (chains, request pieces, answer and sink checks) is
+// gpu_fuzz_harness.h.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -42,57 +42,33 @@
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/test_queue.h"
 #include "common/virtio/features.h"
-#include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/fuzz/gpu_fuzz_harness.h"
 #include "vhost-user-gpu/fake_display_sink.h"
 #include "vhost-user-gpu/fake_renderer_3d.h"
 #include "vhost-user-gpu/gpu_device.h"
 #include "vhost-user-gpu/gpu_spec.h"
 
-namespace vhost::gpu {
+namespace vhost::gpu::fuzz {
 namespace {
 
 using gpu::testing::FakeDisplaySink;
 using gpu::testing::FakeRenderer3d;
-using vhost::testing::Buffer;
-using vhost::testing::FakeGuestMemory;
-using vhost::testing::TestQueue;
 using vhost::testing::UsedElement;
+
+#define Check(ok) GPU_FUZZ_CHECK(ok)
 
 constexpr uint64_t kRamSize = 6 << 20;
 constexpr uint64_t kDataSize = 2 << 20;  // where backings point (the rest: rings and slots)
-constexpr uint32_t kQueueSize = 64;
 constexpr uint32_t kSlots = 8;           // chains in flight per queue (held ones included)
 constexpr uint32_t kRequestSlot = 2048;  // SUBMIT_3D with 1 KiB, ATTACH with 64 entries
 constexpr uint32_t kReplySlot = 2048;    // GET_CAPSET's 24 + 1024
 constexpr uint32_t kMaxSubmitBytes = 4u << 20;
 constexpr int kMaxRestarts = 24;
-constexpr int kMaxSteps = 512;
 
-constexpr uint32_t kFormats[] = {kFormatB8G8R8A8, kFormatB8G8R8X8, kFormatA8R8G8B8,
-                                 kFormatX8R8G8B8, kFormatR8G8B8A8, kFormatX8B8G8R8,
-                                 kFormatA8B8G8R8, kFormatR8G8B8X8};
 constexpr uint32_t kOtherCommands[] = {
     kCmdGetDisplayInfo,  kCmdResourceAssignUuid, kCmdResourceCreateBlob, kCmdSetScanoutBlob,
     kCmdResourceMapBlob, kCmdResourceUnmapBlob,  kCmdUpdateCursor,       kRespOkNodata};
-
-void CheckAt(bool ok, int line) {
-  if (ok) return;
-  std::fprintf(stderr, "gpu_device_3d_fuzz.cc:%d: check failed\n", line);
-  std::abort();
-}
-#define Check(ok) CheckAt((ok), __LINE__)
-
-bool Trace() {
-  static const bool trace = std::getenv("GPU_FUZZ_TRACE") != nullptr;
-  return trace;
-}
-
-template <typename T>
-void Append(std::vector<uint8_t>* out, const T& value) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&value);
-  out->insert(out->end(), p, p + sizeof(T));
-}
 
 uint32_t ResponseRoom(uint32_t type) {
   if (type == kCmdGetDisplayInfo) return sizeof(RespDisplayInfo);
@@ -101,9 +77,6 @@ uint32_t ResponseRoom(uint32_t type) {
   return sizeof(CtrlHdr);
 }
 
-bool IsOk(uint32_t type) { return type >= kRespOkNodata && type <= kRespOkMapInfo; }
-bool IsErr(uint32_t type) { return type >= kRespErrUnspec && type <= kRespErrInvalidParameter; }
-
 struct Shadow {
   bool three_d = false;
   uint32_t width = 0, height = 0;
@@ -111,31 +84,18 @@ struct Shadow {
 };
 
 // A chain the driver queued and what its answer is checked against.
-struct Pending {
-  bool posted = false;
+struct Pending : Request {
   bool applied = false;  // served and checked; held for its fence
   uint32_t slot = 0;
-  CtrlHdr hdr{};
-  uint64_t readable = 0;
-  uint64_t full = 0;  // bytes the command needs to run
-  uint32_t room = 0;
-  std::vector<Buffer> writable;
-  uint32_t resource_id = 0;
-  uint32_t scanout_id = 0;
-  uint32_t nr_entries = 0;
-  uint32_t size = 0;  // SUBMIT_3D's, CTX_CREATE's nlen
-  uint32_t width = 0, height = 0;
+  uint32_t size = 0;    // SUBMIT_3D's, CTX_CREATE's nlen
   bool buffer = false;  // CREATE_3D of a buffer
   uint32_t index = 0;   // GET_CAPSET_INFO's index, GET_CAPSET's id
   uint32_t version = 0;
 };
 
-struct Lane {
-  std::unique_ptr<TestQueue> queue;
-  Pending pending[kQueueSize];
+struct HeldLane : Lane<Pending> {
   std::deque<uint16_t> unserved;  // ids queued since the last run, in order
   bool busy[kSlots] = {};
-  uint32_t in_flight = 0;
 };
 
 struct Harness {
@@ -158,7 +118,7 @@ struct Harness {
   uint32_t outputs = 1;
   uint32_t max_contexts = 0;
   ResourceTable::Limits limits;
-  Lane lanes[2];
+  HeldLane lanes[2];
   uint64_t requests = 0, replies = 0, data = 0;
   std::set<uint32_t> contexts;
   std::map<uint32_t, Shadow> shadow;
@@ -204,13 +164,7 @@ struct Harness {
     data = ram->Allocate(kDataSize, 4096);
   }
 
-  void Start(int i) {
-    TestQueue::Options options;
-    options.index = i;
-    options.size = kQueueSize;
-    lanes[i].queue = *TestQueue::Create(ram.get(), options);
-    Check(lanes[i].queue->Start(*device).ok());
-  }
+  void Start(int i) { lanes[i].queue = StartQueue(ram.get(), i, *device); }
 
   // The renderer finishes everything: every held answer may go.
   void SignalAll() {
@@ -224,7 +178,7 @@ struct Harness {
   void Stop(int i) {
     Run(i);
     SignalAll();
-    Lane& lane = lanes[i];
+    HeldLane& lane = lanes[i];
     lane.queue->Stop(*device);
     for (const UsedElement& used : lane.queue->Used()) Completed(lane, used);
     Check(lane.in_flight == 0);
@@ -252,39 +206,17 @@ struct Harness {
     Check(device->context_count() == contexts.size() &&
           renderer.contexts.size() == contexts.size());
     Check(contexts.size() <= max_contexts);
-    Check(sink.bad_updates == 0);
-    for (const auto& c : sink.cursor_calls) {
-      Check(c.scanout_id < outputs);
-      if (c.kind == FakeDisplaySink::CursorCall::kUpdate) {
-        Check(c.argb.size() == size_t{kCursorSize} * kCursorSize);
-      }
-    }
-    for (const auto& c : sink.scanout_calls) Check(c.scanout_id < outputs);
-    sink.cursor_calls.clear();
-    sink.scanout_calls.clear();
-    sink.update_calls.clear();
+    CheckSinkCalls(sink, outputs);
   }
 
-  void Gather(const std::vector<Buffer>& writable, void* out, size_t n) {
-    auto* dst = static_cast<uint8_t*>(out);
-    for (const Buffer& b : writable) {
-      const size_t take = n < b.len ? n : b.len;
-      std::memcpy(dst, ram->Host(b.gpa, take), take);
-      dst += take;
-      n -= take;
-      if (n == 0) return;
-    }
-    Check(n == 0);
-  }
-
-  void Free(Lane& lane, Pending& p) {
+  void Free(HeldLane& lane, Pending& p) {
     p.posted = false;
     lane.busy[p.slot] = false;
     --lane.in_flight;
   }
 
   // A chain the device answered (now, or after holding it).
-  void Completed(Lane& lane, const UsedElement& used) {
+  void Completed(HeldLane& lane, const UsedElement& used) {
     Check(used.id < kQueueSize && lane.pending[used.id].posted);
     Pending& p = lane.pending[used.id];
     Check(used.len <= p.room);
@@ -299,7 +231,7 @@ struct Harness {
 
   // One worker turn; the chains it served are applied in the order the device took them.
   void Run(int i) {
-    Lane& lane = lanes[i];
+    HeldLane& lane = lanes[i];
     lane.queue->Run(*device);
     std::map<uint16_t, uint32_t> done;
     for (const UsedElement& used : lane.queue->Used()) done[used.id] = used.len;
@@ -315,7 +247,7 @@ struct Harness {
       Check(i == kControlQueue && p.room >= sizeof(CtrlHdr) && p.readable >= sizeof(CtrlHdr) &&
             (p.hdr.flags & kFlagFence));
       CtrlHdr resp;
-      Gather(p.writable, &resp, sizeof(resp));
+      Gather(*ram, p.writable, &resp, sizeof(resp));
       Check(IsOk(resp.type));
       Apply(false, p, UINT32_MAX);
       p.applied = true;
@@ -333,10 +265,8 @@ struct Harness {
 
   // Checks an answer against the shadow and applies it (len UINT32_MAX: held, len unknown).
   void Apply(bool cursor, const Pending& p, uint32_t len) {
-    if (p.room >= sizeof(CtrlHdr)) Check(len >= sizeof(CtrlHdr));
-    if (len < sizeof(CtrlHdr)) return;
     CtrlHdr resp;
-    Gather(p.writable, &resp, sizeof(resp));
+    if (!ReadResponse(*ram, p, len, &resp)) return;
     const uint32_t type = p.hdr.type;
     if (Trace()) {
       std::fprintf(
@@ -345,26 +275,13 @@ struct Harness {
           p.resource_id, p.scanout_id, static_cast<unsigned long long>(p.readable),
           static_cast<unsigned long long>(p.full), std::string(CtrlTypeName(resp.type)).c_str());
     }
-    Check(IsOk(resp.type) || IsErr(resp.type));
-    const bool has_header = p.readable >= sizeof(CtrlHdr);
-    if (!has_header) {
-      Check(IsErr(resp.type));
-      return;
-    }
-    if (p.hdr.flags & kFlagFence) {
-      Check((resp.flags & kFlagFence) && resp.fence_id == p.hdr.fence_id &&
-            resp.ctx_id == p.hdr.ctx_id);
-    }
+    if (!CheckResponse(p, resp)) return;
     if (!IsOk(resp.type)) return;
     Check(p.readable >= p.full);
     auto found = shadow.find(p.resource_id);
     const bool is3d = found != shadow.end() && found->second.three_d;
     if (cursor) {
-      Check(p.scanout_id < outputs);
-      if (type == kCmdUpdateCursor && p.resource_id != 0) {
-        Check(found != shadow.end() && found->second.width == kCursorSize &&
-              found->second.height == kCursorSize);
-      }
+      CheckCursorSuccess(p, outputs, shadow);
       return;
     }
     switch (type) {
@@ -375,7 +292,7 @@ struct Harness {
         Check(resp.type == kRespOkCapsetInfo && p.index < renderer.capsets.size());
         if (len != UINT32_MAX) Check(len == sizeof(RespCapsetInfo));
         RespCapsetInfo info;
-        Gather(p.writable, &info, sizeof(info));
+        Gather(*ram, p.writable, &info, sizeof(info));
         Check(info.capset_id == renderer.capsets[p.index].id &&
               info.capset_max_size == renderer.capsets[p.index].max_size);
         break;
@@ -414,18 +331,14 @@ struct Harness {
         shadow[p.resource_id] = Shadow{three_d, p.width, p.height, false};
         break;
       }
+      case kCmdResourceAttachBacking:
+      case kCmdResourceDetachBacking:
+        BackingChanged(type, found == shadow.end() ? nullptr : &found->second.attached,
+                       p.nr_entries, limits.max_backing_entries);
+        break;
       case kCmdResourceUnref:
         Check(found != shadow.end());
         shadow.erase(found);
-        break;
-      case kCmdResourceAttachBacking:
-        Check(found != shadow.end() && !found->second.attached && p.nr_entries >= 1 &&
-              p.nr_entries <= limits.max_backing_entries);
-        found->second.attached = true;
-        break;
-      case kCmdResourceDetachBacking:
-        Check(found != shadow.end() && found->second.attached);
-        found->second.attached = false;
         break;
       case kCmdSubmit3d:
         Check(contexts.count(p.hdr.ctx_id) == 1 && p.size % 4 == 0 && p.size <= kMaxSubmitBytes &&
@@ -452,19 +365,9 @@ struct Harness {
 
   // ---- what the guest puts in a request
 
+  // Any fence flags; the context is the one given.
   CtrlHdr Header(uint32_t type, uint32_t ctx_id, FuzzInput& in) {
-    CtrlHdr h{};
-    h.type = type;
-    h.ctx_id = ctx_id;
-    const uint8_t f = in.Take<uint8_t>();
-    if (f >= 0x80) {
-      h.flags = f < 0xe0   ? kFlagFence
-                : f < 0xf8 ? kFlagFence | kFlagInfoRingIdx
-                           : in.Take<uint32_t>();
-      h.fence_id = in.Take<uint32_t>();
-      h.ring_idx = in.Take<uint8_t>();
-    }
-    return h;
+    return fuzz::Header(type, ctx_id, false, in);
   }
   uint32_t ContextId(FuzzInput& in) {
     const uint8_t b = in.Take<uint8_t>();
@@ -472,36 +375,13 @@ struct Harness {
     if (b < 0xf0) return 0;
     return in.Take<uint32_t>();
   }
-  uint32_t ResourceId(FuzzInput& in) {
-    const uint8_t b = in.Take<uint8_t>();
-    if (b < 0xe8) return 1 + b % 8;
-    if (b < 0xf4) return 0;
-    return in.Take<uint32_t>();
-  }
-  uint32_t ScanoutId(FuzzInput& in) {
-    const uint8_t b = in.Take<uint8_t>();
-    if (b < 0xf0) return b % outputs;
-    if (b < 0xf8) return outputs;
-    return in.Take<uint32_t>();
-  }
-  void Dimensions(uint32_t id, uint32_t* w, uint32_t* h) {
-    auto it = shadow.find(id);
-    *w = it == shadow.end() ? kCursorSize : it->second.width;
-    *h = it == shadow.end() ? kCursorSize : it->second.height;
-  }
+  uint32_t ScanoutId(FuzzInput& in) { return fuzz::ScanoutId(outputs, in); }
+  void Dimensions(uint32_t id, uint32_t* w, uint32_t* h) { fuzz::Dimensions(shadow, id, w, h); }
   GpuRect Rect(uint32_t w, uint32_t h, FuzzInput& in) {
     const uint8_t b = in.Take<uint8_t>();
     if (b < 0x80) return GpuRect{0, 0, w, h};
-    if (b < 0xe0 && w > 0 && h > 0) {
-      GpuRect r;
-      r.x = in.Take<uint16_t>() % w;
-      r.y = in.Take<uint16_t>() % h;
-      r.width = 1 + in.Take<uint16_t>() % (w - r.x);
-      r.height = 1 + in.Take<uint16_t>() % (h - r.y);
-      return r;
-    }
-    return GpuRect{in.Take<uint32_t>(), in.Take<uint32_t>(), in.Take<uint32_t>(),
-                   in.Take<uint32_t>()};
+    if (b < 0xe0 && w > 0 && h > 0) return PartOf(w, h, in);
+    return AnyRect(in);
   }
   uint64_t Address(uint8_t mode, uint32_t length, FuzzInput& in) {
     switch (mode % 8) {
@@ -509,17 +389,15 @@ struct Harness {
         return kRamSize - in.Take<uint16_t>() % 4096;  // running past the end of RAM
       case 6:
         return in.Take<uint64_t>();
-      default: {
-        const uint64_t span = kDataSize - (length < kDataSize ? length : kDataSize) + 1;
-        return data + (uint64_t{in.Take<uint16_t>()} * 64) % span;
-      }
+      default:
+        return DataAddress(data, kDataSize, length, in);
     }
   }
 
   // ---- chains
 
   void Submit(int i, const std::vector<uint8_t>& request, Pending p, FuzzInput& in) {
-    Lane& lane = lanes[i];
+    HeldLane& lane = lanes[i];
     if (lane.in_flight == kSlots) {
       Run(i);
       if (lane.in_flight == kSlots) {  // all held: the renderer catches up
@@ -530,60 +408,15 @@ struct Harness {
     }
     uint32_t slot = 0;
     while (lane.busy[slot]) ++slot;
-    const uint64_t req = requests + uint64_t{i * kSlots + slot} * kRequestSlot;
-    const uint64_t rep = replies + uint64_t{i * kSlots + slot} * kReplySlot;
-    Check(request.size() <= kRequestSlot);
-    if (!request.empty())
-      std::memcpy(ram->Host(req, request.size()), request.data(), request.size());
-
-    uint32_t len = static_cast<uint32_t>(request.size());
-    const uint8_t cut = in.Take<uint8_t>();
-    if (cut >= 0xf0) len = in.Take<uint16_t>() % (len + 1);
-    std::vector<Buffer> readable;
-    const uint8_t split = in.Take<uint8_t>();
-    const int pieces = split < 0xa0 ? 1 : 2 + split % 3;
-    uint32_t at = 0;
-    for (int k = 1; k < pieces && len - at > 1; ++k) {
-      const uint32_t n = 1 + in.Take<uint16_t>() % (len - at - 1);
-      readable.push_back({req + at, n});
-      at += n;
-    }
-    if (at < len) readable.push_back({req + at, len - at});
-
-    const uint32_t needed = ResponseRoom(p.hdr.type);
-    const uint8_t r = in.Take<uint8_t>();
-    uint32_t room;
-    if (r < 0xb0) {
-      room = needed;
-    } else if (r < 0xc8) {
-      room = 0;
-    } else if (r < 0xe0) {
-      room = r % needed;
-    } else {
-      room = in.Take<uint16_t>() % (kReplySlot + 1);
-    }
-    std::vector<Buffer> writable;
-    if (room > 1 && (r & 1)) {
-      const uint32_t first = 1 + in.Take<uint8_t>() % (room - 1);
-      writable = {{rep, first}, {rep + first, room - first}};
-    } else if (room > 0) {
-      writable = {{rep, room}};
-    }
-    if (readable.empty() && writable.empty()) return;
-    std::memset(ram->Host(rep, kReplySlot), 0xee, kReplySlot);
-
-    absl::StatusOr<uint16_t> id = lane.queue->Add(readable, writable);
-    Check(id.ok() && *id < kQueueSize && !lane.pending[*id].posted);
-    p.posted = true;
+    const uint32_t at = i * kSlots + slot;
+    const Slot where{requests + uint64_t{at} * kRequestSlot, kRequestSlot,
+                     replies + uint64_t{at} * kReplySlot, kReplySlot};
     p.applied = false;
     p.slot = slot;
-    p.readable = len;
-    p.room = room;
-    p.writable = std::move(writable);
-    lane.pending[*id] = std::move(p);
+    const int id = Queue(lane, *ram, where, request, ResponseRoom(p.hdr.type), std::move(p), in);
+    if (id < 0) return;
     lane.busy[slot] = true;
-    lane.unserved.push_back(*id);
-    ++lane.in_flight;
+    lane.unserved.push_back(static_cast<uint16_t>(id));
   }
 
   void ControlCommand(FuzzInput& in) {
@@ -605,8 +438,7 @@ struct Harness {
         break;
       }
       case 2:
-        p.hdr = Header(kCmdCtxDestroy, ContextId(in), in);
-        Append(&request, p.hdr);
+        Put(&request, &p, Header(kCmdCtxDestroy, ContextId(in), in));
         break;
       case 3: {
         const uint32_t ctx = ContextId(in);
@@ -669,11 +501,7 @@ struct Harness {
         const uint8_t s = in.Take<uint8_t>();
         c.width = s & 1 ? kCursorSize : 1 + s % 64;
         c.height = s & 1 ? kCursorSize : 1 + in.Take<uint8_t>() % 64;
-        Append(&request, c);
-        p.hdr = c.hdr;
-        p.resource_id = c.resource_id;
-        p.width = c.width;
-        p.height = c.height;
+        Put(&request, &p, c);
         break;
       }
       case 7:
@@ -689,7 +517,7 @@ struct Harness {
         const uint8_t nf = in.Take<uint8_t>();
         const uint32_t wrong[] = {n + 1, 0xffffffff, 0, n - 1};
         a.nr_entries = nf < 0xe0 ? n : wrong[nf % 4];
-        Append(&request, a);
+        Put(&request, &p, a);
         const uint64_t per = bytes / n;
         for (uint32_t k = 0; k < n; ++k) {
           MemEntry e{};
@@ -700,10 +528,6 @@ struct Harness {
           e.addr = Address(mode, e.length, in);
           Append(&request, e);
         }
-        p.hdr = a.hdr;
-        p.resource_id = a.resource_id;
-        p.nr_entries = a.nr_entries;
-        p.full = sizeof(a) + uint64_t{a.nr_entries} * sizeof(MemEntry);
         break;
       }
       case 9:
@@ -711,9 +535,7 @@ struct Harness {
         ResourceUnref u{};
         u.hdr = Header(pick % 20 == 9 ? kCmdResourceDetachBacking : kCmdResourceUnref, 0, in);
         u.resource_id = ResourceId(in);
-        Append(&request, u);
-        p.hdr = u.hdr;
-        p.resource_id = u.resource_id;
+        Put(&request, &p, u);
         break;
       }
       case 11:
@@ -763,10 +585,7 @@ struct Harness {
         s.resource_id = ResourceId(in);
         Dimensions(s.resource_id, &w, &h);
         s.r = Rect(w, h, in);
-        Append(&request, s);
-        p.hdr = s.hdr;
-        p.resource_id = s.resource_id;
-        p.scanout_id = s.scanout_id;
+        Put(&request, &p, s);
         break;
       }
       case 16: {
@@ -775,9 +594,7 @@ struct Harness {
         f.resource_id = ResourceId(in);
         Dimensions(f.resource_id, &w, &h);
         f.r = Rect(w, h, in);
-        Append(&request, f);
-        p.hdr = f.hdr;
-        p.resource_id = f.resource_id;
+        Put(&request, &p, f);
         break;
       }
       case 17: {
@@ -787,9 +604,7 @@ struct Harness {
         Dimensions(t.resource_id, &w, &h);
         t.r = Rect(w, h, in);
         t.offset = in.Take<uint8_t>() < 0xe0 ? 0 : in.Take<uint64_t>();
-        Append(&request, t);
-        p.hdr = t.hdr;
-        p.resource_id = t.resource_id;
+        Put(&request, &p, t);
         break;
       }
       case 18: {
@@ -816,12 +631,9 @@ struct Harness {
         // Any type but the ones above (whose fields the shadow would not know).
         const uint32_t type =
             o < 0xf0 ? kOtherCommands[o % kOthers] : 0x10000u | in.Take<uint16_t>();
-        p.hdr = Header(type, ContextId(in), in);
+        Put(&request, &p, Header(type, ContextId(in), in));
         p.full = sizeof(CtrlHdr);  // all GET_DISPLAY_INFO reads; the others never succeed
-        Append(&request, p.hdr);
-        const size_t body = in.Take<uint8_t>() % 64;
-        request.resize(request.size() + body);
-        in.TakeBytes(request.data() + sizeof(CtrlHdr), body);
+        AppendBody(&request, in);
         break;
       }
     }
@@ -843,12 +655,8 @@ struct Harness {
       u.hot_y = in.Take<uint8_t>();
     }
     std::vector<uint8_t> request;
-    Append(&request, u);
     Pending p;
-    p.hdr = u.hdr;
-    p.full = sizeof(u);
-    p.resource_id = u.resource_id;
-    p.scanout_id = u.pos.scanout_id;
+    Put(&request, &p, u);
     Submit(kCursorQueue, request, std::move(p), in);
   }
 
@@ -876,12 +684,6 @@ struct Harness {
     const char* calls[] = {"",       "CreateContext",  "CreateResource", "AttachBacking",
                            "Submit", "TransferToHost", "ReadPixels",     "CreateFence"};
     renderer.FailNext(statuses[b % 4], calls[(b >> 2) % 8]);
-  }
-
-  void Draw(FuzzInput& in) {
-    const uint64_t offset = (uint64_t{in.Take<uint16_t>()} * 64) % (kDataSize - 64);
-    const size_t n = in.Take<uint8_t>() % 65;
-    in.TakeBytes(ram->Host(data + offset, n), n);
   }
 
   void ConfigCheck() {
@@ -954,7 +756,7 @@ struct Harness {
         device->SetSink(op & 0x80 ? nullptr : &sink);
         break;
       case 13:
-        Draw(in);
+        Draw(*ram, data, kDataSize, in);
         break;
       case 14:
         ConfigCheck();
@@ -973,27 +775,8 @@ struct Harness {
 };
 
 }  // namespace
-}  // namespace vhost::gpu
+}  // namespace vhost::gpu::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace vhost::gpu;
-  static bool init = [] {
-    FLAGS_minloglevel = 2;  // the device logs every bad command
-    return true;
-  }();
-  (void)init;
-  // GPU_FUZZ_SAVE=FILE keeps each input there before it runs (the one a crash leaves is it).
-  static const char* save = std::getenv("GPU_FUZZ_SAVE");
-  if (save != nullptr) {
-    if (FILE* f = std::fopen(save, "wb")) {
-      std::fwrite(data, 1, size, f);
-      std::fclose(f);
-    }
-  }
-  vhost::FuzzInput in(data, size);
-  Harness h;
-  h.Init(in);
-  for (int step = 0; step < kMaxSteps && in.remaining() > 0; ++step) h.Step(in);
-  h.Finish();
-  return 0;
+  return vhost::gpu::fuzz::RunInput<vhost::gpu::fuzz::Harness>(data, size);
 }

@@ -20,12 +20,12 @@
 // above the configured limits, anything left after Reset(), and a sink call beyond the
 // scanouts or on a sink that is no longer the device's.
 //
-// GPU_FUZZ_TRACE=1 prints every answered command (for checking what a seed reaches).
+// GPU_FUZZ_TRACE=1 prints every answered command (for checking what a seed reaches);
+// GPU_FUZZ_SAVE=FILE writes each input to FILE before running it. The harness both gpu fuzz
+// targets share (chains, request pieces, answer and sink checks) is gpu_fuzz_harness.h.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,20 +36,19 @@
 #include "common/testing/fake_guest_memory.h"
 #include "common/testing/test_queue.h"
 #include "common/virtio/features.h"
-#include "glog/logging.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/fuzz/gpu_fuzz_harness.h"
 #include "vhost-user-gpu/fake_display_sink.h"
 #include "vhost-user-gpu/gpu_device.h"
 #include "vhost-user-gpu/gpu_spec.h"
 
-namespace vhost::gpu {
+namespace vhost::gpu::fuzz {
 namespace {
 
 using gpu::testing::FakeDisplaySink;
-using vhost::testing::Buffer;
-using vhost::testing::FakeGuestMemory;
-using vhost::testing::TestQueue;
 using vhost::testing::UsedElement;
+
+#define Check(ok) GPU_FUZZ_CHECK(ok)
 
 // Guest RAM: region A (rings, request and reply slots, the data area backings mostly point
 // into), region B right after it (a range running from A into B is valid but spans two
@@ -63,7 +62,6 @@ constexpr uint64_t kRegionC = 9 << 20;  // gpa
 constexpr uint64_t kRegionCSize = 1 << 20;
 constexpr uint64_t kDataSize = 3 << 20;  // larger backings run on into region B
 
-constexpr uint32_t kQueueSize = 64;
 // Chains in flight per queue before the harness runs it: at most 6 descriptors each, so they
 // always fit the ring. Chain k of a batch uses request slot k and reply slot k.
 constexpr uint32_t kSlots = 8;
@@ -71,11 +69,7 @@ constexpr uint32_t kRequestSlot = 4096;  // the largest request: ATTACH_BACKING 
 constexpr uint32_t kReplySlot = 2048;    // RespEdid is 1056
 // Each queue start allocates its rings in region A, which must not fill up.
 constexpr int kMaxRestarts = 32;
-constexpr int kMaxSteps = 512;
 
-constexpr uint32_t kFormats[] = {kFormatB8G8R8A8, kFormatB8G8R8X8, kFormatA8R8G8B8,
-                                 kFormatX8R8G8B8, kFormatR8G8B8A8, kFormatX8B8G8R8,
-                                 kFormatA8B8G8R8, kFormatR8G8B8X8};
 // Commands the device has no 2D meaning for (plus cursor commands sent on the control queue
 // and a response type sent as a command).
 constexpr uint32_t kOtherCommands[] = {
@@ -85,24 +79,9 @@ constexpr uint32_t kOtherCommands[] = {
     kCmdSubmit3d,          kCmdResourceMapBlob,  kCmdResourceUnmapBlob,  kCmdUpdateCursor,
     kCmdMoveCursor,        kRespOkNodata};
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-
-bool Trace() {
-  static const bool trace = std::getenv("GPU_FUZZ_TRACE") != nullptr;
-  return trace;
-}
-
 std::vector<FakeGuestMemory::RegionSpec> Regions(bool with_c) {
   if (!with_c) return {{0, kRegionA}, {kRegionB, kRegionBSize}};
   return {{0, kRegionA}, {kRegionB, kRegionBSize}, {kRegionC, kRegionCSize}};
-}
-
-template <typename T>
-void Append(std::vector<uint8_t>* out, const T& value) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&value);
-  out->insert(out->end(), p, p + sizeof(T));
 }
 
 // Bytes the answer to a control command takes when it succeeds.
@@ -112,9 +91,6 @@ uint32_t ResponseRoom(uint32_t type) {
   return sizeof(CtrlHdr);
 }
 
-bool IsOk(uint32_t type) { return type >= kRespOkNodata && type <= kRespOkMapInfo; }
-bool IsErr(uint32_t type) { return type >= kRespErrUnspec && type <= kRespErrInvalidParameter; }
-
 // What the shadow knows of a resource the device said it created.
 struct Shadow {
   uint32_t width = 0, height = 0;
@@ -123,25 +99,7 @@ struct Shadow {
 };
 
 // A chain the driver queued, with what its answer is checked against.
-struct Pending {
-  bool posted = false;
-  CtrlHdr hdr{};          // the request's header as written (the device got it if readable >= 24)
-  uint64_t readable = 0;  // request bytes the chain holds
-  uint64_t full = 0;      // bytes the command needs to run (fixed part, entries included)
-  uint32_t room = 0;      // writable bytes
-  std::vector<Buffer> writable;
-  uint32_t resource_id = 0;
-  uint32_t scanout_id = 0;
-  uint32_t width = 0, height = 0;  // CREATE_2D
-  uint32_t nr_entries = 0;         // ATTACH_BACKING
-  GpuRect rect{};
-};
-
-struct Lane {  // one queue and the chains in flight on it
-  std::unique_ptr<TestQueue> queue;
-  Pending pending[kQueueSize];
-  uint32_t in_flight = 0;
-};
+using Pending = Request;
 
 struct Harness {
   // The memory tables the front end switches between; `ram` is the one the queues use. Both lay
@@ -158,7 +116,7 @@ struct Harness {
   ResourceTable::Limits limits;
   int config_changes = 0;  // notices the device sent the front end
   bool notice_fails = false;
-  Lane lanes[2];
+  Lane<Pending> lanes[2];
   uint64_t requests = 0, replies = 0, data = 0;  // gpas
   std::map<uint32_t, Shadow> shadow;
   uint64_t shadow_bytes = 0;
@@ -220,16 +178,10 @@ struct Harness {
     }
   }
 
-  void Start(int i) {
-    TestQueue::Options options;
-    options.index = i;
-    options.size = kQueueSize;
-    lanes[i].queue = *TestQueue::Create(ram, options);
-    Check(lanes[i].queue->Start(*device).ok());
-  }
+  void Start(int i) { lanes[i].queue = StartQueue(ram, i, *device); }
   // Chains still in flight are dropped with the ring (the guest's loss, not a device error).
   void Stop(int i) {
-    Lane& lane = lanes[i];
+    Lane<Pending>& lane = lanes[i];
     lane.queue->Stop(*device);
     lane.queue.reset();
     for (Pending& p : lane.pending) p.posted = false;
@@ -247,43 +199,18 @@ struct Harness {
   void CheckSinks() {
     for (int i = 0; i < 2; ++i) {
       FakeDisplaySink& s = sinks[i];
-      Check(s.bad_updates == 0);
       if (&s != sink) {
         Check(s.scanout_calls.empty() && s.update_calls.empty() && s.cursor_calls.empty() &&
               s.display_info_calls == seen_display_info[i]);
       }
-      for (const auto& c : s.scanout_calls) Check(c.scanout_id < outputs);
-      for (const auto& u : s.update_calls) Check(u.scanout_id < outputs);
-      for (const auto& c : s.cursor_calls) {
-        Check(c.scanout_id < outputs);
-        if (c.kind == FakeDisplaySink::CursorCall::kUpdate) {
-          Check(c.argb.size() == size_t{kCursorSize} * kCursorSize && c.hot_x < kCursorSize &&
-                c.hot_y < kCursorSize);
-        }
-      }
-      s.scanout_calls.clear();
-      s.update_calls.clear();
-      s.cursor_calls.clear();
+      CheckSinkCalls(s, outputs);
       seen_display_info[i] = s.display_info_calls;
     }
   }
 
-  // The first `n` bytes the device wrote into a chain's writable buffers.
-  void Gather(const std::vector<Buffer>& writable, void* out, size_t n) {
-    auto* dst = static_cast<uint8_t*>(out);
-    for (const Buffer& b : writable) {
-      const size_t take = n < b.len ? n : b.len;
-      std::memcpy(dst, ram->Host(b.gpa, take), take);
-      dst += take;
-      n -= take;
-      if (n == 0) return;
-    }
-    Check(n == 0);
-  }
-
   // Runs a queue's worker turn: every chain in flight must come back, each within its room.
   void Run(int i) {
-    Lane& lane = lanes[i];
+    Lane<Pending>& lane = lanes[i];
     lane.queue->Run(*device);
     for (const UsedElement& used : lane.queue->Used()) {
       Check(used.id < kQueueSize && lane.pending[used.id].posted);
@@ -298,11 +225,8 @@ struct Harness {
 
   void Answered(bool cursor, const Pending& p, uint32_t len) {
     Check(len <= p.room);
-    // Every chain gets a header when one fits, whatever its request.
-    if (p.room >= sizeof(CtrlHdr)) Check(len >= sizeof(CtrlHdr));
-    if (len < sizeof(CtrlHdr)) return;
     CtrlHdr resp;
-    Gather(p.writable, &resp, sizeof(resp));
+    if (!ReadResponse(*ram, p, len, &resp)) return;
     if (Trace()) {
       std::fprintf(stderr, "%s %s (0x%x) %llu/%llu bytes, res %u -> %s, %u bytes\n",
                    cursor ? "cursor" : "control", std::string(CtrlTypeName(p.hdr.type)).c_str(),
@@ -310,16 +234,7 @@ struct Harness {
                    static_cast<unsigned long long>(p.full), p.resource_id,
                    std::string(CtrlTypeName(resp.type)).c_str(), len);
     }
-    Check(IsOk(resp.type) || IsErr(resp.type));
-    const bool has_header = p.readable >= sizeof(CtrlHdr);
-    if (has_header && (p.hdr.flags & kFlagFence)) {
-      Check((resp.flags & kFlagFence) && resp.fence_id == p.hdr.fence_id &&
-            resp.ctx_id == p.hdr.ctx_id);
-    }
-    if (!has_header) {
-      Check(IsErr(resp.type));
-      return;
-    }
+    if (!CheckResponse(p, resp)) return;
     const uint32_t type = p.hdr.type;
     const bool complete = p.readable >= p.full;
     auto found = shadow.find(p.resource_id);
@@ -337,11 +252,7 @@ struct Harness {
     Check(complete);
     if (cursor) {
       Check(resp.type == kRespOkNodata && (type == kCmdUpdateCursor || type == kCmdMoveCursor));
-      Check(p.scanout_id < outputs);
-      if (type == kCmdUpdateCursor && p.resource_id != 0) {
-        Check(found != shadow.end() && found->second.width == kCursorSize &&
-              found->second.height == kCursorSize);
-      }
+      CheckCursorSuccess(p, outputs, shadow);
       return;
     }
     Check(resp.type == (type == kCmdGetDisplayInfo ? kRespOkDisplayInfo
@@ -351,7 +262,7 @@ struct Harness {
       case kCmdGetDisplayInfo: {
         Check(len == sizeof(RespDisplayInfo));
         RespDisplayInfo info;
-        Gather(p.writable, &info, sizeof(info));
+        Gather(*ram, p.writable, &info, sizeof(info));
         for (uint32_t id = 0; id < kMaxScanouts; ++id) {
           const DisplayOne& mode = info.pmodes[id];
           if (id < outputs) {
@@ -366,7 +277,7 @@ struct Harness {
         Check((features & Bit(kFeatureEdid)) && p.scanout_id < outputs);
         Check(len == sizeof(RespEdid));
         RespEdid edid;
-        Gather(p.writable, &edid, sizeof(edid));
+        Gather(*ram, p.writable, &edid, sizeof(edid));
         Check(edid.size >= 1 && edid.size <= kMaxEdidSize);
         break;
       }
@@ -386,13 +297,9 @@ struct Harness {
         shadow.erase(found);
         break;
       case kCmdResourceAttachBacking:
-        Check(found != shadow.end() && !found->second.attached);
-        Check(p.nr_entries >= 1 && p.nr_entries <= limits.max_backing_entries);
-        found->second.attached = true;
-        break;
       case kCmdResourceDetachBacking:
-        Check(found != shadow.end() && found->second.attached);
-        found->second.attached = false;
+        BackingChanged(type, found == shadow.end() ? nullptr : &found->second.attached,
+                       p.nr_entries, limits.max_backing_entries);
         break;
       case kCmdTransferToHost2d:
         Check(found != shadow.end() && found->second.attached &&
@@ -416,53 +323,17 @@ struct Harness {
 
   // ---- what the guest puts in a request
 
-  CtrlHdr Header(uint32_t type, FuzzInput& in) {
-    CtrlHdr h{};
-    h.type = type;
-    const uint8_t f = in.Take<uint8_t>();
-    if (f >= 0x80) {
-      h.flags = f < 0xe0   ? kFlagFence
-                : f < 0xf8 ? kFlagFence | kFlagInfoRingIdx
-                           : in.Take<uint32_t>();
-      h.fence_id = in.Take<uint32_t>();
-      h.ctx_id = f & 1 ? in.Take<uint8_t>() : 0;
-      h.ring_idx = in.Take<uint8_t>();
-    }
-    return h;
-  }
-
-  // Mostly the ids 1..8 (so commands meet the resources earlier ones made), rarely 0 or any.
-  uint32_t ResourceId(FuzzInput& in) {
-    const uint8_t b = in.Take<uint8_t>();
-    if (b < 0xe8) return 1 + b % 8;
-    if (b < 0xf4) return 0;
-    return in.Take<uint32_t>();
-  }
-
-  uint32_t ScanoutId(FuzzInput& in) {
-    const uint8_t b = in.Take<uint8_t>();
-    if (b < 0xf0) return b % outputs;
-    if (b < 0xf8) return outputs;
-    return in.Take<uint32_t>();
-  }
-
-  // The resource's size as far as the shadow knows (a cursor's for an unknown id).
-  void Dimensions(uint32_t id, uint32_t* width, uint32_t* height) {
-    auto it = shadow.find(id);
-    *width = it == shadow.end() ? kCursorSize : it->second.width;
-    *height = it == shadow.end() ? kCursorSize : it->second.height;
-  }
+  // Any fence flags; a fenced header's context is fuzzed too.
+  CtrlHdr Header(uint32_t type, FuzzInput& in) { return fuzz::Header(type, 0, true, in); }
+  uint32_t ScanoutId(FuzzInput& in) { return fuzz::ScanoutId(outputs, in); }
+  void Dimensions(uint32_t id, uint32_t* w, uint32_t* h) { fuzz::Dimensions(shadow, id, w, h); }
 
   // Mostly the whole resource or a part of it; sometimes empty, one pixel too far, or any.
   GpuRect Rect(uint32_t w, uint32_t h, FuzzInput& in) {
     const uint8_t b = in.Take<uint8_t>();
     if (b < 0x60) return GpuRect{0, 0, w, h};
     if (b < 0xe0) {
-      GpuRect r;
-      r.x = in.Take<uint16_t>() % w;
-      r.y = in.Take<uint16_t>() % h;
-      r.width = 1 + in.Take<uint16_t>() % (w - r.x);
-      r.height = 1 + in.Take<uint16_t>() % (h - r.y);
+      GpuRect r = PartOf(w, h, in);
       if (b >= 0xd0) {  // the edge cases around it
         switch (b % 4) {
           case 0:
@@ -480,12 +351,7 @@ struct Harness {
       }
       return r;
     }
-    GpuRect r;
-    r.x = in.Take<uint32_t>();
-    r.y = in.Take<uint32_t>();
-    r.width = in.Take<uint32_t>();
-    r.height = in.Take<uint32_t>();
-    return r;
+    return AnyRect(in);
   }
 
   // Where a backing entry of `length` bytes points: mostly into the data area, else across
@@ -501,10 +367,8 @@ struct Harness {
                in.Take<uint16_t>() % 4096;
       case 7:
         return in.Take<uint64_t>();
-      default: {
-        const uint64_t span = kDataSize - (length < kDataSize ? length : kDataSize) + 1;
-        return data + (uint64_t{in.Take<uint16_t>()} * 64) % span;
-      }
+      default:
+        return DataAddress(data, kDataSize, length, in);
     }
   }
 
@@ -515,59 +379,12 @@ struct Harness {
   // or two descriptors.
   void Submit(int i, const std::vector<uint8_t>& request, Pending p, uint32_t needed,
               FuzzInput& in) {
-    Lane& lane = lanes[i];
+    Lane<Pending>& lane = lanes[i];
     if (lane.in_flight == kSlots) Run(i);
     const uint32_t slot = i * kSlots + lane.in_flight;
-    const uint64_t req = requests + uint64_t{slot} * kRequestSlot;
-    const uint64_t rep = replies + uint64_t{slot} * kReplySlot;
-    Check(request.size() <= kRequestSlot);
-    if (!request.empty()) {
-      std::memcpy(ram->Host(req, request.size()), request.data(), request.size());
-    }
-
-    uint32_t len = static_cast<uint32_t>(request.size());
-    const uint8_t cut = in.Take<uint8_t>();
-    if (cut >= 0xf0) len = in.Take<uint16_t>() % (len + 1);
-    std::vector<Buffer> readable;
-    const uint8_t split = in.Take<uint8_t>();
-    const int pieces = split < 0xa0 ? 1 : 2 + split % 3;
-    uint32_t at = 0;
-    for (int k = 1; k < pieces && len - at > 1; ++k) {
-      const uint32_t n = 1 + in.Take<uint16_t>() % (len - at - 1);
-      readable.push_back({req + at, n});
-      at += n;
-    }
-    if (at < len) readable.push_back({req + at, len - at});
-
-    const uint8_t r = in.Take<uint8_t>();
-    uint32_t room;
-    if (r < 0xb0) {
-      room = needed;
-    } else if (r < 0xc8) {
-      room = 0;
-    } else if (r < 0xe0) {
-      room = r % needed;
-    } else {
-      room = in.Take<uint16_t>() % (kReplySlot + 1);
-    }
-    std::vector<Buffer> writable;
-    if (room > 1 && (r & 1)) {
-      const uint32_t first = 1 + in.Take<uint8_t>() % (room - 1);
-      writable = {{rep, first}, {rep + first, room - first}};
-    } else if (room > 0) {
-      writable = {{rep, room}};
-    }
-    if (readable.empty() && writable.empty()) return;  // no chain of no descriptors
-    std::memset(ram->Host(rep, kReplySlot), 0xee, kReplySlot);
-
-    absl::StatusOr<uint16_t> id = lane.queue->Add(readable, writable);
-    Check(id.ok() && *id < kQueueSize && !lane.pending[*id].posted);
-    p.posted = true;
-    p.readable = len;
-    p.room = room;
-    p.writable = std::move(writable);
-    lane.pending[*id] = std::move(p);
-    ++lane.in_flight;
+    const Slot at{requests + uint64_t{slot} * kRequestSlot, kRequestSlot,
+                  replies + uint64_t{slot} * kReplySlot, kReplySlot};
+    Queue(lane, *ram, at, request, needed, std::move(p), in);
   }
 
   void ControlCommand(FuzzInput& in) {
@@ -602,11 +419,7 @@ struct Harness {
             c.width = 1 + in.Take<uint8_t>() % 128;
             c.height = 1 + in.Take<uint8_t>() % 128;
         }
-        Append(&request, c);
-        p.hdr = c.hdr;
-        p.resource_id = c.resource_id;
-        p.width = c.width;
-        p.height = c.height;
+        Put(&request, &p, c);
         break;
       }
       case 3:
@@ -626,7 +439,7 @@ struct Harness {
           const uint32_t wrong[] = {n + 1, 0xffffffff, limits.max_backing_entries + 1, n - 1};
           a.nr_entries = wrong[nf % 4];
         }
-        Append(&request, a);
+        Put(&request, &p, a);
         // The resource's bytes in n consecutive pieces, each where the guest puts it.
         const uint64_t per = n == 0 ? 0 : bytes / n;
         for (uint32_t k = 0; k < n; ++k) {
@@ -637,10 +450,6 @@ struct Harness {
           e.addr = Address(mode, e.length, in);
           Append(&request, e);
         }
-        p.hdr = a.hdr;
-        p.resource_id = a.resource_id;
-        p.nr_entries = a.nr_entries;
-        p.full = sizeof(a) + uint64_t{a.nr_entries} * sizeof(MemEntry);
         break;
       }
       case 5:
@@ -655,10 +464,7 @@ struct Harness {
         t.offset = o < 0xc0   ? natural
                    : o < 0xe0 ? natural + in.Take<uint16_t>()
                               : in.Take<uint64_t>();
-        Append(&request, t);
-        p.hdr = t.hdr;
-        p.resource_id = t.resource_id;
-        p.rect = t.r;
+        Put(&request, &p, t);
         break;
       }
       case 7:
@@ -669,11 +475,7 @@ struct Harness {
         s.resource_id = ResourceId(in);
         Dimensions(s.resource_id, &w, &h);
         s.r = Rect(w, h, in);
-        Append(&request, s);
-        p.hdr = s.hdr;
-        p.resource_id = s.resource_id;
-        p.scanout_id = s.scanout_id;
-        p.rect = s.r;
+        Put(&request, &p, s);
         break;
       }
       case 9:
@@ -683,10 +485,7 @@ struct Harness {
         f.resource_id = ResourceId(in);
         Dimensions(f.resource_id, &w, &h);
         f.r = Rect(w, h, in);
-        Append(&request, f);
-        p.hdr = f.hdr;
-        p.resource_id = f.resource_id;
-        p.rect = f.r;
+        Put(&request, &p, f);
         break;
       }
       case 11:
@@ -694,14 +493,11 @@ struct Harness {
         ResourceUnref u{};
         u.hdr = Header(pick % 16 == 11 ? kCmdResourceDetachBacking : kCmdResourceUnref, in);
         u.resource_id = ResourceId(in);
-        Append(&request, u);
-        p.hdr = u.hdr;
-        p.resource_id = u.resource_id;
+        Put(&request, &p, u);
         break;
       }
       case 13:
-        p.hdr = Header(kCmdGetDisplayInfo, in);
-        Append(&request, p.hdr);
+        Put(&request, &p, Header(kCmdGetDisplayInfo, in));
         break;
       case 14: {
         GetEdid e{};
@@ -716,12 +512,8 @@ struct Harness {
         const uint8_t o = in.Take<uint8_t>();
         constexpr size_t kOthers = sizeof(kOtherCommands) / sizeof(kOtherCommands[0]);
         const uint32_t type = o < 0xf0 ? kOtherCommands[o % kOthers] : in.Take<uint32_t>();
-        p.hdr = Header(type, in);
-        Append(&request, p.hdr);
-        // A body of fuzzed bytes (a context's commands, a blob's entries, ...).
-        const size_t body = in.Take<uint8_t>() % 64;
-        request.resize(request.size() + body);
-        in.TakeBytes(request.data() + sizeof(CtrlHdr), body);
+        Put(&request, &p, Header(type, in));
+        AppendBody(&request, in);
         break;
       }
     }
@@ -745,12 +537,8 @@ struct Harness {
       u.hot_y = in.Take<uint8_t>();
     }
     std::vector<uint8_t> request;
-    Append(&request, u);
     Pending p;
-    p.hdr = u.hdr;
-    p.full = sizeof(u);
-    p.resource_id = u.resource_id;
-    p.scanout_id = u.pos.scanout_id;
+    Put(&request, &p, u);
     Submit(kCursorQueue, request, std::move(p), sizeof(CtrlHdr), in);
   }
 
@@ -847,13 +635,6 @@ struct Harness {
     }
   }
 
-  // The guest draws: bytes into the data area, for transfers to pick up.
-  void Draw(FuzzInput& in) {
-    const uint64_t offset = (uint64_t{in.Take<uint16_t>()} * 64) % (kDataSize - 64);
-    const size_t n = in.Take<uint8_t>() % 65;
-    in.TakeBytes(ram->Host(data + offset, n), n);
-  }
-
   // Device reset (the engine stops the queues first), queues stopped and started again, or
   // started again on the other memory table.
   void Lifecycle(uint8_t op) {
@@ -922,7 +703,7 @@ struct Harness {
         ConfigOp(in);
         break;
       case 13:
-        Draw(in);
+        Draw(*ram, data, kDataSize, in);
         break;
       default:
         Lifecycle(op);
@@ -942,19 +723,8 @@ struct Harness {
 };
 
 }  // namespace
-}  // namespace vhost::gpu
+}  // namespace vhost::gpu::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace vhost::gpu;
-  static bool init = [] {
-    FLAGS_minloglevel = 2;  // the device logs every bad command
-    return true;
-  }();
-  (void)init;
-  vhost::FuzzInput in(data, size);
-  Harness h;
-  h.Init(in);
-  for (int step = 0; step < kMaxSteps && in.remaining() > 0; ++step) h.Step(in);
-  h.Finish();
-  return 0;
+  return vhost::gpu::fuzz::RunInput<vhost::gpu::fuzz::Harness>(data, size);
 }

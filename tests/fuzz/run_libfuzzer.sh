@@ -33,7 +33,8 @@ elif [ "$target" = gpu_device_fuzz ] || [ "$target" = gpu_device_3d_fuzz ]; then
   common+=(common/testing/driver_ring.cc common/testing/test_queue.cc vhost-user-gpu/edid.cc
            vhost-user-gpu/gpu_spec.cc vhost-user-gpu/pixel_format.cc
            vhost-user-gpu/resource_table.cc vhost-user-gpu/command_util.cc
-           vhost-user-gpu/gpu_device.cc vhost-user-gpu/gpu_device_3d.cc)
+           vhost-user-gpu/gpu_device.cc vhost-user-gpu/gpu_device_3d.cc
+           tests/fuzz/gpu_fuzz_harness.cc)
 fi
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.so | sed 's|.*/lib\(absl_[a-z0-9_]*\)\.so|-l\1|' | tr '\n' ' ')
 clang++-14 -std=c++17 -O1 -g -I. -fsanitize=fuzzer,address,undefined \
