@@ -133,7 +133,6 @@ QueueResult GpuDevice::ProcessQueue(QueueContext& context) {
   const int index = context.index();
   if (index != kControlQueue && index != kCursorQueue) return QueueResult::Blocked();
   const bool fences = renderer_ != nullptr && index == kControlQueue;
-  if (fences) AnswerFenced(context, /*all=*/false);
   const std::shared_ptr<const GuestMemory> memory = context.queue().shared_memory();
   while (absl::optional<ChainToken> token = context.Take()) {
     const Served served = Serve(context.chain(*token), memory, index == kCursorQueue);
@@ -152,6 +151,7 @@ QueueResult GpuDevice::ProcessQueue(QueueContext& context) {
     fenced_.push_back(FencedAnswer{*token, served.written, fence});
   }
   if (fences) {
+    // Once per pass, after the new commands: what their fences and earlier ones signalled.
     AnswerFenced(context, /*all=*/false);
     std::lock_guard<std::mutex> lock(mu_);
     // Without a descriptor to wait on, the renderer is asked again shortly while fences wait.
@@ -194,33 +194,27 @@ GpuDevice::Served GpuDevice::Serve(const DescriptorChain& chain,
     served.written = writer.bytes_written();
     return served;
   }
-  served.written = ServeControl(hdr, chain, memory, writer);
-  // A fenced 3D device answers a command that succeeded once the work before it is done.
+  const uint32_t type = ServeControl(hdr, chain, memory, writer);
+  served.written = writer.bytes_written();
+  // A fenced 3D device answers a command that succeeded (RESP_OK_*) once the work before it
+  // is done.
   served.wait_for_fence = renderer_ != nullptr && (hdr.flags & kFlagFence) != 0 &&
-                          writer.bytes_written() >= sizeof(CtrlHdr) && last_response_ok_;
+                          type >= kRespOkNodata && type < kRespErrUnspec;
   return served;
 }
 
 uint32_t GpuDevice::ServeControl(const CtrlHdr& hdr, const DescriptorChain& chain,
                                  const std::shared_ptr<const GuestMemory>& memory,
                                  ChainWriter& writer) {
-  last_response_ok_ = false;
   if (hdr.type == kCmdGetDisplayInfo) {
     RespDisplayInfo response{};
     FillDisplayInfo(&response);
     response.hdr = ResponseHeader(hdr, kRespOkDisplayInfo);
     writer.Write(response);
-    last_response_ok_ = true;
-    return writer.bytes_written();
+    return kRespOkDisplayInfo;
   }
-  if (renderer_ != nullptr && hdr.type == kCmdGetCapsetInfo) {
-    last_response_ok_ = CapsetInfo(hdr, chain, writer) == kRespOkCapsetInfo;
-    return writer.bytes_written();
-  }
-  if (renderer_ != nullptr && hdr.type == kCmdGetCapset) {
-    last_response_ok_ = Capset(hdr, chain, writer) == kRespOkCapset;
-    return writer.bytes_written();
-  }
+  if (renderer_ != nullptr && hdr.type == kCmdGetCapsetInfo) return CapsetInfo(hdr, chain, writer);
+  if (renderer_ != nullptr && hdr.type == kCmdGetCapset) return Capset(hdr, chain, writer);
   if (hdr.type == kCmdGetEdid) {
     GetEdid request;
     RespEdid response{};
@@ -232,13 +226,11 @@ uint32_t GpuDevice::ServeControl(const CtrlHdr& hdr, const DescriptorChain& chai
     } else {
       writer.Write(ResponseHeader(hdr, type));
     }
-    last_response_ok_ = type == kRespOkEdid;
-    return writer.bytes_written();
+    return type;
   }
   const uint32_t type = Control(hdr, chain, memory);
   writer.Write(ResponseHeader(hdr, type));
-  last_response_ok_ = type == kRespOkNodata;
-  return writer.bytes_written();
+  return type;
 }
 
 uint32_t GpuDevice::Control(const CtrlHdr& hdr, const DescriptorChain& chain,

@@ -145,7 +145,7 @@ class GpuDevice : public VirtioDevice {
   // Serves one chain of the control or cursor queue.
   Served Serve(const DescriptorChain& chain, const std::shared_ptr<const GuestMemory>& memory,
                bool cursor_queue);
-  // A control command's answer, written; sets last_response_ok_.
+  // Writes a control command's answer; returns its response type.
   uint32_t ServeControl(const CtrlHdr& hdr, const DescriptorChain& chain,
                         const std::shared_ptr<const GuestMemory>& memory, ChainWriter& writer);
   // The commands without payload in their answer; each returns the response type.
@@ -223,7 +223,6 @@ class GpuDevice : public VirtioDevice {
   std::vector<uint8_t> readback_;    // scratch: a 3D resource's pixels read for a scanout
   std::deque<FencedAnswer> fenced_;  // the control queue's, in order of their fences
   uint32_t last_fence_ = 0;          // the last fence created
-  bool last_response_ok_ = false;    // ServeControl's answer was a success
 };
 
 }  // namespace vhost::gpu
