@@ -422,6 +422,12 @@ uint32_t GpuDevice::SetScanout3d(const SetScanout& request) {
   if (r.width == 0 || r.height == 0) {
     return FromTable(absl::InvalidArgumentError("an empty scanout rect"));
   }
+  // A buffer's width is bytes and is capped only by the memory cap: shown, its read-back and
+  // frame would take four times that each. A scanout is at most a texture's side each way.
+  if (r.width > kMaxTextureSide || r.height > kMaxTextureSide) {
+    return FromTable(absl::InvalidArgumentError(absl::StrCat(
+        "a ", r.width, "x", r.height, " scanout (at most ", kMaxTextureSide, " each way)")));
+  }
   const absl::Status inside =
       CheckRectInside("scanout rect", r, resource.width, resource.height, request.resource_id);
   if (!inside.ok()) return FromTable(inside);

@@ -829,6 +829,19 @@ TEST_F(GpuDevice3dTest, ScanoutAndFlushChecks) {
   EXPECT_EQ(sink_.scanout_calls.back().width, 0u);
 }
 
+TEST_F(GpuDevice3dTest, AScanoutIsAtMostATexturesSideEachWay) {
+  Make();
+  // A buffer's width is bytes, capped only by the memory cap: as a scanout it would be read
+  // back into four times that.
+  ResourceCreate3d buffer = Res3d(1, 1 << 20, 1);
+  buffer.target = 0;  // PIPE_BUFFER
+  ASSERT_EQ(Command(buffer), kRespOkNodata);
+  EXPECT_EQ(Scanout(0, 1, {0, 0, 1 << 20, 1}), kRespErrInvalidParameter);
+  EXPECT_EQ(Scanout(0, 1, {0, 0, 16385, 1}), kRespErrInvalidParameter);
+  EXPECT_TRUE(sink_.scanout_calls.empty());
+  EXPECT_EQ(Scanout(0, 1, {0, 0, 16384, 1}), kRespOkNodata);
+}
+
 TEST_F(GpuDevice3dTest, CursorOfA3dResourceIsReadBack) {
   Make();
   ASSERT_EQ(Create3d(5, kCursorSize, kCursorSize, kFormatB8G8R8A8), kRespOkNodata);
