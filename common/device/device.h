@@ -4,7 +4,8 @@
 //
 // Threading: Info() and the config/feature calls come from the connection thread, as do
 // QueueStarted and QueueStopped (the queue's worker is not running then). ProcessQueue for queue
-// N runs on queue N's worker thread only, never concurrently with itself.
+// N runs on queue N's worker thread only, never concurrently with itself (with
+// DeviceInfo::one_worker, one thread serves every queue).
 //
 // The interface in brief:
 //   QueueStarted(ctx)   set up per-queue state; ctx.Watch(fd, ...) any fds to wait on
@@ -79,6 +80,10 @@ struct DeviceInfo {
   // end's dirty log. Only for devices that write guest memory through completions alone and
   // whose state otherwise migrates (without it QEMU refuses to migrate).
   bool logs_dirty_pages = false;
+  // One thread serves all the device's queues, in turn, instead of a thread per queue: for a
+  // device whose queues hand work to each other on every request (vsock's replies), so that
+  // the hand-off wakes no other thread. ProcessQueue calls then never overlap.
+  bool one_worker = false;
 };
 
 // Copies bytes [offset, offset + out.size()) of a device's config structure into `out`: what

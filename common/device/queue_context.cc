@@ -89,6 +89,10 @@ void QueueContext::FreeUnwatched() {
 }
 
 void QueueContext::Wake() {
+  if (OnServingThread()) {
+    local_wake_.store(true, std::memory_order_relaxed);
+    return;
+  }
   if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) eventfd_write(wake_.get(), 1);
 }
 

@@ -85,7 +85,9 @@ class QueueContext {
   // thread. The fd stays the device's; it must stay open until unwatched or the queue stops.
   absl::Status Watch(int fd, uint32_t events = EPOLLIN, FdHandler handler = nullptr);
   void Unwatch(int fd);
-  // Any thread: the worker calls ProcessQueue soon (wake-ups before it runs are merged).
+  // Any thread: the worker calls ProcessQueue soon (wake-ups before it runs are merged). On the
+  // serving thread itself (a queue of a WorkerGroup waking another) it only sets a flag that
+  // the worker looks at after each call: no eventfd, no trip through epoll.
   void Wake();
 
   // ---- chains in flight
@@ -125,6 +127,9 @@ class QueueContext {
   int epoll_fd() const { return epoll_.get(); }
   // Which thread serves the queue now: Complete on it pushes directly.
   void BecomeServingThread();
+  // A Wake on the serving thread not yet acted on: TakeLocalWake clears it.
+  bool HasLocalWake() const { return local_wake_.load(std::memory_order_relaxed); }
+  bool TakeLocalWake() { return local_wake_.exchange(false, std::memory_order_relaxed); }
   // Whether completions from other threads wait to be pushed.
   bool HasPosted() const { return has_posted_.load(std::memory_order_acquire); }
   // Pushes completions queued by other threads.
@@ -162,6 +167,7 @@ class QueueContext {
   UniqueFd wake_;
   Watcher wake_watcher_{-1, nullptr};  // the wake eventfd's epoll tag
   std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> local_wake_{false};  // set and read by the serving thread (atomic: it moves)
   std::atomic<pid_t> serving_tid_{0};
 
   // Serving thread only.

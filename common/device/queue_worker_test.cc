@@ -1,6 +1,7 @@
 // The queue worker and its context with a scripted device: batching, busy polling, the lost-kick
 // race, stopping mid-batch, completions from other threads, watched fds, and the ring rules the
-// context enforces on chains in flight.
+// context enforces on chains in flight. The worker's tests run twice: with a thread of its own
+// and as a member of a WorkerGroup; the group's own tests follow.
 #include "common/device/queue_worker.h"
 
 #include <poll.h>
@@ -93,7 +94,7 @@ class ScriptedDevice : public VirtioDevice {
   int calls_seen_ = 0;  // under mu_
 };
 
-class QueueWorkerTest : public ::testing::Test {
+class QueueWorkerTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     ASSERT_OK_AND_ASSIGN(queue_, TestQueue::Create(&ram_));
@@ -105,8 +106,11 @@ class QueueWorkerTest : public ::testing::Test {
   void TearDown() override {
     if (worker_) worker_->Stop();
   }
+  // With GetParam(), the worker joins a group (made on the first start) spinning `busy_poll`.
   void StartWorker(absl::Duration busy_poll = absl::ZeroDuration()) {
-    worker_ = std::make_unique<QueueWorker>(&device_, &queue_->context(), kick_.get(), busy_poll);
+    if (GetParam() && !group_) group_ = std::make_unique<WorkerGroup>(busy_poll);
+    worker_ = std::make_unique<QueueWorker>(&device_, &queue_->context(), kick_.get(), busy_poll,
+                                            group_.get());
     ASSERT_OK(worker_->Start());
   }
   uint16_t AddChain(uint32_t index = 0) {
@@ -140,10 +144,11 @@ class QueueWorkerTest : public ::testing::Test {
   UniqueFd kick_, call_;
   uint64_t buffer_ = 0;
   std::vector<UsedElement> used_;
+  std::unique_ptr<WorkerGroup> group_;  // outlives the worker
   std::unique_ptr<QueueWorker> worker_;
 };
 
-TEST_F(QueueWorkerTest, ChainsWaitingAtStartAreOneBatchWithOneSignal) {
+TEST_P(QueueWorkerTest, ChainsWaitingAtStartAreOneBatchWithOneSignal) {
   for (uint32_t i = 0; i < 8; ++i) AddChain(i);
   Notification done;
   device_.process = [&](QueueContext& context) {
@@ -159,14 +164,14 @@ TEST_F(QueueWorkerTest, ChainsWaitingAtStartAreOneBatchWithOneSignal) {
   EXPECT_EQ(Calls(), 1u);       // eight chains, one interrupt
 }
 
-TEST_F(QueueWorkerTest, KickedChainsAreServed) {
+TEST_P(QueueWorkerTest, KickedChainsAreServed) {
   StartWorker();
   AddChain();
   Kick();
   EXPECT_EQ(WaitUsed(1).size(), 1u);
 }
 
-TEST_F(QueueWorkerTest, ChainAddedWhileNotificationsWereOffIsNotLost) {
+TEST_P(QueueWorkerTest, ChainAddedWhileNotificationsWereOffIsNotLost) {
   // The guest adds a chain after the device's last Take but before the worker re-enables
   // notifications: it saw them off and does not kick. The worker must look again.
   std::atomic<bool> added{false};
@@ -180,7 +185,7 @@ TEST_F(QueueWorkerTest, ChainAddedWhileNotificationsWereOffIsNotLost) {
   EXPECT_EQ(WaitUsed(2).size(), 2u);
 }
 
-TEST_F(QueueWorkerTest, BusyPollingServesChainsWithoutKicks) {
+TEST_P(QueueWorkerTest, BusyPollingServesChainsWithoutKicks) {
   StartWorker(/*busy_poll=*/absl::Seconds(30));
   AddChain(0);
   Kick();
@@ -190,7 +195,7 @@ TEST_F(QueueWorkerTest, BusyPollingServesChainsWithoutKicks) {
   EXPECT_EQ(WaitUsed(2).size(), 2u);
 }
 
-TEST_F(QueueWorkerTest, StopWaitsForTheBatchInProgress) {
+TEST_P(QueueWorkerTest, StopWaitsForTheBatchInProgress) {
   Notification entered, release;
   std::atomic<bool> batch_finished{false};
   device_.process = [&](QueueContext& context) {
@@ -220,7 +225,7 @@ TEST_F(QueueWorkerTest, StopWaitsForTheBatchInProgress) {
   EXPECT_EQ(queue_->queue().Base(), 2u);  // the position covers the whole batch
 }
 
-TEST_F(QueueWorkerTest, CompletionsFromOtherThreadsArePushedByTheWorker) {
+TEST_P(QueueWorkerTest, CompletionsFromOtherThreadsArePushedByTheWorker) {
   std::vector<ChainToken> taken;
   Notification took;
   device_.process = [&](QueueContext& context) {
@@ -242,7 +247,7 @@ TEST_F(QueueWorkerTest, CompletionsFromOtherThreadsArePushedByTheWorker) {
   EXPECT_EQ(queue_->context().in_flight(), 0u);
 }
 
-TEST_F(QueueWorkerTest, StoppingWaitsForChainsCompletedElsewhere) {
+TEST_P(QueueWorkerTest, StoppingWaitsForChainsCompletedElsewhere) {
   std::vector<ChainToken> taken;
   Notification took;
   device_.process = [&](QueueContext& context) {
@@ -270,7 +275,7 @@ TEST_F(QueueWorkerTest, StoppingWaitsForChainsCompletedElsewhere) {
   EXPECT_EQ(queue_->queue().Base(), 1u);
 }
 
-TEST_F(QueueWorkerTest, WatchedFdsAndWakeUpsRunTheDevice) {
+TEST_P(QueueWorkerTest, WatchedFdsAndWakeUpsRunTheDevice) {
   UniqueFd event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   std::atomic<int> handled{0};
   ASSERT_OK(queue_->context().Watch(event.get(), EPOLLIN, [&](uint32_t) {
@@ -296,7 +301,7 @@ TEST_F(QueueWorkerTest, WatchedFdsAndWakeUpsRunTheDevice) {
   EXPECT_EQ(handled, 1);
 }
 
-TEST_F(QueueWorkerTest, RetryAfterCallsAgainWithoutEvents) {
+TEST_P(QueueWorkerTest, RetryAfterCallsAgainWithoutEvents) {
   Notification second;
   device_.process = [&](QueueContext&) {
     if (device_.calls >= 2 && !second.HasBeenNotified()) second.Notify();
@@ -306,7 +311,7 @@ TEST_F(QueueWorkerTest, RetryAfterCallsAgainWithoutEvents) {
   EXPECT_TRUE(second.WaitForNotificationWithTimeout(kTimeout));
 }
 
-TEST_F(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
+TEST_P(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
   // A device out of I/O slots returns Blocked: the worker must sleep, not spin on the chain
   // that stays available (even with busy polling on), and come back when the device wakes it.
   std::atomic<bool> slots_free{false};
@@ -324,6 +329,190 @@ TEST_F(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
   slots_free = true;
   queue_->context().Wake();
   EXPECT_EQ(WaitUsed(1).size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(OwnThreadOrGroup, QueueWorkerTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "InAGroup" : "OwnThread";
+                         });
+
+// Two queues of one device served by a WorkerGroup, as vsock's rx and tx queues are.
+class WorkerGroupTest : public ::testing::Test {
+ protected:
+  struct Member {
+    std::unique_ptr<TestQueue> queue;
+    UniqueFd kick, call;
+    std::unique_ptr<QueueWorker> worker;
+  };
+  void SetUp() override {
+    buffer_ = ram_.Allocate(4096);
+    for (int i = 0; i < 2; ++i) {
+      TestQueue::Options options;
+      options.index = i;
+      ASSERT_OK_AND_ASSIGN(members_[i].queue, TestQueue::Create(&ram_, options));
+      members_[i].kick.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      members_[i].call.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      members_[i].queue->queue().set_call_fd(members_[i].call.get());
+    }
+    // Every call: which thread, and whether another call was running at the same time.
+    device_.process = [this](QueueContext& context) {
+      if (++running_ > 1) overlapped_ = true;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        threads_.push_back(std::this_thread::get_id());
+      }
+      QueueResult result = QueueResult::Drained();
+      if (process) {
+        result = process(context);
+      } else {
+        while (absl::optional<ChainToken> token = context.Take()) context.Complete(*token, 1);
+      }
+      --running_;
+      return result;
+    };
+  }
+  void TearDown() override {
+    for (Member& m : members_) {
+      if (m.worker) m.worker->Stop();
+    }
+  }
+  void Start(int i, absl::Duration busy_poll = absl::ZeroDuration()) {
+    if (!group_) group_ = std::make_unique<WorkerGroup>(busy_poll);
+    Member& m = members_[i];
+    m.worker = std::make_unique<QueueWorker>(&device_, &m.queue->context(), m.kick.get(), busy_poll,
+                                             group_.get());
+    ASSERT_OK(m.worker->Start());
+  }
+  void AddChain(int i, uint32_t slot) {
+    const Buffer out{buffer_ + slot * 16, 16};
+    EXPECT_OK(members_[i].queue->Add({}, {&out, 1}));
+  }
+  void Kick(int i) { eventfd_write(members_[i].kick.get(), 1); }
+  // Waits until queue `i` has reported `n` used elements in all.
+  size_t WaitUsed(int i, size_t n) {
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (used_[i] < n && absl::Now() < deadline) {
+      used_[i] += members_[i].queue->Used().size();
+      if (used_[i] >= n) break;
+      pollfd p{members_[i].call.get(), POLLIN, 0};
+      poll(&p, 1, 100);
+      eventfd_t ignored;
+      eventfd_read(members_[i].call.get(), &ignored);
+    }
+    return used_[i];
+  }
+  std::vector<std::thread::id> Threads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return threads_;
+  }
+
+  FakeGuestMemory ram_;
+  uint64_t buffer_ = 0;
+  ScriptedDevice device_;
+  std::function<QueueResult(QueueContext&)> process;  // the test's part of each call
+  std::unique_ptr<WorkerGroup> group_;                // outlives the workers
+  Member members_[2];
+  size_t used_[2] = {0, 0};
+  std::atomic<int> running_{0};
+  std::atomic<bool> overlapped_{false};
+  std::mutex mu_;
+  std::vector<std::thread::id> threads_;  // under mu_
+};
+
+TEST_F(WorkerGroupTest, OneThreadServesEveryQueueOneCallAtATime) {
+  Start(0);
+  Start(1);
+  for (uint32_t round = 0; round < 20; ++round) {
+    AddChain(0, round % 8);
+    AddChain(1, 8 + round % 8);
+    Kick(0);
+    Kick(1);
+  }
+  EXPECT_EQ(WaitUsed(0, 20), 20u);
+  EXPECT_EQ(WaitUsed(1, 20), 20u);
+  EXPECT_EQ(group_->size(), 2u);
+  EXPECT_FALSE(overlapped_);
+  const std::vector<std::thread::id> threads = Threads();
+  ASSERT_FALSE(threads.empty());
+  for (const std::thread::id& id : threads) EXPECT_EQ(id, threads[0]);
+  EXPECT_NE(threads[0], std::this_thread::get_id());
+}
+
+TEST_F(WorkerGroupTest, AQueueWokenByAnotherIsServedOnTheSameThread) {
+  // Queue 1 takes its chains only when queue 0 has seen a request (vsock: a reply waits for
+  // the rx queue): queue 0's call wakes it, and the group serves it with no kick.
+  std::atomic<bool> requested{false};
+  QueueContext& replies = members_[1].queue->context();
+  process = [&](QueueContext& context) {
+    if (context.index() == 1 && !requested) return QueueResult::Blocked();
+    while (absl::optional<ChainToken> token = context.Take()) context.Complete(*token, 1);
+    if (context.index() == 0) {
+      requested = true;
+      replies.Wake();
+    }
+    return QueueResult::Drained();
+  };
+  AddChain(1, 1);  // a buffer for the reply, waiting
+  Start(1);
+  Start(0);
+  AddChain(0, 0);
+  Kick(0);
+  EXPECT_EQ(WaitUsed(0, 1), 1u);
+  EXPECT_EQ(WaitUsed(1, 1), 1u);
+  const std::vector<std::thread::id> threads = Threads();
+  for (const std::thread::id& id : threads) EXPECT_EQ(id, threads[0]);
+}
+
+TEST_F(WorkerGroupTest, AStoppedQueueLeavesTheOtherServed) {
+  Start(0);
+  Start(1);
+  members_[0].worker->Stop();
+  EXPECT_EQ(group_->size(), 1u);
+  // Queue 0 is now this thread's: a completion here goes to the ring at once.
+  AddChain(0, 0);
+  QueueContext& stopped = members_[0].queue->context();
+  absl::optional<ChainToken> token = stopped.Take();
+  ASSERT_TRUE(token.has_value());
+  stopped.Complete(*token, 1);
+  EXPECT_EQ(members_[0].queue->Used().size(), 1u);
+  AddChain(1, 1);
+  Kick(1);
+  EXPECT_EQ(WaitUsed(1, 1), 1u);
+  // And it joins again.
+  Start(0);
+  AddChain(0, 2);
+  Kick(0);
+  EXPECT_EQ(WaitUsed(0, 1), 1u);
+}
+
+TEST_F(WorkerGroupTest, BusyPollingCoversEveryQueue) {
+  Start(0, /*busy_poll=*/absl::Seconds(30));
+  Start(1, /*busy_poll=*/absl::Seconds(30));
+  AddChain(0, 0);
+  Kick(0);
+  ASSERT_EQ(WaitUsed(0, 1), 1u);
+  // The thread spins now: chains without kicks, on either queue, are taken.
+  AddChain(1, 1);
+  EXPECT_EQ(WaitUsed(1, 1), 1u);
+  AddChain(0, 2);
+  EXPECT_EQ(WaitUsed(0, 2), 2u);
+  EXPECT_GT(members_[0].queue->queue().stats().busy_poll_hits.Get() +
+                members_[1].queue->queue().stats().busy_poll_hits.Get(),
+            0u);
+}
+
+TEST_F(WorkerGroupTest, RetryAfterOfOneQueueIsKeptWhileTheOtherSleeps) {
+  Notification retried;
+  process = [&](QueueContext& context) {
+    if (context.index() == 0) {
+      if (device_.calls >= 3 && !retried.HasBeenNotified()) retried.Notify();
+      return QueueResult::RetryAfter(absl::Milliseconds(1));
+    }
+    return QueueResult::Blocked();
+  };
+  Start(1);
+  Start(0);
+  EXPECT_TRUE(retried.WaitForNotificationWithTimeout(kTimeout));
 }
 
 class QueueContextTest : public ::testing::Test {

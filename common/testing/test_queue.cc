@@ -37,9 +37,10 @@ void TestQueue::Stop(VirtioDevice& device) {
 }
 
 bool TestQueue::DispatchReady(int timeout_ms) {
+  // A Wake from this thread (another queue's turn) is a flag, not an event.
+  bool any = context_->TakeLocalWake();
   epoll_event events[16];
-  const int n = epoll_wait(context_->epoll_fd(), events, 16, timeout_ms);
-  bool any = false;
+  const int n = epoll_wait(context_->epoll_fd(), events, 16, any ? 0 : timeout_ms);
   for (int i = 0; i < n; ++i) any |= context_->Dispatch(events[i].data.ptr, events[i].events);
   context_->FreeUnwatched();
   return any;

@@ -608,8 +608,11 @@ absl::Status Backend::MaybeStartQueue(uint32_t index) {
       vring.queue->MarkBroken(started);
     }
   }
+  if (info_.one_worker && !worker_group_) {
+    worker_group_ = std::make_unique<WorkerGroup>(options_.busy_poll);
+  }
   vring.worker = std::make_unique<QueueWorker>(device_, vring.context.get(), vring.kick.get(),
-                                               options_.busy_poll);
+                                               options_.busy_poll, worker_group_.get());
   absl::Status status = vring.worker->Start();
   if (!status.ok()) vring.worker.reset();
   return status;
@@ -832,6 +835,7 @@ void Backend::ResetDevice() {
     vrings_[i].context.reset();  // before the queue it refers to
     vrings_[i] = Vring();
   }
+  worker_group_.reset();  // its thread ends with the queues it served
   acked_features_ = 0;
   status_ = 0;
   device_->Reset();

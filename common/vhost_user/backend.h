@@ -129,6 +129,9 @@ class Backend {
   uint8_t status_ = 0;
   std::shared_ptr<const GuestMemory> memory_;
   std::unique_ptr<WorkPool> pool_;  // see StartPool; declared before the queues that use it
+  // The thread serving every queue, for a device with DeviceInfo::one_worker (else null);
+  // declared before the queues' workers, which it serves.
+  std::unique_ptr<WorkerGroup> worker_group_;
   std::vector<Vring> vrings_;
   // One per queue, for the back end's lifetime: the queues count into them across restarts.
   std::unique_ptr<QueueStats[]> queue_stats_;
