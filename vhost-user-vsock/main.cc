@@ -12,7 +12,6 @@
 // The common runtime's flags, which a VM of --vm replaces.
 DECLARE_string(socket_path);
 DECLARE_int32(fd);
-DECLARE_int32(poll_us);
 
 DEFINE_uint64(guest_cid, 3, "The guest's context ID (3 or more)");
 DEFINE_string(uds_path, "",
@@ -57,7 +56,6 @@ absl::StatusOr<std::vector<vhost::DaemonInstance>> CreateInstances() {
     options.guest_cid = vm.guest_cid;
     options.uds_path = vm.uds_path;
     options.groups = vm.groups;
-    options.busy_poll = absl::Microseconds(FLAGS_poll_us);
     absl::StatusOr<std::unique_ptr<vhost::VsockDevice>> device =
         vhost::VsockDevice::Create(options, &hub);
     if (!device.ok()) return device.status();

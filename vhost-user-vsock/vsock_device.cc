@@ -1,13 +1,10 @@
 #include "vhost-user-vsock/vsock_device.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/device/cpu_relax.h"
 #include "common/virtio/features.h"
 #include "glog/logging.h"
 #include "vhost-user-vsock/vsock_hub.h"
@@ -33,6 +30,7 @@ DeviceInfo VsockDevice::Info() const {
   info.max_queue_size = 1024;
   info.features = Bit(kFeatureVersion1) | Bit(VIRTIO_VSOCK_F_SEQPACKET);
   info.config_size = sizeof(virtio_vsock_config);
+  info.one_worker = true;  // replies cross from the tx queue to the rx queue on every packet
   return info;
 }
 
@@ -83,32 +81,12 @@ size_t VsockDevice::queued_packet_count() {
 }
 
 void VsockDevice::Wake() {
-  // The rx worker itself, in ProcessQueue: it goes round again rather than waking itself
-  // through the eventfd and epoll.
+  // The rx queue's own turn: it goes round again rather than waking itself.
   if (rx_busy_) {
     rx_again_ = true;
     return;
   }
-  rx_woken_.store(true);
-  if (rx_spinning_.load()) return;  // it sees rx_woken_, or saw the spin over below
-  if (rx_ != nullptr) rx_->Wake();
-}
-
-bool VsockDevice::SpinForWake() {
-  if (options_.busy_poll <= absl::ZeroDuration()) return false;
-  rx_spinning_.store(true);
-  const absl::Time deadline = absl::Now() + options_.busy_poll;
-  bool woken = false;
-  for (unsigned spins = 1; !(woken = rx_woken_.load()); ++spins) {
-    CpuRelax();
-    if (spins % 64 == 0) {
-      sched_yield();  // let a thread of ours on this CPU (the tx worker) run
-      if (absl::Now() >= deadline) break;
-    }
-  }
-  rx_spinning_.store(false);
-  // A Wake that saw us spinning wrote no eventfd: it must be seen now.
-  return woken || rx_woken_.load();
+  if (rx_ != nullptr) rx_->Wake();  // from the tx queue's turn, on the same thread: a flag
 }
 
 QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
@@ -123,24 +101,14 @@ QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
         context.Complete(*token, 0);
       }
     case kVsockRxQueue: {
-      for (;;) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          rx_woken_.store(false);
-          rx_busy_ = true;
-          host_->HandleEvents(*this);
-          do {
-            rx_again_ = false;
-            if (!SendQueued(context) || !SendCreditUpdates(context) || !SendHostData(context)) {
-              break;
-            }
-          } while (rx_again_);
-          rx_busy_ = false;
-        }
-        // What was sent reaches the guest before the spin.
-        context.queue().NotifyGuestIfNeeded();
-        if (!SpinForWake()) break;
-      }
+      std::lock_guard<std::mutex> lock(mu_);
+      rx_busy_ = true;
+      host_->HandleEvents(*this);
+      do {
+        rx_again_ = false;
+        if (!SendQueued(context) || !SendCreditUpdates(context) || !SendHostData(context)) break;
+      } while (rx_again_);
+      rx_busy_ = false;
       // Out of buffers: the guest's kick resumes; out of credit: its CREDIT_UPDATE wakes us;
       // out of host data: the watched sockets do.
       return QueueResult::Blocked();

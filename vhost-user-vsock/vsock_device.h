@@ -8,12 +8,16 @@
 // The device moves packets between the queues and the rest: the packet codec (vsock_packet.h),
 // the connections with their credit (connection.h) and the host side (host_muxer.h).
 //
-// Threads: the rx queue's worker does all host socket reads (its context watches the listener
-// and every host socket, edge-triggered) and fills the guest's rx buffers; the tx queue's worker
-// parses the guest's packets, writes to host sockets and queues replies for the rx worker, which
-// it wakes. Both work under mu_. A guest that takes no replies (posts no rx buffers) stops its
-// own tx queue: past kMaxQueuedReplies the tx worker waits for the rx worker to deliver some (as
-// Linux's vhost-vsock does) and to wake it, so replies never pile up and none is dropped.
+// Threads: one thread serves the three queues (DeviceInfo::one_worker), as Linux's vhost-vsock
+// does: the tx queue's turn parses the guest's packets, writes to host sockets and queues
+// replies; the rx queue's turn does all host socket reads (its context watches the listener and
+// every host socket, edge-triggered) and fills the guest's rx buffers. A reply wakes the rx
+// queue with a flag (QueueContext::Wake on the serving thread), so it goes out in the same
+// round, without a second thread or an eventfd. mu_ still guards the state, for the hub's
+// sibling devices (other threads) and for a queue being stopped. A guest that takes no replies
+// (posts no rx buffers) stops its own tx queue: past kMaxQueuedReplies the tx queue waits for
+// the rx queue to deliver some (as Linux's vhost-vsock does) and to wake it, so replies never
+// pile up and none is dropped.
 #ifndef VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 #define VHOST_USER_VSOCK_VSOCK_DEVICE_H_
 
@@ -44,9 +48,6 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
     uint64_t guest_cid = 3;
     std::string uds_path;  // host side: the listener here, guest-initiated targets UDS_PATH_P
     std::set<std::string> groups = {"default"};  // sibling VMs reachable through the hub
-    // How long the rx worker spins for more work (a reply or credit from the tx worker) before
-    // it sleeps: --poll-us. The tx queue spins in the engine.
-    absl::Duration busy_poll = absl::ZeroDuration();
   };
   // Limits that keep a hostile guest or host program from growing the daemon without bound.
   static constexpr size_t kMaxConnections = HostMuxer::kMaxConnections;
@@ -77,8 +78,6 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   // tests).
   size_t connection_count();
   size_t queued_packet_count();
-  // Whether the rx worker spins for a wake-up now (for tests).
-  bool rx_spinning() const { return rx_spinning_.load(); }
 
  private:
   // A packet for the guest: a reply of ours, or a sibling's packet.
@@ -119,12 +118,8 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   // `why` goes to the log (-v=1).
   void Close(Connection& c, bool rst, const char* why);
   Connection* Find(const virtio_vsock_hdr& h);
-  // Runs the rx worker soon.
+  // Runs the rx queue's turn soon.
   void Wake();
-  // The rx worker, done with a pass: spins up to options_.busy_poll for a Wake from the tx
-  // worker (a reply, credit), without mu_; true if one came. Host sockets and kicks wait for
-  // the spin to end (at most busy_poll).
-  bool SpinForWake();
 
   const Options options_;
   VsockHub* const hub_;
@@ -143,14 +138,10 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   std::atomic<size_t> queued_replies_{0};
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
   bool reset_event_sent_ = false;
-  // The rx worker is in ProcessQueue (it holds mu_ throughout): Wake() then only asks it to go
+  // The rx queue's turn is running (it holds mu_ throughout): Wake() then only asks it to go
   // round again (rx_again_).
   bool rx_busy_ = false;
   bool rx_again_ = false;
-  // While the rx worker spins (SpinForWake), Wake() sets rx_woken_ instead of writing the
-  // context's eventfd. Both seq_cst: a waker that sees the spin over writes the eventfd.
-  std::atomic<bool> rx_spinning_{false};
-  std::atomic<bool> rx_woken_{false};
   // The rx worker's rx buffer segments for one read: a batch of 16 buffers outgrows the inline
   // storage, and the capacity kept here saves an allocation per batch.
   IovecList rx_iov_;
