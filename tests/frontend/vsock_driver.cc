@@ -114,6 +114,11 @@ absl::Status VsockDriver::SendAliased(const virtio_vsock_hdr& header, uint64_t c
 absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::Receive(
     absl::Duration timeout) {
   ASSIGN_OR_RETURN(UsedElement used, rx_->WaitForUsed(timeout));
+  return TakeRx(used);
+}
+
+absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::TakeRx(
+    const UsedElement& used) {
   auto it = rx_buffers_.find(used.id);
   if (it == rx_buffers_.end()) return absl::InternalError("unknown rx buffer");
   uint8_t* buffer = it->second;
@@ -134,6 +139,15 @@ bool VsockDriver::Pump(absl::Duration timeout) {
   if (!packet.ok()) return false;
   Dispatch(packet->first, packet->second);
   return true;
+}
+
+absl::StatusOr<int> VsockDriver::PumpPending() {
+  for (int handled = 0;; ++handled) {
+    ASSIGN_OR_RETURN(absl::optional<UsedElement> used, rx_->PollUsed());
+    if (!used) return handled;
+    ASSIGN_OR_RETURN(auto packet, TakeRx(*used));
+    Dispatch(packet.first, packet.second);
+  }
 }
 
 virtio_vsock_hdr VsockDriver::HeaderFor(VsockStream* s, uint16_t op) {
@@ -264,8 +278,7 @@ absl::Status VsockDriver::Write(VsockStream* s, const std::string& data, absl::D
   size_t offset = 0;
   while (offset < data.size() || (data.empty() && offset == 0)) {
     if (s->reset) return absl::UnavailableError("connection reset");
-    const uint32_t in_flight = s->tx_cnt - s->peer_fwd_cnt;
-    const uint32_t credit = in_flight >= s->peer_buf_alloc ? 0 : s->peer_buf_alloc - in_flight;
+    const uint32_t credit = CreditFor(s);
     if (credit == 0 && !data.empty()) {
       if (!Pump(deadline - absl::Now())) return absl::DeadlineExceededError("no credit");
       continue;
@@ -282,6 +295,29 @@ absl::Status VsockDriver::Write(VsockStream* s, const std::string& data, absl::D
     if (data.empty()) break;
   }
   return absl::OkStatus();
+}
+
+uint32_t VsockDriver::CreditFor(const VsockStream* s) {
+  const uint32_t in_flight = s->tx_cnt - s->peer_fwd_cnt;
+  return in_flight >= s->peer_buf_alloc ? 0 : s->peer_buf_alloc - in_flight;
+}
+
+absl::StatusOr<size_t> VsockDriver::WriteSome(VsockStream* s, const char* data, size_t len,
+                                              size_t packet) {
+  // A seqpacket message cut at the credit would need its EOM later: Write's business.
+  if (s->type != VIRTIO_VSOCK_TYPE_STREAM) return absl::InvalidArgumentError("stream only");
+  if (s->reset) return absl::UnavailableError("connection reset");
+  size_t sent = 0;
+  while (sent < len) {
+    const size_t chunk = std::min<size_t>({packet, CreditFor(s), len - sent});
+    if (chunk == 0) break;
+    virtio_vsock_hdr h = HeaderFor(s, VIRTIO_VSOCK_OP_RW);
+    h.len = static_cast<uint32_t>(chunk);
+    RETURN_IF_ERROR(Send(h, data + sent, chunk));
+    s->tx_cnt += chunk;
+    sent += chunk;
+  }
+  return sent;
 }
 
 absl::StatusOr<std::string> VsockDriver::Read(VsockStream* s, size_t n, absl::Duration timeout) {

@@ -67,6 +67,9 @@ class VsockDriver {
   absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> Receive(absl::Duration timeout);
   // Handles one incoming packet for the socket layer; false on timeout.
   bool Pump(absl::Duration timeout);
+  // Handles every packet the device has already delivered, without waiting (credit updates for
+  // a guest writing to many streams at once); returns how many.
+  absl::StatusOr<int> PumpPending();
   // Stops refilling rx buffers (a guest that never returns them) or resumes.
   void set_refill(bool refill) { refill_ = refill; }
   absl::Status RefillRx();
@@ -85,6 +88,10 @@ class VsockDriver {
   // message (EOM on its last packet).
   absl::Status Write(VsockStream* s, const std::string& data,
                      absl::Duration timeout = absl::Seconds(10), size_t packet = 65536);
+  // Stream only: sends as much of `data` as the peer's credit allows now, without waiting or
+  // pumping, and returns the bytes sent (0 with no credit: PumpPending or Pump, then again).
+  absl::StatusOr<size_t> WriteSome(VsockStream* s, const char* data, size_t len,
+                                   size_t packet = 65536);
   // Reads exactly `n` bytes (fewer if the peer shuts down).
   absl::StatusOr<std::string> Read(VsockStream* s, size_t n,
                                    absl::Duration timeout = absl::Seconds(10));
@@ -102,6 +109,10 @@ class VsockDriver {
   using Key = std::tuple<uint32_t, uint64_t, uint32_t>;
   explicit VsockDriver(const Options& options) : options_(options) {}
   virtio_vsock_hdr HeaderFor(VsockStream* s, uint16_t op);
+  // What the peer can take now: its buffer less what we sent that it has not forwarded.
+  static uint32_t CreditFor(const VsockStream* s);
+  // Takes the rx buffer `used` names back (to the ring if refilling) and returns its packet.
+  absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> TakeRx(const UsedElement& used);
   absl::Status MaybeCreditUpdate(VsockStream* s);
   void Dispatch(const virtio_vsock_hdr& h, const std::string& payload);
 

@@ -214,6 +214,31 @@ TEST_F(VsockDaemonTest, GuestToHostEchoOnManyConnections) {
   EXPECT_TRUE(guest_->WaitForPeerClose(streams[0]));
 }
 
+// WriteSome (the benchmark's many-streams writer) sends what the credit allows at once and no
+// more, without waiting; more goes once a credit update is pumped.
+TEST_F(VsockDaemonTest, WriteSomeStopsAtTheCredit) {
+  StartDaemon();
+  UniqueFd listener = Listen(uds_ + "_1235");
+  StartGuest();
+  ASSERT_OK_AND_ASSIGN(VsockStream * s, guest_->Connect(2, 1235));
+  const uint32_t window = s->peer_buf_alloc;
+  ASSERT_GT(window, 0u);
+  const std::string data = RandomBytes(4 * size_t{window}, 3);
+  ASSERT_OK_AND_ASSIGN(size_t first, guest_->WriteSome(s, data.data(), data.size()));
+  EXPECT_EQ(first, window);
+  ASSERT_OK_AND_ASSIGN(size_t none, guest_->WriteSome(s, data.data() + first, data.size() - first));
+  EXPECT_EQ(none, 0u);
+  UniqueFd host(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(ReadUpTo(host.get(), first) == data.substr(0, first));
+  size_t more = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (more == 0 && guest_->Pump(deadline - absl::Now())) {
+    ASSERT_OK_AND_ASSIGN(more, guest_->WriteSome(s, data.data() + first, data.size() - first));
+  }
+  EXPECT_GT(more, 0u);
+  EXPECT_TRUE(ReadUpTo(host.get(), more) == data.substr(first, more));
+}
+
 TEST_F(VsockDaemonTest, HostToGuestWithConnectLine) {
   StartDaemon();
   StartGuest();
