@@ -11,6 +11,10 @@ namespace {
 constexpr uint32_t kHeader = sizeof(virtio_vsock_hdr);
 constexpr uint32_t kTxSlot = kHeader + 65536;
 constexpr uint32_t kCreditUpdateEvery = 64 * 1024;
+constexpr uint16_t kRxQueueSize = 256;
+// One more slot than chains the tx ring holds (one descriptor each at most): a slot is reused
+// only once the device, which completes tx chains in order, is done with it.
+constexpr int kTxSlots = 257;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<VsockDriver>> VsockDriver::Start(const std::string& socket,
@@ -21,13 +25,15 @@ absl::StatusOr<std::unique_ptr<VsockDriver>> VsockDriver::Start(const std::strin
   if (options.event_idx) device.features |= Bit(kFeatureEventIdx);
   if (options.seqpacket) device.features |= Bit(VIRTIO_VSOCK_F_SEQPACKET);
   device.ram_size = 64 << 20;
-  device.queue_sizes = {256, 256, 16};  // rx, tx, event
+  device.queue_sizes = {kRxQueueSize, 256, 16};  // rx, tx, event
   ASSIGN_OR_RETURN(d->device_, DeviceConnection::Open(socket, device));
   d->frontend_ = d->device_->frontend();
   d->ram_ = d->device_->ram();
   d->rx_ = d->device_->queue(0);
   d->tx_ = d->device_->queue(1);
   d->event_ = d->device_->queue(2);
+  d->rx_buffers_.assign(kRxQueueSize, nullptr);
+  d->rx_gpa_.assign(kRxQueueSize, 0);
   for (uint32_t i = 0; i < options.rx_buffers; ++i) {
     uint8_t* host;
     ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(kHeader + kRxBufferSize, 64, &host));
@@ -40,7 +46,7 @@ absl::StatusOr<std::unique_ptr<VsockDriver>> VsockDriver::Start(const std::strin
     RETURN_IF_ERROR(d->event_->ring().AddChain({}, {{gpa, 4}}).status());
   }
   RETURN_IF_ERROR(d->event_->Submit().status());
-  for (int i = 0; i < 256; ++i) {
+  for (int i = 0; i < kTxSlots; ++i) {
     uint8_t* host;
     ASSIGN_OR_RETURN(uint64_t gpa, d->ram_->Allocate(kTxSlot, 64, &host));
     d->tx_slots_.push_back({gpa, host});
@@ -111,42 +117,50 @@ absl::Status VsockDriver::SendAliased(const virtio_vsock_hdr& header, uint64_t c
   return tx_->Submit().status();
 }
 
-absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::Receive(
-    absl::Duration timeout) {
-  ASSIGN_OR_RETURN(UsedElement used, rx_->WaitForUsed(timeout));
-  return TakeRx(used);
-}
-
-absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::TakeRx(
-    const UsedElement& used) {
-  auto it = rx_buffers_.find(used.id);
-  if (it == rx_buffers_.end()) return absl::InternalError("unknown rx buffer");
-  uint8_t* buffer = it->second;
-  const uint64_t gpa = rx_gpa_[used.id];
-  rx_buffers_.erase(it);
+template <typename Handler>
+absl::Status VsockDriver::TakeRx(const UsedElement& used, Handler handle) {
+  uint8_t* const buffer = used.id < rx_buffers_.size() ? rx_buffers_[used.id] : nullptr;
+  if (buffer == nullptr) return absl::InternalError("unknown rx buffer");
+  rx_buffers_[used.id] = nullptr;
+  free_rx_.push_back({rx_gpa_[used.id], buffer});
   if (used.len < kHeader) return absl::DataLossError(absl::StrCat("rx packet of ", used.len));
   virtio_vsock_hdr h;
   std::memcpy(&h, buffer, kHeader);
   if (h.len > used.len - kHeader) return absl::DataLossError("rx packet shorter than its len");
-  std::string payload(reinterpret_cast<char*>(buffer) + kHeader, h.len);
-  free_rx_.push_back({gpa, buffer});
-  if (refill_) RETURN_IF_ERROR(RefillRx());
-  return std::make_pair(h, std::move(payload));
+  handle(h, absl::string_view(reinterpret_cast<const char*>(buffer) + kHeader, h.len));
+  return MaybeRefillRx();
+}
+
+absl::Status VsockDriver::MaybeRefillRx() {
+  if (!refill_ || free_rx_.size() < options_.rx_buffers / 2) return absl::OkStatus();
+  return RefillRx();
+}
+
+absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> VsockDriver::Receive(
+    absl::Duration timeout) {
+  ASSIGN_OR_RETURN(UsedElement used, rx_->WaitForUsed(timeout));
+  std::pair<virtio_vsock_hdr, std::string> packet;
+  RETURN_IF_ERROR(TakeRx(used, [&](const virtio_vsock_hdr& h, absl::string_view payload) {
+    packet = {h, std::string(payload)};
+  }));
+  return packet;
 }
 
 bool VsockDriver::Pump(absl::Duration timeout) {
-  absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> packet = Receive(timeout);
-  if (!packet.ok()) return false;
-  Dispatch(packet->first, packet->second);
-  return true;
+  absl::StatusOr<UsedElement> used = rx_->WaitForUsed(timeout);
+  if (!used.ok()) return false;
+  return TakeRx(*used,
+                [&](const virtio_vsock_hdr& h, absl::string_view payload) { Dispatch(h, payload); })
+      .ok();
 }
 
 absl::StatusOr<int> VsockDriver::PumpPending() {
   for (int handled = 0;; ++handled) {
     ASSIGN_OR_RETURN(absl::optional<UsedElement> used, rx_->PollUsed());
     if (!used) return handled;
-    ASSIGN_OR_RETURN(auto packet, TakeRx(*used));
-    Dispatch(packet.first, packet.second);
+    RETURN_IF_ERROR(TakeRx(*used, [&](const virtio_vsock_hdr& h, absl::string_view payload) {
+      Dispatch(h, payload);
+    }));
   }
 }
 
@@ -169,7 +183,7 @@ absl::Status VsockDriver::MaybeCreditUpdate(VsockStream* s) {
   return Send(HeaderFor(s, VIRTIO_VSOCK_OP_CREDIT_UPDATE));
 }
 
-void VsockDriver::Dispatch(const virtio_vsock_hdr& h, const std::string& payload) {
+void VsockDriver::Dispatch(const virtio_vsock_hdr& h, absl::string_view payload) {
   const Key key{h.dst_port, h.src_cid, h.src_port};
   auto it = streams_.find(key);
   VsockStream* s = it == streams_.end() ? nullptr : it->second.get();
@@ -222,13 +236,13 @@ void VsockDriver::Dispatch(const virtio_vsock_hdr& h, const std::string& payload
       if (!s) return;
       s->fwd_cnt += h.len;
       if (s->type == VIRTIO_VSOCK_TYPE_SEQPACKET) {
-        s->partial += payload;
+        s->partial.append(payload.data(), payload.size());
         if (h.flags & VIRTIO_VSOCK_SEQ_EOM) {
           s->messages.push_back(std::move(s->partial));
           s->partial.clear();
         }
       } else {
-        s->data += payload;
+        s->data.append(payload.data(), payload.size());
       }
       (void)MaybeCreditUpdate(s);
       return;

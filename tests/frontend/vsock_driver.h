@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "tests/frontend/daemon_fixture.h"
 #include "tests/frontend/frontend.h"
@@ -112,17 +113,23 @@ class VsockDriver {
   // What the peer can take now: its buffer less what we sent that it has not forwarded.
   static uint32_t CreditFor(const VsockStream* s);
   // Takes the rx buffer `used` names back (to the ring if refilling) and returns its packet.
-  absl::StatusOr<std::pair<virtio_vsock_hdr, std::string>> TakeRx(const UsedElement& used);
+  // Hands the packet of `used` to `handle` while its buffer is still ours (no copy), then gives
+  // the buffer back.
+  template <typename Handler>
+  absl::Status TakeRx(const UsedElement& used, Handler handle);
+  // Posts the free rx buffers once half of them are free, as Linux's driver refills.
+  absl::Status MaybeRefillRx();
   absl::Status MaybeCreditUpdate(VsockStream* s);
-  void Dispatch(const virtio_vsock_hdr& h, const std::string& payload);
+  void Dispatch(const virtio_vsock_hdr& h, absl::string_view payload);
 
   Options options_;
   std::unique_ptr<DeviceConnection> device_;
   Frontend* frontend_;  // device_'s
   GuestRam* ram_;
   FrontendQueue *rx_, *tx_, *event_;
-  std::map<uint16_t, uint8_t*> rx_buffers_;              // descriptor id -> buffer
-  std::map<uint16_t, uint64_t> rx_gpa_;                  // descriptor id -> its guest address
+  // By descriptor id (the rx ring's size): the posted buffer, its guest address.
+  std::vector<uint8_t*> rx_buffers_;
+  std::vector<uint64_t> rx_gpa_;
   std::vector<std::pair<uint64_t, uint8_t*>> free_rx_;   // gpa, host pointer
   std::vector<std::pair<uint64_t, uint8_t*>> tx_slots_;  // header+payload areas
   size_t next_tx_ = 0;
