@@ -174,15 +174,24 @@ TEST_P(QueueWorkerTest, KickedChainsAreServed) {
 TEST_P(QueueWorkerTest, ChainAddedWhileNotificationsWereOffIsNotLost) {
   // The guest adds a chain after the device's last Take but before the worker re-enables
   // notifications: it saw them off and does not kick. The worker must look again.
+  // The driver's side is touched by the worker only until both are done (it is not
+  // thread-safe): this thread looks at the used ring once the worker has stopped.
   std::atomic<bool> added{false};
+  int completed = 0;
+  Notification both;
   device_.process = [&](QueueContext& context) {
-    while (absl::optional<ChainToken> token = context.Take()) context.Complete(*token, 1);
+    while (absl::optional<ChainToken> token = context.Take()) {
+      context.Complete(*token, 1);
+      if (++completed == 2) both.Notify();
+    }
     if (!added.exchange(true)) AddChain(1);  // no kick
     return QueueResult::Drained();
   };
   AddChain(0);
   StartWorker();
-  EXPECT_EQ(WaitUsed(2).size(), 2u);
+  EXPECT_TRUE(both.WaitForNotificationWithTimeout(kTimeout));
+  worker_->Stop();
+  EXPECT_EQ(queue_->Used().size(), 2u);
 }
 
 TEST_P(QueueWorkerTest, BusyPollingServesChainsWithoutKicks) {
@@ -245,6 +254,7 @@ TEST_P(QueueWorkerTest, CompletionsFromOtherThreadsArePushedByTheWorker) {
   std::thread([&] { queue_->context().Complete(taken[0], 3); }).join();
   EXPECT_EQ(WaitUsed(2).size(), 2u);
   EXPECT_EQ(queue_->context().in_flight(), 0u);
+  worker_->Stop();  // before the locals `process` uses go
 }
 
 TEST_P(QueueWorkerTest, StoppingWaitsForChainsCompletedElsewhere) {
@@ -309,6 +319,7 @@ TEST_P(QueueWorkerTest, RetryAfterCallsAgainWithoutEvents) {
   };
   StartWorker();
   EXPECT_TRUE(second.WaitForNotificationWithTimeout(kTimeout));
+  worker_->Stop();  // before the locals `process` uses go
 }
 
 TEST_P(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
@@ -329,6 +340,7 @@ TEST_P(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
   slots_free = true;
   queue_->context().Wake();
   EXPECT_EQ(WaitUsed(1).size(), 1u);
+  worker_->Stop();  // before the locals `process` uses go
 }
 
 INSTANTIATE_TEST_SUITE_P(OwnThreadOrGroup, QueueWorkerTest, ::testing::Bool(),
@@ -371,7 +383,10 @@ class WorkerGroupTest : public ::testing::Test {
       return result;
     };
   }
-  void TearDown() override {
+  void TearDown() override { StopAll(); }
+  // Called at the end of a test whose `process` refers to its locals: the thread may call it
+  // until its queues stop.
+  void StopAll() {
     for (Member& m : members_) {
       if (m.worker) m.worker->Stop();
     }
@@ -459,6 +474,7 @@ TEST_F(WorkerGroupTest, AQueueWokenByAnotherIsServedOnTheSameThread) {
   Kick(0);
   EXPECT_EQ(WaitUsed(0, 1), 1u);
   EXPECT_EQ(WaitUsed(1, 1), 1u);
+  StopAll();
   const std::vector<std::thread::id> threads = Threads();
   for (const std::thread::id& id : threads) EXPECT_EQ(id, threads[0]);
 }
@@ -488,12 +504,16 @@ TEST_F(WorkerGroupTest, AStoppedQueueLeavesTheOtherServed) {
 TEST_F(WorkerGroupTest, BusyPollingCoversEveryQueue) {
   Start(0, /*busy_poll=*/absl::Seconds(30));
   Start(1, /*busy_poll=*/absl::Seconds(30));
+  // A kicked chain on each: both queues are the thread's now, and it has nothing else to do.
+  AddChain(1, 0);
+  Kick(1);
+  ASSERT_EQ(WaitUsed(1, 1), 1u);
   AddChain(0, 0);
   Kick(0);
   ASSERT_EQ(WaitUsed(0, 1), 1u);
   // The thread spins now: chains without kicks, on either queue, are taken.
   AddChain(1, 1);
-  EXPECT_EQ(WaitUsed(1, 1), 1u);
+  EXPECT_EQ(WaitUsed(1, 2), 2u);
   AddChain(0, 2);
   EXPECT_EQ(WaitUsed(0, 2), 2u);
   EXPECT_GT(members_[0].queue->queue().stats().busy_poll_hits.Get() +
@@ -513,6 +533,7 @@ TEST_F(WorkerGroupTest, RetryAfterOfOneQueueIsKeptWhileTheOtherSleeps) {
   Start(1);
   Start(0);
   EXPECT_TRUE(retried.WaitForNotificationWithTimeout(kTimeout));
+  StopAll();
 }
 
 class QueueContextTest : public ::testing::Test {
