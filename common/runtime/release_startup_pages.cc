@@ -39,10 +39,12 @@ StartupPages StartupPages::Find() {
 }
 
 void StartupPages::Release() const {
+  // malloc_trim first: its code, run after the page-out, would fault back in (64 KiB at a time,
+  // the kernel's fault-around) what was just given back.
+  malloc_trim(0);
   for (const Range& range : ranges_) {
     (void)madvise(reinterpret_cast<void*>(range.start), range.end - range.start, MADV_PAGEOUT);
   }
-  malloc_trim(0);
 }
 
 }  // namespace vhost

@@ -25,7 +25,10 @@ class StartupPages {
   // madvise(MADV_PAGEOUT) over them: call it once start-up is over, just before serving (madvise
   // is in the sandbox's Memory group). Failures are ignored: the kernel may predate MADV_PAGEOUT
   // (Linux 5.4, EINVAL), and nothing is lost but the memory saving. Also returns the freed heap
-  // that start-up left behind to the kernel (malloc_trim).
+  // that start-up left behind to the kernel (malloc_trim). Whatever code runs after it faults
+  // its pages back, each fault mapping the 64 KiB around it (the kernel's fault-around) while
+  // the page cache holds them: call it right before the daemon blocks, with nothing (no log
+  // line) in between.
   void Release() const;
 
   struct Range {
