@@ -129,11 +129,31 @@ class Daemon {
     }
   }
 
-  // Waits until the daemon says it is ready for a front end: start-up is over, its start-up
-  // pages given back (RunDaemon logs it once serving begins).
-  absl::Status WaitReady() { return WaitForLog("ready for a front end"); }
-  // Waits until it has given them back again, idle (logged a second after "ready").
-  absl::Status WaitSettled() { return WaitForLog("idle: start-up pages given back"); }
+  // Waits until the daemon says it is ready for a front end and then waits for one: start-up
+  // is over, its start-up pages given back (just before that first wait).
+  absl::Status WaitReady() {
+    RETURN_IF_ERROR(WaitForLog("ready for a front end"));
+    return WaitForPoll();
+  }
+  // Waits until it has given them back again, idle (logged a second after "ready", just before
+  // the release) and waits in poll(2) again: the release is over then.
+  absl::Status WaitSettled() {
+    RETURN_IF_ERROR(WaitForLog("idle: giving start-up pages back"));
+    return WaitForPoll();
+  }
+  // Once a log line said the daemon is past a wait: until it is in the next one.
+  absl::Status WaitForPoll() {
+    // /proc/PID/syscall names the main thread's system call while it sleeps in one (else
+    // "running"); nothing in the daemon's directory changes, so it is looked at every 100 us.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      std::ifstream in(absl::StrCat("/proc/", pid_, "/syscall"));
+      long number = -1;
+      if (in >> number && (number == SYS_poll || number == SYS_ppoll)) return absl::OkStatus();
+      usleep(100);
+    }
+    return absl::DeadlineExceededError("the daemon did not wait in poll(2) after its release");
+  }
 
   absl::Status WaitForLog(const std::string& line) {
     return Until(line, [&] {
