@@ -16,9 +16,14 @@ namespace {
 
 // Without kick eventfds the ring is looked at this often.
 constexpr absl::Duration kNoKickPollInterval = absl::Milliseconds(1);
+// Calls a Drain makes for wake-ups from its own thread before it lets epoll in (the stop fd,
+// other fds, other queues of a group): a device that wakes itself on every call must not keep
+// the thread from them.
+constexpr int kMaxCallsPerDrain = 64;
 
 int ToTimeoutMs(absl::Duration wait) {
   if (wait == absl::InfiniteDuration()) return -1;
+  if (wait == absl::ZeroDuration()) return 0;
   return static_cast<int>(
       std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)))));
 }
@@ -82,12 +87,17 @@ void QueueWorker::Detach() {
 
 void QueueWorker::Drain() {
   Virtqueue& queue = context_->queue();
-  for (;;) {
+  for (int calls = 1;; ++calls) {
     context_->PushPosted();
     context_->TakeLocalWake();  // this call answers it
     result_ = device_->ProcessQueue(*context_);
     queue.NotifyGuestIfNeeded();
-    if (context_->TakeLocalWake()) continue;  // woken by itself, or a handler of ours
+    // Woken by itself, or a handler of ours: again, or (the flag left set) after a look at
+    // epoll that does not wait.
+    if (context_->HasLocalWake()) {
+      if (calls < kMaxCallsPerDrain) continue;
+      break;
+    }
     if (result_.kind() != QueueResult::Kind::kDrained) {
       // The device left chains in the ring on purpose: it must not be spun on. The guest
       // still kicks when it adds buffers (event queues need that).
@@ -108,6 +118,7 @@ void QueueWorker::Drain() {
 }
 
 absl::Duration QueueWorker::Wait() const {
+  if (context_->HasLocalWake()) return absl::ZeroDuration();
   absl::Duration wait = result_.delay();
   if (kick_fd_ < 0 && !context_->queue().broken()) wait = std::min(wait, kNoKickPollInterval);
   return wait;
@@ -165,6 +176,7 @@ bool QueueWorker::HandleEvents(const epoll_event* events, int n) {
   // A broken queue pops nothing, but the device still consumes its own events (e.g. I/O
   // completions), else its level-triggered fd would wake us in a loop.
   if (context_->queue().broken() && !device_event) {
+    context_->TakeLocalWake();  // nothing to do for it: not a reason to look again
     result_ = QueueResult::Drained();
     due_ = absl::InfiniteFuture();
     return true;
@@ -287,13 +299,18 @@ bool WorkerGroup::ApplyChanges() {
 
 int WorkerGroup::TimeoutMs() const {
   absl::Time due = absl::InfiniteFuture();
-  for (const QueueWorker* worker : members_) due = std::min(due, worker->due_);
+  for (const QueueWorker* worker : members_) {
+    if (worker->context_->HasLocalWake()) return 0;  // DrainWoken stopped short of it
+    due = std::min(due, worker->due_);
+  }
   if (due == absl::InfiniteFuture()) return -1;
   return ToTimeoutMs(std::max(due - absl::Now(), absl::ZeroDuration()));
 }
 
 void WorkerGroup::DrainWoken() {
-  for (bool again = true; again;) {
+  // Bounded as Drain is: a wake left over makes the next epoll_wait return at once.
+  bool again = true;
+  for (int rounds = 0; again && rounds < kMaxCallsPerDrain; ++rounds) {
     again = false;
     for (QueueWorker* worker : members_) {
       if (!worker->context_->HasLocalWake()) continue;
@@ -350,7 +367,7 @@ void WorkerGroup::Run() {
     }
     const absl::Time now = absl::Now();
     for (QueueWorker* worker : members_) {
-      if (worker->due_ <= now) worker->HandleEvents(nullptr, 0);
+      if (worker->due_ <= now || worker->context_->HasLocalWake()) worker->HandleEvents(nullptr, 0);
     }
     DrainWoken();
     SpinForWork();

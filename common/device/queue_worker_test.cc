@@ -343,6 +343,20 @@ TEST_P(QueueWorkerTest, BlockedLeavesChainsInTheRingUntilAnEvent) {
   worker_->Stop();  // before the locals `process` uses go
 }
 
+TEST_P(QueueWorkerTest, ADeviceWakingItselfOnEveryCallStillStops) {
+  // Each call asks for another (a wake-up on its own thread, a flag): the thread must still
+  // look at epoll now and then, or it would never see Stop (the test would time out).
+  QueueContext* context = &queue_->context();
+  device_.process = [context](QueueContext&) {
+    context->Wake();
+    return QueueResult::Blocked();
+  };
+  StartWorker();
+  ASSERT_TRUE(device_.WaitCalls(1000));  // it goes on calling
+  worker_->Stop();
+  EXPECT_GE(device_.calls, 1000);
+}
+
 INSTANTIATE_TEST_SUITE_P(OwnThreadOrGroup, QueueWorkerTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "InAGroup" : "OwnThread";
