@@ -81,12 +81,10 @@ size_t VsockDevice::queued_packet_count() {
 }
 
 void VsockDevice::Wake() {
-  // The rx queue's own turn: it goes round again rather than waking itself.
-  if (rx_busy_) {
-    rx_again_ = true;
-    return;
-  }
-  if (rx_ != nullptr) rx_->Wake();  // from the tx queue's turn, on the same thread: a flag
+  // From either queue's turn (one thread serves both) this is a flag the engine acts on once
+  // the call returns, so the rx queue's own pass needs no loop of its; from a sibling device's
+  // thread it is the context's eventfd.
+  if (rx_ != nullptr) rx_->Wake();
 }
 
 QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
@@ -102,13 +100,9 @@ QueueResult VsockDevice::ProcessQueue(QueueContext& context) {
       }
     case kVsockRxQueue: {
       std::lock_guard<std::mutex> lock(mu_);
-      rx_busy_ = true;
       host_->HandleEvents(*this);
-      do {
-        rx_again_ = false;
-        if (!SendQueued(context) || !SendCreditUpdates(context) || !SendHostData(context)) break;
-      } while (rx_again_);
-      rx_busy_ = false;
+      // Each stops when the guest's rx buffers run out.
+      (void)(SendQueued(context) && SendCreditUpdates(context) && SendHostData(context));
       // Out of buffers: the guest's kick resumes; out of credit: its CREDIT_UPDATE wakes us;
       // out of host data: the watched sockets do.
       return QueueResult::Blocked();

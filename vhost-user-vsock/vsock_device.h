@@ -138,10 +138,6 @@ class VsockDevice : public VirtioDevice, private HostMuxer::Delegate {
   std::atomic<size_t> queued_replies_{0};
   bool tx_waiting_ = false;  // the tx queue stopped for kMaxQueuedReplies
   bool reset_event_sent_ = false;
-  // The rx queue's turn is running (it holds mu_ throughout): Wake() then only asks it to go
-  // round again (rx_again_).
-  bool rx_busy_ = false;
-  bool rx_again_ = false;
   // The rx worker's rx buffer segments for one read: a batch of 16 buffers outgrows the inline
   // storage, and the capacity kept here saves an allocation per batch.
   IovecList rx_iov_;

@@ -16,10 +16,6 @@ namespace {
 
 // Without kick eventfds the ring is looked at this often.
 constexpr absl::Duration kNoKickPollInterval = absl::Milliseconds(1);
-// Calls a Drain makes for wake-ups from its own thread before it lets epoll in (the stop fd,
-// other fds, other queues of a group): a device that wakes itself on every call must not keep
-// the thread from them.
-constexpr int kMaxCallsPerDrain = 64;
 
 int ToTimeoutMs(absl::Duration wait) {
   if (wait == absl::InfiniteDuration()) return -1;

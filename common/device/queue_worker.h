@@ -26,6 +26,11 @@
 
 namespace vhost {
 
+// Calls a worker makes in a row for wake-ups from its own thread before it lets epoll in (the
+// stop fd, other fds, other queues of a group): a device that wakes itself on every call must
+// not keep the thread from them.
+inline constexpr int kMaxCallsPerDrain = 64;
+
 class WorkerGroup;
 
 class QueueWorker {
