@@ -109,8 +109,11 @@ void QueueWorker::Drain() {
     }
     break;
   }
-  const absl::Duration wait = Wait();
-  due_ = wait == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + wait;
+  // A group keeps each queue's deadline; a queue's own thread asks Wait() before it sleeps.
+  if (group_ != nullptr) {
+    const absl::Duration wait = Wait();
+    due_ = wait == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + wait;
+  }
 }
 
 absl::Duration QueueWorker::Wait() const {
@@ -363,7 +366,7 @@ void WorkerGroup::Run() {
     }
     const absl::Time now = absl::Now();
     for (QueueWorker* worker : members_) {
-      if (worker->due_ <= now || worker->context_->HasLocalWake()) worker->HandleEvents(nullptr, 0);
+      if (worker->due_ <= now) worker->HandleEvents(nullptr, 0);
     }
     DrainWoken();
     SpinForWork();

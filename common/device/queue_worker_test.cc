@@ -58,6 +58,19 @@ class Notification {
   bool notified_ = false;
 };
 
+// Waits (on the call eventfd `call_fd`) until `used` holds `n` of the queue's used elements.
+void WaitForUsed(TestQueue& queue, int call_fd, size_t n, std::vector<UsedElement>* used) {
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (used->size() < n && absl::Now() < deadline) {
+    for (const UsedElement& e : queue.Used()) used->push_back(e);
+    if (used->size() >= n) break;
+    pollfd p{call_fd, POLLIN, 0};
+    poll(&p, 1, 100);
+    eventfd_t ignored;
+    eventfd_read(call_fd, &ignored);
+  }
+}
+
 // A device whose ProcessQueue runs what the test sets; by default it completes every chain at
 // once with 1 byte written.
 class ScriptedDevice : public VirtioDevice {
@@ -127,14 +140,7 @@ class QueueWorkerTest : public ::testing::TestWithParam<bool> {
   }
   // Waits (on the call eventfd) until `n` used elements arrived in total.
   std::vector<UsedElement> WaitUsed(size_t n) {
-    const absl::Time deadline = absl::Now() + kTimeout;
-    while (used_.size() < n && absl::Now() < deadline) {
-      for (const UsedElement& e : queue_->Used()) used_.push_back(e);
-      if (used_.size() >= n) break;
-      pollfd p{call_.get(), POLLIN, 0};
-      poll(&p, 1, 100);
-      Calls();
-    }
+    WaitForUsed(*queue_, call_.get(), n, &used_);
     return used_;
   }
 
@@ -419,16 +425,8 @@ class WorkerGroupTest : public ::testing::Test {
   void Kick(int i) { eventfd_write(members_[i].kick.get(), 1); }
   // Waits until queue `i` has reported `n` used elements in all.
   size_t WaitUsed(int i, size_t n) {
-    const absl::Time deadline = absl::Now() + kTimeout;
-    while (used_[i] < n && absl::Now() < deadline) {
-      used_[i] += members_[i].queue->Used().size();
-      if (used_[i] >= n) break;
-      pollfd p{members_[i].call.get(), POLLIN, 0};
-      poll(&p, 1, 100);
-      eventfd_t ignored;
-      eventfd_read(members_[i].call.get(), &ignored);
-    }
-    return used_[i];
+    WaitForUsed(*members_[i].queue, members_[i].call.get(), n, &used_[i]);
+    return used_[i].size();
   }
   std::vector<std::thread::id> Threads() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -441,7 +439,7 @@ class WorkerGroupTest : public ::testing::Test {
   std::function<QueueResult(QueueContext&)> process;  // the test's part of each call
   std::unique_ptr<WorkerGroup> group_;                // outlives the workers
   Member members_[2];
-  size_t used_[2] = {0, 0};
+  std::vector<UsedElement> used_[2];
   std::atomic<int> running_{0};
   std::atomic<bool> overlapped_{false};
   std::mutex mu_;
